@@ -1,0 +1,339 @@
+//! The command line: parses arguments with clap and hands each command to its module. Exit
+//! codes: 0 success, 1 something failed or was rejected, 2 usage, configuration or input
+//! errors (`test` follows `opa test`: 2 when tests fail, 1 on errors).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use regex::Regex;
+
+use crate::policy::suite::{self, SuiteResult};
+use crate::policy::unit::{self, Outcome};
+use crate::policy::{self, Options};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitgate",
+    version,
+    about = "A policy and admission gate for GitOps: the same Rego policies before merge and at apply time"
+)]
+pub struct Cli {
+    /// Configuration file (YAML)
+    #[arg(short = 'c', long, global = true, default_value = "gitgate.yaml")]
+    pub config: PathBuf,
+    /// More log output (-v: debug, -vv: trace)
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run Gatekeeper suite.yaml test suites, like `gator verify`
+    Verify {
+        /// Suite files, or directories searched for suites
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print every test and case, not only failures
+        #[arg(long)]
+        verbose_cases: bool,
+        /// Limit of one policy evaluation, in milliseconds
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
+    /// Run the test_ rules of Rego policy directories, like `opa test`
+    Test {
+        /// Rego files or directories; each path is compiled into one program.
+        /// Without paths, the built-in library is tested.
+        paths: Vec<PathBuf>,
+        /// Run only tests whose full name (data.pkg.test_x) matches this regular expression
+        #[arg(short = 'r', long = "run")]
+        run: Option<String>,
+        /// Limit of one test's evaluation, in milliseconds
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+    /// List the policies a set of paths (or the built-in library) loads
+    Policies {
+        /// Policy files or directories (default: the built-in library)
+        paths: Vec<PathBuf>,
+    },
+    /// Check a pull request's manifests before merge (not yet built)
+    Check,
+    /// Serve the admission webhook (not yet built)
+    Serve,
+    /// Run the whole story on this machine (not yet built)
+    Demo,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose, cli.log_format);
+    run(cli)
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GITGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Verify {
+            paths,
+            verbose_cases,
+            timeout_ms,
+        } => verify(&paths, verbose_cases || cli.verbose > 0, timeout_ms),
+        Command::Test {
+            paths,
+            run,
+            timeout_ms,
+        } => test(&paths, run.as_deref(), cli.verbose > 0, timeout_ms),
+        Command::Policies { paths } => list_policies(&paths),
+        Command::Check | Command::Serve | Command::Demo => {
+            eprintln!(
+                "gitgate: this command is not built yet; `gitgate verify`, `gitgate test` and `gitgate policies` work today"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn verify(paths: &[PathBuf], verbose: bool, timeout_ms: u64) -> ExitCode {
+    let files = match suite::find_suites(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gitgate verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.is_empty() {
+        eprintln!("gitgate verify: no suite (kind: Suite) found under the given paths");
+        return ExitCode::from(2);
+    }
+    let options = Options {
+        eval_timeout: Duration::from_millis(timeout_ms),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results = suite::run_suites(&files, &options, threads);
+    let mut out = std::io::stdout().lock();
+    for r in &results {
+        let _ = print_suite(&mut out, r, verbose);
+    }
+    let (mut tests, mut cases, mut failed, mut errors) = (0, 0, 0, 0);
+    for r in &results {
+        let (t, c) = r.counts();
+        tests += t;
+        cases += c;
+        failed += usize::from(r.has_failures());
+        errors += usize::from(r.has_errors());
+    }
+    let _ = writeln!(
+        out,
+        "{} suites, {} tests, {} cases: {} suites passed, {} failed, {} with errors",
+        results.len(),
+        tests,
+        cases,
+        results.len() - results.iter().filter(|r| r.has_failures() || r.has_errors()).count(),
+        failed,
+        errors
+    );
+    if errors > 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_suite(out: &mut impl Write, r: &SuiteResult, verbose: bool) -> std::io::Result<()> {
+    let ms = |d: Duration| format!("{:.3}s", d.as_secs_f64());
+    if let Some(e) = &r.error {
+        writeln!(out, "ERROR {}\n    {e}", r.file)?;
+        return Ok(());
+    }
+    let bad = r.has_failures() || r.has_errors();
+    for t in &r.tests {
+        let t_bad = t.error.is_some() || t.cases.iter().any(|c| c.error.is_some() || !c.failures.is_empty());
+        if t.skipped {
+            if verbose {
+                writeln!(out, "    --- SKIP: {}", t.name)?;
+            }
+            continue;
+        }
+        if !(t_bad || verbose) {
+            continue;
+        }
+        let status = if t_bad { "FAIL" } else { "PASS" };
+        writeln!(out, "    --- {status}: {} ({})", t.name, ms(t.duration))?;
+        if let Some(e) = &t.error {
+            writeln!(out, "        error: {e}")?;
+        }
+        for c in &t.cases {
+            let status = if c.skipped {
+                "SKIP"
+            } else if c.error.is_some() || !c.failures.is_empty() {
+                "FAIL"
+            } else if verbose {
+                "PASS"
+            } else {
+                continue;
+            };
+            writeln!(out, "        --- {status}: {} ({})", c.name, ms(c.duration))?;
+            if let Some(e) = &c.error {
+                writeln!(out, "            error: {e}")?;
+            }
+            for f in &c.failures {
+                writeln!(out, "            {f}")?;
+            }
+        }
+    }
+    let (tests, cases) = r.counts();
+    let status = if bad { "FAIL" } else { "ok  " };
+    writeln!(out, "{status} {}\t{} tests, {} cases\t{}", r.file, tests, cases, ms(r.duration))
+}
+
+fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) -> ExitCode {
+    let filter = match run.map(Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gitgate test: invalid --run expression: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let timeout = Duration::from_millis(timeout_ms);
+    let mut groups = Vec::new();
+    if paths.is_empty() {
+        groups.push(("built-in library".to_string(), crate::builtin::files()));
+    } else {
+        for p in paths {
+            match policy::load::read_paths(std::slice::from_ref(p)) {
+                Ok(files) => groups.push((p.display().to_string(), files)),
+                Err(e) => {
+                    eprintln!("gitgate test: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let (mut pass, mut fail, mut error, mut skip) = (0usize, 0usize, 0usize, 0usize);
+    for (name, files) in &groups {
+        let results = match unit::run(files, filter.as_ref(), timeout) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("gitgate test: {name}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let mut last_file = "";
+        for t in &results {
+            let label = match &t.outcome {
+                Outcome::Pass => {
+                    pass += 1;
+                    if !verbose {
+                        continue;
+                    }
+                    "PASS".to_string()
+                }
+                Outcome::Fail => {
+                    fail += 1;
+                    "FAIL".to_string()
+                }
+                Outcome::Skip => {
+                    skip += 1;
+                    "SKIPPED".to_string()
+                }
+                Outcome::Error(e) => {
+                    error += 1;
+                    format!("ERROR\n  {e}")
+                }
+            };
+            if t.file != last_file {
+                let _ = writeln!(out, "{}:", t.file);
+                last_file = &t.file;
+            }
+            let _ = writeln!(out, "{}: {} ({:.3?})", t.rule, label, t.duration);
+        }
+    }
+    let total = pass + fail + error + skip;
+    let _ = writeln!(out, "{}", "-".repeat(80));
+    if total == 0 {
+        let _ = writeln!(out, "no tests found");
+        return ExitCode::SUCCESS;
+    }
+    for (label, n) in [("PASS", pass), ("FAIL", fail), ("SKIPPED", skip), ("ERROR", error)] {
+        if n > 0 {
+            let _ = writeln!(out, "{label}: {n}/{total}");
+        }
+    }
+    if fail + error + skip > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn list_policies(paths: &[PathBuf]) -> ExitCode {
+    let options = Options::default();
+    let set = if paths.is_empty() {
+        crate::builtin::policy_set(&options)
+    } else {
+        policy::load::load_paths(paths, &options)
+    };
+    match set {
+        Ok(set) => {
+            let mut out = std::io::stdout().lock();
+            for p in set.policies() {
+                let _ = writeln!(
+                    out,
+                    "{:<28} {:<7} {:<10} {}",
+                    p.name,
+                    p.enforcement.as_str(),
+                    format!("{:?}", p.flavor).to_lowercase(),
+                    p.title.as_deref().unwrap_or(&p.origin)
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gitgate policies: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

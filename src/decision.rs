@@ -1,0 +1,83 @@
+//! The one decision function both doors call: run every policy that applies to a document,
+//! apply enforcement actions, and keep going when one policy fails.
+
+use serde::Serialize;
+
+use crate::input::Document;
+use crate::policy::matcher::NamespaceLabels;
+use crate::policy::{Enforcement, Finding, PolicySet};
+
+/// A policy that could not decide (compile-time problems never get this far).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyFailure {
+    pub policy: String,
+    pub message: String,
+}
+
+/// The verdict on one document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Decision {
+    /// No violation of a `deny` policy and no policy failure.
+    pub allowed: bool,
+    /// Findings of `deny` policies.
+    pub violations: Vec<Finding>,
+    /// Findings of `warn` policies and `warn` rules.
+    pub warnings: Vec<Finding>,
+    /// Findings of `dryrun` policies: logged and counted, never shown as blocking.
+    pub dryrun: Vec<Finding>,
+    /// Policies that failed at run time (errors, time limit). They make the decision fail
+    /// closed; the admission front end applies its configured failure mode to them.
+    pub errors: Vec<PolicyFailure>,
+    /// Names of the policies evaluated.
+    pub evaluated: Vec<String>,
+}
+
+impl Decision {
+    /// Whether the decision would be allowed if policy failures were ignored (failure mode
+    /// `allow`).
+    pub fn allowed_ignoring_errors(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// What a decision may need besides the document: namespace labels for `namespaceSelector`
+/// and extra data (`data.inventory`).
+pub struct Context<'a> {
+    pub namespaces: &'a dyn NamespaceLabels,
+    pub data: Option<&'a regorus::Value>,
+}
+
+impl Default for Context<'_> {
+    fn default() -> Self {
+        Context {
+            namespaces: &crate::policy::matcher::NoNamespaces,
+            data: None,
+        }
+    }
+}
+
+/// Decides a document against a policy set.
+pub fn decide(set: &PolicySet, doc: &Document, ctx: &Context<'_>) -> Decision {
+    let input = doc.to_rego();
+    let mut decision = Decision::default();
+    for policy in set.applicable(doc, ctx.namespaces) {
+        decision.evaluated.push(policy.name.clone());
+        match policy.evaluate(doc, &input, ctx.data) {
+            Ok(findings) => {
+                for f in findings {
+                    match f.action {
+                        Enforcement::Deny => decision.violations.push(f),
+                        Enforcement::Warn => decision.warnings.push(f),
+                        Enforcement::Dryrun => decision.dryrun.push(f),
+                    }
+                }
+            }
+            Err(e) => decision.errors.push(PolicyFailure {
+                policy: policy.name.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    decision.allowed = decision.violations.is_empty() && decision.errors.is_empty();
+    decision
+}

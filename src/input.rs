@@ -1,0 +1,429 @@
+//! The one input document every policy sees, in CI and at admission alike:
+//!
+//! ```text
+//! input.review       the AdmissionRequest (admission.k8s.io/v1), or one built from a manifest
+//! input.parameters   a constraint's spec.parameters (set per policy at evaluation)
+//! input.source       where the change comes from (context, repository, commit, path, line)
+//! input.provenance   the traceability verdict, when provenance is configured
+//! ```
+//!
+//! This module is the only place that shape is defined. Fields one side cannot know (the user
+//! in CI, the Git path at admission) are absent, never faked.
+
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube_core::admission::Operation;
+use kube_core::{GroupVersionKind, GroupVersionResource};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The one input document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Document {
+    pub review: Review,
+    /// Left empty here: each policy's parameters are put in at evaluation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
+}
+
+/// `input.review`: the AdmissionRequest shape (Gatekeeper's `input.review`), with objects kept
+/// as the exact JSON the API server (or Git) holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<GroupVersionResource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_kind: Option<GroupVersionKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_resource: Option<GroupVersionResource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sub_resource: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub operation: Operation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_info: Option<UserInfo>,
+    #[serde(default)]
+    pub object: Option<Value>,
+    #[serde(default)]
+    pub old_object: Option<Value>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Value>,
+}
+
+/// Which door a document came through.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Context {
+    Admission,
+    Premerge,
+}
+
+/// `input.source`: where the change comes from, as far as it is known.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Source {
+    pub context: Context,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+impl Source {
+    pub fn admission() -> Self {
+        Source {
+            context: Context::Admission,
+            repository: None,
+            commit: None,
+            path: None,
+            line: None,
+        }
+    }
+
+    /// A pre-merge source for a manifest at `path:line`.
+    pub fn premerge(path: Option<String>, line: Option<usize>) -> Self {
+        Source {
+            context: Context::Premerge,
+            repository: None,
+            commit: None,
+            path,
+            line,
+        }
+    }
+}
+
+/// The identity of an object: what makes two manifests "the same object".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identity {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Identity {
+    /// The identity of a Kubernetes object, or `None` when it has no `apiVersion`, `kind` or
+    /// `metadata.name` (then it is not a Kubernetes object).
+    pub fn of_object(obj: &Value) -> Option<Identity> {
+        let gvk = gvk_of(obj)?;
+        let meta = obj.get("metadata")?;
+        let name = meta.get("name")?.as_str()?.to_string();
+        let namespace = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Some(Identity {
+            group: gvk.group,
+            version: gvk.version,
+            kind: gvk.kind,
+            namespace,
+            name,
+        })
+    }
+
+    /// `group/kind namespace/name`, for messages.
+    pub fn describe(&self) -> String {
+        let gk = if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        };
+        match &self.namespace {
+            Some(ns) => format!("{gk} {ns}/{}", self.name),
+            None => format!("{gk} {}", self.name),
+        }
+    }
+}
+
+/// Group, version and kind of an object from its `apiVersion` and `kind`.
+pub fn gvk_of(obj: &Value) -> Option<GroupVersionKind> {
+    let api_version = obj.get("apiVersion")?.as_str()?;
+    let kind = obj.get("kind")?.as_str()?;
+    if kind.is_empty() || api_version.is_empty() {
+        return None;
+    }
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    Some(GroupVersionKind::gvk(group, version, kind))
+}
+
+/// Why an input could not be turned into a document. Messages name the input.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{input}: malformed AdmissionReview JSON: {message}")]
+    Json { input: String, message: String },
+    #[error("{input}: expected kind AdmissionReview with apiVersion admission.k8s.io/v1 or v1beta1, got kind {kind:?} apiVersion {api_version:?}")]
+    WrongType {
+        input: String,
+        kind: String,
+        api_version: String,
+    },
+    #[error("{input}: the AdmissionReview has no request")]
+    NoRequest { input: String },
+    #[error("{input}: the AdmissionReview request has no uid")]
+    NoUid { input: String },
+    #[error("{input}: invalid AdmissionReview request: {message}")]
+    BadRequest { input: String, message: String },
+    #[error("{input}: not a Kubernetes object (needs apiVersion, kind and metadata.name)")]
+    NotAnObject { input: String },
+}
+
+/// The AdmissionReview versions gitgate answers; a response uses the version of its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewVersion {
+    V1,
+    V1beta1,
+}
+
+impl ReviewVersion {
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ReviewVersion::V1 => "admission.k8s.io/v1",
+            ReviewVersion::V1beta1 => "admission.k8s.io/v1beta1",
+        }
+    }
+}
+
+/// Parses an AdmissionReview body (`input` names it in errors) into its version and request.
+pub fn parse_admission_review(
+    input: &str,
+    body: &[u8],
+) -> Result<(ReviewVersion, Review), InputError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| InputError::Json {
+        input: input.to_string(),
+        message: e.to_string(),
+    })?;
+    admission_review_from_value(input, value, true)
+}
+
+/// Like [`parse_admission_review`] for an already parsed value. `require_uid` is false for
+/// test suites, whose hand-written reviews carry no uid.
+pub fn admission_review_from_value(
+    input: &str,
+    mut value: Value,
+    require_uid: bool,
+) -> Result<(ReviewVersion, Review), InputError> {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let version = match (kind, api_version) {
+        ("AdmissionReview", "admission.k8s.io/v1") => ReviewVersion::V1,
+        ("AdmissionReview", "admission.k8s.io/v1beta1") => ReviewVersion::V1beta1,
+        _ => {
+            return Err(InputError::WrongType {
+                input: input.to_string(),
+                kind: kind.to_string(),
+                api_version: api_version.to_string(),
+            });
+        }
+    };
+    let mut request = match value.get_mut("request").map(Value::take) {
+        Some(r @ Value::Object(_)) => r,
+        _ => {
+            return Err(InputError::NoRequest {
+                input: input.to_string(),
+            });
+        }
+    };
+    if require_uid
+        && request
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return Err(InputError::NoUid {
+            input: input.to_string(),
+        });
+    }
+    // Hand-written reviews (gator suites) may leave out `kind`, `name` and `namespace`: take
+    // them from the object, as Gatekeeper does.
+    if let Some(obj) = request.get("object").or_else(|| request.get("oldObject")) {
+        let obj = obj.clone();
+        let req = request.as_object_mut().expect("checked to be an object");
+        if !req.contains_key("kind")
+            && let Some(gvk) = gvk_of(&obj)
+        {
+            req.insert(
+                "kind".into(),
+                serde_json::to_value(gvk).unwrap_or(Value::Null),
+            );
+        }
+        let meta = obj.get("metadata");
+        for key in ["name", "namespace"] {
+            if !req.contains_key(key)
+                && let Some(v) = meta.and_then(|m| m.get(key)).and_then(Value::as_str)
+            {
+                req.insert(key.into(), Value::String(v.to_string()));
+            }
+        }
+    }
+    let review: Review = serde_json::from_value(request).map_err(|e| InputError::BadRequest {
+        input: input.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok((version, review))
+}
+
+impl Document {
+    /// The document for an admission request.
+    pub fn from_review(review: Review) -> Document {
+        Document {
+            review,
+            parameters: None,
+            source: Source::admission(),
+            provenance: None,
+        }
+    }
+
+    /// The document for a manifest and an operation, as `check` and `verify` build it:
+    /// CREATE (`object` only), UPDATE (`object` and `old_object`), DELETE (`old_object` only).
+    /// `input` names the manifest in errors.
+    pub fn from_manifest(
+        input: &str,
+        operation: Operation,
+        object: Option<Value>,
+        old_object: Option<Value>,
+        source: Source,
+    ) -> Result<Document, InputError> {
+        let subject = object
+            .as_ref()
+            .or(old_object.as_ref())
+            .ok_or_else(|| InputError::NotAnObject {
+                input: input.to_string(),
+            })?;
+        let kind = gvk_of(subject).ok_or_else(|| InputError::NotAnObject {
+            input: input.to_string(),
+        })?;
+        let meta = subject.get("metadata");
+        let field = |k: &str| {
+            meta.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let review = Review {
+            uid: String::new(),
+            request_kind: Some(kind.clone()),
+            kind,
+            resource: None,
+            sub_resource: None,
+            request_resource: None,
+            request_sub_resource: None,
+            name: field("name").unwrap_or_default(),
+            namespace: field("namespace").filter(|s| !s.is_empty()),
+            operation,
+            user_info: None,
+            object,
+            old_object,
+            dry_run: false,
+            options: None,
+        };
+        Ok(Document {
+            review,
+            parameters: None,
+            source,
+            provenance: None,
+        })
+    }
+
+    /// The object a policy judges: `object`, or `oldObject` for a DELETE.
+    pub fn subject(&self) -> Option<&Value> {
+        self.review
+            .object
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .or(self.review.old_object.as_ref().filter(|v| !v.is_null()))
+    }
+
+    /// The document as the Rego value bound to `input`.
+    pub fn to_rego(&self) -> regorus::Value {
+        let json = serde_json::to_value(self).unwrap_or(Value::Null);
+        json_to_rego(&json)
+    }
+}
+
+/// Converts JSON to a Rego value (one place, used for input, data and parameters).
+pub fn json_to_rego(json: &Value) -> regorus::Value {
+    use serde::de::IntoDeserializer;
+    regorus::Value::deserialize(json.clone().into_deserializer()).unwrap_or(regorus::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn manifest_document_has_gatekeeper_review_shape() {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo"}});
+        let doc = Document::from_manifest(
+            "deploy.yaml",
+            Operation::Create,
+            Some(obj.clone()),
+            None,
+            Source::premerge(Some("deploy.yaml".into()), Some(1)),
+        )
+        .unwrap();
+        let v = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            v["review"]["kind"],
+            json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+        );
+        assert_eq!(v["review"]["operation"], "CREATE");
+        assert_eq!(v["review"]["namespace"], "demo");
+        assert_eq!(v["review"]["object"], obj);
+        assert_eq!(v["source"]["context"], "premerge");
+        assert!(v["review"].get("userInfo").is_none(), "CI knows no user");
+        assert!(v.get("provenance").is_none());
+    }
+
+    #[test]
+    fn admission_review_errors_name_the_input() {
+        let e = parse_admission_review("req-1", b"{not json").unwrap_err();
+        assert!(e.to_string().starts_with("req-1: malformed"), "{e}");
+        let e = parse_admission_review(
+            "req-2",
+            br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v2"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, InputError::WrongType { .. }), "{e}");
+        let e = parse_admission_review(
+            "req-3",
+            br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE"}}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, InputError::NoUid { .. }), "{e}");
+    }
+
+    #[test]
+    fn identity_of_core_and_grouped_objects() {
+        let id = Identity::of_object(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}),
+        )
+        .unwrap();
+        assert_eq!(id.describe(), "ConfigMap n/c");
+        assert!(Identity::of_object(&json!({"kind": "X"})).is_none());
+    }
+}

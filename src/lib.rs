@@ -1,0 +1,20 @@
+//! gitgate: a policy and admission gate for GitOps.
+//!
+//! One decision path serves two doors. `check` (CI, before merge) turns a Git range into
+//! [`input::Document`]s; `serve` (the admission webhook) turns an AdmissionReview into one.
+//! Both hand the document to [`decision::decide`] with the same compiled [`policy::PolicySet`].
+//!
+//! Module map (one concern each):
+//! - [`manifest`]: YAML/JSON documents with file and line, limits against hostile input.
+//! - [`input`]: the one input document (`review`, `parameters`, `source`, `provenance`).
+//! - [`policy`]: loading, matching and evaluating Rego policies; the `verify` and `test` runners.
+//! - [`decision`]: runs the matching policies and applies enforcement actions.
+//! - [`builtin`]: the embedded `policies/` library.
+//! - [`cli`]: the thin command-line front end.
+
+pub mod builtin;
+pub mod cli;
+pub mod decision;
+pub mod input;
+pub mod manifest;
+pub mod policy;

@@ -1,0 +1,314 @@
+//! Reading Kubernetes manifests: YAML or JSON, one or many documents per file, each with the
+//! line it starts on, under limits that make hostile input (alias bombs, huge files) fail fast
+//! with an error that names the file.
+
+use std::path::Path;
+
+use serde_json::Value;
+use serde_saphyr::{Options, Spanned};
+
+/// The largest manifest file gitgate reads (bytes). Larger files are refused, not truncated.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// One YAML or JSON document of a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The parsed document (a JSON value; YAML is read with the YAML 1.2 core schema).
+    pub value: Value,
+    /// 1-based line of the document's first node in its file.
+    pub line: usize,
+    /// 0-based position of the document among the file's non-empty documents.
+    pub index: usize,
+}
+
+/// Why a manifest could not be read. Every variant names the input.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {size} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        file: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{file}:{line}: invalid YAML: {message}")]
+    Yaml {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}:{line}: invalid JSON: {message}")]
+    Json {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: not UTF-8 text (binary file?)")]
+    NotText { file: String },
+    #[error("{file}:{line}: expected a mapping (an object), found {found}")]
+    NotAnObject {
+        file: String,
+        line: usize,
+        found: &'static str,
+    },
+}
+
+impl ManifestError {
+    /// The 1-based line the error points at, when it points at one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ManifestError::Yaml { line, .. }
+            | ManifestError::Json { line, .. }
+            | ManifestError::NotAnObject { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
+/// Parser options: the library's default budget already stops alias bombs and deep nesting;
+/// duplicate keys are an error, as the API server's strict decoding makes them.
+fn options() -> Options {
+    let mut options = Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    options.with_snippet = false;
+    options
+}
+
+/// Reads every document of a file.
+pub fn read_file(path: &Path) -> Result<Vec<Document>, ManifestError> {
+    let file = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| ManifestError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    if meta.len() as usize > MAX_FILE_BYTES {
+        return Err(ManifestError::TooLarge {
+            file,
+            size: meta.len() as usize,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    parse_bytes(&file, &bytes)
+}
+
+/// Parses bytes (from a file or a Git blob) named `file` in errors.
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Document>, ManifestError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(ManifestError::TooLarge {
+            file: file.to_string(),
+            size: bytes.len(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::NotText {
+        file: file.to_string(),
+    })?;
+    parse_str(file, text)
+}
+
+/// Parses text: JSON when the file name ends in `.json`, YAML (which includes JSON) otherwise.
+pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    if file.ends_with(".json") {
+        return parse_json(file, text);
+    }
+    let docs: Vec<Spanned<Value>> = serde_saphyr::from_multiple_with_options(text, options())
+        .map_err(|e| ManifestError::Yaml {
+            file: file.to_string(),
+            line: e.location().map(|l| l.line() as usize).unwrap_or(0),
+            message: first_line(&e.to_string()),
+        })?;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(index, d)| Document {
+            line: (d.referenced.line() as usize).max(1),
+            value: d.value,
+            index,
+        })
+        .collect())
+}
+
+fn parse_json(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => {
+                let skipped = text[start..]
+                    .find(|c: char| !c.is_whitespace())
+                    .unwrap_or(0);
+                let line = text[..start + skipped].matches('\n').count() + 1;
+                let index = out.len();
+                out.push(Document { value, line, index });
+            }
+            Some(Err(e)) => {
+                return Err(ManifestError::Json {
+                    file: file.to_string(),
+                    line: e.line(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a file that must hold exactly mappings (objects); anything else is an error that
+/// names the file and line.
+pub fn read_objects(path: &Path) -> Result<Vec<Document>, ManifestError> {
+    let docs = read_file(path)?;
+    let file = path.display().to_string();
+    for d in &docs {
+        require_object(&file, d)?;
+    }
+    Ok(docs)
+}
+
+/// Checks that a document is a mapping.
+pub fn require_object(file: &str, doc: &Document) -> Result<(), ManifestError> {
+    if doc.value.is_object() {
+        Ok(())
+    } else {
+        Err(ManifestError::NotAnObject {
+            file: file.to_string(),
+            line: doc.line,
+            found: json_type(&doc.value),
+        })
+    }
+}
+
+/// Expands Kubernetes `List` kinds (`kind: List`, `kind: ConfigMapList`, ... with `items`) into
+/// their items, which keep the list's line.
+pub fn expand_lists(docs: Vec<Document>) -> Vec<Document> {
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let is_list = doc
+            .value
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && doc.value.get("items").is_some_and(Value::is_array);
+        if !is_list {
+            out.push(doc);
+            continue;
+        }
+        let line = doc.line;
+        if let Some(Value::Array(items)) = doc.value.get("items") {
+            for item in items {
+                let index = out.len();
+                out.push(Document {
+                    value: item.clone(),
+                    line,
+                    index,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The JSON type name of a value, for error messages.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml_keeps_lines() {
+        let text = "# leading comment\na: 1\n---\n\n---\nb: two\nc: [1, 2]\n";
+        let docs = parse_str("x.yaml", text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].line, 2);
+        assert_eq!(docs[1].line, 6);
+        assert_eq!(docs[1].value["b"], "two");
+    }
+
+    #[test]
+    fn yaml_1_2_core_schema_keeps_strings() {
+        let docs = parse_str("x.yaml", "a: on\nb: yes\nc: \"1.0\"\nd: 0.5\n").unwrap();
+        assert_eq!(docs[0].value["a"], "on");
+        assert_eq!(docs[0].value["b"], "yes");
+        assert_eq!(docs[0].value["c"], "1.0");
+        assert_eq!(docs[0].value["d"], 0.5);
+    }
+
+    #[test]
+    fn invalid_yaml_names_file_and_line() {
+        let err = parse_str("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("bad.yaml:"), "{msg}");
+        assert!(err.line().unwrap() >= 2, "{msg}");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..30 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![prev.as_str(); 10].join(", ")
+            ));
+        }
+        let err = parse_str("bomb.yaml", &text).unwrap_err();
+        assert!(err.to_string().starts_with("bomb.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = parse_str("dup.yaml", "a: 1\na: 2\n").unwrap_err();
+        assert!(err.to_string().contains("dup.yaml"), "{err}");
+    }
+
+    #[test]
+    fn json_stream_lines() {
+        let docs = parse_str("x.json", "\n{\"a\": 1}\n\n{\"b\": 2}").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!((docs[0].line, docs[1].line), (2, 4));
+        let err = parse_str("x.json", "{\"a\": }").unwrap_err();
+        assert!(err.to_string().starts_with("x.json:1: invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn lists_expand() {
+        let docs = parse_str(
+            "l.yaml",
+            "kind: List\nitems:\n- {kind: A}\n- {kind: B}\n---\nkind: C\n",
+        )
+        .unwrap();
+        let docs = expand_lists(docs);
+        let kinds: Vec<_> = docs.iter().map(|d| d.value["kind"].clone()).collect();
+        assert_eq!(kinds, vec!["A", "B", "C"]);
+    }
+
+    #[test]
+    fn binary_is_not_text() {
+        let err = parse_bytes("b.yaml", &[0xff, 0xfe, 0x00]).unwrap_err();
+        assert!(matches!(err, ManifestError::NotText { .. }));
+    }
+}

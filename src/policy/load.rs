@@ -1,0 +1,290 @@
+//! Turning files into a [`PolicySet`]: Rego modules (gitgate and conftest style), Gatekeeper
+//! ConstraintTemplates bound to their constraints. Files come from disk or from the embedded
+//! library alike, as [`SourceFile`]s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::matcher::Match;
+use super::rego::{Module, Program};
+use super::template::{self, Constraint, Template};
+use super::{metadata, Enforcement, Flavor, Options, Policy, PolicyError, PolicySet};
+use crate::input::json_to_rego;
+use crate::manifest;
+
+/// A policy file's name and text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// Whether a file holds Rego tests (loaded by `gitgate test`, never as policies).
+pub fn is_test_file(path: &str) -> bool {
+    path.ends_with("_test.rego")
+}
+
+fn is_policy_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("rego" | "yaml" | "yml" | "json")
+    )
+}
+
+/// Reads every `.rego`, `.yaml`, `.yml` and `.json` file under the given files and directories
+/// (hidden directories skipped), in a stable order.
+pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<SourceFile>, PolicyError> {
+    let mut files = Vec::new();
+    for root in paths {
+        if !root.exists() {
+            return Err(PolicyError::Io {
+                file: root.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            });
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        for entry in walker {
+            let entry = entry.map_err(|e| PolicyError::Io {
+                file: e.path().map(|p| p.display().to_string()).unwrap_or_else(|| root.display().to_string()),
+                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
+            })?;
+            if !entry.file_type().is_file() || !(is_policy_file(entry.path()) || entry.depth() == 0) {
+                continue;
+            }
+            let path = entry.path().display().to_string();
+            let text = std::fs::read_to_string(entry.path()).map_err(|source| PolicyError::Io {
+                file: path.clone(),
+                source,
+            })?;
+            files.push(SourceFile { path, text });
+        }
+    }
+    Ok(files)
+}
+
+/// Loads policies from files on disk.
+pub fn load_paths(paths: &[PathBuf], options: &Options) -> Result<PolicySet, PolicyError> {
+    load(&read_paths(paths)?, options)
+}
+
+/// Loads policies from source files: every non-test Rego file is compiled into one program
+/// (as `opa` and `conftest` do), each package with decision rules becoming a policy; every
+/// ConstraintTemplate is compiled on its own and bound to each constraint of its kind.
+pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, PolicyError> {
+    let mut policies = Vec::new();
+    let rego: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| f.path.ends_with(".rego") && !is_test_file(&f.path))
+        .collect();
+    if !rego.is_empty() {
+        policies.extend(rego_policies(&rego, options)?);
+    }
+    let mut templates = Vec::new();
+    let mut constraints = Vec::new();
+    for f in files.iter().filter(|f| !f.path.ends_with(".rego")) {
+        // Only documents gitgate understands matter here; other YAML (samples, kustomization)
+        // is skipped, but a file that does not parse at all is an error.
+        if !(f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/")) {
+            continue;
+        }
+        for doc in manifest::parse_str(&f.path, &f.text)? {
+            if template::is_template(&doc.value) {
+                templates.push(template::parse_template(&f.path, &f.text, &doc)?);
+            } else if template::is_constraint(&doc.value) {
+                constraints.push(template::parse_constraint(&f.path, &doc)?);
+            }
+        }
+    }
+    policies.extend(bind_constraints(&templates, &constraints, options)?);
+    Ok(PolicySet::new(policies))
+}
+
+/// Compiles a template (used by `load` and the suite runner).
+pub fn compile_template(t: &Template, options: &Options) -> Result<Arc<Program>, PolicyError> {
+    let program = Program::compile(&t.modules, options.eval_timeout)?;
+    let main = program.packages.first().cloned().unwrap_or_default();
+    if !decision_rules(&t.modules[0].text).iter().any(|r| r == "violation") {
+        return Err(PolicyError::Invalid {
+            file: t.file.clone(),
+            line: t.line,
+            message: format!("ConstraintTemplate {}: package {main} has no `violation` rule", t.name),
+        });
+    }
+    Ok(Arc::new(program))
+}
+
+/// The policy a constraint makes of its (compiled) template.
+pub fn constraint_policy(t: &Template, program: Arc<Program>, c: &Constraint) -> Policy {
+    Policy {
+        name: c.name.clone(),
+        origin: format!("{}:{}", c.file, c.line),
+        flavor: Flavor::Gatekeeper,
+        enforcement: c.enforcement,
+        matcher: c.matcher.clone(),
+        parameters_rego: json_to_rego(&c.parameters),
+        parameters: c.parameters.clone(),
+        package: program.packages.first().cloned().unwrap_or_default(),
+        rules: vec!["violation".to_string()],
+        has_exceptions: false,
+        title: Some(t.name.clone()),
+        description: None,
+        program,
+    }
+}
+
+fn bind_constraints(
+    templates: &[Template],
+    constraints: &[Constraint],
+    options: &Options,
+) -> Result<Vec<Policy>, PolicyError> {
+    let by_kind: HashMap<&str, &Template> = templates.iter().map(|t| (t.kind.as_str(), t)).collect();
+    let mut compiled: HashMap<&str, Arc<Program>> = HashMap::new();
+    let mut out = Vec::new();
+    for c in constraints {
+        let t = by_kind.get(c.kind.as_str()).ok_or_else(|| PolicyError::Invalid {
+            file: c.file.clone(),
+            line: c.line,
+            message: format!(
+                "constraint {} is of kind {}, but no ConstraintTemplate defines that kind",
+                c.name, c.kind
+            ),
+        })?;
+        let program = match compiled.get(t.kind.as_str()) {
+            Some(p) => p.clone(),
+            None => {
+                let p = compile_template(t, options)?;
+                compiled.insert(t.kind.as_str(), p.clone());
+                p
+            }
+        };
+        out.push(constraint_policy(t, program, c));
+    }
+    // A template without constraints does nothing (as in Gatekeeper), but must still compile.
+    for t in templates {
+        if !compiled.contains_key(t.kind.as_str()) {
+            compile_template(t, options)?;
+        }
+    }
+    Ok(out)
+}
+
+static RULE_HEAD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^((?:violation|deny|warn)(?:_[A-Za-z0-9_]+)?|exception)\s*(?:\[|contains\b|if\b|=|:=|\{)")
+        .expect("valid regex")
+});
+
+static PACKAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^\s*package\s+([A-Za-z0-9_.\[\]\x22]+)").expect("valid regex"));
+
+/// The decision rules (and `exception`) a module defines, by their heads at line start.
+pub fn decision_rules(text: &str) -> Vec<String> {
+    let mut rules: Vec<String> = RULE_HEAD
+        .captures_iter(text)
+        .map(|c| c[1].to_string())
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// The package a module declares (`data.` prefixed), if any.
+pub fn package_of(text: &str) -> Option<String> {
+    PACKAGE
+        .captures(text)
+        .map(|c| format!("data.{}", &c[1]))
+}
+
+fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>, PolicyError> {
+    let modules: Vec<Module> = files.iter().map(|f| Module::new(&f.path, &f.text)).collect();
+    let program = Arc::new(Program::compile(&modules, options.eval_timeout)?);
+    // Group the modules by package: a package with decision rules is one policy.
+    let mut packages: BTreeMap<String, (Vec<String>, Option<(String, metadata::Metadata)>)> =
+        BTreeMap::new();
+    for (f, package) in files.iter().zip(&program.packages) {
+        let entry = packages.entry(package.clone()).or_default();
+        entry.0.extend(decision_rules(&f.text));
+        if entry.1.is_none()
+            && let Some(meta) = metadata::parse(&f.path, &f.text)?
+        {
+            entry.1 = Some((f.path.clone(), meta));
+        }
+    }
+    let origin_of = |package: &str| {
+        files
+            .iter()
+            .zip(&program.packages)
+            .find(|(_, p)| p.as_str() == package)
+            .map(|(f, _)| f.path.clone())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for (package, (mut rules, meta)) in packages {
+        rules.sort();
+        rules.dedup();
+        let has_exceptions = rules.iter().any(|r| r == "exception");
+        rules.retain(|r| r != "exception");
+        if rules.is_empty() {
+            continue; // a library package
+        }
+        let conftest = package == "data.main" || package.starts_with("data.main.");
+        let origin = meta.as_ref().map(|(f, _)| f.clone()).unwrap_or_else(|| origin_of(&package));
+        let meta = meta.map(|(_, m)| m).unwrap_or_default();
+        let enforcement = match meta.custom.enforcement.as_deref() {
+            None => Enforcement::Deny,
+            Some(a) => Enforcement::parse(a).ok_or_else(|| PolicyError::Invalid {
+                file: origin.clone(),
+                line: 1,
+                message: format!("METADATA custom.enforcement {a:?} is not deny, warn or dryrun"),
+            })?,
+        };
+        let parameters = meta
+            .custom
+            .parameters
+            .clone()
+            .filter(|p| !p.is_null())
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let name = meta
+            .custom
+            .name
+            .clone()
+            .unwrap_or_else(|| package.trim_start_matches("data.").to_string());
+        out.push(Policy {
+            name,
+            origin,
+            flavor: if conftest { Flavor::Conftest } else { Flavor::Native },
+            enforcement,
+            matcher: meta.custom.matcher.clone().unwrap_or_else(Match::default),
+            parameters_rego: json_to_rego(&parameters),
+            parameters,
+            package,
+            rules,
+            has_exceptions,
+            title: meta.title.clone(),
+            description: meta.description.clone(),
+            program: program.clone(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_decision_rules() {
+        let text = "package main\ndeny[msg] { true }\nwarn_latest contains m if { true }\nviolation[{\"msg\": m}] {\n}\nexception[rules] { rules := [\"x\"] }\ndenying := 1\n";
+        assert_eq!(
+            decision_rules(text),
+            vec!["deny", "exception", "violation", "warn_latest"]
+        );
+        assert_eq!(package_of("# c\npackage a.b\n").as_deref(), Some("data.a.b"));
+    }
+}

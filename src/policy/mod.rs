@@ -1,0 +1,383 @@
+//! Policies: loading (plain Rego, Gatekeeper ConstraintTemplates + constraints, conftest
+//! style), matching, and evaluation against an [`input::Document`](crate::input::Document).
+//!
+//! A [`PolicySet`] is compiled once and immutable; evaluating it takes no lock, so the webhook
+//! can share one set between all its workers.
+
+pub mod load;
+pub mod matcher;
+pub mod metadata;
+pub mod rego;
+pub mod suite;
+pub mod template;
+pub mod unit;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::input::{Document, json_to_rego};
+use crate::manifest::ManifestError;
+use matcher::{Match, NamespaceLabels};
+use rego::Program;
+
+/// What a policy's findings do to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Rejects.
+    #[default]
+    Deny,
+    /// Reported (an admission warning, a CI warning), never rejects.
+    Warn,
+    /// Only logged and counted.
+    Dryrun,
+}
+
+impl Enforcement {
+    /// Parses `deny`, `warn`, `dryrun` (and Gatekeeper's `warn`/`dryrun`/`deny` spellings).
+    pub fn parse(s: &str) -> Option<Enforcement> {
+        match s.to_ascii_lowercase().as_str() {
+            "deny" => Some(Enforcement::Deny),
+            "warn" => Some(Enforcement::Warn),
+            "dryrun" => Some(Enforcement::Dryrun),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Deny => "deny",
+            Enforcement::Warn => "warn",
+            Enforcement::Dryrun => "dryrun",
+        }
+    }
+}
+
+/// How a policy reads its input, which decides what `input` is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// A Gatekeeper ConstraintTemplate bound to a constraint: `violation` over the document.
+    Gatekeeper,
+    /// A gitgate Rego policy: `violation`/`deny`/`warn` over the document.
+    Native,
+    /// A conftest policy (`package main`): `deny`/`violation`/`warn` over the raw manifest,
+    /// with `exception` rules.
+    Conftest,
+}
+
+/// One policy ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The name findings carry and overrides use (the constraint's or the METADATA name).
+    pub name: String,
+    /// Where it was loaded from (`file` or `file:line`).
+    pub origin: String,
+    pub flavor: Flavor,
+    pub enforcement: Enforcement,
+    pub matcher: Match,
+    /// `input.parameters` (Gatekeeper `spec.parameters`, or METADATA defaults).
+    pub parameters: Value,
+    /// The package, as a path (`data.k8sallowedrepos`).
+    pub package: String,
+    /// The decision rules evaluated (`violation`, `deny`, `warn_latest`, ...).
+    pub rules: Vec<String>,
+    /// Whether the package has conftest `exception` rules.
+    pub has_exceptions: bool,
+    /// Human title and description, when the policy has them.
+    pub title: Option<String>,
+    pub description: Option<String>,
+    program: Arc<Program>,
+    parameters_rego: regorus::Value,
+}
+
+/// What a policy found in one document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub policy: String,
+    /// The rule that produced it (`violation`, `deny_latest`, `warn`).
+    pub rule: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    /// The action this finding takes (the policy's, or `warn` for a `warn` rule).
+    pub action: Enforcement,
+}
+
+/// Why policies could not be loaded or evaluated. Every message names the input.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{file}: policy does not compile: {message}")]
+    Compile { file: String, message: String },
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("policy {policy}: evaluation failed: {message}")]
+    Runtime { policy: String, message: String },
+}
+
+/// Options that apply to every policy of a set.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Limit of one policy's evaluation on one document.
+    pub eval_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            eval_timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+impl Policy {
+    /// Evaluates this policy on a document. `input` is the document as Rego (built once per
+    /// document by the caller), `data` extra data such as an inventory.
+    pub fn evaluate(
+        &self,
+        doc: &Document,
+        input: &regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<Vec<Finding>, PolicyError> {
+        let input = match self.flavor {
+            Flavor::Conftest => match doc.review.object.as_ref().filter(|o| !o.is_null()) {
+                Some(obj) => json_to_rego(obj),
+                // conftest judges manifests; a DELETE has none.
+                None => return Ok(Vec::new()),
+            },
+            Flavor::Gatekeeper | Flavor::Native => {
+                let mut input = input.clone();
+                if let Ok(map) = input.as_object_mut() {
+                    map.insert(
+                        regorus::Value::from("parameters"),
+                        self.parameters_rego.clone(),
+                    );
+                }
+                input
+            }
+        };
+        let excepted = if self.flavor == Flavor::Conftest {
+            self.exceptions(&input, data)?
+        } else {
+            Vec::new()
+        };
+        let mut findings = Vec::new();
+        for rule in &self.rules {
+            if excepted.iter().any(|e| rule_suffix(rule) == e) {
+                continue;
+            }
+            let path = format!("{}.{}", self.package, rule);
+            let value = self
+                .program
+                .eval_rule(&path, input.clone(), data)
+                .map_err(|message| PolicyError::Runtime {
+                    policy: self.name.clone(),
+                    message,
+                })?;
+            if let Some(value) = value {
+                self.collect(rule, &value, &mut findings);
+            }
+        }
+        Ok(findings)
+    }
+
+    /// conftest `exception` rules: a set of rule-name suffixes (`["latest"]` silences
+    /// `deny_latest`; `[""]` silences `deny`).
+    fn exceptions(
+        &self,
+        input: &regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<Vec<String>, PolicyError> {
+        if !self.has_exceptions {
+            return Ok(Vec::new());
+        }
+        let path = format!("{}.exception", self.package);
+        let value = self
+            .program
+            .eval_rule(&path, input.clone(), data)
+            .map_err(|message| PolicyError::Runtime {
+                policy: self.name.clone(),
+                message,
+            })?;
+        let json = value
+            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for entry in json.as_array().into_iter().flatten() {
+            match entry {
+                Value::Array(names) => out.extend(
+                    names
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string),
+                ),
+                Value::String(s) => out.push(s.clone()),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn collect(&self, rule: &str, value: &regorus::Value, out: &mut Vec<Finding>) {
+        let action = match (self.enforcement, rule.starts_with("warn")) {
+            (Enforcement::Dryrun, _) => Enforcement::Dryrun,
+            (_, true) => Enforcement::Warn,
+            (e, false) => e,
+        };
+        let json = serde_json::to_value(value).unwrap_or(Value::Null);
+        let items: Vec<Value> = match json {
+            Value::Array(items) => items,
+            Value::Bool(false) | Value::Null => Vec::new(),
+            // A complete rule (`deny = true`, `deny := "msg"`) is one finding.
+            other => vec![other],
+        };
+        for item in items {
+            let (message, details) = match &item {
+                Value::String(s) => (s.clone(), None),
+                Value::Object(o) => (
+                    o.get("msg")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| item.to_string()),
+                    o.get("details").cloned(),
+                ),
+                Value::Bool(true) => (format!("{} is true", rule), None),
+                other => (other.to_string(), None),
+            };
+            out.push(Finding {
+                policy: self.name.clone(),
+                rule: rule.to_string(),
+                message,
+                details,
+                action,
+            });
+        }
+    }
+}
+
+/// `deny_latest` → `latest`; `deny` → ``.
+fn rule_suffix(rule: &str) -> &str {
+    rule.split_once('_').map(|(_, s)| s).unwrap_or("")
+}
+
+/// A compiled, immutable set of policies, indexed by (group, kind).
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    by_kind: HashMap<(String, String), Vec<usize>>,
+    any_kind: Vec<usize>,
+}
+
+impl PolicySet {
+    pub fn new(policies: Vec<Policy>) -> PolicySet {
+        let mut set = PolicySet {
+            policies,
+            ..PolicySet::default()
+        };
+        set.reindex();
+        set
+    }
+
+    fn reindex(&mut self) {
+        self.by_kind.clear();
+        self.any_kind.clear();
+        for (i, p) in self.policies.iter().enumerate() {
+            match p.matcher.kind_keys() {
+                Some(keys) => {
+                    for key in keys {
+                        let list = self.by_kind.entry(key).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                None => self.any_kind.push(i),
+            }
+        }
+    }
+
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Adds the policies of another set (names stay as they are).
+    pub fn extend(&mut self, other: PolicySet) {
+        self.policies.extend(other.policies);
+        self.reindex();
+    }
+
+    /// Overrides the enforcement action of the named policies; returns the names that match
+    /// no policy, so that a typo in a configuration is reported.
+    pub fn override_enforcement(&mut self, overrides: &HashMap<String, Enforcement>) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (name, action) in overrides {
+            let mut found = false;
+            for p in self.policies.iter_mut().filter(|p| &p.name == name) {
+                p.enforcement = *action;
+                found = true;
+            }
+            if !found {
+                unknown.push(name.clone());
+            }
+        }
+        unknown.sort();
+        unknown
+    }
+
+    /// The policies that apply to a document (by kind index, then the full match).
+    pub fn applicable<'a>(
+        &'a self,
+        doc: &'a Document,
+        namespaces: &'a dyn NamespaceLabels,
+    ) -> impl Iterator<Item = &'a Policy> + 'a {
+        let key = (doc.review.kind.group.clone(), doc.review.kind.kind.clone());
+        let indexed = self.by_kind.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        let mut ids: Vec<usize> = indexed.iter().chain(&self.any_kind).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .map(move |i| &self.policies[i])
+            .filter(move |p| p.matcher.matches(doc, namespaces))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enforcement_parses() {
+        assert_eq!(Enforcement::parse("dryrun"), Some(Enforcement::Dryrun));
+        assert_eq!(Enforcement::parse("Warn"), Some(Enforcement::Warn));
+        assert_eq!(Enforcement::parse("block"), None);
+    }
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(rule_suffix("deny_latest_tag"), "latest_tag");
+        assert_eq!(rule_suffix("deny"), "");
+    }
+}

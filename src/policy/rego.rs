@@ -1,0 +1,236 @@
+//! One compiled Rego program: modules parsed (v0 or v1, per module) and prepared once, then
+//! evaluated many times from many threads by cloning the prepared engine, which shares the
+//! compiled policy and takes no lock.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use super::PolicyError;
+
+/// Which Rego syntax a module is parsed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegoVersion {
+    /// `import rego.v1` → v1; otherwise v0 first, then v1 (the error of the attempt that got
+    /// further is reported).
+    #[default]
+    Auto,
+    V0,
+    V1,
+}
+
+/// One Rego source module.
+#[derive(Debug, Clone)]
+pub struct Module {
+    /// The file the module comes from, for errors (`library/x/template.yaml`).
+    pub file: String,
+    /// Lines before the module's first line in `file` (for Rego inside a YAML file).
+    pub line_offset: usize,
+    pub text: String,
+    pub version: RegoVersion,
+}
+
+impl Module {
+    pub fn new(file: impl Into<String>, text: impl Into<String>) -> Self {
+        Module {
+            file: file.into(),
+            line_offset: 0,
+            text: text.into(),
+            version: RegoVersion::Auto,
+        }
+    }
+}
+
+/// A prepared Rego program.
+#[derive(Clone)]
+pub struct Program {
+    engine: regorus::Engine,
+    /// The package of each module, in order (`data.k8sallowedrepos`).
+    pub packages: Vec<String>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("packages", &self.packages)
+            .finish()
+    }
+}
+
+impl Program {
+    /// Parses and prepares `modules`, with `timeout` as the limit of each evaluation.
+    pub fn compile(modules: &[Module], timeout: Duration) -> Result<Program, PolicyError> {
+        let mut engine = regorus::Engine::new();
+        // OPA's default: a built-in function error makes its expression undefined.
+        engine.set_strict_builtin_errors(false);
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: timeout,
+            check_interval: NonZeroU32::new(64).expect("non-zero"),
+        });
+        let mut packages = Vec::with_capacity(modules.len());
+        for module in modules {
+            packages.push(add_module(&mut engine, module)?);
+        }
+        // Analysis (unsafe variables, unknown functions, conflicts) happens on first use: do it
+        // now so that a broken policy fails at load time, not on the request path.
+        if let Err(e) = engine.eval_query("true".to_string(), false) {
+            let file = modules.first().map(|m| m.file.as_str()).unwrap_or("<policy>");
+            return Err(PolicyError::Compile {
+                file: file.to_string(),
+                message: relocate(&e.to_string(), modules),
+            });
+        }
+        Ok(Program { engine, packages })
+    }
+
+    /// Evaluates the rule at `path` (`data.pkg.violation`) with `input`, and extra `data`
+    /// merged into the data document (a suite's inventory). Undefined is `Ok(None)`.
+    pub fn eval_rule(
+        &self,
+        path: &str,
+        input: regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<Option<regorus::Value>, String> {
+        let mut engine = self.engine.clone();
+        if let Some(data) = data {
+            engine.add_data(data.clone()).map_err(|e| e.to_string())?;
+        }
+        engine.set_input(input);
+        match engine.eval_rule(path.to_string()) {
+            Ok(regorus::Value::Undefined) => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(first_line(&e.to_string())),
+        }
+    }
+
+}
+
+/// Adds one module with its syntax version; errors name the file and the line in that file.
+fn add_module(engine: &mut regorus::Engine, module: &Module) -> Result<String, PolicyError> {
+    let attempt = |engine: &mut regorus::Engine, v0: bool| {
+        engine.set_rego_v0(v0);
+        engine.add_policy(module.file.clone(), module.text.clone())
+    };
+    let result = match module.version {
+        RegoVersion::V0 => attempt(engine, true),
+        RegoVersion::V1 => attempt(engine, false),
+        RegoVersion::Auto if declares_v1(&module.text) => attempt(engine, false),
+        RegoVersion::Auto => match attempt(engine, true) {
+            Ok(p) => Ok(p),
+            Err(v0_err) => match attempt(engine, false) {
+                Ok(p) => Ok(p),
+                Err(v1_err) => {
+                    let line = |e: &anyhow::Error| error_line(&e.to_string(), &module.file);
+                    Err(if line(&v1_err) > line(&v0_err) {
+                        v1_err
+                    } else {
+                        v0_err
+                    })
+                }
+            },
+        },
+    };
+    result.map_err(|e| PolicyError::Compile {
+        file: module.file.clone(),
+        message: relocate(&e.to_string(), std::slice::from_ref(module)),
+    })
+}
+
+fn declares_v1(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim_start().starts_with("import rego.v1"))
+}
+
+/// The line number in a regorus error `file:LINE:COL: ...`, or 0.
+fn error_line(message: &str, file: &str) -> usize {
+    message
+        .find(&format!("{file}:"))
+        .and_then(|at| {
+            message[at + file.len() + 1..]
+                .split(':')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Rewrites the `file:LINE:` of a regorus error to the line in the real file and keeps only
+/// the lines that matter (the message and the source line pointed at).
+fn relocate(message: &str, modules: &[Module]) -> String {
+    let mut out = message.trim().to_string();
+    for m in modules {
+        let line = error_line(&out, &m.file);
+        if line > 0 && m.line_offset > 0 {
+            out = out.replacen(
+                &format!("{}:{}:", m.file, line),
+                &format!("{}:{}:", m.file, line + m.line_offset),
+                1,
+            );
+        }
+    }
+    // Keep the message and its snippet, but not an endless one.
+    out.lines().take(6).collect::<Vec<_>>().join("\n")
+}
+
+fn first_line(s: &str) -> String {
+    let s = s.trim();
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Result<Program, PolicyError> {
+        Program::compile(&[Module::new("p.rego", text)], Duration::from_secs(1))
+    }
+
+    #[test]
+    fn v0_and_v1_modules_both_load() {
+        let v0 = compile("package a\nviolation[{\"msg\": m}] { m := \"x\" }\n").unwrap();
+        let v1 = compile("package b\nviolation contains {\"msg\": m} if { m := \"x\" }\n").unwrap();
+        assert_eq!(v0.packages, vec!["data.a"]);
+        let r = v1
+            .eval_rule("data.b.violation", regorus::Value::new_object(), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.as_set().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn compile_error_names_file_and_line() {
+        let err = compile("package a\n\nviolation contains x if {\n  x := \n}\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("p.rego:4:") || msg.contains("p.rego:5:"), "{msg}");
+    }
+
+    #[test]
+    fn line_offset_applies() {
+        let m = Module {
+            file: "t.yaml".into(),
+            line_offset: 10,
+            text: "package a\nx := {\n".into(),
+            version: RegoVersion::Auto,
+        };
+        let err = Program::compile(&[m], Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("t.yaml:1"), "{err}");
+    }
+
+    #[test]
+    fn runtime_timeout_is_an_error() {
+        let p = compile(
+            "package a\nimport rego.v1\nslow contains n if { some i in numbers.range(1, 3000); some j in numbers.range(1, 3000); n := i * j }\n",
+        )
+        .unwrap();
+        let mut fast = p.clone();
+        fast.engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: Duration::from_millis(20),
+            check_interval: NonZeroU32::new(1).unwrap(),
+        });
+        let err = fast
+            .eval_rule("data.a.slow", regorus::Value::new_object(), None)
+            .unwrap_err();
+        assert!(!err.is_empty());
+    }
+}

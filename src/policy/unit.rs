@@ -1,0 +1,127 @@
+//! Rego unit tests, run as `opa test` runs them: every `.rego` file under a path is compiled
+//! into one program, and every `test_` rule is evaluated; it passes when it is `true`.
+//! `todo_test_` rules are reported as skipped.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use super::PolicyError;
+use super::load::{SourceFile, package_of};
+use super::rego::{Module, Program};
+
+/// How one test rule ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// Defined but not `true`, or undefined.
+    Fail,
+    /// The evaluation failed (a runtime error or the time limit).
+    Error(String),
+    Skip,
+}
+
+/// One test rule's result.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    /// `data.pkg.test_name`.
+    pub rule: String,
+    /// The file that defines it.
+    pub file: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+static TEST_HEAD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^((?:todo_)?test_[A-Za-z0-9_]*)\b").expect("valid regex")
+});
+
+/// The test rules of a module, in order of appearance, each once.
+pub fn test_rules(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in TEST_HEAD.captures_iter(text) {
+        let name = c[1].to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Compiles `files` (Rego only) into one program and runs the test rules whose full name
+/// matches `filter`.
+pub fn run(
+    files: &[SourceFile],
+    filter: Option<&Regex>,
+    timeout: Duration,
+) -> Result<Vec<TestCase>, PolicyError> {
+    let rego: Vec<&SourceFile> = files.iter().filter(|f| f.path.ends_with(".rego")).collect();
+    let modules: Vec<Module> = rego.iter().map(|f| Module::new(&f.path, &f.text)).collect();
+    if modules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let program = Program::compile(&modules, timeout)?;
+    let mut out = Vec::new();
+    for (f, package) in rego.iter().zip(&program.packages) {
+        let package = package_of(&f.text).unwrap_or_else(|| package.clone());
+        for rule in test_rules(&f.text) {
+            let full = format!("{package}.{rule}");
+            if filter.is_some_and(|re| !re.is_match(&full)) {
+                continue;
+            }
+            let start = Instant::now();
+            let outcome = if rule.starts_with("todo_") {
+                Outcome::Skip
+            } else {
+                match program.eval_rule(&full, regorus::Value::new_object(), None) {
+                    Ok(Some(regorus::Value::Bool(true))) => Outcome::Pass,
+                    Ok(_) => Outcome::Fail,
+                    Err(e) => Outcome::Error(e),
+                }
+            };
+            out.push(TestCase {
+                rule: full,
+                file: f.path.clone(),
+                outcome,
+                duration: start.elapsed(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn pass_fail_skip() {
+        let files = [
+            file("a.rego", "package a\nimport rego.v1\nallow if input.x == 1\n"),
+            file(
+                "a_test.rego",
+                "package a_test\nimport rego.v1\nimport data.a\ntest_ok if a.allow with input as {\"x\": 1}\ntest_bad if a.allow with input as {\"x\": 2}\ntodo_test_later if false\n",
+            ),
+        ];
+        let r = run(&files, None, Duration::from_secs(1)).unwrap();
+        let outcomes: Vec<_> = r.iter().map(|t| (t.rule.as_str(), t.outcome.clone())).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                ("data.a_test.test_ok", Outcome::Pass),
+                ("data.a_test.test_bad", Outcome::Fail),
+                ("data.a_test.todo_test_later", Outcome::Skip),
+            ]
+        );
+        let only = Regex::new("test_ok").unwrap();
+        assert_eq!(run(&files, Some(&only), Duration::from_secs(1)).unwrap().len(), 1);
+    }
+}
