@@ -13,7 +13,8 @@ pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 /// One YAML or JSON document of a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
-    /// The parsed document (a JSON value; YAML is read with the YAML 1.2 core schema).
+    /// The parsed document as JSON; YAML scalars are typed as kubectl types them (YAML 1.1
+    /// booleans such as `yes`/`on` included), so CI sees what the API server will.
     pub value: Value,
     /// 1-based line of the document's first node in its file.
     pub line: usize,
@@ -249,10 +250,11 @@ mod tests {
     }
 
     #[test]
-    fn yaml_1_2_core_schema_keeps_strings() {
+    fn scalars_read_as_kubectl_reads_them() {
+        // kubectl (sigs.k8s.io/yaml, YAML 1.1 booleans) reads `on` and `yes` as true.
         let docs = parse_str("x.yaml", "a: on\nb: yes\nc: \"1.0\"\nd: 0.5\n").unwrap();
-        assert_eq!(docs[0].value["a"], "on");
-        assert_eq!(docs[0].value["b"], "yes");
+        assert_eq!(docs[0].value["a"], true);
+        assert_eq!(docs[0].value["b"], true);
         assert_eq!(docs[0].value["c"], "1.0");
         assert_eq!(docs[0].value["d"], 0.5);
     }

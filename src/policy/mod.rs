@@ -118,7 +118,7 @@ pub enum PolicyError {
     },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{file}: policy does not compile: {message}")]
+    #[error("policy does not compile: {message}")]
     Compile { file: String, message: String },
     #[error("{file}:{line}: {message}")]
     Invalid {

@@ -12,7 +12,7 @@ use super::PolicyError;
 /// Which Rego syntax a module is parsed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RegoVersion {
-    /// `import rego.v1` → v1; otherwise v0 first, then v1 (the error of the attempt that got
+    /// `import rego.v1` → v1; otherwise v1 first, then v0 (the error of the attempt that got
     /// further is reported).
     #[default]
     Auto,
@@ -78,7 +78,7 @@ impl Program {
             let file = modules.first().map(|m| m.file.as_str()).unwrap_or("<policy>");
             return Err(PolicyError::Compile {
                 file: file.to_string(),
-                message: relocate(&e.to_string(), modules),
+                message: format_error(&e.to_string(), modules),
             });
         }
         Ok(Program { engine, packages })
@@ -100,7 +100,7 @@ impl Program {
         match engine.eval_rule(path.to_string()) {
             Ok(regorus::Value::Undefined) => Ok(None),
             Ok(v) => Ok(Some(v)),
-            Err(e) => Err(first_line(&e.to_string())),
+            Err(e) => Err(format_error(&e.to_string(), &[])),
         }
     }
 
@@ -116,11 +116,13 @@ fn add_module(engine: &mut regorus::Engine, module: &Module) -> Result<String, P
         RegoVersion::V0 => attempt(engine, true),
         RegoVersion::V1 => attempt(engine, false),
         RegoVersion::Auto if declares_v1(&module.text) => attempt(engine, false),
-        RegoVersion::Auto => match attempt(engine, true) {
+        // v1 first: a v1 module can parse as v0 (with `if` as an identifier) and mean
+        // something else, while v0 rule bodies without `if` never parse as v1.
+        RegoVersion::Auto => match attempt(engine, false) {
             Ok(p) => Ok(p),
-            Err(v0_err) => match attempt(engine, false) {
+            Err(v1_err) => match attempt(engine, true) {
                 Ok(p) => Ok(p),
-                Err(v1_err) => {
+                Err(v0_err) => {
                     let line = |e: &anyhow::Error| error_line(&e.to_string(), &module.file);
                     Err(if line(&v1_err) > line(&v0_err) {
                         v1_err
@@ -133,7 +135,7 @@ fn add_module(engine: &mut regorus::Engine, module: &Module) -> Result<String, P
     };
     result.map_err(|e| PolicyError::Compile {
         file: module.file.clone(),
-        message: relocate(&e.to_string(), std::slice::from_ref(module)),
+        message: format_error(&e.to_string(), std::slice::from_ref(module)),
     })
 }
 
@@ -155,27 +157,36 @@ fn error_line(message: &str, file: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Rewrites the `file:LINE:` of a regorus error to the line in the real file and keeps only
-/// the lines that matter (the message and the source line pointed at).
-fn relocate(message: &str, modules: &[Module]) -> String {
-    let mut out = message.trim().to_string();
+/// Turns a regorus error (`--> file:LINE:COL`, a source snippet, `error: message`) into one
+/// line `file:LINE:COL: message`, with LINE counted in the real file (Rego inside YAML is
+/// shifted by its module's offset).
+pub(crate) fn format_error(raw: &str, modules: &[Module]) -> String {
+    let raw = raw.trim();
+    let message = raw
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string);
+    let location = raw
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .map(str::to_string);
+    let (Some(location), Some(message)) = (location, message) else {
+        return raw.lines().find(|l| !l.trim().is_empty()).unwrap_or(raw).trim().to_string();
+    };
+    let mut location = location;
     for m in modules {
-        let line = error_line(&out, &m.file);
+        let line = error_line(&location, &m.file);
         if line > 0 && m.line_offset > 0 {
-            out = out.replacen(
+            location = location.replacen(
                 &format!("{}:{}:", m.file, line),
                 &format!("{}:{}:", m.file, line + m.line_offset),
                 1,
             );
+            break;
         }
     }
-    // Keep the message and its snippet, but not an endless one.
-    out.lines().take(6).collect::<Vec<_>>().join("\n")
-}
-
-fn first_line(s: &str) -> String {
-    let s = s.trim();
-    s.lines().next().unwrap_or(s).to_string()
+    format!("{location}: {message}")
 }
 
 #[cfg(test)]
@@ -203,6 +214,7 @@ mod tests {
         let err = compile("package a\n\nviolation contains x if {\n  x := \n}\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("p.rego:4:") || msg.contains("p.rego:5:"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
     }
 
     #[test]
@@ -214,7 +226,7 @@ mod tests {
             version: RegoVersion::Auto,
         };
         let err = Program::compile(&[m], Duration::from_secs(1)).unwrap_err();
-        assert!(err.to_string().contains("t.yaml:1"), "{err}");
+        assert!(err.to_string().contains("t.yaml:13:"), "{err}");
     }
 
     #[test]

@@ -63,11 +63,13 @@ struct AssertionSpec {
     message: Option<String>,
 }
 
-/// `violations:` is a count, `yes` (at least one) or `no` (none).
+/// `violations:` is a count, `yes` (at least one) or `no` (none). YAML 1.1 reads a bare
+/// `yes`/`no` as a boolean, as gator's parser does.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Expected {
     Count(u64),
+    Bool(bool),
     Word(String),
 }
 
@@ -368,6 +370,7 @@ fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String>
     let ok = match &a.violations {
         None => matching > 0,
         Some(Expected::Count(n)) => matching as u64 == *n,
+        Some(Expected::Bool(yes)) => (matching > 0) == *yes,
         Some(Expected::Word(w)) if w == "yes" => matching > 0,
         Some(Expected::Word(w)) if w == "no" => matching == 0,
         Some(Expected::Word(w)) => return Err(format!("invalid violations value {w:?} (a number, yes or no)")),
@@ -376,7 +379,9 @@ fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String>
         return Ok(());
     }
     let want = match &a.violations {
-        None | Some(Expected::Word(_)) if matching == 0 => "at least 1".to_string(),
+        None | Some(Expected::Word(_)) | Some(Expected::Bool(_)) if matching == 0 => {
+            "at least 1".to_string()
+        }
         Some(Expected::Count(n)) => n.to_string(),
         _ => "0".to_string(),
     };

@@ -1,0 +1,39 @@
+# METADATA
+# title: Containers running as root
+# description: A process running as UID 0 in a container is root on the node once it escapes, and can write to anything mounted. Denies any container whose effective securityContext.runAsUser is 0 (the container's value, else the pod's). A container that sets no user at all runs as the image's user and is not denied.
+# custom:
+#   name: run-as-root
+#   enforcement: deny
+#   match:
+#     kinds:
+#     - apiGroups: ["", "apps", "batch"]
+#       kinds: ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController", "PodTemplate"]
+#   parameters: {}
+package gitgate.run_as_root
+
+import rego.v1
+
+import data.gitgate.lib.workloads
+
+# A container's own runAsUser takes precedence over the pod's.
+violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "runAsUser": 0}} if {
+	some e in workloads.containers
+	run_as_user(e.container) == 0
+	msg := sprintf(
+		"run-as-root: %s %q (%s) runs as root (securityContext.runAsUser: 0); set runAsUser to a non-zero UID and runAsNonRoot: true",
+		[e.label, e.name, e.path],
+	)
+}
+
+violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "runAsUser": 0}} if {
+	some e in workloads.containers
+	run_as_user(e.container) == null
+	run_as_user(workloads.pod_spec) == 0
+	msg := sprintf(
+		"run-as-root: %s %q (%s) runs as root (pod %s.securityContext.runAsUser: 0); set the pod's runAsUser to a non-zero UID and runAsNonRoot: true, or override runAsUser in the container",
+		[e.label, e.name, e.path, workloads.pod_spec_path],
+	)
+}
+
+# securityContext.runAsUser of a container or pod spec; null when unset.
+run_as_user(x) := object.get(workloads.security_context(x), "runAsUser", null)
