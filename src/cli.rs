@@ -168,7 +168,11 @@ fn verify(paths: &[PathBuf], verbose: bool, timeout_ms: u64) -> ExitCode {
         results.len(),
         tests,
         cases,
-        results.len() - results.iter().filter(|r| r.has_failures() || r.has_errors()).count(),
+        results.len()
+            - results
+                .iter()
+                .filter(|r| r.has_failures() || r.has_errors())
+                .count(),
         failed,
         errors
     );
@@ -189,7 +193,10 @@ fn print_suite(out: &mut impl Write, r: &SuiteResult, verbose: bool) -> std::io:
     }
     let bad = r.has_failures() || r.has_errors();
     for t in &r.tests {
-        let t_bad = t.error.is_some() || t.cases.iter().any(|c| c.error.is_some() || !c.failures.is_empty());
+        let t_bad = t.error.is_some()
+            || t.cases
+                .iter()
+                .any(|c| c.error.is_some() || !c.failures.is_empty());
         if t.skipped {
             if verbose {
                 writeln!(out, "    --- SKIP: {}", t.name)?;
@@ -225,7 +232,14 @@ fn print_suite(out: &mut impl Write, r: &SuiteResult, verbose: bool) -> std::io:
     }
     let (tests, cases) = r.counts();
     let status = if bad { "FAIL" } else { "ok  " };
-    writeln!(out, "{status} {}\t{} tests, {} cases\t{}", r.file, tests, cases, ms(r.duration))
+    writeln!(
+        out,
+        "{status} {}\t{} tests, {} cases\t{}",
+        r.file,
+        tests,
+        cases,
+        ms(r.duration)
+    )
 }
 
 fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) -> ExitCode {
@@ -297,7 +311,12 @@ fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) ->
         let _ = writeln!(out, "no tests found");
         return ExitCode::SUCCESS;
     }
-    for (label, n) in [("PASS", pass), ("FAIL", fail), ("SKIPPED", skip), ("ERROR", error)] {
+    for (label, n) in [
+        ("PASS", pass),
+        ("FAIL", fail),
+        ("SKIPPED", skip),
+        ("ERROR", error),
+    ] {
         if n > 0 {
             let _ = writeln!(out, "{label}: {n}/{total}");
         }

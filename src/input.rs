@@ -172,7 +172,9 @@ pub fn gvk_of(obj: &Value) -> Option<GroupVersionKind> {
 pub enum InputError {
     #[error("{input}: malformed AdmissionReview JSON: {message}")]
     Json { input: String, message: String },
-    #[error("{input}: expected kind AdmissionReview with apiVersion admission.k8s.io/v1 or v1beta1, got kind {kind:?} apiVersion {api_version:?}")]
+    #[error(
+        "{input}: expected kind AdmissionReview with apiVersion admission.k8s.io/v1 or v1beta1, got kind {kind:?} apiVersion {api_version:?}"
+    )]
     WrongType {
         input: String,
         kind: String,
@@ -307,12 +309,13 @@ impl Document {
         old_object: Option<Value>,
         source: Source,
     ) -> Result<Document, InputError> {
-        let subject = object
-            .as_ref()
-            .or(old_object.as_ref())
-            .ok_or_else(|| InputError::NotAnObject {
-                input: input.to_string(),
-            })?;
+        let subject =
+            object
+                .as_ref()
+                .or(old_object.as_ref())
+                .ok_or_else(|| InputError::NotAnObject {
+                    input: input.to_string(),
+                })?;
         let kind = gvk_of(subject).ok_or_else(|| InputError::NotAnObject {
             input: input.to_string(),
         })?;
@@ -349,11 +352,11 @@ impl Document {
 
     /// The object a policy judges: `object`, or `oldObject` for a DELETE.
     pub fn subject(&self) -> Option<&Value> {
-        self.review
-            .object
+        self.review.object.as_ref().filter(|v| !v.is_null()).or(self
+            .review
+            .old_object
             .as_ref()
-            .filter(|v| !v.is_null())
-            .or(self.review.old_object.as_ref().filter(|v| !v.is_null()))
+            .filter(|v| !v.is_null()))
     }
 
     /// The document as the Rego value bound to `input`.

@@ -293,7 +293,10 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!((docs[0].line, docs[1].line), (2, 4));
         let err = parse_str("x.json", "{\"a\": }").unwrap_err();
-        assert!(err.to_string().starts_with("x.json:1: invalid JSON"), "{err}");
+        assert!(
+            err.to_string().starts_with("x.json:1: invalid JSON"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::matcher::Match;
 use super::rego::{Module, Program};
 use super::template::{self, Constraint, Template};
-use super::{metadata, Enforcement, Flavor, Options, Policy, PolicyError, PolicySet};
+use super::{Enforcement, Flavor, Options, Policy, PolicyError, PolicySet, metadata};
 use crate::input::json_to_rego;
 use crate::manifest;
 
@@ -43,7 +43,10 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<SourceFile>, PolicyError> {
         if !root.exists() {
             return Err(PolicyError::Io {
                 file: root.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
             });
         }
         let walker = walkdir::WalkDir::new(root)
@@ -52,10 +55,16 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<SourceFile>, PolicyError> {
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
             let entry = entry.map_err(|e| PolicyError::Io {
-                file: e.path().map(|p| p.display().to_string()).unwrap_or_else(|| root.display().to_string()),
-                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
+                file: e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| root.display().to_string()),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk error")),
             })?;
-            if !entry.file_type().is_file() || !(is_policy_file(entry.path()) || entry.depth() == 0) {
+            if !entry.file_type().is_file() || !(is_policy_file(entry.path()) || entry.depth() == 0)
+            {
                 continue;
             }
             let path = entry.path().display().to_string();
@@ -91,7 +100,8 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
     for f in files.iter().filter(|f| !f.path.ends_with(".rego")) {
         // Only documents gitgate understands matter here; other YAML (samples, kustomization)
         // is skipped, but a file that does not parse at all is an error.
-        if !(f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/")) {
+        if !(f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/"))
+        {
             continue;
         }
         for doc in manifest::parse_str(&f.path, &f.text)? {
@@ -110,11 +120,17 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
 pub fn compile_template(t: &Template, options: &Options) -> Result<Arc<Program>, PolicyError> {
     let program = Program::compile(&t.modules, options.eval_timeout)?;
     let main = program.packages.first().cloned().unwrap_or_default();
-    if !decision_rules(&t.modules[0].text).iter().any(|r| r == "violation") {
+    if !decision_rules(&t.modules[0].text)
+        .iter()
+        .any(|r| r == "violation")
+    {
         return Err(PolicyError::Invalid {
             file: t.file.clone(),
             line: t.line,
-            message: format!("ConstraintTemplate {}: package {main} has no `violation` rule", t.name),
+            message: format!(
+                "ConstraintTemplate {}: package {main} has no `violation` rule",
+                t.name
+            ),
         });
     }
     Ok(Arc::new(program))
@@ -144,18 +160,21 @@ fn bind_constraints(
     constraints: &[Constraint],
     options: &Options,
 ) -> Result<Vec<Policy>, PolicyError> {
-    let by_kind: HashMap<&str, &Template> = templates.iter().map(|t| (t.kind.as_str(), t)).collect();
+    let by_kind: HashMap<&str, &Template> =
+        templates.iter().map(|t| (t.kind.as_str(), t)).collect();
     let mut compiled: HashMap<&str, Arc<Program>> = HashMap::new();
     let mut out = Vec::new();
     for c in constraints {
-        let t = by_kind.get(c.kind.as_str()).ok_or_else(|| PolicyError::Invalid {
-            file: c.file.clone(),
-            line: c.line,
-            message: format!(
-                "constraint {} is of kind {}, but no ConstraintTemplate defines that kind",
-                c.name, c.kind
-            ),
-        })?;
+        let t = by_kind
+            .get(c.kind.as_str())
+            .ok_or_else(|| PolicyError::Invalid {
+                file: c.file.clone(),
+                line: c.line,
+                message: format!(
+                    "constraint {} is of kind {}, but no ConstraintTemplate defines that kind",
+                    c.name, c.kind
+                ),
+            })?;
         let program = match compiled.get(t.kind.as_str()) {
             Some(p) => p.clone(),
             None => {
@@ -180,8 +199,9 @@ static RULE_HEAD: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-static PACKAGE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?m)^\s*package\s+([A-Za-z0-9_.\[\]\x22]+)").expect("valid regex"));
+static PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^\s*package\s+([A-Za-z0-9_.\[\]\x22]+)").expect("valid regex")
+});
 
 /// The decision rules (and `exception`) a module defines, by their heads at line start.
 pub fn decision_rules(text: &str) -> Vec<String> {
@@ -196,13 +216,14 @@ pub fn decision_rules(text: &str) -> Vec<String> {
 
 /// The package a module declares (`data.` prefixed), if any.
 pub fn package_of(text: &str) -> Option<String> {
-    PACKAGE
-        .captures(text)
-        .map(|c| format!("data.{}", &c[1]))
+    PACKAGE.captures(text).map(|c| format!("data.{}", &c[1]))
 }
 
 fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>, PolicyError> {
-    let modules: Vec<Module> = files.iter().map(|f| Module::new(&f.path, &f.text)).collect();
+    let modules: Vec<Module> = files
+        .iter()
+        .map(|f| Module::new(&f.path, &f.text))
+        .collect();
     let program = Arc::new(Program::compile(&modules, options.eval_timeout)?);
     // Group the modules by package: a package with decision rules is one policy.
     let mut packages: BTreeMap<String, (Vec<String>, Option<(String, metadata::Metadata)>)> =
@@ -234,7 +255,10 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             continue; // a library package
         }
         let conftest = package == "data.main" || package.starts_with("data.main.");
-        let origin = meta.as_ref().map(|(f, _)| f.clone()).unwrap_or_else(|| origin_of(&package));
+        let origin = meta
+            .as_ref()
+            .map(|(f, _)| f.clone())
+            .unwrap_or_else(|| origin_of(&package));
         let meta = meta.map(|(_, m)| m).unwrap_or_default();
         let enforcement = match meta.custom.enforcement.as_deref() {
             None => Enforcement::Deny,
@@ -258,7 +282,11 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
         out.push(Policy {
             name,
             origin,
-            flavor: if conftest { Flavor::Conftest } else { Flavor::Native },
+            flavor: if conftest {
+                Flavor::Conftest
+            } else {
+                Flavor::Native
+            },
             enforcement,
             matcher: meta.custom.matcher.clone().unwrap_or_else(Match::default),
             parameters_rego: json_to_rego(&parameters),
@@ -285,6 +313,9 @@ mod tests {
             decision_rules(text),
             vec!["deny", "exception", "violation", "warn_latest"]
         );
-        assert_eq!(package_of("# c\npackage a.b\n").as_deref(), Some("data.a.b"));
+        assert_eq!(
+            package_of("# c\npackage a.b\n").as_deref(),
+            Some("data.a.b")
+        );
     }
 }

@@ -118,8 +118,7 @@ impl Match {
         // The namespace the namespace criteria look at: a Namespace's own name.
         let ns_for_criteria = if is_namespace { Some(name) } else { namespace };
         if let Some(ns) = ns_for_criteria {
-            if !self.namespaces.is_empty() && !self.namespaces.iter().any(|p| glob_match(p, ns))
-            {
+            if !self.namespaces.is_empty() && !self.namespaces.iter().any(|p| glob_match(p, ns)) {
                 return false;
             }
             if self.excluded_namespaces.iter().any(|p| glob_match(p, ns)) {

@@ -16,8 +16,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::matcher::Match;
 use super::PolicyError;
+use super::matcher::Match;
 
 /// The package-scoped METADATA of a module.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -74,7 +74,10 @@ pub fn parse(file: &str, text: &str) -> Result<Option<Metadata>, PolicyError> {
         .map_err(|e| PolicyError::Invalid {
             file: file.to_string(),
             line: meta_at + 1 + e.location().map(|l| l.line() as usize).unwrap_or(0),
-            message: format!("invalid METADATA: {}", e.to_string().lines().next().unwrap_or("")),
+            message: format!(
+                "invalid METADATA: {}",
+                e.to_string().lines().next().unwrap_or("")
+            ),
         })
 }
 

@@ -4,6 +4,7 @@
 //! A [`PolicySet`] is compiled once and immutable; evaluating it takes no lock, so the webhook
 //! can share one set between all its workers.
 
+pub mod compat;
 pub mod load;
 pub mod matcher;
 pub mod metadata;
@@ -220,12 +221,9 @@ impl Policy {
         let mut out = Vec::new();
         for entry in json.as_array().into_iter().flatten() {
             match entry {
-                Value::Array(names) => out.extend(
-                    names
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string),
-                ),
+                Value::Array(names) => {
+                    out.extend(names.iter().filter_map(Value::as_str).map(str::to_string))
+                }
                 Value::String(s) => out.push(s.clone()),
                 _ => {}
             }
@@ -331,7 +329,10 @@ impl PolicySet {
 
     /// Overrides the enforcement action of the named policies; returns the names that match
     /// no policy, so that a typo in a configuration is reported.
-    pub fn override_enforcement(&mut self, overrides: &HashMap<String, Enforcement>) -> Vec<String> {
+    pub fn override_enforcement(
+        &mut self,
+        overrides: &HashMap<String, Enforcement>,
+    ) -> Vec<String> {
         let mut unknown = Vec::new();
         for (name, action) in overrides {
             let mut found = false;

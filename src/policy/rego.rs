@@ -75,7 +75,10 @@ impl Program {
         // Analysis (unsafe variables, unknown functions, conflicts) happens on first use: do it
         // now so that a broken policy fails at load time, not on the request path.
         if let Err(e) = engine.eval_query("true".to_string(), false) {
-            let file = modules.first().map(|m| m.file.as_str()).unwrap_or("<policy>");
+            let file = modules
+                .first()
+                .map(|m| m.file.as_str())
+                .unwrap_or("<policy>");
             return Err(PolicyError::Compile {
                 file: file.to_string(),
                 message: format_error(&e.to_string(), modules),
@@ -103,14 +106,14 @@ impl Program {
             Err(e) => Err(format_error(&e.to_string(), &[])),
         }
     }
-
 }
 
 /// Adds one module with its syntax version; errors name the file and the line in that file.
 fn add_module(engine: &mut regorus::Engine, module: &Module) -> Result<String, PolicyError> {
+    let text = super::compat::rewrite(&module.text);
     let attempt = |engine: &mut regorus::Engine, v0: bool| {
         engine.set_rego_v0(v0);
-        engine.add_policy(module.file.clone(), module.text.clone())
+        engine.add_policy(module.file.clone(), text.clone())
     };
     let result = match module.version {
         RegoVersion::V0 => attempt(engine, true),
@@ -172,7 +175,12 @@ pub(crate) fn format_error(raw: &str, modules: &[Module]) -> String {
         .find_map(|l| l.trim().strip_prefix("--> "))
         .map(str::to_string);
     let (Some(location), Some(message)) = (location, message) else {
-        return raw.lines().find(|l| !l.trim().is_empty()).unwrap_or(raw).trim().to_string();
+        return raw
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(raw)
+            .trim()
+            .to_string();
     };
     let mut location = location;
     for m in modules {
@@ -213,7 +221,10 @@ mod tests {
     fn compile_error_names_file_and_line() {
         let err = compile("package a\n\nviolation contains x if {\n  x := \n}\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("p.rego:4:") || msg.contains("p.rego:5:"), "{msg}");
+        assert!(
+            msg.contains("p.rego:4:") || msg.contains("p.rego:5:"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'), "one line: {msg}");
     }
 
@@ -236,10 +247,11 @@ mod tests {
         )
         .unwrap();
         let mut fast = p.clone();
-        fast.engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: Duration::from_millis(20),
-            check_interval: NonZeroU32::new(1).unwrap(),
-        });
+        fast.engine
+            .set_execution_timer_config(ExecutionTimerConfig {
+                limit: Duration::from_millis(20),
+                check_interval: NonZeroU32::new(1).unwrap(),
+            });
         let err = fast
             .eval_rule("data.a.slow", regorus::Value::new_object(), None)
             .unwrap_err();

@@ -139,13 +139,18 @@ pub fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyError> {
         if !root.exists() {
             return Err(PolicyError::Io {
                 file: root.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
             });
         }
         for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
             let entry = entry.map_err(|e| PolicyError::Io {
                 file: root.display().to_string(),
-                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk error")),
             })?;
             let p = entry.path();
             let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
@@ -171,7 +176,10 @@ pub fn run_suites(files: &[PathBuf], options: &Options, threads: usize) -> Vec<S
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
                     let r = run_suite(file, options);
-                    results.lock().expect("no panic holds this lock").push((i, r));
+                    results
+                        .lock()
+                        .expect("no panic holds this lock")
+                        .push((i, r));
                 }
             });
         }
@@ -196,13 +204,20 @@ pub fn run_suite(file: &Path, options: &Options) -> SuiteResult {
         .and_then(|text| {
             serde_saphyr::from_str::<SuiteSpec>(&text).map_err(|e| {
                 let line = e.location().map(|l| l.line()).unwrap_or(0);
-                format!("{name}:{line}: invalid suite: {}", e.to_string().lines().next().unwrap_or(""))
+                format!(
+                    "{name}:{line}: invalid suite: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                )
             })
         });
     match spec {
         Ok(spec) if spec.kind == "Suite" => {
             let base = file.parent().unwrap_or(Path::new("."));
-            result.tests = spec.tests.iter().map(|t| run_test(base, t, options)).collect();
+            result.tests = spec
+                .tests
+                .iter()
+                .map(|t| run_test(base, t, options))
+                .collect();
         }
         Ok(spec) => result.error = Some(format!("{name}: kind is {:?}, expected Suite", spec.kind)),
         Err(e) => result.error = Some(e),
@@ -312,7 +327,11 @@ fn run_case(base: &Path, spec: &CaseSpec, set: &super::PolicySet) -> CaseResult 
 
 /// Reviews the case's object and returns the messages of all findings (any action: gator
 /// counts every result).
-fn review_case(base: &Path, spec: &CaseSpec, set: &super::PolicySet) -> Result<Vec<String>, String> {
+fn review_case(
+    base: &Path,
+    spec: &CaseSpec,
+    set: &super::PolicySet,
+) -> Result<Vec<String>, String> {
     let object_path = base.join(&spec.object);
     let file = object_path.display().to_string();
     let docs = manifest::read_objects(&object_path).map_err(|e| e.to_string())?;
@@ -326,8 +345,14 @@ fn review_case(base: &Path, spec: &CaseSpec, set: &super::PolicySet) -> Result<V
             input::admission_review_from_value(&file, object, false).map_err(|e| e.to_string())?;
         Document::from_review(review)
     } else {
-        Document::from_manifest(&file, Operation::Create, Some(object), None, Source::premerge(Some(file.clone()), None))
-            .map_err(|e| e.to_string())?
+        Document::from_manifest(
+            &file,
+            Operation::Create,
+            Some(object),
+            None,
+            Source::premerge(Some(file.clone()), None),
+        )
+        .map_err(|e| e.to_string())?
     };
     let mut inventory = Inventory::default();
     for inv in &spec.inventory {
@@ -357,7 +382,8 @@ fn review_case(base: &Path, spec: &CaseSpec, set: &super::PolicySet) -> Result<V
 fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String> {
     let matching = match &a.message {
         Some(pattern) => {
-            let re = Regex::new(pattern).map_err(|e| format!("invalid message regex {pattern:?}: {e}"))?;
+            let re = Regex::new(pattern)
+                .map_err(|e| format!("invalid message regex {pattern:?}: {e}"))?;
             messages.iter().filter(|m| re.is_match(m)).count()
         }
         None => messages.len(),
@@ -373,7 +399,11 @@ fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String>
         Some(Expected::Bool(yes)) => (matching > 0) == *yes,
         Some(Expected::Word(w)) if w == "yes" => matching > 0,
         Some(Expected::Word(w)) if w == "no" => matching == 0,
-        Some(Expected::Word(w)) => return Err(format!("invalid violations value {w:?} (a number, yes or no)")),
+        Some(Expected::Word(w)) => {
+            return Err(format!(
+                "invalid violations value {w:?} (a number, yes or no)"
+            ));
+        }
     };
     if ok {
         return Ok(());
@@ -401,10 +431,25 @@ struct Inventory {
 
 impl Inventory {
     fn add(&mut self, obj: Value) {
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let namespace = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if kind == "Namespace" {
             self.namespace_labels
                 .insert(name.clone(), super::matcher::labels_of(Some(&obj)));
@@ -415,7 +460,10 @@ impl Inventory {
                 .entry(ns)
                 .or_insert_with(|| Value::Object(Map::new())),
             None => {
-                let entry = self.cluster.entry(api_version.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = self
+                    .cluster
+                    .entry(api_version.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 insert_path(entry, &[&kind, &name], obj);
                 return;
             }
@@ -465,7 +513,13 @@ mod tests {
         };
         assert!(check_assertion(&a(Some(Expected::Count(2)), None), &msgs).is_ok());
         assert!(check_assertion(&a(Some(Expected::Count(1)), Some("^init")), &msgs).is_ok());
-        assert!(check_assertion(&a(Some(Expected::Word("no".into())), Some("ephemeral")), &msgs).is_ok());
+        assert!(
+            check_assertion(
+                &a(Some(Expected::Word("no".into())), Some("ephemeral")),
+                &msgs
+            )
+            .is_ok()
+        );
         assert!(check_assertion(&a(None, None), &msgs).is_ok());
         let err = check_assertion(&a(Some(Expected::Word("no".into())), None), &msgs).unwrap_err();
         assert!(err.contains("got 2 violations"), "{err}");
@@ -475,8 +529,10 @@ mod tests {
     #[test]
     fn inventory_layout() {
         let mut inv = Inventory::default();
-        inv.add(serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": "i", "namespace": "n"}}));
+        inv.add(
+            serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "i", "namespace": "n"}}),
+        );
         inv.add(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "n", "labels": {"a": "b"}}}));
         assert!(inv.namespaced["n"]["networking.k8s.io/v1"]["Ingress"]["i"].is_object());

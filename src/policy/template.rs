@@ -69,47 +69,72 @@ pub fn parse_template(file: &str, text: &str, doc: &YamlDoc) -> Result<Template,
         .pointer("/spec/crd/spec/names/kind")
         .and_then(Value::as_str)
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| invalid(file, doc.line, "ConstraintTemplate has no spec.crd.spec.names.kind"))?
-        .to_string();
-    let targets = v
-        .pointer("/spec/targets")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid(file, doc.line, format!("ConstraintTemplate {name} has no spec.targets")))?;
-    let target = targets
-        .iter()
-        .find(|t| t.get("target").and_then(Value::as_str) == Some(ADMISSION_TARGET))
-        .ok_or_else(|| {
-            invalid(file, doc.line, format!("ConstraintTemplate {name} has no target {ADMISSION_TARGET}"))
-        })?;
-    let rego = target
-        .get("rego")
-        .and_then(Value::as_str)
-        .or_else(|| rego_from_code(target))
         .ok_or_else(|| {
             invalid(
                 file,
                 doc.line,
-                format!("ConstraintTemplate {name} has no Rego (only other engines, such as CEL, which gitgate does not run)"),
+                "ConstraintTemplate has no spec.crd.spec.names.kind",
+            )
+        })?
+        .to_string();
+    let targets = v
+        .pointer("/spec/targets")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            invalid(
+                file,
+                doc.line,
+                format!("ConstraintTemplate {name} has no spec.targets"),
             )
         })?;
+    let target = targets
+        .iter()
+        .find(|t| t.get("target").and_then(Value::as_str) == Some(ADMISSION_TARGET))
+        .ok_or_else(|| {
+            invalid(
+                file,
+                doc.line,
+                format!("ConstraintTemplate {name} has no target {ADMISSION_TARGET}"),
+            )
+        })?;
+    // Either the classic form (`rego`, `libs` on the target) or the newer one
+    // (`code: [{engine: Rego, source: {rego, libs}}]`).
+    let source = if target.get("rego").is_some() {
+        target
+    } else {
+        rego_source_in_code(target).unwrap_or(target)
+    };
+    let rego = source.get("rego").and_then(Value::as_str).ok_or_else(|| {
+        invalid(
+            file,
+            doc.line,
+            format!("ConstraintTemplate {name} has no Rego (only other engines, such as CEL, which gitgate does not run)"),
+        )
+    })?;
     let mut block_lines = block_scalar_lines(text, doc.line).into_iter();
-    let module = |text: &str, offset: Option<usize>| Module {
-        file: file.to_string(),
+    // Each module needs a name of its own (regorus keys sources by name); libs are named
+    // `file#libs[i]`, and their error lines are still lines of `file`.
+    let module = |text: &str, offset: Option<usize>, name: String| Module {
+        file: name,
         line_offset: offset.unwrap_or(0),
         text: text.to_string(),
         version: RegoVersion::Auto,
     };
-    let mut modules = vec![module(rego, block_lines.next())];
-    let libs = target
+    let mut modules = vec![module(rego, block_lines.next(), file.to_string())];
+    let libs = source
         .get("libs")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    for lib in libs {
-        let lib = lib
-            .as_str()
-            .ok_or_else(|| invalid(file, doc.line, format!("ConstraintTemplate {name}: libs must be strings")))?;
-        modules.push(module(lib, block_lines.next()));
+    for (i, lib) in libs.iter().enumerate() {
+        let lib = lib.as_str().ok_or_else(|| {
+            invalid(
+                file,
+                doc.line,
+                format!("ConstraintTemplate {name}: libs must be strings"),
+            )
+        })?;
+        modules.push(module(lib, block_lines.next(), format!("{file}#libs[{i}]")));
     }
     Ok(Template {
         file: file.to_string(),
@@ -120,29 +145,42 @@ pub fn parse_template(file: &str, text: &str, doc: &YamlDoc) -> Result<Template,
     })
 }
 
-/// Gatekeeper's newer form: `code: [{engine: Rego, source: {rego: ..., libs: [...]}}]`.
-fn rego_from_code(target: &Value) -> Option<&str> {
+/// The `source` of the Rego engine in Gatekeeper's `code` form.
+fn rego_source_in_code(target: &Value) -> Option<&Value> {
     target
         .get("code")?
         .as_array()?
         .iter()
         .find(|c| c.get("engine").and_then(Value::as_str) == Some("Rego"))?
-        .pointer("/source/rego")?
-        .as_str()
+        .get("source")
 }
 
-/// The 1-based lines of `rego: |` and of `- |` entries under `libs:` from `start` on, in
+/// The 1-based lines of `rego: |` and of the `- |` entries after `libs:`, from `start` on, in
 /// order: a block scalar's content starts on the next line, so these are the line offsets.
 fn block_scalar_lines(text: &str, start: usize) -> Vec<usize> {
     let mut out = Vec::new();
+    let mut in_libs = false;
     for (i, line) in text.lines().enumerate().skip(start.saturating_sub(1)) {
-        let t = line.trim_start();
+        let t = line.trim();
         if i + 1 > start && t.starts_with("---") {
             break;
         }
-        let block = t.ends_with('|') || t.ends_with("|-") || t.ends_with("|+");
-        if block && (t.starts_with("rego:") || t.starts_with("- ")) {
-            out.push(i + 1);
+        let block = |rest: &str| matches!(rest.trim(), "|" | "|-" | "|+");
+        if let Some(rest) = t.strip_prefix("rego:") {
+            if block(rest) && out.is_empty() {
+                out.push(i + 1);
+            }
+        } else if t.starts_with("libs:") {
+            in_libs = true;
+        } else if in_libs && let Some(rest) = t.strip_prefix('-') {
+            if block(rest) {
+                out.push(i + 1);
+            }
+        } else if in_libs && !t.is_empty() && !line.starts_with("      ") && !t.starts_with('#') {
+            // Lib bodies are indented deeper than this; a shallow key ends the list.
+            if !line.trim_start().starts_with("package") {
+                in_libs = t.starts_with('-') || line.len() - line.trim_start().len() > 10;
+            }
         }
     }
     out
@@ -151,18 +189,33 @@ fn block_scalar_lines(text: &str, start: usize) -> Vec<usize> {
 /// Reads a constraint document.
 pub fn parse_constraint(file: &str, doc: &YamlDoc) -> Result<Constraint, PolicyError> {
     let v = &doc.value;
-    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let name = v
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| invalid(file, doc.line, format!("constraint of kind {kind} has no metadata.name")))?
+        .ok_or_else(|| {
+            invalid(
+                file,
+                doc.line,
+                format!("constraint of kind {kind} has no metadata.name"),
+            )
+        })?
         .to_string();
     let spec = v.get("spec").cloned().unwrap_or(Value::Null);
     let matcher: Match = match spec.get("match") {
         None | Some(Value::Null) => Match::default(),
-        Some(m) => serde_json::from_value(m.clone())
-            .map_err(|e| invalid(file, doc.line, format!("constraint {name}: invalid spec.match: {e}")))?,
+        Some(m) => serde_json::from_value(m.clone()).map_err(|e| {
+            invalid(
+                file,
+                doc.line,
+                format!("constraint {name}: invalid spec.match: {e}"),
+            )
+        })?,
     };
     let enforcement = match spec.get("enforcementAction").and_then(Value::as_str) {
         None | Some("") => Enforcement::Deny,

@@ -1,6 +1,11 @@
 //! Rego unit tests, run as `opa test` runs them: every `.rego` file under a path is compiled
 //! into one program, and every `test_` rule is evaluated; it passes when it is `true`.
 //! `todo_test_` rules are reported as skipped.
+//!
+//! One exception to "one program per path": when two directories define the same package,
+//! they are separate policies that each carry their own copy of it (the gatekeeper-library
+//! keeps a copy of its libs in every policy directory, and tests each with `opa test DIR`).
+//! Each directory holding Rego files is then compiled on its own, with its subdirectories.
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -33,9 +38,8 @@ pub struct TestCase {
     pub duration: Duration,
 }
 
-static TEST_HEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^((?:todo_)?test_[A-Za-z0-9_]*)\b").expect("valid regex")
-});
+static TEST_HEAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^((?:todo_)?test_[A-Za-z0-9_]*)\b").expect("valid regex"));
 
 /// The test rules of a module, in order of appearance, each once.
 pub fn test_rules(text: &str) -> Vec<String> {
@@ -49,14 +53,59 @@ pub fn test_rules(text: &str) -> Vec<String> {
     out
 }
 
-/// Compiles `files` (Rego only) into one program and runs the test rules whose full name
-/// matches `filter`.
+/// Splits files into the programs they form (see the module documentation).
+pub fn programs(files: &[SourceFile]) -> Vec<Vec<&SourceFile>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let rego: Vec<&SourceFile> = files.iter().filter(|f| f.path.ends_with(".rego")).collect();
+    let dir_of = |f: &SourceFile| {
+        std::path::Path::new(&f.path)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    };
+    let mut dirs_of_package: BTreeMap<String, BTreeSet<std::path::PathBuf>> = BTreeMap::new();
+    for f in &rego {
+        if let Some(p) = package_of(&f.text) {
+            dirs_of_package.entry(p).or_default().insert(dir_of(f));
+        }
+    }
+    if dirs_of_package.values().all(|dirs| dirs.len() <= 1) {
+        return if rego.is_empty() {
+            Vec::new()
+        } else {
+            vec![rego]
+        };
+    }
+    let dirs: BTreeSet<std::path::PathBuf> = rego.iter().map(|f| dir_of(f)).collect();
+    dirs.iter()
+        .map(|d| {
+            rego.iter()
+                .copied()
+                .filter(|f| dir_of(f).starts_with(d))
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs the test rules of `files` whose full name matches `filter`.
 pub fn run(
     files: &[SourceFile],
     filter: Option<&Regex>,
     timeout: Duration,
 ) -> Result<Vec<TestCase>, PolicyError> {
-    let rego: Vec<&SourceFile> = files.iter().filter(|f| f.path.ends_with(".rego")).collect();
+    let mut out = Vec::new();
+    for group in programs(files) {
+        out.extend(run_program(&group, filter, timeout)?);
+    }
+    Ok(out)
+}
+
+/// Compiles `rego` into one program and runs its test rules.
+fn run_program(
+    rego: &[&SourceFile],
+    filter: Option<&Regex>,
+    timeout: Duration,
+) -> Result<Vec<TestCase>, PolicyError> {
     let modules: Vec<Module> = rego.iter().map(|f| Module::new(&f.path, &f.text)).collect();
     if modules.is_empty() {
         return Ok(Vec::new());
@@ -103,16 +152,41 @@ mod tests {
     }
 
     #[test]
+    fn directories_sharing_a_package_are_separate_programs() {
+        let files = [
+            file("p/a/lib.rego", "package lib\nx := 1\n"),
+            file("p/a/a_test.rego", "package a\ntest_a { data.lib.x == 1 }\n"),
+            file("p/b/lib.rego", "package lib\nx := 2\n"),
+            file("p/b/b_test.rego", "package b\ntest_b { data.lib.x == 2 }\n"),
+        ];
+        assert_eq!(programs(&files).len(), 2);
+        let r = run(&files, None, Duration::from_secs(1)).unwrap();
+        assert!(r.iter().all(|t| t.outcome == Outcome::Pass), "{r:?}");
+        // A shared lib in a subdirectory stays with the policy that uses it.
+        let files = [
+            file("p/lib/lib.rego", "package lib\nx := 1\n"),
+            file("p/a_test.rego", "package a\ntest_a { data.lib.x == 1 }\n"),
+        ];
+        assert_eq!(programs(&files).len(), 1);
+    }
+
+    #[test]
     fn pass_fail_skip() {
         let files = [
-            file("a.rego", "package a\nimport rego.v1\nallow if input.x == 1\n"),
+            file(
+                "a.rego",
+                "package a\nimport rego.v1\nallow if input.x == 1\n",
+            ),
             file(
                 "a_test.rego",
                 "package a_test\nimport rego.v1\nimport data.a\ntest_ok if a.allow with input as {\"x\": 1}\ntest_bad if a.allow with input as {\"x\": 2}\ntodo_test_later if false\n",
             ),
         ];
         let r = run(&files, None, Duration::from_secs(1)).unwrap();
-        let outcomes: Vec<_> = r.iter().map(|t| (t.rule.as_str(), t.outcome.clone())).collect();
+        let outcomes: Vec<_> = r
+            .iter()
+            .map(|t| (t.rule.as_str(), t.outcome.clone()))
+            .collect();
         assert_eq!(
             outcomes,
             vec![
@@ -122,6 +196,11 @@ mod tests {
             ]
         );
         let only = Regex::new("test_ok").unwrap();
-        assert_eq!(run(&files, Some(&only), Duration::from_secs(1)).unwrap().len(), 1);
+        assert_eq!(
+            run(&files, Some(&only), Duration::from_secs(1))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

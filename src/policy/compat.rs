@@ -1,0 +1,538 @@
+//! Source rewrites that make OPA-valid Rego run the same on regorus, for the places where the
+//! two parse differently. Each rewrite keeps every line where it was, so errors still point at
+//! the author's lines, and leaves Rego that regorus already reads as OPA does untouched.
+//!
+//! - **Multi-body rules** (`violation[x] { a } { b }`, v0): regorus reads the second body as an
+//!   `else` and refuses it for set rules. Each extra body gets its own copy of the head:
+//!   `violation[x] { a } violation[x] { b }`, which is what OPA means by it.
+//! - **A reference, a newline, then `(`**: OPA ends the expression at the newline; regorus
+//!   reads a call (`input.parameters.x` then `(a - b) >= c` becomes `x(a - b)`). A `;` is put
+//!   at the end of the first line.
+//! - **`not f(a.b)` with an undefined argument**: OPA evaluates a call's arguments outside
+//!   the negation, so an undefined argument makes the whole body fail; regorus makes the call
+//!   undefined and the `not` true. Reference and call arguments are bound first, on the same
+//!   line: `__gg1 := a.b; not f(__gg1)`.
+//! - **`sprintf` with fewer arguments than verbs**: Go prints `%!v(MISSING)` for each verb
+//!   without an argument; regorus fails the call. For a literal format and a literal argument
+//!   list, the verbs without an argument are written out as Go would print them.
+//! - **Imported functions** (`import data.lib.exclude_update.is_update`, then
+//!   `is_update(x)`): regorus does not resolve the alias for calls, so calls use the full path.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Rewrites `text`; returns it unchanged when nothing applies.
+pub fn rewrite(text: &str) -> String {
+    let mut edits = structural_edits(text);
+    edits.extend(import_edits(text));
+    edits.extend(sprintf_edits(text));
+    if edits.is_empty() {
+        return text.to_string();
+    }
+    // Apply from the end so that offsets stay valid; a replacement has (start, end, text).
+    edits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    let mut out = text.to_string();
+    let mut last_start = usize::MAX;
+    for (start, end, insert) in edits {
+        if end > last_start {
+            continue; // overlapping edits cannot happen by construction; be safe anyway
+        }
+        out.replace_range(start..end, &insert);
+        last_start = start;
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Paren,
+    Bracket,
+    Brace,
+}
+
+/// Edits for multi-body rules and for reference-newline-parenthesis, from one pass of a small
+/// lexer that knows strings, raw strings, comments and bracket nesting.
+fn structural_edits(text: &str) -> Vec<(usize, usize, String)> {
+    let bytes = text.as_bytes();
+    let mut edits = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
+    // Start of the current top-level statement, and the offset of its first body `{`.
+    let mut rule_start: Option<usize> = None;
+    let mut head_end: Option<usize> = None;
+    // Whether the last significant token at depth 0 was a `}` closing a rule body.
+    let mut after_body = false;
+    // The end of the last significant character, and that character (for rewrite B).
+    let mut last_sig: Option<(usize, u8)> = None;
+    let mut at_line_start = true;
+    // Whether the open top-level `{` is a value (`= {...}`, `contains {...}`), not a body.
+    let mut top_literal = false;
+    let mut hoisted = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\n' => {
+                at_line_start = true;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let line_start = at_line_start;
+        at_line_start = false;
+        if stack.is_empty()
+            && line_start
+            && c != b'{'
+            && c != b'}'
+            && !text[i..].starts_with("else")
+        {
+            // A new top-level statement (package, import, rule).
+            rule_start = Some(i);
+            head_end = None;
+            after_body = false;
+        }
+        if line_start
+            && stack.last() == Some(&Open::Brace)
+            && text[i..].starts_with("not ")
+            && let Some(edit) = hoist_not_arguments(text, i, &mut hoisted)
+        {
+            edits.push(edit);
+        }
+        if line_start
+            && c == b'('
+            && stack.last() == Some(&Open::Brace)
+            && let Some((end, prev)) = last_sig
+            && (prev.is_ascii_alphanumeric() || matches!(prev, b'_' | b']' | b')' | b'"' | b'`'))
+        {
+            edits.push((end, end, ";".to_string()));
+        }
+        match c {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'(' => stack.push(Open::Paren),
+            b'[' => stack.push(Open::Bracket),
+            b'{' => {
+                let before = text[..i].trim_end();
+                if stack.is_empty() && (before.ends_with('=') || before.ends_with("contains")) {
+                    top_literal = true;
+                } else if stack.is_empty() {
+                    if after_body {
+                        if let (Some(start), Some(end)) = (rule_start, head_end) {
+                            let head: String = text[start..end]
+                                .split_whitespace()
+                                .collect::<Vec<_>>()
+                                .join(" ");
+                            edits.push((i, i, format!("{head} ")));
+                        }
+                    } else if head_end.is_none() {
+                        head_end = Some(i);
+                    }
+                    after_body = false;
+                }
+                stack.push(Open::Brace);
+            }
+            b')' | b']' => {
+                stack.pop();
+            }
+            b'}' => {
+                stack.pop();
+                if stack.is_empty() && std::mem::take(&mut top_literal) {
+                    after_body = false;
+                } else if stack.is_empty() {
+                    after_body = true;
+                    last_sig = Some((i + 1, c));
+                    i += 1;
+                    continue;
+                }
+            }
+            _ => {
+                if stack.is_empty() {
+                    after_body = false;
+                }
+            }
+        }
+        let end = (i + 1).min(bytes.len());
+        last_sig = Some((end, bytes[end - 1]));
+        i += 1;
+    }
+    edits
+}
+
+/// For a line `not f(args)` starting at `at`, binds reference and call arguments first.
+fn hoist_not_arguments(
+    text: &str,
+    at: usize,
+    counter: &mut usize,
+) -> Option<(usize, usize, String)> {
+    let line_end = text[at..].find('\n').map_or(text.len(), |e| at + e);
+    let line = &text[at..line_end];
+    if line.contains(" with ") {
+        return None; // `with` applies to the arguments too; leave such lines as they are
+    }
+    let rest = line.strip_prefix("not ")?.trim_start();
+    let name_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    if name_len == 0 || !rest[name_len..].starts_with('(') {
+        return None;
+    }
+    let open = at + (line.len() - rest.len()) + name_len;
+    let close = matching_paren(text, open, line_end)?;
+    let tail = text[close + 1..line_end].trim();
+    if !(tail.is_empty() || tail.starts_with('#')) {
+        return None;
+    }
+    let args = split_top_level(&text[open + 1..close]);
+    let mut bindings = String::new();
+    let mut new_args = Vec::with_capacity(args.len());
+    for arg in args {
+        let a = arg.trim();
+        let first = a.chars().next().unwrap_or(' ');
+        let is_ref_or_call = (first.is_ascii_alphabetic() || first == '_')
+            && a.contains(['.', '[', '('])
+            && !a.starts_with("__gg");
+        if is_ref_or_call {
+            *counter += 1;
+            let var = format!("__gg{counter}");
+            bindings.push_str(&format!("{var} := {a}; "));
+            new_args.push(var);
+        } else {
+            new_args.push(a.to_string());
+        }
+    }
+    if bindings.is_empty() {
+        return None;
+    }
+    let name = &text[at + (line.len() - rest.len())..open];
+    Some((
+        at,
+        close + 1,
+        format!("{bindings}not {name}({})", new_args.join(", ")),
+    ))
+}
+
+/// The `)` matching the `(` at `open`, before `limit`, skipping strings and nesting.
+fn matching_paren(text: &str, open: usize, limit: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let mut i = open;
+    while i < limit {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < limit && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (bytes[i] == b')').then_some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Splits call arguments at top-level commas.
+fn split_top_level(args: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start, mut in_str, mut prev) = (0i32, 0usize, false, ' ');
+    for (i, c) in args.char_indices() {
+        match c {
+            '"' if prev != '\\' => in_str = !in_str,
+            '(' | '[' | '{' if !in_str => depth += 1,
+            ')' | ']' | '}' if !in_str => depth -= 1,
+            ',' if !in_str && depth == 0 => {
+                out.push(&args[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        prev = c;
+    }
+    if !args[start..].trim().is_empty() {
+        out.push(&args[start..]);
+    }
+    out
+}
+
+/// Edits that write out the verbs of a literal `sprintf` format that have no argument.
+fn sprintf_edits(text: &str) -> Vec<(usize, usize, String)> {
+    let mut edits = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find("sprintf(") {
+        let open = from + found + "sprintf".len();
+        from = open + 1;
+        let rest = &text[open + 1..];
+        let lead = rest.len() - rest.trim_start().len();
+        let fmt_start = open + 1 + lead;
+        if !text[fmt_start..].starts_with('"') {
+            continue;
+        }
+        let Some(fmt_len) = string_literal_len(&text[fmt_start..]) else {
+            continue;
+        };
+        let fmt_end = fmt_start + fmt_len; // one past the closing quote
+        let after = text[fmt_end..].trim_start();
+        let Some(after_comma) = after.strip_prefix(',') else {
+            continue;
+        };
+        let list = after_comma.trim_start();
+        if !list.starts_with('[') {
+            continue;
+        }
+        let list_at = text.len() - list.len();
+        let Some(list_end) = matching_bracket(text, list_at) else {
+            continue;
+        };
+        let given = split_top_level(&text[list_at + 1..list_end]).len();
+        let format = &text[fmt_start + 1..fmt_end - 1];
+        if let Some(fixed) = write_out_missing_verbs(format, given) {
+            edits.push((fmt_start + 1, fmt_end - 1, fixed));
+        }
+    }
+    edits
+}
+
+/// Length of the string literal at the start of `s` (quotes included).
+fn string_literal_len(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            b'\n' => return None,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The `]` matching the `[` at `open`, skipping strings and nesting.
+fn matching_bracket(text: &str, open: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i += string_literal_len(&text[i..])?.saturating_sub(1),
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (bytes[i] == b']').then_some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A Go format with the verbs past the `given` arguments replaced by Go's `%!v(MISSING)`
+/// text, or `None` when every verb has an argument.
+fn write_out_missing_verbs(format: &str, given: usize) -> Option<String> {
+    let mut out = String::with_capacity(format.len() + 16);
+    let mut verbs = 0;
+    let mut changed = false;
+    let mut chars = format.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::from("%");
+        let mut verb = None;
+        while let Some(&(_, n)) = chars.peek() {
+            chars.next();
+            spec.push(n);
+            if n.is_ascii_alphabetic() || n == '%' {
+                verb = Some(n);
+                break;
+            }
+        }
+        match verb {
+            Some('%') => out.push_str(&spec),
+            Some(v) => {
+                verbs += 1;
+                if verbs > given {
+                    out.push_str(&format!("%%!{v}(MISSING)"));
+                    changed = true;
+                } else {
+                    out.push_str(&spec);
+                }
+            }
+            None => out.push_str(&spec),
+        }
+    }
+    changed.then_some(out)
+}
+
+static IMPORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^\s*import\s+(data(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\s+as\s+([A-Za-z_][A-Za-z0-9_]*))?\s*$")
+        .expect("valid regex")
+});
+
+/// Edits that turn calls of imported functions (`f(` after `import data.x.f`) into calls of
+/// their full path (`data.x.f(`).
+fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
+    let mut edits = Vec::new();
+    for cap in IMPORT.captures_iter(text) {
+        let path = &cap[1];
+        let alias = cap
+            .get(2)
+            .map(|m| m.as_str())
+            .unwrap_or_else(|| path.rsplit('.').next().unwrap_or(path));
+        if path.split('.').count() < 3 {
+            continue; // `import data.lib` imports a package, not a function
+        }
+        let call = Regex::new(&format!(r"(^|[^A-Za-z0-9_.])({}\()", regex::escape(alias)))
+            .expect("escaped alias");
+        for m in call.captures_iter(text) {
+            let g = m.get(2).expect("group 2");
+            // Leave the author's own definition of a same-named function alone.
+            let line_start = text[..g.start()].rfind('\n').map_or(0, |p| p + 1);
+            if text[line_start..g.start()].trim().is_empty() && defines_at(text, g.end()) {
+                continue;
+            }
+            edits.push((g.start(), g.start() + alias.len(), path.to_string()));
+        }
+    }
+    edits
+}
+
+/// Whether the `(` just before `at` opens a function definition's parameters (`f(x) {`, `:=`,
+/// `=`, `if` after the closing parenthesis).
+fn defines_at(text: &str, at: usize) -> bool {
+    let rest = &text[at..];
+    let Some(close) = rest.find(')') else {
+        return false;
+    };
+    let after = rest[close + 1..].trim_start();
+    after.starts_with('{')
+        || after.starts_with(":=")
+        || after.starts_with("= ")
+        || after.starts_with("if")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_body_rules_get_their_head() {
+        let src = "package a\n\nviolation[{\"msg\": msg}] {\n  input.a\n  msg := \"a\"\n} {\n  input.b\n  msg := \"b\"\n}\n";
+        let out = rewrite(src);
+        assert_eq!(out.lines().count(), src.lines().count());
+        assert!(
+            out.contains("} violation[{\"msg\": msg}] {\n  input.b"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn object_values_in_heads_are_not_bodies() {
+        let src = "package a\nf(c) = {\"p\": p} {\n  p := c\n}\n\nf(c) = {\"p\": p} {\n  p := 1\n} {\n  p := 2\n}\n";
+        let out = rewrite(src);
+        assert_eq!(out.matches("f(c) = {\"p\": p} {").count(), 3, "{out}");
+        assert!(
+            out.starts_with("package a\nf(c) = {\"p\": p} {\n  p := c\n}\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn else_chains_are_left_alone() {
+        let src = "package a\nf(x) = 1 {\n  x > 1\n} else = 2 {\n  true\n}\n";
+        assert_eq!(rewrite(src), src);
+    }
+
+    #[test]
+    fn reference_newline_paren_is_split() {
+        let src = "package a\nok(h) {\n    input.parameters.spread\n    (h.max - h.min) >= input.parameters.spread\n}\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("input.parameters.spread;\n    (h.max"),
+            "{out}"
+        );
+        // A continuation line is not touched.
+        let src = "package a\nx := y {\n    y := count([1,\n    (2)])\n}\n";
+        assert_eq!(rewrite(src), src);
+    }
+
+    #[test]
+    fn not_call_arguments_are_bound_first() {
+        let src =
+            "package a\nv {\n  not f(rule, x, params.ranges)\n  not g(x) with input as {}\n}\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("  __gg1 := params.ranges; not f(rule, x, __gg1)\n"),
+            "{out}"
+        );
+        assert!(out.contains("  not g(x) with input as {}\n"), "{out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn sprintf_missing_arguments_print_as_go() {
+        let src = "package a\nm := sprintf(\"%v and %d, 100%% %v\", [1,\n  [2, 3]])\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("sprintf(\"%v and %d, 100%% %%!v(MISSING)\", [1,"),
+            "{out}"
+        );
+        let ok = "package a\nm := sprintf(\"%v\", [x])\n";
+        assert_eq!(rewrite(ok), ok);
+    }
+
+    #[test]
+    fn imported_functions_are_called_by_path() {
+        let src = "package a\nimport data.lib.u.is_update\nimport data.lib.v as v\nviolation[1] {\n  not is_update(input.review)\n  v.x\n}\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("not data.lib.u.is_update(input.review)"),
+            "{out}"
+        );
+        assert!(out.contains("import data.lib.u.is_update\n"), "{out}");
+    }
+
+    #[test]
+    fn strings_and_comments_do_not_confuse_the_lexer() {
+        let src = "package a\n# } {\nx := \"} {\" {\n  true\n}\n";
+        assert_eq!(rewrite(src), src);
+    }
+}
