@@ -41,16 +41,46 @@ pub struct TestCase {
 static TEST_HEAD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^((?:todo_)?test_[A-Za-z0-9_]*)\b").expect("valid regex"));
 
-/// The test rules of a module, in order of appearance, each once.
-pub fn test_rules(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// A test rule: the name it is evaluated by and the name it is reported as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRule {
+    pub internal: String,
+    pub display: String,
+}
+
+/// The test rules of a module, in order of appearance, and the module text to compile. A
+/// name defined more than once is several tests, as in OPA, which reports the later ones as
+/// `test_x#01`, `test_x#02`: they are renamed apart so that each body is judged on its own
+/// (evaluated together, one passing body would hide a failing one).
+pub fn test_rules(text: &str) -> (String, Vec<TestRule>) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut rules = Vec::new();
+    let mut edits = Vec::new();
     for c in TEST_HEAD.captures_iter(text) {
-        let name = c[1].to_string();
-        if !out.contains(&name) {
-            out.push(name);
-        }
+        let m = c.get(1).expect("group 1");
+        let name = m.as_str().to_string();
+        let n = seen.entry(name.clone()).or_insert(0);
+        let rule = if *n == 0 {
+            TestRule {
+                internal: name.clone(),
+                display: name.clone(),
+            }
+        } else {
+            let internal = format!("{name}__dup{n:02}");
+            edits.push((m.start(), m.end(), internal.clone()));
+            TestRule {
+                internal,
+                display: format!("{name}#{n:02}"),
+            }
+        };
+        *n += 1;
+        rules.push(rule);
     }
-    out
+    let mut out = text.to_string();
+    for (start, end, name) in edits.into_iter().rev() {
+        out.replace_range(start..end, &name);
+    }
+    (out, rules)
 }
 
 /// Splits files into the programs they form (see the module documentation).
@@ -106,24 +136,30 @@ fn run_program(
     filter: Option<&Regex>,
     timeout: Duration,
 ) -> Result<Vec<TestCase>, PolicyError> {
-    let modules: Vec<Module> = rego.iter().map(|f| Module::new(&f.path, &f.text)).collect();
+    let numbered: Vec<(String, Vec<TestRule>)> = rego.iter().map(|f| test_rules(&f.text)).collect();
+    let modules: Vec<Module> = rego
+        .iter()
+        .zip(&numbered)
+        .map(|(f, (text, _))| Module::new(&f.path, text.as_str()))
+        .collect();
     if modules.is_empty() {
         return Ok(Vec::new());
     }
     let program = Program::compile(&modules, timeout)?;
     let mut out = Vec::new();
-    for (f, package) in rego.iter().zip(&program.packages) {
+    for ((f, package), (_, rules)) in rego.iter().zip(&program.packages).zip(&numbered) {
         let package = package_of(&f.text).unwrap_or_else(|| package.clone());
-        for rule in test_rules(&f.text) {
-            let full = format!("{package}.{rule}");
+        for rule in rules {
+            let full = format!("{package}.{}", rule.display);
             if filter.is_some_and(|re| !re.is_match(&full)) {
                 continue;
             }
             let start = Instant::now();
-            let outcome = if rule.starts_with("todo_") {
+            let outcome = if rule.display.starts_with("todo_") {
                 Outcome::Skip
             } else {
-                match program.eval_rule(&full, regorus::Value::new_object(), None) {
+                let path = format!("{package}.{}", rule.internal);
+                match program.eval_rule(&path, regorus::Value::new_object(), None) {
                     Ok(Some(regorus::Value::Bool(true))) => Outcome::Pass,
                     Ok(_) => Outcome::Fail,
                     Err(e) => Outcome::Error(e),
@@ -149,6 +185,27 @@ mod tests {
             path: path.into(),
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn duplicate_test_names_are_separate_tests() {
+        let files = [file(
+            "d_test.rego",
+            "package d\ntest_x { true }\ntest_x { false }\ntest_y { true }\n",
+        )];
+        let r = run(&files, None, Duration::from_secs(1)).unwrap();
+        let got: Vec<_> = r
+            .iter()
+            .map(|t| (t.rule.as_str(), t.outcome.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("data.d.test_x", Outcome::Pass),
+                ("data.d.test_x#01", Outcome::Fail),
+                ("data.d.test_y", Outcome::Pass),
+            ]
+        );
     }
 
     #[test]
