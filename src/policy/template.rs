@@ -199,11 +199,14 @@ pub fn parse_constraint(file: &str, doc: &YamlDoc) -> Result<Constraint, PolicyE
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| {
-            invalid(
-                file,
-                doc.line,
-                format!("constraint of kind {kind} has no metadata.name"),
-            )
+            let why = match v.pointer("/metadata/name") {
+                Some(other) if !other.is_null() && !other.is_string() => format!(
+                    "metadata.name must be a string, found {} (quote it: YAML reads y, yes and on as booleans)",
+                    crate::manifest::json_type(other)
+                ),
+                _ => "has no metadata.name".to_string(),
+            };
+            invalid(file, doc.line, format!("constraint of kind {kind}: {why}"))
         })?
         .to_string();
     let spec = v.get("spec").cloned().unwrap_or(Value::Null);
