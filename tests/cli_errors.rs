@@ -44,7 +44,8 @@ spec:
         }
 "#;
 
-const CONSTRAINT: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sDemo\nmetadata:\n  name: demo\n";
+const CONSTRAINT: &str =
+    "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sDemo\nmetadata:\n  name: demo\n";
 
 const SUITE: &str = "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: t\n  template: template.yaml\n  constraint: constraint.yaml\n  cases:\n  - name: bad\n    object: bad.yaml\n    assertions:\n    - violations: 1\n      message: bad label\n  - name: good\n    object: good.yaml\n    assertions:\n    - violations: no\n";
 
@@ -53,8 +54,16 @@ fn suite_dir() -> tempfile::TempDir {
     write(dir.path(), "template.yaml", TEMPLATE);
     write(dir.path(), "constraint.yaml", CONSTRAINT);
     write(dir.path(), "suite.yaml", SUITE);
-    write(dir.path(), "bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: \"yes\"}}\n");
-    write(dir.path(), "good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n");
+    write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: \"yes\"}}\n",
+    );
+    write(
+        dir.path(),
+        "good.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+    );
     dir
 }
 
@@ -64,8 +73,15 @@ fn a_passing_suite_exits_0_and_a_failing_one_1() {
     let suite = dir.path().join("suite.yaml");
     let (code, out) = gitgate(&["verify", suite.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("1 suites, 1 tests, 2 cases: 1 suites passed"), "{out}");
-    write(dir.path(), "good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: x}}\n");
+    assert!(
+        out.contains("1 suites, 1 tests, 2 cases: 1 suites passed"),
+        "{out}"
+    );
+    write(
+        dir.path(),
+        "good.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: x}}\n",
+    );
     let (code, out) = gitgate(&["verify", suite.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("--- FAIL: good"), "{out}");
@@ -80,7 +96,10 @@ fn a_template_that_does_not_compile_is_an_error_naming_file_and_line() {
     let (code, out) = gitgate(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     // The Rego starts on line 13 of the YAML file; the error is on its 5th line or after.
-    assert!(out.contains(&format!("{file}:1")), "names the template and its line: {out}");
+    assert!(
+        out.contains(&format!("{file}:1")),
+        "names the template and its line: {out}"
+    );
     assert!(out.contains("does not compile"), "{out}");
 }
 
@@ -96,7 +115,11 @@ fn a_suite_naming_a_missing_file_is_an_error() {
 #[test]
 fn invalid_yaml_is_an_error_naming_file_and_line() {
     let dir = suite_dir();
-    let file = write(dir.path(), "bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [p\n");
+    let file = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: [p\n",
+    );
     let (code, out) = gitgate(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(&format!("{file}:")), "{out}");
@@ -106,10 +129,15 @@ fn invalid_yaml_is_an_error_naming_file_and_line() {
 #[test]
 fn an_alias_bomb_is_refused() {
     let dir = suite_dir();
-    let mut bomb = String::from("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
     for i in 1..40 {
         let prev = format!("*a{}", i - 1);
-        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 10].join(", ")));
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![prev.as_str(); 10].join(", ")
+        ));
     }
     let file = write(dir.path(), "bad.yaml", &bomb);
     let start = std::time::Instant::now();
@@ -126,26 +154,43 @@ fn a_constraint_without_template_is_an_error() {
     let file = write(dir.path(), "constraint.yaml", CONSTRAINT);
     let (code, out) = gitgate(&["policies", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains(&format!("{file}:1: constraint demo is of kind K8sDemo")), "{out}");
+    assert!(
+        out.contains(&format!("{file}:1: constraint demo is of kind K8sDemo")),
+        "{out}"
+    );
 }
 
 #[test]
 fn rego_that_does_not_parse_names_file_and_line_in_test() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "p.rego", "package p\n\nallow if {\n  input.x ==\n}\n");
+    let file = write(
+        dir.path(),
+        "p.rego",
+        "package p\n\nallow if {\n  input.x ==\n}\n",
+    );
     let (code, out) = gitgate(&["test", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "opa test exits 1 on errors: {out}");
-    assert!(out.contains(&format!("{file}:5:")) || out.contains(&format!("{file}:4:")), "{out}");
+    assert!(
+        out.contains(&format!("{file}:5:")) || out.contains(&format!("{file}:4:")),
+        "{out}"
+    );
 }
 
 #[test]
 fn failing_rego_tests_exit_2_like_opa() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "p_test.rego", "package p\nimport rego.v1\ntest_ok if true\ntest_no if false\n");
+    write(
+        dir.path(),
+        "p_test.rego",
+        "package p\nimport rego.v1\ntest_ok if true\ntest_no if false\n",
+    );
     let (code, out) = gitgate(&["test", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("data.p.test_no: FAIL"), "{out}");
-    assert!(out.contains("PASS: 1/2") && out.contains("FAIL: 1/2"), "{out}");
+    assert!(
+        out.contains("PASS: 1/2") && out.contains("FAIL: 1/2"),
+        "{out}"
+    );
     let (code, out) = gitgate(&["test", "--run", "test_ok", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }

@@ -14,7 +14,10 @@ fn fixtures_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: {} is absent (the shared fixtures live beside the repository)", dir.display());
+        eprintln!(
+            "skipping: {} is absent (the shared fixtures live beside the repository)",
+            dir.display()
+        );
         None
     }
 }
@@ -47,11 +50,19 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("021-delete-deployments-web.json", &[], &[]),
     ("022-create-serviceaccounts-default.json", &[], &[]),
     ("023-create-deployments-web2.json", &[], &[]),
-    ("024-create-customresourcedefinitions-widgets.example.com.json", &[], &[]),
+    (
+        "024-create-customresourcedefinitions-widgets.example.com.json",
+        &[],
+        &[],
+    ),
     ("025-create-apiservices-v1.example.com.json", &[], &[]),
     ("026-create-widgets-blue.json", &[], &[]),
     // `kubectl run debug` with a hostPath of / and runAsUser 0, image busybox (no tag).
-    ("027-create-pods-debug.json", &["host-path", "latest-tag", "run-as-root"], &["container-resources"]),
+    (
+        "027-create-pods-debug.json",
+        &["host-path", "latest-tag", "run-as-root"],
+        &["container-resources"],
+    ),
     ("028-delete-pods-debug.json", &[], &[]),
     ("029-delete-pods-debug.json", &[], &[]),
     ("030-create-deployments-quant.json", &[], &[]),
@@ -66,20 +77,48 @@ fn builtin_policies_give_the_expected_verdicts() {
         let body = std::fs::read(dir.join(file)).expect("fixture readable");
         let (_, review) = parse_admission_review(file, &body).expect("fixture parses");
         let decision = decision::decide(&set, &Document::from_review(review), &Context::default());
-        let denied: BTreeSet<&str> = decision.violations.iter().map(|f| f.policy.as_str()).collect();
-        let warned: BTreeSet<&str> = decision.warnings.iter().map(|f| f.policy.as_str()).collect();
-        assert_eq!(denied, deny.iter().copied().collect(), "{file}: deny findings {:?}", decision.violations);
-        assert_eq!(warned, warn.iter().copied().collect(), "{file}: warn findings {:?}", decision.warnings);
+        let denied: BTreeSet<&str> = decision
+            .violations
+            .iter()
+            .map(|f| f.policy.as_str())
+            .collect();
+        let warned: BTreeSet<&str> = decision
+            .warnings
+            .iter()
+            .map(|f| f.policy.as_str())
+            .collect();
+        assert_eq!(
+            denied,
+            deny.iter().copied().collect(),
+            "{file}: deny findings {:?}",
+            decision.violations
+        );
+        assert_eq!(
+            warned,
+            warn.iter().copied().collect(),
+            "{file}: warn findings {:?}",
+            decision.warnings
+        );
         assert!(decision.errors.is_empty(), "{file}: {:?}", decision.errors);
         assert_eq!(decision.allowed, deny.is_empty(), "{file}");
         for f in decision.violations.iter().chain(&decision.warnings) {
-            assert!(f.message.starts_with(&format!("{}:", f.policy)), "{file}: message names its policy: {}", f.message);
+            assert!(
+                f.message.starts_with(&format!("{}:", f.policy)),
+                "{file}: message names its policy: {}",
+                f.message
+            );
         }
         seen += 1;
     }
     let on_disk = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
         .count();
     assert_eq!(seen, on_disk, "every fixture has an expected verdict");
 }
@@ -92,9 +131,15 @@ fn policies_see_the_document_shape() {
     let doc = Document::from_review(review);
     let v = serde_json::to_value(&doc).unwrap();
     assert_eq!(v["review"]["operation"], "DELETE");
-    assert!(v["review"]["object"].is_null(), "DELETE carries object: null");
+    assert!(
+        v["review"]["object"].is_null(),
+        "DELETE carries object: null"
+    );
     assert_eq!(v["review"]["oldObject"]["kind"], "ConfigMap");
     assert_eq!(v["review"]["userInfo"]["username"], "alice");
     assert_eq!(v["source"]["context"], "admission");
-    assert!(v.get("provenance").is_none(), "absent until provenance is configured");
+    assert!(
+        v.get("provenance").is_none(),
+        "absent until provenance is configured"
+    );
 }

@@ -10,7 +10,9 @@ fn library() -> Option<PathBuf> {
     match std::env::var_os("GITGATE_GK_LIBRARY") {
         Some(dir) => Some(PathBuf::from(dir)),
         None => {
-            eprintln!("skipping: set GITGATE_GK_LIBRARY to an export of open-policy-agent/gatekeeper-library to run the compatibility tests");
+            eprintln!(
+                "skipping: set GITGATE_GK_LIBRARY to an export of open-policy-agent/gatekeeper-library to run the compatibility tests"
+            );
             None
         }
     }
@@ -37,7 +39,9 @@ fn every_library_suite_passes() {
     assert_eq!(code, 0, "verify failed: {summary}\n{out}\n{err}");
     // The numbers of the library as exported for this project: 49 suites, 75 tests, 270 cases.
     assert!(
-        summary.starts_with("49 suites, 75 tests, 270 cases: 49 suites passed, 0 failed, 0 with errors"),
+        summary.starts_with(
+            "49 suites, 75 tests, 270 cases: 49 suites passed, 0 failed, 0 with errors"
+        ),
         "{summary}"
     );
 }
@@ -55,5 +59,8 @@ fn library_unit_tests_pass() {
     let (passed, total): (f64, f64) = (passed.parse().unwrap(), total.parse().unwrap());
     assert!(total >= 900.0, "found only {total} test rules");
     assert!(passed / total >= 0.98, "only {passed}/{total} pass:\n{out}");
-    assert_eq!(code, 0, "every test rule passes today; a regression shows here:\n{out}");
+    assert_eq!(
+        code, 0,
+        "every test rule passes today; a regression shows here:\n{out}"
+    );
 }
