@@ -108,9 +108,13 @@ package team.broken
 
 import rego.v1
 
+# Two definitions that disagree: an evaluation conflict, an error in OPA and regorus alike.
+value := 1 if input.review.object.kind == "Pod"
+
+value := 2 if input.review.object.metadata.name != ""
+
 deny contains msg if {
-  x := 1 / count(input.review.object.metadata.labels.nothing)
-  msg := sprintf("%v", [x])
+  msg := sprintf("%v", [value])
 }
 "#;
 
