@@ -22,21 +22,26 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// Rewrites `text`; returns it unchanged when nothing applies.
+/// Rewrites `text`; returns it unchanged when nothing applies. The passes run one after the
+/// other, each on the previous one's output, so their edits never overlap.
 pub fn rewrite(text: &str) -> String {
-    let mut edits = structural_edits(text);
-    edits.extend(import_edits(text));
-    edits.extend(sprintf_edits(text));
+    let text = apply(text, import_edits(text));
+    let text = apply(&text, structural_edits(&text));
+    apply(&text, sprintf_edits(&text))
+}
+
+/// Applies non-overlapping replacements `(start, end, text)`.
+fn apply(text: &str, mut edits: Vec<(usize, usize, String)>) -> String {
     if edits.is_empty() {
         return text.to_string();
     }
-    // Apply from the end so that offsets stay valid; a replacement has (start, end, text).
+    // From the end, so that offsets stay valid.
     edits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
     let mut out = text.to_string();
     let mut last_start = usize::MAX;
     for (start, end, insert) in edits {
         if end > last_start {
-            continue; // overlapping edits cannot happen by construction; be safe anyway
+            continue; // a pass never makes overlapping edits; be safe anyway
         }
         out.replace_range(start..end, &insert);
         last_start = start;
@@ -407,32 +412,81 @@ static IMPORT: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// Edits that turn calls of imported functions (`f(` after `import data.x.f`) into calls of
-/// their full path (`data.x.f(`).
+/// Edits that write uses of an imported name by its full path: calls (`f(` after
+/// `import data.x.f`) and references into an imported package (`w.rule`, `w[k]` after
+/// `import data.lib.workloads as w`). Besides the missing call resolution, regorus evaluates a
+/// whole imported package to read one rule through its alias (84 µs instead of 14 µs for
+/// the built-in library's helpers).
 fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
     let mut edits = Vec::new();
+    let mut code: Option<Vec<bool>> = None;
     for cap in IMPORT.captures_iter(text) {
         let path = &cap[1];
         let alias = cap
             .get(2)
             .map(|m| m.as_str())
             .unwrap_or_else(|| path.rsplit('.').next().unwrap_or(path));
-        if path.split('.').count() < 3 {
-            continue; // `import data.lib` imports a package, not a function
-        }
-        let call = Regex::new(&format!(r"(^|[^A-Za-z0-9_.])({}\()", regex::escape(alias)))
-            .expect("escaped alias");
-        for m in call.captures_iter(text) {
+        let import_line = cap.get(0).expect("group 0").range();
+        let code = code.get_or_insert_with(|| code_mask(text));
+        let uses = Regex::new(&format!(
+            r"(^|[^A-Za-z0-9_.])({})([(.\[])",
+            regex::escape(alias)
+        ))
+        .expect("escaped alias");
+        for m in uses.captures_iter(text) {
             let g = m.get(2).expect("group 2");
+            if import_line.contains(&g.start()) || !code[g.start()] {
+                continue; // the import itself, or text in a string or a comment
+            }
             // Leave the author's own definition of a same-named function alone.
             let line_start = text[..g.start()].rfind('\n').map_or(0, |p| p + 1);
-            if text[line_start..g.start()].trim().is_empty() && defines_at(text, g.end()) {
+            if &m[3] == "("
+                && text[line_start..g.start()].trim().is_empty()
+                && defines_at(text, g.end() + 1)
+            {
                 continue;
             }
-            edits.push((g.start(), g.start() + alias.len(), path.to_string()));
+            edits.push((g.start(), g.end(), path.to_string()));
         }
     }
     edits
+}
+
+/// For each byte of `text`, whether it is code (not inside a string, raw string or comment).
+fn code_mask(text: &str) -> Vec<bool> {
+    let bytes = text.as_bytes();
+    let mut mask = vec![true; bytes.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        let end = (i + 1).min(bytes.len());
+        mask[start..end].iter_mut().for_each(|m| *m = false);
+        i = end;
+    }
+    mask
 }
 
 /// Whether the `(` just before `at` opens a function definition's parameters (`f(x) {`, `:=`,
@@ -520,14 +574,28 @@ mod tests {
     }
 
     #[test]
+    fn imports_are_not_rewritten_inside_strings_or_comments() {
+        let src = "package a\nimport data.x.res\nm := `set res.limits`\nn := \"res.x\" # res.y\no := res.z\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("m := `set res.limits`\nn := \"res.x\" # res.y\no := data.x.res.z\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn imported_functions_are_called_by_path() {
         let src = "package a\nimport data.lib.u.is_update\nimport data.lib.v as v\nviolation[1] {\n  not is_update(input.review)\n  v.x\n}\n";
         let out = rewrite(src);
         assert!(
-            out.contains("not data.lib.u.is_update(input.review)"),
+            out.contains("__gg1 := input.review; not data.lib.u.is_update(__gg1)"),
             "{out}"
         );
         assert!(out.contains("import data.lib.u.is_update\n"), "{out}");
+        assert!(
+            out.contains("  data.lib.v.x\n"),
+            "package aliases are written out: {out}"
+        );
     }
 
     #[test]

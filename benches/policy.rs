@@ -1,0 +1,64 @@
+//! Policy benchmarks (criterion): one decision of all built-in policies against fixture 004,
+//! and `gitgate verify` over the whole gatekeeper-library when `GITGATE_GK_LIBRARY` is set.
+//!
+//! `cargo bench --bench policy`; results are recorded in BENCHMARKS.md.
+
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gitgate::decision::{self, Context};
+use gitgate::input::{Document, parse_admission_review};
+use gitgate::policy::{Options, suite};
+
+/// Fixture 004 (a Deployment created with `kubectl apply`), from ../shared when present, or a
+/// copy of its object otherwise so that the benchmark always runs.
+fn fixture_004() -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/admission-v1/004-create-deployments-web.json");
+    std::fs::read(&path).unwrap_or_else(|_| {
+        eprintln!("{} is absent: using a built-in stand-in", path.display());
+        include_bytes!("../tests/data/deployment-review.json").to_vec()
+    })
+}
+
+fn decide_builtin(c: &mut Criterion) {
+    let set = gitgate::builtin::policy_set(&Options::default()).expect("built-in policies");
+    let body = fixture_004();
+    let (_, review) = parse_admission_review("004", &body).expect("fixture parses");
+    let doc = Document::from_review(review);
+    let ctx = Context::default();
+    assert!(decision::decide(&set, &doc, &ctx).allowed);
+    c.bench_function("decide: built-in library, fixture 004", |b| {
+        b.iter(|| decision::decide(&set, &doc, &ctx))
+    });
+    c.bench_function("decide: parse AdmissionReview + decide, fixture 004", |b| {
+        b.iter(|| {
+            let (_, review) = parse_admission_review("004", &body).unwrap();
+            decision::decide(&set, &Document::from_review(review), &ctx)
+        })
+    });
+}
+
+fn verify_library(c: &mut Criterion) {
+    let Some(lib) = std::env::var_os("GITGATE_GK_LIBRARY") else {
+        eprintln!(
+            "skipping verify benchmark: set GITGATE_GK_LIBRARY to an export of the gatekeeper-library"
+        );
+        return;
+    };
+    let files = suite::find_suites(&[PathBuf::from(lib).join("library")]).expect("suites");
+    let options = Options::default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut group = c.benchmark_group("verify: gatekeeper-library (49 suites)");
+    group.sample_size(10);
+    group.bench_function(format!("{threads} threads"), |b| {
+        b.iter(|| suite::run_suites(&files, &options, threads))
+    });
+    group.bench_function("1 thread", |b| {
+        b.iter(|| suite::run_suites(&files, &options, 1))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decide_builtin, verify_library);
+criterion_main!(benches);
