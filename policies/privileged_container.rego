@@ -17,8 +17,7 @@ import data.gitgate.lib.workloads
 
 violation contains {"msg": msg, "details": {"container": e.name, "path": e.path}} if {
 	some e in workloads.containers
-	sc := workloads.security_context(e.container)
-	object.get(sc, "privileged", false) == true
+	e.container.securityContext.privileged == true
 	msg := sprintf(
 		"privileged-container: %s %q (%s) runs privileged; remove securityContext.privileged or set it to false",
 		[e.label, e.name, e.path],

@@ -81,6 +81,13 @@ pub enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // The Rego parser and interpreter report through anyhow, which captures a backtrace for
+    // every error when RUST_BACKTRACE is set, on the request path too. gitgate's errors carry
+    // file and line instead; keep backtraces for panics only.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the first statement of main, before any thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::input::Document;
 use crate::policy::matcher::NamespaceLabels;
-use crate::policy::{Enforcement, Finding, PolicySet};
+use crate::policy::{Enforcement, Finding, Policy, PolicyError, PolicySet};
 
 /// A policy that could not decide (compile-time problems never get this far).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,13 +56,32 @@ impl Default for Context<'_> {
     }
 }
 
-/// Decides a document against a policy set.
+/// Decides a document against a policy set. Policies that share a program and parameters
+/// (the built-in library, the constraints of one template with the same parameters) are
+/// evaluated in one pass.
 pub fn decide(set: &PolicySet, doc: &Document, ctx: &Context<'_>) -> Decision {
     let input = doc.to_rego();
     let mut decision = Decision::default();
-    for policy in set.applicable(doc, ctx.namespaces) {
-        decision.evaluated.push(policy.name.clone());
-        match policy.evaluate(doc, &input, ctx.data) {
+    let mut pending: Vec<&Policy> = set.applicable(doc, ctx.namespaces).collect();
+    while !pending.is_empty() {
+        let first = pending[0];
+        let (batch, rest): (Vec<&Policy>, Vec<&Policy>) = pending
+            .into_iter()
+            .partition(|p| std::ptr::eq(*p, first) || first.batches_with(p));
+        pending = rest;
+        let results = Policy::evaluate_batch(&batch, doc, &input, ctx.data);
+        for (policy, result) in batch.iter().zip(results) {
+            decision.evaluated.push(policy.name.clone());
+            record(&mut decision, policy, result);
+        }
+    }
+    decision.allowed = decision.violations.is_empty() && decision.errors.is_empty();
+    decision
+}
+
+fn record(decision: &mut Decision, policy: &Policy, result: Result<Vec<Finding>, PolicyError>) {
+    {
+        match result {
             Ok(findings) => {
                 for f in findings {
                     match f.action {
@@ -78,6 +97,4 @@ pub fn decide(set: &PolicySet, doc: &Document, ctx: &Context<'_>) -> Decision {
             }),
         }
     }
-    decision.allowed = decision.violations.is_empty() && decision.errors.is_empty();
-    decision
 }

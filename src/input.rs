@@ -366,10 +366,31 @@ impl Document {
     }
 }
 
-/// Converts JSON to a Rego value (one place, used for input, data and parameters).
+/// Converts JSON to a Rego value (one place, used for input, data and parameters). A direct
+/// walk: on the request path it costs half of going through serde.
 pub fn json_to_rego(json: &Value) -> regorus::Value {
-    use serde::de::IntoDeserializer;
-    regorus::Value::deserialize(json.clone().into_deserializer()).unwrap_or(regorus::Value::Null)
+    match json {
+        Value::Null => regorus::Value::Null,
+        Value::Bool(b) => regorus::Value::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                regorus::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                regorus::Value::from(u)
+            } else {
+                regorus::Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => regorus::Value::from(s.as_str()),
+        Value::Array(items) => {
+            regorus::Value::from(items.iter().map(json_to_rego).collect::<Vec<_>>())
+        }
+        Value::Object(map) => regorus::Value::from(
+            map.iter()
+                .map(|(k, v)| (regorus::Value::from(k.as_str()), json_to_rego(v)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +439,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, InputError::NoUid { .. }), "{e}");
+    }
+
+    #[test]
+    fn json_converts_to_the_same_rego_value_as_regorus_parses() {
+        let text = r#"{"a": [1, -2, 3.5, 18446744073709551615, "x", null, true], "b": {"c": {}}}"#;
+        let json: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            json_to_rego(&json),
+            regorus::Value::from_json_str(text).unwrap()
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ containers contains entry if {
 	is_object(c)
 	entry := {
 		"container": c,
-		"name": name_of(c),
+		"name": object.get(c, "name", ""),
 		"field": list.field,
 		"label": list.label,
 		"index": i,

@@ -152,6 +152,7 @@ pub fn constraint_policy(t: &Template, program: Arc<Program>, c: &Constraint) ->
         title: Some(t.name.clone()),
         description: None,
         program,
+        batch: None,
     }
 }
 
@@ -219,34 +220,31 @@ pub fn package_of(text: &str) -> Option<String> {
     PACKAGE.captures(text).map(|c| format!("data.{}", &c[1]))
 }
 
+/// The package holding the batch rules gitgate adds to a program of plain Rego policies.
+const BATCH_PACKAGE: &str = "__gitgate_batch";
+
 fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>, PolicyError> {
-    let modules: Vec<Module> = files
-        .iter()
-        .map(|f| Module::new(&f.path, &f.text))
-        .collect();
-    let program = Arc::new(Program::compile(&modules, options.eval_timeout)?);
-    // Group the modules by package: a package with decision rules is one policy.
-    let mut packages: BTreeMap<String, (Vec<String>, Option<(String, metadata::Metadata)>)> =
+    // Group the modules by package (from the source, before compiling, so that the batch
+    // rules can be compiled in): a package with decision rules is one policy.
+    let mut packages: BTreeMap<String, (Vec<String>, String, Option<metadata::Metadata>)> =
         BTreeMap::new();
-    for (f, package) in files.iter().zip(&program.packages) {
-        let entry = packages.entry(package.clone()).or_default();
+    for f in files {
+        let Some(package) = package_of(&f.text) else {
+            continue; // the compiler reports a module without a package
+        };
+        let entry = packages
+            .entry(package)
+            .or_insert_with(|| (Vec::new(), f.path.clone(), None));
         entry.0.extend(decision_rules(&f.text));
-        if entry.1.is_none()
+        if entry.2.is_none()
             && let Some(meta) = metadata::parse(&f.path, &f.text)?
         {
-            entry.1 = Some((f.path.clone(), meta));
+            entry.1 = f.path.clone();
+            entry.2 = Some(meta);
         }
     }
-    let origin_of = |package: &str| {
-        files
-            .iter()
-            .zip(&program.packages)
-            .find(|(_, p)| p.as_str() == package)
-            .map(|(f, _)| f.path.clone())
-            .unwrap_or_default()
-    };
     let mut out = Vec::new();
-    for (package, (mut rules, meta)) in packages {
+    for (package, (mut rules, origin, meta)) in packages {
         rules.sort();
         rules.dedup();
         let has_exceptions = rules.iter().any(|r| r == "exception");
@@ -255,11 +253,7 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             continue; // a library package
         }
         let conftest = package == "data.main" || package.starts_with("data.main.");
-        let origin = meta
-            .as_ref()
-            .map(|(f, _)| f.clone())
-            .unwrap_or_else(|| origin_of(&package));
-        let meta = meta.map(|(_, m)| m).unwrap_or_default();
+        let meta = meta.unwrap_or_default();
         let enforcement = match meta.custom.enforcement.as_deref() {
             None => Enforcement::Deny,
             Some(a) => Enforcement::parse(a).ok_or_else(|| PolicyError::Invalid {
@@ -296,10 +290,74 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             has_exceptions,
             title: meta.title.clone(),
             description: meta.description.clone(),
-            program: program.clone(),
+            program: Arc::new(Program::empty()),
+            batch: None,
         });
     }
+    let (batch_module, batches) = batch_rules(&out);
+    let mut modules: Vec<Module> = files
+        .iter()
+        .map(|f| Module::new(&f.path, &f.text))
+        .collect();
+    if let Some(text) = batch_module {
+        modules.push(Module::new(
+            format!("<gitgate batch rules for {}>", files[0].path),
+            text,
+        ));
+    }
+    let program = Arc::new(Program::compile(&modules, options.eval_timeout)?);
+    for (policy, batch) in out.iter_mut().zip(batches) {
+        policy.program = program.clone();
+        policy.batch = batch;
+    }
     Ok(out)
+}
+
+/// One rule per group of policies that share their parameters, evaluating all their decision
+/// rules in one pass: `b0 := [[x | x := data.p.violation], ...]` (`[]` when undefined).
+/// Precompiled, so that a decision parses no query.
+fn batch_rules(policies: &[Policy]) -> (Option<String>, Vec<Option<Arc<super::Batch>>>) {
+    let mut groups: Vec<(Value, Vec<usize>)> = Vec::new();
+    for (i, p) in policies.iter().enumerate() {
+        if p.flavor == Flavor::Conftest {
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(params, _)| *params == p.parameters)
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((p.parameters.clone(), vec![i])),
+        }
+    }
+    let mut text = format!("package {BATCH_PACKAGE}\n");
+    let mut assigned = vec![None; policies.len()];
+    let mut any = false;
+    for (g, (_, members)) in groups.iter().enumerate().filter(|(_, (_, m))| m.len() > 1) {
+        let entries: Vec<(String, String)> = members
+            .iter()
+            .flat_map(|&i| {
+                policies[i]
+                    .rules
+                    .iter()
+                    .map(move |r| (policies[i].package.clone(), r.clone()))
+            })
+            .collect();
+        let items: Vec<String> = entries
+            .iter()
+            .map(|(pkg, rule)| format!("[x | x := {pkg}.{rule}]"))
+            .collect();
+        text.push_str(&format!("b{g} := [{}]\n", items.join(", ")));
+        let batch = Arc::new(super::Batch {
+            path: format!("data.{BATCH_PACKAGE}.b{g}"),
+            entries,
+        });
+        for &i in members {
+            assigned[i] = Some(batch.clone());
+        }
+        any = true;
+    }
+    (any.then_some(text), assigned)
 }
 
 #[cfg(test)]

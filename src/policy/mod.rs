@@ -93,6 +93,18 @@ pub struct Policy {
     pub description: Option<String>,
     program: Arc<Program>,
     parameters_rego: regorus::Value,
+    /// The precompiled rule that evaluates this policy with the others of its group.
+    batch: Option<Arc<Batch>>,
+}
+
+/// A precompiled rule evaluating the decision rules of several policies in one pass; its
+/// value is one `[value]` (or `[]`) per entry, in order.
+#[derive(Debug)]
+pub struct Batch {
+    /// `data.__gitgate_batch.b0`.
+    pub path: String,
+    /// (package, rule) of each entry.
+    pub entries: Vec<(String, String)>,
 }
 
 /// What a policy found in one document.
@@ -195,6 +207,76 @@ impl Policy {
             }
         }
         Ok(findings)
+    }
+
+    /// Whether this policy can be evaluated in one pass with `other`: the same program, the
+    /// same input (flavour and parameters).
+    pub fn batches_with(&self, other: &Policy) -> bool {
+        self.flavor != Flavor::Conftest
+            && other.flavor != Flavor::Conftest
+            && Arc::ptr_eq(&self.program, &other.program)
+            && self.parameters == other.parameters
+    }
+
+    /// Evaluates policies that [batch](Policy::batches_with) with the first in one pass. When
+    /// that pass fails, each policy is evaluated on its own, so that the error is reported for
+    /// the policy that caused it and the others still decide.
+    pub fn evaluate_batch(
+        policies: &[&Policy],
+        doc: &Document,
+        input: &regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Vec<Result<Vec<Finding>, PolicyError>> {
+        let Some(first) = policies.first() else {
+            return Vec::new();
+        };
+        if policies.len() == 1 || !policies.iter().all(|p| first.batches_with(p)) {
+            return policies
+                .iter()
+                .map(|p| p.evaluate(doc, input, data))
+                .collect();
+        }
+        let mut batch_input = input.clone();
+        if let Ok(map) = batch_input.as_object_mut() {
+            map.insert(
+                regorus::Value::from("parameters"),
+                first.parameters_rego.clone(),
+            );
+        }
+        let rules: Vec<(usize, &String)> = policies
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.rules.iter().map(move |r| (i, r)))
+            .collect();
+        let paths: Vec<String> = rules
+            .iter()
+            .map(|(i, r)| format!("{}.{}", policies[*i].package, r))
+            .collect();
+        let values = match &first.batch {
+            Some(batch)
+                if policies
+                    .iter()
+                    .all(|p| p.batch.as_ref().is_some_and(|b| Arc::ptr_eq(b, batch))) =>
+            {
+                first.program.eval_batch(batch, &paths, batch_input, data)
+            }
+            _ => first.program.eval_rules(&paths, batch_input, data),
+        };
+        match values {
+            Ok(values) => {
+                let mut out: Vec<Vec<Finding>> = vec![Vec::new(); policies.len()];
+                for ((i, rule), value) in rules.iter().zip(values) {
+                    if let Some(value) = value {
+                        policies[*i].collect(rule, &value, &mut out[*i]);
+                    }
+                }
+                out.into_iter().map(Ok).collect()
+            }
+            Err(_) => policies
+                .iter()
+                .map(|p| p.evaluate(doc, input, data))
+                .collect(),
+        }
     }
 
     /// conftest `exception` rules: a set of rule-name suffixes (`["latest"]` silences

@@ -59,6 +59,14 @@ impl std::fmt::Debug for Program {
 }
 
 impl Program {
+    /// A program with no modules (a placeholder until the real one is compiled).
+    pub fn empty() -> Program {
+        Program {
+            engine: regorus::Engine::new(),
+            packages: Vec::new(),
+        }
+    }
+
     /// Parses and prepares `modules`, with `timeout` as the limit of each evaluation.
     pub fn compile(modules: &[Module], timeout: Duration) -> Result<Program, PolicyError> {
         let mut engine = regorus::Engine::new();
@@ -105,6 +113,90 @@ impl Program {
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(format_error(&e.to_string(), &[])),
         }
+    }
+}
+
+impl Program {
+    /// Evaluates several rules in one pass, so that what they share (library helpers, the
+    /// pod spec, the list of containers) is computed once. Each result is `None` when the
+    /// rule is undefined. An error of any rule fails the whole pass.
+    pub fn eval_rules(
+        &self,
+        paths: &[String],
+        input: regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<Vec<Option<regorus::Value>>, String> {
+        let mut engine = self.engine.clone();
+        if let Some(data) = data {
+            engine.add_data(data.clone()).map_err(|e| e.to_string())?;
+        }
+        engine.set_input(input);
+        // `[x | x := rule]` is `[]` when the rule is undefined, so one undefined rule does not
+        // make the whole array undefined.
+        let query = format!(
+            "[{}]",
+            paths
+                .iter()
+                .map(|p| format!("[x | x := {p}]"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let results = engine
+            .eval_query(query, false)
+            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        let value = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| e.value.clone())
+            .ok_or_else(|| "the evaluation produced no result".to_string())?;
+        let items = value.as_array().map_err(|e| e.to_string())?;
+        if items.len() != paths.len() {
+            return Err(format!(
+                "expected {} results, got {}",
+                paths.len(),
+                items.len()
+            ));
+        }
+        Ok(items
+            .iter()
+            .map(|one| one.as_array().ok().and_then(|a| a.first().cloned()))
+            .collect())
+    }
+}
+
+impl Program {
+    /// Evaluates the rules `paths` through a precompiled [`Batch`](super::Batch) rule, which
+    /// may hold more entries than asked for (policies that did not match the document).
+    pub fn eval_batch(
+        &self,
+        batch: &super::Batch,
+        paths: &[String],
+        input: regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<Vec<Option<regorus::Value>>, String> {
+        let value = self
+            .eval_rule(&batch.path, input, data)?
+            .ok_or_else(|| format!("{} is undefined", batch.path))?;
+        let items = value.as_array().map_err(|e| e.to_string())?;
+        paths
+            .iter()
+            .map(|path| {
+                let at = batch
+                    .entries
+                    .iter()
+                    .position(|(pkg, rule)| {
+                        path.len() == pkg.len() + 1 + rule.len()
+                            && path.starts_with(pkg.as_str())
+                            && path.ends_with(rule.as_str())
+                    })
+                    .ok_or_else(|| format!("{path} is not in {}", batch.path))?;
+                let one = items
+                    .get(at)
+                    .ok_or_else(|| format!("{} has too few results", batch.path))?;
+                Ok(one.as_array().ok().and_then(|a| a.first().cloned()))
+            })
+            .collect()
     }
 }
 
