@@ -5,10 +5,14 @@
 
 use std::path::PathBuf;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use gitgate::decision::{self, Context};
 use gitgate::input::{Document, parse_admission_review};
 use gitgate::policy::{Options, suite};
+
+/// The allocator of the gitgate binary, so that the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Fixture 004 (a Deployment created with `kubectl apply`), from ../shared when present, or a
 /// copy of its object otherwise so that the benchmark always runs.
@@ -61,4 +65,12 @@ fn verify_library(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decide_builtin, verify_library);
-criterion_main!(benches);
+
+fn main() {
+    // As the gitgate binary does: no backtrace capture for every Rego error (RUST_BACKTRACE
+    // is often set on developer machines and would be measured too).
+    // SAFETY: before any thread exists.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -10,9 +10,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use regex::Regex;
 
+use crate::check::Target;
+use crate::config::Config;
+use crate::policy::rego::RegoVersion;
 use crate::policy::suite::{self, SuiteResult};
 use crate::policy::unit::{self, Outcome};
 use crate::policy::{self, Options};
+use crate::report::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,15 +25,18 @@ use crate::policy::{self, Options};
     about = "A policy and admission gate for GitOps: the same Rego policies before merge and at apply time"
 )]
 pub struct Cli {
-    /// Configuration file (YAML)
-    #[arg(short = 'c', long, global = true, default_value = "gitgate.yaml")]
-    pub config: PathBuf,
+    /// Configuration file (YAML) [default: gitgate.yaml, when it exists]
+    #[arg(short = 'c', long, global = true)]
+    pub config: Option<PathBuf>,
     /// More log output (-v: debug, -vv: trace)
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Log format
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Rego syntax of policy modules: auto (v1 with `import rego.v1`, else v1 then v0), v0, v1
+    #[arg(long, global = true, value_enum, default_value_t = RegoVersion::Auto)]
+    pub rego_version: RegoVersion,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +45,13 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,8 +85,35 @@ pub enum Command {
         /// Policy files or directories (default: the built-in library)
         paths: Vec<PathBuf>,
     },
-    /// Check a pull request's manifests before merge (not yet built)
-    Check,
+    /// Check a pull request's manifests before merge: the objects a Git range adds, changes
+    /// and removes (default: from the merge base with the protected branch to HEAD), or, with
+    /// files and no --base/--head, every object in them
+    Check {
+        /// Without --base/--head: files or directories to check. With them: the manifest roots
+        /// in the repository (instead of repository.paths)
+        paths: Vec<PathBuf>,
+        /// The repository [default: the current directory]
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The base revision [default: the merge base of --head and the protected branch]
+        #[arg(long)]
+        base: Option<String>,
+        /// The head revision [default: HEAD]
+        #[arg(long)]
+        head: Option<String>,
+        /// Output format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Fail (exit 1) on warnings too
+        #[arg(long)]
+        fail_on_warn: bool,
+        /// Policies from this directory instead of the configured ones (repeatable)
+        #[arg(short = 'p', long = "policy")]
+        policy: Vec<PathBuf>,
+        /// Colour in text output
+        #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
+    },
     /// Serve the admission webhook (not yet built)
     Serve,
     /// Run the whole story on this machine (not yet built)
@@ -119,28 +160,144 @@ fn init_logging(verbose: u8, format: LogFormat) {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    let options = |timeout_ms: u64| Options {
+        eval_timeout: Duration::from_millis(timeout_ms),
+        rego_version: cli.rego_version,
+    };
     match cli.command {
         Command::Verify {
             paths,
             verbose_cases,
             timeout_ms,
-        } => verify(&paths, verbose_cases || cli.verbose > 0, timeout_ms),
+        } => verify(
+            &paths,
+            verbose_cases || cli.verbose > 0,
+            &options(timeout_ms),
+        ),
         Command::Test {
             paths,
             run,
             timeout_ms,
-        } => test(&paths, run.as_deref(), cli.verbose > 0, timeout_ms),
-        Command::Policies { paths } => list_policies(&paths),
-        Command::Check | Command::Serve | Command::Demo => {
+        } => test(
+            &paths,
+            run.as_deref(),
+            cli.verbose > 0,
+            &options(timeout_ms),
+        ),
+        Command::Policies { paths } => list_policies(&paths, &options(1000)),
+        Command::Check {
+            paths,
+            repo,
+            base,
+            head,
+            output,
+            fail_on_warn,
+            policy,
+            color,
+        } => {
+            let config = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let target = if paths.is_empty() || base.is_some() || head.is_some() {
+                Target::Range { repo, base, head }
+            } else {
+                Target::Files(paths.clone())
+            };
+            let mut config = config;
+            if matches!(target, Target::Range { .. }) && !paths.is_empty() {
+                config.0.repository.paths = paths.iter().map(|p| p.display().to_string()).collect();
+            }
+            check(
+                &target,
+                &config.0,
+                &config.1,
+                &policy,
+                output,
+                fail_on_warn,
+                color,
+                cli.rego_version,
+            )
+        }
+        Command::Serve | Command::Demo => {
             eprintln!(
-                "gitgate: this command is not built yet; `gitgate verify`, `gitgate test` and `gitgate policies` work today"
+                "gitgate: this command is not built yet; `gitgate check`, `verify`, `test` and `policies` work today"
             );
             ExitCode::from(2)
         }
     }
 }
 
-fn verify(paths: &[PathBuf], verbose: bool, timeout_ms: u64) -> ExitCode {
+/// Loads the configuration (`-c FILE`, or `gitgate.yaml` when it exists) and the directory its
+/// relative paths are resolved against; exit 2 on errors.
+fn load_config(path: Option<&std::path::Path>) -> Result<(Config, PathBuf), ExitCode> {
+    let (file, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("gitgate.yaml"), false),
+    };
+    match Config::load(&file, required) {
+        Ok(config) => {
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| PathBuf::from("."));
+            Ok((config, dir))
+        }
+        Err(e) => {
+            eprintln!("gitgate: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    target: &Target,
+    config: &Config,
+    config_dir: &std::path::Path,
+    policy_paths: &[PathBuf],
+    format: Format,
+    fail_on_warn: bool,
+    color: ColorWhen,
+    rego_version: RegoVersion,
+) -> ExitCode {
+    let set =
+        match policy::load::from_config(&config.policies, config_dir, policy_paths, rego_version) {
+            Ok(set) => set,
+            Err(e) => {
+                eprintln!("gitgate check: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let report = match crate::check::run(target, &set, config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gitgate check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let color = match color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = crate::report::write(format, &report, color, &mut out) {
+        eprintln!("gitgate check: cannot write the report: {e}");
+        return ExitCode::from(2);
+    }
+    if report.rejected(fail_on_warn) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
     let files = match suite::find_suites(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -152,11 +309,8 @@ fn verify(paths: &[PathBuf], verbose: bool, timeout_ms: u64) -> ExitCode {
         eprintln!("gitgate verify: no suite (kind: Suite) found under the given paths");
         return ExitCode::from(2);
     }
-    let options = Options {
-        eval_timeout: Duration::from_millis(timeout_ms),
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let results = suite::run_suites(&files, &options, threads);
+    let results = suite::run_suites(&files, options, threads);
     let mut out = std::io::stdout().lock();
     for r in &results {
         let _ = print_suite(&mut out, r, verbose);
@@ -249,7 +403,7 @@ fn print_suite(out: &mut impl Write, r: &SuiteResult, verbose: bool) -> std::io:
     )
 }
 
-fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) -> ExitCode {
+fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, options: &Options) -> ExitCode {
     let filter = match run.map(Regex::new).transpose() {
         Ok(f) => f,
         Err(e) => {
@@ -257,7 +411,6 @@ fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) ->
             return ExitCode::from(2);
         }
     };
-    let timeout = Duration::from_millis(timeout_ms);
     let mut groups = Vec::new();
     if paths.is_empty() {
         groups.push(("built-in library".to_string(), crate::builtin::files()));
@@ -275,7 +428,7 @@ fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) ->
     let mut out = std::io::stdout().lock();
     let (mut pass, mut fail, mut error, mut skip) = (0usize, 0usize, 0usize, 0usize);
     for (name, files) in &groups {
-        let results = match unit::run(files, filter.as_ref(), timeout) {
+        let results = match unit::run(files, filter.as_ref(), options) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("gitgate test: {name}: {e}");
@@ -335,12 +488,11 @@ fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, timeout_ms: u64) ->
     }
 }
 
-fn list_policies(paths: &[PathBuf]) -> ExitCode {
-    let options = Options::default();
+fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
     let set = if paths.is_empty() {
-        crate::builtin::policy_set(&options)
+        crate::builtin::policy_set(options)
     } else {
-        policy::load::load_paths(paths, &options)
+        policy::load::load_paths(paths, options)
     };
     match set {
         Ok(set) => {

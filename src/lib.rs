@@ -10,11 +10,17 @@
 //! - [`policy`]: loading, matching and evaluating Rego policies; the `verify` and `test` runners.
 //! - [`decision`]: runs the matching policies and applies enforcement actions.
 //! - [`builtin`]: the embedded `policies/` library.
-//! - [`cli`]: the thin command-line front end.
+//! - [`config`]: the one configuration file shared by `check` and `serve`.
+//! - [`git`]: reading repositories with gix (ranges, trees, blobs).
+//! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`cli`].
 
 pub mod builtin;
+pub mod check;
 pub mod cli;
+pub mod config;
 pub mod decision;
+pub mod git;
 pub mod input;
 pub mod manifest;
 pub mod policy;
+pub mod report;

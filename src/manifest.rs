@@ -232,7 +232,19 @@ pub fn json_type(v: &Value) -> &'static str {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
+    yaml_message(s)
+}
+
+/// The message of a serde-saphyr error without its own `error: line N column M:` prefix
+/// (gitgate puts `file:line:` in front).
+pub fn yaml_message(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = match line.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m),
+        None => line,
+    };
+    line.to_string()
 }
 
 #[cfg(test)]

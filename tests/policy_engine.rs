@@ -236,6 +236,7 @@ fn a_slow_policy_hits_its_time_limit() {
     let slow = "package team.slow\nimport rego.v1\ndeny contains n if { some i in numbers.range(1, 100000); some j in numbers.range(1, 100000); n := i * j; n < 0 }\n";
     let options = Options {
         eval_timeout: std::time::Duration::from_millis(50),
+        ..Options::default()
     };
     let set = load(&[file("slow.rego", slow)], &options).unwrap();
     let d = decide(&set, pod("p", "a:1"));

@@ -78,6 +78,51 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<SourceFile>, PolicyError> {
     Ok(files)
 }
 
+/// The policy set a configuration asks for: the built-in library (unless `builtin: false`)
+/// and the configured paths (relative to `base_dir`, the configuration file's directory), or,
+/// when `replace` is not empty, only the policies under those paths (`--policy`, as
+/// conftest's). Enforcement overrides are applied; one that names no policy is an error.
+pub fn from_config(
+    policies: &crate::config::Policies,
+    base_dir: &Path,
+    replace: &[PathBuf],
+    rego_version: super::rego::RegoVersion,
+) -> Result<PolicySet, PolicyError> {
+    let options = Options {
+        eval_timeout: policies.timeout,
+        rego_version,
+    };
+    let mut set = PolicySet::default();
+    if replace.is_empty() {
+        if policies.builtin {
+            set.extend(crate::builtin::policy_set(&options)?);
+        }
+        let paths: Vec<PathBuf> = policies.paths.iter().map(|p| base_dir.join(p)).collect();
+        if !paths.is_empty() {
+            set.extend(load_paths(&paths, &options)?);
+        }
+    } else {
+        set.extend(load_paths(replace, &options)?);
+    }
+    let overrides: HashMap<String, Enforcement> = policies.enforcement.clone();
+    let unknown = set.override_enforcement(&overrides);
+    if let Some(name) = unknown.first() {
+        return Err(PolicyError::Invalid {
+            file: "policies.enforcement".into(),
+            line: 0,
+            message: format!(
+                "no policy is named {name:?} (the loaded policies are: {})",
+                set.policies()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(set)
+}
+
 /// Loads policies from files on disk.
 pub fn load_paths(paths: &[PathBuf], options: &Options) -> Result<PolicySet, PolicyError> {
     load(&read_paths(paths)?, options)
@@ -118,7 +163,12 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
 
 /// Compiles a template (used by `load` and the suite runner).
 pub fn compile_template(t: &Template, options: &Options) -> Result<Arc<Program>, PolicyError> {
-    let program = Program::compile(&t.modules, options.eval_timeout)?;
+    let modules: Vec<Module> = t
+        .modules
+        .iter()
+        .map(|m| m.clone().with_version(options.rego_version))
+        .collect();
+    let program = Program::compile(&modules, options.eval_timeout)?;
     let main = program.packages.first().cloned().unwrap_or_default();
     if !decision_rules(&t.modules[0].text)
         .iter()
@@ -297,7 +347,7 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
     let (batch_module, batches) = batch_rules(&out);
     let mut modules: Vec<Module> = files
         .iter()
-        .map(|f| Module::new(&f.path, &f.text))
+        .map(|f| Module::new(&f.path, &f.text).with_version(options.rego_version))
         .collect();
     if let Some(text) = batch_module {
         modules.push(Module::new(

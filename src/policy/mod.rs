@@ -148,12 +148,15 @@ pub enum PolicyError {
 pub struct Options {
     /// Limit of one policy's evaluation on one document.
     pub eval_timeout: Duration,
+    /// The Rego syntax modules are read with (default: per module, see [`rego::RegoVersion`]).
+    pub rego_version: rego::RegoVersion,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             eval_timeout: Duration::from_millis(1000),
+            rego_version: rego::RegoVersion::Auto,
         }
     }
 }

@@ -10,7 +10,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use super::PolicyError;
 
 /// Which Rego syntax a module is parsed with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RegoVersion {
     /// `import rego.v1` → v1; otherwise v1 first, then v0 (the error of the attempt that got
     /// further is reported).
@@ -39,6 +39,12 @@ impl Module {
             text: text.into(),
             version: RegoVersion::Auto,
         }
+    }
+
+    /// The same module read with `version`.
+    pub fn with_version(mut self, version: RegoVersion) -> Self {
+        self.version = version;
+        self
     }
 }
 

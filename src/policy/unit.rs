@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use super::PolicyError;
 use super::load::{SourceFile, package_of};
 use super::rego::{Module, Program};
+use super::{Options, PolicyError};
 
 /// How one test rule ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +121,11 @@ pub fn programs(files: &[SourceFile]) -> Vec<Vec<&SourceFile>> {
 pub fn run(
     files: &[SourceFile],
     filter: Option<&Regex>,
-    timeout: Duration,
+    options: &Options,
 ) -> Result<Vec<TestCase>, PolicyError> {
     let mut out = Vec::new();
     for group in programs(files) {
-        out.extend(run_program(&group, filter, timeout)?);
+        out.extend(run_program(&group, filter, options)?);
     }
     Ok(out)
 }
@@ -134,18 +134,20 @@ pub fn run(
 fn run_program(
     rego: &[&SourceFile],
     filter: Option<&Regex>,
-    timeout: Duration,
+    options: &Options,
 ) -> Result<Vec<TestCase>, PolicyError> {
     let numbered: Vec<(String, Vec<TestRule>)> = rego.iter().map(|f| test_rules(&f.text)).collect();
     let modules: Vec<Module> = rego
         .iter()
         .zip(&numbered)
-        .map(|(f, (text, _))| Module::new(&f.path, text.as_str()))
+        .map(|(f, (text, _))| {
+            Module::new(&f.path, text.as_str()).with_version(options.rego_version)
+        })
         .collect();
     if modules.is_empty() {
         return Ok(Vec::new());
     }
-    let program = Program::compile(&modules, timeout)?;
+    let program = Program::compile(&modules, options.eval_timeout)?;
     let mut out = Vec::new();
     for ((f, package), (_, rules)) in rego.iter().zip(&program.packages).zip(&numbered) {
         let package = package_of(&f.text).unwrap_or_else(|| package.clone());
@@ -193,7 +195,7 @@ mod tests {
             "d_test.rego",
             "package d\ntest_x { true }\ntest_x { false }\ntest_y { true }\n",
         )];
-        let r = run(&files, None, Duration::from_secs(1)).unwrap();
+        let r = run(&files, None, &Options::default()).unwrap();
         let got: Vec<_> = r
             .iter()
             .map(|t| (t.rule.as_str(), t.outcome.clone()))
@@ -217,7 +219,7 @@ mod tests {
             file("p/b/b_test.rego", "package b\ntest_b { data.lib.x == 2 }\n"),
         ];
         assert_eq!(programs(&files).len(), 2);
-        let r = run(&files, None, Duration::from_secs(1)).unwrap();
+        let r = run(&files, None, &Options::default()).unwrap();
         assert!(r.iter().all(|t| t.outcome == Outcome::Pass), "{r:?}");
         // A shared lib in a subdirectory stays with the policy that uses it.
         let files = [
@@ -239,7 +241,7 @@ mod tests {
                 "package a_test\nimport rego.v1\nimport data.a\ntest_ok if a.allow with input as {\"x\": 1}\ntest_bad if a.allow with input as {\"x\": 2}\ntodo_test_later if false\n",
             ),
         ];
-        let r = run(&files, None, Duration::from_secs(1)).unwrap();
+        let r = run(&files, None, &Options::default()).unwrap();
         let outcomes: Vec<_> = r
             .iter()
             .map(|t| (t.rule.as_str(), t.outcome.clone()))
@@ -254,9 +256,7 @@ mod tests {
         );
         let only = Regex::new("test_ok").unwrap();
         assert_eq!(
-            run(&files, Some(&only), Duration::from_secs(1))
-                .unwrap()
-                .len(),
+            run(&files, Some(&only), &Options::default()).unwrap().len(),
             1
         );
     }

@@ -1,0 +1,345 @@
+//! What a pull request changes, object by object: the manifests of the changed files at the
+//! base and at the head, matched by identity (group, kind, namespace, name) rather than by
+//! path, so that moving an object between files is an UPDATE, or nothing when it is unchanged.
+
+use std::collections::BTreeMap;
+
+use kube_core::admission::Operation;
+use serde_json::Value;
+
+use crate::input::{Identity, gvk_of};
+use crate::manifest;
+
+/// One object of one file, as read.
+#[derive(Debug, Clone)]
+pub struct FileObject {
+    pub path: String,
+    pub line: usize,
+    pub object: Value,
+}
+
+/// Something in a changed file that is not a checkable object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+    /// A problem rejects the pull request (invalid YAML); other notes are informational
+    /// (a kustomization.yaml, a document that is not a Kubernetes object).
+    pub problem: bool,
+}
+
+/// A change to one object.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub operation: Operation,
+    /// The object at the head (CREATE, UPDATE).
+    pub object: Option<Value>,
+    /// The object at the base (UPDATE, DELETE).
+    pub old_object: Option<Value>,
+    /// Where the change is: the head's file and line, or the base's for a DELETE.
+    pub path: String,
+    pub line: usize,
+}
+
+/// Kinds of the core API groups that are cluster-scoped: every other kind is namespaced
+/// unless a CustomResourceDefinition in the same change says otherwise.
+const CLUSTER_SCOPED: &[(&str, &str)] = &[
+    ("", "Namespace"),
+    ("", "Node"),
+    ("", "PersistentVolume"),
+    ("", "ComponentStatus"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+    ),
+    ("storage.k8s.io", "StorageClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("storage.k8s.io", "CSINode"),
+    ("storage.k8s.io", "VolumeAttachment"),
+    ("storage.k8s.io", "VolumeAttributesClass"),
+    ("scheduling.k8s.io", "PriorityClass"),
+    ("node.k8s.io", "RuntimeClass"),
+    ("networking.k8s.io", "IngressClass"),
+    ("networking.k8s.io", "IPAddress"),
+    ("networking.k8s.io", "ServiceCIDR"),
+    ("policy", "PodSecurityPolicy"),
+    ("certificates.k8s.io", "CertificateSigningRequest"),
+    ("certificates.k8s.io", "ClusterTrustBundle"),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+    ("resource.k8s.io", "DeviceClass"),
+    ("resource.k8s.io", "ResourceSlice"),
+    ("templates.gatekeeper.sh", "ConstraintTemplate"),
+    ("constraints.gatekeeper.sh", "*"),
+];
+
+/// Which kinds are cluster-scoped: the built-in list plus the CRDs seen in the repository.
+#[derive(Debug, Default, Clone)]
+pub struct Scopes {
+    custom: BTreeMap<(String, String), bool>,
+}
+
+impl Scopes {
+    /// Learns the scope of custom resources from CustomResourceDefinitions.
+    pub fn learn(&mut self, objects: &[FileObject]) {
+        for o in objects {
+            let v = &o.object;
+            if v.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+                continue;
+            }
+            let group = v.pointer("/spec/group").and_then(Value::as_str);
+            let kind = v.pointer("/spec/names/kind").and_then(Value::as_str);
+            let scope = v.pointer("/spec/scope").and_then(Value::as_str);
+            if let (Some(g), Some(k), Some(s)) = (group, kind, scope) {
+                self.custom
+                    .insert((g.to_string(), k.to_string()), s == "Cluster");
+            }
+        }
+    }
+
+    pub fn is_cluster_scoped(&self, group: &str, kind: &str) -> bool {
+        if let Some(cluster) = self.custom.get(&(group.to_string(), kind.to_string())) {
+            return *cluster;
+        }
+        CLUSTER_SCOPED
+            .iter()
+            .any(|(g, k)| *g == group && (*k == kind || *k == "*"))
+    }
+}
+
+/// Reads the objects of one file. Invalid YAML is a problem note; documents that are not
+/// Kubernetes objects are skipped with a note.
+pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note>) {
+    let mut objects = Vec::new();
+    let mut notes = Vec::new();
+    let docs = match manifest::parse_bytes(path, bytes) {
+        Ok(docs) => manifest::expand_lists(docs),
+        Err(e) => {
+            let line = e.line().unwrap_or(1).max(1);
+            // The item carries the path and line; the message need not repeat them.
+            let text = e.to_string();
+            let message = text
+                .strip_prefix(&format!("{path}:{line}: "))
+                .or_else(|| text.strip_prefix(&format!("{path}: ")))
+                .unwrap_or(&text)
+                .to_string();
+            notes.push(Note {
+                path: path.to_string(),
+                line,
+                message,
+                problem: true,
+            });
+            return (objects, notes);
+        }
+    };
+    for doc in docs {
+        if !doc.value.is_object() {
+            notes.push(Note {
+                path: path.to_string(),
+                line: doc.line,
+                message: format!(
+                    "skipped: {} is not a Kubernetes object",
+                    manifest::json_type(&doc.value)
+                ),
+                problem: false,
+            });
+            continue;
+        }
+        if Identity::of_object(&doc.value).is_none() {
+            let what = match gvk_of(&doc.value) {
+                Some(gvk) => format!("{} has no metadata.name", gvk.kind),
+                None => "no apiVersion and kind".to_string(),
+            };
+            notes.push(Note {
+                path: path.to_string(),
+                line: doc.line,
+                message: format!("skipped: not a Kubernetes object ({what})"),
+                problem: false,
+            });
+            continue;
+        }
+        objects.push(FileObject {
+            path: path.to_string(),
+            line: doc.line,
+            object: doc.value,
+        });
+    }
+    (objects, notes)
+}
+
+/// Gives namespaced objects without a namespace the default one, as `kubectl apply -n` or a
+/// GitOps controller's target namespace would.
+pub fn default_namespaces(objects: &mut [FileObject], scopes: &Scopes, namespace: &str) {
+    for o in objects {
+        let Some(gvk) = gvk_of(&o.object) else {
+            continue;
+        };
+        if scopes.is_cluster_scoped(&gvk.group, &gvk.kind) {
+            continue;
+        }
+        let Some(meta) = o.object.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let has = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        if !has {
+            meta.insert("namespace".into(), Value::String(namespace.to_string()));
+        }
+    }
+}
+
+/// The key objects are matched by: group, kind, namespace, name (not the version, so that
+/// moving to a new API version is an UPDATE).
+fn key(o: &FileObject) -> Option<(String, String, Option<String>, String)> {
+    Identity::of_object(&o.object).map(|id| (id.group, id.kind, id.namespace, id.name))
+}
+
+/// Pairs base and head objects by identity: head only → CREATE, both and different →
+/// UPDATE, base only → DELETE. Changes come in head order, then deletions in base order.
+pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
+    let mut base_by_key: BTreeMap<_, FileObject> = BTreeMap::new();
+    let mut base_order = Vec::new();
+    for o in base {
+        if let Some(k) = key(&o) {
+            base_order.push(k.clone());
+            base_by_key.insert(k, o);
+        }
+    }
+    let mut changes = Vec::new();
+    for o in head {
+        let Some(k) = key(&o) else { continue };
+        match base_by_key.remove(&k) {
+            None => changes.push(Change {
+                operation: Operation::Create,
+                object: Some(o.object),
+                old_object: None,
+                path: o.path,
+                line: o.line,
+            }),
+            Some(old) if old.object == o.object => {} // unchanged, perhaps moved
+            Some(old) => changes.push(Change {
+                operation: Operation::Update,
+                object: Some(o.object),
+                old_object: Some(old.object),
+                path: o.path,
+                line: o.line,
+            }),
+        }
+    }
+    for k in base_order {
+        if let Some(old) = base_by_key.remove(&k) {
+            changes.push(Change {
+                operation: Operation::Delete,
+                object: None,
+                old_object: Some(old.object),
+                path: old.path,
+                line: old.line,
+            });
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(path: &str, kind: &str, name: &str, data: Value) -> FileObject {
+        FileObject {
+            path: path.into(),
+            line: 1,
+            object: json!({"apiVersion": "v1", "kind": kind,
+                           "metadata": {"name": name, "namespace": "n"}, "data": data}),
+        }
+    }
+
+    #[test]
+    fn identity_not_path_decides() {
+        let base = vec![
+            obj("a.yaml", "ConfigMap", "moved", json!(1)),
+            obj("a.yaml", "ConfigMap", "changed", json!(1)),
+            obj("a.yaml", "ConfigMap", "removed", json!(1)),
+        ];
+        let head = vec![
+            obj("b.yaml", "ConfigMap", "moved", json!(1)),
+            obj("a.yaml", "ConfigMap", "changed", json!(2)),
+            obj("a.yaml", "ConfigMap", "added", json!(1)),
+        ];
+        let ops: Vec<_> = diff(base, head)
+            .into_iter()
+            .map(|c| {
+                let o = c.object.or(c.old_object).unwrap();
+                (
+                    c.operation,
+                    o["metadata"]["name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (Operation::Update, "changed".to_string()),
+                (Operation::Create, "added".to_string()),
+                (Operation::Delete, "removed".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn namespaces_default_for_namespaced_kinds_only() {
+        let mut objects = vec![
+            FileObject {
+                path: "x".into(),
+                line: 1,
+                object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            },
+            FileObject {
+                path: "x".into(),
+                line: 5,
+                object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
+            },
+        ];
+        default_namespaces(&mut objects, &Scopes::default(), "apps");
+        assert_eq!(objects[0].object["metadata"]["namespace"], "apps");
+        assert!(objects[1].object["metadata"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn non_objects_are_noted_and_invalid_yaml_is_a_problem() {
+        let (objects, notes) = read_file_objects(
+            "k.yaml",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n---\n- just\n- a list\n",
+        );
+        assert!(objects.is_empty());
+        assert_eq!(notes.len(), 2);
+        assert!(notes.iter().all(|n| !n.problem));
+        let (_, notes) = read_file_objects("bad.yaml", b"a: [1\n");
+        assert!(
+            notes[0].problem && notes[0].message.starts_with("invalid YAML"),
+            "{:?}",
+            notes[0]
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The one configuration file (`gitgate.yaml` by default) that `check` and `serve` share.
+//! Every key is optional; an unknown key is an error that names the key and its line, so that
+//! a typo never silently turns a protection off.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::policy::Enforcement;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    pub repository: Repository,
+    pub approval: Approval,
+    pub policies: Policies,
+    pub provenance: Provenance,
+    pub exempt: Exempt,
+    pub break_glass: BreakGlass,
+    pub server: Server,
+}
+
+/// The GitOps repository (serve mirrors it; check reads the one it runs in).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Repository {
+    pub url: Option<String>,
+    /// The protected branch.
+    pub branch: String,
+    /// Manifest roots inside the repository (default: everything).
+    pub paths: Vec<String>,
+    #[serde(deserialize_with = "duration")]
+    pub refresh: Duration,
+    pub credentials: Credentials,
+    /// The namespace of namespaced objects whose manifest sets none (as `kubectl apply -n`,
+    /// Flux's `targetNamespace` or Argo CD's destination namespace would give them).
+    pub default_namespace: String,
+}
+
+impl Default for Repository {
+    fn default() -> Self {
+        Repository {
+            url: None,
+            branch: "main".into(),
+            paths: Vec::new(),
+            refresh: Duration::from_secs(30),
+            credentials: Credentials::default(),
+            default_namespace: "default".into(),
+        }
+    }
+}
+
+/// Files holding Git credentials; their contents are never logged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Credentials {
+    pub username_file: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+    pub ssh_key_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+}
+
+/// What makes a commit approved.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Approval {
+    pub window: Window,
+    pub require_signatures: bool,
+    pub allowed_signers: Option<PathBuf>,
+    pub openpgp_keys: Vec<PathBuf>,
+}
+
+/// The window of recent approved commits that count.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Window {
+    pub commits: usize,
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            commits: 20,
+            max_age: Duration::from_secs(168 * 3600),
+        }
+    }
+}
+
+/// Where policies come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policies {
+    /// The embedded `policies/` library.
+    pub builtin: bool,
+    /// Rego directories, ConstraintTemplates + constraints, conftest-style policies.
+    pub paths: Vec<PathBuf>,
+    /// Per-policy override of the enforcement action.
+    pub enforcement: HashMap<String, Enforcement>,
+    /// Limit of one policy's evaluation on one document.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            builtin: true,
+            paths: Vec::new(),
+            enforcement: HashMap::new(),
+            timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Traceability to an approved commit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Provenance {
+    /// On when a repository is configured, unless set to false.
+    pub enabled: Option<bool>,
+    pub controller_stamps: ControllerStamps,
+}
+
+/// Labels and annotations a GitOps controller stamps on what it applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControllerStamps {
+    pub label_prefixes: Vec<String>,
+    pub annotation_prefixes: Vec<String>,
+}
+
+impl Default for ControllerStamps {
+    fn default() -> Self {
+        ControllerStamps {
+            label_prefixes: vec!["kustomize.toolkit.fluxcd.io/".into()],
+            annotation_prefixes: vec!["argocd.argoproj.io/".into()],
+        }
+    }
+}
+
+/// Who and what is exempt from provenance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Exempt {
+    pub namespaces: Vec<String>,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub controllers: Vec<String>,
+    pub subresources: Vec<String>,
+}
+
+impl Default for Exempt {
+    fn default() -> Self {
+        Exempt {
+            namespaces: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
+            users: Vec::new(),
+            groups: vec!["system:nodes".into()],
+            controllers: vec!["system:serviceaccount:kube-system:replicaset-controller".into()],
+            subresources: vec!["status".into()],
+        }
+    }
+}
+
+/// The audited emergency path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct BreakGlass {
+    pub groups: Vec<String>,
+    pub reason_annotation: String,
+}
+
+impl Default for BreakGlass {
+    fn default() -> Self {
+        BreakGlass {
+            groups: Vec::new(),
+            reason_annotation: "gitgate.dev/break-glass-reason".into(),
+        }
+    }
+}
+
+/// What an internal error answers at admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// The webhook's server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    pub listen: String,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    #[serde(rename = "clientCA")]
+    pub client_ca: Option<PathBuf>,
+    pub failure_mode: FailureMode,
+    pub max_body_bytes: usize,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "0.0.0.0:8443".into(),
+            tls_cert: "/tls/tls.crt".into(),
+            tls_key: "/tls/tls.key".into(),
+            client_ca: None,
+            failure_mode: FailureMode::Deny,
+            max_body_bytes: 8 * 1024 * 1024,
+            timeout: Duration::from_millis(2500),
+        }
+    }
+}
+
+/// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); write it like 30s, 2500ms or 168h"
+        ))
+    })
+}
+
+/// Why the configuration could not be used. Messages name the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path`. A missing file is the default configuration only when `required` is
+    /// false (the default path); a file named on the command line must exist.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(source) => return Err(ConfigError::Io { file, source }),
+        };
+        Config::parse(&file, &text)
+    }
+
+    /// Parses configuration text named `file` in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
+            file: file.to_string(),
+            line: e.location().map(|l| l.line() as usize).unwrap_or(0),
+            message: crate::manifest::yaml_message(&e.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_optional() {
+        let c = Config::parse("g.yaml", "").unwrap();
+        assert_eq!(c.repository.branch, "main");
+        assert!(c.policies.builtin);
+        assert_eq!(c.approval.window.commits, 20);
+        assert_eq!(c.server.timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+repository:
+  url: https://git.example.com/org/gitops.git
+  branch: main
+  paths: [clusters/prod]
+  refresh: 30s
+  credentials: {usernameFile: /u, passwordFile: /p}
+approval:
+  window: {commits: 20, maxAge: 168h}
+  requireSignatures: true
+  allowedSigners: /etc/gitgate/allowed_signers
+  openpgpKeys: [/etc/gitgate/keys/release.asc]
+policies:
+  builtin: true
+  paths: [./policy]
+  enforcement: {latest-tag: warn}
+provenance:
+  enabled: true
+  controllerStamps: {labelPrefixes: [kustomize.toolkit.fluxcd.io/], annotationPrefixes: [argocd.argoproj.io/]}
+exempt:
+  namespaces: [kube-system, kube-public, kube-node-lease]
+  users: []
+  groups: [system:nodes]
+  controllers: [system:serviceaccount:kube-system:replicaset-controller]
+  subresources: [status]
+breakGlass:
+  groups: [oncall]
+  reasonAnnotation: gitgate.dev/break-glass-reason
+server:
+  listen: 0.0.0.0:8443
+  tlsCert: /tls/tls.crt
+  tlsKey: /tls/tls.key
+  clientCA: null
+  failureMode: deny
+  maxBodyBytes: 8388608
+  timeout: 2500ms
+"#;
+        let c = Config::parse("g.yaml", text).unwrap();
+        assert_eq!(c.policies.enforcement["latest-tag"], Enforcement::Warn);
+        assert_eq!(c.approval.window.max_age, Duration::from_secs(168 * 3600));
+        assert_eq!(c.repository.paths, vec!["clusters/prod"]);
+    }
+
+    #[test]
+    fn unknown_keys_name_key_and_line() {
+        let err =
+            Config::parse("g.yaml", "repository:\n  branch: main\n  pahts: [x]\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("g.yaml:3:"), "{msg}");
+        assert!(msg.contains("pahts"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_the_line() {
+        let err =
+            Config::parse("g.yaml", "policies:\n  enforcement: {latest-tag: block}\n").unwrap_err();
+        assert!(err.to_string().starts_with("g.yaml:2:"), "{err}");
+        let err = Config::parse("g.yaml", "repository:\n  refresh: soon\n").unwrap_err();
+        assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+}

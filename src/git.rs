@@ -1,0 +1,188 @@
+//! Reading a Git repository with gix: revisions, merge bases, the manifest files of a commit
+//! and their contents. Shared by `check` (a pull request's range) and provenance (approved
+//! commits). Never shells out to `git`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gix::ObjectId;
+
+/// Why the repository could not be read. Messages name the repository and the revision.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{repo}: not a Git repository: {message}")]
+    Open { repo: String, message: String },
+    #[error("{repo}: cannot resolve revision {rev:?}: {message}")]
+    Revision {
+        repo: String,
+        rev: String,
+        message: String,
+    },
+    #[error("{repo}: {base} and {head} have no common ancestor")]
+    NoMergeBase {
+        repo: String,
+        base: String,
+        head: String,
+    },
+    #[error("{repo}: cannot read {what}: {message}")]
+    Read {
+        repo: String,
+        what: String,
+        message: String,
+    },
+}
+
+/// An opened repository.
+pub struct Repo {
+    repo: gix::Repository,
+    name: String,
+}
+
+/// A commit's manifest files: path → blob id.
+pub type Files = BTreeMap<String, ObjectId>;
+
+impl Repo {
+    /// Opens the repository that contains `dir` (a work tree or a bare repository).
+    pub fn open(dir: &Path) -> Result<Repo, GitError> {
+        let name = dir.display().to_string();
+        let repo = gix::discover(dir).map_err(|e| GitError::Open {
+            repo: name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Repo { repo, name })
+    }
+
+    /// The name used in messages (the directory it was opened from).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Resolves a revision (`HEAD`, `main`, `origin/main`, a hash) to a commit.
+    pub fn resolve(&self, rev: &str) -> Result<ObjectId, GitError> {
+        let err = |message: String| GitError::Revision {
+            repo: self.name.clone(),
+            rev: rev.to_string(),
+            message,
+        };
+        let id = self
+            .repo
+            .rev_parse_single(rev)
+            .map_err(|e| err(e.to_string()))?;
+        let commit = id
+            .object()
+            .map_err(|e| err(e.to_string()))?
+            .peel_to_commit()
+            .map_err(|e| err(e.to_string()))?;
+        Ok(commit.id)
+    }
+
+    /// The first revision of `candidates` that resolves (`main`, then `origin/main`).
+    pub fn resolve_first(&self, candidates: &[String]) -> Result<ObjectId, GitError> {
+        let mut last = None;
+        for rev in candidates {
+            match self.resolve(rev) {
+                Ok(id) => return Ok(id),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| GitError::Revision {
+            repo: self.name.clone(),
+            rev: String::new(),
+            message: "no revision given".into(),
+        }))
+    }
+
+    /// The merge base of two commits.
+    pub fn merge_base(&self, base: ObjectId, head: ObjectId) -> Result<ObjectId, GitError> {
+        let none = || GitError::NoMergeBase {
+            repo: self.name.clone(),
+            base: base.to_string(),
+            head: head.to_string(),
+        };
+        match self.repo.merge_base(base, head) {
+            Ok(Some(id)) => Ok(id.detach()),
+            Ok(None) => Err(none()),
+            Err(e) => Err(GitError::Read {
+                repo: self.name.clone(),
+                what: format!("the merge base of {base} and {head}"),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Every blob of a commit's tree whose path is under one of `roots` (all when empty) and
+    /// whose name ends in `.yaml`, `.yml` or `.json`.
+    pub fn manifest_files(&self, commit: ObjectId, roots: &[String]) -> Result<Files, GitError> {
+        let read = |what: &str, message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{what} of commit {commit}"),
+            message,
+        };
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| read("the commit", e.to_string()))?
+            .tree()
+            .map_err(|e| read("the tree", e.to_string()))?;
+        let entries = tree
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| read("the tree", e.to_string()))?;
+        let mut files = Files::new();
+        for entry in entries {
+            if !entry.mode.is_blob() {
+                continue;
+            }
+            let path = entry.filepath.to_string();
+            if is_manifest_path(&path) && under_roots(&path, roots) {
+                files.insert(path, entry.oid);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The contents of a blob (`path` names it in errors).
+    pub fn read_blob(&self, id: ObjectId, path: &str) -> Result<Vec<u8>, GitError> {
+        let blob = self.repo.find_blob(id).map_err(|e| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{path} (blob {id})"),
+            message: e.to_string(),
+        })?;
+        Ok(blob.data.clone())
+    }
+}
+
+/// Whether a path names a manifest file.
+pub fn is_manifest_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+}
+
+/// Whether `path` is under one of `roots` (every path is when there are none).
+pub fn under_roots(path: &str, roots: &[String]) -> bool {
+    roots.is_empty()
+        || roots.iter().any(|root| {
+            let root = root.trim_matches('/');
+            root.is_empty()
+                || root == "."
+                || path == root
+                || path
+                    .strip_prefix(root)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_match_whole_components() {
+        let roots = vec!["clusters/prod".to_string()];
+        assert!(under_roots("clusters/prod/a.yaml", &roots));
+        assert!(!under_roots("clusters/production/a.yaml", &roots));
+        assert!(under_roots("x.yaml", &[]));
+        assert!(under_roots("x.yaml", &[".".to_string()]));
+    }
+}

@@ -1,0 +1,42 @@
+//! Output formats of `gitgate check`, each one file, all fed the same [`Report`].
+
+pub mod github;
+pub mod json;
+pub mod junit;
+pub mod sarif;
+pub mod text;
+
+use std::io::Write;
+
+use crate::check::Report;
+
+/// The output formats (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `path:line: [policy] message`, colour on a terminal, and a summary line.
+    Text,
+    /// The report as JSON.
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
+    Sarif,
+    /// JUnit XML: one test case per object checked.
+    Junit,
+    /// GitHub Actions workflow commands: findings appear on the pull request's diff.
+    Github,
+}
+
+/// Writes `report` in `format`. `color` applies to the text format only.
+pub fn write(
+    format: Format,
+    report: &Report,
+    color: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => text::write(report, color, out),
+        Format::Json => json::write(report, out),
+        Format::Sarif => sarif::write(report, out),
+        Format::Junit => junit::write(report, out),
+        Format::Github => github::write(report, out),
+    }
+}

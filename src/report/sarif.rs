@@ -1,0 +1,77 @@
+//! SARIF 2.1.0 (the format GitHub code scanning uploads): one run, one rule per policy, one
+//! result per finding with its file and line.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::check::{Level, Report};
+
+pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+pub fn document(report: &Report) -> Value {
+    let mut rules: BTreeMap<&str, usize> = BTreeMap::new();
+    for item in &report.items {
+        let next = rules.len();
+        rules.entry(item.policy.as_str()).or_insert(next);
+    }
+    let mut ordered: Vec<(&str, usize)> = rules.iter().map(|(k, v)| (*k, *v)).collect();
+    ordered.sort_by_key(|(_, i)| *i);
+    let rule_list: Vec<Value> = ordered
+        .iter()
+        .map(|(id, _)| {
+            json!({
+                "id": id,
+                "name": id,
+                "shortDescription": {"text": format!("gitgate policy {id}")},
+                "helpUri": "https://github.com/gitgate/gitgate#policies",
+            })
+        })
+        .collect();
+    let results: Vec<Value> = report
+        .items
+        .iter()
+        .map(|item| {
+            let level = match item.level {
+                Level::Error => "error",
+                Level::Warning => "warning",
+                Level::Note => "note",
+            };
+            json!({
+                "ruleId": item.policy,
+                "ruleIndex": rules[item.policy.as_str()],
+                "level": level,
+                "message": {"text": item.message},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri(&item.path)},
+                        "region": {"startLine": item.line.max(1)},
+                    }
+                }],
+            })
+        })
+        .collect();
+    let run = json!({
+        "tool": {"driver": {
+            "name": "gitgate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "informationUri": "https://github.com/gitgate/gitgate",
+            "rules": rule_list,
+        }},
+        "results": results,
+    });
+    json!({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]})
+}
+
+/// A relative path as a URI reference (forward slashes, no `./`).
+fn uri(path: &str) -> String {
+    path.trim_start_matches("./")
+        .replace('\\', "/")
+        .replace(' ', "%20")
+}
+
+pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(report))?;
+    writeln!(out)
+}

@@ -1,0 +1,52 @@
+//! Human text: one line per finding, `path:line: level [policy] message`, then a summary.
+
+use std::io::Write;
+
+use crate::check::{Level, Report};
+
+pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
+    for item in &report.items {
+        let level = match item.level {
+            Level::Error => paint("1;31", "error"),
+            Level::Warning => paint("1;33", "warning"),
+            Level::Note => paint("2", "note"),
+        };
+        let subject = match (&item.operation, &item.object) {
+            (Some(op), Some(obj)) => format!(" ({op} {obj})"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{}:{}: {level} [{}] {}{subject}",
+            item.path, item.line, item.policy, item.message
+        )?;
+    }
+    let (errors, warnings) = (report.count(Level::Error), report.count(Level::Warning));
+    let range = report
+        .range
+        .as_ref()
+        .map(|r| format!(" in {}..{}", short(&r.base), short(&r.head)))
+        .unwrap_or_default();
+    let verdict = if errors > 0 {
+        paint("1;31", "rejected")
+    } else {
+        paint("1;32", "passed")
+    };
+    writeln!(
+        out,
+        "{verdict}: {} objects in {} files{range}: {errors} errors, {warnings} warnings",
+        report.checked.len(),
+        report.files,
+    )
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
