@@ -498,3 +498,29 @@ fn github_annotations_point_at_file_and_line() {
         "{out}"
     );
 }
+
+#[test]
+fn namespace_selectors_see_the_labels_of_namespaces_in_the_repository() {
+    let r = Repo::new();
+    r.write("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, labels: {env: prod}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: dev}\n");
+    r.write(
+        "policy/prod.rego",
+        "# METADATA\n# custom:\n#   name: prod-only\n#   match:\n#     namespaceSelector: {matchLabels: {env: prod}}\npackage team.prod\nimport rego.v1\ndeny contains \"no ConfigMaps in prod\" if input.review.object.kind == \"ConfigMap\"\n",
+    );
+    r.commit("base");
+    r.git(&["checkout", "-q", "-b", "pr"]);
+    r.write(
+        "apps/a.yaml",
+        configmap("a", "1").replace("name: a", "name: a\n  namespace: prod"),
+    );
+    r.write(
+        "apps/b.yaml",
+        configmap("b", "1").replace("name: b", "name: b\n  namespace: dev"),
+    );
+    r.commit("pr");
+    let (code, report) = r.check_json(&["-p", "policy"]);
+    assert_eq!(code, 1, "{report:#}");
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{report:#}");
+    assert_eq!(items[0]["path"], "apps/a.yaml");
+}

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::decision::{self, Context};
 use crate::git::{GitError, Repo, is_manifest_path};
 use crate::input::{Document, Identity, Source};
+use crate::policy::matcher::NamespaceMap;
 use crate::policy::{Enforcement, PolicySet};
 use changes::{Change, FileObject, Note, Scopes};
 
@@ -113,10 +114,16 @@ pub enum CheckError {
 
 /// Runs a check.
 pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, CheckError> {
+    let want_namespaces = set.uses_namespace_selector();
+    let mut namespaces = NamespaceMap::default();
     let (mut base, mut head, notes, range, files, source) = match target {
-        Target::Range { repo, base, head } => {
-            read_range(repo, base.as_deref(), head.as_deref(), config)?
-        }
+        Target::Range { repo, base, head } => read_range(
+            repo,
+            base.as_deref(),
+            head.as_deref(),
+            config,
+            want_namespaces.then_some(&mut namespaces),
+        )?,
         Target::Files(paths) => {
             let (head, notes, files) = read_files(paths)?;
             (
@@ -129,6 +136,9 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
             )
         }
     };
+    for o in &head {
+        namespaces.learn(&o.object);
+    }
     let mut scopes = Scopes::default();
     scopes.learn(&base);
     scopes.learn(&head);
@@ -142,7 +152,9 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         checked: changes.iter().map(checked).collect(),
         items: notes.into_iter().map(note_item).collect(),
     };
-    report.items.extend(decide_all(&changes, set, &source));
+    report
+        .items
+        .extend(decide_all(&changes, set, &source, &namespaces));
     report.items.sort_by(|a, b| {
         (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
     });
@@ -184,7 +196,12 @@ fn note_item(n: Note) -> Item {
 }
 
 /// Decides every change, on as many threads as the machine has.
-fn decide_all(changes: &[Change], set: &PolicySet, source: &Source) -> Vec<Item> {
+fn decide_all(
+    changes: &[Change],
+    set: &PolicySet,
+    source: &Source,
+    namespaces: &NamespaceMap,
+) -> Vec<Item> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(changes.len().max(1));
@@ -195,7 +212,7 @@ fn decide_all(changes: &[Change], set: &PolicySet, source: &Source) -> Vec<Item>
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .flat_map(|c| decide_one(c, set, source))
+                        .flat_map(|c| decide_one(c, set, source, namespaces))
                         .collect::<Vec<_>>()
                 })
             })
@@ -223,7 +240,12 @@ pub fn document(change: &Change, source: &Source) -> Option<Document> {
     .ok()
 }
 
-fn decide_one(change: &Change, set: &PolicySet, source: &Source) -> Vec<Item> {
+fn decide_one(
+    change: &Change,
+    set: &PolicySet,
+    source: &Source,
+    namespaces: &NamespaceMap,
+) -> Vec<Item> {
     let Some(doc) = document(change, source) else {
         return Vec::new();
     };
@@ -232,7 +254,11 @@ fn decide_one(change: &Change, set: &PolicySet, source: &Source) -> Vec<Item> {
         .and_then(Identity::of_object)
         .map(|id| id.describe());
     let operation = operation_name(&change.operation);
-    let decision = decision::decide(set, &doc, &Context::default());
+    let ctx = Context {
+        namespaces,
+        data: None,
+    };
+    let decision = decision::decide(set, &doc, &ctx);
     let item = |level: Level, policy: &str, message: String| Item {
         path: change.path.clone(),
         line: change.line,
@@ -271,11 +297,14 @@ type Read = (
     Source,
 );
 
+/// Reads the changed files of a range. With `namespaces`, the labels of every Namespace at the
+/// head (changed or not) are collected too, for `namespaceSelector`.
 fn read_range(
     repo_dir: &Path,
     base: Option<&str>,
     head: Option<&str>,
     config: &Config,
+    namespaces: Option<&mut NamespaceMap>,
 ) -> Result<Read, CheckError> {
     let repo = Repo::open(repo_dir)?;
     let head_rev = head.unwrap_or("HEAD");
@@ -310,6 +339,17 @@ fn read_range(
         let (objects, n) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
         head_objects.extend(objects);
         notes.extend(n);
+    }
+    if let Some(namespaces) = namespaces {
+        for (path, id) in &head_files {
+            if base_files.get(path) != Some(id) {
+                continue; // changed files are read above
+            }
+            let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
+            for o in &objects {
+                namespaces.learn(&o.object);
+            }
+        }
     }
     for (path, id) in &base_files {
         if head_files.get(path) == Some(id) {

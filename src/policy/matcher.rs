@@ -53,6 +53,29 @@ pub trait NamespaceLabels {
     fn labels(&self, name: &str) -> Option<BTreeMap<String, String>>;
 }
 
+/// Namespaces known from their manifests (a suite's inventory, a repository's head).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceMap(pub BTreeMap<String, BTreeMap<String, String>>);
+
+impl NamespaceMap {
+    /// Remembers `obj` when it is a Namespace.
+    pub fn learn(&mut self, obj: &Value) {
+        let is_namespace = obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+            && obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str)
+            && is_namespace
+        {
+            self.0.insert(name.to_string(), labels_of(Some(obj)));
+        }
+    }
+}
+
+impl NamespaceLabels for NamespaceMap {
+    fn labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.0.get(name).cloned()
+    }
+}
+
 /// No namespace is known: a `namespaceSelector` then sees a namespace without labels.
 pub struct NoNamespaces;
 

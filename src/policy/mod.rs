@@ -394,6 +394,14 @@ impl PolicySet {
         }
     }
 
+    /// Whether any policy matches by `namespaceSelector` (then the labels of namespaces are
+    /// worth looking up).
+    pub fn uses_namespace_selector(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.matcher.namespace_selector.is_some())
+    }
+
     pub fn policies(&self) -> &[Policy] {
         &self.policies
     }

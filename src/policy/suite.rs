@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::load::{compile_template, constraint_policy};
-use super::matcher::NamespaceLabels;
+use super::matcher::{NamespaceLabels, NamespaceMap};
 use super::rego::Program;
 use super::template::{self, Template};
 use super::{Options, PolicyError};
@@ -426,7 +426,7 @@ fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String>
 struct Inventory {
     cluster: Map<String, Value>,
     namespaced: Map<String, Value>,
-    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    namespaces: NamespaceMap,
 }
 
 impl Inventory {
@@ -450,10 +450,7 @@ impl Inventory {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        if kind == "Namespace" {
-            self.namespace_labels
-                .insert(name.clone(), super::matcher::labels_of(Some(&obj)));
-        }
+        self.namespaces.learn(&obj);
         let root = match namespace {
             Some(ns) => self
                 .namespaced
@@ -496,7 +493,7 @@ fn insert_path(root: &mut Value, keys: &[&str], value: Value) {
 
 impl NamespaceLabels for Inventory {
     fn labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        self.namespace_labels.get(name).cloned()
+        self.namespaces.labels(name)
     }
 }
 
