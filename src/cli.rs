@@ -114,8 +114,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
         color: ColorWhen,
     },
-    /// Serve the admission webhook (not yet built)
-    Serve,
+    /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
+    /// /metrics)
+    Serve {
+        /// Address to listen on [default: server.listen, 0.0.0.0:8443]
+        #[arg(long)]
+        listen: Option<String>,
+        /// TLS certificate (PEM) [default: server.tlsCert]
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM) [default: server.tlsKey]
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// CA of client certificates: turns on mutual TLS for /validate [default: server.clientCA]
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
+    },
     /// Run the whole story on this machine (not yet built)
     Demo,
 }
@@ -129,6 +143,8 @@ pub fn main() -> ExitCode {
         // SAFETY: the first statement of main, before any thread exists.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
+    // The one TLS crypto provider of the process: ring (never aws-lc).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -143,14 +159,16 @@ pub fn main() -> ExitCode {
 
 fn init_logging(verbose: u8, format: LogFormat) {
     let level = match verbose {
-        0 => "warn",
+        0 => "info",
         1 => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GITGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -219,7 +237,31 @@ pub fn run(cli: Cli) -> ExitCode {
                 cli.rego_version,
             )
         }
-        Command::Serve | Command::Demo => {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+        } => {
+            let (mut config, dir) = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            if let Some(c) = tls_cert {
+                config.server.tls_cert = c;
+            }
+            if let Some(k) = tls_key {
+                config.server.tls_key = k;
+            }
+            if client_ca.is_some() {
+                config.server.client_ca = client_ca;
+            }
+            serve(config, &dir, cli.rego_version)
+        }
+        Command::Demo => {
             eprintln!(
                 "gitgate: this command is not built yet; `gitgate check`, `verify`, `test` and `policies` work today"
             );
@@ -294,6 +336,46 @@ fn check(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion) -> ExitCode {
+    let set = match policy::load::from_config(&config.policies, config_dir, &[], rego_version) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("gitgate serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gitgate serve: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = crate::serve::TlsFiles {
+        cert: config.server.tls_cert.clone(),
+        key: config.server.tls_key.clone(),
+        client_ca: config.server.client_ca.clone(),
+    };
+    tracing::info!(policies = set.len(), "policies loaded");
+    let state = std::sync::Arc::new(crate::serve::AppState::new(set, &config));
+    let result = runtime.block_on(crate::serve::run(
+        state,
+        &config.server.listen,
+        files,
+        config.server.max_body_bytes,
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gitgate serve: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`builtin`]: the embedded `policies/` library.
 //! - [`config`]: the one configuration file shared by `check` and `serve`.
 //! - [`git`]: reading repositories with gix (ranges, trees, blobs).
-//! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`cli`].
+//! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`serve`]
+//!   (the admission door), [`cli`].
 
 pub mod builtin;
 pub mod check;
@@ -24,3 +25,4 @@ pub mod input;
 pub mod manifest;
 pub mod policy;
 pub mod report;
+pub mod serve;

@@ -1,0 +1,149 @@
+//! The admission door: an AdmissionReview body in, the AdmissionReview response out. Pure
+//! functions (no I/O) so that the HTTP handler stays thin and the conversions are tested alone.
+
+use kube_core::Status;
+use kube_core::admission::{AdmissionResponse, Operation};
+use serde_json::{Value, json};
+
+use crate::decision::Decision;
+use crate::input::{Review, ReviewVersion};
+
+/// What the handler answers: the verdict and the bits the log line and metrics need.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Value,
+    pub allowed: bool,
+    /// `allowed`, `denied`, `exempt`, `error-allowed`, `error-denied`.
+    pub verdict: &'static str,
+}
+
+/// The response to a decided request.
+pub fn answer(version: ReviewVersion, review: &Review, decision: &Decision) -> Answer {
+    let mut response = AdmissionResponse::invalid(String::new());
+    response.uid = review.uid.clone();
+    let warnings: Vec<String> = decision
+        .warnings
+        .iter()
+        .map(|f| format!("[{}] {}", f.policy, f.message))
+        .collect();
+    response.warnings = (!warnings.is_empty()).then_some(warnings);
+    if decision.allowed {
+        response.allowed = true;
+        response.result = Status::success();
+        return wrap(version, response, true, "allowed");
+    }
+    let mut reasons: Vec<String> = decision
+        .violations
+        .iter()
+        .map(|f| format!("[{}] {}", f.policy, f.message))
+        .collect();
+    reasons.extend(
+        decision
+            .errors
+            .iter()
+            .map(|e| format!("[{}] policy failed: {}", e.policy, e.message)),
+    );
+    response.allowed = false;
+    response.result = Status::failure(
+        &format!("gitgate denied the request: {}", reasons.join("; ")),
+        "Forbidden",
+    )
+    .with_code(403);
+    wrap(version, response, false, "denied")
+}
+
+/// The response when gitgate itself could not decide (a time limit, an internal error): the
+/// configured failure mode says whether it is allowed.
+pub fn failure(version: ReviewVersion, uid: &str, message: &str, allow: bool) -> Answer {
+    let mut response = AdmissionResponse::invalid(String::new());
+    response.uid = uid.to_string();
+    if allow {
+        response.allowed = true;
+        response.result = Status::success();
+        response.warnings = Some(vec![format!(
+            "gitgate could not decide and allowed the request (failureMode: allow): {message}"
+        )]);
+        wrap(version, response, true, "error-allowed")
+    } else {
+        response.allowed = false;
+        response.result = Status::failure(
+            &format!(
+                "gitgate could not decide and denied the request (failureMode: deny): {message}"
+            ),
+            "InternalError",
+        )
+        .with_code(500);
+        wrap(version, response, false, "error-denied")
+    }
+}
+
+/// The response for a request gitgate does not judge (an exempt subresource).
+pub fn exempt(version: ReviewVersion, uid: &str) -> Answer {
+    let mut response = AdmissionResponse::invalid(String::new());
+    response.uid = uid.to_string();
+    response.allowed = true;
+    response.result = Status::success();
+    wrap(version, response, true, "exempt")
+}
+
+fn wrap(
+    version: ReviewVersion,
+    response: AdmissionResponse,
+    allowed: bool,
+    verdict: &'static str,
+) -> Answer {
+    Answer {
+        body: json!({
+            "apiVersion": version.api_version(),
+            "kind": "AdmissionReview",
+            "response": response,
+        }),
+        allowed,
+        verdict,
+    }
+}
+
+/// `CREATE`, `UPDATE`, ... for logs and metric labels.
+pub fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// Replaces quoted text in an error message, which may echo request data (serde quotes the
+/// values it could not read), before it reaches a log.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quote = false;
+    for c in message.chars() {
+        match (c, in_quote) {
+            ('"', false) => {
+                in_quote = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                in_quote = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_redacted() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "czNjcjN0", expected u8 at line 1"#),
+            r#"invalid type: string "…", expected u8 at line 1"#
+        );
+    }
+}

@@ -1,0 +1,355 @@
+//! `gitgate serve`: the admission door. An axum application over rustls: `POST /validate`
+//! takes an AdmissionReview (v1 or v1beta1) and answers in the version it came in, deciding
+//! with [`decision::decide`], the function `check` calls. `/healthz`, `/readyz` and
+//! `/metrics` (Prometheus) beside it.
+
+pub mod admission;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::Handle;
+use axum_server::tls::TlsInfo;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{Config, FailureMode};
+use crate::decision::{self, Context};
+use crate::input::{self, Document};
+use crate::policy::PolicySet;
+use admission::{Answer, operation_name, redact_quoted};
+pub use tls::TlsFiles;
+
+/// Everything a request needs, shared by all of them; immutable, so no lock is taken.
+pub struct AppState {
+    pub policies: PolicySet,
+    pub failure_mode: FailureMode,
+    /// The time a decision may take before the failure mode answers instead.
+    pub deadline: Duration,
+    /// Subresources (`status`, ...) that are admitted without a decision.
+    pub exempt_subresources: Vec<String>,
+    /// With a client CA, /validate requires a verified client certificate.
+    pub require_client_cert: bool,
+    pub metrics: PrometheusHandle,
+}
+
+/// The Prometheus recorder, installed once per process.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("gitgate_admission_duration_seconds".into()),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0, 2.5,
+                    ],
+                )
+                .expect("valid buckets");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness); the handle still
+            // renders what this one records.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    pub fn new(policies: PolicySet, config: &Config) -> AppState {
+        AppState {
+            policies,
+            failure_mode: config.server.failure_mode,
+            deadline: config.server.timeout,
+            exempt_subresources: config.exempt.subresources.clone(),
+            require_client_cert: config.server.client_ca.is_some(),
+            metrics: metrics_handle(),
+        }
+    }
+}
+
+/// The application: routes, body limit.
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    // Ready once policies are loaded, which is before the server listens. (With provenance,
+    // the first index will be part of this.)
+    let body = serde_json::json!({"ready": true, "policies": state.policies.len()});
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn bad_request(message: String) -> Response {
+    metrics::counter!("gitgate_admission_bad_requests_total").increment(1);
+    tracing::warn!(error = %redact_quoted(&message), "refused a request that is not a valid AdmissionReview");
+    json(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({"error": message}),
+    )
+}
+
+/// `POST /validate`.
+async fn validate(
+    State(state): State<Arc<AppState>>,
+    tls: Option<axum::Extension<Arc<TlsInfo>>>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    if state.require_client_cert && tls.as_ref().is_none_or(|t| t.peer_certificates.is_empty()) {
+        metrics::counter!("gitgate_admission_bad_requests_total").increment(1);
+        return json(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "a client certificate signed by the configured client CA is required"}),
+        );
+    }
+    if body.is_empty() {
+        return bad_request("empty body: expected an AdmissionReview".into());
+    }
+    let (version, review) = match input::parse_admission_review("request", &body) {
+        Ok(parsed) => parsed,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    let uid = review.uid.clone();
+    let operation = operation_name(&review.operation);
+    let kind = review.kind.kind.clone();
+    let subresource = review.sub_resource.clone().unwrap_or_default();
+    let user = review
+        .user_info
+        .as_ref()
+        .and_then(|u| u.username.clone())
+        .unwrap_or_default();
+    let namespace = review.namespace.clone().unwrap_or_default();
+    let name = review.name.clone();
+
+    let (answer, fired, errors) =
+        if !subresource.is_empty() && state.exempt_subresources.contains(&subresource) {
+            (admission::exempt(version, &uid), Vec::new(), Vec::new())
+        } else {
+            decide_with_deadline(&state, version, review).await
+        };
+    let elapsed = started.elapsed();
+    metrics::counter!("gitgate_admission_requests_total", "operation" => operation, "verdict" => answer.verdict).increment(1);
+    metrics::histogram!("gitgate_admission_duration_seconds").record(elapsed.as_secs_f64());
+    tracing::info!(
+        uid = %uid,
+        user = %user,
+        operation,
+        kind = %kind,
+        subresource = %subresource,
+        namespace = %namespace,
+        name = %name,
+        verdict = answer.verdict,
+        policies = %fired.join(","),
+        errors = %errors.join(","),
+        duration_us = elapsed.as_micros() as u64,
+        "admission decision"
+    );
+    json(StatusCode::OK, answer.body)
+}
+
+/// Decides on a blocking thread under the request deadline; the failure mode answers when
+/// the decision fails or runs out of time. Returns the answer, the policies that fired and
+/// the policies that failed.
+async fn decide_with_deadline(
+    state: &Arc<AppState>,
+    version: input::ReviewVersion,
+    review: input::Review,
+) -> (Answer, Vec<String>, Vec<String>) {
+    let uid = review.uid.clone();
+    let allow_on_error = state.failure_mode == FailureMode::Allow;
+    let worker = state.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let doc = Document::from_review(review);
+        let decision = decision::decide(&worker.policies, &doc, &Context::default());
+        (doc.review, decision)
+    });
+    match tokio::time::timeout(state.deadline, task).await {
+        Ok(Ok((review, decision))) => {
+            for f in decision
+                .violations
+                .iter()
+                .chain(&decision.warnings)
+                .chain(&decision.dryrun)
+            {
+                metrics::counter!("gitgate_policy_findings_total", "policy" => f.policy.clone(), "action" => f.action.as_str()).increment(1);
+            }
+            for e in &decision.errors {
+                metrics::counter!("gitgate_policy_errors_total", "policy" => e.policy.clone())
+                    .increment(1);
+                tracing::error!(uid = %uid, policy = %e.policy, error = %redact_quoted(&e.message), "a policy failed");
+            }
+            let fired: Vec<String> = decision
+                .violations
+                .iter()
+                .chain(&decision.warnings)
+                .map(|f| f.policy.clone())
+                .collect();
+            let errors: Vec<String> = decision.errors.iter().map(|e| e.policy.clone()).collect();
+            let answer = if !decision.errors.is_empty()
+                && decision.violations.is_empty()
+                && allow_on_error
+            {
+                // Only failures stand in the way: the failure mode decides.
+                admission::failure(
+                    version,
+                    &uid,
+                    &format!("{} policies failed", decision.errors.len()),
+                    true,
+                )
+            } else {
+                admission::answer(version, &review, &decision)
+            };
+            (answer, fired, errors)
+        }
+        Ok(Err(join)) => {
+            metrics::counter!("gitgate_internal_errors_total").increment(1);
+            tracing::error!(uid = %uid, error = %join, "the decision task failed");
+            (
+                admission::failure(version, &uid, "internal error", allow_on_error),
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+        Err(_) => {
+            metrics::counter!("gitgate_internal_errors_total").increment(1);
+            tracing::error!(uid = %uid, deadline_ms = state.deadline.as_millis() as u64, "the decision ran out of time");
+            let message = format!("no decision within {} ms", state.deadline.as_millis());
+            (
+                admission::failure(version, &uid, &message, allow_on_error),
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub handle: Handle<SocketAddr>,
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: String, message: String },
+}
+
+/// Starts the server on `listen` and returns once it listens.
+pub async fn start(
+    state: Arc<AppState>,
+    listen: &str,
+    files: TlsFiles,
+    max_body_bytes: usize,
+) -> Result<Running, ServeError> {
+    let addr: SocketAddr = listen.parse().map_err(|e| ServeError::Listen {
+        addr: listen.to_string(),
+        message: format!("not an address ({e}); write it like 0.0.0.0:8443"),
+    })?;
+    let config = tls::load_and_watch(files, Duration::from_secs(1))?;
+    let handle: Handle<SocketAddr> = Handle::new();
+    let app = router(state, max_body_bytes);
+    let server_handle = handle.clone();
+    let task = tokio::spawn(async move {
+        axum_server::bind_rustls(addr, config)
+            .handle(server_handle)
+            .serve(app.into_make_service())
+            .await
+    });
+    match handle.listening().await {
+        Some(addr) => Ok(Running { handle, addr, task }),
+        None => {
+            let message = match task.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "the server stopped".into(),
+            };
+            Err(ServeError::Listen {
+                addr: addr.to_string(),
+                message,
+            })
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then lets in-flight requests finish (up to 10 s).
+pub async fn run(
+    state: Arc<AppState>,
+    listen: &str,
+    files: TlsFiles,
+    max_body_bytes: usize,
+) -> Result<(), ServeError> {
+    let running = start(state, listen, files, max_body_bytes).await?;
+    tracing::info!(addr = %running.addr, "gitgate is serving admission reviews on https://{}/validate", running.addr);
+    let handle = running.handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    match running.task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ServeError::Listen {
+            addr: running.addr.to_string(),
+            message: e.to_string(),
+        }),
+        Err(e) => Err(ServeError::Listen {
+            addr: running.addr.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
