@@ -1,0 +1,657 @@
+//! `gitgate serve` over real HTTPS on loopback, with a CA and certificates made in the test:
+//! every real AdmissionReview fixture gets its expected verdict, bad requests get clear
+//! answers and the server keeps serving, certificates rotate without a failed request,
+//! mutual TLS, the failure mode, graceful shutdown, and logs that never hold Secret data.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gitgate::config::{Config, FailureMode};
+use gitgate::policy::load::{SourceFile, load};
+use gitgate::policy::{Options, PolicySet};
+use gitgate::serve::{AppState, Running, TlsFiles, start};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use serde_json::{Value, json};
+
+/// A CA made for the test, which signs server and client certificates.
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "gitgate test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+        Pki { ca, dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `<name>.crt` and `<name>.key` for `localhost` and 127.0.0.1; returns the DER.
+    fn issue(&self, name: &str, common_name: &str) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        // Write the key first, then the certificate, as a rotation would, through a rename so
+        // that no reader sees half a file.
+        for (file, text) in [
+            (format!("{name}.key"), key.serialize_pem()),
+            (format!("{name}.crt"), cert.pem()),
+        ] {
+            let tmp = self.path(&format!(".{file}.tmp"));
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, self.path(&file)).unwrap();
+        }
+        cert.der().to_vec()
+    }
+
+    fn files(&self, client_ca: bool) -> TlsFiles {
+        TlsFiles {
+            cert: self.path("server.crt"),
+            key: self.path("server.key"),
+            client_ca: client_ca.then(|| self.path("ca.crt")),
+        }
+    }
+
+    fn client(&self, identity: Option<&str>) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(self.rustls_client(identity))
+            .tls_info(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// A rustls client configuration trusting the test CA (ring provider).
+    fn rustls_client(&self, identity: Option<&str>) -> rustls::ClientConfig {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(self.path("ca.crt")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(name) => {
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(
+                    self.path(&format!("{name}.crt")),
+                )
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(
+                    self.path(&format!("{name}.key")),
+                )
+                .unwrap();
+                builder.with_client_auth_cert(certs, key).unwrap()
+            }
+        };
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    }
+}
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} is absent", dir.display());
+        None
+    }
+}
+
+fn review(uid: &str, object: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "p", "namespace": "demo", "operation": "CREATE",
+        "userInfo": {"username": "alice"}, "object": object, "oldObject": null, "dryRun": false}})
+}
+
+fn pod(image: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "demo"},
+           "spec": {"containers": [{"name": "c", "image": image,
+                    "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}})
+}
+
+async fn serve(pki: &Pki, set: PolicySet, config: &Config) -> Running {
+    let state = Arc::new(AppState::new(set, config));
+    start(
+        state,
+        "127.0.0.1:0",
+        pki.files(config.server.client_ca.is_some()),
+        config.server.max_body_bytes,
+    )
+    .await
+    .expect("the server starts")
+}
+
+fn builtin() -> PolicySet {
+    gitgate::builtin::policy_set(&Options::default()).unwrap()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let resp = client
+        .post(format!("https://localhost:{}/validate", addr.port()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the request completes");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// (fixture, allowed, whether the response carries warnings).
+const EXPECTED: &[(&str, bool, bool)] = &[
+    ("001-create-namespaces-demo.json", true, false),
+    ("002-create-rolebindings-devs-edit.json", true, false),
+    (
+        "003-create-clusterrolebindings-gitops-admin.json",
+        true,
+        false,
+    ),
+    ("004-create-deployments-web.json", true, false),
+    ("005-create-configmaps-web-config.json", true, false),
+    ("006-create-services-web.json", true, false),
+    ("007-update-deployments-web.json", true, false),
+    ("008-update-deployments-web.json", true, false),
+    ("009-update-deployments-web.json", true, false),
+    ("010-update-deployments-web.json", true, false),
+    ("011-update-deployments-web.json", true, false),
+    ("012-create-secrets-db-pass.json", true, false),
+    ("013-create-roles-dev-all.json", true, false),
+    ("014-create-rolebindings-dev-all.json", true, false),
+    ("015-update-deployments-scale-web.json", true, false),
+    ("016-update-deployments-web.json", false, false),
+    ("017-update-configmaps-web-config.json", true, false),
+    ("018-update-deployments-web.json", false, false),
+    ("019-update-configmaps-web-config.json", true, false),
+    ("020-delete-configmaps-web-config.json", true, false),
+    ("021-delete-deployments-web.json", true, false),
+    ("022-create-serviceaccounts-default.json", true, false),
+    ("023-create-deployments-web2.json", true, false),
+    (
+        "024-create-customresourcedefinitions-widgets.example.com.json",
+        true,
+        false,
+    ),
+    ("025-create-apiservices-v1.example.com.json", true, false),
+    ("026-create-widgets-blue.json", true, false),
+    ("027-create-pods-debug.json", false, true),
+    ("028-delete-pods-debug.json", true, false),
+    ("029-delete-pods-debug.json", true, false),
+    ("030-create-deployments-quant.json", true, false),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_gets_its_verdict_over_tls() {
+    let Some(dir) = fixtures() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let server = serve(&pki, builtin(), &Config::default()).await;
+    let client = pki.client(None);
+    for (file, allowed, warned) in EXPECTED {
+        let body = std::fs::read(dir.join(file)).unwrap();
+        let request: Value = serde_json::from_slice(&body).unwrap();
+        let (status, answer) = post(&client, server.addr, body).await;
+        assert_eq!(status, 200, "{file}: {answer}");
+        assert_eq!(answer["apiVersion"], "admission.k8s.io/v1", "{file}");
+        assert_eq!(answer["kind"], "AdmissionReview");
+        let response = &answer["response"];
+        assert_eq!(
+            response["uid"], request["request"]["uid"],
+            "{file}: the uid is echoed"
+        );
+        assert_eq!(response["allowed"], *allowed, "{file}: {response}");
+        assert_eq!(
+            response.get("warnings").is_some(),
+            *warned,
+            "{file}: {response}"
+        );
+        if !allowed {
+            assert_eq!(response["status"]["code"], 403, "{file}");
+            let message = response["status"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("[latest-tag]") || message.contains("[host-path]"),
+                "{file}: {message}"
+            );
+        }
+    }
+    let metrics = client
+        .get(format!("https://localhost:{}/metrics", server.addr.port()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("gitgate_admission_requests_total{operation=\"CREATE\",verdict=\"denied\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gitgate_admission_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gitgate_policy_findings_total{policy=\"host-path\",action=\"deny\"}"),
+        "{metrics}"
+    );
+    server.handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_answers_and_the_server_keeps_serving() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let server = serve(&pki, builtin(), &Config::default()).await;
+    let client = pki.client(None);
+    let addr = server.addr;
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            b"{\"kind\": ".to_vec(),
+            400,
+            "malformed AdmissionReview JSON",
+        ),
+        ("empty body", Vec::new(), 400, "empty body"),
+        (
+            "wrong kind",
+            br#"{"kind":"Pod","apiVersion":"v1"}"#.to_vec(),
+            400,
+            "expected kind AdmissionReview",
+        ),
+        (
+            "wrong apiVersion",
+            br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v2","request":{}}"#
+                .to_vec(),
+            400,
+            "admission.k8s.io/v1 or v1beta1",
+        ),
+        (
+            "no uid",
+            serde_json::to_vec(&{
+                let mut r = review("x", pod("a:1"));
+                r["request"].as_object_mut().unwrap().remove("uid");
+                r
+            })
+            .unwrap(),
+            400,
+            "no uid",
+        ),
+        (
+            "no request",
+            br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#.to_vec(),
+            400,
+            "no request",
+        ),
+    ];
+    for (what, body, status, text) in cases {
+        let (got, answer) = post(&client, addr, body).await;
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(answer.to_string().contains(text), "{what}: {answer}");
+    }
+    // 20 MB: refused by the body limit (8 MiB by default).
+    let mut big = review("big", pod("a:1"));
+    big["request"]["object"]["metadata"]["annotations"] =
+        json!({"x": "y".repeat(20 * 1024 * 1024)});
+    let (got, _) = post(&client, addr, serde_json::to_vec(&big).unwrap()).await;
+    assert_eq!(got, 413);
+    // Still serving.
+    let (got, answer) = post(
+        &client,
+        addr,
+        serde_json::to_vec(&review("after", pod("a:1"))).unwrap(),
+    )
+    .await;
+    assert_eq!(got, 200);
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    server.handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1beta1_is_answered_in_v1beta1_over_http2_and_http1() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let server = serve(&pki, builtin(), &Config::default()).await;
+    let mut body = review("beta", pod("busybox"));
+    body["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let client = pki.client(None);
+    let resp = client
+        .post(format!("https://localhost:{}/validate", server.addr.port()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN negotiates HTTP/2"
+    );
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(answer["response"]["allowed"], false);
+    let http1 = reqwest::Client::builder()
+        .tls_backend_preconfigured({
+            let mut c = pki.rustls_client(None);
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            c
+        })
+        .http1_only()
+        .build()
+        .unwrap();
+    let resp = http1
+        .post(format!("https://localhost:{}/validate", server.addr.port()))
+        .json(&review("one", pod("a:1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+    assert_eq!(resp.status(), 200);
+    server.handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotate_with_no_failed_request() {
+    let pki = Pki::new();
+    let first = pki.issue("server", "first");
+    let server = serve(&pki, builtin(), &Config::default()).await;
+    let addr = server.addr;
+    // New connections for every request, so that each handshake shows the certificate served.
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(pki.rustls_client(None))
+        .tls_info(true)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let served = |resp: &reqwest::Response| {
+        resp.extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|t| t.peer_certificate())
+            .map(|c| c.to_vec())
+            .unwrap()
+    };
+    let body = serde_json::to_vec(&review("r", pod("a:1"))).unwrap();
+    let resp = client
+        .post(format!("https://localhost:{}/validate", addr.port()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served(&resp), first);
+    let sender = {
+        let client = client.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..150 {
+                let resp = client
+                    .post(format!("https://localhost:{}/validate", addr.port()))
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let resp = resp.expect("no request fails during the rotation");
+                assert_eq!(resp.status(), 200);
+                ok += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ok
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = pki.issue("server", "second");
+    let sent = sender.await.unwrap();
+    assert_eq!(sent, 150);
+    let resp = client
+        .post(format!("https://localhost:{}/validate", addr.port()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served(&resp), second, "the new certificate is served");
+    server.handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_ca_requires_client_certificates_on_validate_only() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    pki.issue("apiserver", "kube-apiserver");
+    let mut config = Config::default();
+    config.server.client_ca = Some(pki.path("ca.crt"));
+    let server = serve(&pki, builtin(), &config).await;
+    let body = serde_json::to_vec(&review("m", pod("a:1"))).unwrap();
+    let anonymous = pki.client(None);
+    let (status, _) = post(&anonymous, server.addr, body.clone()).await;
+    assert_eq!(status, 401, "no client certificate");
+    let health = anonymous
+        .get(format!("https://localhost:{}/healthz", server.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "probes need no client certificate");
+    let apiserver = reqwest::Client::builder()
+        .tls_backend_preconfigured(pki.rustls_client(Some("apiserver")))
+        .build()
+        .unwrap();
+    let (status, answer) = post(&apiserver, server.addr, body).await;
+    assert_eq!(status, 200, "{answer}");
+    server.handle.shutdown();
+}
+
+fn slow_policy(ms_spin: u64) -> PolicySet {
+    // A policy that takes a long time: a large comprehension.
+    let n = 200 * ms_spin;
+    let text = format!(
+        "package team.slow\nimport rego.v1\ndeny contains \"slow\" if {{ count([x | some x in numbers.range(1, {n}); x < 0]) > 0 }}\n"
+    );
+    load(
+        &[SourceFile {
+            path: "slow.rego".into(),
+            text,
+        }],
+        &Options::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_mode_answers_when_no_decision_comes_in_time() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    for (mode, allowed, code) in [
+        (FailureMode::Deny, false, Some(500)),
+        (FailureMode::Allow, true, None),
+    ] {
+        let mut config = Config::default();
+        config.server.timeout = Duration::from_millis(20);
+        config.server.failure_mode = mode;
+        let server = serve(&pki, slow_policy(2000), &config).await;
+        let (status, answer) = post(
+            &pki.client(None),
+            server.addr,
+            serde_json::to_vec(&review("slow", pod("a:1"))).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["response"]["allowed"], allowed, "{mode:?}: {answer}");
+        assert_eq!(
+            answer["response"]["status"]["code"].as_u64(),
+            code.map(|c: u64| c),
+            "{answer}"
+        );
+        server.handle.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let mut config = Config::default();
+    config.server.timeout = Duration::from_secs(30);
+    let server = serve(&pki, slow_policy(2000), &config).await;
+    let client = pki.client(None);
+    let addr = server.addr;
+    let started = std::time::Instant::now();
+    let in_flight = tokio::spawn(async move {
+        post(
+            &client,
+            addr,
+            serde_json::to_vec(&review("inflight", pod("a:1"))).unwrap(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server
+        .handle
+        .graceful_shutdown(Some(Duration::from_secs(20)));
+    let (status, answer) = in_flight.await.unwrap();
+    assert!(
+        started.elapsed() > Duration::from_millis(50),
+        "the request was still in flight at shutdown"
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["response"]["uid"], "inflight");
+    server.task.await.unwrap().unwrap();
+}
+
+/// Runs the real binary, posts fixture 012 (a Secret) and returns what it logged.
+fn logs_of_binary_serving(pki: &Pki, fixture: &Path, format: &str) -> String {
+    use std::io::Read;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            format,
+            "-vv",
+        ])
+        .arg("--tls-cert")
+        .arg(pki.path("server.crt"))
+        .arg("--tls-key")
+        .arg(pki.path("server.key"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Drain the logs while the server runs, so that a full pipe never blocks it.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).unwrap();
+        logs
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = pki.client(None);
+        let url = format!("https://localhost:{port}/validate");
+        let body = std::fs::read(fixture).unwrap();
+        for _ in 0..100 {
+            if let Ok(resp) = client.post(&url).body(body.clone()).send().await {
+                assert_eq!(resp.status(), 200);
+                let answer: Value = resp.json().await.unwrap();
+                assert_eq!(answer["response"]["allowed"], true);
+                // A malformed copy too: its error must not echo the data either.
+                let broken = String::from_utf8(body.clone())
+                    .unwrap()
+                    .replace("\"password\"", "\"password\": 1, \"x\"");
+                let _ = client.post(&url).body(broken).send().await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not come up");
+    });
+    unsafe { libc_kill(child.id() as i32) };
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ends the server cleanly: {status:?}"
+    );
+    reader.join().unwrap()
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill_raw(pid: i32, sig: i32) -> i32;
+}
+
+unsafe fn libc_kill(pid: i32) {
+    // SIGTERM, as Kubernetes sends it.
+    unsafe { libc_kill_raw(pid, 15) };
+}
+
+#[test]
+fn secret_data_never_reaches_a_log() {
+    let Some(dir) = fixtures() else { return };
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let fixture = dir.join("012-create-secrets-db-pass.json");
+    let request: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
+    let encoded = request["request"]["object"]["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        encoded, "czNjcjN0",
+        "the fixture's Secret holds s3cr3t, base64-encoded"
+    );
+    for format in ["json", "text"] {
+        let logs = logs_of_binary_serving(&pki, &fixture, format);
+        let uid = request["request"]["uid"].as_str().unwrap();
+        assert!(
+            logs.contains(uid),
+            "the decision is logged ({format}):\n{logs}"
+        );
+        assert!(
+            logs.contains("db-pass"),
+            "with the object's name ({format})"
+        );
+        for secret in ["s3cr3t", &encoded] {
+            assert!(
+                !logs.contains(secret),
+                "{format} logs hold the secret {secret:?}:\n{logs}"
+            );
+        }
+    }
+}
