@@ -340,7 +340,10 @@ fn check(
 }
 
 fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion) -> ExitCode {
-    let set = match policy::load::from_config(&config.policies, config_dir, &[], rego_version) {
+    // No evaluation may outlast the request deadline (decisions run on the request's thread).
+    let mut policies = config.policies.clone();
+    policies.timeout = policies.timeout.min(config.server.timeout);
+    let set = match policy::load::from_config(&policies, config_dir, &[], rego_version) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("gitgate serve: {e}");

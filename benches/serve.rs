@@ -1,0 +1,168 @@
+//! Load on the webhook: a load generator on loopback (keep-alive TLS, HTTP/1.1, concurrent
+//! connections) against `gitgate serve` with the built-in library, and in the same run against
+//! a baseline server on the same TLS stack that answers a fixed allow. Prints p50, p99 and
+//! requests per second for fixtures 004 (allowed Deployment), 016 (denied image swap) and 027
+//! (denied hostPath pod).
+//!
+//! `cargo bench --bench serve` (uses ../shared/fixtures; `GITGATE_LOAD_SECONDS` and
+//! `GITGATE_LOAD_CONNECTIONS` tune the run). Results are recorded in BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+use gitgate::config::Config;
+use gitgate::policy::Options;
+use gitgate::serve::{AppState, TlsFiles, start, start_app};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Result {
+    p50: Duration,
+    p99: Duration,
+    rps: f64,
+    errors: usize,
+}
+
+async fn load(
+    url: String,
+    body: Vec<u8>,
+    client: reqwest::Client,
+    connections: usize,
+    seconds: u64,
+) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (url, body, client) = (url.clone(), body.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match client.post(&url).body(body.clone()).send().await {
+                    Ok(resp) if resp.status() == 200 => {
+                        let _ = resp.bytes().await;
+                        latencies.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Result {
+        p50: at(0.50),
+        p99: at(0.99),
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        errors,
+    }
+}
+
+fn main() {
+    // As the gitgate binary does (see benches/policy.rs).
+    // SAFETY: before any thread exists.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` and criterion-style listing: nothing to do
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fixtures =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
+    if !fixtures.is_dir() {
+        eprintln!("skipping: {} is absent", fixtures.display());
+        return;
+    }
+    let seconds = env_or("GITGATE_LOAD_SECONDS", 5);
+    let connections = env_or("GITGATE_LOAD_CONNECTIONS", 8) as usize;
+
+    // A CA and a server certificate for localhost.
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+    let files = TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+        client_ca: None,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = Config::default();
+        let set = gitgate::builtin::policy_set(&Options::default()).unwrap();
+        let gitgate = start(Arc::new(AppState::new(set, &config)), "127.0.0.1:0", files.clone(), config.server.max_body_bytes)
+            .await
+            .unwrap();
+        let fixed = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"x","allowed":true}}"#;
+        let baseline_app = Router::new().route("/validate", post(move || async move { fixed }));
+        let baseline = start_app(baseline_app, "127.0.0.1:0", files).await.unwrap();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .http1_only()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .unwrap();
+        println!("load: {connections} keep-alive TLS connections (HTTP/1.1), {seconds} s per row, on loopback");
+        println!("| server | fixture | p50 | p99 | req/s | errors |");
+        println!("|---|---|---|---|---|---|");
+        for fixture in ["004-create-deployments-web.json", "016-update-deployments-web.json", "027-create-pods-debug.json"] {
+            let body = std::fs::read(fixtures.join(fixture)).unwrap();
+            for (name, addr) in [("baseline (fixed allow)", baseline.addr), ("gitgate, built-in library", gitgate.addr)] {
+                let url = format!("https://localhost:{}/validate", addr.port());
+                let r = load(url, body.clone(), client.clone(), connections, seconds).await;
+                println!(
+                    "| {name} | {} | {:.0} µs | {:.0} µs | {:.0} | {} |",
+                    &fixture[..3],
+                    r.p50.as_secs_f64() * 1e6,
+                    r.p99.as_secs_f64() * 1e6,
+                    r.rps,
+                    r.errors
+                );
+            }
+        }
+        gitgate.handle.shutdown();
+        baseline.handle.shutdown();
+    });
+}
