@@ -655,3 +655,22 @@ fn secret_data_never_reaches_a_log() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exempt_subresources_are_admitted_and_dry_runs_are_decided() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let server = serve(&pki, builtin(), &Config::default()).await;
+    let client = pki.client(None);
+    // A status update of a pod that breaks a policy: `status` is exempt by default.
+    let mut status = review("status", pod("busybox"));
+    status["request"]["subResource"] = json!("status");
+    let (_, answer) = post(&client, server.addr, serde_json::to_vec(&status).unwrap()).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    // The same object as a dry run is decided like any request.
+    let mut dry = review("dry", pod("busybox"));
+    dry["request"]["dryRun"] = json!(true);
+    let (_, answer) = post(&client, server.addr, serde_json::to_vec(&dry).unwrap()).await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    server.handle.shutdown();
+}
