@@ -41,13 +41,7 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<SourceFile>, PolicyError> {
     let mut files = Vec::new();
     for root in paths {
         if !root.exists() {
-            return Err(PolicyError::Io {
-                file: root.display().to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such file or directory",
-                ),
-            });
+            return Err(PolicyError::not_found(root));
         }
         let walker = walkdir::WalkDir::new(root)
             .sort_by_file_name()

@@ -143,6 +143,16 @@ pub enum PolicyError {
     Runtime { policy: String, message: String },
 }
 
+impl PolicyError {
+    /// A file or directory that does not exist.
+    pub fn not_found(path: &std::path::Path) -> PolicyError {
+        PolicyError::Io {
+            file: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        }
+    }
+}
+
 /// Options that apply to every policy of a set.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -197,15 +207,7 @@ impl Policy {
             if excepted.iter().any(|e| rule_suffix(rule) == e) {
                 continue;
             }
-            let path = format!("{}.{}", self.package, rule);
-            let value = self
-                .program
-                .eval_rule(&path, input.clone(), data)
-                .map_err(|message| PolicyError::Runtime {
-                    policy: self.name.clone(),
-                    message,
-                })?;
-            if let Some(value) = value {
+            if let Some(value) = self.eval(rule, &input, data)? {
                 self.collect(rule, &value, &mut findings);
             }
         }
@@ -282,6 +284,22 @@ impl Policy {
         }
     }
 
+    /// Evaluates one rule of this policy's package; an error is this policy's.
+    fn eval(
+        &self,
+        rule: &str,
+        input: &regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<Option<regorus::Value>, PolicyError> {
+        let path = format!("{}.{}", self.package, rule);
+        self.program
+            .eval_rule(&path, input.clone(), data)
+            .map_err(|message| PolicyError::Runtime {
+                policy: self.name.clone(),
+                message,
+            })
+    }
+
     /// conftest `exception` rules: a set of rule-name suffixes (`["latest"]` silences
     /// `deny_latest`; `[""]` silences `deny`).
     fn exceptions(
@@ -292,15 +310,8 @@ impl Policy {
         if !self.has_exceptions {
             return Ok(Vec::new());
         }
-        let path = format!("{}.exception", self.package);
-        let value = self
-            .program
-            .eval_rule(&path, input.clone(), data)
-            .map_err(|message| PolicyError::Runtime {
-                policy: self.name.clone(),
-                message,
-            })?;
-        let json = value
+        let json = self
+            .eval("exception", input, data)?
             .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
             .unwrap_or(Value::Null);
         let mut out = Vec::new();

@@ -137,13 +137,7 @@ pub fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyError> {
             continue;
         }
         if !root.exists() {
-            return Err(PolicyError::Io {
-                file: root.display().to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such file or directory",
-                ),
-            });
+            return Err(PolicyError::not_found(root));
         }
         for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
             let entry = entry.map_err(|e| PolicyError::Io {
