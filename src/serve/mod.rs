@@ -204,11 +204,13 @@ async fn decide_with_deadline(
         metrics::counter!("gitgate_policy_errors_total", "policy" => e.policy.clone()).increment(1);
         tracing::error!(uid = %uid, policy = %e.policy, error = %redact_quoted(&e.message), "a policy failed");
     }
+    // Names with their action, `latest-tag:deny`, so that dry-run findings are logged as such.
     let fired: Vec<String> = decision
         .violations
         .iter()
         .chain(&decision.warnings)
-        .map(|f| f.policy.clone())
+        .chain(&decision.dryrun)
+        .map(|f| format!("{}:{}", f.policy, f.action.as_str()))
         .collect();
     let errors: Vec<String> = decision.errors.iter().map(|e| e.policy.clone()).collect();
     let elapsed = started.elapsed();
