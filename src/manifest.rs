@@ -10,6 +10,147 @@ use serde_saphyr::{Options, Spanned};
 /// The largest manifest file gitgate reads (bytes). Larger files are refused, not truncated.
 pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The line of every field of a document, by JSON pointer (`/spec/containers/0/image`), so
+/// that a finding can point at the line to fix rather than at the document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lines(std::collections::BTreeMap<String, usize>);
+
+impl Lines {
+    /// The line of `pointer`, or of its nearest ancestor that has one.
+    pub fn find(&self, pointer: &str) -> Option<usize> {
+        let mut p = pointer;
+        loop {
+            if let Some(line) = self.0.get(p) {
+                return Some(*line);
+            }
+            p = &p[..p.rfind('/')?];
+        }
+    }
+
+    /// The line of a dotted path as policies write it (`spec.template.spec.containers[0]`).
+    pub fn find_path(&self, path: &str) -> Option<usize> {
+        let mut pointer = String::new();
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            let (key, indices) = part
+                .split_once('[')
+                .map_or((part, ""), |(k, rest)| (k, rest));
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            for index in indices.split('[') {
+                let index = index.trim_end_matches(']');
+                if !index.is_empty() {
+                    pointer.push('/');
+                    pointer.push_str(index);
+                }
+            }
+        }
+        self.find(&pointer)
+    }
+}
+
+/// A YAML node with its position, read through serde-saphyr's spans.
+enum Tree {
+    Leaf(Value),
+    Seq(Vec<Spanned<Tree>>),
+    Map(Vec<(String, Spanned<Tree>)>),
+}
+
+impl<'de> serde::Deserialize<'de> for Tree {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tree, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Tree;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a YAML value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
+                Ok(Tree::Leaf(
+                    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+                ))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Tree, E> {
+                Ok(Tree::Leaf(Value::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Tree, D::Error> {
+                <Tree as serde::Deserialize>::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<Tree>>()? {
+                    items.push(item);
+                }
+                Ok(Tree::Seq(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Value>()? {
+                    let key = match key {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    entries.push((key, map.next_value::<Spanned<Tree>>()?));
+                }
+                Ok(Tree::Map(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Turns a tree into JSON, recording the line of every field under `pointer`.
+fn flatten(tree: Spanned<Tree>, pointer: &mut String, lines: &mut Lines) -> Value {
+    lines
+        .0
+        .insert(pointer.clone(), (tree.referenced.line() as usize).max(1));
+    match tree.value {
+        Tree::Leaf(v) => v,
+        Tree::Seq(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    let v = flatten(item, pointer, lines);
+                    pointer.truncate(len);
+                    v
+                })
+                .collect(),
+        ),
+        Tree::Map(entries) => {
+            let mut map = serde_json::Map::with_capacity(entries.len());
+            for (key, item) in entries {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                let v = flatten(item, pointer, lines);
+                pointer.truncate(len);
+                // Duplicate keys are refused by the parser; a merge key (`<<`) may repeat one.
+                map.insert(key, v);
+            }
+            Value::Object(map)
+        }
+    }
+}
+
 /// One YAML or JSON document of a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
@@ -20,6 +161,8 @@ pub struct Document {
     pub line: usize,
     /// 0-based position of the document among the file's non-empty documents.
     pub index: usize,
+    /// The line of each field (YAML only; empty for JSON, whose findings use `line`).
+    pub lines: Lines,
 }
 
 /// Why a manifest could not be read. Every variant names the input.
@@ -121,7 +264,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError>
     if file.ends_with(".json") {
         return parse_json(file, text);
     }
-    let docs: Vec<Spanned<Value>> = serde_saphyr::from_multiple_with_options(text, options())
+    let docs: Vec<Spanned<Tree>> = serde_saphyr::from_multiple_with_options(text, options())
         .map_err(|e| ManifestError::Yaml {
             file: file.to_string(),
             line: e.location().map(|l| l.line() as usize).unwrap_or(0),
@@ -130,10 +273,16 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError>
     Ok(docs
         .into_iter()
         .enumerate()
-        .map(|(index, d)| Document {
-            line: (d.referenced.line() as usize).max(1),
-            value: d.value,
-            index,
+        .map(|(index, d)| {
+            let line = (d.referenced.line() as usize).max(1);
+            let mut lines = Lines::default();
+            let value = flatten(d, &mut String::new(), &mut lines);
+            Document {
+                line,
+                value,
+                index,
+                lines,
+            }
         })
         .collect())
 }
@@ -151,7 +300,12 @@ fn parse_json(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
                     .unwrap_or(0);
                 let line = text[..start + skipped].matches('\n').count() + 1;
                 let index = out.len();
-                out.push(Document { value, line, index });
+                out.push(Document {
+                    value,
+                    line,
+                    index,
+                    lines: Lines::default(),
+                });
             }
             Some(Err(e)) => {
                 return Err(ManifestError::Json {
@@ -206,12 +360,25 @@ pub fn expand_lists(docs: Vec<Document>) -> Vec<Document> {
         }
         let line = doc.line;
         if let Some(Value::Array(items)) = doc.value.get("items") {
-            for item in items {
+            for (i, item) in items.iter().enumerate() {
                 let index = out.len();
+                // Each item's lines, re-rooted at the item.
+                let prefix = format!("/items/{i}");
+                let lines = Lines(
+                    doc.lines
+                        .0
+                        .iter()
+                        .filter_map(|(p, l)| {
+                            p.strip_prefix(&prefix).map(|rest| (rest.to_string(), *l))
+                        })
+                        .filter(|(p, _)| p.is_empty() || p.starts_with('/'))
+                        .collect(),
+                );
                 out.push(Document {
                     value: item.clone(),
-                    line,
+                    line: lines.find("").unwrap_or(line),
                     index,
+                    lines,
                 });
             }
         }
@@ -259,6 +426,21 @@ mod tests {
         assert_eq!(docs[0].line, 2);
         assert_eq!(docs[1].line, 6);
         assert_eq!(docs[1].value["b"], "two");
+    }
+
+    #[test]
+    fn field_lines_by_pointer_and_path() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: x1\n  - name: b\n    image: y1\n";
+        let docs = parse_str("p.yaml", text).unwrap();
+        let lines = &docs[0].lines;
+        assert_eq!(lines.find("/spec/containers/1/image"), Some(10));
+        assert_eq!(lines.find_path("spec.containers[1]"), Some(9));
+        assert_eq!(
+            lines.find_path("spec.containers[0].securityContext.privileged"),
+            Some(7),
+            "nearest ancestor"
+        );
+        assert_eq!(docs[0].value["spec"]["containers"][1]["image"], "y1");
     }
 
     #[test]

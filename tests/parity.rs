@@ -59,6 +59,7 @@ fn compare(
         old_object: old,
         path: file.into(),
         line: objects[0].line,
+        lines: objects[0].lines.clone(),
     };
     let premerge = gitgate::check::document(&change, &Source::premerge(None, None)).unwrap();
     let at_admission = Document::from_review(admission);

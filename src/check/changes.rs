@@ -16,6 +16,8 @@ pub struct FileObject {
     pub path: String,
     pub line: usize,
     pub object: Value,
+    /// The line of each field, to point findings at the field they are about.
+    pub lines: manifest::Lines,
 }
 
 /// Something in a changed file that is not a checkable object.
@@ -40,6 +42,8 @@ pub struct Change {
     /// Where the change is: the head's file and line, or the base's for a DELETE.
     pub path: String,
     pub line: usize,
+    /// The line of each field of that manifest.
+    pub lines: manifest::Lines,
 }
 
 /// Kinds of the core API groups that are cluster-scoped: every other kind is namespaced
@@ -181,6 +185,7 @@ pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note
             path: path.to_string(),
             line: doc.line,
             object: doc.value,
+            lines: doc.lines,
         });
     }
     (objects, notes)
@@ -236,6 +241,7 @@ pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
                 old_object: None,
                 path: o.path,
                 line: o.line,
+                lines: o.lines,
             }),
             Some(old) if old.object == o.object => {} // unchanged, perhaps moved
             Some(old) => changes.push(Change {
@@ -244,6 +250,7 @@ pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
                 old_object: Some(old.object),
                 path: o.path,
                 line: o.line,
+                lines: o.lines,
             }),
         }
     }
@@ -255,6 +262,7 @@ pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
                 old_object: Some(old.object),
                 path: old.path,
                 line: old.line,
+                lines: old.lines,
             });
         }
     }
@@ -270,6 +278,7 @@ mod tests {
         FileObject {
             path: path.into(),
             line: 1,
+            lines: Default::default(),
             object: json!({"apiVersion": "v1", "kind": kind,
                            "metadata": {"name": name, "namespace": "n"}, "data": data}),
         }
@@ -313,11 +322,13 @@ mod tests {
             FileObject {
                 path: "x".into(),
                 line: 1,
+                lines: Default::default(),
                 object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
             },
             FileObject {
                 path: "x".into(),
                 line: 5,
+                lines: Default::default(),
                 object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
             },
         ];

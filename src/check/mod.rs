@@ -259,15 +259,22 @@ fn decide_one(
         data: None,
     };
     let decision = decision::decide(set, &doc, &ctx);
-    let item = |level: Level, policy: &str, message: String| Item {
-        path: change.path.clone(),
-        line: change.line,
-        level,
-        policy: policy.to_string(),
-        message,
-        operation: Some(operation.to_string()),
-        object: identity.clone(),
-    };
+    // A finding whose details name a path (`details.path`, as the built-in policies give)
+    // points at that field's line; others at the object's first line.
+    let item =
+        |level: Level, policy: &str, message: String, details: Option<&serde_json::Value>| Item {
+            path: change.path.clone(),
+            line: details
+                .and_then(|d| d.get("path"))
+                .and_then(serde_json::Value::as_str)
+                .and_then(|p| change.lines.find_path(p))
+                .unwrap_or(change.line),
+            level,
+            policy: policy.to_string(),
+            message,
+            operation: Some(operation.to_string()),
+            object: identity.clone(),
+        };
     let mut items = Vec::new();
     for f in decision
         .violations
@@ -280,10 +287,15 @@ fn decide_one(
             Enforcement::Warn => Level::Warning,
             Enforcement::Dryrun => Level::Note,
         };
-        items.push(item(level, &f.policy, f.message.clone()));
+        items.push(item(
+            level,
+            &f.policy,
+            f.message.clone(),
+            f.details.as_ref(),
+        ));
     }
     for e in &decision.errors {
-        items.push(item(Level::Error, &e.policy, e.message.clone()));
+        items.push(item(Level::Error, &e.policy, e.message.clone(), None));
     }
     items
 }

@@ -23,7 +23,6 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 .filter(|i| {
                     i.level == Level::Error
                         && i.path == c.path
-                        && i.line == c.line
                         && i.object.as_deref() == Some(c.object.as_str())
                 })
                 .map(|i| format!("[{}] {}", i.policy, i.message))
