@@ -153,6 +153,45 @@ impl Repo {
     }
 }
 
+/// What approval needs to know of a commit.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub id: ObjectId,
+    pub parents: Vec<ObjectId>,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+    pub committer_email: String,
+    /// The `gpgsig` header (armored SSH or OpenPGP signature) and the bytes it signs.
+    pub signature: Option<(String, Vec<u8>)>,
+}
+
+impl Repo {
+    /// Reads a commit's parents, committer and signature.
+    pub fn commit_info(&self, id: ObjectId) -> Result<CommitInfo, GitError> {
+        let read = |message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("commit {id}"),
+            message,
+        };
+        let commit = self.repo.find_commit(id).map_err(|e| read(e.to_string()))?;
+        let committer = commit.committer().map_err(|e| read(e.to_string()))?;
+        let time = committer.time().map_err(|e| read(e.to_string()))?.seconds;
+        let committer_email = committer.email.to_string();
+        let parents = commit.parent_ids().map(|p| p.detach()).collect();
+        let signature = commit
+            .signature()
+            .map_err(|e| read(e.to_string()))?
+            .map(|(sig, data)| (sig.to_string(), data.to_bstring().to_vec()));
+        Ok(CommitInfo {
+            id,
+            parents,
+            time,
+            committer_email,
+            signature,
+        })
+    }
+}
+
 /// Whether a path names a manifest file.
 pub fn is_manifest_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();

@@ -24,5 +24,6 @@ pub mod git;
 pub mod input;
 pub mod manifest;
 pub mod policy;
+pub mod provenance;
 pub mod report;
 pub mod serve;

@@ -1,0 +1,76 @@
+//! Approved commits: the first-parent chain of the protected branch (what was merged through
+//! pull requests), limited to a window of the newest commits and a maximum age so that an old
+//! approved configuration cannot be re-applied, each signed by a trusted key when signatures
+//! are required. A commit that is not approved keeps the reason why.
+
+use std::time::Duration;
+
+use gix::ObjectId;
+
+use super::signers::{AllowedSigners, SignatureProblem};
+use crate::git::{GitError, Repo};
+
+/// The window of recent commits that count.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// At most this many commits, the newest first (at least 1: the tip always counts).
+    pub commits: usize,
+    /// Commits older than this, relative to the tip's time, fall out (the tip never does).
+    pub max_age: Duration,
+}
+
+/// One commit of the window and whether it is approved.
+#[derive(Debug, Clone)]
+pub struct WindowCommit {
+    pub id: ObjectId,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+    /// `Ok(signer)` (the allowed-signers entry, or `"unsigned (signatures not required)"`),
+    /// or the reason it is not approved.
+    pub approval: Result<String, SignatureProblem>,
+}
+
+impl WindowCommit {
+    pub fn approved(&self) -> bool {
+        self.approval.is_ok()
+    }
+}
+
+/// Walks the first-parent chain from `tip` and judges each commit of the window.
+/// `signers` is `Some` when signatures are required.
+pub fn window(
+    repo: &Repo,
+    tip: ObjectId,
+    window: Window,
+    signers: Option<&AllowedSigners>,
+) -> Result<Vec<WindowCommit>, GitError> {
+    let mut out = Vec::new();
+    let mut next = Some(tip);
+    let mut tip_time = None;
+    while let Some(id) = next {
+        if out.len() >= window.commits.max(1) {
+            break;
+        }
+        let info = repo.commit_info(id)?;
+        let newest = *tip_time.get_or_insert(info.time);
+        if !out.is_empty() && newest - info.time > window.max_age.as_secs() as i64 {
+            break;
+        }
+        let approval = match signers {
+            None => Ok("unsigned (signatures not required)".to_string()),
+            Some(signers) => match &info.signature {
+                None => Err(SignatureProblem::Unsigned),
+                Some((armored, data)) => signers
+                    .verify_commit(armored, data, &info.committer_email, info.time)
+                    .map(|entry| entry.source.clone()),
+            },
+        };
+        out.push(WindowCommit {
+            id,
+            time: info.time,
+            approval,
+        });
+        next = info.parents.first().copied();
+    }
+    Ok(out)
+}

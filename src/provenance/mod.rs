@@ -1,0 +1,7 @@
+//! Provenance: is an object traceable to an approved Git commit?
+//!
+//! - [`approval`]: the window of approved commits on the protected branch's first-parent chain.
+//! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
+
+pub mod approval;
+pub mod signers;

@@ -1,0 +1,296 @@
+//! Approved commits over real repositories with commits signed by SSH keys made in the test
+//! (`ssh-keygen`, and git's own SSH signing): trusted, untrusted, unsigned, a principal that
+//! does not match the committer, the window by count and age, and the first-parent chain.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use gitgate::git::Repo;
+use gitgate::provenance::approval::{Window, window};
+use gitgate::provenance::signers::{AllowedSigners, SignatureProblem};
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("-V").output().is_ok()
+        || Command::new(tool).arg("--version").output().is_ok()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let f = Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir(f.repo()).unwrap();
+        f.git(&["init", "-q", "-b", "main"], None, 0);
+        f
+    }
+
+    fn repo(&self) -> std::path::PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    /// Makes an ed25519 key `name` (and `name.pub`).
+    fn key(&self, name: &str) -> String {
+        let path = self.dir.path().join(name);
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::fs::read_to_string(path.with_extension("pub"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Runs git; `sign` is the key to sign commits with; `at` the commit time (epoch seconds).
+    fn git(&self, args: &[&str], sign: Option<&str>, at: i64) -> String {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(self.repo())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Alice")
+            .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+            .env("GIT_COMMITTER_NAME", "Alice")
+            .env("GIT_COMMITTER_EMAIL", "alice@example.com")
+            .env("GIT_AUTHOR_DATE", format!("@{at} +0000"))
+            .env("GIT_COMMITTER_DATE", format!("@{at} +0000"));
+        if let Some(key) = sign {
+            cmd.args(["-c", "gpg.format=ssh", "-c"])
+                .arg(format!(
+                    "user.signingkey={}",
+                    self.dir.path().join(key).display()
+                ))
+                .args(["-c", "commit.gpgsign=true"]);
+        }
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn commit(&self, file: &str, sign: Option<&str>, at: i64) -> String {
+        std::fs::write(self.repo().join(file), format!("{file} {at}\n")).unwrap();
+        self.git(&["add", "-A"], None, at);
+        self.git(&["commit", "-q", "-m", file], sign, at);
+        self.git(&["rev-parse", "HEAD"], None, at)
+    }
+}
+
+fn skip_without_tools() -> bool {
+    if have("ssh-keygen") && have("git") {
+        false
+    } else {
+        eprintln!(
+            "skipping: ssh-keygen and git are needed to make signed commits (.ci/run installs openssh-client)"
+        );
+        true
+    }
+}
+
+fn ids(commits: &[gitgate::provenance::approval::WindowCommit]) -> Vec<String> {
+    commits.iter().map(|c| c.id.to_string()).collect()
+}
+
+const DAY: i64 = 86_400;
+
+#[test]
+fn signatures_decide_which_commits_are_approved() {
+    if skip_without_tools() {
+        return;
+    }
+    let f = Fixture::new();
+    let trusted = f.key("trusted");
+    f.key("stranger");
+    let t0 = 1_780_000_000;
+    let unsigned = f.commit("a.yaml", None, t0);
+    let by_stranger = f.commit("b.yaml", Some("stranger"), t0 + 10);
+    let good = f.commit("c.yaml", Some("trusted"), t0 + 20);
+    let signers =
+        AllowedSigners::parse("allowed_signers", &format!("alice@example.com {trusted}\n"))
+            .unwrap();
+    let repo = Repo::open(&f.repo()).unwrap();
+    let tip = repo.resolve("main").unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 10,
+            max_age: Duration::from_secs(30 * DAY as u64),
+        },
+        Some(&signers),
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&w),
+        vec![good.clone(), by_stranger.clone(), unsigned.clone()],
+        "newest first"
+    );
+    assert_eq!(w[0].approval.as_deref(), Ok("allowed_signers:1"));
+    assert!(
+        matches!(w[1].approval, Err(SignatureProblem::UntrustedKey { .. })),
+        "{:?}",
+        w[1].approval
+    );
+    assert_eq!(w[2].approval, Err(SignatureProblem::Unsigned));
+    // Without required signatures every commit of the window is approved.
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 10,
+            max_age: Duration::from_secs(30 * DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    assert!(w.iter().all(|c| c.approved()));
+    // A trusted key, but for another principal than the committer: refused.
+    let other = AllowedSigners::parse("as", &format!("bob@example.com {trusted}\n")).unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 1,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        Some(&other),
+    )
+    .unwrap();
+    assert!(matches!(
+        w[0].approval,
+        Err(SignatureProblem::UntrustedKey { .. })
+    ));
+}
+
+#[test]
+fn the_window_counts_commits_and_age_and_follows_first_parents() {
+    if skip_without_tools() {
+        return;
+    }
+    let f = Fixture::new();
+    let t0 = 1_780_000_000;
+    let old = f.commit("old.yaml", None, t0);
+    let c1 = f.commit("one.yaml", None, t0 + 10 * DAY);
+    // A side branch merged into main: its commit is not on the first-parent chain.
+    f.git(&["checkout", "-q", "-b", "side"], None, t0);
+    let side = f.commit("side.yaml", None, t0 + 11 * DAY);
+    f.git(&["checkout", "-q", "main"], None, t0);
+    let c2 = f.commit("two.yaml", None, t0 + 12 * DAY);
+    f.git(
+        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+        None,
+        t0 + 13 * DAY,
+    );
+    let merge = f.git(&["rev-parse", "HEAD"], None, 0);
+    let repo = Repo::open(&f.repo()).unwrap();
+    let tip = repo.resolve("main").unwrap();
+    let all = window(
+        &repo,
+        tip,
+        Window {
+            commits: 100,
+            max_age: Duration::from_secs(100 * DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&all),
+        vec![merge.clone(), c2.clone(), c1.clone(), old.clone()]
+    );
+    assert!(
+        !ids(&all).contains(&side),
+        "the side branch's own commit is not approved by itself"
+    );
+    let by_count = window(
+        &repo,
+        tip,
+        Window {
+            commits: 2,
+            max_age: Duration::from_secs(100 * DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(ids(&by_count), vec![merge.clone(), c2.clone()]);
+    let by_age = window(
+        &repo,
+        tip,
+        Window {
+            commits: 100,
+            max_age: Duration::from_secs(5 * DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&by_age),
+        vec![merge.clone(), c2, c1],
+        "the 13-day-old commit is out"
+    );
+    let tip_only = window(
+        &repo,
+        tip,
+        Window {
+            commits: 0,
+            max_age: Duration::ZERO,
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(ids(&tip_only), vec![merge], "the tip always counts");
+    let _ = Path::new("");
+}
+
+#[test]
+fn a_tampered_commit_does_not_verify() {
+    if skip_without_tools() {
+        return;
+    }
+    let f = Fixture::new();
+    let trusted = f.key("trusted");
+    let t0 = 1_780_000_000;
+    f.commit("a.yaml", Some("trusted"), t0);
+    // The same commit, signature kept, message changed: what a forger would try.
+    let raw = f.git(&["cat-file", "commit", "HEAD"], None, t0);
+    let forged = raw.replace("\n\na.yaml", "\n\nforged");
+    assert_ne!(raw, forged);
+    let path = f.dir.path().join("forged");
+    std::fs::write(&path, format!("{forged}\n")).unwrap();
+    let id = f.git(
+        &["hash-object", "-t", "commit", "-w", path.to_str().unwrap()],
+        None,
+        t0,
+    );
+    f.git(&["update-ref", "refs/heads/main", &id], None, t0);
+    let signers =
+        AllowedSigners::parse("allowed_signers", &format!("alice@example.com {trusted}\n"))
+            .unwrap();
+    let repo = Repo::open(&f.repo()).unwrap();
+    let tip = repo.resolve("main").unwrap();
+    assert_eq!(tip.to_string(), id);
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 1,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        Some(&signers),
+    )
+    .unwrap();
+    assert!(
+        matches!(w[0].approval, Err(SignatureProblem::Invalid(_))),
+        "{:?}",
+        w[0].approval
+    );
+}
