@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use gitgate::git::Repo;
-use gitgate::provenance::approval::{Window, window};
+use gitgate::provenance::approval::{Trust, Window, window};
+use gitgate::provenance::openpgp::OpenPgpKeys;
 use gitgate::provenance::signers::{AllowedSigners, SignatureProblem};
 
 fn have(tool: &str) -> bool {
@@ -102,6 +103,13 @@ fn ids(commits: &[gitgate::provenance::approval::WindowCommit]) -> Vec<String> {
 
 const DAY: i64 = 86_400;
 
+fn ssh_trust(allowed_signers: &str) -> Trust {
+    Trust {
+        ssh: AllowedSigners::parse("allowed_signers", allowed_signers).unwrap(),
+        openpgp: OpenPgpKeys::default(),
+    }
+}
+
 #[test]
 fn signatures_decide_which_commits_are_approved() {
     if skip_without_tools() {
@@ -114,9 +122,7 @@ fn signatures_decide_which_commits_are_approved() {
     let unsigned = f.commit("a.yaml", None, t0);
     let by_stranger = f.commit("b.yaml", Some("stranger"), t0 + 10);
     let good = f.commit("c.yaml", Some("trusted"), t0 + 20);
-    let signers =
-        AllowedSigners::parse("allowed_signers", &format!("alice@example.com {trusted}\n"))
-            .unwrap();
+    let signers = ssh_trust(&format!("alice@example.com {trusted}\n"));
     let repo = Repo::open(&f.repo()).unwrap();
     let tip = repo.resolve("main").unwrap();
     let w = window(
@@ -154,7 +160,7 @@ fn signatures_decide_which_commits_are_approved() {
     .unwrap();
     assert!(w.iter().all(|c| c.approved()));
     // A trusted key, but for another principal than the committer: refused.
-    let other = AllowedSigners::parse("as", &format!("bob@example.com {trusted}\n")).unwrap();
+    let other = ssh_trust(&format!("bob@example.com {trusted}\n"));
     let w = window(
         &repo,
         tip,
@@ -272,9 +278,7 @@ fn a_tampered_commit_does_not_verify() {
         t0,
     );
     f.git(&["update-ref", "refs/heads/main", &id], None, t0);
-    let signers =
-        AllowedSigners::parse("allowed_signers", &format!("alice@example.com {trusted}\n"))
-            .unwrap();
+    let signers = ssh_trust(&format!("alice@example.com {trusted}\n"));
     let repo = Repo::open(&f.repo()).unwrap();
     let tip = repo.resolve("main").unwrap();
     assert_eq!(tip.to_string(), id);
@@ -293,4 +297,124 @@ fn a_tampered_commit_does_not_verify() {
         "{:?}",
         w[0].approval
     );
+}
+
+#[test]
+fn openpgp_signed_commits_verify_against_trusted_keys() {
+    if skip_without_tools() || !have("gpg") {
+        eprintln!(
+            "skipping: gpg is needed to make OpenPGP-signed commits (.ci/run installs gnupg)"
+        );
+        return;
+    }
+    let f = Fixture::new();
+    let home = f.dir.path().join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Alice <alice@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    gpg(&[
+        "--quick-gen-key",
+        "Mallory <mallory@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let alice_key = gpg(&["--armor", "--export", "alice@example.com"]);
+    let t0 = 1_780_000_000;
+    let sign_as = |who: &str, file: &str, at: i64| {
+        std::fs::write(f.repo().join(file), format!("{file}\n")).unwrap();
+        f.git(&["add", "-A"], None, at);
+        let out = Command::new("git")
+            .current_dir(f.repo())
+            .env("GNUPGHOME", &home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_COMMITTER_NAME", "Alice")
+            .env("GIT_COMMITTER_EMAIL", "alice@example.com")
+            .env("GIT_AUTHOR_NAME", "Alice")
+            .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+            .env("GIT_COMMITTER_DATE", format!("@{at} +0000"))
+            .args([
+                "-c",
+                &format!("user.signingkey={who}"),
+                "commit",
+                "-q",
+                "-S",
+                "-m",
+                file,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sign_as("mallory@example.com", "a.yaml", t0);
+    sign_as("alice@example.com", "b.yaml", t0 + 10);
+    let trust = Trust {
+        ssh: AllowedSigners::default(),
+        openpgp: OpenPgpKeys::parse("alice.asc", &alice_key).unwrap(),
+    };
+    let repo = Repo::open(&f.repo()).unwrap();
+    let tip = repo.resolve("main").unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 5,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        Some(&trust),
+    )
+    .unwrap();
+    assert!(
+        w[0].approval
+            .as_ref()
+            .is_ok_and(|s| s.starts_with("alice.asc")),
+        "{:?}",
+        w[0].approval
+    );
+    assert_eq!(
+        w[1].approval,
+        Err(SignatureProblem::UntrustedOpenPgp),
+        "Mallory's key is not trusted"
+    );
+    // Without trusted OpenPGP keys an OpenPGP signature is refused with that reason.
+    let none = ssh_trust("");
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 1,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        Some(&none),
+    )
+    .unwrap();
+    assert_eq!(w[0].approval, Err(SignatureProblem::OpenPgpNotTrusted));
 }

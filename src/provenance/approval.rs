@@ -7,7 +7,38 @@ use std::time::Duration;
 
 use gix::ObjectId;
 
+use super::openpgp::OpenPgpKeys;
 use super::signers::{AllowedSigners, SignatureProblem};
+
+/// Who may sign approved commits.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    pub ssh: AllowedSigners,
+    pub openpgp: OpenPgpKeys,
+}
+
+impl Trust {
+    /// Checks a commit signature: OpenPGP against the trusted keys, SSH against the allowed
+    /// signers for the committer's email. Returns who signed.
+    pub fn verify(
+        &self,
+        armored: &str,
+        data: &[u8],
+        email: &str,
+        time: i64,
+    ) -> Result<String, SignatureProblem> {
+        if armored.contains("BEGIN PGP SIGNATURE") {
+            if self.openpgp.is_empty() {
+                return Err(SignatureProblem::OpenPgpNotTrusted);
+            }
+            self.openpgp.verify(armored, data)
+        } else {
+            self.ssh
+                .verify_commit(armored, data, email, time)
+                .map(|entry| entry.source.clone())
+        }
+    }
+}
 use crate::git::{GitError, Repo};
 
 /// The window of recent commits that count.
@@ -37,12 +68,12 @@ impl WindowCommit {
 }
 
 /// Walks the first-parent chain from `tip` and judges each commit of the window.
-/// `signers` is `Some` when signatures are required.
+/// `trust` is `Some` when signatures are required.
 pub fn window(
     repo: &Repo,
     tip: ObjectId,
     window: Window,
-    signers: Option<&AllowedSigners>,
+    trust: Option<&Trust>,
 ) -> Result<Vec<WindowCommit>, GitError> {
     let mut out = Vec::new();
     let mut next = Some(tip);
@@ -56,13 +87,13 @@ pub fn window(
         if !out.is_empty() && newest - info.time > window.max_age.as_secs() as i64 {
             break;
         }
-        let approval = match signers {
+        let approval = match trust {
             None => Ok("unsigned (signatures not required)".to_string()),
-            Some(signers) => match &info.signature {
+            Some(trust) => match &info.signature {
                 None => Err(SignatureProblem::Unsigned),
-                Some((armored, data)) => signers
-                    .verify_commit(armored, data, &info.committer_email, info.time)
-                    .map(|entry| entry.source.clone()),
+                Some((armored, data)) => {
+                    trust.verify(armored, data, &info.committer_email, info.time)
+                }
             },
         };
         out.push(WindowCommit {

@@ -2,6 +2,8 @@
 //!
 //! - [`approval`]: the window of approved commits on the protected branch's first-parent chain.
 //! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
+//! - [`openpgp`]: trusted OpenPGP keys and OpenPGP commit signatures.
 
 pub mod approval;
+pub mod openpgp;
 pub mod signers;

@@ -50,6 +50,8 @@ pub enum SignatureProblem {
     Malformed(String),
     #[error("signed for namespace {0:?}, not \"git\"")]
     WrongNamespace(String),
+    #[error("signed with OpenPGP by no trusted key, or the signature does not verify")]
+    UntrustedOpenPgp,
     #[error("signed by {fingerprint}, which is not an allowed signer for {email}")]
     UntrustedKey { fingerprint: String, email: String },
     #[error("the signature does not verify: {0}")]
@@ -133,9 +135,6 @@ impl AllowedSigners {
         email: &str,
         time: i64,
     ) -> Result<&AllowedSigner, SignatureProblem> {
-        if armored.contains("BEGIN PGP SIGNATURE") {
-            return Err(SignatureProblem::OpenPgpNotTrusted);
-        }
         let sig = SshSig::from_pem(armored.trim())
             .map_err(|e| SignatureProblem::Malformed(e.to_string()))?;
         if sig.namespace() != GIT_NAMESPACE {
@@ -302,13 +301,8 @@ mod tests {
     }
 
     #[test]
-    fn openpgp_and_unsigned_are_refused_with_a_reason() {
+    fn garbage_is_refused_with_a_reason() {
         let s = AllowedSigners::default();
-        assert_eq!(
-            s.verify_commit("-----BEGIN PGP SIGNATURE-----\n...", b"x", "a@b", 0)
-                .unwrap_err(),
-            SignatureProblem::OpenPgpNotTrusted
-        );
         assert!(matches!(
             s.verify_commit("garbage", b"x", "a@b", 0).unwrap_err(),
             SignatureProblem::Malformed(_)
