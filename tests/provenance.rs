@@ -1,4 +1,4 @@
-//! Approved commits over real repositories with commits signed by SSH keys made in the test
+//! Provenance over real repositories: approved commits with commits signed by SSH keys made in the test
 //! (`ssh-keygen`, and git's own SSH signing): trusted, untrusted, unsigned, a principal that
 //! does not match the committer, the window by count and age, and the first-parent chain.
 
@@ -417,4 +417,107 @@ fn openpgp_signed_commits_verify_against_trusted_keys() {
     )
     .unwrap();
     assert_eq!(w[0].approval, Err(SignatureProblem::OpenPgpNotTrusted));
+}
+
+#[test]
+fn the_index_holds_each_identity_of_the_approved_window() {
+    if skip_without_tools() {
+        return;
+    }
+    use gitgate::provenance::index::Index;
+    let f = Fixture::new();
+    let t0 = 1_780_000_000;
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: demo\nspec:\n  replicas: 2\n";
+    std::fs::create_dir_all(f.repo().join("apps")).unwrap();
+    std::fs::write(f.repo().join("apps/deploy.yaml"), deploy).unwrap();
+    std::fs::write(
+        f.repo().join("apps/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
+    )
+    .unwrap();
+    std::fs::write(f.repo().join("README.md"), "not a manifest\n").unwrap();
+    f.git(&["add", "-A"], None, t0);
+    f.git(&["commit", "-q", "-m", "one"], None, t0);
+    let one = f.git(&["rev-parse", "HEAD"], None, t0);
+    std::fs::write(
+        f.repo().join("apps/deploy.yaml"),
+        deploy.replace("replicas: 2", "replicas: 3"),
+    )
+    .unwrap();
+    f.git(&["commit", "-q", "-am", "two"], None, t0 + 10);
+    let two = f.git(&["rev-parse", "HEAD"], None, t0);
+    std::fs::remove_file(f.repo().join("apps/cm.yaml")).unwrap();
+    f.git(&["commit", "-q", "-am", "three"], None, t0 + 20);
+    let three = f.git(&["rev-parse", "HEAD"], None, t0);
+
+    let repo = Repo::open(&f.repo()).unwrap();
+    let tip = repo.resolve("main").unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 10,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    let index = Index::build(&repo, &w, &[], "default", None).unwrap();
+    let id = |v: &str| {
+        gitgate::input::Identity::of_object(
+            &serde_saphyr::from_str::<serde_json::Value>(v).unwrap(),
+        )
+        .unwrap()
+    };
+    let web = id(deploy);
+    let cm =
+        id("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\n");
+    let commits: Vec<String> = index
+        .lookup(&web)
+        .iter()
+        .map(|e| e.commit.to_string())
+        .collect();
+    assert_eq!(
+        commits,
+        vec![three.clone(), two.clone(), one.clone()],
+        "newest first"
+    );
+    assert_eq!(index.lookup(&web)[0].object["spec"]["replicas"], 3);
+    assert_eq!(index.lookup(&web)[2].object["spec"]["replicas"], 2);
+    assert_eq!(
+        (
+            index.lookup(&web)[0].path.as_str(),
+            index.lookup(&web)[0].line
+        ),
+        ("apps/deploy.yaml", 1)
+    );
+    let cm_commits: Vec<String> = index
+        .lookup(&cm)
+        .iter()
+        .map(|e| e.commit.to_string())
+        .collect();
+    assert_eq!(
+        cm_commits,
+        vec![two, one],
+        "the ConfigMap got the default namespace and left in three"
+    );
+    assert!(index.in_newest(&web));
+    assert!(!index.in_newest(&cm), "a DELETE of it is traceable");
+    // Rebuilding with the previous index reuses its parsed blobs and gives the same result.
+    let again = Index::build(&repo, &w, &[], "default", Some(&index)).unwrap();
+    assert_eq!(again.len(), index.len());
+    // Only the newest commit in the window: the older manifests are gone.
+    let w1 = window(
+        &repo,
+        tip,
+        Window {
+            commits: 1,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    let newest = Index::build(&repo, &w1, &[], "default", Some(&index)).unwrap();
+    assert_eq!(newest.lookup(&web).len(), 1);
+    assert!(newest.lookup(&cm).is_empty());
 }
