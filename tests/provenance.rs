@@ -485,10 +485,7 @@ fn the_index_holds_each_identity_of_the_approved_window() {
     assert_eq!(index.lookup(&web)[0].object["spec"]["replicas"], 3);
     assert_eq!(index.lookup(&web)[2].object["spec"]["replicas"], 2);
     assert_eq!(
-        (
-            index.lookup(&web)[0].path.as_str(),
-            index.lookup(&web)[0].line
-        ),
+        (&*index.lookup(&web)[0].path, index.lookup(&web)[0].line),
         ("apps/deploy.yaml", 1)
     );
     let cm_commits: Vec<String> = index

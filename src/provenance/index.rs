@@ -33,13 +33,15 @@ pub fn key(id: &Identity) -> Key {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub commit: ObjectId,
-    pub path: String,
+    /// Shared by every entry of the same file.
+    pub path: Arc<str>,
     pub line: usize,
     pub object: Arc<Value>,
 }
 
-/// The objects of one blob, parsed once.
-type Parsed = Arc<Vec<FileObject>>;
+/// The objects of one blob, parsed once and shared by every commit that holds the blob:
+/// (key, line, object).
+type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
 
 /// The index of a window.
 #[derive(Debug, Default, Clone)]
@@ -58,6 +60,9 @@ pub struct Index {
 impl Index {
     /// Builds the index of `window` (newest first). `previous` lends its parsed blobs, so
     /// that rebuilding after a new commit parses only the blobs that commit changed.
+    ///
+    /// Namespaced objects without a namespace get `default_namespace`; which kinds are
+    /// cluster-scoped is the built-in list plus every CustomResourceDefinition in the window.
     pub fn build(
         repo: &Repo,
         window: &[WindowCommit],
@@ -66,61 +71,68 @@ impl Index {
         previous: Option<&Index>,
     ) -> Result<Index, GitError> {
         let mut index = Index::default();
-        let mut first = true;
+        // First pass: the files of every approved commit, and the blobs not parsed yet.
+        let mut trees: Vec<(ObjectId, Vec<(Arc<str>, ObjectId)>)> = Vec::new();
+        let mut fresh: HashMap<ObjectId, Vec<FileObject>> = HashMap::new();
+        let mut scopes = Scopes::default();
         for c in window {
-            let Ok(_) = &c.approval else {
-                index.refused.push((
-                    c.id,
-                    c.approval
-                        .as_ref()
-                        .err()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default(),
-                ));
+            if let Err(e) = &c.approval {
+                index.refused.push((c.id, e.to_string()));
                 continue;
-            };
+            }
             index.commits.push(c.id);
             let files = repo.manifest_files(c.id, roots)?;
-            let mut scopes = Scopes::default();
-            let mut commit_objects: Vec<(String, Parsed)> = Vec::with_capacity(files.len());
-            for (path, blob) in &files {
-                let parsed = match index
-                    .blobs
-                    .get(blob)
-                    .or_else(|| previous.and_then(|p| p.blobs.get(blob)))
-                {
-                    Some(p) => p.clone(),
-                    None => {
-                        let bytes = repo.read_blob(*blob, path)?;
-                        let (objects, _) = changes::read_file_objects(path, &bytes);
-                        Arc::new(objects)
+            let mut tree = Vec::with_capacity(files.len());
+            for (path, blob) in files {
+                let known = index.blobs.contains_key(&blob) || fresh.contains_key(&blob);
+                if !known {
+                    match previous.and_then(|p| p.blobs.get(&blob)) {
+                        Some(parsed) => {
+                            index.blobs.insert(blob, parsed.clone());
+                        }
+                        None => {
+                            let bytes = repo.read_blob(blob, &path)?;
+                            let (objects, _) = changes::read_file_objects(&path, &bytes);
+                            scopes.learn(&objects);
+                            fresh.insert(blob, objects);
+                        }
                     }
-                };
-                index.blobs.insert(*blob, parsed.clone());
-                scopes.learn(&parsed);
-                commit_objects.push((path.clone(), parsed));
+                }
+                tree.push((Arc::from(path.as_str()), blob));
             }
-            for (path, parsed) in commit_objects {
-                let mut objects: Vec<FileObject> = parsed.as_ref().clone();
-                changes::default_namespaces(&mut objects, &scopes, default_namespace);
-                for o in objects {
-                    let Some(id) = Identity::of_object(&o.object) else {
-                        continue;
-                    };
-                    let k = key(&id);
-                    if first {
+            trees.push((c.id, tree));
+        }
+        // Second pass: defaults applied once per new blob, then every commit's entries.
+        for (blob, mut objects) in fresh {
+            changes::default_namespaces(&mut objects, &scopes, default_namespace);
+            let parsed: Vec<(Key, usize, Arc<Value>)> = objects
+                .into_iter()
+                .filter_map(|o| {
+                    let id = Identity::of_object(&o.object)?;
+                    Some((key(&id), o.line, Arc::new(o.object)))
+                })
+                .collect();
+            index.blobs.insert(blob, Arc::new(parsed));
+        }
+        for (i, (commit, tree)) in trees.into_iter().enumerate() {
+            for (path, blob) in tree {
+                let Some(parsed) = index.blobs.get(&blob).cloned() else {
+                    continue;
+                };
+                for (k, line, object) in parsed.iter() {
+                    if i == 0 {
                         index.newest.insert(k.clone());
                     }
-                    index.entries.entry(k).or_default().push(Entry {
-                        commit: c.id,
+                    index.entries.entry(k.clone()).or_default().push(Entry {
+                        commit,
                         path: path.clone(),
-                        line: o.line,
-                        object: Arc::new(o.object),
+                        line: *line,
+                        object: object.clone(),
                     });
                 }
             }
-            first = false;
         }
+        // `blobs` holds only this window's blobs: what left the window is dropped with `previous`.
         Ok(index)
     }
 
