@@ -85,11 +85,11 @@ fn main() {
     let tip = repo.resolve("main").unwrap();
     let t = Instant::now();
     let commits = window(&repo, tip, w, None).unwrap();
-    let index = Index::build(&repo, &commits, &[], "default", None).unwrap();
+    let index = Index::build(&repo, &commits, &[], "default").unwrap();
     let build = t.elapsed();
     assert_eq!(commits.len(), 200);
     println!(
-        "| build: 10,000 manifests × 200-commit window ({} entries) | {:.2} s | peak RSS {:.0} MiB |",
+        "| build: 10,000 manifests × 200-commit window ({} versions) | {:.2} s | peak RSS {:.0} MiB |",
         index.len(),
         build.as_secs_f64(),
         peak_rss_mib()
@@ -101,7 +101,7 @@ fn main() {
     let tip = repo.resolve("main").unwrap();
     let t = Instant::now();
     let commits = window(&repo, tip, w, None).unwrap();
-    let folded = Index::build(&repo, &commits, &[], "default", Some(&index)).unwrap();
+    let folded = index.advance(&repo, &commits).unwrap();
     let fold = t.elapsed();
     println!(
         "| fold one new commit into the window | {:.0} ms | peak RSS {:.0} MiB |",

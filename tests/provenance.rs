@@ -462,7 +462,7 @@ fn the_index_holds_each_identity_of_the_approved_window() {
         None,
     )
     .unwrap();
-    let index = Index::build(&repo, &w, &[], "default", None).unwrap();
+    let index = Index::build(&repo, &w, &[], "default").unwrap();
     let id = |v: &str| {
         gitgate::input::Identity::of_object(
             &serde_saphyr::from_str::<serde_json::Value>(v).unwrap(),
@@ -472,49 +472,88 @@ fn the_index_holds_each_identity_of_the_approved_window() {
     let web = id(deploy);
     let cm =
         id("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\n");
-    let commits: Vec<String> = index
-        .lookup(&web)
-        .iter()
-        .map(|e| e.commit.to_string())
-        .collect();
+    // Two versions of the Deployment: replicas 3 (commits two and three), replicas 2 (one).
+    let versions = index.lookup(&web);
+    assert_eq!(versions.len(), 2, "{versions:#?}");
     assert_eq!(
-        commits,
-        vec![three.clone(), two.clone(), one.clone()],
-        "newest first"
+        (
+            versions[0].commit.to_string(),
+            versions[0].since.to_string()
+        ),
+        (three.clone(), two.clone())
     );
-    assert_eq!(index.lookup(&web)[0].object["spec"]["replicas"], 3);
-    assert_eq!(index.lookup(&web)[2].object["spec"]["replicas"], 2);
+    assert_eq!(versions[0].object["spec"]["replicas"], 3);
     assert_eq!(
-        (&*index.lookup(&web)[0].path, index.lookup(&web)[0].line),
+        (
+            versions[1].commit.to_string(),
+            versions[1].since.to_string()
+        ),
+        (one.clone(), one.clone())
+    );
+    assert_eq!(versions[1].object["spec"]["replicas"], 2);
+    assert_eq!(
+        (&*versions[0].path, versions[0].line),
         ("apps/deploy.yaml", 1)
     );
-    let cm_commits: Vec<String> = index
-        .lookup(&cm)
-        .iter()
-        .map(|e| e.commit.to_string())
-        .collect();
+    let cm_versions = index.lookup(&cm);
     assert_eq!(
-        cm_commits,
-        vec![two, one],
-        "the ConfigMap got the default namespace and left in three"
+        cm_versions.len(),
+        1,
+        "the ConfigMap got the default namespace"
+    );
+    assert_eq!(
+        (
+            cm_versions[0].commit.to_string(),
+            cm_versions[0].since.to_string()
+        ),
+        (two.clone(), one.clone())
     );
     assert!(index.in_newest(&web));
-    assert!(!index.in_newest(&cm), "a DELETE of it is traceable");
-    // Rebuilding with the previous index reuses its parsed blobs and gives the same result.
-    let again = Index::build(&repo, &w, &[], "default", Some(&index)).unwrap();
-    assert_eq!(again.len(), index.len());
-    // Only the newest commit in the window: the older manifests are gone.
-    let w1 = window(
+    assert!(
+        !index.in_newest(&cm),
+        "it left in three: a DELETE of it is traceable"
+    );
+
+    // A new commit folded in, with a window of 2: one leaves, versions are trimmed.
+    std::fs::write(
+        f.repo().join("apps/deploy.yaml"),
+        deploy.replace("replicas: 2", "replicas: 4"),
+    )
+    .unwrap();
+    f.git(&["commit", "-q", "-am", "four"], None, t0 + 30);
+    let four = f.git(&["rev-parse", "HEAD"], None, t0);
+    let tip = repo.resolve("main").unwrap();
+    let w2 = window(
         &repo,
         tip,
         Window {
-            commits: 1,
+            commits: 2,
             max_age: Duration::from_secs(DAY as u64),
         },
         None,
     )
     .unwrap();
-    let newest = Index::build(&repo, &w1, &[], "default", Some(&index)).unwrap();
-    assert_eq!(newest.lookup(&web).len(), 1);
-    assert!(newest.lookup(&cm).is_empty());
+    let folded = index.advance(&repo, &w2).unwrap();
+    let rebuilt = Index::build(&repo, &w2, &[], "default").unwrap();
+    for idx in [&folded, &rebuilt] {
+        let v = idx.lookup(&web);
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert_eq!(
+            (v[0].commit.to_string(), v[0].since.to_string()),
+            (four.clone(), four.clone())
+        );
+        assert_eq!(
+            (v[1].commit.to_string(), v[1].since.to_string()),
+            (three.clone(), three.clone()),
+            "trimmed to the window"
+        );
+        assert!(
+            idx.lookup(&cm).is_empty(),
+            "the ConfigMap is in no commit of the window"
+        );
+        assert_eq!(
+            idx.commits().map(|c| c.to_string()).collect::<Vec<_>>(),
+            vec![four.clone(), three.clone()]
+        );
+    }
 }

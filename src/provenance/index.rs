@@ -1,10 +1,13 @@
-//! The index of the approved window: identity (group, kind, namespace, name) → the manifests
-//! for it in each approved commit, with commit, path and line, so that an admission decision
-//! looks an object up without walking Git. Blobs are parsed once and shared between commits
-//! (most files do not change from one commit to the next), which is what makes folding a new
-//! commit in cheap.
+//! The index of the approved window: identity (group, kind, namespace, name) → the distinct
+//! versions of its manifest in the window's approved commits, each with the newest and oldest
+//! commit that hold it, its path and line. A decision looks an object up without walking Git.
+//!
+//! Why versions and not one entry per commit: most objects do not change from one commit to
+//! the next, so 10,000 manifests over 200 commits are ~10,000 versions, not 2,000,000 entries;
+//! and a new commit is folded in by touching only what it holds ([`Index::advance`]).
+//! Blobs are parsed once and shared.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use gix::ObjectId;
@@ -29,116 +32,205 @@ pub fn key(id: &Identity) -> Key {
     )
 }
 
-/// One manifest of an approved commit.
+/// One version of a manifest, held by a run of consecutive approved commits.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Version {
+    /// The newest approved commit that holds this version.
     pub commit: ObjectId,
-    /// Shared by every entry of the same file.
+    /// The oldest approved commit of the window that holds it.
+    pub since: ObjectId,
+    /// Shared by every version of the same file.
     pub path: Arc<str>,
     pub line: usize,
     pub object: Arc<Value>,
+    newest_seq: u64,
+    oldest_seq: u64,
 }
 
-/// The objects of one blob, parsed once and shared by every commit that holds the blob:
-/// (key, line, object).
+/// The objects of one blob, parsed (and defaulted) once: (key, line, object).
 type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
 
 /// The index of a window.
 #[derive(Debug, Default, Clone)]
 pub struct Index {
-    /// Approved commits of the window, newest first.
-    pub commits: Vec<ObjectId>,
+    /// Approved commits of the window with their sequence numbers, newest first.
+    commits: VecDeque<(u64, ObjectId)>,
     /// Commits of the window that are not approved, with the reason.
     pub refused: Vec<(ObjectId, String)>,
-    entries: HashMap<Key, Vec<Entry>>,
+    versions: HashMap<Key, Vec<Version>>,
     /// Identities in the newest approved commit (a DELETE is traceable when Git no longer
     /// holds the object).
-    newest: std::collections::HashSet<Key>,
+    newest: HashSet<Key>,
     blobs: HashMap<ObjectId, Parsed>,
+    next_seq: u64,
+    roots: Vec<String>,
+    default_namespace: String,
+    scopes: Scopes,
 }
 
 impl Index {
-    /// Builds the index of `window` (newest first). `previous` lends its parsed blobs, so
-    /// that rebuilding after a new commit parses only the blobs that commit changed.
+    /// Builds the index of `window` (newest first, as [`approval::window`](super::approval::window)
+    /// returns it).
     ///
     /// Namespaced objects without a namespace get `default_namespace`; which kinds are
-    /// cluster-scoped is the built-in list plus every CustomResourceDefinition in the window.
+    /// cluster-scoped is the built-in list plus the CustomResourceDefinitions seen.
     pub fn build(
         repo: &Repo,
         window: &[WindowCommit],
         roots: &[String],
         default_namespace: &str,
-        previous: Option<&Index>,
     ) -> Result<Index, GitError> {
-        let mut index = Index::default();
-        // First pass: the files of every approved commit, and the blobs not parsed yet.
-        let mut trees: Vec<(ObjectId, Vec<(Arc<str>, ObjectId)>)> = Vec::new();
-        let mut fresh: HashMap<ObjectId, Vec<FileObject>> = HashMap::new();
-        let mut scopes = Scopes::default();
-        for c in window {
-            if let Err(e) = &c.approval {
-                index.refused.push((c.id, e.to_string()));
+        let mut index = Index {
+            roots: roots.to_vec(),
+            default_namespace: default_namespace.to_string(),
+            ..Index::default()
+        };
+        index.advance_in_place(repo, window)?;
+        Ok(index)
+    }
+
+    /// The index of a newer window: the commits it adds are folded in, those that left it
+    /// are dropped. The window must continue this one (its older commits are this index's
+    /// newest); otherwise (a force-push of the branch) the index is rebuilt.
+    pub fn advance(&self, repo: &Repo, window: &[WindowCommit]) -> Result<Index, GitError> {
+        let continues = match (window.last(), self.commits.is_empty()) {
+            (_, true) | (None, _) => false,
+            (Some(_), false) => {
+                let known: HashSet<ObjectId> = self.commits.iter().map(|(_, id)| *id).collect();
+                let mut seen_known = false;
+                window.iter().all(|c| {
+                    let is_known =
+                        known.contains(&c.id) || self.refused.iter().any(|(id, _)| *id == c.id);
+                    // New commits come first, then only known ones.
+                    let ok = is_known || !seen_known;
+                    seen_known |= is_known;
+                    ok
+                }) && seen_known
+            }
+        };
+        if !continues {
+            return Index::build(repo, window, &self.roots, &self.default_namespace);
+        }
+        let mut next = self.clone();
+        next.advance_in_place(repo, window)?;
+        Ok(next)
+    }
+
+    fn advance_in_place(&mut self, repo: &Repo, window: &[WindowCommit]) -> Result<(), GitError> {
+        let known: HashSet<ObjectId> = self.commits.iter().map(|(_, id)| *id).collect();
+        let refused_before: HashSet<ObjectId> = self.refused.iter().map(|(id, _)| *id).collect();
+        // Fold in the new commits, oldest first.
+        for c in window.iter().rev() {
+            if known.contains(&c.id) || refused_before.contains(&c.id) {
                 continue;
             }
-            index.commits.push(c.id);
-            let files = repo.manifest_files(c.id, roots)?;
-            let mut tree = Vec::with_capacity(files.len());
-            for (path, blob) in files {
-                let known = index.blobs.contains_key(&blob) || fresh.contains_key(&blob);
-                if !known {
-                    match previous.and_then(|p| p.blobs.get(&blob)) {
-                        Some(parsed) => {
-                            index.blobs.insert(blob, parsed.clone());
-                        }
-                        None => {
-                            let bytes = repo.read_blob(blob, &path)?;
-                            let (objects, _) = changes::read_file_objects(&path, &bytes);
-                            scopes.learn(&objects);
-                            fresh.insert(blob, objects);
-                        }
-                    }
-                }
-                tree.push((Arc::from(path.as_str()), blob));
+            match &c.approval {
+                Ok(_) => self.push(repo, c.id)?,
+                Err(e) => self.refused.push((c.id, e.to_string())),
             }
-            trees.push((c.id, tree));
         }
-        // Second pass: defaults applied once per new blob, then every commit's entries.
+        // Drop what left the window.
+        let in_window: HashSet<ObjectId> = window.iter().map(|c| c.id).collect();
+        self.refused.retain(|(id, _)| in_window.contains(id));
+        while let Some((_, id)) = self.commits.back() {
+            if in_window.contains(id) {
+                break;
+            }
+            self.commits.pop_back();
+        }
+        let Some(&(oldest_seq, oldest_id)) = self.commits.back() else {
+            self.versions.clear();
+            self.newest.clear();
+            self.blobs.clear();
+            return Ok(());
+        };
+        self.versions.retain(|_, versions| {
+            versions.retain_mut(|v| {
+                if v.oldest_seq < oldest_seq {
+                    v.oldest_seq = oldest_seq;
+                    v.since = oldest_id;
+                }
+                v.newest_seq >= oldest_seq
+            });
+            !versions.is_empty()
+        });
+        Ok(())
+    }
+
+    /// Adds the newest approved commit.
+    fn push(&mut self, repo: &Repo, commit: ObjectId) -> Result<(), GitError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let previous = self.commits.front().map(|(s, _)| *s);
+        let files = repo.manifest_files(commit, &self.roots)?;
+        // Parse the new blobs first, so that CRDs among them inform the defaults.
+        let mut fresh: Vec<(ObjectId, Vec<FileObject>)> = Vec::new();
+        for (path, blob) in &files {
+            if !self.blobs.contains_key(blob) && !fresh.iter().any(|(b, _)| b == blob) {
+                let bytes = repo.read_blob(*blob, path)?;
+                let (objects, _) = changes::read_file_objects(path, &bytes);
+                self.scopes.learn(&objects);
+                fresh.push((*blob, objects));
+            }
+        }
         for (blob, mut objects) in fresh {
-            changes::default_namespaces(&mut objects, &scopes, default_namespace);
-            let parsed: Vec<(Key, usize, Arc<Value>)> = objects
+            changes::default_namespaces(&mut objects, &self.scopes, &self.default_namespace);
+            let parsed = objects
                 .into_iter()
                 .filter_map(|o| {
                     let id = Identity::of_object(&o.object)?;
                     Some((key(&id), o.line, Arc::new(o.object)))
                 })
                 .collect();
-            index.blobs.insert(blob, Arc::new(parsed));
+            self.blobs.insert(blob, Arc::new(parsed));
         }
-        for (i, (commit, tree)) in trees.into_iter().enumerate() {
-            for (path, blob) in tree {
-                let Some(parsed) = index.blobs.get(&blob).cloned() else {
-                    continue;
-                };
-                for (k, line, object) in parsed.iter() {
-                    if i == 0 {
-                        index.newest.insert(k.clone());
+        self.newest.clear();
+        let mut used = HashSet::new();
+        for (path, blob) in &files {
+            used.insert(*blob);
+            let parsed = self.blobs[blob].clone();
+            let path: Arc<str> = Arc::from(path.as_str());
+            for (k, line, object) in parsed.iter() {
+                self.newest.insert(k.clone());
+                let versions = self.versions.entry(k.clone()).or_default();
+                match versions.first_mut() {
+                    // The same manifest as in the previous approved commit: extend its run.
+                    Some(v)
+                        if Some(v.newest_seq) == previous
+                            && (Arc::ptr_eq(&v.object, object) || v.object == *object)
+                            && v.path == path =>
+                    {
+                        v.newest_seq = seq;
+                        v.commit = commit;
+                        v.line = *line;
                     }
-                    index.entries.entry(k.clone()).or_default().push(Entry {
-                        commit,
-                        path: path.clone(),
-                        line: *line,
-                        object: object.clone(),
-                    });
+                    _ => versions.insert(
+                        0,
+                        Version {
+                            commit,
+                            since: commit,
+                            path: path.clone(),
+                            line: *line,
+                            object: object.clone(),
+                            newest_seq: seq,
+                            oldest_seq: seq,
+                        },
+                    ),
                 }
             }
         }
-        // `blobs` holds only this window's blobs: what left the window is dropped with `previous`.
-        Ok(index)
+        // Only the newest commit's blobs can be reused by the next one.
+        self.blobs.retain(|b, _| used.contains(b));
+        self.commits.push_front((seq, commit));
+        Ok(())
     }
 
-    /// The manifests for an identity, newest commit first.
-    pub fn lookup(&self, id: &Identity) -> &[Entry] {
-        self.entries.get(&key(id)).map(Vec::as_slice).unwrap_or(&[])
+    /// The versions of an identity's manifest in the window, newest first.
+    pub fn lookup(&self, id: &Identity) -> &[Version] {
+        self.versions
+            .get(&key(id))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Whether the newest approved commit holds the identity.
@@ -146,25 +238,17 @@ impl Index {
         self.newest.contains(&key(id))
     }
 
-    /// Number of (identity, commit) manifests indexed.
+    /// The approved commits of the window, newest first.
+    pub fn commits(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        self.commits.iter().map(|(_, id)| *id)
+    }
+
+    /// Number of versions indexed.
     pub fn len(&self) -> usize {
-        self.entries.values().map(Vec::len).sum()
+        self.versions.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Identities by number of manifests (for diagnostics).
-    pub fn identities(&self) -> BTreeMap<String, usize> {
-        self.entries
-            .iter()
-            .map(|((g, k, ns, n), v)| {
-                (
-                    format!("{g}/{k} {}/{n}", ns.as_deref().unwrap_or("")),
-                    v.len(),
-                )
-            })
-            .collect()
+        self.versions.is_empty()
     }
 }
