@@ -12,6 +12,7 @@
 //! - [`builtin`]: the embedded `policies/` library.
 //! - [`config`]: the one configuration file shared by `check` and `serve`.
 //! - [`git`]: reading repositories with gix (ranges, trees, blobs).
+//! - [`provenance`]: traceability to an approved commit (approval window, index, matching).
 //! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`serve`]
 //!   (the admission door), [`cli`].
 

@@ -219,6 +219,8 @@ impl ManifestError {
 fn options() -> Options {
     let mut options = Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // As kubectl (YAML 1.1): `mode: 0644` is octal, 420.
+    options.legacy_octal_numbers = true;
     options.with_snippet = false;
     options
 }
@@ -446,7 +448,8 @@ mod tests {
     #[test]
     fn scalars_read_as_kubectl_reads_them() {
         // kubectl (sigs.k8s.io/yaml, YAML 1.1 booleans) reads `on` and `yes` as true.
-        let docs = parse_str("x.yaml", "a: on\nb: yes\nc: \"1.0\"\nd: 0.5\n").unwrap();
+        let docs = parse_str("x.yaml", "a: on\nb: yes\nc: \"1.0\"\nd: 0.5\ne: 0644\n").unwrap();
+        assert_eq!(docs[0].value["e"], 420, "octal, as kubectl reads it");
         assert_eq!(docs[0].value["a"], true);
         assert_eq!(docs[0].value["b"], true);
         assert_eq!(docs[0].value["c"], "1.0");

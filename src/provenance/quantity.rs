@@ -275,11 +275,7 @@ fn parse(s: &str) -> Option<String> {
             if let Some(result) = value.checked_mul(multiplier) {
                 let keep = match format {
                     Format::BinarySI => exponent % 10 == 0 && (value & 0x07) != 0,
-                    _ => {
-                        scale % 3 == 0
-                            && !shifted.ends_with("000")
-                            && !shifted.starts_with('0')
-                    }
+                    _ => scale % 3 == 0 && !shifted.ends_with("000") && !shifted.starts_with('0'),
                 };
                 if keep {
                     return Some(s.to_string());
@@ -423,7 +419,11 @@ fn format_canonical(d: Decimal, format: Format) -> Option<String> {
             m = m.checked_mul(10u128.pow(r as u32))?;
             e -= r;
             let suffix = if format == Format::DecimalExponent {
-                if e == 0 { String::new() } else { format!("e{e}") }
+                if e == 0 {
+                    String::new()
+                } else {
+                    format!("e{e}")
+                }
             } else {
                 // apimachinery drops a decimal SI suffix it has no letter for.
                 match e {
@@ -488,14 +488,18 @@ mod tests {
         assert_eq!(n(yaml["b"].clone()), "129M");
         assert_eq!(n(json!(1000.0)), "1k");
         assert_eq!(c("1e3"), "1e3");
-        assert_eq!(c("1E3"), "1e3");
+        assert_eq!(c("1E3"), "1E3", "already canonical: kept as written");
         assert_eq!(c("129e6"), "129e6");
         assert_eq!(c("1e4"), "10e3");
         assert_eq!(c("1e2"), "100");
         assert_eq!(c("1e-3"), "1e-3");
         assert_eq!(c("0.001e0"), "1e-3");
         assert_eq!(c("1E"), "1E", "a bare E is exa");
-        assert_eq!(c("1000E"), "1", "apimachinery drops a suffix it has no letter for");
+        assert_eq!(
+            c("1000E"),
+            "1",
+            "apimachinery drops a suffix it has no letter for"
+        );
     }
 
     /// apimachinery's TestQuantityString alternates and TestQuantityParseEmit.
@@ -539,7 +543,11 @@ mod tests {
 
     #[test]
     fn binary_edges() {
-        assert_eq!(c("0.5Ki"), "512", "a binary value below 1024 is written in decimal");
+        assert_eq!(
+            c("0.5Ki"),
+            "512",
+            "a binary value below 1024 is written in decimal"
+        );
         assert_eq!(c("1.5Ki"), "1536");
         assert_eq!(c("1536Ki"), "1536Ki");
         assert_eq!(c("2048Ki"), "2Mi");
@@ -564,7 +572,11 @@ mod tests {
         assert_eq!(c("-0"), "0");
         assert_eq!(c("0.0"), "0");
         assert_eq!(canonical(" 250m "), Some("250m".into()));
-        assert_eq!(c("1.G"), "1.G", "ParseQuantity accepts and keeps a trailing dot");
+        assert_eq!(
+            c("1.G"),
+            "1.G",
+            "ParseQuantity accepts and keeps a trailing dot"
+        );
         assert_eq!(c("e3"), "0", "no digits parse as zero");
     }
 
