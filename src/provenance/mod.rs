@@ -4,6 +4,7 @@
 //! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
 //! - [`openpgp`]: trusted OpenPGP keys and OpenPGP commit signatures.
 //! - [`index`]: identity → the manifests for it in the approved window.
+//! - [`verdict`]: `input.provenance` of a request: exempt, traceable, modified, untraceable.
 //! - [`matching`]: the traceability match of an admitted object against its manifest, with
 //!   [`quantity`] (canonical resource quantities), [`path`] (the reported path syntax) and
 //!   [`schema`] (merge keys, defaults and server-owned fields of the built-in types).
@@ -16,3 +17,4 @@ pub mod path;
 pub mod quantity;
 pub mod schema;
 pub mod signers;
+pub mod verdict;

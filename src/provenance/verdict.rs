@@ -1,0 +1,263 @@
+//! The traceability verdict of one admission request, as policies see it in
+//! `input.provenance`: exempt (by configuration, or break-glass), traceable to an approved
+//! commit, modified (Git holds the object, but not as it is), or untraceable.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::index::Index;
+use super::matching::{self, MatchOptions};
+use crate::config::Config;
+use crate::input::{Identity, Review};
+use crate::policy::matcher::glob_match;
+use kube_core::admission::Operation;
+
+/// `input.provenance.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Traceable,
+    Untraceable,
+    Modified,
+    Exempt,
+}
+
+/// A break-glass admission: who and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakGlass {
+    pub user: String,
+    pub reason: String,
+}
+
+/// `input.provenance`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub status: Status,
+    /// Why, in words a person reads in a denial.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub differing: Vec<String>,
+    pub unattested: Vec<String>,
+    pub security_relevant: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlass>,
+}
+
+impl Verdict {
+    fn simple(status: Status, reason: impl Into<String>) -> Verdict {
+        Verdict {
+            status,
+            reason: reason.into(),
+            commit: None,
+            path: None,
+            line: None,
+            differing: Vec::new(),
+            unattested: Vec::new(),
+            security_relevant: Vec::new(),
+            break_glass: None,
+        }
+    }
+
+    /// The verdict as the JSON policies read.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The workload kinds whose `scale` subresource is judged against their manifest.
+const SCALABLE: &[(&str, &str, &str)] = &[
+    ("apps", "deployments", "Deployment"),
+    ("apps", "statefulsets", "StatefulSet"),
+    ("apps", "replicasets", "ReplicaSet"),
+    ("", "replicationcontrollers", "ReplicationController"),
+];
+
+/// Judges one admission request against the index of the approved window.
+pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
+    if let Some(v) = exemption(review, config) {
+        return v;
+    }
+    let subject = review
+        .object
+        .as_ref()
+        .filter(|o| !o.is_null())
+        .or(review.old_object.as_ref().filter(|o| !o.is_null()));
+    let Some(identity) = identity_of(review, subject) else {
+        return Verdict::simple(
+            Status::Untraceable,
+            "the request names no object gitgate can look up",
+        );
+    };
+    let what = identity.describe();
+    if review.operation == Operation::Delete {
+        return if index.in_newest(&identity) {
+            Verdict::simple(
+                Status::Untraceable,
+                format!("{what} is still in the newest approved commit: delete it in Git first"),
+            )
+        } else {
+            Verdict::simple(
+                Status::Traceable,
+                format!("{what} is no longer in the newest approved commit"),
+            )
+        };
+    }
+    let Some(object) = review.object.as_ref().filter(|o| !o.is_null()) else {
+        return Verdict::simple(Status::Untraceable, "the request carries no object");
+    };
+    let versions = index.lookup(&identity);
+    if versions.is_empty() {
+        return Verdict::simple(
+            Status::Untraceable,
+            format!("no approved commit in the window holds {what}"),
+        );
+    }
+    let options = MatchOptions::from(&config.provenance.controller_stamps);
+    let mut closest = None;
+    for version in versions {
+        let outcome = matching::compare(
+            &version.object,
+            object,
+            review.old_object.as_ref(),
+            &options,
+        );
+        let verdict = |status: Status, reason: String| Verdict {
+            status,
+            reason,
+            commit: Some(version.commit.to_string()),
+            path: Some(version.path.to_string()),
+            line: Some(version.line),
+            differing: outcome.differing.clone(),
+            unattested: outcome.unattested.clone(),
+            security_relevant: outcome.security_relevant.clone(),
+            break_glass: None,
+        };
+        if outcome.status == matching::Status::Traceable {
+            return verdict(
+                Status::Traceable,
+                format!(
+                    "{what} is as approved commit {} holds it ({}:{})",
+                    short(&version.commit.to_string()),
+                    version.path,
+                    version.line
+                ),
+            );
+        }
+        closest.get_or_insert_with(|| {
+            verdict(
+                Status::Modified,
+                format!(
+                    "{what} differs from approved commit {} ({}:{}) at {}",
+                    short(&version.commit.to_string()),
+                    version.path,
+                    version.line,
+                    outcome.differing.join(", ")
+                ),
+            )
+        });
+    }
+    closest.unwrap_or_else(|| Verdict::simple(Status::Untraceable, "no version matched"))
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The identity judged: the object's, or for a `scale` subresource the scaled workload's.
+fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
+    if review.sub_resource.as_deref() == Some("scale") {
+        let resource = review.resource.as_ref()?;
+        let (_, _, kind) = SCALABLE
+            .iter()
+            .find(|(g, r, _)| *g == resource.group && *r == resource.resource)?;
+        return Some(Identity {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            kind: kind.to_string(),
+            namespace: review.namespace.clone().filter(|n| !n.is_empty()),
+            name: review.name.clone(),
+        });
+    }
+    Identity::of_object(subject?)
+}
+
+/// Exemptions by configuration and the break-glass path.
+fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
+    let ex = &config.exempt;
+    let user = review.user_info.as_ref();
+    let username = user.and_then(|u| u.username.clone()).unwrap_or_default();
+    let groups: Vec<String> = user.and_then(|u| u.groups.clone()).unwrap_or_default();
+    if let Some(ns) = review.namespace.as_deref().filter(|n| !n.is_empty())
+        && ex.namespaces.iter().any(|p| glob_match(p, ns))
+    {
+        return Some(Verdict::simple(
+            Status::Exempt,
+            format!("namespace {ns} is exempt"),
+        ));
+    }
+    if ex.users.iter().any(|u| *u == username) {
+        return Some(Verdict::simple(
+            Status::Exempt,
+            format!("user {username} is exempt"),
+        ));
+    }
+    if let Some(g) = groups.iter().find(|g| ex.groups.contains(g)) {
+        return Some(Verdict::simple(
+            Status::Exempt,
+            format!("group {g} is exempt"),
+        ));
+    }
+    if let Some(sub) = review
+        .sub_resource
+        .as_deref()
+        .filter(|s| ex.subresources.iter().any(|e| e == s))
+    {
+        return Some(Verdict::simple(
+            Status::Exempt,
+            format!("subresource {sub} is exempt"),
+        ));
+    }
+    // An ownerReference alone can be forged: only an allowed controller's request counts.
+    let subject = review.object.as_ref().or(review.old_object.as_ref());
+    let controlled = subject
+        .and_then(|o| o.pointer("/metadata/ownerReferences"))
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.get("controller") == Some(&Value::Bool(true)))
+        });
+    if controlled && ex.controllers.iter().any(|c| *c == username) {
+        return Some(Verdict::simple(
+            Status::Exempt,
+            format!("owned by a controller and requested by the allowed controller {username}"),
+        ));
+    }
+    let bg = &config.break_glass;
+    if groups.iter().any(|g| bg.groups.contains(g)) {
+        let reason = review
+            .object
+            .as_ref()
+            .and_then(|o| o.pointer("/metadata/annotations"))
+            .and_then(|a| a.get(&bg.reason_annotation))
+            .and_then(Value::as_str)
+            .filter(|r| !r.trim().is_empty());
+        if let Some(reason) = reason {
+            let mut v = Verdict::simple(
+                Status::Exempt,
+                format!("break-glass by {username}: {reason} (reported until Git catches up)"),
+            );
+            v.break_glass = Some(BreakGlass {
+                user: username,
+                reason: reason.to_string(),
+            });
+            return Some(v);
+        }
+    }
+    None
+}
