@@ -366,7 +366,20 @@ fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion
         client_ca: config.server.client_ca.clone(),
     };
     tracing::info!(policies = set.len(), "policies loaded");
-    let state = std::sync::Arc::new(crate::serve::AppState::new(set, &config));
+    let mut state = crate::serve::AppState::new(set, &config);
+    match crate::provenance::mirror::Source::from_config(&config) {
+        Ok(Some(source)) => {
+            let mirror = std::sync::Arc::new(crate::provenance::mirror::Mirror::default());
+            mirror.spawn(source);
+            state = state.with_mirror(mirror);
+        }
+        Ok(None) => tracing::info!("no repository configured: provenance is off"),
+        Err(e) => {
+            eprintln!("gitgate serve: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let state = std::sync::Arc::new(state);
     let result = runtime.block_on(crate::serve::run(
         state,
         &config.server.listen,

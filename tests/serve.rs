@@ -674,3 +674,95 @@ async fn exempt_subresources_are_admitted_and_dry_runs_are_decided() {
     assert_eq!(answer["response"]["allowed"], false, "{answer}");
     server.handle.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provenance_refuses_what_git_does_not_hold() {
+    use gitgate::provenance::approval::Window;
+    use gitgate::provenance::mirror::{Mirror, Source};
+    let Some(dir) = fixtures() else { return };
+    // A GitOps repository holding the fixtures' manifests.
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "a")
+            .env("GIT_AUTHOR_EMAIL", "a@example.com")
+            .env("GIT_COMMITTER_NAME", "a")
+            .env("GIT_COMMITTER_EMAIL", "a@example.com")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    git(&["init", "-q", "-b", "main"]);
+    for f in ["deploy.yaml", "cm.yaml", "svc.yaml", "quant.yaml"] {
+        std::fs::copy(dir.join("manifests").join(f), repo.path().join(f)).unwrap();
+    }
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "demo"]);
+    let source = Source {
+        path: repo.path().to_path_buf(),
+        branch: "main".into(),
+        roots: Vec::new(),
+        default_namespace: "default".into(),
+        window: Window {
+            commits: 20,
+            max_age: Duration::from_secs(86_400),
+        },
+        trust: None,
+        refresh: Duration::from_secs(30),
+    };
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let mirror = Arc::new(Mirror::default());
+    let config = Config::default();
+    let state = Arc::new(AppState::new(builtin(), &config).with_mirror(mirror.clone()));
+    let server = start(
+        state,
+        "127.0.0.1:0",
+        pki.files(false),
+        config.server.max_body_bytes,
+    )
+    .await
+    .unwrap();
+    let client = pki.client(None);
+    let ready = |client: reqwest::Client| async move {
+        client
+            .get(format!("https://localhost:{}/readyz", server.addr.port()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        ready(client.clone()).await,
+        503,
+        "not ready before the first sync"
+    );
+    mirror.sync(&source).unwrap();
+    assert_eq!(ready(client.clone()).await, 200);
+    for (file, allowed) in [
+        ("004-create-deployments-web.json", true),
+        ("030-create-deployments-quant.json", true),
+        ("016-update-deployments-web.json", false),
+        ("018-update-deployments-web.json", false),
+        ("020-delete-configmaps-web-config.json", false),
+        ("022-create-serviceaccounts-default.json", false),
+    ] {
+        let (status, answer) =
+            post(&client, server.addr, std::fs::read(dir.join(file)).unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["response"]["allowed"], allowed, "{file}: {answer}");
+        if !allowed {
+            let message = answer["response"]["status"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("[provenance] provenance:"),
+                "{file}: {message}"
+            );
+        }
+    }
+    server.handle.shutdown();
+}

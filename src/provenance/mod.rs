@@ -4,6 +4,7 @@
 //! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
 //! - [`openpgp`]: trusted OpenPGP keys and OpenPGP commit signatures.
 //! - [`index`]: identity → the manifests for it in the approved window.
+//! - [`mirror`]: the index kept fresh off the request path and swapped in atomically.
 //! - [`verdict`]: `input.provenance` of a request: exempt, traceable, modified, untraceable.
 //! - [`matching`]: the traceability match of an admitted object against its manifest, with
 //!   [`quantity`] (canonical resource quantities), [`path`] (the reported path syntax) and
@@ -12,6 +13,7 @@
 pub mod approval;
 pub mod index;
 pub mod matching;
+pub mod mirror;
 pub mod openpgp;
 pub mod path;
 pub mod quantity;

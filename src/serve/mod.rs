@@ -38,6 +38,10 @@ pub struct AppState {
     /// With a client CA, /validate requires a verified client certificate.
     pub require_client_cert: bool,
     pub metrics: PrometheusHandle,
+    /// The approved window, when a repository is configured (provenance on).
+    pub mirror: Option<Arc<crate::provenance::mirror::Mirror>>,
+    /// Exemptions, break-glass and controller stamps, for the provenance verdict.
+    pub config: Config,
 }
 
 /// The Prometheus recorder, installed once per process.
@@ -73,7 +77,15 @@ impl AppState {
             exempt_subresources: config.exempt.subresources.clone(),
             require_client_cert: config.server.client_ca.is_some(),
             metrics: metrics_handle(),
+            mirror: None,
+            config: config.clone(),
         }
+    }
+
+    /// Turns provenance on with a mirror (synced elsewhere).
+    pub fn with_mirror(mut self, mirror: Arc<crate::provenance::mirror::Mirror>) -> AppState {
+        self.mirror = Some(mirror);
+        self
     }
 }
 
@@ -89,9 +101,27 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    // Ready once policies are loaded, which is before the server listens. (With provenance,
-    // the first index will be part of this.)
-    let body = serde_json::json!({"ready": true, "policies": state.policies.len()});
+    // Ready once policies are loaded (before the server listens) and, with provenance, once
+    // the first index is built; a failed later sync keeps it ready on the last good index.
+    let mut body = serde_json::json!({"ready": true, "policies": state.policies.len()});
+    if let Some(mirror) = &state.mirror {
+        let error = mirror.last_error().map(|e| e.to_string());
+        match mirror.snapshot() {
+            Some(s) => {
+                body["provenance"] = serde_json::json!({
+                    "indexAgeSeconds": s.synced_at.elapsed().as_secs_f64(),
+                    "approvedCommits": s.index.commits().count(),
+                    "lastError": error,
+                });
+            }
+            None => {
+                body["ready"] = serde_json::json!(false);
+                body["provenance"] =
+                    serde_json::json!({"waitingForFirstSync": true, "lastError": error});
+                return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            }
+        }
+    }
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
@@ -190,7 +220,30 @@ async fn decide_with_deadline(
     let started = Instant::now();
     let uid = review.uid.clone();
     let allow_on_error = state.failure_mode == FailureMode::Allow;
-    let doc = Document::from_review(review);
+    let mut doc = Document::from_review(review);
+    if let Some(mirror) = &state.mirror {
+        let Some(snapshot) = mirror.snapshot() else {
+            metrics::counter!("gitgate_internal_errors_total").increment(1);
+            let answer = admission::failure(
+                version,
+                &uid,
+                "the Git index is not built yet",
+                allow_on_error,
+            );
+            return (answer, Vec::new(), Vec::new());
+        };
+        let verdict =
+            crate::provenance::verdict::judge(&doc.review, &snapshot.index, &state.config);
+        if let Some(bg) = &verdict.break_glass {
+            metrics::counter!("gitgate_break_glass_total").increment(1);
+            // Who and why, never the object's data.
+            tracing::warn!(event = "break_glass", uid = %uid, user = %bg.user, reason = %bg.reason,
+                kind = %doc.review.kind.kind, namespace = %doc.review.namespace.clone().unwrap_or_default(),
+                name = %doc.review.name, "break-glass change admitted");
+        }
+        metrics::counter!("gitgate_provenance_verdicts_total", "status" => format!("{:?}", verdict.status).to_lowercase()).increment(1);
+        doc.provenance = Some(verdict.to_value());
+    }
     let decision = decision::decide(&state.policies, &doc, &Context::default());
     for f in decision
         .violations
@@ -229,7 +282,31 @@ async fn decide_with_deadline(
             allow_on_error,
         )
     } else {
-        admission::answer(version, &doc.review, &decision)
+        let mut answer = admission::answer(version, &doc.review, &decision);
+        if let Some(reason) = doc
+            .provenance
+            .as_ref()
+            .and_then(|p| p.pointer("/breakGlass/reason"))
+            .and_then(serde_json::Value::as_str)
+        {
+            let warning = format!(
+                "gitgate: break-glass change admitted ({reason}); it is reported until Git holds it"
+            );
+            if let Some(w) = answer
+                .body
+                .pointer_mut("/response/warnings")
+                .and_then(serde_json::Value::as_array_mut)
+            {
+                w.push(serde_json::Value::String(warning));
+            } else if let Some(r) = answer
+                .body
+                .pointer_mut("/response")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                r.insert("warnings".into(), serde_json::json!([warning]));
+            }
+        }
+        answer
     };
     (answer, fired, errors)
 }

@@ -1,0 +1,156 @@
+//! The webhook's view of the GitOps repository: the index of the approved window, rebuilt off
+//! the request path on a timer and swapped in atomically, so that a decision reads a snapshot
+//! and never touches Git. Until the first sync the webhook is not ready; when a sync fails,
+//! the last good index keeps deciding and its age is reported.
+//!
+//! This first version reads a repository on a local path (a clone kept fresh by something
+//! else, or the repository itself); fetching over HTTPS or SSH with gix comes next.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use super::approval::{Trust, Window, window};
+use super::index::Index;
+use super::openpgp::OpenPgpKeys;
+use super::signers::AllowedSigners;
+use crate::config::Config;
+use crate::git::Repo;
+
+/// A good index and when it was made.
+pub struct Snapshot {
+    pub index: Index,
+    pub synced_at: Instant,
+}
+
+/// The shared, swappable state.
+#[derive(Default)]
+pub struct Mirror {
+    current: ArcSwapOption<Snapshot>,
+    last_error: ArcSwapOption<String>,
+}
+
+/// What a sync needs from the configuration.
+#[derive(Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub branch: String,
+    pub roots: Vec<String>,
+    pub default_namespace: String,
+    pub window: Window,
+    /// `Some` when signatures are required.
+    pub trust: Option<Arc<Trust>>,
+    pub refresh: Duration,
+}
+
+impl Source {
+    /// The source a configuration names, or `None` when no repository is configured or
+    /// provenance is turned off. Trusted keys are loaded here: a bad key file is an error.
+    pub fn from_config(config: &Config) -> Result<Option<Source>, String> {
+        let Some(url) = config.repository.url.clone() else {
+            return Ok(None);
+        };
+        if config.provenance.enabled == Some(false) {
+            return Ok(None);
+        }
+        if url.contains("://") || url.contains('@') {
+            return Err(format!(
+                "repository.url {url:?}: only a local path is supported so far (fetching over HTTPS or SSH is not built yet)"
+            ));
+        }
+        let trust = if config.approval.require_signatures {
+            let ssh = match &config.approval.allowed_signers {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+                    AllowedSigners::parse(&path.display().to_string(), &text)
+                        .map_err(|e| e.to_string())?
+                }
+                None => AllowedSigners::default(),
+            };
+            let openpgp =
+                OpenPgpKeys::load(&config.approval.openpgp_keys).map_err(|e| e.to_string())?;
+            Some(Arc::new(Trust { ssh, openpgp }))
+        } else {
+            None
+        };
+        Ok(Some(Source {
+            path: PathBuf::from(url),
+            branch: config.repository.branch.clone(),
+            roots: config.repository.paths.clone(),
+            default_namespace: config.repository.default_namespace.clone(),
+            window: Window {
+                commits: config.approval.window.commits,
+                max_age: config.approval.window.max_age,
+            },
+            trust,
+            refresh: config.repository.refresh,
+        }))
+    }
+}
+
+impl Mirror {
+    /// The current snapshot, if a sync has succeeded.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    pub fn last_error(&self) -> Option<Arc<String>> {
+        self.last_error.load_full()
+    }
+
+    /// One sync: the window and its index, folded into the previous one when it continues it.
+    pub fn sync(&self, source: &Source) -> Result<(), String> {
+        let result = (|| {
+            let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
+            let tip = repo
+                .resolve_first(&[source.branch.clone(), format!("origin/{}", source.branch)])
+                .map_err(|e| e.to_string())?;
+            let commits = window(&repo, tip, source.window, source.trust.as_deref())
+                .map_err(|e| e.to_string())?;
+            let index = match self.snapshot() {
+                Some(previous) => previous.index.advance(&repo, &commits),
+                None => Index::build(&repo, &commits, &source.roots, &source.default_namespace),
+            }
+            .map_err(|e| e.to_string())?;
+            Ok::<Index, String>(index)
+        })();
+        match result {
+            Ok(index) => {
+                self.current.store(Some(Arc::new(Snapshot {
+                    index,
+                    synced_at: Instant::now(),
+                })));
+                self.last_error.store(None);
+                metrics::counter!("gitgate_git_syncs_total", "result" => "ok").increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("gitgate_git_syncs_total", "result" => "error").increment(1);
+                tracing::warn!(error = %e, "the Git sync failed; the last good index keeps deciding");
+                self.last_error.store(Some(Arc::new(e.clone())));
+                Err(e)
+            }
+        }
+    }
+
+    /// Syncs now and then every `source.refresh`, on a blocking thread.
+    pub fn spawn(self: &Arc<Self>, source: Source) {
+        let mirror = self.clone();
+        std::thread::Builder::new()
+            .name("gitgate-mirror".into())
+            .spawn(move || {
+                loop {
+                    let _ = mirror.sync(&source);
+                    if let Some(s) = mirror.snapshot() {
+                        metrics::gauge!("gitgate_git_sync_age_seconds")
+                            .set(s.synced_at.elapsed().as_secs_f64());
+                    }
+                    std::thread::sleep(source.refresh.max(Duration::from_millis(100)));
+                }
+            })
+            .expect("a thread for the mirror");
+    }
+}
