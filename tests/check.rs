@@ -525,3 +525,78 @@ fn namespace_selectors_see_the_labels_of_namespaces_in_the_repository() {
     assert_eq!(items.len(), 1, "{report:#}");
     assert_eq!(items[0]["path"], "apps/a.yaml");
 }
+
+#[test]
+fn pull_request_commits_must_be_signed_when_required() {
+    if Command::new("ssh-keygen").arg("-V").output().is_err()
+        && Command::new("ssh-keygen").arg("--help").output().is_err()
+    {
+        eprintln!(
+            "skipping: ssh-keygen is needed to sign commits (.ci/run installs openssh-client)"
+        );
+        return;
+    }
+    let r = repo_with_base();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("signing-key");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(&signers, format!("t@example.com {public}")).unwrap();
+    let config = keys.path().join("gitgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "approval:\n  requireSignatures: true\n  allowedSigners: {}\n",
+            signers.display()
+        ),
+    )
+    .unwrap();
+    // One signed commit, then one unsigned.
+    r.write("apps/signed.yaml", configmap("signed", "1"));
+    r.git(&["add", "-A"]);
+    r.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", key.display()),
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "signed",
+    ]);
+    let (code, out, err) = r.check(&["-c", config.to_str().unwrap(), "--color", "never"]);
+    assert_eq!(code, 0, "all commits signed: {out}{err}");
+    r.write("apps/unsigned.yaml", configmap("unsigned", "1"));
+    r.commit("unsigned");
+    let (code, out, _) = r.check(&["-c", config.to_str().unwrap(), "--color", "never"]);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("is not approved"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with("error [gitgate] provenance: commit "),
+        "{line}"
+    );
+    assert!(line.contains("not signed"), "{line}");
+    assert_eq!(
+        out.matches("is not approved").count(),
+        1,
+        "only the unsigned commit: {out}"
+    );
+    let (_, sarif, _) = r.check(&["-c", config.to_str().unwrap(), "-o", "sarif"]);
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    let result = &sarif["runs"][0]["results"][0];
+    assert!(
+        result.get("locations").is_none(),
+        "a commit has no file: {result}"
+    );
+}

@@ -104,6 +104,8 @@ impl Report {
 pub enum CheckError {
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error("{0}")]
+    Trust(String),
     #[error("{path}: cannot read: {source}")]
     Io {
         path: String,
@@ -334,12 +336,18 @@ fn read_range(
             repo.merge_base(protected, head_id)?
         }
     };
+    // The pull request's own commits must be approved too when signatures are required.
+    let mut notes = Vec::new();
+    if let Some(trust) = crate::provenance::approval::Trust::from_config(&config.approval)
+        .map_err(CheckError::Trust)?
+    {
+        notes.extend(unapproved_commits(&repo, base_id, head_id, &trust)?);
+    }
     let roots = &config.repository.paths;
     let base_files = repo.manifest_files(base_id, roots)?;
     let head_files = repo.manifest_files(head_id, roots)?;
     let mut base_objects = Vec::new();
     let mut head_objects = Vec::new();
-    let mut notes = Vec::new();
     let mut files = 0;
     // Only changed files matter: a path whose blob is the same at both ends holds the same
     // objects (an object moved out of it changes it).
@@ -397,6 +405,46 @@ fn read_range(
         files,
         source,
     ))
+}
+
+/// The commits from `head` back to `base` along first parents (what the pull request adds;
+/// merged-in commits of the protected branch were approved there) that no trusted key signed.
+fn unapproved_commits(
+    repo: &Repo,
+    base: gix::ObjectId,
+    head: gix::ObjectId,
+    trust: &crate::provenance::approval::Trust,
+) -> Result<Vec<Note>, CheckError> {
+    let mut notes = Vec::new();
+    let mut next = Some(head);
+    let mut seen = 0;
+    while let Some(id) = next {
+        if id == base || seen >= 10_000 {
+            break;
+        }
+        seen += 1;
+        let info = repo.commit_info(id)?;
+        let problem = match &info.signature {
+            None => Some(crate::provenance::signers::SignatureProblem::Unsigned),
+            Some((armored, data)) => trust
+                .verify(armored, data, &info.committer_email, info.time)
+                .err(),
+        };
+        if let Some(problem) = problem {
+            notes.push(Note {
+                path: String::new(),
+                line: 0,
+                message: format!(
+                    "provenance: commit {} by {} is not approved: {problem}",
+                    &id.to_string()[..12],
+                    info.committer_email
+                ),
+                problem: true,
+            });
+        }
+        next = info.parents.first().copied();
+    }
+    Ok(notes)
 }
 
 fn read_files(paths: &[PathBuf]) -> Result<(Vec<FileObject>, Vec<Note>, usize), CheckError> {

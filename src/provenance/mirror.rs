@@ -14,8 +14,6 @@ use arc_swap::ArcSwapOption;
 
 use super::approval::{Trust, Window, window};
 use super::index::Index;
-use super::openpgp::OpenPgpKeys;
-use super::signers::AllowedSigners;
 use crate::config::Config;
 use crate::git::Repo;
 
@@ -60,22 +58,7 @@ impl Source {
                 "repository.url {url:?}: only a local path is supported so far (fetching over HTTPS or SSH is not built yet)"
             ));
         }
-        let trust = if config.approval.require_signatures {
-            let ssh = match &config.approval.allowed_signers {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-                    AllowedSigners::parse(&path.display().to_string(), &text)
-                        .map_err(|e| e.to_string())?
-                }
-                None => AllowedSigners::default(),
-            };
-            let openpgp =
-                OpenPgpKeys::load(&config.approval.openpgp_keys).map_err(|e| e.to_string())?;
-            Some(Arc::new(Trust { ssh, openpgp }))
-        } else {
-            None
-        };
+        let trust = Trust::from_config(&config.approval)?.map(Arc::new);
         Ok(Some(Source {
             path: PathBuf::from(url),
             branch: config.repository.branch.clone(),

@@ -12,11 +12,14 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             Level::Warning => "warning",
             Level::Note => "notice",
         };
+        let place = if item.path.is_empty() {
+            String::new()
+        } else {
+            format!("file={},line={},", property(&item.path), item.line)
+        };
         writeln!(
             out,
-            "::{command} file={},line={},title={}::{}",
-            property(&item.path),
-            item.line,
+            "::{command} {place}title={}::{}",
             property(&format!("gitgate: {}", item.policy)),
             data(&item.message)
         )?;

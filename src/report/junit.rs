@@ -35,7 +35,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .filter(|i| i.level == Level::Error && i.object.is_none())
     {
         cases.push(Case {
-            name: format!("read {}", i.path),
+            name: if i.path.is_empty() {
+                "pull request commits".to_string()
+            } else {
+                format!("read {}", i.path)
+            },
             classname: format!("{}:{}", i.path, i.line),
             failures: vec![format!("[{}] {}", i.policy, i.message)],
         });

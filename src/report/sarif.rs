@@ -38,18 +38,22 @@ pub fn document(report: &Report) -> Value {
                 Level::Warning => "warning",
                 Level::Note => "note",
             };
-            json!({
+            let mut result = json!({
                 "ruleId": item.policy,
                 "ruleIndex": rules[item.policy.as_str()],
                 "level": level,
                 "message": {"text": item.message},
-                "locations": [{
+            });
+            // Items about the pull request itself (its commits) have no file.
+            if !item.path.is_empty() {
+                result["locations"] = json!([{
                     "physicalLocation": {
                         "artifactLocation": {"uri": uri(&item.path)},
                         "region": {"startLine": item.line.max(1)},
                     }
-                }],
-            })
+                }]);
+            }
+            result
         })
         .collect();
     let run = json!({

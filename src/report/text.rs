@@ -22,10 +22,16 @@ pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Resu
             (Some(op), Some(obj)) => format!(" ({op} {obj})"),
             _ => String::new(),
         };
+        // Items about the pull request itself (its commits) have no file.
+        let place = if item.path.is_empty() {
+            String::new()
+        } else {
+            format!("{}:{}: ", item.path, item.line)
+        };
         writeln!(
             out,
-            "{}:{}: {level} [{}] {}{subject}",
-            item.path, item.line, item.policy, item.message
+            "{place}{level} [{}] {}{subject}",
+            item.policy, item.message
         )?;
     }
     let (errors, warnings) = (report.count(Level::Error), report.count(Level::Warning));
