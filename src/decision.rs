@@ -32,14 +32,6 @@ pub struct Decision {
     pub evaluated: Vec<String>,
 }
 
-impl Decision {
-    /// Whether the decision would be allowed if policy failures were ignored (failure mode
-    /// `allow`).
-    pub fn allowed_ignoring_errors(&self) -> bool {
-        self.violations.is_empty()
-    }
-}
-
 /// What a decision may need besides the document: namespace labels for `namespaceSelector`
 /// and extra data (`data.inventory`).
 pub struct Context<'a> {

@@ -140,12 +140,9 @@ fn an_alias_bomb_is_refused() {
         ));
     }
     let file = write(dir.path(), "bad.yaml", &bomb);
-    let start = std::time::Instant::now();
     let (code, out) = gitgate(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(&file), "{out}");
-    // Not a timing assertion on speed: a bomb that expanded would not finish at all.
-    assert!(start.elapsed().as_secs() < 60);
 }
 
 #[test]

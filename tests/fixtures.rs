@@ -2,25 +2,13 @@
 //! `../shared/fixtures/admission-v1/`: each request gets the verdict a reader of that README
 //! would expect. Skips with a message where the fixtures are absent.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use gitgate::decision::{self, Context};
 use gitgate::input::{Document, parse_admission_review};
 use gitgate::policy::Options;
-
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: {} is absent (the shared fixtures live beside the repository)",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// (fixture, policies that deny it, policies that warn about it).
 const EXPECTED: &[(&str, &[&str], &[&str])] = &[
@@ -70,7 +58,9 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
 
 #[test]
 fn builtin_policies_give_the_expected_verdicts() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let set = gitgate::builtin::policy_set(&Options::default()).expect("built-in policies load");
     let mut seen = 0;
     for (file, deny, warn) in EXPECTED {
@@ -125,7 +115,9 @@ fn builtin_policies_give_the_expected_verdicts() {
 
 #[test]
 fn policies_see_the_document_shape() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let body = std::fs::read(dir.join("020-delete-configmaps-web-config.json")).unwrap();
     let (_, review) = parse_admission_review("020", &body).unwrap();
     let doc = Document::from_review(review);

@@ -2,6 +2,8 @@
 //! `serve` builds from the API server's AdmissionReview for the same object get the same
 //! verdicts from the same policies. Uses the real fixtures; skips where they are absent.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -10,16 +12,6 @@ use gitgate::decision::{Context, Decision, decide};
 use gitgate::input::{Document, Source, parse_admission_review};
 use gitgate::policy::Options;
 use kube_core::admission::Operation;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: {} is absent", dir.display());
-        None
-    }
-}
 
 fn verdicts(d: &Decision) -> BTreeSet<(String, String, String)> {
     d.violations
@@ -83,7 +75,9 @@ fn compare(
 
 #[test]
 fn a_create_is_decided_alike() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     compare(
         &dir,
         "deploy.yaml",
@@ -112,7 +106,9 @@ fn a_create_is_decided_alike() {
 
 #[test]
 fn a_rejected_update_is_rejected_alike() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     // 016: `kubectl set image deployment/web web=evil.example/miner:latest`; the same change
     // made in Git must be refused by the same policy with the same message.
     compare(

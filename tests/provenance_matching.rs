@@ -3,24 +3,13 @@
 //! (`manifests/`): every object whose content is in Git is traceable, and every hand change in
 //! the fixtures is caught with its path. Skips with a message where the fixtures are absent.
 
+mod support;
+
 use std::path::PathBuf;
 
 use gitgate::config::ControllerStamps;
 use gitgate::provenance::matching::{MatchOptions, Outcome, Status, compare};
 use serde_json::{Value, json};
-
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: {} is absent (the shared fixtures live beside the repository)",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// `request.object` and `request.oldObject` of a fixture.
 fn request(dir: &PathBuf, name: &str) -> (Value, Option<Value>) {
@@ -95,7 +84,9 @@ fn deploy_at(dir: &PathBuf, replicas: u64, image: &str) -> Value {
 
 #[test]
 fn create_004_matches_deploy_yaml_defaults_and_last_applied_allowed() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, old) = request(&dir, "004-create-deployments-web.json");
     let out = compare(&manifest(&dir, "deploy.yaml"), &obj, old.as_ref(), &none());
     assert_traceable(&out, "004");
@@ -105,7 +96,9 @@ fn create_004_matches_deploy_yaml_defaults_and_last_applied_allowed() {
 
 #[test]
 fn create_030_quantities_compare_canonically() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, old) = request(&dir, "030-create-deployments-quant.json");
     let git = manifest(&dir, "quant.yaml");
     // The manifest really says what the README says.
@@ -142,7 +135,9 @@ fn create_030_quantities_compare_canonically() {
 
 #[test]
 fn create_005_configmap_and_006_service() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (cm, _) = request(&dir, "005-create-configmaps-web-config.json");
     let out = compare(&manifest(&dir, "cm.yaml"), &cm, None, &none());
     assert_traceable(&out, "005");
@@ -156,7 +151,9 @@ fn create_005_configmap_and_006_service() {
 
 #[test]
 fn creates_of_other_kinds_are_traceable() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let cases = [
         (
             "001-create-namespaces-demo.json",
@@ -218,7 +215,9 @@ fn creates_of_other_kinds_are_traceable() {
 /// annotation (017, 019) are not.
 #[test]
 fn every_client_side_apply_matches_its_own_last_applied() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     for fixture in [
         "001-create-namespaces-demo.json",
         "004-create-deployments-web.json",
@@ -251,7 +250,9 @@ fn every_client_side_apply_matches_its_own_last_applied() {
 
 #[test]
 fn update_007_replicas_3_is_traceable_only_against_the_new_manifest() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, old) = request(&dir, "007-update-deployments-web.json");
     let out = compare(&deploy_at(&dir, 3, "6.5.0"), &obj, old.as_ref(), &none());
     assert_traceable(&out, "007 vs replicas 3");
@@ -262,7 +263,9 @@ fn update_007_replicas_3_is_traceable_only_against_the_new_manifest() {
 
 #[test]
 fn server_side_applies_008_to_011_by_the_gitops_identity() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     for (fixture, image) in [
         ("008-update-deployments-web.json", "6.5.0"),
         ("009-update-deployments-web.json", "6.5.0"),
@@ -284,7 +287,9 @@ fn server_side_applies_008_to_011_by_the_gitops_identity() {
 
 #[test]
 fn scale_015_is_compared_on_replicas() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, old) = request(&dir, "015-update-deployments-scale-web.json");
     assert_eq!(obj["kind"], "Scale");
     let out = compare(&manifest(&dir, "deploy.yaml"), &obj, old.as_ref(), &none());
@@ -305,7 +310,9 @@ fn scale_015_is_compared_on_replicas() {
 
 #[test]
 fn set_image_016_is_caught() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, old) = request(&dir, "016-update-deployments-web.json");
     assert_eq!(obj.pointer(POD), Some(&json!("evil.example/miner:latest")));
     // Against Git with the replicas the Scale (015) left, only the image differs.
@@ -317,7 +324,9 @@ fn set_image_016_is_caught() {
 
 #[test]
 fn hand_label_018_and_annotation_019() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, old) = request(&dir, "018-update-deployments-web.json");
     // Even against a manifest that agrees with everything else, the label is drift.
     let git = with(
@@ -354,7 +363,9 @@ fn hand_label_018_and_annotation_019() {
 
 #[test]
 fn patch_017_changes_data() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (cm, old) = request(&dir, "017-update-configmaps-web-config.json");
     let out = compare(&manifest(&dir, "cm.yaml"), &cm, old.as_ref(), &none());
     assert_modified(&out, &["data.LOG_LEVEL"], "017");
@@ -368,7 +379,9 @@ fn patch_017_changes_data() {
 
 #[test]
 fn controller_stamps_are_allowed_only_when_configured() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let label = r#"metadata.labels["kustomize.toolkit.fluxcd.io/name"]"#;
     let annotation = r#"metadata.annotations["argocd.argoproj.io/tracking-id"]"#;
     let stamp = |obj: &Value| {
@@ -419,7 +432,9 @@ fn controller_stamps_are_allowed_only_when_configured() {
 /// known default and not reported.
 #[test]
 fn debug_pod_027_unattested_security_fields() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, _) = request(&dir, "027-create-pods-debug.json");
     let git: Value = serde_saphyr::from_str(
         "apiVersion: v1
@@ -474,7 +489,9 @@ spec:
 
 #[test]
 fn dry_run_023_and_a_hand_made_deployment() {
-    let Some(dir) = fixtures_dir() else { return };
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
     let (obj, _) = request(&dir, "023-create-deployments-web2.json");
     let git = last_applied(&obj);
     assert_traceable(&compare(&git, &obj, None, &none()), "023");

@@ -2,6 +2,8 @@
 //! holding their manifests: traceable, modified, untraceable, exempt. Skips where the shared
 //! fixtures or git are absent.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,38 +15,22 @@ use gitgate::provenance::approval::{Trust, Window, window};
 use gitgate::provenance::index::Index;
 use gitgate::provenance::verdict::{Status, judge};
 
+/// A repository whose main branch holds the fixtures' manifests.
+/// The fixtures, when they and git are here.
 fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
-    if dir.is_dir() && Command::new("git").arg("--version").output().is_ok() {
+    let dir = support::fixtures_dir()?;
+    if Command::new("git").arg("--version").output().is_ok() {
         Some(dir)
     } else {
-        eprintln!("skipping: {} or git is absent", dir.display());
+        eprintln!("skipping: git is absent");
         None
     }
 }
 
 fn git(dir: &Path, args: &[&str], at: i64) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "a")
-        .env("GIT_AUTHOR_EMAIL", "a@example.com")
-        .env("GIT_COMMITTER_NAME", "a")
-        .env("GIT_COMMITTER_EMAIL", "a@example.com")
-        .env("GIT_AUTHOR_DATE", format!("@{at} +0000"))
-        .env("GIT_COMMITTER_DATE", format!("@{at} +0000"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::git(dir, "a@example.com", at, args)
 }
 
-/// A repository whose main branch holds the fixtures' manifests.
 fn gitops_repo(fixtures: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     git(dir.path(), &["init", "-q", "-b", "main"], 0);

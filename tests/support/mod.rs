@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests (each test file includes this module; not every
+//! file uses every helper).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The real AdmissionReview fixtures in `../shared`, or `None` (with a message saying why
+/// the caller skips) where they are absent.
+pub fn fixtures_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: {} is absent (the shared fixtures live beside the repository)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Runs `git` in `dir` as `email`, with author and committer dates `at` (seconds since the
+/// epoch), ignoring the user's global configuration; returns stdout, panics with stderr.
+pub fn git(dir: &Path, email: &str, at: i64, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", email)
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", email)
+        .env("GIT_AUTHOR_DATE", format!("@{at} +0000"))
+        .env("GIT_COMMITTER_DATE", format!("@{at} +0000"))
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
