@@ -25,7 +25,7 @@ configured := r if {
 	is_array(r)
 } else := []
 
-violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "image": img}} if {
+violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "image"]), "image": img}} if {
 	count(registries) > 0
 	some e in workloads.containers
 	img := workloads.image_of(e.container)

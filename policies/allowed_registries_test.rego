@@ -123,7 +123,7 @@ test_denied_other_registry if {
 	count(vs) == 1
 	some v in vs
 	v.msg == msg_at("spec.containers[0]")
-	v.details == {"container": "app", "path": "spec.containers[0]", "image": "evil.example/miner:1"}
+	v.details == {"container": "app", "path": "spec.containers[0].image", "image": "evil.example/miner:1"}
 }
 
 test_denied_docker_hub_when_not_listed if {

@@ -15,7 +15,7 @@ import rego.v1
 
 import data.gitgate.lib.workloads
 
-violation contains {"msg": msg, "details": {"volume": v.name, "hostPath": host_path, "path": v.path}} if {
+violation contains {"msg": msg, "details": {"volume": v.name, "hostPath": host_path, "path": concat(".", [v.path, "hostPath"])}} if {
 	some v in workloads.volumes
 	hp := object.get(v.volume, "hostPath", null)
 	hp != null

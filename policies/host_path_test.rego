@@ -82,7 +82,7 @@ test_denied_host_path if {
 	count(vs) == 1
 	some v in vs
 	v.msg == msg_at("spec.volumes[0]")
-	v.details == {"volume": "sock", "hostPath": "/var/run/docker.sock", "path": "spec.volumes[0]"}
+	v.details == {"volume": "sock", "hostPath": "/var/run/docker.sock", "path": "spec.volumes[0].hostPath"}
 }
 
 test_denied_even_when_not_mounted if {
@@ -103,7 +103,7 @@ test_denied_each_host_path_volume if {
 		{"name": "b", "hostPath": {"path": "/var/lib/kubelet"}},
 	]}
 	vs := violations(pod(spec))
-	{v.details.path | some v in vs} == {"spec.volumes[0]", "spec.volumes[2]"}
+	{v.details.path | some v in vs} == {"spec.volumes[0].hostPath", "spec.volumes[2].hostPath"}
 }
 
 test_denied_when_used_by_init_container if {

@@ -15,7 +15,7 @@ import rego.v1
 
 import data.gitgate.lib.workloads
 
-violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "image": img}} if {
+violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "image"]), "image": img}} if {
 	some e in workloads.containers
 	img := workloads.image_of(e.container)
 	not has_digest(img)
@@ -26,7 +26,7 @@ violation contains {"msg": msg, "details": {"container": e.name, "path": e.path,
 	)
 }
 
-violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "image": img}} if {
+violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "image"]), "image": img}} if {
 	some e in workloads.containers
 	img := workloads.image_of(e.container)
 	not has_digest(img)

@@ -92,7 +92,7 @@ test_denied_latest if {
 	count(vs) == 1
 	some v in vs
 	v.msg == latest_msg_at("spec.containers[0]")
-	v.details == {"container": "app", "path": "spec.containers[0]", "image": "nginx:latest"}
+	v.details == {"container": "app", "path": "spec.containers[0].image", "image": "nginx:latest"}
 }
 
 test_denied_no_tag if {

@@ -15,7 +15,7 @@ import rego.v1
 
 import data.gitgate.lib.workloads
 
-violation contains {"msg": msg, "details": {"container": e.name, "path": e.path}} if {
+violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "securityContext.privileged"])}} if {
 	some e in workloads.containers
 	e.container.securityContext.privileged == true
 	msg := sprintf(

@@ -75,7 +75,7 @@ test_denied_container if {
 	count(vs) == 1
 	some v in vs
 	v.msg == msg_at("spec.containers[0]")
-	v.details == {"container": "app", "path": "spec.containers[0]"}
+	v.details == {"container": "app", "path": "spec.containers[0].securityContext.privileged"}
 }
 
 test_denied_init_container if {

@@ -16,7 +16,7 @@ import rego.v1
 import data.gitgate.lib.workloads
 
 # A container's own runAsUser takes precedence over the pod's.
-violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "runAsUser": 0}} if {
+violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "securityContext.runAsUser"]), "runAsUser": 0}} if {
 	some e in workloads.containers
 	e.container.securityContext.runAsUser == 0
 	msg := sprintf(
@@ -25,7 +25,7 @@ violation contains {"msg": msg, "details": {"container": e.name, "path": e.path,
 	)
 }
 
-violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "runAsUser": 0}} if {
+violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [workloads.pod_spec_path, "securityContext.runAsUser"]), "runAsUser": 0}} if {
 	some e in workloads.containers
 	workloads.pod_spec.securityContext.runAsUser == 0
 	not sets_run_as_user(e.container)

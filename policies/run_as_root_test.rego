@@ -100,7 +100,7 @@ test_denied_container_run_as_user_zero if {
 	count(vs) == 1
 	some v in vs
 	v.msg == msg_at("spec.containers[0]")
-	v.details == {"container": "app", "path": "spec.containers[0]", "runAsUser": 0}
+	v.details == {"container": "app", "path": "spec.containers[0].securityContext.runAsUser", "runAsUser": 0}
 }
 
 test_denied_even_with_run_as_non_root if {
@@ -139,7 +139,8 @@ test_pod_level_root_only_for_containers_that_do_not_override if {
 	count(vs) == 1
 	some v in vs
 	v.details.container == "app"
-	v.details.path == "spec.containers[1]"
+	# The finding points at the pod's runAsUser, the line to change.
+	v.details.path == "spec.securityContext.runAsUser"
 }
 
 test_pod_level_root_in_deployment if {

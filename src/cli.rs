@@ -130,8 +130,16 @@ pub enum Command {
         #[arg(long)]
         client_ca: Option<PathBuf>,
     },
-    /// Run the whole story on this machine (not yet built)
-    Demo,
+    /// Run the whole story on this machine, with no setup: a GitOps repository with signed
+    /// history, `check` on two pull requests, then the webhook on loopback over TLS
+    Demo {
+        /// Keep the temporary directory (repository, configuration, keys) and print its path
+        #[arg(long)]
+        keep: bool,
+        /// When to colour the output
+        #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
+    },
 }
 
 /// Entry point of the binary.
@@ -153,12 +161,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose, cli.log_format);
+    // The demo prints its own story; the webhook's log lines would interleave with it.
+    let quiet = matches!(cli.command, Command::Demo { .. }) && cli.verbose == 0;
+    init_logging(cli.verbose, cli.log_format, quiet);
     run(cli)
 }
 
-fn init_logging(verbose: u8, format: LogFormat) {
+fn init_logging(verbose: u8, format: LogFormat, quiet: bool) {
     let level = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -261,11 +272,33 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             serve(config, &dir, cli.rego_version)
         }
-        Command::Demo => {
-            eprintln!(
-                "gitgate: this command is not built yet; `gitgate check`, `verify`, `test` and `policies` work today"
-            );
-            ExitCode::from(2)
+        Command::Demo { keep, color } => {
+            let options = crate::demo::Options {
+                keep,
+                color: use_color(color),
+                rego_version: cli.rego_version,
+            };
+            let mut out = std::io::stdout().lock();
+            match crate::demo::run(&options, &mut out) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("gitgate demo: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// Whether to write ANSI colours to stdout.
+fn use_color(when: ColorWhen) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     }
 }
@@ -319,14 +352,7 @@ fn check(
             return ExitCode::from(2);
         }
     };
-    let color = match color {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            use std::io::IsTerminal;
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
+    let color = use_color(color);
     let mut out = std::io::stdout().lock();
     if let Err(e) = crate::report::write(format, &report, color, &mut out) {
         eprintln!("gitgate check: cannot write the report: {e}");
@@ -340,11 +366,8 @@ fn check(
 }
 
 fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion) -> ExitCode {
-    // No evaluation may outlast the request deadline (decisions run on the request's thread).
-    let mut policies = config.policies.clone();
-    policies.timeout = policies.timeout.min(config.server.timeout);
-    let set = match policy::load::from_config(&policies, config_dir, &[], rego_version) {
-        Ok(set) => set,
+    let state = match crate::serve::setup::state(&config, config_dir, rego_version) {
+        Ok(state) => std::sync::Arc::new(state),
         Err(e) => {
             eprintln!("gitgate serve: {e}");
             return ExitCode::from(2);
@@ -365,21 +388,6 @@ fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion
         key: config.server.tls_key.clone(),
         client_ca: config.server.client_ca.clone(),
     };
-    tracing::info!(policies = set.len(), "policies loaded");
-    let mut state = crate::serve::AppState::new(set, &config);
-    match crate::provenance::mirror::Source::from_config(&config) {
-        Ok(Some(source)) => {
-            let mirror = std::sync::Arc::new(crate::provenance::mirror::Mirror::default());
-            mirror.spawn(source);
-            state = state.with_mirror(mirror);
-        }
-        Ok(None) => tracing::info!("no repository configured: provenance is off"),
-        Err(e) => {
-            eprintln!("gitgate serve: {e}");
-            return ExitCode::from(2);
-        }
-    }
-    let state = std::sync::Arc::new(state);
     let result = runtime.block_on(crate::serve::run(
         state,
         &config.server.listen,

@@ -21,6 +21,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod decision;
+pub mod demo;
 pub mod git;
 pub mod input;
 pub mod manifest;

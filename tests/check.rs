@@ -166,9 +166,9 @@ fn a_violation_points_at_the_file_and_line_and_exits_1() {
         .lines()
         .find(|l| l.contains("[latest-tag]"))
         .unwrap_or_else(|| panic!("{out}"));
-    // At the container the finding is about (details.path), not the document's first line.
+    // At the image the finding is about (details.path), not the document's first line.
     assert!(
-        line.starts_with("apps/more.yaml:19: error [latest-tag]"),
+        line.starts_with("apps/more.yaml:20: error [latest-tag]"),
         "{line}"
     );
     assert!(
@@ -490,7 +490,7 @@ fn github_annotations_point_at_file_and_line() {
     assert!(
         out.lines()
             .any(|l| l
-                .starts_with("::error file=apps/api.yaml,line=12,title=gitgate%3A latest-tag::")),
+                .starts_with("::error file=apps/api.yaml,line=13,title=gitgate%3A latest-tag::")),
         "{out}"
     );
     assert!(

@@ -81,7 +81,7 @@ pub struct Checked {
 pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub range: Option<Range>,
-    /// Files read (changed files at base and head, or the files given).
+    /// Files read: the changed files of the range (added, modified or deleted), or the files given.
     pub files: usize,
     /// Every object decided (creates, updates, deletes), in order.
     pub checked: Vec<Checked>,
@@ -375,7 +375,10 @@ fn read_range(
         if head_files.get(path) == Some(id) {
             continue;
         }
-        files += 1;
+        // A file changed at both ends counts once.
+        if !head_files.contains_key(path) {
+            files += 1;
+        }
         // Problems of the base are not the pull request's: only its objects count.
         let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
         base_objects.extend(objects);

@@ -24,14 +24,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             data(&item.message)
         )?;
     }
-    writeln!(
-        out,
-        "gitgate: {} objects in {} files: {} errors, {} warnings",
-        report.checked.len(),
-        report.files,
-        report.count(Level::Error),
-        report.count(Level::Warning)
-    )
+    writeln!(out, "gitgate: {}", super::summary(report, ""))
 }
 
 /// Escapes a command's message (GitHub's toolkit `escapeData`).

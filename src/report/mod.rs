@@ -8,7 +8,7 @@ pub mod text;
 
 use std::io::Write;
 
-use crate::check::Report;
+use crate::check::{Level, Report};
 
 /// The output formats (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,5 +38,25 @@ pub fn write(
         Format::Sarif => sarif::write(report, out),
         Format::Junit => junit::write(report, out),
         Format::Github => github::write(report, out),
+    }
+}
+
+/// `2 objects in 3 files{range}: 1 error, 0 warnings`: the one-line summary of the text and
+/// GitHub formats.
+pub fn summary(report: &Report, range: &str) -> String {
+    format!(
+        "{} in {}{range}: {}, {}",
+        plural(report.checked.len(), "object"),
+        plural(report.files, "file"),
+        plural(report.count(Level::Error), "error"),
+        plural(report.count(Level::Warning), "warning"),
+    )
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }

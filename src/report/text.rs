@@ -34,7 +34,7 @@ pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Resu
             item.policy, item.message
         )?;
     }
-    let (errors, warnings) = (report.count(Level::Error), report.count(Level::Warning));
+    let errors = report.count(Level::Error);
     let range = report
         .range
         .as_ref()
@@ -45,12 +45,7 @@ pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Resu
     } else {
         paint("1;32", "passed")
     };
-    writeln!(
-        out,
-        "{verdict}: {} objects in {} files{range}: {errors} errors, {warnings} warnings",
-        report.checked.len(),
-        report.files,
-    )
+    writeln!(out, "{verdict}: {}", super::summary(report, &range))
 }
 
 fn short(id: &str) -> &str {

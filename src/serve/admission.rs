@@ -17,10 +17,20 @@ pub struct Answer {
     pub verdict: &'static str,
 }
 
-/// The response to a decided request.
-pub fn answer(version: ReviewVersion, review: &Review, decision: &Decision) -> Answer {
+/// The response to a decided request. With provenance on, the verdict goes into the
+/// response's audit annotations, so the API server's audit log records which commit admitted
+/// each change (or why none did).
+pub fn answer(
+    version: ReviewVersion,
+    review: &Review,
+    decision: &Decision,
+    provenance: Option<&Value>,
+) -> Answer {
     let mut response = AdmissionResponse::invalid(String::new());
     response.uid = review.uid.clone();
+    if let Some(p) = provenance {
+        response.audit_annotations = audit_annotations(p);
+    }
     let warnings: Vec<String> = decision
         .warnings
         .iter()
@@ -50,6 +60,27 @@ pub fn answer(version: ReviewVersion, review: &Review, decision: &Decision) -> A
     )
     .with_code(403);
     wrap(version, response, false, "denied")
+}
+
+/// `provenance`, `provenance-commit`, `provenance-source` (path:line in Git): the keys the API
+/// server records, prefixed with the webhook's name, in its audit events.
+fn audit_annotations(provenance: &Value) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let text = |key: &str| provenance.get(key).and_then(Value::as_str);
+    if let Some(status) = text("status") {
+        out.insert("provenance".to_string(), status.to_string());
+    }
+    if let Some(commit) = text("commit") {
+        out.insert("provenance-commit".to_string(), commit.to_string());
+    }
+    if let Some(path) = text("path") {
+        let source = match provenance.get("line").and_then(Value::as_u64) {
+            Some(line) => format!("{path}:{line}"),
+            None => path.to_string(),
+        };
+        out.insert("provenance-source".to_string(), source);
+    }
+    out
 }
 
 /// The response when gitgate itself could not decide (a time limit, an internal error): the

@@ -4,6 +4,7 @@
 //! `/metrics` (Prometheus) beside it.
 
 pub mod admission;
+pub mod setup;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -282,7 +283,8 @@ async fn decide_with_deadline(
             allow_on_error,
         )
     } else {
-        let mut answer = admission::answer(version, &doc.review, &decision);
+        let mut answer =
+            admission::answer(version, &doc.review, &decision, doc.provenance.as_ref());
         if let Some(reason) = doc
             .provenance
             .as_ref()

@@ -1,0 +1,38 @@
+//! From a configuration to a state ready to serve: the policies, compiled with an evaluation
+//! limit no longer than the request deadline, and the Git mirror when a repository is
+//! configured. `gitgate serve` and `gitgate demo` start the webhook through here, so the demo
+//! runs what a cluster runs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::AppState;
+use crate::config::Config;
+use crate::policy;
+use crate::policy::rego::RegoVersion;
+use crate::provenance::mirror::{Mirror, Source};
+
+/// Loads the policies and starts the mirror's sync thread (provenance on) or logs that
+/// provenance is off. Errors name the file or key at fault.
+pub fn state(
+    config: &Config,
+    config_dir: &Path,
+    rego_version: RegoVersion,
+) -> Result<AppState, String> {
+    // No evaluation may outlast the request deadline (decisions run on the request's thread).
+    let mut policies = config.policies.clone();
+    policies.timeout = policies.timeout.min(config.server.timeout);
+    let set = policy::load::from_config(&policies, config_dir, &[], rego_version)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(policies = set.len(), "policies loaded");
+    let mut state = AppState::new(set, config);
+    match Source::from_config(config)? {
+        Some(source) => {
+            let mirror = Arc::new(Mirror::default());
+            mirror.spawn(source);
+            state = state.with_mirror(mirror);
+        }
+        None => tracing::info!("no repository configured: provenance is off"),
+    }
+    Ok(state)
+}
