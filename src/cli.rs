@@ -95,7 +95,8 @@ pub enum Command {
         /// The repository [default: the current directory]
         #[arg(long, default_value = ".")]
         repo: PathBuf,
-        /// The base revision [default: the merge base of --head and the protected branch]
+        /// The branch or revision the pull request merges into; changes are counted from its
+        /// merge base with --head, as `git diff BASE...HEAD` [default: the protected branch]
         #[arg(long)]
         base: Option<String>,
         /// The head revision [default: HEAD]

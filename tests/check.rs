@@ -374,6 +374,26 @@ fn explicit_range_and_repository_errors() {
 }
 
 #[test]
+fn a_base_that_moved_on_adds_none_of_its_own_changes() {
+    // The pull request forked from main; main then merged something else. As on the pull
+    // request's page (`git diff main...pr`), only the pull request's own change is checked.
+    let r = repo_with_base();
+    r.write("apps/pr.yaml", configmap("from-pr", "1"));
+    r.commit("the pull request");
+    r.git(&["checkout", "-q", "main"]);
+    r.write("apps/other.yaml", deployment("other", "busybox"));
+    r.commit("someone else's change on main");
+    r.git(&["checkout", "-q", "pr"]);
+    let (code, report) = r.check_json(&["--base", "main"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        ops(&report),
+        vec![("CREATE".to_string(), "ConfigMap default/from-pr".to_string())],
+        "{report:#}"
+    );
+}
+
+#[test]
 fn files_without_a_range_are_checked_as_conftest_does() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), deployment("a", "busybox")).unwrap();

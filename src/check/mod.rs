@@ -323,8 +323,10 @@ fn read_range(
     let repo = Repo::open(repo_dir)?;
     let head_rev = head.unwrap_or("HEAD");
     let head_id = repo.resolve(head_rev)?;
+    // What the pull request changed is measured from where it forked, as `git diff base...head`
+    // and the pull request's page do: a base that moved on since does not add its own changes.
     let base_id = match base {
-        Some(rev) => repo.resolve(rev)?,
+        Some(rev) => repo.merge_base(repo.resolve(rev)?, head_id)?,
         None => {
             let branch = &config.repository.branch;
             let candidates = [
