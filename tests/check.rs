@@ -388,7 +388,10 @@ fn a_base_that_moved_on_adds_none_of_its_own_changes() {
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         ops(&report),
-        vec![("CREATE".to_string(), "ConfigMap default/from-pr".to_string())],
+        vec![(
+            "CREATE".to_string(),
+            "ConfigMap default/from-pr".to_string()
+        )],
         "{report:#}"
     );
 }

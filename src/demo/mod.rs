@@ -47,10 +47,10 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<bool> {
         mismatches: Vec::new(),
     };
     p.line("gitgate demo: the whole story on this machine, in a temporary directory")?;
-    let world = make_repository(tmp.path(), &mut p)?;
+    let mut world = make_repository(tmp.path(), &mut p)?;
     let config = write_config(tmp.path())?;
     check_pull_requests(&world, &config, tmp.path(), options.rego_version, &mut p)?;
-    merge_pull_request(&world, &mut p)?;
+    merge_pull_request(&mut world, &mut p)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,7 +89,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<bool> {
 
 /// The repository and who signs in it.
 struct World {
-    repo: std::cell::RefCell<DemoRepo>,
+    repo: DemoRepo,
     priya: Author,
     main: gix::ObjectId,
     pr2: gix::ObjectId,
@@ -158,7 +158,7 @@ fn make_repository(dir: &Path, p: &mut Printer) -> Result<World> {
     ))?;
     p.detail("trusted keys (allowed_signers): priya@shop.example, sam@shop.example (ed25519, made for the demo)")?;
     Ok(World {
-        repo: std::cell::RefCell::new(repo),
+        repo,
         priya,
         main,
         pr2,
@@ -205,7 +205,7 @@ fn check_pull_requests(
     p.heading(2, "Before merge: `gitgate check` on each pull request")?;
     let set = crate::policy::load::from_config(&config.policies, dir, &[], rego_version)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let repo_dir = world.repo.borrow().dir().to_path_buf();
+    let repo_dir = world.repo.dir().to_path_buf();
     for (branch, expect_rejected) in [("pr/1-add-cache", true), ("pr/2-web-6.5.1", false)] {
         p.blank()?;
         p.detail(&format!(
@@ -236,9 +236,9 @@ fn check_pull_requests(
     Ok(())
 }
 
-fn merge_pull_request(world: &World, p: &mut Printer) -> Result<()> {
+fn merge_pull_request(world: &mut World, p: &mut Printer) -> Result<()> {
     let web2 = manifests::web("6.5.1");
-    let merge = world.repo.borrow_mut().commit(
+    let merge = world.repo.commit(
         "main",
         &[world.main, world.pr2],
         &[Edit::Write(manifests::WEB_PATH, &web2)],
@@ -422,16 +422,15 @@ async fn admission(
         p.blank()?;
         p.verdict(allowed, s.title)?;
         p.detail(&format!("            {} · {}", s.user.name, s.operation))?;
-        if let Some(status) = answer.pointer("/auditAnnotations/provenance") {
-            let mut line = format!("provenance: {}", status.as_str().unwrap_or(""));
-            if let Some(c) = answer.pointer("/auditAnnotations/provenance-commit") {
-                line += &format!(
-                    ", commit {}",
-                    &c.as_str().unwrap_or("")[..7.min(c.as_str().unwrap_or("").len())]
-                );
+        // The verdict's audit annotations, as the API server's audit log records them.
+        let audit = |key: &str| answer["auditAnnotations"][key].as_str();
+        if let Some(status) = audit("provenance") {
+            let mut line = format!("provenance: {status}");
+            if let Some(commit) = audit("provenance-commit") {
+                line += &format!(", commit {}", commit.get(..7).unwrap_or(commit));
             }
-            if let Some(src) = answer.pointer("/auditAnnotations/provenance-source") {
-                line += &format!(", {}", src.as_str().unwrap_or(""));
+            if let Some(source) = audit("provenance-source") {
+                line += &format!(", {source}");
             }
             p.detail(&format!("            {line}"))?;
         }
