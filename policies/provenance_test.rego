@@ -19,6 +19,13 @@ test_untraceable_is_refused if {
 	startswith(v.msg, "provenance: r;")
 }
 
+test_untraceable_names_the_remedy_of_its_door if {
+	some a in provenance.violation with input as {"provenance": verdict("untraceable"), "source": {"context": "admission"}}
+	contains(a.msg, "let the GitOps controller apply it")
+	some p in provenance.violation with input as {"provenance": verdict("untraceable"), "source": {"context": "premerge"}}
+	endswith(p.msg, "sign the pull request's commits with a trusted key")
+}
+
 test_modified_is_refused if {
 	count(provenance.violation) == 1 with input as {"provenance": verdict("modified")}
 }
