@@ -366,6 +366,13 @@ fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion
         client_ca: config.server.client_ca.clone(),
     };
     tracing::info!(policies = set.len(), "policies loaded");
+    // The refresh token is read on every POST /refresh; a file that cannot serve is an error now.
+    if let Some(path) = &config.server.refresh_token_file
+        && let Err(e) = crate::serve::refresh::read_token(path)
+    {
+        eprintln!("gitgate serve: server.refreshTokenFile: {e}");
+        return ExitCode::from(2);
+    }
     let mut state = crate::serve::AppState::new(set, &config);
     match crate::provenance::mirror::Source::from_config(&config) {
         Ok(Some(source)) => {
