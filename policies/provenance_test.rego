@@ -19,6 +19,12 @@ test_untraceable_is_refused if {
 	startswith(v.msg, "provenance: r;")
 }
 
+test_untraceable_is_refused_at_admission_only if {
+	some a in provenance.violation with input as {"provenance": verdict("untraceable"), "source": {"context": "admission"}}
+	contains(a.msg, "let the GitOps controller apply it")
+	count(provenance.violation) == 0 with input as {"provenance": verdict("untraceable"), "source": {"context": "premerge"}}
+}
+
 test_modified_is_refused if {
 	count(provenance.violation) == 1 with input as {"provenance": verdict("modified")}
 }

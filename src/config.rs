@@ -209,6 +209,9 @@ pub struct Server {
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// A file holding the shared token of `POST /refresh` (Git host webhooks asking for a
+    /// sync now). Unset turns the endpoint off; the token is never logged.
+    pub refresh_token_file: Option<PathBuf>,
 }
 
 impl Default for Server {
@@ -221,6 +224,7 @@ impl Default for Server {
             failure_mode: FailureMode::Deny,
             max_body_bytes: 8 * 1024 * 1024,
             timeout: Duration::from_millis(2500),
+            refresh_token_file: None,
         }
     }
 }
@@ -331,6 +335,7 @@ server:
   failureMode: deny
   maxBodyBytes: 8388608
   timeout: 2500ms
+  refreshTokenFile: /etc/gitgate/refresh/token
 "#;
         let c = Config::parse("g.yaml", text).unwrap();
         assert_eq!(c.policies.enforcement["latest-tag"], Enforcement::Warn);

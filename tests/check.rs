@@ -1,6 +1,7 @@
 //! `gitgate check` over real Git repositories made in temporary directories (with the `git`
 //! command line to make them; gitgate itself reads them with gix).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -549,19 +550,25 @@ fn namespace_selectors_see_the_labels_of_namespaces_in_the_repository() {
     assert_eq!(items[0]["path"], "apps/a.yaml");
 }
 
-#[test]
-fn pull_request_commits_must_be_signed_when_required() {
+/// An SSH signing key made with ssh-keygen and a configuration that requires signatures and
+/// trusts it for t@example.com; `None` (the caller skips) without ssh-keygen.
+struct Signing {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    config: PathBuf,
+}
+
+fn signing() -> Option<Signing> {
     if Command::new("ssh-keygen").arg("-V").output().is_err()
         && Command::new("ssh-keygen").arg("--help").output().is_err()
     {
         eprintln!(
             "skipping: ssh-keygen is needed to sign commits (.ci/run installs openssh-client)"
         );
-        return;
+        return None;
     }
-    let r = repo_with_base();
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("signing-key");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing-key");
     let ok = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&key)
@@ -570,9 +577,9 @@ fn pull_request_commits_must_be_signed_when_required() {
         .success();
     assert!(ok);
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let signers = keys.path().join("allowed_signers");
+    let signers = dir.path().join("allowed_signers");
     std::fs::write(&signers, format!("t@example.com {public}")).unwrap();
-    let config = keys.path().join("gitgate.yaml");
+    let config = dir.path().join("gitgate.yaml");
     std::fs::write(
         &config,
         format!(
@@ -581,20 +588,36 @@ fn pull_request_commits_must_be_signed_when_required() {
         ),
     )
     .unwrap();
+    Some(Signing { dir, key, config })
+}
+
+impl Repo {
+    /// Commits everything, signed with `key`; returns the commit id.
+    fn commit_signed(&self, key: &Path, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", key.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            message,
+        ]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+#[test]
+fn pull_request_commits_must_be_signed_when_required() {
+    let Some(signing) = signing() else { return };
+    let r = repo_with_base();
+    let config = &signing.config;
     // One signed commit, then one unsigned.
     r.write("apps/signed.yaml", configmap("signed", "1"));
-    r.git(&["add", "-A"]);
-    r.git(&[
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        &format!("user.signingkey={}", key.display()),
-        "commit",
-        "-q",
-        "-S",
-        "-m",
-        "signed",
-    ]);
+    r.commit_signed(&signing.key, "signed");
     let (code, out, err) = r.check(&["-c", config.to_str().unwrap(), "--color", "never"]);
     assert_eq!(code, 0, "all commits signed: {out}{err}");
     r.write("apps/unsigned.yaml", configmap("unsigned", "1"));
@@ -622,4 +645,133 @@ fn pull_request_commits_must_be_signed_when_required() {
         result.get("locations").is_none(),
         "a commit has no file: {result}"
     );
+}
+
+/// Writes a policy that shows each document's `input.provenance` as a warning:
+/// `status commit path:line reason`.
+fn provenance_probe() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("probe.rego"),
+        "# METADATA\n# custom:\n#   name: probe\n#   enforcement: warn\npackage probe\nimport rego.v1\nwarn contains msg if {\n  p := input.provenance\n  msg := sprintf(\"%s %s %s:%d %s\", [p.status, p.commit, p.path, p.line, p.reason])\n}\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// The probe's messages by path, and the provenance policy's findings.
+fn provenance_seen(report: &Value) -> (BTreeMap<String, String>, Vec<Value>) {
+    let items = report["items"].as_array().unwrap();
+    let probe = items
+        .iter()
+        .filter(|i| i["policy"] == "probe")
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().to_string(),
+                i["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let denials = items
+        .iter()
+        .filter(|i| i["policy"] == "provenance")
+        .cloned()
+        .collect();
+    (probe, denials)
+}
+
+#[test]
+fn pull_request_documents_carry_provenance_of_the_commit_that_changed_them() {
+    let Some(signing) = signing() else { return };
+    // The probe beside the built-in policies (`-p` would replace them).
+    let probe = provenance_probe();
+    let policies = format!("policies:\n  paths: [{}]\n", probe.path().display());
+    let unsigned_config = signing.dir.path().join("unsigned.yaml");
+    std::fs::write(&unsigned_config, &policies).unwrap();
+    let signed_config = signing.dir.path().join("signed.yaml");
+    let signed = std::fs::read_to_string(&signing.config).unwrap();
+    std::fs::write(&signed_config, format!("{signed}{policies}")).unwrap();
+    let unsigned_config = unsigned_config.to_str().unwrap();
+    let config = signed_config.to_str().unwrap();
+    let r = repo_with_base();
+    r.write("apps/web.yaml", deployment("web", "nginx:1.28"));
+    let first = r.commit_signed(&signing.key, "signed: web 1.28");
+    r.write(
+        "apps/new.yaml",
+        format!("# a comment\n{}", configmap("new", "1")),
+    );
+    r.git(&["rm", "-q", "apps/old.yaml"]);
+    let second = r.commit("unsigned: new, old removed");
+
+    // Signatures not required: every document is traceable to the commit that changed it,
+    // and the provenance policy lets the pull request through.
+    let (code, report) = r.check_json(&["-c", unsigned_config]);
+    assert_eq!(code, 0, "{report:#}");
+    let (seen, denials) = provenance_seen(&report);
+    assert_eq!(
+        seen["apps/web.yaml"],
+        format!(
+            "traceable {first} apps/web.yaml:1 commit {} of the pull request (signatures are not required)",
+            &first[..12]
+        )
+    );
+    assert!(
+        seen["apps/new.yaml"].starts_with(&format!("traceable {second} apps/new.yaml:2 ")),
+        "{seen:?}"
+    );
+    assert!(
+        seen["apps/old.yaml"].starts_with(&format!("traceable {second} apps/old.yaml:1 ")),
+        "a deletion points at the commit that deleted it: {seen:?}"
+    );
+    assert!(denials.is_empty(), "{denials:?}");
+
+    // Required: the unsigned commit makes every document untraceable, naming it; the pull
+    // request is refused once for the commit, not once more for every file.
+    let (code, report) = r.check_json(&["-c", config]);
+    assert_eq!(code, 1, "{report:#}");
+    let (seen, denials) = provenance_seen(&report);
+    let unsigned = format!(
+        "commit {} is not signed by a trusted key (not signed)",
+        &second[..12]
+    );
+    assert_eq!(
+        seen["apps/web.yaml"],
+        format!("untraceable {first} apps/web.yaml:1 {unsigned}")
+    );
+    assert_eq!(
+        seen["apps/new.yaml"],
+        format!("untraceable {second} apps/new.yaml:2 {unsigned}")
+    );
+    assert!(denials.is_empty(), "{denials:?}");
+    let pr_level: Vec<&Value> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["level"] == "error")
+        .collect();
+    assert_eq!(pr_level.len(), 1, "{pr_level:?}");
+    assert_eq!(pr_level[0]["path"], "", "{pr_level:?}");
+    assert!(
+        pr_level[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&second[..12]),
+        "{pr_level:?}"
+    );
+
+    // Signed again: traceable with signatures required.
+    r.git(&["reset", "-q", "--soft", "HEAD~1"]);
+    let resigned = r.commit_signed(&signing.key, "signed: new, old removed");
+    let (code, report) = r.check_json(&["-c", config]);
+    assert_eq!(code, 0, "{report:#}");
+    let (seen, denials) = provenance_seen(&report);
+    assert!(
+        seen["apps/new.yaml"].starts_with(&format!(
+            "traceable {resigned} apps/new.yaml:2 commit {} and every other commit",
+            &resigned[..12]
+        )),
+        "{seen:?}"
+    );
+    assert!(denials.is_empty(), "{denials:?}");
+    drop(signing.dir);
 }

@@ -750,3 +750,257 @@ async fn provenance_refuses_what_git_does_not_hold() {
     }
     server.handle.shutdown();
 }
+
+/// `POST /refresh` with `headers` and `body`: the status and the JSON answer.
+async fn post_refresh(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    headers: &[(&str, String)],
+    body: &'static str,
+) -> (u16, Value) {
+    let mut request = client.post(format!("https://localhost:{}/refresh", addr.port()));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let resp = request
+        .body(body)
+        .send()
+        .await
+        .expect("the request completes");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_syncs_the_mirror_now_for_an_authenticated_git_host() {
+    use gitgate::provenance::mirror::{Mirror, Source};
+    use hmac::Mac;
+    let Some(dir) = support::fixtures_dir() else {
+        return;
+    };
+    // A repository whose first commit holds the Deployment only; the ConfigMap comes later.
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
+    git(&["init", "-q", "-b", "main"]);
+    let manifests = dir.join("manifests");
+    std::fs::copy(
+        manifests.join("deploy.yaml"),
+        repo.path().join("deploy.yaml"),
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "web"]);
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "push-hook-token\n").unwrap();
+    let config = Config::parse(
+        "refresh.yaml",
+        &format!(
+            "repository:\n  url: {}\n  refresh: 1h\nserver:\n  refreshTokenFile: {}\n",
+            repo.path().display(),
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let source = Source::from_config(&config).unwrap().unwrap();
+    let mirror = Arc::new(Mirror::default());
+    mirror.spawn(source);
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let state = Arc::new(AppState::new(builtin(), &config).with_mirror(mirror.clone()));
+    let server = start(
+        state,
+        "127.0.0.1:0",
+        pki.files(false),
+        config.server.max_body_bytes,
+    )
+    .await
+    .unwrap();
+    let client = pki.client(None);
+    let fixture = std::fs::read(dir.join("005-create-configmaps-web-config.json")).unwrap();
+    let admitted = |client: reqwest::Client, fixture: Vec<u8>| async move {
+        let (status, answer) = post(&client, server.addr, fixture).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["response"]["allowed"] == true
+    };
+    for _ in 0..600 {
+        if mirror.snapshot().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mirror.snapshot().is_some(), "the first sync never came");
+    assert!(
+        !admitted(client.clone(), fixture.clone()).await,
+        "the ConfigMap is in no commit yet"
+    );
+
+    std::fs::copy(manifests.join("cm.yaml"), repo.path().join("cm.yaml")).unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "web-config"]);
+
+    // Refused: no credentials, a wrong token, another scheme, a signature of another body.
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"push-hook-token").unwrap();
+    mac.update(br#"{"ref":"refs/heads/other"}"#);
+    let other_body = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer wrong-token".to_string())],
+        vec![("authorization", "Basic cHVzaC1ob29rLXRva2Vu".to_string())],
+        vec![("x-hub-signature-256", other_body)],
+    ] {
+        let (status, answer) = post_refresh(&client, server.addr, &headers, body).await;
+        assert_eq!(status, 401, "{headers:?}: {answer}");
+        let why = answer["error"].as_str().unwrap();
+        assert!(!why.contains("push-hook-token"), "{why}");
+    }
+    assert!(
+        !admitted(client.clone(), fixture.clone()).await,
+        "a refused refresh syncs nothing (the timer is an hour away)"
+    );
+
+    // GitHub's signature of the body: accepted, and the new commit is in the index without
+    // waiting for the timer.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"push-hook-token").unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (status, answer) = post_refresh(
+        &client,
+        server.addr,
+        &[("x-hub-signature-256", signature)],
+        body,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let mut seen = false;
+    for _ in 0..600 {
+        if admitted(client.clone(), fixture.clone()).await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the ConfigMap's commit never reached the index");
+    // A bearer token is accepted too.
+    let (status, answer) = post_refresh(
+        &client,
+        server.addr,
+        &[("authorization", "Bearer push-hook-token".to_string())],
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    server.handle.shutdown();
+
+    // Without a token file the endpoint is off; without a repository there is nothing to do.
+    let mut no_token = config.clone();
+    no_token.server.refresh_token_file = None;
+    let state = Arc::new(AppState::new(builtin(), &no_token).with_mirror(mirror.clone()));
+    let server = start(state, "127.0.0.1:0", pki.files(false), 1 << 20)
+        .await
+        .unwrap();
+    let auth = [("authorization", "Bearer push-hook-token".to_string())];
+    let (status, answer) = post_refresh(&client, server.addr, &auth, "").await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("server.refreshTokenFile"),
+        "{answer}"
+    );
+    server.handle.shutdown();
+    let server = serve(&pki, builtin(), &Config::default()).await;
+    let (status, answer) = post_refresh(&client, server.addr, &auth, "").await;
+    assert_eq!(status, 404, "{answer}");
+    server.handle.shutdown();
+}
+
+#[test]
+fn the_refresh_token_never_reaches_a_log() {
+    use std::io::Read;
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.path().join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n",
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "c"]);
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    std::fs::write(pki.path("token"), "right-token-4711\n").unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        pki.path("gitgate.yaml"),
+        format!(
+            "repository: {{url: {}, refresh: 1h}}\nserver:\n  listen: 127.0.0.1:{port}\n  tlsCert: {}\n  tlsKey: {}\n  refreshTokenFile: {}\n",
+            repo.path().display(),
+            pki.path("server.crt").display(),
+            pki.path("server.key").display(),
+            pki.path("token").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args(["-c", pki.path("gitgate.yaml").to_str().unwrap()])
+        .args(["serve", "--log-format", "json", "-vv"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).unwrap();
+        logs
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = pki.client(None);
+        let url = format!("https://localhost:{port}/refresh");
+        for _ in 0..200 {
+            let Ok(resp) = client
+                .post(&url)
+                .bearer_auth("wrong-token-0815")
+                .send()
+                .await
+            else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            assert_eq!(resp.status(), 401);
+            let resp = client
+                .post(&url)
+                .bearer_auth("right-token-4711")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 202);
+            return;
+        }
+        panic!("the server did not come up");
+    });
+    // Close the client's connections, so that the graceful shutdown has nothing to wait for.
+    drop(runtime);
+    unsafe { libc_kill(child.id() as i32) };
+    assert!(child.wait().unwrap().success());
+    let logs = reader.join().unwrap();
+    assert!(logs.contains("POST /refresh refused"), "{logs}");
+    assert!(
+        logs.contains("a sync of the Git mirror was requested"),
+        "{logs}"
+    );
+    for secret in ["right-token-4711", "wrong-token-0815"] {
+        assert!(!logs.contains(secret), "the logs hold {secret}:\n{logs}");
+    }
+}

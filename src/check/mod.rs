@@ -3,6 +3,7 @@
 //! result for every report format.
 
 pub mod changes;
+pub mod provenance;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use crate::input::{Document, Identity, Source};
 use crate::policy::matcher::NamespaceMap;
 use crate::policy::{Enforcement, PolicySet};
 use changes::{Change, FileObject, Note, Scopes};
+use provenance::PullRequest;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -118,7 +120,15 @@ pub enum CheckError {
 pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, CheckError> {
     let want_namespaces = set.uses_namespace_selector();
     let mut namespaces = NamespaceMap::default();
-    let (mut base, mut head, notes, range, files, source) = match target {
+    let Read {
+        mut base,
+        mut head,
+        notes,
+        range,
+        files,
+        source,
+        pull_request,
+    } = match target {
         Target::Range { repo, base, head } => read_range(
             repo,
             base.as_deref(),
@@ -128,14 +138,15 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         )?,
         Target::Files(paths) => {
             let (head, notes, files) = read_files(paths)?;
-            (
-                Vec::new(),
+            Read {
+                base: Vec::new(),
                 head,
                 notes,
-                None,
+                range: None,
                 files,
-                Source::premerge(None, None),
-            )
+                source: Source::premerge(None, None),
+                pull_request: None,
+            }
         }
     };
     for o in &head {
@@ -154,9 +165,14 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         checked: changes.iter().map(checked).collect(),
         items: notes.into_iter().map(note_item).collect(),
     };
-    report
-        .items
-        .extend(decide_all(&changes, set, &source, &namespaces));
+    let pull_request = pull_request.filter(|_| config.provenance.enabled != Some(false));
+    report.items.extend(decide_all(
+        &changes,
+        set,
+        &source,
+        &namespaces,
+        pull_request.as_ref(),
+    ));
     report.items.sort_by(|a, b| {
         (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
     });
@@ -203,6 +219,7 @@ fn decide_all(
     set: &PolicySet,
     source: &Source,
     namespaces: &NamespaceMap,
+    pull_request: Option<&PullRequest>,
 ) -> Vec<Item> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -214,7 +231,7 @@ fn decide_all(
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .flat_map(|c| decide_one(c, set, source, namespaces))
+                        .flat_map(|c| decide_one(c, set, source, namespaces, pull_request))
                         .collect::<Vec<_>>()
                 })
             })
@@ -247,10 +264,14 @@ fn decide_one(
     set: &PolicySet,
     source: &Source,
     namespaces: &NamespaceMap,
+    pull_request: Option<&PullRequest>,
 ) -> Vec<Item> {
-    let Some(doc) = document(change, source) else {
+    let Some(mut doc) = document(change, source) else {
         return Vec::new();
     };
+    if let Some(pr) = pull_request {
+        doc.provenance = Some(pr.verdict(&change.path, change.line).to_value());
+    }
     let identity = doc
         .subject()
         .and_then(Identity::of_object)
@@ -302,14 +323,17 @@ fn decide_one(
     items
 }
 
-type Read = (
-    Vec<FileObject>,
-    Vec<FileObject>,
-    Vec<Note>,
-    Option<Range>,
-    usize,
-    Source,
-);
+/// What was read of the repository or the files.
+struct Read {
+    base: Vec<FileObject>,
+    head: Vec<FileObject>,
+    notes: Vec<Note>,
+    range: Option<Range>,
+    files: usize,
+    source: Source,
+    /// The pull request's commits, for a range.
+    pull_request: Option<PullRequest>,
+}
 
 /// Reads the changed files of a range. With `namespaces`, the labels of every Namespace at the
 /// head (changed or not) are collected too, for `namespaceSelector`.
@@ -338,16 +362,31 @@ fn read_range(
             repo.merge_base(protected, head_id)?
         }
     };
-    // The pull request's own commits must be approved too when signatures are required.
-    let mut notes = Vec::new();
-    if let Some(trust) = crate::provenance::approval::Trust::from_config(&config.approval)
-        .map_err(CheckError::Trust)?
-    {
-        notes.extend(unapproved_commits(&repo, base_id, head_id, &trust)?);
-    }
     let roots = &config.repository.paths;
     let base_files = repo.manifest_files(base_id, roots)?;
     let head_files = repo.manifest_files(head_id, roots)?;
+    // The pull request's own commits must be approved too when signatures are required.
+    let trust = crate::provenance::approval::Trust::from_config(&config.approval)
+        .map_err(CheckError::Trust)?;
+    let changed = head_files
+        .iter()
+        .filter(|(path, id)| base_files.get(*path) != Some(id))
+        .chain(
+            base_files
+                .iter()
+                .filter(|(path, id)| head_files.get(*path) != Some(id)),
+        )
+        .map(|(path, _)| path.clone())
+        .collect();
+    let pull_request = PullRequest::read(
+        &repo,
+        (base_id, &base_files),
+        (head_id, &head_files),
+        changed,
+        trust.as_ref(),
+        roots,
+    )?;
+    let mut notes = pull_request.notes(&repo)?;
     let mut base_objects = Vec::new();
     let mut head_objects = Vec::new();
     let mut files = 0;
@@ -402,54 +441,15 @@ fn read_range(
         base: base_id.to_string(),
         head: head_id.to_string(),
     };
-    Ok((
-        base_objects,
-        head_objects,
+    Ok(Read {
+        base: base_objects,
+        head: head_objects,
         notes,
-        Some(range),
+        range: Some(range),
         files,
         source,
-    ))
-}
-
-/// The commits from `head` back to `base` along first parents (what the pull request adds;
-/// merged-in commits of the protected branch were approved there) that no trusted key signed.
-fn unapproved_commits(
-    repo: &Repo,
-    base: gix::ObjectId,
-    head: gix::ObjectId,
-    trust: &crate::provenance::approval::Trust,
-) -> Result<Vec<Note>, CheckError> {
-    let mut notes = Vec::new();
-    let mut next = Some(head);
-    let mut seen = 0;
-    while let Some(id) = next {
-        if id == base || seen >= 10_000 {
-            break;
-        }
-        seen += 1;
-        let info = repo.commit_info(id)?;
-        let problem = match &info.signature {
-            None => Some(crate::provenance::signers::SignatureProblem::Unsigned),
-            Some((armored, data)) => trust
-                .verify(armored, data, &info.committer_email, info.time)
-                .err(),
-        };
-        if let Some(problem) = problem {
-            notes.push(Note {
-                path: String::new(),
-                line: 0,
-                message: format!(
-                    "provenance: commit {} by {} is not approved: {problem}",
-                    &id.to_string()[..12],
-                    info.committer_email
-                ),
-                problem: true,
-            });
-        }
-        next = info.parents.first().copied();
-    }
-    Ok(notes)
+        pull_request: Some(pull_request),
+    })
 }
 
 fn read_files(paths: &[PathBuf]) -> Result<(Vec<FileObject>, Vec<Note>, usize), CheckError> {

@@ -58,7 +58,7 @@ impl Trust {
         }
     }
 }
-use crate::git::{GitError, Repo};
+use crate::git::{CommitInfo, GitError, Repo};
 
 /// The window of recent commits that count.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +75,8 @@ pub struct WindowCommit {
     pub id: ObjectId,
     /// Committer time, seconds since the epoch.
     pub time: i64,
+    /// The first parent: the commit before it on the chain.
+    pub parent: Option<ObjectId>,
     /// `Ok(signer)` (the allowed-signers entry, or `"unsigned (signatures not required)"`),
     /// or the reason it is not approved.
     pub approval: Result<String, SignatureProblem>,
@@ -106,21 +108,49 @@ pub fn window(
         if !out.is_empty() && newest - info.time > window.max_age.as_secs() as i64 {
             break;
         }
-        let approval = match trust {
-            None => Ok("unsigned (signatures not required)".to_string()),
-            Some(trust) => match &info.signature {
-                None => Err(SignatureProblem::Unsigned),
-                Some((armored, data)) => {
-                    trust.verify(armored, data, &info.committer_email, info.time)
-                }
-            },
-        };
-        out.push(WindowCommit {
-            id,
-            time: info.time,
-            approval,
-        });
+        out.push(judged(&info, trust));
         next = info.parents.first().copied();
     }
     Ok(out)
+}
+
+/// A pull request's own commits, the newest first: the first-parent chain from `head` back
+/// to `base` (not included). Commits of the protected branch merged into the pull request
+/// were approved there and are not walked; at most `limit` commits are.
+pub fn pull_request(
+    repo: &Repo,
+    base: ObjectId,
+    head: ObjectId,
+    trust: Option<&Trust>,
+    limit: usize,
+) -> Result<Vec<WindowCommit>, GitError> {
+    let mut out = Vec::new();
+    let mut next = Some(head);
+    while let Some(id) = next {
+        if id == base || out.len() >= limit {
+            break;
+        }
+        let info = repo.commit_info(id)?;
+        next = info.parents.first().copied();
+        out.push(judged(&info, trust));
+    }
+    Ok(out)
+}
+
+/// One commit judged: approved when signatures are not required (`trust` is `None`), or
+/// when a trusted key signed it.
+fn judged(info: &CommitInfo, trust: Option<&Trust>) -> WindowCommit {
+    let approval = match trust {
+        None => Ok("unsigned (signatures not required)".to_string()),
+        Some(trust) => match &info.signature {
+            None => Err(SignatureProblem::Unsigned),
+            Some((armored, data)) => trust.verify(armored, data, &info.committer_email, info.time),
+        },
+    };
+    WindowCommit {
+        id: info.id,
+        time: info.time,
+        parent: info.parents.first().copied(),
+        approval,
+    }
 }

@@ -7,7 +7,7 @@
 //! else, or the repository itself); fetching over HTTPS or SSH with gix comes next.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -28,6 +28,9 @@ pub struct Snapshot {
 pub struct Mirror {
     current: ArcSwapOption<Snapshot>,
     last_error: ArcSwapOption<String>,
+    /// Set by [`Mirror::request_sync`]; the mirror thread waits on it between timer syncs,
+    /// so that a request never syncs on its own thread.
+    wake: (Mutex<bool>, Condvar),
 }
 
 /// What a sync needs from the configuration.
@@ -119,7 +122,26 @@ impl Mirror {
         }
     }
 
-    /// Syncs now and then every `source.refresh`, on a blocking thread.
+    /// Asks the mirror thread to sync now (a push was announced) instead of at its next tick.
+    /// Returns at once; requests made during a sync are served by one more sync after it.
+    pub fn request_sync(&self) {
+        let (flag, wake) = &self.wake;
+        *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+    }
+
+    /// Waits until `refresh` has passed or a sync was requested.
+    fn wait_for_next(&self, refresh: Duration) {
+        let (flag, wake) = &self.wake;
+        let guard = flag.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut requested, _) = wake
+            .wait_timeout_while(guard, refresh, |requested| !*requested)
+            .unwrap_or_else(PoisonError::into_inner);
+        *requested = false;
+    }
+
+    /// Syncs now, then every `source.refresh` or when [`Mirror::request_sync`] asks, on a
+    /// thread of its own.
     pub fn spawn(self: &Arc<Self>, source: Source) {
         let mirror = self.clone();
         std::thread::Builder::new()
@@ -131,7 +153,7 @@ impl Mirror {
                         metrics::gauge!("gitgate_git_sync_age_seconds")
                             .set(s.synced_at.elapsed().as_secs_f64());
                     }
-                    std::thread::sleep(source.refresh.max(Duration::from_millis(100)));
+                    mirror.wait_for_next(source.refresh.max(Duration::from_millis(100)));
                 }
             })
             .expect("a thread for the mirror");

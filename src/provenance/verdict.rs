@@ -64,6 +64,23 @@ impl Verdict {
         }
     }
 
+    /// A verdict about a manifest at a commit, path and line, with no field comparison (what
+    /// `check` gives a pull request's own documents).
+    pub fn at(
+        status: Status,
+        reason: impl Into<String>,
+        commit: String,
+        path: String,
+        line: usize,
+    ) -> Verdict {
+        Verdict {
+            commit: Some(commit),
+            path: Some(path),
+            line: Some(line),
+            ..Verdict::simple(status, reason)
+        }
+    }
+
     /// The verdict as the JSON policies read.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -165,7 +182,8 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
     closest.unwrap_or_else(|| Verdict::simple(Status::Untraceable, "no version matched"))
 }
 
-fn short(id: &str) -> &str {
+/// A commit id as messages show it (12 hex digits).
+pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 

@@ -1,9 +1,10 @@
 //! `gitgate serve`: the admission door. An axum application over rustls: `POST /validate`
 //! takes an AdmissionReview (v1 or v1beta1) and answers in the version it came in, deciding
 //! with [`decision::decide`], the function `check` calls. `/healthz`, `/readyz` and
-//! `/metrics` (Prometheus) beside it.
+//! `/metrics` (Prometheus) beside it, and `POST /refresh` ([`refresh`]) for Git host webhooks.
 
 pub mod admission;
+pub mod refresh;
 pub mod setup;
 pub mod tls;
 
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/refresh", post(refresh::refresh))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

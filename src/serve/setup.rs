@@ -25,6 +25,10 @@ pub fn state(
     let set = policy::load::from_config(&policies, config_dir, &[], rego_version)
         .map_err(|e| e.to_string())?;
     tracing::info!(policies = set.len(), "policies loaded");
+    // The refresh token is read on every POST /refresh; a file that cannot serve is an error now.
+    if let Some(path) = &config.server.refresh_token_file {
+        super::refresh::read_token(path).map_err(|e| format!("server.refreshTokenFile: {e}"))?;
+    }
     let mut state = AppState::new(set, config);
     match Source::from_config(config)? {
         Some(source) => {
