@@ -73,7 +73,27 @@ fn helm_template_renders_objects() {
         eprintln!("skipping: helm is not installed on this machine");
         return;
     }
-    for extra in [&[][..], &["--set", "certManager.enabled=false"][..]] {
+    // Defaults; generated certificates; and a private repository over SSH with trusted keys,
+    // required signatures, a policy file, a refresh token and a ServiceMonitor.
+    let full: &[&str] = &[
+        "--set",
+        "config.repository.url=ssh://git@git.example.com/org/gitops.git",
+        "--set",
+        "gitCredentials.type=ssh",
+        "--set",
+        "gitCredentials.sshPrivateKey=KEY",
+        "--set",
+        "gitCredentials.knownHosts=git.example.com ssh-ed25519 AAAA",
+        "--set",
+        "trustedKeys.allowedSigners=a@example.com ssh-ed25519 AAAA",
+        "--set",
+        "config.approval.requireSignatures=true",
+        "--set",
+        "policyFiles.team\\.rego=package team",
+        "--set",
+        "serviceMonitor.enabled=true",
+    ];
+    for extra in [&[][..], &["--set", "certManager.enabled=false"][..], full] {
         let out = std::process::Command::new("helm")
             .args([
                 "template",
@@ -81,6 +101,10 @@ fn helm_template_renders_objects() {
                 chart().to_str().unwrap(),
                 "--namespace",
                 "gitgate-system",
+                // A cluster as recent as the chart's oldest supported one at least (helm's
+                // own default is older than the chart's kubeVersion).
+                "--kube-version",
+                "1.33.0",
             ])
             .args(extra)
             .output()
@@ -91,17 +115,52 @@ fn helm_template_renders_objects() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).unwrap();
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        // Read as kubectl reads it (YAML 1.1 octal modes such as 0440 included).
+        let docs: Vec<Value> = gitgate::manifest::parse_str("helm template", &text)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.value)
+            .filter(|v| !v.is_null())
+            .collect();
         assert!(
             docs.iter()
                 .all(|d| d["kind"].is_string() && d["apiVersion"].is_string())
         );
+        for doc in &docs {
+            is_an_object_of_its_kind(doc);
+        }
+        // The configuration the chart renders is one gitgate accepts (unknown keys refused).
+        let config = docs
+            .iter()
+            .find_map(|d| d["data"]["gitgate.yaml"].as_str())
+            .expect("a ConfigMap with gitgate.yaml");
+        if let Err(e) = gitgate::config::Config::parse("gitgate.yaml", config) {
+            panic!("{e}\n{config}");
+        }
         let webhook = docs
             .iter()
             .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
             .expect("a webhook configuration");
         let hook = &webhook["webhooks"][0];
-        assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
+        let service = docs
+            .iter()
+            .find(|d| d["kind"] == "Service")
+            .expect("a Service");
+        let target = &hook["clientConfig"]["service"];
+        assert_eq!(target["path"], "/validate");
+        assert_eq!(target["name"], service["metadata"]["name"], "{target}");
+        assert_eq!(target["namespace"], "gitgate-system", "{target}");
+        let port = target["port"].as_i64().unwrap_or(443);
+        assert!(
+            service["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"].as_i64() == Some(port)),
+            "the Service serves port {port}: {service}"
+        );
+        assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
         let excluded = hook["namespaceSelector"].to_string();
         for ns in [
             "kube-system",
@@ -111,5 +170,43 @@ fn helm_template_renders_objects() {
         ] {
             assert!(excluded.contains(ns), "{ns} excluded: {excluded}");
         }
+    }
+}
+
+/// Reads a rendered document as the Kubernetes type its kind names (k8s-openapi), so that a
+/// field of the wrong type or shape fails here rather than at `helm install`.
+fn is_an_object_of_its_kind(doc: &Value) {
+    use k8s_openapi::api::{
+        admissionregistration::v1 as admission, apps::v1 as apps, core::v1 as core,
+        policy::v1 as policy, rbac::v1 as rbac,
+    };
+    fn read<T: serde::de::DeserializeOwned>(doc: &Value) {
+        if let Err(e) = serde_json::from_value::<T>(doc.clone()) {
+            panic!(
+                "{} {} is not a valid {}: {e}",
+                doc["kind"],
+                doc["metadata"]["name"],
+                std::any::type_name::<T>()
+            );
+        }
+    }
+    assert!(doc["metadata"]["name"].is_string(), "{doc}");
+    match doc["kind"].as_str().unwrap_or_default() {
+        "Deployment" => read::<apps::Deployment>(doc),
+        "Service" => read::<core::Service>(doc),
+        "ServiceAccount" => read::<core::ServiceAccount>(doc),
+        "ConfigMap" => read::<core::ConfigMap>(doc),
+        "Secret" => read::<core::Secret>(doc),
+        "PodDisruptionBudget" => read::<policy::PodDisruptionBudget>(doc),
+        "ValidatingWebhookConfiguration" => read::<admission::ValidatingWebhookConfiguration>(doc),
+        "ClusterRole" => read::<rbac::ClusterRole>(doc),
+        "ClusterRoleBinding" => read::<rbac::ClusterRoleBinding>(doc),
+        "Role" => read::<rbac::Role>(doc),
+        "RoleBinding" => read::<rbac::RoleBinding>(doc),
+        // cert-manager's and the Prometheus Operator's kinds have no types here.
+        "Issuer" | "Certificate" | "ServiceMonitor" => {
+            assert!(doc["spec"].is_object(), "{doc}")
+        }
+        other => panic!("an unexpected kind in the chart: {other}"),
     }
 }
