@@ -4,7 +4,12 @@
 //! the last good index keeps deciding and its age is reported.
 //!
 //! This first version reads a repository on a local path (a clone kept fresh by something
-//! else, or the repository itself); fetching over HTTPS or SSH with gix comes next.
+//! else, or the repository itself); fetching over HTTPS or SSH with gix comes next. What was
+//! found for it: gix's `blocking-http-transport-reqwest` feature with gitgate depending on
+//! reqwest 0.13 with `rustls-no-provider` (features unify) fetches over HTTPS with no aws-lc
+//! in the tree, provided ring is installed as rustls's process default provider; gix's
+//! `*-rust-tls` features turn on reqwest's `rustls`, which is aws-lc. gix's SSH transport
+//! runs the `ssh` program, which the distroless image does not have.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

@@ -2,6 +2,8 @@
 //! file uses every helper).
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
