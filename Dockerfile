@@ -3,7 +3,8 @@
 # gitgate container image: a static-ish Rust binary on distroless (glibc, CA certificates,
 # no shell, no package manager), running as the unprivileged user 65532.
 #
-#   docker build -t gitgate:0.1.0 .
+#   docker build -t gitgate:0.1.0 .                    # HTTPS or local repositories
+#   docker build -t gitgate:0.1.0-ssh --target ssh .   # ssh:// repositories (adds the ssh program)
 #   docker run --rm gitgate:0.1.0 demo
 
 # ---- build ----------------------------------------------------------------------------
@@ -32,7 +33,22 @@ RUN find src -name '*.rs' -exec touch {} + \
  && install -D -m 0755 target/release/gitgate /out/gitgate \
  && install -d -m 0755 /out/var/lib/gitgate
 
-# ---- runtime --------------------------------------------------------------------------
+# ---- runtime with ssh (for ssh:// repositories): docker build --target ssh ------------------
+# gix fetches over SSH by running the `ssh` program, which distroless does not have. HTTPS
+# repositories need nothing of the kind: use the default image below.
+FROM debian:bookworm-slim AS ssh
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 65532 --user-group --home-dir /home/nonroot --create-home nonroot
+COPY --from=builder /out/gitgate /gitgate
+COPY --from=builder --chown=65532:65532 /out/var/lib/gitgate /var/lib/gitgate
+USER 65532:65532
+EXPOSE 8443
+ENTRYPOINT ["/gitgate"]
+CMD ["serve"]
+
+# ---- runtime (the default target) ----------------------------------------------------------
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="gitgate" \
       org.opencontainers.image.description="Policy and admission gate for GitOps: the same Rego policies before merge and at apply time" \

@@ -35,6 +35,12 @@ pub struct Repository {
     #[serde(deserialize_with = "duration")]
     pub refresh: Duration,
     pub credentials: Credentials,
+    /// Where `serve` keeps its bare mirror of a remote repository (the chart mounts a volume
+    /// here).
+    pub mirror_dir: PathBuf,
+    /// The certificate authorities (PEM) an HTTPS repository's server is verified with, for a
+    /// Git server with a private CA, instead of the system's roots (as git's `http.sslCAInfo`).
+    pub ca_file: Option<PathBuf>,
     /// The namespace of namespaced objects whose manifest sets none (as `kubectl apply -n`,
     /// Flux's `targetNamespace` or Argo CD's destination namespace would give them).
     pub default_namespace: String,
@@ -48,6 +54,8 @@ impl Default for Repository {
             paths: Vec::new(),
             refresh: Duration::from_secs(30),
             credentials: Credentials::default(),
+            mirror_dir: PathBuf::from("/var/lib/gitgate/mirror"),
+            ca_file: None,
             default_namespace: "default".into(),
         }
     }

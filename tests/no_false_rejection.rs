@@ -110,6 +110,7 @@ async fn every_request_applying_what_git_holds_is_admitted() {
         &["init", "-q", "-b", "main"],
     );
     let source = Source {
+        remote: None,
         path: repo.path().to_path_buf(),
         branch: "main".into(),
         roots: Vec::new(),

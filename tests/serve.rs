@@ -592,6 +592,7 @@ async fn provenance_refuses_what_git_does_not_hold() {
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "demo"]);
     let source = Source {
+        remote: None,
         path: repo.path().to_path_buf(),
         branch: "main".into(),
         roots: Vec::new(),

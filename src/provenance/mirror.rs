@@ -3,13 +3,9 @@
 //! and never touches Git. Until the first sync the webhook is not ready; when a sync fails,
 //! the last good index keeps deciding and its age is reported.
 //!
-//! This first version reads a repository on a local path (a clone kept fresh by something
-//! else, or the repository itself); fetching over HTTPS or SSH with gix comes next. What was
-//! found for it: gix's `blocking-http-transport-reqwest` feature with gitgate depending on
-//! reqwest 0.13 with `rustls-no-provider` (features unify) fetches over HTTPS with no aws-lc
-//! in the tree, provided ring is installed as rustls's process default provider; gix's
-//! `*-rust-tls` features turn on reqwest's `rustls`, which is aws-lc. gix's SSH transport
-//! runs the `ssh` program, which the distroless image does not have.
+//! The repository is either a local path (a clone kept fresh by something else) or a remote
+//! that [`super::fetch`] fetches into a bare mirror under `repository.mirrorDir` before each
+//! sync.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -41,7 +37,10 @@ pub struct Mirror {
 /// What a sync needs from the configuration.
 #[derive(Clone)]
 pub struct Source {
+    /// The repository read: the local path, or the bare mirror of `remote`.
     pub path: PathBuf,
+    /// Fetched before each sync when the repository is remote.
+    pub remote: Option<super::fetch::Remote>,
     pub branch: String,
     pub roots: Vec<String>,
     pub default_namespace: String,
@@ -61,14 +60,19 @@ impl Source {
         if config.provenance.enabled == Some(false) {
             return Ok(None);
         }
-        if url.contains("://") || url.contains('@') {
-            return Err(format!(
-                "repository.url {url:?}: only a local path is supported so far (fetching over HTTPS or SSH is not built yet)"
-            ));
-        }
+        let remote = super::fetch::is_remote(&url).then(|| super::fetch::Remote {
+            url: url.clone(),
+            branch: config.repository.branch.clone(),
+            dir: config.repository.mirror_dir.clone(),
+            credentials: config.repository.credentials.clone(),
+            ca_file: config.repository.ca_file.clone(),
+        });
         let trust = Trust::from_config(&config.approval)?.map(Arc::new);
         Ok(Some(Source {
-            path: PathBuf::from(url),
+            path: remote
+                .as_ref()
+                .map_or_else(|| PathBuf::from(&url), |r| r.dir.clone()),
+            remote,
             branch: config.repository.branch.clone(),
             roots: config.repository.paths.clone(),
             default_namespace: config.repository.default_namespace.clone(),
@@ -95,10 +99,15 @@ impl Mirror {
     /// One sync: the window and its index, folded into the previous one when it continues it.
     pub fn sync(&self, source: &Source) -> Result<(), String> {
         let result = (|| {
+            let candidates = match &source.remote {
+                Some(remote) => {
+                    remote.fetch()?;
+                    vec![format!("refs/remotes/origin/{}", source.branch)]
+                }
+                None => vec![source.branch.clone(), format!("origin/{}", source.branch)],
+            };
             let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
-            let tip = repo
-                .resolve_first(&[source.branch.clone(), format!("origin/{}", source.branch)])
-                .map_err(|e| e.to_string())?;
+            let tip = repo.resolve_first(&candidates).map_err(|e| e.to_string())?;
             let commits = window(&repo, tip, source.window, source.trust.as_deref())
                 .map_err(|e| e.to_string())?;
             let index = match self.snapshot() {

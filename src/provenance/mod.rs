@@ -4,6 +4,7 @@
 //! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
 //! - [`openpgp`]: trusted OpenPGP keys and OpenPGP commit signatures.
 //! - [`index`]: identity → the manifests for it in the approved window.
+//! - [`fetch`]: the bare mirror of a remote repository, fetched with gix over HTTPS or SSH.
 //! - [`mirror`]: the index kept fresh off the request path and swapped in atomically.
 //! - [`verdict`]: `input.provenance` of a request: exempt, traceable, modified, untraceable.
 //! - [`matching`]: the traceability match of an admitted object against its manifest, with
@@ -11,6 +12,7 @@
 //!   [`schema`] (merge keys, defaults and server-owned fields of the built-in types).
 
 pub mod approval;
+pub mod fetch;
 pub mod index;
 pub mod matching;
 pub mod mirror;
