@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use gitgate::config::Config;
 use gitgate::input::Identity;
 use gitgate::provenance::mirror::{Mirror, Source};
+use support::binary::{Served, free_port};
 use support::pki::Pki;
 
 fn git_is_here() -> bool {
@@ -280,7 +281,6 @@ async fn https_with_basic_credentials_from_files_and_a_private_ca() {
 /// network. Readiness comes with the first index; the key never reaches a log.
 #[test]
 fn ssh_with_the_configured_key_and_known_hosts() {
-    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     if !git_is_here() {
         return;
@@ -328,41 +328,31 @@ fn ssh_with_the_configured_key_and_known_hosts() {
 
     let pki = Pki::new();
     pki.issue("server", "gitgate");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (cert, key_pem) = (pki.path("server.crt"), pki.path("server.key"));
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gitgate"))
-        .arg("-c")
-        .arg(&config)
-        .args([
+    let served = Served::start(
+        &[
+            "-c",
+            config.to_str().unwrap(),
             "serve",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &listen,
             "-v",
             "--log-format",
             "json",
-        ])
-        .arg("--tls-cert")
-        .arg(pki.path("server.crt"))
-        .arg("--tls-key")
-        .arg(pki.path("server.key"))
-        .env("PATH", path)
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).unwrap();
-        logs
-    });
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key_pem.to_str().unwrap(),
+        ],
+        &[("PATH", path)],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -382,9 +372,8 @@ fn ssh_with_the_configured_key_and_known_hosts() {
         }
         None
     });
-    let _ = child.kill();
-    let _ = child.wait();
-    let logs = reader.join().unwrap();
+    drop(runtime);
+    let (_, logs) = served.stop();
     let ready = ready.unwrap_or_else(|| panic!("never ready; logs:\n{logs}"));
     assert_eq!(ready["provenance"]["approvedCommits"], 1, "{ready}");
     let calls = std::fs::read_to_string(&log).unwrap();

@@ -26,7 +26,7 @@ use gitgate::policy::Options;
 use gitgate::provenance::approval::Window;
 use gitgate::provenance::mirror::{Mirror, Source};
 use gitgate::provenance::verdict::{Status, judge};
-use gitgate::serve::{AppState, start};
+use gitgate::serve::AppState;
 use serde_json::Value;
 use support::pki::Pki;
 
@@ -127,15 +127,12 @@ async fn every_request_applying_what_git_holds_is_admitted() {
     let mirror = Arc::new(Mirror::default());
     let config = Config::default();
     let policies = gitgate::builtin::policy_set(&Options::default()).unwrap();
-    let state = Arc::new(AppState::new(policies, &config).with_mirror(mirror.clone()));
-    let server = start(
-        state,
-        "127.0.0.1:0",
-        pki.files(false),
-        config.server.max_body_bytes,
-    )
-    .await
-    .unwrap();
+    let server = pki
+        .serve(
+            AppState::new(policies, &config).with_mirror(mirror.clone()),
+            &config,
+        )
+        .await;
     let client = pki.client(None);
     let decide = |file: &'static str| {
         let client = client.clone();

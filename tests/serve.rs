@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::binary::{Served, free_port};
 use support::pki::Pki;
 
 use std::net::SocketAddr;
@@ -33,15 +34,7 @@ fn pod(image: &str) -> Value {
 }
 
 async fn serve(pki: &Pki, set: PolicySet, config: &Config) -> Running {
-    let state = Arc::new(AppState::new(set, config));
-    start(
-        state,
-        "127.0.0.1:0",
-        pki.files(config.server.client_ca.is_some()),
-        config.server.max_body_bytes,
-    )
-    .await
-    .expect("the server starts")
+    pki.serve(AppState::new(set, config), config).await
 }
 
 fn builtin() -> PolicySet {
@@ -447,35 +440,24 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
 
 /// Runs the real binary, posts fixture 012 (a Secret) and returns what it logged.
 fn logs_of_binary_serving(pki: &Pki, fixture: &Path, format: &str) -> String {
-    use std::io::Read;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gitgate"))
-        .args([
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
+    let served = Served::start(
+        &[
             "serve",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &listen,
             "--log-format",
             format,
             "-vv",
-        ])
-        .arg("--tls-cert")
-        .arg(pki.path("server.crt"))
-        .arg("--tls-key")
-        .arg(pki.path("server.key"))
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Drain the logs while the server runs, so that a full pipe never blocks it.
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).unwrap();
-        logs
-    });
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -500,23 +482,12 @@ fn logs_of_binary_serving(pki: &Pki, fixture: &Path, format: &str) -> String {
         }
         panic!("the server did not come up");
     });
-    unsafe { libc_kill(child.id() as i32) };
-    let status = child.wait().unwrap();
+    let (status, logs) = served.stop();
     assert!(
         status.success(),
         "SIGTERM ends the server cleanly: {status:?}"
     );
-    reader.join().unwrap()
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill_raw(pid: i32, sig: i32) -> i32;
-}
-
-unsafe fn libc_kill(pid: i32) {
-    // SIGTERM, as Kubernetes sends it.
-    unsafe { libc_kill_raw(pid, 15) };
+    logs
 }
 
 #[test]
@@ -608,15 +579,12 @@ async fn provenance_refuses_what_git_does_not_hold() {
     pki.issue("server", "gitgate");
     let mirror = Arc::new(Mirror::default());
     let config = Config::default();
-    let state = Arc::new(AppState::new(builtin(), &config).with_mirror(mirror.clone()));
-    let server = start(
-        state,
-        "127.0.0.1:0",
-        pki.files(false),
-        config.server.max_body_bytes,
-    )
-    .await
-    .unwrap();
+    let server = pki
+        .serve(
+            AppState::new(builtin(), &config).with_mirror(mirror.clone()),
+            &config,
+        )
+        .await;
     let client = pki.client(None);
     let ready = |client: reqwest::Client| async move {
         client
@@ -713,15 +681,12 @@ async fn refresh_syncs_the_mirror_now_for_an_authenticated_git_host() {
     mirror.spawn(source);
     let pki = Pki::new();
     pki.issue("server", "gitgate");
-    let state = Arc::new(AppState::new(builtin(), &config).with_mirror(mirror.clone()));
-    let server = start(
-        state,
-        "127.0.0.1:0",
-        pki.files(false),
-        config.server.max_body_bytes,
-    )
-    .await
-    .unwrap();
+    let server = pki
+        .serve(
+            AppState::new(builtin(), &config).with_mirror(mirror.clone()),
+            &config,
+        )
+        .await;
     let client = pki.client(None);
     let fixture = std::fs::read(dir.join("005-create-configmaps-web-config.json")).unwrap();
     let admitted = |client: reqwest::Client, fixture: Vec<u8>| async move {
@@ -825,7 +790,6 @@ async fn refresh_syncs_the_mirror_now_for_an_authenticated_git_host() {
 
 #[test]
 fn the_refresh_token_never_reaches_a_log() {
-    use std::io::Read;
     let repo = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
     git(&["init", "-q", "-b", "main"]);
@@ -839,10 +803,7 @@ fn the_refresh_token_never_reaches_a_log() {
     let pki = Pki::new();
     pki.issue("server", "gitgate");
     std::fs::write(pki.path("token"), "right-token-4711\n").unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     std::fs::write(
         pki.path("gitgate.yaml"),
         format!(
@@ -854,19 +815,18 @@ fn the_refresh_token_never_reaches_a_log() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gitgate"))
-        .args(["-c", pki.path("gitgate.yaml").to_str().unwrap()])
-        .args(["serve", "--log-format", "json", "-vv"])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).unwrap();
-        logs
-    });
+    let config = pki.path("gitgate.yaml");
+    let served = Served::start(
+        &[
+            "-c",
+            config.to_str().unwrap(),
+            "serve",
+            "--log-format",
+            "json",
+            "-vv",
+        ],
+        &[],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -898,9 +858,8 @@ fn the_refresh_token_never_reaches_a_log() {
     });
     // Close the client's connections, so that the graceful shutdown has nothing to wait for.
     drop(runtime);
-    unsafe { libc_kill(child.id() as i32) };
-    assert!(child.wait().unwrap().success());
-    let logs = reader.join().unwrap();
+    let (status, logs) = served.stop();
+    assert!(status.success(), "{status:?}");
     assert!(logs.contains("POST /refresh refused"), "{logs}");
     assert!(
         logs.contains("a sync of the Git mirror was requested"),

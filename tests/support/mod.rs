@@ -2,6 +2,7 @@
 //! file uses every helper).
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod pki;
 
 use std::path::{Path, PathBuf};

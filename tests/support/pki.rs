@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gitgate::serve::TlsFiles;
+use gitgate::config::Config;
+use gitgate::serve::{AppState, Running, TlsFiles};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 /// A CA made for the test, which signs server and client certificates.
@@ -51,6 +52,19 @@ impl Pki {
             std::fs::rename(&tmp, self.path(&file)).unwrap();
         }
         cert.der().to_vec()
+    }
+
+    /// Serves `state` over TLS on a loopback port with the `server` certificate (issue it
+    /// first), requiring client certificates when `config` names a client CA.
+    pub async fn serve(&self, state: AppState, config: &Config) -> Running {
+        gitgate::serve::start(
+            Arc::new(state),
+            "127.0.0.1:0",
+            self.files(config.server.client_ca.is_some()),
+            config.server.max_body_bytes,
+        )
+        .await
+        .expect("the server starts")
     }
 
     pub fn files(&self, client_ca: bool) -> TlsFiles {

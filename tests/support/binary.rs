@@ -1,0 +1,51 @@
+//! `gitgate serve` run as the real binary: on a free loopback port, its logs drained on a
+//! thread (a full pipe would block the server), stopped with SIGTERM as Kubernetes stops it.
+
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The running binary.
+pub struct Served {
+    child: Child,
+    logs: JoinHandle<String>,
+}
+
+impl Served {
+    /// Runs `gitgate` with `args` (and `env` on top of the test's own environment).
+    pub fn start(args: &[&str], env: &[(&str, String)]) -> Served {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitgate"));
+        command
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let logs = std::thread::spawn(move || {
+            let mut logs = String::new();
+            stderr.read_to_string(&mut logs).unwrap();
+            logs
+        });
+        Served { child, logs }
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns how it exited and everything it logged.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        unsafe extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        // SAFETY: a plain syscall on the pid of a child this struct owns and has not reaped.
+        unsafe { kill(self.child.id() as i32, 15) };
+        let status = self.child.wait().unwrap();
+        (status, self.logs.join().unwrap())
+    }
+}
