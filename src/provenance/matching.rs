@@ -59,6 +59,8 @@
 //!    scaled kind's path, which is also the Scale's), and nothing else of the manifest.
 //!    Defaults do not apply: a Scale request is always someone's explicit choice.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -130,8 +132,8 @@ pub fn compare(
             .get("apiVersion")
             .and_then(Value::as_str)
             .is_some_and(|v| v.starts_with("autoscaling/"));
-    let git = if scale {
-        scale_view(git)
+    let git: Cow<'_, Value> = if scale {
+        Cow::Owned(scale_view(git))
     } else {
         normalize(git_kind, git)
     };
@@ -174,7 +176,11 @@ fn scale_view(git: &Value) -> Value {
 /// Git's manifest as the API server would store it, where that differs by more than defaults:
 /// a Secret's `stringData` is written into `data` (base64, winning over `data`); a Service's
 /// empty `clusterIP` and zero node ports mean "allocate one".
-fn normalize(kind: &str, git: &Value) -> Value {
+/// Other kinds are compared as written (borrowed: no copy on the request path).
+fn normalize<'a>(kind: &str, git: &'a Value) -> Cow<'a, Value> {
+    if kind != "Secret" && kind != "Service" {
+        return Cow::Borrowed(git);
+    }
     let mut git = git.clone();
     match kind {
         "Secret" => {
@@ -215,7 +221,7 @@ fn normalize(kind: &str, git: &Value) -> Value {
         }
         _ => {}
     }
-    git
+    Cow::Owned(git)
 }
 
 fn is_zero(v: &Value) -> bool {
@@ -224,24 +230,8 @@ fn is_zero(v: &Value) -> bool {
 
 /// Standard base64 with padding (what the API server writes for `data`).
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Equality of two JSON values as the API server means it: numbers by value (`2` = `2.0`),
