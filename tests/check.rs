@@ -633,6 +633,10 @@ fn pull_request_commits_must_be_signed_when_required() {
         "{line}"
     );
     assert!(line.contains("not signed"), "{line}");
+    assert!(
+        line.contains("sign it with a key"),
+        "says what to do: {line}"
+    );
     assert_eq!(
         out.matches("is not approved").count(),
         1,

@@ -80,7 +80,7 @@ impl PullRequest {
                     path: String::new(),
                     line: 0,
                     message: format!(
-                        "provenance: commit {} by {} is not approved: {problem}",
+                        "provenance: commit {} by {} is not approved: {problem}; sign it with a key in the trusted keys (git commit -S, or git rebase --exec 'git commit --amend --no-edit -S')",
                         short(&commit.id.to_string()),
                         info.committer_email
                     ),
