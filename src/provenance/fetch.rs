@@ -13,6 +13,10 @@ use gix::remote::Direction;
 
 use crate::config::Credentials;
 
+/// The longest one HTTP request of a fetch may take, the pack included. A stalled server
+/// fails the sync (the last good index keeps deciding) instead of holding the mirror's thread.
+const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where and how to fetch.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -116,18 +120,24 @@ impl Remote {
                 _ => Ok(None),
             });
         }
-        if let Some(tls) = self.tls_config()? {
+        if self.url.starts_with("http://") || self.url.starts_with("https://") {
             use gix::protocol::transport::client::blocking_io::http;
             // The options git's configuration gives this URL (proxy, user agent, ...), with
-            // reqwest told to verify the server with `caFile`.
+            // reqwest given a time limit (a stalled server must not hold the mirror's thread
+            // forever) and, with `caFile`, the CAs to verify the server with.
             let mut options = repo
                 .transport_options(self.url.as_str(), None)
                 .map_err(|e| fail("cannot read the transport's configuration", &e))?
                 .and_then(|o| o.downcast::<http::Options>().ok())
                 .unwrap_or_default();
+            let tls = self.tls_config()?;
             let backend = http::reqwest::Options {
                 configure_client: Some(Box::new(move |builder| {
-                    Ok(builder.tls_backend_preconfigured((*tls).clone()))
+                    let builder = builder.timeout(HTTP_TIMEOUT);
+                    Ok(match &tls {
+                        Some(tls) => builder.tls_backend_preconfigured((**tls).clone()),
+                        None => builder,
+                    })
                 })),
                 configure_request: None,
             };
@@ -162,13 +172,16 @@ impl Remote {
     }
 
     /// `ssh` with the configured key and known hosts, strict host key checking and no prompts:
-    /// a host key that is not in `knownHostsFile` fails the fetch instead of being trusted.
+    /// a host key that is not in `knownHostsFile` fails the fetch instead of being trusted. A
+    /// server that does not answer, or stops answering for a minute, fails the fetch too.
     fn ssh_command(&self) -> Option<String> {
         let c = &self.credentials;
         if c.ssh_key_file.is_none() && c.known_hosts_file.is_none() {
             return None;
         }
-        let mut command = String::from("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes");
+        let mut command = String::from(
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4",
+        );
         if let Some(key) = &c.ssh_key_file {
             command += &format!(" -o IdentitiesOnly=yes -i {}", shell_quote(key));
         }
@@ -310,7 +323,8 @@ mod tests {
         };
         assert_eq!(
             remote.ssh_command().unwrap(),
-            "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes \
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=30 \
+             -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o IdentitiesOnly=yes \
              -i '/etc/gitgate/credentials/ssh key' \
              -o UserKnownHostsFile='/etc/gitgate/credentials/known_hosts'"
         );
