@@ -272,7 +272,7 @@ struct Walker<'a> {
     update: bool,
     /// Off for a Scale.
     defaults: bool,
-    path: Vec<Seg>,
+    path: Vec<Seg<'a>>,
     differing: Vec<String>,
     unattested: Vec<String>,
     security_relevant: Vec<String>,
@@ -290,7 +290,7 @@ impl<'a> Walker<'a> {
         push_unique(&mut self.differing, p);
     }
 
-    fn differ_at(&mut self, seg: Seg) {
+    fn differ_at(&mut self, seg: Seg<'a>) {
         self.path.push(seg);
         self.differ();
         self.path.pop();
@@ -298,7 +298,7 @@ impl<'a> Walker<'a> {
 
     /// Rule 1: `git` sets this path; the object must hold the same value. `obj` and `old` are the
     /// object's and the old object's values at the same path.
-    fn attested(&mut self, git: &Value, obj: Option<&'a Value>, old: Option<&'a Value>) {
+    fn attested(&mut self, git: &'a Value, obj: Option<&'a Value>, old: Option<&'a Value>) {
         if schema::git_skips(&self.path) {
             return;
         }
@@ -309,13 +309,13 @@ impl<'a> Walker<'a> {
             (Value::Null, None) => {}
             (Value::Object(g), Some(Value::Object(o))) => {
                 for (k, gv) in g {
-                    self.path.push(Seg::Field(k.clone()));
+                    self.path.push(Seg::Field(Cow::Borrowed(k.as_str())));
                     self.attested(gv, o.get(k), old.and_then(|x| x.get(k)));
                     self.path.pop();
                 }
                 for (k, ov) in o {
                     if !g.contains_key(k) {
-                        self.path.push(Seg::Field(k.clone()));
+                        self.path.push(Seg::Field(Cow::Borrowed(k.as_str())));
                         self.extra(ov, old.and_then(|x| x.get(k)));
                         self.path.pop();
                     }
@@ -328,7 +328,7 @@ impl<'a> Walker<'a> {
                     self.differ();
                 }
                 for (k, gv) in g {
-                    self.path.push(Seg::Field(k.clone()));
+                    self.path.push(Seg::Field(Cow::Borrowed(k.as_str())));
                     self.attested(gv, None, None);
                     self.path.pop();
                 }
@@ -432,7 +432,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Rule 1 for a list Git sets.
-    fn list(&mut self, g: &[Value], o: &'a [Value], old: Option<&'a Vec<Value>>) {
+    fn list(&mut self, g: &'a [Value], o: &'a [Value], old: Option<&'a Vec<Value>>) {
         let kind = schema::list_kind(&self.kind, &self.path);
         if let ListKind::Keyed(keys) = kind
             && let (Some(gk), Some(ok)) = (Self::keys_of(g, keys), Self::keys_of(o, keys))
@@ -539,7 +539,7 @@ impl<'a> Walker<'a> {
                 if keys.iter().any(|(key, _)| key == k) {
                     continue;
                 }
-                self.path.push(Seg::Field(k.clone()));
+                self.path.push(Seg::Field(Cow::Borrowed(k.as_str())));
                 self.extra(v, old.and_then(|x| x.get(k)));
                 self.path.pop();
             }
@@ -585,7 +585,7 @@ impl<'a> Walker<'a> {
         match obj {
             Value::Object(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    self.path.push(Seg::Field(k.clone()));
+                    self.path.push(Seg::Field(Cow::Borrowed(k.as_str())));
                     self.extra(v, old.and_then(|x| x.get(k)));
                     self.path.pop();
                 }

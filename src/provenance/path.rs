@@ -32,20 +32,23 @@
 //! while staying stable under reordering. Policies can match on it with `startswith`,
 //! `endswith`, `contains` or a regex.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-/// One step of a path.
+/// One step of a path. A field borrows its name from the document walked (no allocation per
+/// node on the request path); paths built by hand own theirs.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Seg {
+pub enum Seg<'a> {
     /// A field of an object (or a key of a map).
-    Field(String),
+    Field(Cow<'a, str>),
     /// An item of a keyed list, by its merge keys (field, value).
     Key(Vec<(String, Value)>),
     /// An item of a list by position.
     Index(usize),
 }
 
-impl Seg {
+impl Seg<'_> {
     /// The field name, for a field.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -73,7 +76,7 @@ pub fn render(path: &[Seg]) -> String {
             }
             Seg::Field(name) => {
                 out.push('[');
-                out.push_str(&Value::String(name.clone()).to_string());
+                out.push_str(&Value::String(name.to_string()).to_string());
                 out.push(']');
             }
             Seg::Key(keys) => {
@@ -143,7 +146,7 @@ pub fn ends_with(path: &[Seg], pattern: &[&str]) -> bool {
 }
 
 /// The rest of `path` after `prefix`, when it starts with it.
-pub fn strip<'p>(path: &'p [Seg], prefix: &[&str]) -> Option<&'p [Seg]> {
+pub fn strip<'p, 's>(path: &'p [Seg<'s>], prefix: &[&str]) -> Option<&'p [Seg<'s>]> {
     (path.len() >= prefix.len() && is(&path[..prefix.len()], prefix)).then(|| &path[prefix.len()..])
 }
 
@@ -157,7 +160,7 @@ pub fn resolve<'v>(
     let mut node = root;
     for seg in path {
         node = match seg {
-            Seg::Field(f) => node.get(f)?,
+            Seg::Field(f) => node.get(f.as_ref())?,
             Seg::Index(i) => node.get(i)?,
             Seg::Key(keys) => node.as_array()?.iter().find(|item| {
                 keys.iter().all(|(k, v)| {
@@ -182,7 +185,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn f(s: &str) -> Seg {
+    fn f(s: &str) -> Seg<'_> {
         Seg::Field(s.into())
     }
 

@@ -721,8 +721,11 @@ pub fn security_relevant(path: &[Seg], value: &Value) -> bool {
 mod tests {
     use super::*;
 
-    fn p(fields: &[&str]) -> Vec<Seg> {
-        fields.iter().map(|f| Seg::Field(f.to_string())).collect()
+    fn p(fields: &[&str]) -> Vec<Seg<'static>> {
+        fields
+            .iter()
+            .map(|f| Seg::Field(f.to_string().into()))
+            .collect()
     }
 
     #[test]
