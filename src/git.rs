@@ -18,11 +18,13 @@ pub enum GitError {
         rev: String,
         message: String,
     },
-    #[error("{repo}: {base} and {head} have no common ancestor")]
+    #[error("{repo}: {base} and {head} have no common ancestor{hint}")]
     NoMergeBase {
         repo: String,
         base: String,
         head: String,
+        /// Why, when it is known: a shallow clone holds too little history.
+        hint: String,
     },
     #[error("{repo}: cannot read {what}: {message}")]
     Read {
@@ -98,6 +100,13 @@ impl Repo {
             repo: self.name.clone(),
             base: base.to_string(),
             head: head.to_string(),
+            hint: if self.repo.is_shallow().unwrap_or(false) {
+                " in this shallow clone: fetch the whole history (actions/checkout with \
+                 `fetch-depth: 0`, GitLab's `GIT_DEPTH: 0`, or `git fetch --unshallow`)"
+                    .to_string()
+            } else {
+                String::new()
+            },
         };
         match self.repo.merge_base(base, head) {
             Ok(Some(id)) => Ok(id.detach()),

@@ -398,6 +398,60 @@ fn a_base_that_moved_on_adds_none_of_its_own_changes() {
 }
 
 #[test]
+fn a_shallow_clone_without_the_merge_base_says_to_fetch_history() {
+    // CI checks out one commit by default; when main has moved on, the merge base is not in
+    // the clone, and the error must say what to change in the CI job.
+    let r = repo_with_base();
+    r.write("apps/pr.yaml", configmap("from-pr", "1"));
+    r.commit("the pull request");
+    r.git(&["checkout", "-q", "main"]);
+    r.write("apps/other.yaml", configmap("other", "1"));
+    r.commit("main moved on");
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", r.path().display());
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(
+        clone.path(),
+        &["clone", "-q", "--depth", "1", "--branch", "pr", &url, "c"],
+    );
+    let dir = clone.path().join("c");
+    git(
+        &dir,
+        &[
+            "fetch",
+            "-q",
+            "--depth",
+            "1",
+            "origin",
+            "main:refs/remotes/origin/main",
+        ],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args(["check", "--base", "origin/main"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("shallow clone") && err.contains("fetch-depth: 0"),
+        "{err}"
+    );
+}
+
+#[test]
 fn files_without_a_range_are_checked_as_conftest_does() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), deployment("a", "busybox")).unwrap();
