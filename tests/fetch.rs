@@ -119,6 +119,45 @@ fn a_file_url_is_fetched_and_a_failing_remote_keeps_the_last_index() {
     );
 }
 
+#[test]
+fn only_the_window_of_history_is_fetched() {
+    if !git_is_here() {
+        return;
+    }
+    let (dir, bare, work) = upstream();
+    for i in 0..8 {
+        push_configmap(&work, &bare, &format!("old-{i}"));
+    }
+    let mirror_dir = dir.path().join("mirror");
+    let config = config(&format!(
+        "repository:\n  url: file://{}\n  mirrorDir: {}\napproval:\n  window: {{commits: 3}}\n",
+        bare.display(),
+        mirror_dir.display()
+    ));
+    let source = Source::from_config(&config).unwrap().unwrap();
+    let mirror = Mirror::default();
+    mirror.sync(&source).unwrap();
+    // 3 commits of the window and one more, of the 9 upstream.
+    let count = |dir: &Path| {
+        git(dir, &["rev-list", "--count", "refs/remotes/origin/main"])
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert!(mirror_dir.join("shallow").exists(), "a shallow mirror");
+    assert_eq!(count(&mirror_dir), 4);
+    assert_eq!(
+        mirror.snapshot().unwrap().index.commits().count(),
+        3,
+        "the window is whole"
+    );
+    assert!(holds(&mirror, "old-7"));
+    // Later syncs keep working on the shallow mirror.
+    push_configmap(&work, &bare, "later");
+    mirror.sync(&source).unwrap();
+    assert!(holds(&mirror, "later"));
+    assert_eq!(mirror.snapshot().unwrap().index.commits().count(), 3);
+}
+
 /// `git http-backend` as a CGI program behind basic authentication.
 struct GitServer {
     root: PathBuf,

@@ -25,6 +25,8 @@ pub struct Remote {
     /// The bare mirror on local disk (created on the first fetch).
     pub dir: PathBuf,
     pub credentials: Credentials,
+    /// How many commits of history to fetch (the approved window and one more), or all.
+    pub depth: Option<std::num::NonZeroU32>,
     /// The certificate authorities (PEM) an HTTPS Git server with a private CA is verified
     /// with, instead of the system's roots (as git's `http.sslCAInfo`).
     pub ca_file: Option<PathBuf>,
@@ -144,9 +146,15 @@ impl Remote {
             options.backend = Some(Arc::new(std::sync::Mutex::new(backend)));
             connection.set_transport_options(options);
         }
-        connection
+        let mut prepared = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| fail("cannot list the remote's branches", &e))?
+            .map_err(|e| fail("cannot list the remote's branches", &e))?;
+        if let Some(depth) = self.depth {
+            // Only the window's history: a long-lived GitOps repository need not be fetched
+            // whole for a decision that reads its last N commits.
+            prepared = prepared.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(depth));
+        }
+        prepared
             .receive(gix::progress::Discard, &AtomicBool::new(false))
             .map_err(|e| fail("cannot fetch", &e))?;
         Ok(())
@@ -314,6 +322,7 @@ mod tests {
             url: "ssh://git@h/x".into(),
             branch: "main".into(),
             dir: PathBuf::from("/m"),
+            depth: None,
             credentials: Credentials {
                 ssh_key_file: Some(PathBuf::from("/etc/gitgate/credentials/ssh key")),
                 known_hosts_file: Some(PathBuf::from("/etc/gitgate/credentials/known_hosts")),

@@ -66,6 +66,11 @@ impl Source {
             dir: config.repository.mirror_dir.clone(),
             credentials: config.repository.credentials.clone(),
             ca_file: config.repository.ca_file.clone(),
+            // The window's first-parent chain lies within this depth of the tip (a merge's
+            // other parents are history the window never reads).
+            depth: u32::try_from(config.approval.window.commits.saturating_add(1))
+                .ok()
+                .and_then(std::num::NonZeroU32::new),
         });
         let trust = Trust::from_config(&config.approval)?.map(Arc::new);
         Ok(Some(Source {
