@@ -1,6 +1,7 @@
 //! Keeping a bare mirror of the GitOps repository fresh with gix: HTTPS (reqwest over rustls
 //! with the process's ring provider), SSH (the `ssh` program, as git runs it) or `file://`.
-//! Only the protected branch is fetched, into `refs/remotes/origin/<branch>`, where
+//! Only the protected branch is fetched, and only as deep as the approved window reaches (a
+//! shallow fetch), into `refs/remotes/origin/<branch>`, where
 //! [`crate::provenance::mirror`] reads it. Credentials come from files, read on every fetch so
 //! that a rotated Secret needs no restart, and never reach an error message or a log: URLs are
 //! shown without their user-info part.
