@@ -236,7 +236,7 @@ fn an_alias_bomb_is_refused_fast_and_a_binary_file_is_reported() {
         let prev = format!("*a{}", i - 1);
         bomb.push_str(&format!(
             "a{i}: &a{i} [{}]\n",
-            vec![prev.as_str(); 10].join(", ")
+            [prev.as_str(); 10].join(", ")
         ));
     }
     r.write("apps/bomb.yaml", bomb);

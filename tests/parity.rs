@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::Path;
 
 use gitgate::check::changes::{Change, read_file_objects};
 use gitgate::decision::{Context, Decision, decide};
@@ -31,7 +31,7 @@ fn verdicts(d: &Decision) -> BTreeSet<(String, String, String)> {
 /// Decides the manifest `file` as `check` would (with `edit` applied to its text) and the
 /// fixture `review` as `serve` would, and compares.
 fn compare(
-    dir: &PathBuf,
+    dir: &Path,
     file: &str,
     edit: impl Fn(String) -> String,
     operation: Operation,

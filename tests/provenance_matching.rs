@@ -5,14 +5,14 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use gitgate::config::ControllerStamps;
 use gitgate::provenance::matching::{MatchOptions, Outcome, Status, compare};
 use serde_json::{Value, json};
 
 /// `request.object` and `request.oldObject` of a fixture.
-fn request(dir: &PathBuf, name: &str) -> (Value, Option<Value>) {
+fn request(dir: &Path, name: &str) -> (Value, Option<Value>) {
     let text = std::fs::read_to_string(dir.join(name)).unwrap();
     let review: Value = serde_json::from_str(&text).unwrap();
     let req = &review["request"];
@@ -20,7 +20,7 @@ fn request(dir: &PathBuf, name: &str) -> (Value, Option<Value>) {
     (req["object"].clone(), old)
 }
 
-fn manifest(dir: &PathBuf, name: &str) -> Value {
+fn manifest(dir: &Path, name: &str) -> Value {
     let text = std::fs::read_to_string(dir.join("manifests").join(name)).unwrap();
     serde_saphyr::from_str::<Value>(&text).unwrap()
 }
@@ -69,7 +69,7 @@ const IMAGE: &str = "spec.template.spec.containers[name=web].image";
 const POD: &str = "/spec/template/spec/containers/0/image";
 
 /// deploy.yaml as Git held it after the changes of 007 (replicas 3) and 011 (image 6.5.1).
-fn deploy_at(dir: &PathBuf, replicas: u64, image: &str) -> Value {
+fn deploy_at(dir: &Path, replicas: u64, image: &str) -> Value {
     let d = with(
         &manifest(dir, "deploy.yaml"),
         "/spec/replicas",

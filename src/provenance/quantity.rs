@@ -363,7 +363,7 @@ fn as_integer(d: Decimal) -> Option<u128> {
             .and_then(|p| d.mantissa.checked_mul(p))
     } else {
         match 10u128.checked_pow((-d.exponent) as u32) {
-            Some(p) if d.mantissa % p == 0 => Some(d.mantissa / p),
+            Some(p) if d.mantissa.is_multiple_of(p) => Some(d.mantissa / p),
             Some(_) => None,
             None if d.mantissa == 0 => Some(0),
             None => None,
@@ -411,7 +411,7 @@ fn format_canonical(d: Decimal, format: Format) -> Option<String> {
         _ => {
             let mut m = d.mantissa;
             let mut e = d.exponent;
-            while m >= 10 && m % 10 == 0 {
+            while m >= 10 && m.is_multiple_of(10) {
                 m /= 10;
                 e = e.checked_add(1)?;
             }

@@ -259,11 +259,10 @@ pub fn default_at(kind: &str, path: &[Seg], value: &Value, root: &Value) -> Opti
                 return exact(json!("25%"));
             }
         }
-        "ReplicaSet" | "ReplicationController" => {
-            if is(path, &["spec", "replicas"]) {
+        "ReplicaSet" | "ReplicationController"
+            if is(path, &["spec", "replicas"]) => {
                 return exact(json!(1));
             }
-        }
         "StatefulSet" => {
             if is(path, &["spec", "replicas"]) {
                 return exact(json!(1));
@@ -410,26 +409,23 @@ pub fn default_at(kind: &str, path: &[Seg], value: &Value, root: &Value) -> Opti
                 return exact(json!(10800));
             }
         }
-        "RoleBinding" | "ClusterRoleBinding" => {
+        "RoleBinding" | "ClusterRoleBinding"
             // SetDefaults_Subject: a User or Group subject's apiGroup.
             if is(path, &["subjects", "[]", "apiGroup"])
                 && sibling("kind")
                     .and_then(Value::as_str)
                     .is_some_and(|k| k == "User" || k == "Group")
-            {
+            => {
                 return exact(json!("rbac.authorization.k8s.io"));
             }
-        }
-        "Namespace" => {
-            if is(path, &["spec", "finalizers", "[]"]) {
+        "Namespace"
+            if is(path, &["spec", "finalizers", "[]"]) => {
                 return exact(json!("kubernetes"));
             }
-        }
-        "Secret" => {
-            if is(path, &["type"]) {
+        "Secret"
+            if is(path, &["type"]) => {
                 return exact(json!("Opaque"));
             }
-        }
         "CustomResourceDefinition" => {
             if is(path, &["spec", "names", "listKind"]) {
                 let kind = root.pointer("/spec/names/kind").and_then(Value::as_str)?;
@@ -439,11 +435,10 @@ pub fn default_at(kind: &str, path: &[Seg], value: &Value, root: &Value) -> Opti
                 return exact(json!("None"));
             }
         }
-        "PersistentVolumeClaim" => {
-            if is(path, &["spec", "volumeMode"]) {
+        "PersistentVolumeClaim"
+            if is(path, &["spec", "volumeMode"]) => {
                 return exact(json!("Filesystem"));
             }
-        }
         "NetworkPolicy" => {
             if is(path, &["spec", "policyTypes"]) {
                 return Some(Defaulted::Allocated);

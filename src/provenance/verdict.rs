@@ -219,7 +219,7 @@ fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
             format!("namespace {ns} is exempt"),
         ));
     }
-    if ex.users.iter().any(|u| *u == username) {
+    if ex.users.contains(&username) {
         return Some(Verdict::simple(
             Status::Exempt,
             format!("user {username} is exempt"),
@@ -250,7 +250,7 @@ fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
             refs.iter()
                 .any(|r| r.get("controller") == Some(&Value::Bool(true)))
         });
-    if controlled && ex.controllers.iter().any(|c| *c == username) {
+    if controlled && ex.controllers.contains(&username) {
         return Some(Verdict::simple(
             Status::Exempt,
             format!("owned by a controller and requested by the allowed controller {username}"),
