@@ -869,3 +869,64 @@ fn the_refresh_token_never_reaches_a_log() {
         assert!(!logs.contains(secret), "the logs hold {secret}:\n{logs}");
     }
 }
+
+/// `gitgate_git_sync_age_seconds` and `/readyz` tell the index's age when they are read, also
+/// long after the last sync (a refresh of minutes, or a remote that keeps failing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_age_grows_between_syncs() {
+    use gitgate::provenance::mirror::{Mirror, Source};
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.path().join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n",
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "c"]);
+    let config = Config::parse(
+        "age.yaml",
+        &format!(
+            "repository: {{url: {}, refresh: 1h}}\n",
+            repo.path().display()
+        ),
+    )
+    .unwrap();
+    let mirror = Arc::new(Mirror::default());
+    mirror
+        .sync(&Source::from_config(&config).unwrap().unwrap())
+        .unwrap();
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let server = pki
+        .serve(
+            AppState::new(builtin(), &config).with_mirror(mirror.clone()),
+            &config,
+        )
+        .await;
+    let client = pki.client(None);
+    let age = || {
+        let client = client.clone();
+        async move {
+            let text = client
+                .get(format!("https://localhost:{}/metrics", server.addr.port()))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("gitgate_git_sync_age_seconds "))
+                .unwrap_or_else(|| panic!("no age gauge in:\n{text}"))
+                .parse::<f64>()
+                .unwrap()
+        }
+    };
+    let first = age().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = age().await;
+    assert!(second >= first + 1.0, "{first} then {second}");
+    server.handle.shutdown();
+}

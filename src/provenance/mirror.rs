@@ -167,11 +167,9 @@ impl Mirror {
             .name("gitgate-mirror".into())
             .spawn(move || {
                 loop {
+                    // Errors are logged and counted by `sync`; the age gauge is set when
+                    // /metrics is scraped.
                     let _ = mirror.sync(&source);
-                    if let Some(s) = mirror.snapshot() {
-                        metrics::gauge!("gitgate_git_sync_age_seconds")
-                            .set(s.synced_at.elapsed().as_secs_f64());
-                    }
                     mirror.wait_for_next(source.refresh.max(Duration::from_millis(100)));
                 }
             })

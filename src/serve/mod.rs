@@ -129,6 +129,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    // The index's age as of this scrape: set when it is read, since between syncs (a refresh
+    // of minutes, or syncs that keep failing) nothing else would move it.
+    if let Some(snapshot) = state.mirror.as_ref().and_then(|m| m.snapshot()) {
+        metrics::gauge!("gitgate_git_sync_age_seconds")
+            .set(snapshot.synced_at.elapsed().as_secs_f64());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
