@@ -405,7 +405,34 @@ fn ssh_with_the_configured_key_and_known_hosts() {
                 .await
                 && response.status() == 200
             {
-                return response.json::<serde_json::Value>().await.ok();
+                let ready = response.json::<serde_json::Value>().await.ok();
+                // One decision on what Git holds, for the log line below.
+                let review = serde_json::json!({
+                    "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                    "request": {
+                        "uid": "u1", "operation": "CREATE", "name": "web-config",
+                        "namespace": "shop",
+                        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+                        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+                        "userInfo": {"username": "system:serviceaccount:flux-system:kustomize-controller"},
+                        "object": {"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "web-config", "namespace": "shop",
+                                         "uid": "x", "creationTimestamp": "2026-11-25T08:00:00Z"},
+                            "data": {"a": "b"}},
+                        "oldObject": null
+                    }
+                });
+                let answer: serde_json::Value = client
+                    .post(format!("https://localhost:{port}/validate"))
+                    .json(&review)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(answer["response"]["allowed"], true, "{answer}");
+                return ready;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -413,6 +440,12 @@ fn ssh_with_the_configured_key_and_known_hosts() {
     });
     drop(runtime);
     let (_, logs) = served.stop();
+    // The decision's log line carries the provenance verdict.
+    assert!(
+        logs.lines().any(|l| l.contains("admission decision")
+            && l.contains("\"provenance\":\"traceable\"")),
+        "{logs}"
+    );
     let ready = ready.unwrap_or_else(|| panic!("never ready; logs:\n{logs}"));
     assert_eq!(ready["provenance"]["approvedCommits"], 1, "{ready}");
     let calls = std::fs::read_to_string(&log).unwrap();

@@ -195,6 +195,14 @@ async fn validate(
             decide_with_deadline(&state, version, review).await
         };
     let elapsed = started.elapsed();
+    // The provenance verdict, from the response's audit annotations (empty when provenance is
+    // off or the request was exempt before a verdict).
+    let provenance = answer
+        .body
+        .pointer("/response/auditAnnotations/provenance")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     metrics::counter!("gitgate_admission_requests_total", "operation" => operation, "verdict" => answer.verdict).increment(1);
     metrics::histogram!("gitgate_admission_duration_seconds").record(elapsed.as_secs_f64());
     tracing::info!(
@@ -206,6 +214,7 @@ async fn validate(
         namespace = %namespace,
         name = %name,
         verdict = answer.verdict,
+        provenance = %provenance,
         policies = %fired.join(","),
         errors = %errors.join(","),
         duration_us = elapsed.as_micros() as u64,
