@@ -554,14 +554,19 @@ async fn provenance_refuses_what_git_does_not_hold() {
         return;
     };
     // A GitOps repository holding the fixtures' manifests.
-    let repo = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
-    git(&["init", "-q", "-b", "main"]);
-    for f in ["deploy.yaml", "cm.yaml", "svc.yaml", "quant.yaml"] {
-        std::fs::copy(dir.join("manifests").join(f), repo.path().join(f)).unwrap();
-    }
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "demo"]);
+    let read = |f: &str| std::fs::read(dir.join("manifests").join(f)).unwrap();
+    let (deploy, cm, svc, quant) = (
+        read("deploy.yaml"),
+        read("cm.yaml"),
+        read("svc.yaml"),
+        read("quant.yaml"),
+    );
+    let repo = support::repo_with(&[
+        ("deploy.yaml", &deploy),
+        ("cm.yaml", &cm),
+        ("svc.yaml", &svc),
+        ("quant.yaml", &quant),
+    ]);
     let source = Source {
         remote: None,
         path: repo.path().to_path_buf(),
@@ -653,17 +658,11 @@ async fn refresh_syncs_the_mirror_now_for_an_authenticated_git_host() {
         return;
     };
     // A repository whose first commit holds the Deployment only; the ConfigMap comes later.
-    let repo = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
-    git(&["init", "-q", "-b", "main"]);
     let manifests = dir.join("manifests");
-    std::fs::copy(
-        manifests.join("deploy.yaml"),
-        repo.path().join("deploy.yaml"),
-    )
-    .unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "web"]);
+    let repo = support::repo_with(&[(
+        "deploy.yaml",
+        &std::fs::read(manifests.join("deploy.yaml")).unwrap(),
+    )]);
     let secrets = tempfile::tempdir().unwrap();
     let token_file = secrets.path().join("token");
     std::fs::write(&token_file, "push-hook-token\n").unwrap();
@@ -706,9 +705,14 @@ async fn refresh_syncs_the_mirror_now_for_an_authenticated_git_host() {
         "the ConfigMap is in no commit yet"
     );
 
-    std::fs::copy(manifests.join("cm.yaml"), repo.path().join("cm.yaml")).unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "web-config"]);
+    support::commit_files(
+        repo.path(),
+        &[(
+            "cm.yaml",
+            &std::fs::read(manifests.join("cm.yaml")).unwrap(),
+        )],
+        "web-config",
+    );
 
     // Refused: no credentials, a wrong token, another scheme, a signature of another body.
     let body = r#"{"ref":"refs/heads/main"}"#;
@@ -790,16 +794,10 @@ async fn refresh_syncs_the_mirror_now_for_an_authenticated_git_host() {
 
 #[test]
 fn the_refresh_token_never_reaches_a_log() {
-    let repo = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(
-        repo.path().join("cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n",
-    )
-    .unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "c"]);
+    let repo = support::repo_with(&[(
+        "cm.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n",
+    )]);
     let pki = Pki::new();
     pki.issue("server", "gitgate");
     std::fs::write(pki.path("token"), "right-token-4711\n").unwrap();
@@ -875,16 +873,10 @@ fn the_refresh_token_never_reaches_a_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_age_grows_between_syncs() {
     use gitgate::provenance::mirror::{Mirror, Source};
-    let repo = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| support::git(repo.path(), "a@example.com", 1_780_000_000, args);
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(
-        repo.path().join("cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n",
-    )
-    .unwrap();
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "c"]);
+    let repo = support::repo_with(&[(
+        "cm.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\n",
+    )]);
     let config = Config::parse(
         "age.yaml",
         &format!(

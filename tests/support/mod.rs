@@ -45,3 +45,35 @@ pub fn git(dir: &Path, email: &str, at: i64, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Writes `files` (path, content) into the repository at `dir` and commits them on its
+/// current branch.
+pub fn commit_files(dir: &Path, files: &[(&str, &[u8])], message: &str) {
+    for (path, content) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, content).unwrap();
+    }
+    git(dir, "a@example.com", 1_780_000_000, &["add", "-A"]);
+    git(
+        dir,
+        "a@example.com",
+        1_780_000_000,
+        &["commit", "-q", "-m", message],
+    );
+}
+
+/// A new repository on `main` whose first commit holds `files`.
+pub fn repo_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    git(
+        dir.path(),
+        "a@example.com",
+        0,
+        &["init", "-q", "-b", "main"],
+    );
+    commit_files(dir.path(), files, "the first commit");
+    dir
+}
