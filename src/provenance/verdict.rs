@@ -22,6 +22,18 @@ pub enum Status {
     Exempt,
 }
 
+impl Status {
+    /// The status as policies, metrics and logs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Traceable => "traceable",
+            Status::Untraceable => "untraceable",
+            Status::Modified => "modified",
+            Status::Exempt => "exempt",
+        }
+    }
+}
+
 /// A break-glass admission: who and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakGlass {

@@ -142,6 +142,7 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// A JSON body with a status.
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -188,21 +189,19 @@ async fn validate(
     let namespace = review.namespace.clone().unwrap_or_default();
     let name = review.name.clone();
 
-    let (answer, fired, errors) =
-        if !subresource.is_empty() && state.exempt_subresources.contains(&subresource) {
-            (admission::exempt(version, &uid), Vec::new(), Vec::new())
-        } else {
-            decide_with_deadline(&state, version, review).await
-        };
+    let Decided {
+        answer,
+        fired,
+        errors,
+        provenance,
+    } = if !subresource.is_empty() && state.exempt_subresources.contains(&subresource) {
+        Decided::without_policies(admission::exempt(version, &uid))
+    } else {
+        decide_with_deadline(&state, version, review).await
+    };
     let elapsed = started.elapsed();
-    // The provenance verdict, from the response's audit annotations (empty when provenance is
-    // off or the request was exempt before a verdict).
-    let provenance = answer
-        .body
-        .pointer("/response/auditAnnotations/provenance")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    // Empty when provenance is off or the request was exempt before a verdict.
+    let provenance = provenance.map_or("", |s| s.as_str());
     metrics::counter!("gitgate_admission_requests_total", "operation" => operation, "verdict" => answer.verdict).increment(1);
     metrics::histogram!("gitgate_admission_duration_seconds").record(elapsed.as_secs_f64());
     tracing::info!(
@@ -223,6 +222,26 @@ async fn validate(
     json(StatusCode::OK, answer.body)
 }
 
+/// What deciding one request gave: the answer, the policies that fired (`name:action`), the
+/// policies that failed, and the provenance verdict when there was one.
+struct Decided {
+    answer: Answer,
+    fired: Vec<String>,
+    errors: Vec<String>,
+    provenance: Option<crate::provenance::verdict::Status>,
+}
+
+impl Decided {
+    fn without_policies(answer: Answer) -> Decided {
+        Decided {
+            answer,
+            fired: Vec::new(),
+            errors: Vec::new(),
+            provenance: None,
+        }
+    }
+}
+
 /// Decides on the request's own worker thread and applies the failure mode when the decision
 /// fails or misses the deadline. Returns the answer, the policies that fired and the policies
 /// that failed.
@@ -234,11 +253,12 @@ async fn decide_with_deadline(
     state: &Arc<AppState>,
     version: input::ReviewVersion,
     review: input::Review,
-) -> (Answer, Vec<String>, Vec<String>) {
+) -> Decided {
     let started = Instant::now();
     let uid = review.uid.clone();
     let allow_on_error = state.failure_mode == FailureMode::Allow;
     let mut doc = Document::from_review(review);
+    let mut status = None;
     if let Some(mirror) = &state.mirror {
         let Some(snapshot) = mirror.snapshot() else {
             metrics::counter!("gitgate_internal_errors_total").increment(1);
@@ -248,7 +268,7 @@ async fn decide_with_deadline(
                 "the Git index is not built yet",
                 allow_on_error,
             );
-            return (answer, Vec::new(), Vec::new());
+            return Decided::without_policies(answer);
         };
         let verdict =
             crate::provenance::verdict::judge(&doc.review, &snapshot.index, &state.config);
@@ -259,7 +279,8 @@ async fn decide_with_deadline(
                 kind = %doc.review.kind.kind, namespace = %doc.review.namespace.clone().unwrap_or_default(),
                 name = %doc.review.name, "break-glass change admitted");
         }
-        metrics::counter!("gitgate_provenance_verdicts_total", "status" => format!("{:?}", verdict.status).to_lowercase()).increment(1);
+        metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str()).increment(1);
+        status = Some(verdict.status);
         doc.provenance = Some(verdict.to_value());
     }
     let decision = decision::decide(&state.policies, &doc, &Context::default());
@@ -327,7 +348,12 @@ async fn decide_with_deadline(
         }
         answer
     };
-    (answer, fired, errors)
+    Decided {
+        answer,
+        fired,
+        errors,
+        provenance: status,
+    }
 }
 
 /// A running server.

@@ -22,7 +22,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use super::{AppState, json as answer};
 
 /// Reads the shared token: the file's contents without surrounding whitespace (a Secret
 /// written with a trailing newline works). An unreadable or empty file is an error naming it.
@@ -36,10 +36,6 @@ pub fn read_token(path: &Path) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(token.to_vec())
-}
-
-fn answer(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, axum::Json(body)).into_response()
 }
 
 /// `POST /refresh`.
@@ -62,17 +58,14 @@ pub async fn refresh(
     };
     let token = match tokio::task::spawn_blocking(move || read_token(&path)).await {
         Ok(Ok(token)) => token,
-        Ok(Err(e)) => {
+        failed => {
+            let error = match failed {
+                Ok(Err(e)) => e,
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => unreachable!("matched above"),
+            };
             metrics::counter!("gitgate_internal_errors_total").increment(1);
-            tracing::error!(error = %e, "POST /refresh: the token file cannot be used");
-            return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"error": "the refresh token cannot be read on the server"}),
-            );
-        }
-        Err(e) => {
-            metrics::counter!("gitgate_internal_errors_total").increment(1);
-            tracing::error!(error = %e, "POST /refresh: reading the token failed");
+            tracing::error!(error = %error, "POST /refresh: the token file cannot be used");
             return answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 serde_json::json!({"error": "the refresh token cannot be read on the server"}),
