@@ -9,6 +9,7 @@
 //! - [`input`]: the one input document (`review`, `parameters`, `source`, `provenance`).
 //! - [`policy`]: loading, matching and evaluating Rego policies; the `verify` and `test` runners.
 //! - [`decision`]: runs the matching policies and applies enforcement actions.
+//! - [`isolate`]: panics caught and deadlines kept, so that no answer is lost.
 //! - [`builtin`]: the embedded `policies/` library.
 //! - [`config`]: the one configuration file shared by `check` and `serve`.
 //! - [`git`]: reading repositories with gix (ranges, trees, blobs).
@@ -24,6 +25,7 @@ pub mod decision;
 pub mod demo;
 pub mod git;
 pub mod input;
+pub mod isolate;
 pub mod manifest;
 pub mod policy;
 pub mod provenance;

@@ -391,7 +391,9 @@ fn batch_rules(policies: &[Policy]) -> (Option<String>, Vec<Option<Arc<super::Ba
             .iter()
             .map(|(pkg, rule)| format!("[x | x := {pkg}.{rule}]"))
             .collect();
-        text.push_str(&format!("b{g} := [{}]\n", items.join(", ")));
+        // One entry per line: regorus refuses lines longer than 1,024 columns, and a library
+        // of forty policies would make one.
+        text.push_str(&format!("b{g} := [\n  {}\n]\n", items.join(",\n  ")));
         let batch = Arc::new(super::Batch {
             path: format!("data.{BATCH_PACKAGE}.b{g}"),
             entries,

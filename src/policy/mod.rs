@@ -5,6 +5,7 @@
 //! can share one set between all its workers.
 
 pub mod compat;
+pub mod lint;
 pub mod load;
 pub mod matcher;
 pub mod metadata;

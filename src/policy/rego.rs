@@ -54,6 +54,8 @@ pub struct Program {
     engine: regorus::Engine,
     /// The package of each module, in order (`data.k8sallowedrepos`).
     pub packages: Vec<String>,
+    /// The limit of one evaluation.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Program {
@@ -70,6 +72,7 @@ impl Program {
         Program {
             engine: regorus::Engine::new(),
             packages: Vec::new(),
+            timeout: Duration::from_secs(1),
         }
     }
 
@@ -86,19 +89,51 @@ impl Program {
         for module in modules {
             packages.push(add_module(&mut engine, module)?);
         }
-        // Analysis (unsafe variables, unknown functions, conflicts) happens on first use: do it
-        // now so that a broken policy fails at load time, not on the request path.
+        // Analysis (unsafe variables, conflicts) happens on first use: do it now so that a
+        // broken policy fails at load time, not on the request path.
+        let file = modules
+            .first()
+            .map(|m| m.file.as_str())
+            .unwrap_or("<policy>");
         if let Err(e) = engine.eval_query("true".to_string(), false) {
-            let file = modules
-                .first()
-                .map(|m| m.file.as_str())
-                .unwrap_or("<policy>");
             return Err(PolicyError::Compile {
                 file: file.to_string(),
                 message: format_error(&e.to_string(), modules),
             });
         }
-        Ok(Program { engine, packages })
+        // What regorus leaves to run time: undefined functions, wrong numbers of arguments.
+        let problems = super::lint::check(engine.get_modules());
+        if !problems.is_empty() {
+            let shown: Vec<String> = problems
+                .iter()
+                .take(10)
+                .map(|p| {
+                    let offset = modules
+                        .iter()
+                        .find(|m| m.file == p.file)
+                        .map_or(0, |m| m.line_offset);
+                    super::lint::Problem {
+                        line: p.line + offset as u32,
+                        ..p.clone()
+                    }
+                    .to_string()
+                })
+                .collect();
+            let more = problems.len().saturating_sub(shown.len());
+            let mut message = shown.join("; ");
+            if more > 0 {
+                message.push_str(&format!("; and {more} more"));
+            }
+            return Err(PolicyError::Compile {
+                file: file.to_string(),
+                message,
+            });
+        }
+        Ok(Program {
+            engine,
+            packages,
+            timeout,
+        })
     }
 
     /// Evaluates the rule at `path` (`data.pkg.violation`) with `input`, and extra `data`
@@ -114,11 +149,31 @@ impl Program {
             engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         }
         engine.set_input(input);
-        match engine.eval_rule(path.to_string()) {
+        match self.guarded(|| engine.eval_rule(path.to_string()))? {
             Ok(regorus::Value::Undefined) => Ok(None),
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(format_error(&e.to_string(), &[])),
         }
+    }
+
+    /// Runs one evaluation so that nothing in it can take the caller down or overstay:
+    /// a panic inside the engine (a built-in that divides by zero) becomes an error, and an
+    /// evaluation that returns after its limit is an error even when the engine's own timer
+    /// did not fire (it is read between steps, never inside a long built-in call such as
+    /// `numbers.range(1, 1e8)`).
+    fn guarded<T>(&self, f: impl FnOnce() -> T) -> Result<T, String> {
+        let started = std::time::Instant::now();
+        let result = crate::isolate::catch_panic(f)
+            .map_err(|panic| format!("the Rego engine panicked: {panic}"))?;
+        let elapsed = started.elapsed();
+        if elapsed > self.timeout {
+            return Err(format!(
+                "execution exceeded the time limit of {} (took {})",
+                humantime::format_duration(self.timeout),
+                humantime::format_duration(Duration::from_millis(elapsed.as_millis() as u64))
+            ));
+        }
+        Ok(result)
     }
 }
 
@@ -147,8 +202,8 @@ impl Program {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let results = engine
-            .eval_query(query, false)
+        let results = self
+            .guarded(|| engine.eval_query(query, false))?
             .map_err(|e| format_error(&e.to_string(), &[]))?;
         let value = results
             .result
