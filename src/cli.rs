@@ -346,6 +346,7 @@ fn check(
                 return ExitCode::from(2);
             }
         };
+    set.log_skipped();
     let report = match crate::check::run(target, &set, config) {
         Ok(r) => r,
         Err(e) => {
@@ -602,8 +603,26 @@ fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
         policy::load::load_paths(paths, options)
     };
     match set {
+        Ok(set) if set.is_empty() => {
+            eprintln!(
+                "gitgate policies: no policy found under {}{}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                set.skipped
+                    .iter()
+                    .map(|s| format!("\n  {s}"))
+                    .collect::<String>()
+            );
+            ExitCode::from(2)
+        }
         Ok(set) => {
             let mut out = std::io::stdout().lock();
+            for s in &set.skipped {
+                let _ = writeln!(out, "skipped: {s}");
+            }
             for p in set.policies() {
                 let _ = writeln!(
                     out,

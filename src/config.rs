@@ -109,9 +109,12 @@ pub struct Policies {
     pub paths: Vec<PathBuf>,
     /// Per-policy override of the enforcement action.
     pub enforcement: HashMap<String, Enforcement>,
-    /// Limit of one policy's evaluation on one document.
+    /// Limit of evaluating one document (all the policies that apply to it).
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Run with no policy at all (by default an empty policy set is an error: a gate that
+    /// checks nothing must not say "passed").
+    pub allow_empty: bool,
 }
 
 impl Default for Policies {
@@ -121,6 +124,7 @@ impl Default for Policies {
             paths: Vec::new(),
             enforcement: HashMap::new(),
             timeout: Duration::from_millis(1000),
+            allow_empty: false,
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod changes;
 pub mod provenance;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use kube_core::admission::Operation;
 use serde::Serialize;
@@ -168,10 +170,11 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
     let pull_request = pull_request.filter(|_| config.provenance.enabled != Some(false));
     report.items.extend(decide_all(
         &changes,
-        set,
+        &Arc::new(set.clone()),
         &source,
-        &namespaces,
+        &Arc::new(namespaces),
         pull_request.as_ref(),
+        config.policies.timeout,
     ));
     report.items.sort_by(|a, b| {
         (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
@@ -216,10 +219,11 @@ fn note_item(n: Note) -> Item {
 /// Decides every change, on as many threads as the machine has.
 fn decide_all(
     changes: &[Change],
-    set: &PolicySet,
+    set: &Arc<PolicySet>,
     source: &Source,
-    namespaces: &NamespaceMap,
+    namespaces: &Arc<NamespaceMap>,
     pull_request: Option<&PullRequest>,
+    limit: Duration,
 ) -> Vec<Item> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -231,7 +235,7 @@ fn decide_all(
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .flat_map(|c| decide_one(c, set, source, namespaces, pull_request))
+                        .flat_map(|c| decide_one(c, set, source, namespaces, pull_request, limit))
                         .collect::<Vec<_>>()
                 })
             })
@@ -261,10 +265,11 @@ pub fn document(change: &Change, source: &Source) -> Option<Document> {
 
 fn decide_one(
     change: &Change,
-    set: &PolicySet,
+    set: &Arc<PolicySet>,
     source: &Source,
-    namespaces: &NamespaceMap,
+    namespaces: &Arc<NamespaceMap>,
     pull_request: Option<&PullRequest>,
+    limit: Duration,
 ) -> Vec<Item> {
     let Some(mut doc) = document(change, source) else {
         return Vec::new();
@@ -277,11 +282,7 @@ fn decide_one(
         .and_then(Identity::of_object)
         .map(|id| id.describe());
     let operation = operation_name(&change.operation);
-    let ctx = Context {
-        namespaces,
-        data: None,
-    };
-    let decision = decision::decide(set, &doc, &ctx);
+    let decision = decide_within(set, namespaces, doc, limit);
     // A finding whose details name a path (`details.path`, as the built-in policies give)
     // points at that field's line; others at the object's first line.
     let item =
@@ -321,6 +322,38 @@ fn decide_one(
         items.push(item(Level::Error, &e.policy, e.message.clone(), None));
     }
     items
+}
+
+/// Decides a document within `limit` (`policies.timeout`): a decision that misses it, or
+/// panics, is an error of the document, never a pass.
+fn decide_within(
+    set: &Arc<PolicySet>,
+    namespaces: &Arc<NamespaceMap>,
+    doc: Document,
+    limit: Duration,
+) -> decision::Decision {
+    let (set, namespaces) = (set.clone(), namespaces.clone());
+    let work = move || {
+        let ctx = Context {
+            namespaces: &*namespaces,
+            data: None,
+        };
+        decision::decide(&set, &doc, &ctx)
+    };
+    match crate::isolate::within(limit, work) {
+        Ok(decision) => decision,
+        Err(missed) => decision::Decision {
+            allowed: false,
+            errors: vec![decision::PolicyFailure {
+                policy: "gitgate".into(),
+                message: format!(
+                    "the policies could not decide: {missed} (policies.timeout: {})",
+                    humantime::format_duration(limit)
+                ),
+            }],
+            ..Default::default()
+        },
+    }
 }
 
 /// What was read of the repository or the files.

@@ -25,7 +25,11 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -192,10 +196,9 @@ impl Walker<'_> {
                     stack.push(value);
                     self.query(query);
                 }
-                Expr::Call {
-                    span, fcn, params, ..
-                } => {
-                    self.call(span, fcn, params.len());
+                Expr::Call { fcn, params, .. } => {
+                    // The function's name is where the reader looks, not the call's `(`.
+                    self.call(root(fcn).span(), fcn, params.len());
                     stack.extend(params);
                 }
                 Expr::UnaryExpr { expr, .. } => stack.push(expr),
@@ -269,7 +272,9 @@ impl Walker<'_> {
             };
             self.problem(
                 span,
-                format!("{path} takes {takes} (and an optional output), but is called with {given}"),
+                format!(
+                    "{path} takes {takes} (and an optional output), but is called with {given}"
+                ),
             );
         }
     }
@@ -284,15 +289,24 @@ impl Walker<'_> {
     }
 }
 
+/// The variable a reference starts from (`nosuch` of `nosuch.fn`), whose span starts where
+/// the name does.
+fn root(mut expr: &Ref<Expr>) -> &Ref<Expr> {
+    while let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = expr.as_ref() {
+        expr = refr;
+    }
+    expr
+}
+
 /// `a.b.c` of a reference made of a variable and dotted (or string-indexed) fields.
 fn path_of(expr: &Ref<Expr>) -> Option<String> {
     match expr.as_ref() {
         Expr::Var { span, .. } => Some(span.text().to_string()),
-        Expr::RefDot { refr, field, .. } => {
-            Some(format!("{}.{}", path_of(refr)?, field.0.text()))
-        }
+        Expr::RefDot { refr, field, .. } => Some(format!("{}.{}", path_of(refr)?, field.0.text())),
         Expr::RefBrack { refr, index, .. } => match index.as_ref() {
-            Expr::String { value, .. } => Some(format!("{}.{}", path_of(refr)?, value.as_string().ok()?)),
+            Expr::String { value, .. } => {
+                Some(format!("{}.{}", path_of(refr)?, value.as_string().ok()?))
+            }
             _ => None,
         },
         _ => None,

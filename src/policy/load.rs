@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::matcher::Match;
 use super::rego::{Module, Program};
 use super::template::{self, Constraint, Template};
-use super::{Enforcement, Flavor, Options, Policy, PolicyError, PolicySet, metadata};
+use super::{Enforcement, Flavor, Options, Policy, PolicyError, PolicySet, Skipped, metadata};
 use crate::input::json_to_rego;
 use crate::manifest;
 
@@ -98,6 +98,38 @@ pub fn from_config(
     } else {
         set.extend(load_paths(replace, &options)?);
     }
+    if set.is_empty() && !policies.allow_empty {
+        let from = if !replace.is_empty() {
+            format!("--policy {}", display_paths(replace))
+        } else if policies.paths.is_empty() {
+            "policies.builtin is false and policies.paths names no directory".to_string()
+        } else {
+            format!(
+                "policies.paths {}",
+                display_paths(
+                    &policies
+                        .paths
+                        .iter()
+                        .map(|p| base_dir.join(p))
+                        .collect::<Vec<_>>()
+                )
+            )
+        };
+        let skipped = if set.skipped.is_empty() {
+            String::new()
+        } else {
+            match set.skipped.len() {
+                1 => format!(" (one document is not a policy: {})", set.skipped[0]),
+                n => format!(
+                    " ({n} documents are not policies, the first: {})",
+                    set.skipped[0]
+                ),
+            }
+        };
+        return Err(PolicyError::Empty(format!(
+            "no policy loaded from {from}{skipped}: a gate without policies checks nothing; add policies, or set policies.allowEmpty: true to run without"
+        )));
+    }
     let overrides: HashMap<String, Enforcement> = policies.enforcement.clone();
     let unknown = set.override_enforcement(&overrides);
     if let Some(name) = unknown.first() {
@@ -115,6 +147,14 @@ pub fn from_config(
         });
     }
     Ok(set)
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads policies from files on disk.
@@ -136,23 +176,56 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
     }
     let mut templates = Vec::new();
     let mut constraints = Vec::new();
+    let mut skipped = Vec::new();
     for f in files.iter().filter(|f| !f.path.ends_with(".rego")) {
-        // Only documents gitgate understands matter here; other YAML (samples, kustomization)
-        // is skipped, but a file that does not parse at all is an error.
-        if !(f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/"))
-        {
-            continue;
-        }
-        for doc in manifest::parse_str(&f.path, &f.text)? {
+        let policy_like =
+            f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/");
+        let docs = match manifest::parse_str(&f.path, &f.text) {
+            Ok(docs) => docs,
+            // A file that mentions templates or constraints must parse; any other is listed.
+            Err(e) if policy_like => return Err(e.into()),
+            Err(e) => {
+                skipped.push(Skipped {
+                    file: f.path.clone(),
+                    line: 1,
+                    what: format!("not read: {e}"),
+                });
+                continue;
+            }
+        };
+        for doc in docs {
             if template::is_template(&doc.value) {
                 templates.push(template::parse_template(&f.path, &f.text, &doc)?);
             } else if template::is_constraint(&doc.value) {
                 constraints.push(template::parse_constraint(&f.path, &doc)?);
+            } else {
+                skipped.push(Skipped {
+                    file: f.path.clone(),
+                    line: doc.line,
+                    what: describe_document(&doc.value),
+                });
             }
         }
     }
     policies.extend(bind_constraints(&templates, &constraints, options)?);
-    Ok(PolicySet::new(policies))
+    let mut set = PolicySet::new(policies);
+    set.skipped = skipped;
+    Ok(set)
+}
+
+/// `kind: ClusterPolicy (kyverno.io/v1) require-labels`: what a skipped document is.
+fn describe_document(value: &Value) -> String {
+    let kind = value.get("kind").and_then(Value::as_str);
+    let api = value.get("apiVersion").and_then(Value::as_str);
+    let name = value.pointer("/metadata/name").and_then(Value::as_str);
+    match kind {
+        Some(kind) => format!(
+            "not a policy, skipped: kind {kind}{}{}",
+            api.map(|a| format!(" ({a})")).unwrap_or_default(),
+            name.map(|n| format!(" {n}")).unwrap_or_default()
+        ),
+        None => "not a policy, skipped: a document without a kind".to_string(),
+    }
 }
 
 /// Compiles a template (used by `load` and the suite runner).

@@ -140,6 +140,8 @@ pub enum PolicyError {
         line: usize,
         message: String,
     },
+    #[error("{0}")]
+    Empty(String),
     #[error("policy {policy}: evaluation failed: {message}")]
     Runtime { policy: String, message: String },
 }
@@ -370,10 +372,29 @@ fn rule_suffix(rule: &str) -> &str {
     rule.split_once('_').map(|(_, s)| s).unwrap_or("")
 }
 
+/// A document found in a policy path that is not a policy (a Kyverno policy, a Gatekeeper
+/// sync config or ExpansionTemplate, a sample object), listed so that nothing is skipped
+/// silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub line: usize,
+    /// `kind: ClusterPolicy (kyverno.io/v1) require-labels`, or why the file was not read.
+    pub what: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.what)
+    }
+}
+
 /// A compiled, immutable set of policies, indexed by (group, kind).
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<Policy>,
+    /// Documents of the policy paths that are not policies.
+    pub skipped: Vec<Skipped>,
     by_kind: HashMap<(String, String), Vec<usize>>,
     any_kind: Vec<usize>,
 }
@@ -414,6 +435,13 @@ impl PolicySet {
             .any(|p| p.matcher.namespace_selector.is_some())
     }
 
+    /// Logs each document of the policy paths that is not a policy, once, at WARN.
+    pub fn log_skipped(&self) {
+        for s in &self.skipped {
+            tracing::warn!(file = %s.file, line = s.line, "{}", s.what);
+        }
+    }
+
     pub fn policies(&self) -> &[Policy] {
         &self.policies
     }
@@ -429,6 +457,7 @@ impl PolicySet {
     /// Adds the policies of another set (names stay as they are).
     pub fn extend(&mut self, other: PolicySet) {
         self.policies.extend(other.policies);
+        self.skipped.extend(other.skipped);
         self.reindex();
     }
 

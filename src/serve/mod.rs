@@ -197,7 +197,7 @@ async fn validate(
     } = if !subresource.is_empty() && state.exempt_subresources.contains(&subresource) {
         Decided::without_policies(admission::exempt(version, &uid))
     } else {
-        decide_with_deadline(&state, version, review).await
+        decide_with_deadline(&state, version, review, started).await
     };
     let elapsed = started.elapsed();
     // Empty when provenance is off or the request was exempt before a verdict.
@@ -242,19 +242,57 @@ impl Decided {
     }
 }
 
-/// Decides on the request's own worker thread and applies the failure mode when the decision
-/// fails or misses the deadline. Returns the answer, the policies that fired and the policies
-/// that failed.
+/// Decides off the async workers and answers by the deadline: the decision runs on the
+/// blocking pool, and when the deadline (`server.timeout`, counted from the request's arrival)
+/// passes first, or the decision panics, the answer is the failure mode. A decision still
+/// running then is abandoned; the Rego time limit, no higher than the deadline, ends it.
 ///
-/// Why inline: a decision is CPU work of a few hundred microseconds, and handing it to a
-/// blocking thread doubled its latency under load (BENCHMARKS.md). Evaluation is bounded
-/// instead by the Rego time limit, which `serve` sets no higher than the request deadline.
+/// Why not inline: an evaluation can run long inside one built-in call, where the engine's
+/// timer is not read, and an object can be large; on an async worker either would hold up
+/// every other request on that worker and leave the deadline unkept (BENCHMARKS.md measures
+/// the cost of the hand-off).
 async fn decide_with_deadline(
     state: &Arc<AppState>,
     version: input::ReviewVersion,
     review: input::Review,
+    arrived: Instant,
 ) -> Decided {
-    let started = Instant::now();
+    let uid = review.uid.clone();
+    let allow_on_error = state.failure_mode == FailureMode::Allow;
+    let remaining = state.deadline.saturating_sub(arrived.elapsed());
+    let worker_state = state.clone();
+    let work = tokio::task::spawn_blocking(move || decide(&worker_state, version, review));
+    let failed = |message: String| {
+        metrics::counter!("gitgate_internal_errors_total").increment(1);
+        Decided::without_policies(admission::failure(version, &uid, &message, allow_on_error))
+    };
+    match tokio::time::timeout(remaining, work).await {
+        Ok(Ok(decided)) => decided,
+        Ok(Err(e)) => {
+            let why = if e.is_panic() {
+                format!(
+                    "internal error (panic): {}",
+                    crate::isolate::message(&*e.into_panic())
+                )
+            } else {
+                "the decision was cancelled".to_string()
+            };
+            tracing::error!(uid = %uid, error = %why, "the decision failed");
+            failed(why)
+        }
+        Err(_) => {
+            tracing::error!(uid = %uid, deadline_ms = state.deadline.as_millis() as u64, "the decision missed its deadline");
+            failed(format!(
+                "no decision within {} ms",
+                state.deadline.as_millis()
+            ))
+        }
+    }
+}
+
+/// Decides one request (provenance, then the policies) and applies the failure mode when a
+/// policy fails.
+fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review) -> Decided {
     let uid = review.uid.clone();
     let allow_on_error = state.failure_mode == FailureMode::Allow;
     let mut doc = Document::from_review(review);
@@ -279,7 +317,8 @@ async fn decide_with_deadline(
                 kind = %doc.review.kind.kind, namespace = %doc.review.namespace.clone().unwrap_or_default(),
                 name = %doc.review.name, "break-glass change admitted");
         }
-        metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str()).increment(1);
+        metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str())
+            .increment(1);
         status = Some(verdict.status);
         doc.provenance = Some(verdict.to_value());
     }
@@ -305,13 +344,7 @@ async fn decide_with_deadline(
         .map(|f| format!("{}:{}", f.policy, f.action.as_str()))
         .collect();
     let errors: Vec<String> = decision.errors.iter().map(|e| e.policy.clone()).collect();
-    let elapsed = started.elapsed();
-    let answer = if elapsed > state.deadline {
-        metrics::counter!("gitgate_internal_errors_total").increment(1);
-        tracing::error!(uid = %uid, deadline_ms = state.deadline.as_millis() as u64, elapsed_ms = elapsed.as_millis() as u64, "the decision missed its deadline");
-        let message = format!("no decision within {} ms", state.deadline.as_millis());
-        admission::failure(version, &uid, &message, allow_on_error)
-    } else if !decision.errors.is_empty() && decision.violations.is_empty() {
+    let answer = if !decision.errors.is_empty() && decision.violations.is_empty() {
         // Only failures stand in the way: the failure mode decides.
         let names = errors.join(", ");
         admission::failure(

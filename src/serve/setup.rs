@@ -19,11 +19,12 @@ pub fn state(
     config_dir: &Path,
     rego_version: RegoVersion,
 ) -> Result<AppState, String> {
-    // No evaluation may outlast the request deadline (decisions run on the request's thread).
+    // No evaluation may outlast the request deadline (decisions are abandoned at the deadline, and this limit ends them).
     let mut policies = config.policies.clone();
     policies.timeout = policies.timeout.min(config.server.timeout);
     let set = policy::load::from_config(&policies, config_dir, &[], rego_version)
         .map_err(|e| e.to_string())?;
+    set.log_skipped();
     tracing::info!(policies = set.len(), "policies loaded");
     // The refresh token is read on every POST /refresh; a file that cannot serve is an error now.
     if let Some(path) = &config.server.refresh_token_file {
