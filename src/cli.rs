@@ -114,6 +114,10 @@ pub enum Command {
         /// Colour in text output
         #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
         color: ColorWhen,
+        /// Read gitgate.yaml and the policy directories from the working tree (the pull
+        /// request's head) instead of the merge base on the protected branch
+        #[arg(long)]
+        trust_head: bool,
     },
     /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
     /// /metrics)
@@ -224,29 +228,71 @@ pub fn run(cli: Cli) -> ExitCode {
             fail_on_warn,
             policy,
             color,
+            trust_head,
         } => {
-            let config = match load_config(cli.config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let target = if paths.is_empty() || base.is_some() || head.is_some() {
-                Target::Range { repo, base, head }
+            let range = paths.is_empty() || base.is_some() || head.is_some();
+            let (mut config, set, target, gate_items) = if range && !trust_head {
+                // The gate comes from the protected branch, not from the pull request.
+                let options = crate::check::gate::Options {
+                    repo: &repo,
+                    config_file: cli.config.as_deref(),
+                    base: base.as_deref(),
+                    head: head.as_deref(),
+                    policy_override: &policy,
+                    rego_version: cli.rego_version,
+                };
+                let gate = match crate::check::gate::from_base(&options) {
+                    Ok(gate) => gate,
+                    Err(e) => {
+                        eprintln!("gitgate check: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let target = Target::Range {
+                    repo,
+                    base: Some(gate.base.to_string()),
+                    head,
+                };
+                (gate.config, gate.policies, target, gate.items)
             } else {
-                Target::Files(paths.clone())
+                // In range mode, `--repo X` finds `X/gitgate.yaml`.
+                let default_file = range.then(|| repo.join("gitgate.yaml"));
+                let file = cli.config.as_deref().or(default_file.as_deref());
+                let (config, dir) = match load_config(file) {
+                    Ok(c) => c,
+                    Err(code) => return code,
+                };
+                let set = match policy::load::from_config(
+                    &config.policies,
+                    &dir,
+                    &policy,
+                    cli.rego_version,
+                ) {
+                    Ok(set) => set,
+                    Err(e) => {
+                        eprintln!("gitgate check: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let target = if range {
+                    Target::Range { repo, base, head }
+                } else {
+                    Target::Files(paths.clone())
+                };
+                (config, set, target, Vec::new())
             };
-            let mut config = config;
             if matches!(target, Target::Range { .. }) && !paths.is_empty() {
-                config.0.repository.paths = paths.iter().map(|p| p.display().to_string()).collect();
+                config.repository.paths = paths.iter().map(|p| p.display().to_string()).collect();
             }
+            set.log_skipped();
             check(
                 &target,
-                &config.0,
-                &config.1,
-                &policy,
+                &config,
+                &set,
+                gate_items,
                 output,
                 fail_on_warn,
                 color,
-                cli.rego_version,
             )
         }
         Command::Serve {
@@ -327,33 +373,30 @@ fn load_config(path: Option<&std::path::Path>) -> Result<(Config, PathBuf), Exit
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs a check with its gate loaded, adds what was found about the gate itself, and
+/// writes the report.
 fn check(
     target: &Target,
     config: &Config,
-    config_dir: &std::path::Path,
-    policy_paths: &[PathBuf],
+    set: &policy::PolicySet,
+    gate_items: Vec<crate::check::Item>,
     format: Format,
     fail_on_warn: bool,
     color: ColorWhen,
-    rego_version: RegoVersion,
 ) -> ExitCode {
-    let set =
-        match policy::load::from_config(&config.policies, config_dir, policy_paths, rego_version) {
-            Ok(set) => set,
-            Err(e) => {
-                eprintln!("gitgate check: {e}");
-                return ExitCode::from(2);
-            }
-        };
-    set.log_skipped();
-    let report = match crate::check::run(target, &set, config) {
+    let mut report = match crate::check::run(target, set, config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gitgate check: {e}");
             return ExitCode::from(2);
         }
     };
+    if !gate_items.is_empty() {
+        report.items.extend(gate_items);
+        report.items.sort_by(|a, b| {
+            (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
+        });
+    }
     let color = use_color(color);
     let mut out = std::io::stdout().lock();
     if let Err(e) = crate::report::write(format, &report, color, &mut out) {

@@ -122,6 +122,22 @@ impl Repo {
     /// Every blob of a commit's tree whose path is under one of `roots` (all when empty) and
     /// whose name ends in `.yaml`, `.yml` or `.json`.
     pub fn manifest_files(&self, commit: ObjectId, roots: &[String]) -> Result<Files, GitError> {
+        self.files_where(commit, |path| {
+            is_manifest_path(path) && under_roots(path, roots)
+        })
+    }
+
+    /// The work tree's root, when the repository has one.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// Every blob of a commit's tree whose path `keep` accepts.
+    pub fn files_where(
+        &self,
+        commit: ObjectId,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Files, GitError> {
         let read = |what: &str, message: String| GitError::Read {
             repo: self.name.clone(),
             what: format!("{what} of commit {commit}"),
@@ -144,7 +160,7 @@ impl Repo {
                 continue;
             }
             let path = entry.filepath.to_string();
-            if is_manifest_path(&path) && under_roots(&path, roots) {
+            if keep(&path) {
                 files.insert(path, entry.oid);
             }
         }

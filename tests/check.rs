@@ -326,7 +326,9 @@ fn configuration_limits_paths_and_overrides_actions() {
         "repository:\n  paths: [apps]\npolicies:\n  enforcement: {latest-tag: warn}\n",
     );
     r.commit("pr");
-    let (code, report) = r.check_json(&[]);
+    // The configuration is the pull request's own here: `--trust-head` reads it from the
+    // working tree (by default the gate comes from the protected branch: tests/gate.rs).
+    let (code, report) = r.check_json(&["--trust-head"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(ops(&report).len(), 1, "only apps/ is checked");
     assert_eq!(report["items"][0]["level"], "warning");
@@ -335,7 +337,7 @@ fn configuration_limits_paths_and_overrides_actions() {
         "gitgate.yaml",
         "repository:\n  paths: [apps]\n  brnach: main\n",
     );
-    let (code, _, err) = r.check(&[]);
+    let (code, _, err) = r.check(&["--trust-head"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("gitgate.yaml:3:") && err.contains("brnach"),
@@ -346,7 +348,7 @@ fn configuration_limits_paths_and_overrides_actions() {
         "gitgate.yaml",
         "policies:\n  enforcement: {latest-tags: warn}\n",
     );
-    let (code, _, err) = r.check(&[]);
+    let (code, _, err) = r.check(&["--trust-head"]);
     assert_eq!(code, 2);
     assert!(err.contains("latest-tags"), "{err}");
 }

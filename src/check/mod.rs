@@ -3,6 +3,7 @@
 //! result for every report format.
 
 pub mod changes;
+pub mod gate;
 pub mod provenance;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,9 @@ pub enum CheckError {
     Git(#[from] GitError),
     #[error("{0}")]
     Trust(String),
+    /// The gate (configuration and policies) of the protected branch cannot be read.
+    #[error("{0}")]
+    Gate(String),
     #[error("{path}: cannot read: {source}")]
     Io {
         path: String,

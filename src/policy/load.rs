@@ -82,6 +82,18 @@ pub fn from_config(
     replace: &[PathBuf],
     rego_version: super::rego::RegoVersion,
 ) -> Result<PolicySet, PolicyError> {
+    from_config_read(policies, base_dir, replace, rego_version, read_paths)
+}
+
+/// [`from_config`] with the configured paths read by `read` (the files of a commit, for
+/// `check`, which takes its gate from the protected branch); `replace` is read from disk.
+pub fn from_config_read(
+    policies: &crate::config::Policies,
+    base_dir: &Path,
+    replace: &[PathBuf],
+    rego_version: super::rego::RegoVersion,
+    read: impl Fn(&[PathBuf]) -> Result<Vec<SourceFile>, PolicyError>,
+) -> Result<PolicySet, PolicyError> {
     let options = Options {
         eval_timeout: policies.timeout,
         rego_version,
@@ -93,7 +105,7 @@ pub fn from_config(
         }
         let paths: Vec<PathBuf> = policies.paths.iter().map(|p| base_dir.join(p)).collect();
         if !paths.is_empty() {
-            set.extend(load_paths(&paths, &options)?);
+            set.extend(load(&read(&paths)?, &options)?);
         }
     } else {
         set.extend(load_paths(replace, &options)?);

@@ -142,6 +142,9 @@ pub enum PolicyError {
     },
     #[error("{0}")]
     Empty(String),
+    /// The policies of a commit cannot be read.
+    #[error("{0}")]
+    Gate(String),
     #[error("policy {policy}: evaluation failed: {message}")]
     Runtime { policy: String, message: String },
 }

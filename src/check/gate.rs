@@ -1,0 +1,422 @@
+//! The gate `check` applies to a pull request comes from the protected branch, not from the
+//! pull request: `gitgate.yaml` and the configured policy directories are read from the tree
+//! of the merge base, so a pull request that turns policies off (`policies: {builtin: false}`)
+//! next to a `:latest` image is still judged by the policies it would remove.
+//!
+//! A pull request that changes the gate is reported (a warning naming the files: the change
+//! applies once merged, after review), and the head's configuration and policies are checked
+//! so that a broken gate is caught before it lands. `--trust-head` keeps reading the gate from
+//! the working tree, for repositories that want it.
+//!
+//! A configuration file outside the repository (`-c /etc/gitgate.yaml`) and `--policy`
+//! directories are the CI job's own choice and are read from disk.
+
+use std::path::{Component, Path, PathBuf};
+
+use gix::ObjectId;
+
+use super::{CheckError, Item, Level};
+use crate::config::Config;
+use crate::git::{Files, Repo};
+use crate::policy::load::{SourceFile, from_config_read};
+use crate::policy::rego::RegoVersion;
+use crate::policy::{PolicyError, PolicySet};
+
+/// What a range is judged by.
+pub struct Gate {
+    pub config: Config,
+    pub policies: PolicySet,
+    /// The merge base the gate was read from: the range starts there.
+    pub base: ObjectId,
+    /// Findings about the gate itself: the pull request changes it, or breaks it.
+    pub items: Vec<Item>,
+}
+
+/// Where the gate is looked for.
+pub struct Options<'a> {
+    pub repo: &'a Path,
+    /// `-c FILE`; default `<repo>/gitgate.yaml`.
+    pub config_file: Option<&'a Path>,
+    pub base: Option<&'a str>,
+    pub head: Option<&'a str>,
+    /// `--policy` directories (read from disk, instead of the configured ones).
+    pub policy_override: &'a [PathBuf],
+    pub rego_version: RegoVersion,
+}
+
+/// Where the configuration file is: inside the repository (read from commits, by its path
+/// from the root) or outside (read from disk).
+enum Location {
+    InRepo(String),
+    OnDisk(PathBuf),
+}
+
+/// Reads the gate of a range from its merge base.
+pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
+    let repo = Repo::open(options.repo)?;
+    let head = repo.resolve(options.head.unwrap_or("HEAD"))?;
+    let location = locate(&repo, options)?;
+    let head_text = read_config_text(&repo, &location, head)?;
+    // The branch to fork from: the head's word only to find the base, whose own
+    // configuration then decides (and is followed once, should it name another branch).
+    let head_config = head_text
+        .as_ref()
+        .and_then(|(name, text)| Config::parse(name, text).ok())
+        .unwrap_or_default();
+    let mut branch = head_config.repository.branch.clone();
+    let (mut base, mut config) = read_at_base(&repo, &location, options, &branch, head)?;
+    if options.base.is_none() && config.repository.branch != branch {
+        branch = config.repository.branch.clone();
+        (base, config) = read_at_base(&repo, &location, options, &branch, head)?;
+    }
+    let config_dir = match &location {
+        Location::InRepo(rel) => parent(rel),
+        Location::OnDisk(path) => path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let policies = load_policies(&repo, &location, &config, &config_dir, base, options)
+        .map_err(|e| CheckError::Gate(format!("the gate at {} ({branch}): {e}", short(base))))?;
+    let mut items = Vec::new();
+    if let Location::InRepo(rel) = &location {
+        items.extend(changes_to_gate(
+            &repo,
+            rel,
+            &config,
+            &config_dir,
+            head_text.as_ref().map(|(_, t)| t.as_str()),
+            (base, head),
+            options,
+            &branch,
+        )?);
+    }
+    Ok(Gate {
+        config,
+        policies,
+        base,
+        items,
+    })
+}
+
+/// The merge base of `head` with `--base` or the protected branch, and the configuration
+/// there (the default when the base holds none).
+fn read_at_base(
+    repo: &Repo,
+    location: &Location,
+    options: &Options<'_>,
+    branch: &str,
+    head: ObjectId,
+) -> Result<(ObjectId, Config), CheckError> {
+    let base = match options.base {
+        Some(rev) => repo.merge_base(repo.resolve(rev)?, head)?,
+        None => {
+            let candidates = [
+                branch.to_string(),
+                format!("origin/{branch}"),
+                format!("refs/remotes/origin/{branch}"),
+            ];
+            repo.merge_base(repo.resolve_first(&candidates)?, head)?
+        }
+    };
+    let config = match read_config_text(repo, location, base)? {
+        Some((name, text)) => Config::parse(&name, &text).map_err(|e| {
+            CheckError::Gate(format!(
+                "the configuration of the protected branch ({branch} at {}) is invalid: {e}",
+                short(base)
+            ))
+        })?,
+        None => Config::default(),
+    };
+    Ok((base, config))
+}
+
+/// The configuration's text at `commit` (in the repository) or on disk, named for errors.
+fn read_config_text(
+    repo: &Repo,
+    location: &Location,
+    commit: ObjectId,
+) -> Result<Option<(String, String)>, CheckError> {
+    match location {
+        Location::OnDisk(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some((path.display().to_string(), text))),
+            Err(source) => Err(CheckError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        },
+        Location::InRepo(rel) => {
+            let files = repo.files_where(commit, |p| p == rel)?;
+            match files.get(rel) {
+                None => Ok(None),
+                Some(id) => {
+                    let bytes = repo.read_blob(*id, rel)?;
+                    let text = String::from_utf8(bytes).map_err(|_| {
+                        CheckError::Gate(format!("{rel} at {}: not UTF-8 text", short(commit)))
+                    })?;
+                    Ok(Some((format!("{rel} (at {})", short(commit)), text)))
+                }
+            }
+        }
+    }
+}
+
+/// Where `-c FILE` (or `<repo>/gitgate.yaml`) is, relative to the repository's root.
+fn locate(repo: &Repo, options: &Options<'_>) -> Result<Location, CheckError> {
+    let Some(root) = repo.workdir().and_then(|w| w.canonicalize().ok()) else {
+        // A bare repository: the configuration can only come from its commits.
+        return Ok(Location::InRepo(
+            options
+                .config_file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "gitgate.yaml".into()),
+        ));
+    };
+    let wanted = match options.config_file {
+        Some(file) => file.to_path_buf(),
+        None => options.repo.join("gitgate.yaml"),
+    };
+    // The file need not exist in the working tree (it may exist only at the base).
+    let absolute = match wanted.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) {
+        Some(dir) => match dir.canonicalize() {
+            Ok(dir) => dir.join(wanted.file_name().unwrap_or_default()),
+            Err(_) if options.config_file.is_some() => {
+                return Err(CheckError::Io {
+                    path: wanted.display().to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+                });
+            }
+            Err(_) => return Ok(Location::InRepo("gitgate.yaml".into())),
+        },
+        None => wanted.clone(),
+    };
+    match absolute.strip_prefix(&root) {
+        Ok(rel) => Ok(Location::InRepo(slash_path(rel))),
+        Err(_) => Ok(Location::OnDisk(wanted)),
+    }
+}
+
+/// The policy set of the configuration: built-in, `--policy` from disk, configured paths
+/// from the commit (or from disk, for a configuration outside the repository).
+fn load_policies(
+    repo: &Repo,
+    location: &Location,
+    config: &Config,
+    config_dir: &Path,
+    commit: ObjectId,
+    options: &Options<'_>,
+) -> Result<PolicySet, PolicyError> {
+    match location {
+        Location::OnDisk(_) => crate::policy::load::from_config(
+            &config.policies,
+            config_dir,
+            options.policy_override,
+            options.rego_version,
+        ),
+        Location::InRepo(_) => from_config_read(
+            &config.policies,
+            config_dir,
+            options.policy_override,
+            options.rego_version,
+            |paths| read_tree_paths(repo, commit, paths),
+        ),
+    }
+}
+
+/// The policy files under `paths` (from the repository's root) in `commit`'s tree; a path
+/// that holds nothing there is an error.
+fn read_tree_paths(
+    repo: &Repo,
+    commit: ObjectId,
+    paths: &[PathBuf],
+) -> Result<Vec<SourceFile>, PolicyError> {
+    let git = |e: crate::git::GitError| PolicyError::Gate(e.to_string());
+    let mut out = Vec::new();
+    for path in paths {
+        let prefix = normalize(path);
+        let files = policy_files(repo, commit, &prefix).map_err(git)?;
+        if files.is_empty() {
+            return Err(PolicyError::Gate(format!(
+                "policies.paths {}: nothing there at {}",
+                path.display(),
+                short(commit)
+            )));
+        }
+        for (file, id) in files {
+            let bytes = repo.read_blob(id, &file).map_err(git)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| PolicyError::Gate(format!("{file}: not UTF-8 text")))?;
+            out.push(SourceFile { path: file, text });
+        }
+    }
+    Ok(out)
+}
+
+/// The policy files (`.rego`, `.yaml`, `.yml`, `.json`) at or under `prefix`.
+fn policy_files(
+    repo: &Repo,
+    commit: ObjectId,
+    prefix: &str,
+) -> Result<Files, crate::git::GitError> {
+    repo.files_where(commit, |p| {
+        let inside = prefix.is_empty() || p == prefix || p.starts_with(&format!("{prefix}/"));
+        let hidden = p.split('/').any(|c| c.starts_with('.'));
+        inside
+            && !hidden
+            && [".rego", ".yaml", ".yml", ".json"]
+                .iter()
+                .any(|ext| p.ends_with(ext))
+    })
+}
+
+/// What the pull request does to the gate: a warning naming the changed files, and an error
+/// when the head's configuration or policies do not load.
+#[allow(clippy::too_many_arguments)]
+fn changes_to_gate(
+    repo: &Repo,
+    config_rel: &str,
+    base_config: &Config,
+    config_dir: &Path,
+    head_text: Option<&str>,
+    (base, head): (ObjectId, ObjectId),
+    options: &Options<'_>,
+    branch: &str,
+) -> Result<Vec<Item>, CheckError> {
+    let mut items = Vec::new();
+    let head_config = match head_text {
+        None => Some(Config::default()),
+        Some(text) => match Config::parse(&format!("{config_rel} (at {})", short(head)), text) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                items.push(gate_item(
+                    config_rel,
+                    Level::Error,
+                    format!("this pull request breaks the gate: {e}"),
+                ));
+                None
+            }
+        },
+    };
+    // The files of the gate at either end: the configuration and both ends' policy paths.
+    let mut prefixes: Vec<String> = base_config
+        .policies
+        .paths
+        .iter()
+        .map(|p| normalize(&config_dir.join(p)))
+        .collect();
+    if let Some(c) = &head_config {
+        prefixes.extend(
+            c.policies
+                .paths
+                .iter()
+                .map(|p| normalize(&config_dir.join(p))),
+        );
+    }
+    let gate_files = |commit| -> Result<Files, CheckError> {
+        let mut files = repo.files_where(commit, |p| p == config_rel)?;
+        for prefix in &prefixes {
+            files.extend(policy_files(repo, commit, prefix)?);
+        }
+        Ok(files)
+    };
+    let (at_base, at_head) = (gate_files(base)?, gate_files(head)?);
+    let mut changed: Vec<&String> = at_head
+        .iter()
+        .filter(|(p, id)| at_base.get(*p) != Some(id))
+        .chain(at_base.iter().filter(|(p, _)| !at_head.contains_key(*p)))
+        .map(|(p, _)| p)
+        .collect();
+    changed.sort();
+    changed.dedup();
+    if !changed.is_empty() {
+        let list: Vec<&str> = changed.iter().map(|s| s.as_str()).collect();
+        items.push(gate_item(
+            changed[0],
+            Level::Warning,
+            format!(
+                "this pull request changes the gate ({}): it is judged by the configuration and policies of {branch} at {}, and the change applies once merged",
+                list.join(", "),
+                short(base)
+            ),
+        ));
+        // The head's policies must load, so that merging does not break every later check.
+        if let Some(c) = &head_config {
+            let loaded = from_config_read(
+                &c.policies,
+                config_dir,
+                options.policy_override,
+                options.rego_version,
+                |paths| read_tree_paths(repo, head, paths),
+            );
+            if let Err(e) = loaded {
+                items.push(gate_item(
+                    changed[0],
+                    Level::Error,
+                    format!("this pull request breaks the gate: its policies do not load: {e}"),
+                ));
+            }
+        }
+    }
+    Ok(items)
+}
+
+fn gate_item(path: &str, level: Level, message: String) -> Item {
+    Item {
+        path: path.to_string(),
+        line: 1,
+        level,
+        policy: "gitgate".into(),
+        message,
+        operation: None,
+        object: None,
+    }
+}
+
+fn short(id: ObjectId) -> String {
+    id.to_hex_with_len(12).to_string()
+}
+
+/// The directory of a repository path (`""` for the root).
+fn parent(rel: &str) -> PathBuf {
+    Path::new(rel)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `a/./b/../c` → `a/c`, with `/` separators and no leading `./`.
+fn normalize(path: &Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts.join("/")
+}
+
+fn slash_path(path: &Path) -> String {
+    normalize(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalize() {
+        assert_eq!(normalize(Path::new("./policy")), "policy");
+        assert_eq!(normalize(Path::new("ci/../policy/./x")), "policy/x");
+        assert_eq!(normalize(Path::new("")), "");
+    }
+}

@@ -1,0 +1,168 @@
+//! `check` takes its gate (gitgate.yaml and the configured policy directories) from the merge
+//! base on the protected branch, never from the pull request it judges; a pull request that
+//! changes the gate is reported, and one that breaks it is an error. On the real binary, with
+//! repositories made in the test.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{commit_files, git, repo_with};
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: \"nginx:IMAGE\", resources: {limits: {cpu: 100m, memory: 64Mi}}}]}
+";
+
+const NO_DEBUG: &str = "package team.no_debug\nimport rego.v1\ndeny contains \"no debug Deployments\" if { input.review.object.metadata.labels.debug == \"true\" }\n";
+
+fn web(tag: &str) -> String {
+    WEB.replace("IMAGE", tag)
+}
+
+fn check(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .arg("check")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("gitgate runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A repository whose `main` holds the gate and a Deployment, checked out on a new branch
+/// `pr`.
+fn protected(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = repo_with(files);
+    git(
+        dir.path(),
+        "a@example.com",
+        0,
+        &["checkout", "-q", "-b", "pr"],
+    );
+    dir
+}
+
+#[test]
+fn a_pull_request_that_turns_policies_off_is_still_judged_by_them() {
+    let base_web = web("1.25");
+    let dir = protected(&[
+        ("gitgate.yaml", b"repository: {paths: [apps]}\n"),
+        ("apps/web.yaml", base_web.as_bytes()),
+    ]);
+    let latest = web("latest");
+    commit_files(
+        dir.path(),
+        &[
+            (
+                "gitgate.yaml",
+                b"repository: {paths: [apps]}\npolicies: {builtin: false, allowEmpty: true}\n",
+            ),
+            ("apps/web.yaml", latest.as_bytes()),
+        ],
+        "turn the gate off",
+    );
+    let (code, out, err) = check(dir.path(), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("[latest-tag]"), "{out}");
+    assert!(
+        out.contains("gitgate.yaml:1: warning [gitgate] this pull request changes the gate"),
+        "{out}"
+    );
+    // `--trust-head` is today's behaviour, on request.
+    let (code, out, err) = check(dir.path(), &["--trust-head"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // `--repo X` finds X/gitgate.yaml, from X's protected branch.
+    let parent = dir.path().parent().unwrap();
+    let name = dir.path().file_name().unwrap().to_str().unwrap();
+    let (code, out, err) = check(parent, &["--repo", name]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("[latest-tag]"), "{out}");
+}
+
+#[test]
+fn policy_directories_come_from_the_base_and_a_broken_head_policy_is_an_error() {
+    let base_web = web("1.25");
+    let dir = protected(&[
+        (
+            "gitgate.yaml",
+            b"repository: {paths: [apps]}\npolicies: {paths: [policy]}\n",
+        ),
+        ("policy/no_debug.rego", NO_DEBUG.as_bytes()),
+        ("apps/web.yaml", base_web.as_bytes()),
+    ]);
+    // The pull request deletes the policy and adds what it forbade.
+    std::fs::remove_file(dir.path().join("policy/no_debug.rego")).unwrap();
+    let debug = base_web.replace(
+        "metadata: {name: web, namespace: default}",
+        "metadata: {name: web, namespace: default, labels: {debug: \"true\"}}",
+    );
+    commit_files(
+        dir.path(),
+        &[
+            ("apps/web.yaml", debug.as_bytes()),
+            (
+                "policy/other.rego",
+                b"package team.other\nimport rego.v1\ndeny contains \"x\" if { false }\n",
+            ),
+        ],
+        "remove the policy",
+    );
+    let (code, out, err) = check(dir.path(), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("no debug Deployments"), "{out}");
+    assert!(
+        out.contains("changes the gate")
+            && out.contains("policy/no_debug.rego")
+            && out.contains("policy/other.rego"),
+        "{out}"
+    );
+    // A head whose policy does not compile breaks the gate for every later pull request.
+    commit_files(
+        dir.path(),
+        &[(
+            "policy/broken.rego",
+            b"package team.broken\nimport rego.v1\ndeny contains \"x\" if { nosuch.fn(input) }\n",
+        )],
+        "break it",
+    );
+    let (code, out, err) = check(dir.path(), &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("breaks the gate") && out.contains("undefined function nosuch.fn"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_invalid_configuration_on_the_pull_request_is_an_error_and_the_base_still_judges() {
+    let base_web = web("1.25");
+    let dir = protected(&[
+        ("gitgate.yaml", b"repository: {paths: [apps]}\n"),
+        ("apps/web.yaml", base_web.as_bytes()),
+    ]);
+    commit_files(
+        dir.path(),
+        &[(
+            "gitgate.yaml",
+            b"repository: {paths: [apps]}\npolicies: {bultin: false}\n",
+        )],
+        "a typo",
+    );
+    let (code, out, err) = check(dir.path(), &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("breaks the gate") && out.contains("bultin"),
+        "{out}"
+    );
+}
