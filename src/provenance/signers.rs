@@ -6,6 +6,8 @@
 //! comma-separated patterns matched against the committer's email (`*` and `?` wildcards);
 //! options are `namespaces="git,file"`, `valid-after=YYYYMMDD[HHMM[SS]]`,
 //! `valid-before=...` and `cert-authority` (not supported: such lines are refused, not ignored).
+//! The validity period is judged at the time the caller gives: when the mirror first saw the
+//! commit ([`super::seen`]), never the commit's own date, which its author chose.
 
 use ssh_key::{PublicKey, SshSig};
 
