@@ -94,6 +94,37 @@ impl Repo {
         }))
     }
 
+    /// The commit the reference with exactly this full name (`refs/heads/main`) points to, or
+    /// `None` when there is none. Unlike [`Repo::resolve`], which takes a revision as git's
+    /// `rev-parse` does (where a tag `main` comes before the branch `main`), no other reference
+    /// can stand in for it.
+    pub fn resolve_ref(&self, full_name: &str) -> Result<Option<ObjectId>, GitError> {
+        let err = |message: String| GitError::Revision {
+            repo: self.name.clone(),
+            rev: full_name.to_string(),
+            message,
+        };
+        let Some(mut reference) = self
+            .repo
+            .try_find_reference(full_name)
+            .map_err(|e| err(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        // A partial name falls back on `refs/tags/<name>` and others: only the exact name counts.
+        if reference.name().as_bstr() != full_name.as_bytes() {
+            return Ok(None);
+        }
+        let commit = reference.peel_to_commit().map_err(|e| err(e.to_string()))?;
+        Ok(Some(commit.id))
+    }
+
+    /// Whether the repository holds the object `id` (a shallow clone lacks the parents of
+    /// its boundary commits).
+    pub fn has_object(&self, id: ObjectId) -> bool {
+        self.repo.has_object(id)
+    }
+
     /// The merge base of two commits.
     pub fn merge_base(&self, base: ObjectId, head: ObjectId) -> Result<ObjectId, GitError> {
         let none = || GitError::NoMergeBase {

@@ -1,6 +1,10 @@
 //! Provenance over real repositories: approved commits with commits signed by SSH keys made in the test
 //! (`ssh-keygen`, and git's own SSH signing): trusted, untrusted, unsigned, a principal that
-//! does not match the committer, the window by count and age, and the first-parent chain.
+//! does not match the committer, the window by count and age, and the first-parent chain; a
+//! break-glass DELETE and a Job as the API server stores it.
+#![recursion_limit = "256"]
+
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -228,7 +232,13 @@ fn the_window_counts_commits_and_age_and_follows_first_parents() {
     )
     .unwrap();
     assert_eq!(ids(&by_count), vec![merge.clone(), c2.clone()]);
-    let by_age = window(
+    // Ages are the mirror's: here it saw each commit when it was made, and it is now the
+    // merge's time (tests/window.rs: dates alone never decide).
+    let mut seen = gitgate::provenance::seen::FirstSeen::in_memory();
+    for (c, at) in [(&old, t0), (&c1, t0 + 10 * DAY), (&c2, t0 + 12 * DAY)] {
+        seen.record(gix::ObjectId::from_hex(c.as_bytes()).unwrap(), at);
+    }
+    let by_age = gitgate::provenance::approval::walk(
         &repo,
         tip,
         Window {
@@ -236,12 +246,14 @@ fn the_window_counts_commits_and_age_and_follows_first_parents() {
             max_age: Duration::from_secs(5 * DAY as u64),
         },
         None,
+        &mut seen,
+        t0 + 13 * DAY,
     )
     .unwrap();
     assert_eq!(
-        ids(&by_age),
+        ids(&by_age.commits),
         vec![merge.clone(), c2, c1],
-        "the 13-day-old commit is out"
+        "the commit first seen 13 days ago is out"
     );
     let tip_only = window(
         &repo,
@@ -556,4 +568,251 @@ fn the_index_holds_each_identity_of_the_approved_window() {
             vec![four.clone(), three.clone()]
         );
     }
+}
+
+/// The index of a repository whose one commit holds `files`.
+fn index_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, gitgate::provenance::index::Index) {
+    let dir = support::repo_with(files);
+    let repo = Repo::open(dir.path()).unwrap();
+    let tip = repo.resolve_ref("refs/heads/main").unwrap().unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 5,
+            max_age: Duration::from_secs(DAY as u64),
+        },
+        None,
+    )
+    .unwrap();
+    let index = gitgate::provenance::index::Index::build(&repo, &w, &[], "default").unwrap();
+    (dir, index)
+}
+
+#[test]
+fn a_break_glass_delete_reads_its_reason_from_the_old_object() {
+    use gitgate::provenance::verdict::{Status, judge};
+    let Some(fixtures) = support::fixtures_dir() else {
+        return;
+    };
+    let cm = std::fs::read(fixtures.join("manifests/cm.yaml")).unwrap();
+    let (_dir, index) = index_with(&[("cm.yaml", &cm)]);
+    let config = gitgate::config::Config::parse(
+        "gitgate.yaml",
+        "breakGlass: {groups: [oncall], reasonAnnotation: gitgate.dev/break-glass-reason}\n",
+    )
+    .unwrap();
+    // The API server's DELETE: object null, the object being deleted in oldObject.
+    let fixture = fixtures.join("020-delete-configmaps-web-config.json");
+    let mut request: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
+    assert!(request["request"]["object"].is_null());
+    request["request"]["userInfo"]["groups"] =
+        serde_json::json!(["oncall", "system:authenticated"]);
+    let judged = |request: &serde_json::Value| {
+        let (_, review) =
+            gitgate::input::parse_admission_review("020", request.to_string().as_bytes()).unwrap();
+        judge(&review, &index, &config)
+    };
+    let v = judged(&request);
+    assert_eq!(
+        v.status,
+        Status::Untraceable,
+        "no reason given: {}",
+        v.reason
+    );
+    request["request"]["oldObject"]["metadata"]["annotations"]["gitgate.dev/break-glass-reason"] =
+        serde_json::json!("INC-4711: the config crashes the web tier");
+    let v = judged(&request);
+    assert_eq!(v.status, Status::Exempt, "{}", v.reason);
+    let bg = v.break_glass.expect("a break-glass verdict");
+    assert_eq!(
+        (bg.user.as_str(), bg.reason.as_str()),
+        ("alice", "INC-4711: the config crashes the web tier")
+    );
+}
+
+/// The Job manifest in Git: no labels on the Job itself, template labels, no selector.
+const JOB: &str = "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: db-migrate
+  namespace: demo
+spec:
+  backoffLimit: 2
+  template:
+    metadata:
+      labels:
+        app: db-migrate
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: ghcr.io/example/migrate:1.4.2
+          command: [/migrate, up]
+";
+
+const JOB_UID: &str = "5f0c7a0e-3b7e-4f7e-9d55-2f1c0e6a9b41";
+
+/// The CREATE a kube-apiserver (v1.30) sends a validating webhook for `kubectl apply -f
+/// job.yaml` (client-side apply): the Job strategy has generated the selector and the pod
+/// template's `controller-uid`/`job-name` labels (legacy and `batch.kubernetes.io/`), and
+/// the Job's own labels are the template's (SetDefaults_Job copies them when the Job has
+/// none, sharing the map the selector generation then writes into).
+fn job_create(job_labels: serde_json::Value) -> serde_json::Value {
+    let labels = serde_json::json!({
+        "app": "db-migrate",
+        "batch.kubernetes.io/controller-uid": JOB_UID,
+        "batch.kubernetes.io/job-name": "db-migrate",
+        "controller-uid": JOB_UID,
+        "job-name": "db-migrate"
+    });
+    let job_labels = if job_labels.is_null() {
+        labels.clone()
+    } else {
+        job_labels
+    };
+    serde_json::json!({
+      "kind": "AdmissionReview",
+      "apiVersion": "admission.k8s.io/v1",
+      "request": {
+        "uid": "0c5a8f5e-2d55-4a40-a0a4-86c7a3f1f3b2",
+        "kind": {"group": "batch", "version": "v1", "kind": "Job"},
+        "resource": {"group": "batch", "version": "v1", "resource": "jobs"},
+        "requestKind": {"group": "batch", "version": "v1", "kind": "Job"},
+        "requestResource": {"group": "batch", "version": "v1", "resource": "jobs"},
+        "name": "db-migrate",
+        "namespace": "demo",
+        "operation": "CREATE",
+        "userInfo": {"username": "admin", "uid": "1", "groups": ["system:masters", "system:authenticated"]},
+        "object": {
+          "kind": "Job",
+          "apiVersion": "batch/v1",
+          "metadata": {
+            "name": "db-migrate",
+            "namespace": "demo",
+            "uid": JOB_UID,
+            "generation": 1,
+            "creationTimestamp": "2026-11-25T09:12:41Z",
+            "labels": job_labels,
+            "annotations": {
+              "kubectl.kubernetes.io/last-applied-configuration": "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"metadata\":{\"annotations\":{},\"name\":\"db-migrate\",\"namespace\":\"demo\"},\"spec\":{\"backoffLimit\":2,\"template\":{\"metadata\":{\"labels\":{\"app\":\"db-migrate\"}},\"spec\":{\"containers\":[{\"command\":[\"/migrate\",\"up\"],\"image\":\"ghcr.io/example/migrate:1.4.2\",\"name\":\"migrate\"}],\"restartPolicy\":\"Never\"}}}}\n"
+            },
+            "managedFields": [{
+              "manager": "kubectl-client-side-apply",
+              "operation": "Update",
+              "apiVersion": "batch/v1",
+              "time": "2026-11-25T09:12:41Z",
+              "fieldsType": "FieldsV1",
+              "fieldsV1": {
+                "f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}},
+                "f:spec": {
+                  "f:backoffLimit": {}, "f:completionMode": {}, "f:completions": {}, "f:manualSelector": {},
+                  "f:parallelism": {}, "f:podReplacementPolicy": {}, "f:suspend": {},
+                  "f:template": {
+                    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {
+                      "f:containers": {"k:{\"name\":\"migrate\"}": {
+                        ".": {}, "f:command": {}, "f:image": {}, "f:imagePullPolicy": {}, "f:name": {},
+                        "f:resources": {}, "f:terminationMessagePath": {}, "f:terminationMessagePolicy": {}}},
+                      "f:dnsPolicy": {}, "f:restartPolicy": {}, "f:schedulerName": {},
+                      "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}
+                    }
+                  }
+                }
+              }
+            }]
+          },
+          "spec": {
+            "parallelism": 1,
+            "completions": 1,
+            "backoffLimit": 2,
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": JOB_UID}},
+            "manualSelector": false,
+            "template": {
+              "metadata": {"creationTimestamp": null, "labels": labels},
+              "spec": {
+                "containers": [{
+                  "name": "migrate",
+                  "image": "ghcr.io/example/migrate:1.4.2",
+                  "command": ["/migrate", "up"],
+                  "resources": {},
+                  "terminationMessagePath": "/dev/termination-log",
+                  "terminationMessagePolicy": "File",
+                  "imagePullPolicy": "IfNotPresent"
+                }],
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 30,
+                "dnsPolicy": "ClusterFirst",
+                "securityContext": {},
+                "schedulerName": "default-scheduler"
+              }
+            },
+            "completionMode": "NonIndexed",
+            "suspend": false,
+            "podReplacementPolicy": "TerminatingOrFailed"
+          },
+          "status": {}
+        },
+        "oldObject": null,
+        "dryRun": false,
+        "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-client-side-apply"}
+      }
+    })
+}
+
+#[test]
+fn a_job_as_the_api_server_stores_it_is_traceable() {
+    use gitgate::provenance::verdict::{Status, judge};
+    if !have("git") {
+        return;
+    }
+    let judged = |manifest: &str, request: &serde_json::Value| {
+        let (_dir, index) = index_with(&[("job.yaml", manifest.as_bytes())]);
+        let (_, review) =
+            gitgate::input::parse_admission_review("job", request.to_string().as_bytes()).unwrap();
+        judge(&review, &index, &gitgate::config::Config::default())
+    };
+    let v = judged(JOB, &job_create(serde_json::Value::Null));
+    assert_eq!(
+        v.status,
+        Status::Traceable,
+        "{}: {:?}",
+        v.reason,
+        v.differing
+    );
+    assert!(v.unattested.is_empty(), "{:?}", v.unattested);
+
+    // With labels of its own in Git, the Job keeps exactly those.
+    let labelled = JOB.replace(
+        "  namespace: demo\n",
+        "  namespace: demo\n  labels:\n    team: data\n",
+    );
+    let v = judged(&labelled, &job_create(serde_json::json!({"team": "data"})));
+    assert_eq!(
+        v.status,
+        Status::Traceable,
+        "{}: {:?}",
+        v.reason,
+        v.differing
+    );
+    // ... and a template label copied onto it is drift, as is one typed by hand.
+    let v = judged(
+        &labelled,
+        &job_create(serde_json::json!({"team": "data", "app": "db-migrate"})),
+    );
+    assert_eq!(v.status, Status::Modified, "{}", v.reason);
+    assert_eq!(v.differing, vec!["metadata.labels.app"]);
+
+    // The generated labels must be the Job's own name and uid.
+    let mut forged = job_create(serde_json::Value::Null);
+    forged["request"]["object"]["spec"]["template"]["metadata"]["labels"]["job-name"] =
+        serde_json::json!("someone-else");
+    let v = judged(JOB, &forged);
+    assert_eq!(v.status, Status::Modified, "{}", v.reason);
+    assert_eq!(
+        v.differing,
+        vec!["spec.template.metadata.labels.job-name"],
+        "not the API server's: a hand-written label"
+    );
 }

@@ -1,7 +1,27 @@
 //! Approved commits: the first-parent chain of the protected branch (what was merged through
-//! pull requests), limited to a window of the newest commits and a maximum age so that an old
-//! approved configuration cannot be re-applied, each signed by a trusted key when signatures
-//! are required. A commit that is not approved keeps the reason why.
+//! pull requests), limited to a window of the newest approved commits and a maximum age so that
+//! an old approved configuration cannot be re-applied, each signed by a trusted key when
+//! signatures are required. A commit that is not approved keeps the reason why.
+//!
+//! # The window's rules
+//!
+//! - **It counts approved commits only**, the newest first along the first parent: a commit
+//!   that is not approved (unsigned, signed by an untrusted key, dated in the future) takes no
+//!   slot, so commits pushed on top of the branch cannot push the approved ones out. The walk
+//!   goes past them until it has `window.commits` approved commits, and at most
+//!   [`walk_limit`] commits (four times the window and 64 more, at most 10,000): a branch
+//!   with more unapproved commits on top than that has an empty window, and the gate fails
+//!   closed ([`super::index`], [`super::verdict`]).
+//! - **`maxAge` is measured by the mirror's clock**: a commit's age is the time since the
+//!   mirror first saw it ([`super::seen`]), never its own dates, which its author chose. The
+//!   newest approved commit always counts, whatever its age.
+//! - **A key's `valid-after`/`valid-before` is judged when the mirror first saw the commit**,
+//!   so a commit backdated into the validity of a retired key is not approved.
+//! - **A commit dated in the future is not approved**: its committer date may be at most
+//!   [`MAX_SKEW`] seconds after the mirror first saw it (clock skew), a stable verdict.
+//!
+//! In CI ([`pull_request`]) the same rules judge a pull request's commits at the time of the
+//! check, the moment gitgate first sees them.
 
 use std::time::Duration;
 
@@ -38,7 +58,8 @@ impl Trust {
     }
 
     /// Checks a commit signature: OpenPGP against the trusted keys, SSH against the allowed
-    /// signers for the committer's email. Returns who signed.
+    /// signers for the committer's email whose entry is valid at `time` (when the commit was
+    /// first seen). Returns who signed.
     pub fn verify(
         &self,
         armored: &str,
@@ -58,14 +79,37 @@ impl Trust {
         }
     }
 }
+use super::seen::{self, FirstSeen};
 use crate::git::{CommitInfo, GitError, Repo};
+
+/// How far a committer date may be after the time the commit was first seen (clock skew
+/// between the committer's machine and the mirror's): five minutes.
+pub const MAX_SKEW: i64 = 300;
+
+/// The most commits a walk reads, however large the window.
+pub const MAX_WALK: usize = 10_000;
+
+/// How many commits the walk of a window of `commits` approved commits reads at most: four
+/// times the window and 64 more (at most [`MAX_WALK`], at least the window). Unapproved
+/// commits beyond that many on top of the branch leave the window empty (closed), rather
+/// than making every sync read the whole history.
+pub fn walk_limit(commits: usize) -> usize {
+    let commits = commits.max(1);
+    commits
+        .saturating_mul(4)
+        .saturating_add(64)
+        .min(MAX_WALK)
+        .max(commits)
+}
 
 /// The window of recent commits that count.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
-    /// At most this many commits, the newest first (at least 1: the tip always counts).
+    /// At most this many approved commits, the newest first (at least 1: the newest approved
+    /// commit always counts).
     pub commits: usize,
-    /// Commits older than this, relative to the tip's time, fall out (the tip never does).
+    /// Approved commits first seen longer ago than this fall out (the newest approved never
+    /// does).
     pub max_age: Duration,
 }
 
@@ -73,8 +117,10 @@ pub struct Window {
 #[derive(Debug, Clone)]
 pub struct WindowCommit {
     pub id: ObjectId,
-    /// Committer time, seconds since the epoch.
+    /// Committer time, seconds since the epoch (what the commit says; reported, never judged).
     pub time: i64,
+    /// When the mirror first saw it, seconds since the epoch (what the window is judged by).
+    pub first_seen: i64,
     /// The first parent: the commit before it on the chain.
     pub parent: Option<ObjectId>,
     /// `Ok(signer)` (the allowed-signers entry, or `"unsigned (signatures not required)"`),
@@ -88,35 +134,89 @@ impl WindowCommit {
     }
 }
 
-/// Walks the first-parent chain from `tip` and judges each commit of the window.
-/// `trust` is `Some` when signatures are required.
+/// What a walk of the first-parent chain found.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    /// The window, newest first: the approved commits that count and the unapproved ones
+    /// between them.
+    pub commits: Vec<WindowCommit>,
+    /// How many commits were read (the window and, when it ended by age, the commit that
+    /// ended it).
+    pub read: usize,
+    /// The walk reached the end of the history the repository holds (the boundary of a
+    /// shallow fetch, or a missing commit) before it had `window.commits` approved commits
+    /// and before [`walk_limit`]: a deeper fetch may find more.
+    pub truncated: bool,
+}
+
+impl Walk {
+    /// Number of approved commits in the window.
+    pub fn approved(&self) -> usize {
+        self.commits.iter().filter(|c| c.approved()).count()
+    }
+}
+
+/// The window from `tip`, every commit first seen now (no earlier sight is known): what a
+/// one-off reading of a repository uses. The webhook's mirror uses [`walk`] with the times
+/// it keeps.
 pub fn window(
     repo: &Repo,
     tip: ObjectId,
     window: Window,
     trust: Option<&Trust>,
 ) -> Result<Vec<WindowCommit>, GitError> {
-    let mut out = Vec::new();
+    let mut seen = FirstSeen::in_memory();
+    Ok(walk(repo, tip, window, trust, &mut seen, seen::now())?.commits)
+}
+
+/// Walks the first-parent chain from `tip` and judges each commit: see the module
+/// documentation for the rules. `trust` is `Some` when signatures are required; `seen` holds
+/// (and gets) the first-seen times; `now` is the mirror's clock.
+pub fn walk(
+    repo: &Repo,
+    tip: ObjectId,
+    window: Window,
+    trust: Option<&Trust>,
+    seen: &mut FirstSeen,
+    now: i64,
+) -> Result<Walk, GitError> {
+    let wanted = window.commits.max(1);
+    let limit = walk_limit(window.commits);
+    let max_age = i64::try_from(window.max_age.as_secs()).unwrap_or(i64::MAX);
+    let mut out = Walk::default();
+    let mut approved = 0;
     let mut next = Some(tip);
-    let mut tip_time = None;
+    // A commit is first seen no later than the commit after it on the chain.
+    let mut child_seen = now;
     while let Some(id) = next {
-        if out.len() >= window.commits.max(1) {
+        if approved >= wanted || out.read >= limit {
+            break;
+        }
+        if !repo.has_object(id) {
+            out.truncated = true;
             break;
         }
         let info = repo.commit_info(id)?;
-        let newest = *tip_time.get_or_insert(info.time);
-        if !out.is_empty() && newest - info.time > window.max_age.as_secs() as i64 {
+        out.read += 1;
+        let first_seen = seen.observe(id, now, child_seen);
+        child_seen = first_seen;
+        // Older than the window: so is everything before it (first-seen times only grow
+        // older along the chain).
+        if approved > 0 && now.saturating_sub(first_seen) > max_age {
             break;
         }
-        out.push(judged(&info, trust));
-        next = info.parents.first().copied();
+        let commit = judged(&info, trust, first_seen);
+        approved += usize::from(commit.approved());
+        next = commit.parent;
+        out.commits.push(commit);
     }
     Ok(out)
 }
 
 /// A pull request's own commits, the newest first: the first-parent chain from `head` back
 /// to `base` (not included). Commits of the protected branch merged into the pull request
-/// were approved there and are not walked; at most `limit` commits are.
+/// were approved there and are not walked; at most `limit` commits are. They are judged now,
+/// when the check first sees them.
 pub fn pull_request(
     repo: &Repo,
     base: ObjectId,
@@ -124,6 +224,7 @@ pub fn pull_request(
     trust: Option<&Trust>,
     limit: usize,
 ) -> Result<Vec<WindowCommit>, GitError> {
+    let now = seen::now();
     let mut out = Vec::new();
     let mut next = Some(head);
     while let Some(id) = next {
@@ -132,24 +233,37 @@ pub fn pull_request(
         }
         let info = repo.commit_info(id)?;
         next = info.parents.first().copied();
-        out.push(judged(&info, trust));
+        out.push(judged(&info, trust, now));
     }
     Ok(out)
 }
 
-/// One commit judged: approved when signatures are not required (`trust` is `None`), or
-/// when a trusted key signed it.
-fn judged(info: &CommitInfo, trust: Option<&Trust>) -> WindowCommit {
-    let approval = match trust {
-        None => Ok("unsigned (signatures not required)".to_string()),
-        Some(trust) => match &info.signature {
-            None => Err(SignatureProblem::Unsigned),
-            Some((armored, data)) => trust.verify(armored, data, &info.committer_email, info.time),
-        },
+/// One commit judged at `first_seen`: not approved when its committer date is later than that
+/// (beyond [`MAX_SKEW`]); otherwise approved when signatures are not required (`trust` is
+/// `None`), or when a key that is trusted at `first_seen` signed it.
+fn judged(info: &CommitInfo, trust: Option<&Trust>, first_seen: i64) -> WindowCommit {
+    let ahead = info.time.saturating_sub(first_seen);
+    let approval = if ahead > MAX_SKEW {
+        Err(SignatureProblem::FutureDated {
+            date: info.time,
+            ahead,
+            skew: MAX_SKEW,
+        })
+    } else {
+        match trust {
+            None => Ok("unsigned (signatures not required)".to_string()),
+            Some(trust) => match &info.signature {
+                None => Err(SignatureProblem::Unsigned),
+                Some((armored, data)) => {
+                    trust.verify(armored, data, &info.committer_email, first_seen)
+                }
+            },
+        }
     };
     WindowCommit {
         id: info.id,
         time: info.time,
+        first_seen,
         parent: info.parents.first().copied(),
         approval,
     }

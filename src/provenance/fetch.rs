@@ -1,8 +1,9 @@
 //! Keeping a bare mirror of the GitOps repository fresh with gix: HTTPS (reqwest over rustls
 //! with the process's ring provider), SSH (the `ssh` program, as git runs it) or `file://`.
-//! Only the protected branch is fetched, and only as deep as the approved window reaches (a
-//! shallow fetch), into `refs/remotes/origin/<branch>`, where
-//! [`crate::provenance::mirror`] reads it. Credentials come from files, read on every fetch so
+//! Only the protected branch is fetched (no tags: a tag named like the branch must not stand in
+//! for it), and only as deep as the approved window reaches (a shallow fetch, deepened by
+//! [`crate::provenance::mirror`] when unapproved commits on top push the approved ones below
+//! it), into `refs/remotes/origin/<branch>`, where [`crate::provenance::mirror`] reads it. Credentials come from files, read on every fetch so
 //! that a rotated Secret needs no restart, and never reach an error message or a log: URLs are
 //! shown without their user-info part.
 
@@ -26,7 +27,8 @@ pub struct Remote {
     /// The bare mirror on local disk (created on the first fetch).
     pub dir: PathBuf,
     pub credentials: Credentials,
-    /// How many commits of history to fetch (the approved window and one more), or all.
+    /// How many commits of history [`Remote::fetch`] fetches (the approved window and one
+    /// more), or all. [`Remote::fetch_at`] takes another depth.
     pub depth: Option<std::num::NonZeroU32>,
     /// The certificate authorities (PEM) an HTTPS Git server with a private CA is verified
     /// with, instead of the system's roots (as git's `http.sslCAInfo`).
@@ -70,10 +72,15 @@ impl Remote {
     /// what failed, never a credential. A panic inside the transport is caught and reported
     /// as an error, so that it cannot end the mirror's thread.
     pub fn fetch(&self) -> Result<(), String> {
+        self.fetch_at(self.depth)
+    }
+
+    /// [`Remote::fetch`] with `depth` commits of history (`None`: all of it).
+    pub fn fetch_at(&self, depth: Option<std::num::NonZeroU32>) -> Result<(), String> {
         // reqwest builds its client with the process's default provider: ring, as `main`
         // installs it (a no-op then; needed where gitgate is used as a library).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fetch_inner()))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fetch_inner(depth)))
             .unwrap_or_else(|_| {
                 Err(format!(
                     "{}: the Git transport failed unexpectedly (a panic; see the log)",
@@ -82,7 +89,7 @@ impl Remote {
             })
     }
 
-    fn fetch_inner(&self) -> Result<(), String> {
+    fn fetch_inner(&self, depth: Option<std::num::NonZeroU32>) -> Result<(), String> {
         let shown = redact(&self.url);
         let fail = |what: &str, e: &(dyn std::error::Error + 'static)| {
             // gix's messages may quote the URL as configured: take its user-info out too.
@@ -108,7 +115,8 @@ impl Remote {
             .remote_at(self.url.as_str())
             .map_err(|e| fail("not a Git URL", &e))?
             .with_refspecs(Some(refspec.as_str()), Direction::Fetch)
-            .map_err(|e| fail("bad branch name", &e))?;
+            .map_err(|e| fail("bad branch name", &e))?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
         let mut connection = remote
             .connect(Direction::Fetch)
             .map_err(|e| fail("cannot connect", &e))?;
@@ -150,7 +158,7 @@ impl Remote {
         let mut prepared = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| fail("cannot list the remote's branches", &e))?;
-        if let Some(depth) = self.depth {
+        if let Some(depth) = depth {
             // Only the window's history: a long-lived GitOps repository need not be fetched
             // whole for a decision that reads its last N commits.
             prepared = prepared.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(depth));

@@ -2,6 +2,11 @@
 //! versions of its manifest in the window's approved commits, each with the newest and oldest
 //! commit that hold it, its path and line. A decision looks an object up without walking Git.
 //!
+//! **When the window holds no approved commit** (every commit walked is unapproved), the index
+//! holds no versions, and it keeps what the newest approved commit it knew held (the last good
+//! index's, [`Index::last_approved`]): the gate fails closed, refusing DELETEs of those objects
+//! ([`super::verdict`]), rather than reading "Git no longer holds it" from an empty window.
+//!
 //! Why versions and not one entry per commit: most objects do not change from one commit to
 //! the next, so 10,000 manifests over 200 commits are ~10,000 versions, not 2,000,000 entries;
 //! and a new commit is folded in by touching only what it holds ([`Index::advance`]).
@@ -55,12 +60,14 @@ type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
 pub struct Index {
     /// Approved commits of the window with their sequence numbers, newest first.
     commits: VecDeque<(u64, ObjectId)>,
-    /// Commits of the window that are not approved, with the reason.
+    /// Commits of the window that are not approved, with the reason, oldest first.
     pub refused: Vec<(ObjectId, String)>,
     versions: HashMap<Key, Vec<Version>>,
     /// Identities in the newest approved commit (a DELETE is traceable when Git no longer
-    /// holds the object).
+    /// holds the object); when the window is empty, the last good window's.
     newest: HashSet<Key>,
+    /// The newest approved commit: this window's, or when it is empty the last good window's.
+    newest_commit: Option<ObjectId>,
     blobs: HashMap<ObjectId, Parsed>,
     next_seq: u64,
     roots: Vec<String>,
@@ -109,7 +116,13 @@ impl Index {
             }
         };
         if !continues {
-            return Index::build(repo, window, &self.roots, &self.default_namespace);
+            let mut next = Index::build(repo, window, &self.roots, &self.default_namespace)?;
+            if next.commits.is_empty() {
+                // Closed: what the last good index held is what DELETEs are judged against.
+                next.newest = self.newest.clone();
+                next.newest_commit = self.newest_commit;
+            }
+            return Ok(next);
         }
         let mut next = self.clone();
         next.advance_in_place(repo, window)?;
@@ -139,8 +152,9 @@ impl Index {
             self.commits.pop_back();
         }
         let Some(&(oldest_seq, oldest_id)) = self.commits.back() else {
+            // No approved commit left: nothing is traceable, and `newest` keeps what the last
+            // approved commit held.
             self.versions.clear();
-            self.newest.clear();
             self.blobs.clear();
             return Ok(());
         };
@@ -222,6 +236,7 @@ impl Index {
         // Only the newest commit's blobs can be reused by the next one.
         self.blobs.retain(|b, _| used.contains(b));
         self.commits.push_front((seq, commit));
+        self.newest_commit = Some(commit);
         Ok(())
     }
 
@@ -233,9 +248,47 @@ impl Index {
             .unwrap_or(&[])
     }
 
-    /// Whether the newest approved commit holds the identity.
+    /// Whether the newest approved commit holds the identity (when the window is empty, the
+    /// newest approved commit of the last good window: see [`Index::last_approved`]).
     pub fn in_newest(&self, id: &Identity) -> bool {
         self.newest.contains(&key(id))
+    }
+
+    /// Whether the window holds no approved commit: the gate fails closed.
+    pub fn window_is_empty(&self) -> bool {
+        self.commits.is_empty()
+    }
+
+    /// The newest approved commit: the window's, or when the window is empty the newest of the
+    /// last window that had one (`None` when none was ever seen).
+    pub fn last_approved(&self) -> Option<ObjectId> {
+        self.newest_commit
+    }
+
+    /// Why the gate fails closed, when the window holds no approved commit: what the walk
+    /// found instead, in words for `/readyz`, a log and a denial.
+    pub fn empty_window_reason(&self) -> Option<String> {
+        if !self.window_is_empty() {
+            return None;
+        }
+        let mut reason = format!(
+            "the window holds no approved commit: {} commit(s) of the protected branch were read and none is approved",
+            self.refused.len()
+        );
+        // `refused` is kept oldest first.
+        if let Some((id, why)) = self.refused.last() {
+            reason += &format!(" (the newest, {}: {why})", short(id));
+        }
+        match self.newest_commit {
+            Some(last) => {
+                reason += &format!(
+                    "; DELETEs of what the last approved commit {} held are refused",
+                    short(&last)
+                )
+            }
+            None => reason += "; no approved commit was ever seen, so every DELETE is refused",
+        }
+        Some(reason)
     }
 
     /// The approved commits of the window, newest first.
@@ -251,4 +304,11 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.versions.is_empty()
     }
+}
+
+/// A commit id as messages show it (12 hex digits).
+fn short(id: &ObjectId) -> String {
+    let mut text = id.to_string();
+    text.truncate(12);
+    text
 }

@@ -175,10 +175,12 @@ fn scale_view(git: &Value) -> Value {
 
 /// Git's manifest as the API server would store it, where that differs by more than defaults:
 /// a Secret's `stringData` is written into `data` (base64, winning over `data`); a Service's
-/// empty `clusterIP` and zero node ports mean "allocate one".
+/// empty `clusterIP` and zero node ports mean "allocate one"; a Job without labels of its own
+/// gets its pod template's (`SetDefaults_Job`; the labels the Job strategy then generates are
+/// in [`schema::default_at`]).
 /// Other kinds are compared as written (borrowed: no copy on the request path).
 fn normalize<'a>(kind: &str, git: &'a Value) -> Cow<'a, Value> {
-    if kind != "Secret" && kind != "Service" {
+    if kind != "Secret" && kind != "Service" && kind != "Job" {
         return Cow::Borrowed(git);
     }
     let mut git = git.clone();
@@ -217,6 +219,18 @@ fn normalize<'a>(kind: &str, git: &'a Value) -> Cow<'a, Value> {
                         }
                     }
                 }
+            }
+        }
+        "Job" => {
+            let template_labels = git.pointer("/spec/template/metadata/labels").cloned();
+            let own_empty = git
+                .pointer("/metadata/labels")
+                .is_none_or(|l| l.as_object().is_none_or(Map::is_empty));
+            if let Some(labels @ Value::Object(_)) = template_labels
+                && own_empty
+                && let Some(metadata) = git.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                metadata.insert("labels".into(), labels);
             }
         }
         _ => {}
@@ -804,6 +818,33 @@ mod tests {
         assert_eq!(
             compare(&git, &obj, Some(&old), &none()).differing,
             vec!["spec.replicas"]
+        );
+    }
+
+    #[test]
+    fn job_defaults_follow_their_siblings() {
+        let git = json!({"kind": "Job", "metadata": {"name": "j"}, "spec": {
+            "podFailurePolicy": {"rules": []}, "backoffLimitPerIndex": 1,
+            "template": {"spec": {"restartPolicy": "Never"}}}});
+        let obj = json!({"kind": "Job", "metadata": {"name": "j", "uid": "u"}, "spec": {
+            "podFailurePolicy": {"rules": []}, "backoffLimitPerIndex": 1,
+            "backoffLimit": 2147483647, "podReplacementPolicy": "Failed",
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+            "template": {"metadata": {"labels": {"job-name": "j", "controller-uid": "u"}},
+                         "spec": {"restartPolicy": "Never"}}}});
+        let out = compare(&git, &obj, None, &none());
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+        assert!(out.unattested.is_empty(), "{out:?}");
+        let mut other = obj.clone();
+        other["spec"]["podReplacementPolicy"] = json!("TerminatingOrFailed");
+        other["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] = json!("v");
+        let out = compare(&git, &other, None, &none());
+        assert_eq!(
+            out.unattested,
+            vec![
+                "spec.podReplacementPolicy",
+                "spec.selector.matchLabels[\"batch.kubernetes.io/controller-uid\"]"
+            ]
         );
     }
 

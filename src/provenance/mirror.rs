@@ -6,15 +6,37 @@
 //! The repository is either a local path (a clone kept fresh by something else) or a remote
 //! that [`super::fetch`] fetches into a bare mirror under `repository.mirrorDir` before each
 //! sync.
+//!
+//! # What a sync reads
+//!
+//! - **The protected branch resolves through `refs/heads/<branch>`** (a local repository) or
+//!   **`refs/remotes/origin/<branch>`** (a fetched mirror, or a local clone's remote-tracking
+//!   branch) and nothing else: not a tag, not a revision as `git rev-parse` reads one, where a
+//!   tag `main` would come before the branch `main`.
+//! - **The window counts approved commits only** ([`super::approval`]): unapproved commits on
+//!   top take no slot and the walk goes past them. A fetched mirror is shallow,
+//!   `window.commits + 1` commits deep; when the walk reaches that boundary before it has the
+//!   window's approved commits, the sync fetches again, [`walk_limit`] + 1 deep (the most a
+//!   walk reads), and walks again. The deeper depth is kept while the window needs it, so a
+//!   branch with unapproved commits on top does not pay two fetches on every sync; one
+//!   bounded deepening rather than step by step, so that a sync is at most two round trips.
+//! - **Ages are measured by the mirror's clock** ([`super::seen`]): when it first saw each
+//!   commit, persisted in the fetched mirror's directory, in memory for a local repository.
+//! - **An empty window fails closed**: when no commit walked is approved, the new index holds
+//!   nothing traceable and keeps what the last good index's newest approved commit held, so
+//!   that DELETEs of those objects are refused; `/readyz` says not ready and why, the gauge
+//!   `gitgate_window_approved_commits` reads 0, and every such sync logs an error.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use super::approval::{Trust, Window, window};
+use super::approval::{Trust, Walk, Window, walk, walk_limit};
 use super::index::Index;
+use super::seen::{self, FirstSeen};
 use crate::config::Config;
 use crate::git::Repo;
 
@@ -32,6 +54,10 @@ pub struct Mirror {
     /// Set by [`Mirror::request_sync`]; the mirror thread waits on it between timer syncs,
     /// so that a request never syncs on its own thread.
     wake: (Mutex<bool>, Condvar),
+    /// When each commit was first seen (loaded at the first sync); held for a whole sync.
+    seen: Mutex<Option<FirstSeen>>,
+    /// The depth the next fetch starts at, once a sync needed more than the window's.
+    depth: Mutex<Option<NonZeroU32>>,
 }
 
 /// What a sync needs from the configuration.
@@ -51,6 +77,14 @@ pub struct Source {
 }
 
 impl Source {
+    /// Where the first-seen times are persisted: in a fetched mirror's directory; a local
+    /// repository keeps them in memory.
+    pub fn first_seen_file(&self) -> Option<PathBuf> {
+        self.remote
+            .as_ref()
+            .map(|r| r.dir.join(super::seen::FILE_NAME))
+    }
+
     /// The source a configuration names, or `None` when no repository is configured or
     /// provenance is turned off. Trusted keys are loaded here: a bad key file is an error.
     pub fn from_config(config: &Config) -> Result<Option<Source>, String> {
@@ -66,11 +100,10 @@ impl Source {
             dir: config.repository.mirror_dir.clone(),
             credentials: config.repository.credentials.clone(),
             ca_file: config.repository.ca_file.clone(),
-            // The window's first-parent chain lies within this depth of the tip (a merge's
-            // other parents are history the window never reads).
-            depth: u32::try_from(config.approval.window.commits.saturating_add(1))
-                .ok()
-                .and_then(std::num::NonZeroU32::new),
+            // The window's first-parent chain lies within this depth of the tip when its
+            // commits are approved (a merge's other parents are history the window never
+            // reads); a sync deepens the fetch when unapproved commits on top need it.
+            depth: depth(config.approval.window.commits.saturating_add(1)),
         });
         let trust = Trust::from_config(&config.approval)?.map(Arc::new);
         Ok(Some(Source {
@@ -104,22 +137,34 @@ impl Mirror {
     /// One sync: the window and its index, folded into the previous one when it continues it.
     pub fn sync(&self, source: &Source) -> Result<(), String> {
         let result = (|| {
-            let candidates = match &source.remote {
-                Some(remote) => {
-                    remote.fetch()?;
-                    vec![format!("refs/remotes/origin/{}", source.branch)]
-                }
-                None => vec![source.branch.clone(), format!("origin/{}", source.branch)],
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            let seen = match &mut *seen {
+                Some(seen) => seen,
+                empty => empty.insert(match source.first_seen_file() {
+                    Some(file) => FirstSeen::load(&file)?,
+                    None => FirstSeen::in_memory(),
+                }),
             };
-            let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
-            let tip = repo.resolve_first(&candidates).map_err(|e| e.to_string())?;
-            let commits = window(&repo, tip, source.window, source.trust.as_deref())
-                .map_err(|e| e.to_string())?;
+            let now = seen::now();
+            let (repo, walk) = self.read(source, seen, now)?;
+            // Times that cannot be saved are still used: the next restart forgets them.
+            if let Err(e) = seen.save() {
+                tracing::warn!(error = %e, "cannot save when commits were first seen");
+            }
             let index = match self.snapshot() {
-                Some(previous) => previous.index.advance(&repo, &commits),
-                None => Index::build(&repo, &commits, &source.roots, &source.default_namespace),
+                Some(previous) => previous.index.advance(&repo, &walk.commits),
+                None => Index::build(
+                    &repo,
+                    &walk.commits,
+                    &source.roots,
+                    &source.default_namespace,
+                ),
             }
             .map_err(|e| e.to_string())?;
+            if let Some(reason) = index.empty_window_reason() {
+                tracing::error!(branch = %source.branch, read = walk.read, reason = %reason,
+                    "the approved window is empty: gitgate fails closed (not ready; DELETEs of what Git held are refused)");
+            }
             Ok::<Index, String>(index)
         })();
         match result {
@@ -138,6 +183,55 @@ impl Mirror {
                 self.last_error.store(Some(Arc::new(e.clone())));
                 Err(e)
             }
+        }
+    }
+
+    /// Fetches (a remote), resolves the protected branch and walks its window, fetching deeper
+    /// once when the shallow history ends before the window's approved commits.
+    fn read(
+        &self,
+        source: &Source,
+        seen: &mut FirstSeen,
+        now: i64,
+    ) -> Result<(Repo, Walk), String> {
+        let trust = source.trust.as_deref();
+        let Some(remote) = &source.remote else {
+            let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
+            let tip = branch_tip(&repo, &source.branch, true)?;
+            let walk =
+                walk(&repo, tip, source.window, trust, seen, now).map_err(|e| e.to_string())?;
+            return Ok((repo, walk));
+        };
+        let shallow = remote.depth;
+        let deep = depth(walk_limit(source.window.commits).saturating_add(1));
+        let mut at = self
+            .depth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .or(shallow);
+        loop {
+            remote.fetch_at(at)?;
+            let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
+            let tip = branch_tip(&repo, &source.branch, false)?;
+            let walk =
+                walk(&repo, tip, source.window, trust, seen, now).map_err(|e| e.to_string())?;
+            if walk.truncated && at.is_some() && at < deep {
+                tracing::info!(
+                    depth = deep.map_or(0, NonZeroU32::get),
+                    "unapproved commits on top of the branch: fetching deeper for the window's approved commits"
+                );
+                at = deep;
+                continue;
+            }
+            // Keep the deeper fetch while the window reaches beyond the shallow depth.
+            let needed = u32::try_from(walk.read.saturating_add(1)).ok();
+            let keep = if needed.is_some_and(|n| shallow.is_some_and(|s| n > s.get())) {
+                at
+            } else {
+                None
+            };
+            *self.depth.lock().unwrap_or_else(PoisonError::into_inner) = keep;
+            return Ok((repo, walk));
         }
     }
 
@@ -175,4 +269,30 @@ impl Mirror {
             })
             .expect("a thread for the mirror");
     }
+}
+
+/// A fetch depth of `commits` (at least 1).
+fn depth(commits: usize) -> Option<NonZeroU32> {
+    NonZeroU32::new(u32::try_from(commits).unwrap_or(u32::MAX).max(1))
+}
+
+/// The tip of the protected branch: `refs/heads/<branch>` (a local repository) and then
+/// `refs/remotes/origin/<branch>`, never another reference (a tag named like the branch).
+fn branch_tip(repo: &Repo, branch: &str, local: bool) -> Result<gix::ObjectId, String> {
+    let name = branch.trim_start_matches("refs/heads/");
+    let mut candidates = Vec::new();
+    if local {
+        candidates.push(format!("refs/heads/{name}"));
+    }
+    candidates.push(format!("refs/remotes/origin/{name}"));
+    for candidate in &candidates {
+        if let Some(id) = repo.resolve_ref(candidate).map_err(|e| e.to_string())? {
+            return Ok(id);
+        }
+    }
+    Err(format!(
+        "{}: the protected branch {name} is not there (looked for {})",
+        repo.name(),
+        candidates.join(" and ")
+    ))
 }

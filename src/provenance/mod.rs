@@ -1,6 +1,8 @@
 //! Provenance: is an object traceable to an approved Git commit?
 //!
 //! - [`approval`]: the window of approved commits on the protected branch's first-parent chain.
+//! - [`seen`]: the mirror's clock, when each commit was first seen (what the window's age and
+//!   a key's validity are judged by).
 //! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
 //! - [`openpgp`]: trusted OpenPGP keys and OpenPGP commit signatures.
 //! - [`index`]: identity → the manifests for it in the approved window.
@@ -20,5 +22,6 @@ pub mod openpgp;
 pub mod path;
 pub mod quantity;
 pub mod schema;
+pub mod seen;
 pub mod signers;
 pub mod verdict;

@@ -328,32 +328,46 @@ pub fn default_at(kind: &str, path: &[Seg], value: &Value, root: &Value) -> Opti
         }
         "Job" => {
             for (field, want) in [
-                ("backoffLimit", json!(6)),
                 ("completions", json!(1)),
                 ("parallelism", json!(1)),
                 ("completionMode", json!("NonIndexed")),
                 ("suspend", json!(false)),
-                ("podReplacementPolicy", json!("TerminatingOrFailed")),
+                ("manualSelector", json!(false)),
             ] {
                 if is(path, &["spec", field]) {
                     return exact(want);
                 }
             }
-            // The Job strategy generates the selector and the template's labels.
-            const JOB_LABELS: &[&str] = &[
-                "controller-uid",
-                "job-name",
-                "batch.kubernetes.io/controller-uid",
-                "batch.kubernetes.io/job-name",
+            // With a per-index backoff limit, the overall one is unlimited (SetDefaults_Job).
+            if is(path, &["spec", "backoffLimit"]) {
+                let per_index = sibling("backoffLimitPerIndex").is_some_and(|v| !v.is_null());
+                return exact(json!(if per_index { i32::MAX } else { 6 }));
+            }
+            // `Failed` when a pod failure policy is set (SetDefaults_Job).
+            if is(path, &["spec", "podReplacementPolicy"]) {
+                let failure_policy = sibling("podFailurePolicy").is_some_and(|p| !p.is_null());
+                return exact(json!(if failure_policy { "Failed" } else { "TerminatingOrFailed" }));
+            }
+            // The Job strategy generates the selector and the pod template's labels (legacy
+            // and `batch.kubernetes.io/`), with the Job's own name and uid; the Job's labels
+            // get them too when they are the template's (SetDefaults_Job shares the map).
+            const JOB_LABELS: &[(&str, &str)] = &[
+                ("controller-uid", "/metadata/uid"),
+                ("job-name", "/metadata/name"),
+                ("batch.kubernetes.io/controller-uid", "/metadata/uid"),
+                ("batch.kubernetes.io/job-name", "/metadata/name"),
             ];
-            if (is(path, &["spec", "selector", "matchLabels", "*"])
-                || is(path, &["spec", "template", "metadata", "labels", "*"]))
-                && path
-                    .last()
-                    .and_then(Seg::field)
-                    .is_some_and(|k| JOB_LABELS.contains(&k))
+            if is(path, &["spec", "selector", "matchLabels", "*"])
+                || is(path, &["spec", "template", "metadata", "labels", "*"])
+                || is(path, &["metadata", "labels", "*"])
             {
-                return Some(Defaulted::Allocated);
+                let key = path.last().and_then(Seg::field)?;
+                let (_, from) = JOB_LABELS.iter().find(|(label, _)| *label == key)?;
+                return exact(root.pointer(from)?.clone());
+            }
+            // Written by API servers 1.23 to 1.26 when they tracked Jobs with finalizers.
+            if is_annotation(path, "batch.kubernetes.io/job-tracking") {
+                return exact(json!(""));
             }
         }
         "CronJob" => {

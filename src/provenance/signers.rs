@@ -6,6 +6,8 @@
 //! comma-separated patterns matched against the committer's email (`*` and `?` wildcards);
 //! options are `namespaces="git,file"`, `valid-after=YYYYMMDD[HHMM[SS]]`,
 //! `valid-before=...` and `cert-authority` (not supported: such lines are refused, not ignored).
+//! The validity period is judged at the time the caller gives: when the mirror first saw the
+//! commit ([`super::seen`]), never the commit's own date, which its author chose.
 
 use ssh_key::{PublicKey, SshSig};
 
@@ -56,6 +58,25 @@ pub enum SignatureProblem {
     UntrustedKey { fingerprint: String, email: String },
     #[error("the signature does not verify: {0}")]
     Invalid(String),
+    /// The key is an allowed signer for the committer, but not at the time the commit is
+    /// judged at (when the mirror first saw it; never the commit's own date).
+    #[error(
+        "signed by {fingerprint}, whose allowed-signers entry {entry} is not valid at {}, when the commit was first seen (valid-after/valid-before)",
+        format_time(*at)
+    )]
+    KeyNotValid {
+        fingerprint: String,
+        /// `file:line` of the entry.
+        entry: String,
+        at: i64,
+    },
+    /// The committer date is later than the time the commit was first seen, by more than the
+    /// allowed clock skew.
+    #[error(
+        "dated in the future: its committer date {} is {ahead} s after the mirror first saw it (at most {skew} s of clock skew are allowed)",
+        format_time(*date)
+    )]
+    FutureDated { date: i64, ahead: i64, skew: i64 },
 }
 
 impl AllowedSigners {
@@ -126,7 +147,8 @@ impl AllowedSigners {
         Ok(AllowedSigners { signers })
     }
 
-    /// Verifies a commit's signature (`armored`, over `data`) made by `email` at `time`.
+    /// Verifies a commit's signature (`armored`, over `data`) made by `email`, with the key's
+    /// validity judged at `time` (when the commit was first seen, not its own date).
     /// Returns the entry that admitted it.
     pub fn verify_commit(
         &self,
@@ -143,23 +165,34 @@ impl AllowedSigners {
             ));
         }
         let signer_key = sig.public_key();
-        let entry = self
-            .signers
-            .iter()
-            .find(|s| {
+        let fingerprint = || {
+            PublicKey::from(signer_key.clone())
+                .fingerprint(Default::default())
+                .to_string()
+        };
+        let candidates = || {
+            self.signers.iter().filter(|s| {
                 s.key.key_data() == signer_key
                     && s.principals.iter().any(|p| wildcard(p, email))
                     && s.namespaces
                         .as_ref()
                         .is_none_or(|ns| ns.iter().any(|n| wildcard(n, GIT_NAMESPACE)))
-                    && s.valid_after.is_none_or(|t| time >= t)
-                    && s.valid_before.is_none_or(|t| time < t)
             })
-            .ok_or_else(|| SignatureProblem::UntrustedKey {
-                fingerprint: PublicKey::from(signer_key.clone())
-                    .fingerprint(Default::default())
-                    .to_string(),
-                email: email.to_string(),
+        };
+        let entry = candidates()
+            .find(|s| {
+                s.valid_after.is_none_or(|t| time >= t) && s.valid_before.is_none_or(|t| time < t)
+            })
+            .ok_or_else(|| match candidates().next() {
+                Some(s) => SignatureProblem::KeyNotValid {
+                    fingerprint: fingerprint(),
+                    entry: s.source.clone(),
+                    at: time,
+                },
+                None => SignatureProblem::UntrustedKey {
+                    fingerprint: fingerprint(),
+                    email: email.to_string(),
+                },
             })?;
         entry
             .key
@@ -242,6 +275,27 @@ fn parse_time(s: &str) -> Option<i64> {
     Some(days * 86400 + hh * 3600 + mm * 60 + ss)
 }
 
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC), for messages.
+pub fn format_time(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // The civil date of a day count (Howard Hinnant's algorithm, the inverse of `parse_time`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// Matches `*` (any run) and `?` (one character), as OpenSSH patterns do.
 fn wildcard(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
@@ -298,6 +352,10 @@ mod tests {
         assert_eq!(parse_time("19700101"), Some(0));
         assert_eq!(parse_time("20000301120000"), Some(951_912_000));
         assert_eq!(parse_time("2026"), None);
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(951_912_000), "2000-03-01T12:00:00Z");
+        assert_eq!(format_time(1_795_623_689), "2026-11-25T16:21:29Z");
+        assert_eq!(format_time(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

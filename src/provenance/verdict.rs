@@ -1,6 +1,11 @@
 //! The traceability verdict of one admission request, as policies see it in
 //! `input.provenance`: exempt (by configuration, or break-glass), traceable to an approved
 //! commit, modified (Git holds the object, but not as it is), or untraceable.
+//!
+//! When the window holds no approved commit the verdict fails closed: nothing is traceable,
+//! and a DELETE of what the last approved commit held is untraceable (an empty window cannot
+//! say "Git no longer holds it"). A break-glass reason is read from the object, or at DELETE
+//! (where the object is null) from the old object.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -125,6 +130,9 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
     };
     let what = identity.describe();
     if review.operation == Operation::Delete {
+        if index.window_is_empty() {
+            return closed_delete(index, &identity, &what);
+        }
         return if index.in_newest(&identity) {
             Verdict::simple(
                 Status::Untraceable,
@@ -140,6 +148,12 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
     let Some(object) = review.object.as_ref().filter(|o| !o.is_null()) else {
         return Verdict::simple(Status::Untraceable, "the request carries no object");
     };
+    if let Some(reason) = index.empty_window_reason() {
+        return Verdict::simple(
+            Status::Untraceable,
+            format!("{what} cannot be traced: {reason}"),
+        );
+    }
     let versions = index.lookup(&identity);
     if versions.is_empty() {
         return Verdict::simple(
@@ -192,6 +206,35 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
         });
     }
     closest.unwrap_or_else(|| Verdict::simple(Status::Untraceable, "no version matched"))
+}
+
+/// A DELETE while the window holds no approved commit: refused when the last approved commit
+/// held the object, or when no approved commit was ever seen.
+fn closed_delete(index: &Index, identity: &Identity, what: &str) -> Verdict {
+    let reason = index.empty_window_reason().unwrap_or_default();
+    match index.last_approved() {
+        Some(last) if !index.in_newest(identity) => Verdict::simple(
+            Status::Traceable,
+            format!(
+                "{what} was not in the last approved commit {} ({reason})",
+                short(&last.to_string())
+            ),
+        ),
+        Some(last) => Verdict {
+            commit: Some(last.to_string()),
+            ..Verdict::simple(
+                Status::Untraceable,
+                format!(
+                    "{what} was in the last approved commit {}, and its deletion cannot be traced: {reason}",
+                    short(&last.to_string())
+                ),
+            )
+        },
+        None => Verdict::simple(
+            Status::Untraceable,
+            format!("the deletion of {what} cannot be traced: {reason}"),
+        ),
+    }
 }
 
 /// A commit id as messages show it (12 hex digits).
@@ -270,9 +313,12 @@ fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
     }
     let bg = &config.break_glass;
     if groups.iter().any(|g| bg.groups.contains(g)) {
+        // At DELETE the object is null and the reason is on the object being deleted.
         let reason = review
             .object
             .as_ref()
+            .filter(|o| !o.is_null())
+            .or(review.old_object.as_ref())
             .and_then(|o| o.pointer("/metadata/annotations"))
             .and_then(|a| a.get(&bg.reason_annotation))
             .and_then(Value::as_str)

@@ -106,6 +106,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     // Ready once policies are loaded (before the server listens) and, with provenance, once
     // the first index is built; a failed later sync keeps it ready on the last good index.
+    // Not ready while the window holds no approved commit (the gate fails closed), with why.
     let mut body = serde_json::json!({"ready": true, "policies": state.policies.len()});
     if let Some(mirror) = &state.mirror {
         let error = mirror.last_error().map(|e| e.to_string());
@@ -116,6 +117,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                     "approvedCommits": s.index.commits().count(),
                     "lastError": error,
                 });
+                if let Some(reason) = s.index.empty_window_reason() {
+                    body["ready"] = serde_json::json!(false);
+                    body["provenance"]["reason"] = serde_json::json!(reason);
+                    return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+                }
             }
             None => {
                 body["ready"] = serde_json::json!(false);
@@ -134,6 +140,9 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     if let Some(snapshot) = state.mirror.as_ref().and_then(|m| m.snapshot()) {
         metrics::gauge!("gitgate_git_sync_age_seconds")
             .set(snapshot.synced_at.elapsed().as_secs_f64());
+        // 0: the window holds no approved commit and the gate fails closed.
+        metrics::gauge!("gitgate_window_approved_commits")
+            .set(snapshot.index.commits().count() as f64);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod pki;
+pub mod signed;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
