@@ -78,22 +78,6 @@ impl Repo {
         Ok(commit.id)
     }
 
-    /// The first revision of `candidates` that resolves (`main`, then `origin/main`).
-    pub fn resolve_first(&self, candidates: &[String]) -> Result<ObjectId, GitError> {
-        let mut last = None;
-        for rev in candidates {
-            match self.resolve(rev) {
-                Ok(id) => return Ok(id),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| GitError::Revision {
-            repo: self.name.clone(),
-            rev: String::new(),
-            message: "no revision given".into(),
-        }))
-    }
-
     /// The commit the reference with exactly this full name (`refs/heads/main`) points to, or
     /// `None` when there is none. Unlike [`Repo::resolve`], which takes a revision as git's
     /// `rev-parse` does (where a tag `main` comes before the branch `main`), no other reference
@@ -117,6 +101,27 @@ impl Repo {
         }
         let commit = reference.peel_to_commit().map_err(|e| err(e.to_string()))?;
         Ok(Some(commit.id))
+    }
+
+    /// The tip of the protected branch: `refs/heads/<branch>`, else the remote-tracking
+    /// `refs/remotes/origin/<branch>` (a CI clone), never a tag or any other ref that a short
+    /// name would also find.
+    pub fn protected_branch(&self, branch: &str) -> Result<ObjectId, GitError> {
+        for name in [
+            format!("refs/heads/{branch}"),
+            format!("refs/remotes/origin/{branch}"),
+        ] {
+            if let Some(id) = self.resolve_ref(&name)? {
+                return Ok(id);
+            }
+        }
+        Err(GitError::Revision {
+            repo: self.name.clone(),
+            rev: branch.to_string(),
+            message: format!(
+                "the protected branch is neither refs/heads/{branch} nor refs/remotes/origin/{branch}: fetch it (`git fetch origin {branch}`), or name the base with --base"
+            ),
+        })
     }
 
     /// Whether the repository holds the object `id` (a shallow clone lacks the parents of

@@ -166,3 +166,23 @@ fn an_invalid_configuration_on_the_pull_request_is_an_error_and_the_base_still_j
         "{out}"
     );
 }
+
+#[test]
+fn a_tag_named_like_the_protected_branch_does_not_move_the_base() {
+    let base_web = web("1.25");
+    let dir = protected(&[
+        ("gitgate.yaml", b"repository: {paths: [apps]}\n"),
+        ("apps/web.yaml", base_web.as_bytes()),
+    ]);
+    let latest = web("latest");
+    commit_files(
+        dir.path(),
+        &[("apps/web.yaml", latest.as_bytes())],
+        "latest",
+    );
+    // A tag `main` at the pull request's own head would make the range empty.
+    git(dir.path(), "a@example.com", 0, &["tag", "main", "HEAD"]);
+    let (code, out, err) = check(dir.path(), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("[latest-tag]"), "{out}");
+}

@@ -110,14 +110,7 @@ fn read_at_base(
 ) -> Result<(ObjectId, Config), CheckError> {
     let base = match options.base {
         Some(rev) => repo.merge_base(repo.resolve(rev)?, head)?,
-        None => {
-            let candidates = [
-                branch.to_string(),
-                format!("origin/{branch}"),
-                format!("refs/remotes/origin/{branch}"),
-            ];
-            repo.merge_base(repo.resolve_first(&candidates)?, head)?
-        }
+        None => repo.merge_base(repo.protected_branch(branch)?, head)?,
     };
     let config = match read_config_text(repo, location, base)? {
         Some((name, text)) => Config::parse(&name, &text).map_err(|e| {

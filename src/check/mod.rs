@@ -388,16 +388,7 @@ fn read_range(
     // and the pull request's page do: a base that moved on since does not add its own changes.
     let base_id = match base {
         Some(rev) => repo.merge_base(repo.resolve(rev)?, head_id)?,
-        None => {
-            let branch = &config.repository.branch;
-            let candidates = [
-                branch.clone(),
-                format!("origin/{branch}"),
-                format!("refs/remotes/origin/{branch}"),
-            ];
-            let protected = repo.resolve_first(&candidates)?;
-            repo.merge_base(protected, head_id)?
-        }
+        None => repo.merge_base(repo.protected_branch(&config.repository.branch)?, head_id)?,
     };
     let roots = &config.repository.paths;
     let base_files = repo.manifest_files(base_id, roots)?;
