@@ -287,7 +287,7 @@ impl Config {
         serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
             file: file.to_string(),
             line: e.location().map(|l| l.line() as usize).unwrap_or(0),
-            message: crate::manifest::yaml_message(&e.to_string()),
+            message: crate::manifest::yaml_error(&e),
         })
     }
 }
