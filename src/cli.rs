@@ -235,6 +235,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            let config_file = cli.config.unwrap_or_else(|| PathBuf::from("gitgate.yaml"));
             let target = if paths.is_empty() || base.is_some() || head.is_some() {
                 Target::Range { repo, base, head }
             } else {
@@ -255,6 +256,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 color,
                 cli.rego_version,
                 roots_from_arguments,
+                &config_file,
             )
         }
         Command::Serve {
@@ -346,10 +348,15 @@ fn check(
     color: ColorWhen,
     rego_version: RegoVersion,
     roots_from_arguments: bool,
+    config_file: &std::path::Path,
 ) -> ExitCode {
     let set =
         match policy::load::from_config(&config.policies, config_dir, policy_paths, rego_version) {
             Ok(set) => set,
+            Err(e @ policy::PolicyError::Config { .. }) => {
+                eprintln!("gitgate check: {}: {e}", config_file.display());
+                return ExitCode::from(2);
+            }
             Err(e) => {
                 eprintln!("gitgate check: {e}");
                 return ExitCode::from(2);
