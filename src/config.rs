@@ -287,12 +287,11 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let config =
-            serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
-                file: file.to_string(),
-                line: e.location().map(|l| l.line() as usize).unwrap_or(0),
-                message: crate::manifest::yaml_error(&e),
-            })?;
+        let config = serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
+            file: file.to_string(),
+            line: e.location().map(|l| l.line() as usize).unwrap_or(0),
+            message: crate::manifest::yaml_error(&e),
+        })?;
         config.validate(file, text)?;
         Ok(config)
     }
@@ -328,12 +327,13 @@ impl Config {
 /// The 1-based line where `key:` is first written (outside comments), for errors about a key
 /// whose value parsed.
 fn line_of(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let code = l.split('#').next().unwrap_or("");
-        code.match_indices(key)
-            .any(|(i, _)| code[i + key.len()..].trim_start().starts_with(':'))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let code = l.split('#').next().unwrap_or("");
+            code.match_indices(key)
+                .any(|(i, _)| code[i + key.len()..].trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -408,7 +408,10 @@ server:
     fn required_signatures_need_a_trusted_key() {
         let text = "approval:\n  # signatures\n  requireSignatures: true\n";
         let err = Config::parse("g.yaml", text).unwrap_err().to_string();
-        assert!(err.starts_with("g.yaml:3: approval.requireSignatures"), "{err}");
+        assert!(
+            err.starts_with("g.yaml:3: approval.requireSignatures"),
+            "{err}"
+        );
         assert!(
             err.contains("approval.allowedSigners") && err.contains("approval.openpgpKeys"),
             "{err}"

@@ -528,7 +528,10 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused() {
         let err = parse_str("dup.yaml", "a: 1\na: 2\n").unwrap_err();
-        assert_eq!(err.to_string(), "dup.yaml:2: invalid YAML: duplicate key `a`");
+        assert_eq!(
+            err.to_string(),
+            "dup.yaml:2: invalid YAML: duplicate key `a`"
+        );
     }
 
     #[test]
@@ -536,7 +539,10 @@ mod tests {
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..40 {
             let prev = format!("*a{}", i - 1);
-            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(", ")));
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                [prev.as_str(); 10].join(", ")
+            ));
         }
         let deep = format!("a: {}{}\n", "[".repeat(70), "]".repeat(70));
         for (text, want) in [

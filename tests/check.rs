@@ -220,12 +220,18 @@ fn warnings_fail_only_with_fail_on_warn() {
     assert_eq!(report["counts"]["warnings"], 2, "{report:#}");
     let (code, out, _) = r.check(&["--fail-on-warn", "-o", "junit"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(r#"tests="1" failures="1" errors="0""#), "{out}");
+    assert!(
+        out.contains(r#"tests="1" failures="1" errors="0""#),
+        "{out}"
+    );
     assert!(out.contains("<failure "), "{out}");
     // Without the flag the same warning passes, in JUnit too.
     let (code, out, _) = r.check(&["-o", "junit"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(r#"tests="1" failures="0" errors="0""#), "{out}");
+    assert!(
+        out.contains(r#"tests="1" failures="0" errors="0""#),
+        "{out}"
+    );
 }
 
 #[test]
@@ -598,7 +604,10 @@ fn junit_is_read_by_a_junit_parser() {
     // api (latest-tag), b (passes: warnings do not fail a case), the unreadable x.yaml.
     assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "3 2");
     // The rejection is a failure, the file that could not be read an error.
-    assert!(out.contains(r#"tests="3" failures="1" errors="1""#), "{out}");
+    assert!(
+        out.contains(r#"tests="3" failures="1" errors="1""#),
+        "{out}"
+    );
     assert!(
         out.contains(r#"<error message="[gitgate] invalid YAML"#),
         "{out}"
@@ -612,10 +621,9 @@ fn github_annotations_point_at_file_and_line() {
     // x.yaml does not parse: exit 2 beside the rejection, and the summary says so.
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.lines()
-            .last()
-            .unwrap()
-            .starts_with("gitgate: error: 2 objects in 3 files: 2 errors, 2 warnings, 1 could not be checked"),
+        out.lines().last().unwrap().starts_with(
+            "gitgate: error: 2 objects in 3 files: 2 errors, 2 warnings, 1 could not be checked"
+        ),
         "{out}"
     );
     assert!(

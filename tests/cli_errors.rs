@@ -166,7 +166,10 @@ fn rego_that_does_not_parse_names_file_and_line_in_test() {
         "package p\n\nallow if {\n  input.x ==\n}\n",
     );
     let (code, out) = gitgate(&["test", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 2, "policies that do not compile could not be tested: {out}");
+    assert_eq!(
+        code, 2,
+        "policies that do not compile could not be tested: {out}"
+    );
     assert!(
         out.contains(&format!("{file}:5:")) || out.contains(&format!("{file}:4:")),
         "{out}"
@@ -209,4 +212,24 @@ fn builtin_library_tests_pass() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("PASS: "), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn verify_with_a_closed_stdout_ends_quietly_with_its_code() {
+    let dir = suite_dir();
+    write(
+        dir.path(),
+        "good.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: x}}\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args(["verify", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "the failing case's code");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

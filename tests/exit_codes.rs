@@ -38,7 +38,12 @@ fn deployment(name: &str, image: &str) -> String {
 /// A repository whose main holds one ConfigMap, on a branch `pr` that adds `files`.
 fn pull_request(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     let dir = support::repo_with(&[("apps/base.yaml", configmap("base").as_bytes())]);
-    git(dir.path(), "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    git(
+        dir.path(),
+        "a@example.com",
+        0,
+        &["checkout", "-q", "-b", "pr"],
+    );
     commit_files(dir.path(), files, "the pull request");
     dir
 }
@@ -59,11 +64,7 @@ fn erring_policy(dir: &Path) -> String {
 
 #[test]
 fn unreadable_manifests_are_exit_2_not_a_rejection() {
-    let huge = format!(
-        "# {}\n{}",
-        "x".repeat(16 * 1024 * 1024),
-        configmap("huge")
-    );
+    let huge = format!("# {}\n{}", "x".repeat(16 * 1024 * 1024), configmap("huge"));
     for (name, content, says) in [
         (
             "apps/broken.yaml",
@@ -243,7 +244,10 @@ fn gitgate_test_exits_0_pass_1_fail_2_error() {
         "error/p_test.rego",
         "package p\nimport rego.v1\nx := 1 if true\nx := 2 if true\ntest_conflict if x == 1\ntest_no if false\n",
     );
-    let broken = write("broken/p.rego", "package p\n\nallow if {\n  input.x ==\n}\n");
+    let broken = write(
+        "broken/p.rego",
+        "package p\n\nallow if {\n  input.x ==\n}\n",
+    );
     let run = |path: &Path, extra: &[&str]| {
         let mut args = vec!["test"];
         args.extend_from_slice(extra);
@@ -263,7 +267,10 @@ fn gitgate_test_exits_0_pass_1_fail_2_error() {
     assert_eq!(code, 2, "policies that do not compile: {err}");
     let (code, _, err) = run(&pass, &["--run", "nothing_matches"]);
     assert_eq!(code, 2, "no test run is not a pass: {err}");
-    assert!(err.contains("no test_ rule found matching --run nothing_matches"), "{err}");
+    assert!(
+        err.contains("no test_ rule found matching --run nothing_matches"),
+        "{err}"
+    );
     let (code, _, err) = run(&dir.path().join("nonexistent"), &[]);
     assert_eq!(code, 2, "{err}");
 }
@@ -299,7 +306,10 @@ fn paths_that_do_not_exist_or_are_not_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = gitgate(dir.path(), &["check", "missing.yaml"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("missing.yaml: no such file or directory"), "{err}");
+    assert!(
+        err.contains("missing.yaml: no such file or directory"),
+        "{err}"
+    );
     assert!(!err.contains("os error"), "{err}");
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     std::fs::write(dir.path().join("empty/README.md"), "no manifests").unwrap();
@@ -324,7 +334,10 @@ fn checking_the_protected_branch_itself_is_an_empty_range() {
     let (code, out, err) = gitgate(dir.path(), &["check"]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("the range is empty"), "{err}");
-    assert!(err.contains("gitgate check <paths>"), "says how to check every file: {err}");
+    assert!(
+        err.contains("gitgate check <paths>"),
+        "says how to check every file: {err}"
+    );
     // ... which does check every file.
     let (code, out, _) = gitgate(dir.path(), &["check", "apps"]);
     assert_eq!(code, 1, "{out}");
@@ -340,7 +353,10 @@ fn required_signatures_without_a_trusted_key_is_a_configuration_error() {
     .unwrap();
     let (code, out, err) = gitgate(dir.path(), &["check", "-c", "signed.yaml"]);
     assert_eq!(code, 2, "{out}{err}");
-    assert!(err.contains("signed.yaml:2: approval.requireSignatures"), "{err}");
+    assert!(
+        err.contains("signed.yaml:2: approval.requireSignatures"),
+        "{err}"
+    );
     assert!(
         err.contains("approval.allowedSigners") && err.contains("approval.openpgpKeys"),
         "{err}"
@@ -357,15 +373,24 @@ fn revisions_are_named_by_flag_with_what_to_fetch() {
         "{err}"
     );
     assert!(err.contains("git fetch origin nosuchbranch"), "{err}");
-    assert!(!err.contains("couldn't parse") && !err.contains("input="), "{err}");
+    assert!(
+        !err.contains("couldn't parse") && !err.contains("input="),
+        "{err}"
+    );
     let (code, _, err) = gitgate(dir.path(), &["check", "--head", "nosuchhead"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--head nosuchhead: no such branch"), "{err}");
-    std::fs::write(dir.path().join("other.yaml"), "repository:\n  branch: trunk\n").unwrap();
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "repository:\n  branch: trunk\n",
+    )
+    .unwrap();
     let (code, _, err) = gitgate(dir.path(), &["check", "-c", "other.yaml"]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("repository.branch trunk: no such branch or commit (tried trunk, origin/trunk"),
+        err.contains(
+            "repository.branch trunk: no such branch or commit (tried trunk, origin/trunk"
+        ),
         "{err}"
     );
 
@@ -388,7 +413,10 @@ fn revisions_are_named_by_flag_with_what_to_fetch() {
         err.contains("fetch-depth: 0") && err.contains("git fetch --unshallow"),
         "{err}"
     );
-    assert!(!err.contains("delegate") && !err.contains("NthAncestor"), "{err}");
+    assert!(
+        !err.contains("delegate") && !err.contains("NthAncestor"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -405,7 +433,10 @@ fn yaml_limits_are_said_in_gitgate_words() {
     let dir = pull_request(&[
         ("apps/bomb.yaml", bomb.as_bytes()),
         ("apps/deep.yaml", deep.as_bytes()),
-        ("apps/dup.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\ndata:\n  x: 1\n  x: 2\n"),
+        (
+            "apps/dup.yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\ndata:\n  x: 1\n  x: 2\n",
+        ),
     ]);
     let (code, out, _) = gitgate(dir.path(), &["check", "--color", "never"]);
     assert_eq!(code, 2, "{out}");
@@ -416,7 +447,13 @@ fn yaml_limits_are_said_in_gitgate_words() {
     ] {
         assert!(out.lines().any(|l| l == want), "{want}\n{out}");
     }
-    for library in ["budget", "Nodes {", "Depth {", "DuplicateKeyPolicy", "Options"] {
+    for library in [
+        "budget",
+        "Nodes {",
+        "Depth {",
+        "DuplicateKeyPolicy",
+        "Options",
+    ] {
         assert!(!out.contains(library), "{library}: {out}");
     }
 }
@@ -432,7 +469,9 @@ fn an_override_naming_no_policy_names_the_file_and_key() {
     let (code, _, err) = gitgate(dir.path(), &["check"]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("gitgate.yaml: policies.enforcement.latest-tags: no policy is named \"latest-tags\""),
+        err.contains(
+            "gitgate.yaml: policies.enforcement.latest-tags: no policy is named \"latest-tags\""
+        ),
         "{err}"
     );
     assert!(!err.contains(":0:"), "{err}");

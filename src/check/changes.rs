@@ -364,7 +364,9 @@ mod tests {
             "{notes:?}"
         );
         assert!(
-            notes[1].message.contains("expected a mapping (an object), found a list"),
+            notes[1]
+                .message
+                .contains("expected a mapping (an object), found a list"),
             "{:?}",
             notes[1]
         );

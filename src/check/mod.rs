@@ -537,7 +537,11 @@ fn read_range(
     let roots = &config.repository.paths;
     let base_files = repo.manifest_files(base_id, roots)?;
     let head_files = repo.manifest_files(head_id, roots)?;
-    roots_match(roots, (base_id, &base_files), (head_rev, head_id, &head_files))?;
+    roots_match(
+        roots,
+        (base_id, &base_files),
+        (head_rev, head_id, &head_files),
+    )?;
     // The pull request's own commits must be approved too when signatures are required.
     let trust = crate::provenance::approval::Trust::from_config(&config.approval)
         .map_err(CheckError::Trust)?;
@@ -634,11 +638,8 @@ fn roots_match(
 ) -> Result<(), CheckError> {
     for root in roots {
         let one = std::slice::from_ref(root);
-        let matches = |files: &crate::git::Files| {
-            files
-                .keys()
-                .any(|path| crate::git::under_roots(path, one))
-        };
+        let matches =
+            |files: &crate::git::Files| files.keys().any(|path| crate::git::under_roots(path, one));
         if !matches(base_files) && !matches(head_files) {
             return Err(CheckError::RootMatchesNothing {
                 key: "repository.paths:",

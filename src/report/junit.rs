@@ -77,17 +77,29 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for c in &cases {
         let (name, classname) = (xml(&c.name), xml(&c.classname));
         if c.failures.is_empty() && c.errors.is_empty() {
-            writeln!(out, r#"    <testcase name="{name}" classname="{classname}"/>"#)?;
+            writeln!(
+                out,
+                r#"    <testcase name="{name}" classname="{classname}"/>"#
+            )?;
             continue;
         }
-        writeln!(out, r#"    <testcase name="{name}" classname="{classname}">"#)?;
+        writeln!(
+            out,
+            r#"    <testcase name="{name}" classname="{classname}">"#
+        )?;
         for f in &c.failures {
             let f = xml(f);
-            writeln!(out, r#"      <failure message="{f}" type="policy">{f}</failure>"#)?;
+            writeln!(
+                out,
+                r#"      <failure message="{f}" type="policy">{f}</failure>"#
+            )?;
         }
         for e in &c.errors {
             let e = xml(e);
-            writeln!(out, r#"      <error message="{e}" type="unchecked">{e}</error>"#)?;
+            writeln!(
+                out,
+                r#"      <error message="{e}" type="unchecked">{e}</error>"#
+            )?;
         }
         writeln!(out, "    </testcase>")?;
     }

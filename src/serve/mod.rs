@@ -279,7 +279,8 @@ async fn decide_with_deadline(
                 kind = %doc.review.kind.kind, namespace = %doc.review.namespace.clone().unwrap_or_default(),
                 name = %doc.review.name, "break-glass change admitted");
         }
-        metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str()).increment(1);
+        metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str())
+            .increment(1);
         status = Some(verdict.status);
         doc.provenance = Some(verdict.to_value());
     }
