@@ -1,6 +1,12 @@
-//! The command line: parses arguments with clap and hands each command to its module. Exit
-//! codes: 0 success, 1 something failed or was rejected, 2 usage, configuration or input
-//! errors (`test` follows `opa test`: 2 when tests fail, 1 on errors).
+//! The command line: parses arguments with clap and hands each command to its module.
+//!
+//! One exit-code contract for every command and format: 0 nothing rejects (every test and
+//! case passes); 1 something is rejected or fails (a `deny` finding, a warning under
+//! `--fail-on-warn`, a failing test or case); 2 something could not be checked (bad input, a
+//! configuration error, a policy that fails to load or errors at run time, a path that matches
+//! nothing, usage errors). `check` takes it from [`Report::verdict`](crate::check::Report).
+//! A closed stdout (`gitgate check -o json | head -1`) ends the command quietly with the code it
+//! would have had, as ripgrep does.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -269,6 +275,12 @@ pub fn run(cli: Cli) -> ExitCode {
                     cli.rego_version,
                 ) {
                     Ok(set) => set,
+                    Err(e @ policy::PolicyError::Config { .. }) => {
+                        let name =
+                            file.map_or_else(|| "gitgate.yaml".into(), |f| f.display().to_string());
+                        eprintln!("gitgate check: {name}: {e}");
+                        return ExitCode::from(2);
+                    }
                     Err(e) => {
                         eprintln!("gitgate check: {e}");
                         return ExitCode::from(2);
@@ -281,7 +293,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 };
                 (config, set, target, Vec::new())
             };
-            if matches!(target, Target::Range { .. }) && !paths.is_empty() {
+            let roots_from_arguments = matches!(target, Target::Range { .. }) && !paths.is_empty();
+            if roots_from_arguments {
                 config.repository.paths = paths.iter().map(|p| p.display().to_string()).collect();
             }
             set.log_skipped();
@@ -293,6 +306,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 output,
                 fail_on_warn,
                 color,
+                roots_from_arguments,
             )
         }
         Command::Serve {
@@ -383,9 +397,14 @@ fn check(
     format: Format,
     fail_on_warn: bool,
     color: ColorWhen,
+    roots_from_arguments: bool,
 ) -> ExitCode {
     let mut report = match crate::check::run(target, set, config) {
         Ok(r) => r,
+        Err(e) if roots_from_arguments => {
+            eprintln!("gitgate check: {}", e.roots_from_arguments());
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("gitgate check: {e}");
             return ExitCode::from(2);
@@ -397,16 +416,24 @@ fn check(
             (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
         });
     }
+    report.fail_on_warn = fail_on_warn;
     let color = use_color(color);
     let mut out = std::io::stdout().lock();
-    if let Err(e) = crate::report::write(format, &report, color, &mut out) {
-        eprintln!("gitgate check: cannot write the report: {e}");
-        return ExitCode::from(2);
-    }
-    if report.rejected(fail_on_warn) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    let written = crate::report::write(format, &report, color, &mut out).and_then(|()| out.flush());
+    finish("check", written, report.exit_code())
+}
+
+/// The exit code of a command that wrote its result to stdout: `code`, also when stdout was
+/// closed early (`| head -1`: a broken pipe ends the command quietly, as ripgrep's does); 2
+/// when the result could not be written at all (a full disk), since nobody saw it.
+fn finish(command: &str, written: std::io::Result<()>, code: u8) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::from(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("gitgate {command}: cannot write the output: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -462,10 +489,6 @@ fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let results = suite::run_suites(&files, options, threads);
-    let mut out = std::io::stdout().lock();
-    for r in &results {
-        let _ = print_suite(&mut out, r, verbose);
-    }
     let (mut tests, mut cases, mut failed, mut errors) = (0, 0, 0, 0);
     for r in &results {
         let (t, c) = r.counts();
@@ -474,27 +497,35 @@ fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
         failed += usize::from(r.has_failures());
         errors += usize::from(r.has_errors());
     }
-    let _ = writeln!(
-        out,
-        "{} suites, {} tests, {} cases: {} suites passed, {} failed, {} with errors",
-        results.len(),
-        tests,
-        cases,
-        results.len()
-            - results
-                .iter()
-                .filter(|r| r.has_failures() || r.has_errors())
-                .count(),
-        failed,
-        errors
-    );
-    if errors > 0 {
-        ExitCode::from(2)
+    let code = if errors > 0 {
+        2
     } else if failed > 0 {
-        ExitCode::from(1)
+        1
     } else {
-        ExitCode::SUCCESS
-    }
+        0
+    };
+    let mut out = std::io::stdout().lock();
+    let written = (|| {
+        for r in &results {
+            print_suite(&mut out, r, verbose)?;
+        }
+        writeln!(
+            out,
+            "{} suites, {} tests, {} cases: {} suites passed, {} failed, {} with errors",
+            results.len(),
+            tests,
+            cases,
+            results.len()
+                - results
+                    .iter()
+                    .filter(|r| r.has_failures() || r.has_errors())
+                    .count(),
+            failed,
+            errors
+        )?;
+        out.flush()
+    })();
+    finish("verify", written, code)
 }
 
 fn print_suite(out: &mut impl Write, r: &SuiteResult, verbose: bool) -> std::io::Result<()> {
@@ -554,6 +585,8 @@ fn print_suite(out: &mut impl Write, r: &SuiteResult, verbose: bool) -> std::io:
     )
 }
 
+/// `gitgate test`: 0 when every test passes (skipped `todo_` tests do not count), 1 when one
+/// fails, 2 when one errors, the policies do not load or compile, or no test is found.
 fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, options: &Options) -> ExitCode {
     let filter = match run.map(Regex::new).transpose() {
         Ok(f) => f,
@@ -571,72 +604,76 @@ fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, options: &Options) 
                 Ok(files) => groups.push((p.display().to_string(), files)),
                 Err(e) => {
                     eprintln!("gitgate test: {e}");
-                    return ExitCode::from(1);
+                    return ExitCode::from(2);
                 }
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    let (mut pass, mut fail, mut error, mut skip) = (0usize, 0usize, 0usize, 0usize);
+    let mut results = Vec::new();
     for (name, files) in &groups {
-        let results = match unit::run(files, filter.as_ref(), options) {
-            Ok(r) => r,
+        match unit::run(files, filter.as_ref(), options) {
+            Ok(r) => results.extend(r),
             Err(e) => {
                 eprintln!("gitgate test: {name}: {e}");
-                return ExitCode::from(1);
+                return ExitCode::from(2);
             }
-        };
+        }
+    }
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|t| f(&t.outcome)).count();
+    let pass = count(|o| matches!(o, Outcome::Pass));
+    let fail = count(|o| matches!(o, Outcome::Fail));
+    let skip = count(|o| matches!(o, Outcome::Skip));
+    let error = count(|o| matches!(o, Outcome::Error(_)));
+    let total = results.len();
+    let code = if total == 0 {
+        // A run that tested nothing must not look like one that passed.
+        eprintln!(
+            "gitgate test: no test_ rule found{}",
+            run.map(|r| format!(" matching --run {r}"))
+                .unwrap_or_default()
+        );
+        2
+    } else if error > 0 {
+        2
+    } else if fail > 0 {
+        1
+    } else {
+        0
+    };
+    let mut out = std::io::stdout().lock();
+    let written = (|| {
         let mut last_file = "";
         for t in &results {
             let label = match &t.outcome {
-                Outcome::Pass => {
-                    pass += 1;
-                    if !verbose {
-                        continue;
-                    }
-                    "PASS".to_string()
-                }
-                Outcome::Fail => {
-                    fail += 1;
-                    "FAIL".to_string()
-                }
-                Outcome::Skip => {
-                    skip += 1;
-                    "SKIPPED".to_string()
-                }
-                Outcome::Error(e) => {
-                    error += 1;
-                    format!("ERROR\n  {e}")
-                }
+                Outcome::Pass if !verbose => continue,
+                Outcome::Pass => "PASS".to_string(),
+                Outcome::Fail => "FAIL".to_string(),
+                Outcome::Skip => "SKIPPED".to_string(),
+                Outcome::Error(e) => format!("ERROR\n  {e}"),
             };
             if t.file != last_file {
-                let _ = writeln!(out, "{}:", t.file);
+                writeln!(out, "{}:", t.file)?;
                 last_file = &t.file;
             }
-            let _ = writeln!(out, "{}: {} ({:.3?})", t.rule, label, t.duration);
+            writeln!(out, "{}: {} ({:.3?})", t.rule, label, t.duration)?;
         }
-    }
-    let total = pass + fail + error + skip;
-    let _ = writeln!(out, "{}", "-".repeat(80));
-    if total == 0 {
-        let _ = writeln!(out, "no tests found");
-        return ExitCode::SUCCESS;
-    }
-    for (label, n) in [
-        ("PASS", pass),
-        ("FAIL", fail),
-        ("SKIPPED", skip),
-        ("ERROR", error),
-    ] {
-        if n > 0 {
-            let _ = writeln!(out, "{label}: {n}/{total}");
+        writeln!(out, "{}", "-".repeat(80))?;
+        if total == 0 {
+            writeln!(out, "no tests found")?;
         }
-    }
-    if fail + error + skip > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    }
+        for (label, n) in [
+            ("PASS", pass),
+            ("FAIL", fail),
+            ("SKIPPED", skip),
+            ("ERROR", error),
+        ] {
+            if n > 0 {
+                writeln!(out, "{label}: {n}/{total}")?;
+            }
+        }
+        out.flush()
+    })();
+    finish("test", written, code)
 }
 
 fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
@@ -663,20 +700,23 @@ fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
         }
         Ok(set) => {
             let mut out = std::io::stdout().lock();
-            for s in &set.skipped {
-                let _ = writeln!(out, "skipped: {s}");
-            }
-            for p in set.policies() {
-                let _ = writeln!(
-                    out,
-                    "{:<28} {:<7} {:<10} {}",
-                    p.name,
-                    p.enforcement.as_str(),
-                    format!("{:?}", p.flavor).to_lowercase(),
-                    p.title.as_deref().unwrap_or(&p.origin)
-                );
-            }
-            ExitCode::SUCCESS
+            let written = (|| {
+                for s in &set.skipped {
+                    writeln!(out, "skipped: {s}")?;
+                }
+                for p in set.policies() {
+                    writeln!(
+                        out,
+                        "{:<28} {:<7} {:<10} {}",
+                        p.name,
+                        p.enforcement.as_str(),
+                        format!("{:?}", p.flavor).to_lowercase(),
+                        p.title.as_deref().unwrap_or(&p.origin)
+                    )?;
+                }
+                out.flush()
+            })();
+            finish("policies", written, 0)
         }
         Err(e) => {
             eprintln!("gitgate policies: {e}");

@@ -266,6 +266,9 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
+    /// Keys that parse but do not make sense together; `message` names them.
+    #[error("{file}: {message}")]
+    Inconsistent { file: String, message: String },
 }
 
 impl Config {
@@ -288,12 +291,53 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
+        let config = serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
             file: file.to_string(),
             line: e.location().map(|l| l.line() as usize).unwrap_or(0),
-            message: crate::manifest::yaml_message(&e.to_string()),
-        })
+            message: crate::manifest::yaml_error(&e),
+        })?;
+        config.validate(file, text)?;
+        Ok(config)
     }
+
+    /// Checks what each key cannot check alone. Signatures required with no trusted key would
+    /// refuse every commit, or, worse, read as "signatures checked" while nothing can pass.
+    fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let approval = &self.approval;
+        if approval.require_signatures
+            && approval.allowed_signers.is_none()
+            && approval.openpgp_keys.is_empty()
+        {
+            let message = "approval.requireSignatures is true but no key is trusted: set \
+                           approval.allowedSigners (an SSH allowed_signers file) or \
+                           approval.openpgpKeys (OpenPGP public keys)"
+                .to_string();
+            return Err(match line_of(text, "requireSignatures") {
+                Some(line) => ConfigError::Invalid {
+                    file: file.to_string(),
+                    line,
+                    message,
+                },
+                None => ConfigError::Inconsistent {
+                    file: file.to_string(),
+                    message,
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The 1-based line where `key:` is first written (outside comments), for errors about a key
+/// whose value parsed.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let code = l.split('#').next().unwrap_or("");
+            code.match_indices(key)
+                .any(|(i, _)| code[i + key.len()..].trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -362,6 +406,25 @@ server:
         let msg = err.to_string();
         assert!(msg.starts_with("g.yaml:3:"), "{msg}");
         assert!(msg.contains("pahts"), "{msg}");
+    }
+
+    #[test]
+    fn required_signatures_need_a_trusted_key() {
+        let text = "approval:\n  # signatures\n  requireSignatures: true\n";
+        let err = Config::parse("g.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.yaml:3: approval.requireSignatures"),
+            "{err}"
+        );
+        assert!(
+            err.contains("approval.allowedSigners") && err.contains("approval.openpgpKeys"),
+            "{err}"
+        );
+        let flow = "approval: {requireSignatures: true}\n";
+        let err = Config::parse("g.yaml", flow).unwrap_err().to_string();
+        assert!(err.starts_with("g.yaml:1: "), "{err}");
+        let keyed = "approval: {requireSignatures: true, openpgpKeys: [k.asc]}\n";
+        assert!(Config::parse("g.yaml", keyed).is_ok());
     }
 
     #[test]

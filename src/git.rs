@@ -12,11 +12,13 @@ use gix::ObjectId;
 pub enum GitError {
     #[error("{repo}: not a Git repository: {message}")]
     Open { repo: String, message: String },
-    #[error("{repo}: cannot resolve revision {rev:?}: {message}")]
+    /// A revision that names nothing here. `what` says where it came from (`--base main`,
+    /// `repository.branch main`); `hint` says what to fetch.
+    #[error("{what}: {problem}{hint}")]
     Revision {
-        repo: String,
-        rev: String,
-        message: String,
+        what: String,
+        problem: String,
+        hint: String,
     },
     #[error("{repo}: {base} and {head} have no common ancestor{hint}")]
     NoMergeBase {
@@ -32,6 +34,24 @@ pub enum GitError {
         what: String,
         message: String,
     },
+}
+
+/// What to fetch when history is missing, as the CI systems spell it.
+const HISTORY: &str = "the whole history (actions/checkout with `fetch-depth: 0`, GitLab's \
+                       `GIT_DEPTH: 0`, or `git fetch --unshallow`)";
+
+impl GitError {
+    /// Names where a revision came from (`--base main`), for an error about one.
+    pub fn named(self, name: impl Into<String>) -> GitError {
+        match self {
+            GitError::Revision { problem, hint, .. } => GitError::Revision {
+                what: name.into(),
+                problem,
+                hint,
+            },
+            other => other,
+        }
+    }
 }
 
 /// An opened repository.
@@ -61,20 +81,25 @@ impl Repo {
 
     /// Resolves a revision (`HEAD`, `main`, `origin/main`, a hash) to a commit.
     pub fn resolve(&self, rev: &str) -> Result<ObjectId, GitError> {
-        let err = |message: String| GitError::Revision {
-            repo: self.name.clone(),
-            rev: rev.to_string(),
-            message,
+        let err = |problem: &str| GitError::Revision {
+            what: format!("revision {rev}"),
+            problem: problem.to_string(),
+            hint: String::new(),
         };
-        let id = self
-            .repo
-            .rev_parse_single(rev)
-            .map_err(|e| err(e.to_string()))?;
+        let id = self.repo.rev_parse_single(rev).map_err(|e| {
+            // gix's words (`couldn't parse revision`, `delegate.traverse(..) failed`) say
+            // nothing to a CI user; what is missing, and what to fetch, does.
+            tracing::debug!(rev, error = %e, "cannot resolve a revision");
+            self.unresolved(rev)
+        })?;
         let commit = id
             .object()
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| {
+                tracing::debug!(rev, error = %e, "cannot read the object of a revision");
+                err("names an object that cannot be read")
+            })?
             .peel_to_commit()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|_| err("does not name a commit"))?;
         Ok(commit.id)
     }
 
@@ -84,9 +109,9 @@ impl Repo {
     /// can stand in for it.
     pub fn resolve_ref(&self, full_name: &str) -> Result<Option<ObjectId>, GitError> {
         let err = |message: String| GitError::Revision {
-            repo: self.name.clone(),
-            rev: full_name.to_string(),
-            message,
+            what: format!("{}: {full_name}", self.name),
+            problem: message,
+            hint: String::new(),
         };
         let Some(mut reference) = self
             .repo
@@ -116,10 +141,12 @@ impl Repo {
             }
         }
         Err(GitError::Revision {
-            repo: self.name.clone(),
-            rev: branch.to_string(),
-            message: format!(
-                "the protected branch is neither refs/heads/{branch} nor refs/remotes/origin/{branch}: fetch it (`git fetch origin {branch}`), or name the base with --base"
+            what: format!("repository.branch {branch}"),
+            problem: format!(
+                "the protected branch is neither refs/heads/{branch} nor refs/remotes/origin/{branch}"
+            ),
+            hint: format!(
+                "; fetch it (`git fetch origin {branch}`) or {HISTORY}, or name the base with --base"
             ),
         })
     }
@@ -130,19 +157,48 @@ impl Repo {
         self.repo.has_object(id)
     }
 
+    /// Why `rev` does not resolve: an ancestor that is not in the clone (`HEAD~1` in a shallow
+    /// clone), or a name that is not here at all; either way, what to fetch.
+    fn unresolved(&self, rev: &str) -> GitError {
+        let start = rev.find(['~', '^']).map(|i| &rev[..i]);
+        let ancestor_missing =
+            start.is_some_and(|s| !s.is_empty() && self.repo.rev_parse_single(s).is_ok());
+        if ancestor_missing {
+            GitError::Revision {
+                what: format!("revision {rev}"),
+                problem: "the history it names is not in this clone".into(),
+                hint: format!("; fetch {}", HISTORY),
+            }
+        } else {
+            let branch = rev
+                .strip_prefix("refs/remotes/origin/")
+                .or_else(|| rev.strip_prefix("origin/"))
+                .unwrap_or(rev);
+            GitError::Revision {
+                what: format!("revision {rev}"),
+                problem: "no such branch or commit".into(),
+                hint: format!("; fetch it (`git fetch origin {branch}`) or {HISTORY}"),
+            }
+        }
+    }
+
+    /// " in this shallow clone: fetch ..." when the repository is shallow, for errors that
+    /// missing history explains.
+    fn shallow_hint(&self) -> String {
+        if self.repo.is_shallow().unwrap_or(false) {
+            format!(" in this shallow clone: fetch {HISTORY}")
+        } else {
+            String::new()
+        }
+    }
+
     /// The merge base of two commits.
     pub fn merge_base(&self, base: ObjectId, head: ObjectId) -> Result<ObjectId, GitError> {
         let none = || GitError::NoMergeBase {
             repo: self.name.clone(),
             base: base.to_string(),
             head: head.to_string(),
-            hint: if self.repo.is_shallow().unwrap_or(false) {
-                " in this shallow clone: fetch the whole history (actions/checkout with \
-                 `fetch-depth: 0`, GitLab's `GIT_DEPTH: 0`, or `git fetch --unshallow`)"
-                    .to_string()
-            } else {
-                String::new()
-            },
+            hint: self.shallow_hint(),
         };
         match self.repo.merge_base(base, head) {
             Ok(Some(id)) => Ok(id.detach()),
@@ -150,7 +206,7 @@ impl Repo {
             Err(e) => Err(GitError::Read {
                 repo: self.name.clone(),
                 what: format!("the merge base of {base} and {head}"),
-                message: e.to_string(),
+                message: format!("{e}{}", self.shallow_hint()),
             }),
         }
     }
@@ -234,7 +290,10 @@ impl Repo {
             what: format!("commit {id}"),
             message,
         };
-        let commit = self.repo.find_commit(id).map_err(|e| read(e.to_string()))?;
+        let commit = self
+            .repo
+            .find_commit(id)
+            .map_err(|e| read(format!("{e}{}", self.shallow_hint())))?;
         let committer = commit.committer().map_err(|e| read(e.to_string()))?;
         let time = committer.time().map_err(|e| read(e.to_string()))?.seconds;
         let committer_email = committer.email.to_string();

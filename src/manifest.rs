@@ -270,7 +270,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError>
         .map_err(|e| ManifestError::Yaml {
             file: file.to_string(),
             line: e.location().map(|l| l.line() as usize).unwrap_or(0),
-            message: first_line(&e.to_string()),
+            message: yaml_error(&e),
         })?;
     Ok(docs
         .into_iter()
@@ -400,8 +400,55 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn first_line(s: &str) -> String {
-    yaml_message(s)
+/// A serde-saphyr error in gitgate's words: its limits say which limit and why it exists
+/// (`Nodes { nodes: 250001 }` becomes "more than 250000 YAML nodes (an alias bomb?)"), a
+/// duplicate key names the key, without the library's advice about its own options; other
+/// errors keep the parser's message without its location (gitgate puts `file:line:` in front).
+pub fn yaml_error(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut e = e;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = e {
+        e = error;
+    }
+    let limits = options().budget.unwrap_or_default();
+    const BOMB: &str = "(an alias bomb?)";
+    match e {
+        E::Budget { breach, .. } => match breach {
+            B::Nodes { .. } => format!("more than {} YAML nodes {BOMB}", limits.max_nodes),
+            B::Events { .. } => format!("more than {} YAML events {BOMB}", limits.max_events),
+            B::Aliases { .. } => format!("more than {} aliases {BOMB}", limits.max_aliases),
+            B::Anchors { .. } => format!("more than {} anchors", limits.max_anchors),
+            B::AliasAnchorRatio { aliases, anchors } => format!(
+                "{aliases} aliases for {anchors} anchors, more than {} per anchor {BOMB}",
+                limits.alias_anchor_ratio_multiplier
+            ),
+            B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } => {
+                format!("anchors too large to repeat {BOMB}")
+            }
+            B::Depth { .. } => format!("nested deeper than {} levels", limits.max_depth),
+            B::Documents { .. } => {
+                format!("more than {} documents in one file", limits.max_documents)
+            }
+            B::ScalarBytes { .. } => format!(
+                "more than {} bytes of text in values",
+                limits.max_total_scalar_bytes
+            ),
+            B::MergeKeys { .. } => {
+                format!("more than {} merge keys (`<<`)", limits.max_merge_keys)
+            }
+            B::InputBytes { .. } => format!("larger than {MAX_FILE_BYTES} bytes"),
+            _ => "over the YAML parser's limits".to_string(),
+        },
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => format!("aliases expand too far {BOMB}"),
+        E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`"),
+        E::DuplicateMappingKey { key: None, .. } => "duplicate key".to_string(),
+        E::UnknownAnchor { .. } => "an alias (`*name`) names no anchor (`&name`)".to_string(),
+        _ => yaml_message(&e.to_string()),
+    }
 }
 
 /// The message of a serde-saphyr error without its own `error: line N column M:` prefix
@@ -481,7 +528,40 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused() {
         let err = parse_str("dup.yaml", "a: 1\na: 2\n").unwrap_err();
-        assert!(err.to_string().contains("dup.yaml"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "dup.yaml:2: invalid YAML: duplicate key `a`"
+        );
+    }
+
+    #[test]
+    fn limits_are_said_in_gitgate_words() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..40 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                [prev.as_str(); 10].join(", ")
+            ));
+        }
+        let deep = format!("a: {}{}\n", "[".repeat(70), "]".repeat(70));
+        for (text, want) in [
+            (bomb, "more than 250000 YAML nodes (an alias bomb?)"),
+            (deep, "nested deeper than 64 levels"),
+        ] {
+            // The main thread's stack, as the binary parses with: a debug build's frames are
+            // large, and 64 levels overflow a test thread's 2 MiB.
+            let msg = std::thread::Builder::new()
+                .stack_size(8 << 20)
+                .spawn(move || parse_str("x.yaml", &text).unwrap_err().to_string())
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(msg.starts_with("x.yaml:") && msg.ends_with(want), "{msg}");
+            for library in ["budget", "Nodes {", "Depth {", "Options"] {
+                assert!(!msg.contains(library), "{msg}");
+            }
+        }
     }
 
     #[test]

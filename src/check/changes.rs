@@ -20,15 +20,26 @@ pub struct FileObject {
     pub lines: manifest::Lines,
 }
 
-/// Something in a changed file that is not a checkable object.
+/// Something in a changed file (or the pull request) that is not a checkable object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Note {
     pub path: String,
     pub line: usize,
     pub message: String,
-    /// A problem rejects the pull request (invalid YAML); other notes are informational
-    /// (a kustomization.yaml, a document that is not a Kubernetes object).
-    pub problem: bool,
+    pub kind: NoteKind,
+}
+
+/// What a note means for the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// Informational: a document that is a mapping but not a Kubernetes object (a
+    /// kustomization.yaml, a Helm values file).
+    Info,
+    /// The file could not be read (invalid YAML, an alias bomb, binary, over the limits, a
+    /// document that is not a mapping): what it holds was not checked (exit 2).
+    Unreadable,
+    /// Rejects the pull request whatever the policies say (an unapproved commit).
+    Rejects,
 }
 
 /// A change to one object.
@@ -130,42 +141,44 @@ impl Scopes {
     }
 }
 
-/// Reads the objects of one file. Invalid YAML is a problem note; documents that are not
-/// Kubernetes objects are skipped with a note.
+/// The note for a file that could not be read: at the error's line, the message without the
+/// path and line the item carries anyway.
+pub fn unreadable(path: &str, e: &manifest::ManifestError) -> Note {
+    let line = e.line().unwrap_or(1).max(1);
+    let text = e.to_string();
+    let message = text
+        .strip_prefix(&format!("{path}:{line}: "))
+        .or_else(|| text.strip_prefix(&format!("{path}: ")))
+        .unwrap_or(&text)
+        .to_string();
+    Note {
+        path: path.to_string(),
+        line,
+        message,
+        kind: NoteKind::Unreadable,
+    }
+}
+
+/// Reads the objects of one file. A file that cannot be read (invalid YAML, binary, over the
+/// limits) makes an unreadable note, and so does each document that is not a mapping (the
+/// file's other documents are still checked); mappings that are not Kubernetes objects (a
+/// kustomization.yaml) are skipped with a note. An empty document (`null`) is nothing.
 pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note>) {
     let mut objects = Vec::new();
     let mut notes = Vec::new();
     let docs = match manifest::parse_bytes(path, bytes) {
         Ok(docs) => manifest::expand_lists(docs),
         Err(e) => {
-            let line = e.line().unwrap_or(1).max(1);
-            // The item carries the path and line; the message need not repeat them.
-            let text = e.to_string();
-            let message = text
-                .strip_prefix(&format!("{path}:{line}: "))
-                .or_else(|| text.strip_prefix(&format!("{path}: ")))
-                .unwrap_or(&text)
-                .to_string();
-            notes.push(Note {
-                path: path.to_string(),
-                line,
-                message,
-                problem: true,
-            });
+            notes.push(unreadable(path, &e));
             return (objects, notes);
         }
     };
     for doc in docs {
-        if !doc.value.is_object() {
-            notes.push(Note {
-                path: path.to_string(),
-                line: doc.line,
-                message: format!(
-                    "skipped: {} is not a Kubernetes object",
-                    manifest::json_type(&doc.value)
-                ),
-                problem: false,
-            });
+        if doc.value.is_null() {
+            continue;
+        }
+        if let Err(e) = manifest::require_object(path, &doc) {
+            notes.push(unreadable(path, &e));
             continue;
         }
         if Identity::of_object(&doc.value).is_none() {
@@ -177,7 +190,7 @@ pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note
                 path: path.to_string(),
                 line: doc.line,
                 message: format!("skipped: not a Kubernetes object ({what})"),
-                problem: false,
+                kind: NoteKind::Info,
             });
             continue;
         }
@@ -338,17 +351,28 @@ mod tests {
     }
 
     #[test]
-    fn non_objects_are_noted_and_invalid_yaml_is_a_problem() {
+    fn non_objects_are_noted_and_unreadable_documents_are_unchecked() {
         let (objects, notes) = read_file_objects(
             "k.yaml",
-            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n---\n- just\n- a list\n",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n---\n---\n- just\n- a list\n",
         );
         assert!(objects.is_empty());
-        assert_eq!(notes.len(), 2);
-        assert!(notes.iter().all(|n| !n.problem));
+        let kinds: Vec<_> = notes.iter().map(|n| (n.line, n.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![(1, NoteKind::Info), (6, NoteKind::Unreadable)],
+            "{notes:?}"
+        );
+        assert!(
+            notes[1]
+                .message
+                .contains("expected a mapping (an object), found a list"),
+            "{:?}",
+            notes[1]
+        );
         let (_, notes) = read_file_objects("bad.yaml", b"a: [1\n");
         assert!(
-            notes[0].problem && notes[0].message.starts_with("invalid YAML"),
+            notes[0].kind == NoteKind::Unreadable && notes[0].message.starts_with("invalid YAML"),
             "{:?}",
             notes[0]
         );

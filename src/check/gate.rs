@@ -54,7 +54,10 @@ enum Location {
 /// Reads the gate of a range from its merge base.
 pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
     let repo = Repo::open(options.repo)?;
-    let head = repo.resolve(options.head.unwrap_or("HEAD"))?;
+    let head_rev = options.head.unwrap_or("HEAD");
+    let head = repo
+        .resolve(head_rev)
+        .map_err(|e| e.named(format!("--head {head_rev}")))?;
     let location = locate(&repo, options)?;
     let head_text = read_config_text(&repo, &location, head)?;
     // The branch to fork from: the head's word only to find the base, whose own
@@ -109,7 +112,11 @@ fn read_at_base(
     head: ObjectId,
 ) -> Result<(ObjectId, Config), CheckError> {
     let base = match options.base {
-        Some(rev) => repo.merge_base(repo.resolve(rev)?, head)?,
+        Some(rev) => repo.merge_base(
+            repo.resolve(rev)
+                .map_err(|e| e.named(format!("--base {rev}")))?,
+            head,
+        )?,
         None => repo.merge_base(repo.protected_branch(branch)?, head)?,
     };
     let config = match read_config_text(repo, location, base)? {
@@ -368,6 +375,8 @@ fn gate_item(path: &str, level: Level, message: String) -> Item {
         message,
         operation: None,
         object: None,
+        // A gate that does not load is a configuration error (exit 2), not a rejection.
+        unchecked: level == Level::Error,
     }
 }
 

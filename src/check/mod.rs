@@ -19,7 +19,7 @@ use crate::git::{GitError, Repo, is_manifest_path};
 use crate::input::{Document, Identity, Source};
 use crate::policy::matcher::NamespaceMap;
 use crate::policy::{Enforcement, PolicySet};
-use changes::{Change, FileObject, Note, Scopes};
+use changes::{Change, FileObject, Note, NoteKind, Scopes};
 use provenance::PullRequest;
 
 /// What to check.
@@ -40,7 +40,8 @@ pub enum Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
-    /// Rejects the pull request: a `deny` finding, a policy that failed, an unreadable file.
+    /// Rejects the pull request (a `deny` finding, an unapproved commit), or, with
+    /// [`Item::unchecked`], something that could not be checked.
     Error,
     /// Reported, does not reject (unless `--fail-on-warn`).
     Warning,
@@ -63,6 +64,48 @@ pub struct Item {
     /// `Kind namespace/name`, when the item is about an object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    /// The input could not be checked: a file that could not be read (invalid YAML, binary,
+    /// over the limits, not an object) or a policy that failed on the object. A gate that
+    /// cannot decide must not pass nor pretend to reject: see [`Report::verdict`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unchecked: bool,
+}
+
+/// What a report amounts to, and the exit code every command and format shares (as conftest's
+/// `output/result.go` keeps it beside the results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Nothing rejects (exit 0).
+    Passed,
+    /// Nothing rejects, but warnings fail the check under `--fail-on-warn` (exit 1).
+    Failed,
+    /// A `deny` finding or an unapproved commit rejects the change (exit 1).
+    Rejected,
+    /// Something could not be checked (exit 2): a change that cannot be judged is neither
+    /// passed nor merely rejected, so CI can tell "fix the manifest" from "fix the gate".
+    Error,
+}
+
+impl Verdict {
+    /// The process exit code: 0 passed, 1 rejected or failed, 2 could not be checked.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Passed => 0,
+            Verdict::Failed | Verdict::Rejected => 1,
+            Verdict::Error => 2,
+        }
+    }
+
+    /// The word the summaries start with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Rejected => "rejected",
+            Verdict::Error => "error",
+        }
+    }
 }
 
 /// The range checked.
@@ -91,6 +134,20 @@ pub struct Report {
     /// Every object decided (creates, updates, deletes), in order.
     pub checked: Vec<Checked>,
     pub items: Vec<Item>,
+    /// Warnings fail the check (`--fail-on-warn`).
+    #[serde(skip)]
+    pub fail_on_warn: bool,
+}
+
+/// How many items of each kind a report holds (the JSON report's `counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Items of level `error`, the unchecked ones included.
+    pub errors: usize,
+    pub warnings: usize,
+    pub notes: usize,
+    /// Items that could not be checked (unreadable files, policy failures).
+    pub unchecked: usize,
 }
 
 impl Report {
@@ -98,9 +155,45 @@ impl Report {
         self.items.iter().filter(|i| i.level == level).count()
     }
 
-    /// Whether the check fails: any error, or any warning with `fail_on_warn`.
-    pub fn rejected(&self, fail_on_warn: bool) -> bool {
-        self.count(Level::Error) > 0 || (fail_on_warn && self.count(Level::Warning) > 0)
+    pub fn counts(&self) -> Counts {
+        Counts {
+            errors: self.count(Level::Error),
+            warnings: self.count(Level::Warning),
+            notes: self.count(Level::Note),
+            unchecked: self.items.iter().filter(|i| i.unchecked).count(),
+        }
+    }
+
+    /// The verdict, the one place the exit code is decided. Something that could not be
+    /// checked wins over a rejection elsewhere, except a policy failure on an object that a
+    /// `deny` finding rejects anyway (the object is refused whatever the failed policy said).
+    pub fn verdict(&self) -> Verdict {
+        let rejects = |i: &Item| i.level == Level::Error && !i.unchecked;
+        let rejected_anyway = |u: &Item| {
+            u.object.is_some()
+                && self
+                    .items
+                    .iter()
+                    .any(|i| rejects(i) && i.path == u.path && i.object == u.object)
+        };
+        if self
+            .items
+            .iter()
+            .any(|i| i.unchecked && !rejected_anyway(i))
+        {
+            Verdict::Error
+        } else if self.items.iter().any(|i| i.level == Level::Error) {
+            Verdict::Rejected
+        } else if self.fail_on_warn && self.count(Level::Warning) > 0 {
+            Verdict::Failed
+        } else {
+            Verdict::Passed
+        }
+    }
+
+    /// The process exit code of the verdict.
+    pub fn exit_code(&self) -> u8 {
+        self.verdict().exit_code()
     }
 }
 
@@ -120,6 +213,49 @@ pub enum CheckError {
         #[source]
         source: std::io::Error,
     },
+    /// A file or directory to check that does not exist.
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    /// A FIFO, socket or device named to check: never read (it could block forever).
+    #[error("{path}: not a regular file or directory")]
+    NotRegular { path: String },
+    /// A directory to check with no manifest in it.
+    #[error("{path}: no manifest file (.yaml, .yml or .json) under it")]
+    NoManifests { path: String },
+    /// A manifest root (`repository.paths`, or a path argument with a range) with no manifest
+    /// under it at either end of the range: most likely a typo, never a silent pass.
+    #[error("{key} {root:?} matches nothing at {head} nor at the merge base {base}")]
+    RootMatchesNothing {
+        /// `repository.paths:` or `the path argument`.
+        key: &'static str,
+        root: String,
+        head: String,
+        base: String,
+    },
+    /// The head is the merge base: nothing to compare.
+    #[error(
+        "nothing to check: {head} is the merge base with {base}, so the range is empty (the \
+         protected branch itself, or a commit behind it); check a pull request's head, or \
+         check every file with `gitgate check <paths>` (for example `gitgate check .`)"
+    )]
+    EmptyRange { head: String, base: String },
+}
+
+impl CheckError {
+    /// For roots given as path arguments rather than `repository.paths`.
+    pub fn roots_from_arguments(self) -> CheckError {
+        match self {
+            CheckError::RootMatchesNothing {
+                root, head, base, ..
+            } => CheckError::RootMatchesNothing {
+                key: "the path argument",
+                root,
+                head,
+                base,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Runs a check.
@@ -170,6 +306,7 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         files,
         checked: changes.iter().map(checked).collect(),
         items: notes.into_iter().map(note_item).collect(),
+        fail_on_warn: false, // the caller's flag
     };
     let pull_request = pull_request.filter(|_| config.provenance.enabled != Some(false));
     report.items.extend(decide_all(
@@ -212,11 +349,15 @@ fn note_item(n: Note) -> Item {
     Item {
         path: n.path,
         line: n.line,
-        level: if n.problem { Level::Error } else { Level::Note },
+        level: match n.kind {
+            NoteKind::Info => Level::Note,
+            NoteKind::Unreadable | NoteKind::Rejects => Level::Error,
+        },
         policy: "gitgate".into(),
         message: n.message,
         operation: None,
         object: None,
+        unchecked: n.kind == NoteKind::Unreadable,
     }
 }
 
@@ -275,8 +416,20 @@ fn decide_one(
     pull_request: Option<&PullRequest>,
     limit: Duration,
 ) -> Vec<Item> {
+    let operation = operation_name(&change.operation);
+    // Unreachable for objects the diff made (each has a kind and a name), but a change that
+    // cannot become a document must not pass unseen.
     let Some(mut doc) = document(change, source) else {
-        return Vec::new();
+        return vec![Item {
+            path: change.path.clone(),
+            line: change.line,
+            level: Level::Error,
+            policy: "gitgate".into(),
+            message: "cannot build the input document of this object".into(),
+            operation: Some(operation.to_string()),
+            object: None,
+            unchecked: true,
+        }];
     };
     if let Some(pr) = pull_request {
         doc.provenance = Some(pr.verdict(&change.path, change.line).to_value());
@@ -285,7 +438,6 @@ fn decide_one(
         .subject()
         .and_then(Identity::of_object)
         .map(|id| id.describe());
-    let operation = operation_name(&change.operation);
     let decision = decide_within(set, namespaces, doc, limit);
     // A finding whose details name a path (`details.path`, as the built-in policies give)
     // points at that field's line; others at the object's first line.
@@ -302,6 +454,7 @@ fn decide_one(
             message,
             operation: Some(operation.to_string()),
             object: identity.clone(),
+            unchecked: false,
         };
     let mut items = Vec::new();
     for f in decision
@@ -322,8 +475,13 @@ fn decide_one(
             f.details.as_ref(),
         ));
     }
+    // A policy that failed could not judge the object: the change is unchecked (exit 2)
+    // unless a deny finding rejects the object anyway (see `Report::verdict`).
     for e in &decision.errors {
-        items.push(item(Level::Error, &e.policy, e.message.clone(), None));
+        items.push(Item {
+            unchecked: true,
+            ..item(Level::Error, &e.policy, e.message.clone(), None)
+        });
     }
     items
 }
@@ -383,16 +541,33 @@ fn read_range(
 ) -> Result<Read, CheckError> {
     let repo = Repo::open(repo_dir)?;
     let head_rev = head.unwrap_or("HEAD");
-    let head_id = repo.resolve(head_rev)?;
+    let head_id = repo
+        .resolve(head_rev)
+        .map_err(|e| e.named(head.map_or("HEAD".into(), |h| format!("--head {h}"))))?;
     // What the pull request changed is measured from where it forked, as `git diff base...head`
     // and the pull request's page do: a base that moved on since does not add its own changes.
     let base_id = match base {
-        Some(rev) => repo.merge_base(repo.resolve(rev)?, head_id)?,
+        Some(rev) => repo.merge_base(
+            repo.resolve(rev)
+                .map_err(|e| e.named(format!("--base {rev}")))?,
+            head_id,
+        )?,
         None => repo.merge_base(repo.protected_branch(&config.repository.branch)?, head_id)?,
     };
+    if base_id == head_id {
+        return Err(CheckError::EmptyRange {
+            head: format!("{head_rev} ({})", short(&head_id.to_string())),
+            base: base.unwrap_or(&config.repository.branch).to_string(),
+        });
+    }
     let roots = &config.repository.paths;
     let base_files = repo.manifest_files(base_id, roots)?;
     let head_files = repo.manifest_files(head_id, roots)?;
+    roots_match(
+        roots,
+        (base_id, &base_files),
+        (head_rev, head_id, &head_files),
+    )?;
     // The pull request's own commits must be approved too when signatures are required.
     let trust = crate::provenance::approval::Trust::from_config(&config.approval)
         .map_err(CheckError::Trust)?;
@@ -480,12 +655,55 @@ fn read_range(
     })
 }
 
+/// Every root must match a manifest at the base or at the head: a root that matches nothing
+/// (a typo, a moved directory) would make every pull request pass unseen.
+fn roots_match(
+    roots: &[String],
+    (base_id, base_files): (gix::ObjectId, &crate::git::Files),
+    (head_rev, head_id, head_files): (&str, gix::ObjectId, &crate::git::Files),
+) -> Result<(), CheckError> {
+    for root in roots {
+        let one = std::slice::from_ref(root);
+        let matches =
+            |files: &crate::git::Files| files.keys().any(|path| crate::git::under_roots(path, one));
+        if !matches(base_files) && !matches(head_files) {
+            return Err(CheckError::RootMatchesNothing {
+                key: "repository.paths:",
+                root: root.clone(),
+                head: format!("{head_rev} ({})", short(&head_id.to_string())),
+                base: short(&base_id.to_string()).to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Reads the files and directories named to check. Each must exist; a named file must be a
+/// regular file (a FIFO would block the check forever) and a directory must hold a manifest.
 fn read_files(paths: &[PathBuf]) -> Result<(Vec<FileObject>, Vec<Note>, usize), CheckError> {
     let mut objects = Vec::new();
     let mut notes = Vec::new();
     let mut files = 0;
     for root in paths {
-        let is_dir = root.is_dir();
+        let named = root.display().to_string();
+        let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => CheckError::NotFound {
+                path: named.clone(),
+            },
+            _ => CheckError::Io {
+                path: named.clone(),
+                source,
+            },
+        })?;
+        let is_dir = meta.is_dir();
+        if !is_dir && !meta.is_file() {
+            return Err(CheckError::NotRegular { path: named });
+        }
+        let before = files;
         for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
             let entry = entry.map_err(|e| CheckError::Io {
                 path: root.display().to_string(),
@@ -498,14 +716,28 @@ fn read_files(paths: &[PathBuf]) -> Result<(Vec<FileObject>, Vec<Note>, usize), 
             if !entry.file_type().is_file() || (is_dir && !is_manifest_path(&path)) {
                 continue;
             }
-            let bytes = std::fs::read(entry.path()).map_err(|source| CheckError::Io {
+            files += 1;
+            let io = |source| CheckError::Io {
                 path: path.clone(),
                 source,
-            })?;
-            files += 1;
+            };
+            let size = entry.metadata().map_err(|e| io(e.into()))?.len() as usize;
+            if size > crate::manifest::MAX_FILE_BYTES {
+                let e = crate::manifest::ManifestError::TooLarge {
+                    file: path.clone(),
+                    size,
+                    limit: crate::manifest::MAX_FILE_BYTES,
+                };
+                notes.push(changes::unreadable(&path, &e));
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).map_err(io)?;
             let (o, n) = changes::read_file_objects(&path, &bytes);
             objects.extend(o);
             notes.extend(n);
+        }
+        if is_dir && files == before {
+            return Err(CheckError::NoManifests { path: named });
         }
     }
     Ok((objects, notes, files))

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gix::ObjectId;
 
-use super::changes::Note;
+use super::changes::{Note, NoteKind};
 use crate::git::{Files, GitError, Repo};
 use crate::provenance::approval::{self, Trust, WindowCommit};
 use crate::provenance::verdict::{Status, Verdict, short};
@@ -84,7 +84,7 @@ impl PullRequest {
                         short(&commit.id.to_string()),
                         info.committer_email
                     ),
-                    problem: true,
+                    kind: NoteKind::Rejects,
                 });
             }
         }

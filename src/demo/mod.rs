@@ -222,7 +222,12 @@ fn check_pull_requests(
         for line in String::from_utf8_lossy(&text).lines() {
             p.detail(&format!("  {line}"))?;
         }
-        if report.rejected(false) != expect_rejected {
+        let expected = if expect_rejected {
+            check::Verdict::Rejected
+        } else {
+            check::Verdict::Passed
+        };
+        if report.verdict() != expected {
             p.mismatches.push(format!(
                 "check of {branch}: expected {}",
                 if expect_rejected {

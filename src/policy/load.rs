@@ -145,9 +145,8 @@ pub fn from_config_read(
     let overrides: HashMap<String, Enforcement> = policies.enforcement.clone();
     let unknown = set.override_enforcement(&overrides);
     if let Some(name) = unknown.first() {
-        return Err(PolicyError::Invalid {
-            file: "policies.enforcement".into(),
-            line: 0,
+        return Err(PolicyError::Config {
+            key: format!("policies.enforcement.{name}"),
             message: format!(
                 "no policy is named {name:?} (the loaded policies are: {})",
                 set.policies()

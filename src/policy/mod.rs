@@ -147,6 +147,10 @@ pub enum PolicyError {
     Gate(String),
     #[error("policy {policy}: evaluation failed: {message}")]
     Runtime { policy: String, message: String },
+    /// A configuration key that names something the policies do not have (the caller puts
+    /// the configuration file in front).
+    #[error("{key}: {message}")]
+    Config { key: String, message: String },
 }
 
 impl PolicyError {

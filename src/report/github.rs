@@ -24,7 +24,12 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             data(&item.message)
         )?;
     }
-    writeln!(out, "gitgate: {}", super::summary(report, ""))
+    writeln!(
+        out,
+        "gitgate: {}: {}",
+        report.verdict().as_str(),
+        super::summary(report, "")
+    )
 }
 
 /// Escapes a command's message (GitHub's toolkit `escapeData`).

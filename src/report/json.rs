@@ -1,10 +1,30 @@
-//! The report as one JSON document.
+//! The report as one JSON document: the verdict (the exit code's reason) and the counts first,
+//! then the report itself.
 
 use std::io::Write;
 
-use crate::check::Report;
+use serde::Serialize;
+
+use crate::check::{Counts, Report, Verdict};
+
+#[derive(Serialize)]
+struct Document<'a> {
+    verdict: Verdict,
+    #[serde(rename = "exitCode")]
+    exit_code: u8,
+    counts: Counts,
+    #[serde(flatten)]
+    report: &'a Report,
+}
 
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
+    let verdict = report.verdict();
+    let document = Document {
+        verdict,
+        exit_code: verdict.exit_code(),
+        counts: report.counts(),
+        report,
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)
 }

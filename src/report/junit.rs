@@ -1,86 +1,107 @@
-//! JUnit XML: one test suite, one test case per object checked (`path:line Kind ns/name`),
-//! failed by its errors; problems of files (invalid YAML) are failed cases of their own.
+//! JUnit XML: one test suite, one test case per object checked (`path:line Kind ns/name`).
+//! A case fails (`<failure>`) by what rejects it, and by its warnings under `--fail-on-warn`,
+//! exactly as the exit code does; what could not be checked (a policy that failed) is an
+//! `<error>`. Problems of files (invalid YAML) and of the pull request (an unsigned commit) are
+//! cases of their own.
 
 use std::io::Write;
 
-use crate::check::{Level, Report};
+use crate::check::{Item, Level, Report};
+
+#[derive(Default)]
+struct Case {
+    name: String,
+    classname: String,
+    failures: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Case {
+    fn add(&mut self, item: &Item, fail_on_warn: bool) {
+        let text = format!("[{}] {}", item.policy, item.message);
+        if item.unchecked {
+            self.errors.push(text);
+        } else if item.level == Level::Error || (fail_on_warn && item.level == Level::Warning) {
+            self.failures.push(text);
+        }
+    }
+}
 
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    struct Case {
-        name: String,
-        classname: String,
-        failures: Vec<String>,
-    }
     let mut cases: Vec<Case> = report
         .checked
         .iter()
-        .map(|c| Case {
-            name: format!("{} {}", c.operation, c.object),
-            classname: format!("{}:{}", c.path, c.line),
-            failures: report
+        .map(|c| {
+            let mut case = Case {
+                name: format!("{} {}", c.operation, c.object),
+                classname: format!("{}:{}", c.path, c.line),
+                ..Case::default()
+            };
+            for i in report
                 .items
                 .iter()
-                .filter(|i| {
-                    i.level == Level::Error
-                        && i.path == c.path
-                        && i.object.as_deref() == Some(c.object.as_str())
-                })
-                .map(|i| format!("[{}] {}", i.policy, i.message))
-                .collect(),
+                .filter(|i| i.path == c.path && i.object.as_deref() == Some(c.object.as_str()))
+            {
+                case.add(i, report.fail_on_warn);
+            }
+            case
         })
         .collect();
-    for i in report
-        .items
-        .iter()
-        .filter(|i| i.level == Level::Error && i.object.is_none())
-    {
-        cases.push(Case {
+    for i in report.items.iter().filter(|i| i.object.is_none()) {
+        let mut case = Case {
             name: if i.path.is_empty() {
                 "pull request commits".to_string()
             } else {
                 format!("read {}", i.path)
             },
             classname: format!("{}:{}", i.path, i.line),
-            failures: vec![format!("[{}] {}", i.policy, i.message)],
-        });
+            ..Case::default()
+        };
+        case.add(i, report.fail_on_warn);
+        if !(case.failures.is_empty() && case.errors.is_empty()) {
+            cases.push(case);
+        }
     }
     let failures = cases.iter().filter(|c| !c.failures.is_empty()).count();
+    let errors = cases.iter().filter(|c| !c.errors.is_empty()).count();
+    let tests = cases.len();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuites name="gitgate check" tests="{}" failures="{failures}" errors="0">"#,
-        cases.len()
+        r#"<testsuites name="gitgate check" tests="{tests}" failures="{failures}" errors="{errors}">"#
     )?;
     writeln!(
         out,
-        r#"  <testsuite name="gitgate check" tests="{}" failures="{failures}" errors="0" skipped="0">"#,
-        cases.len()
+        r#"  <testsuite name="gitgate check" tests="{tests}" failures="{failures}" errors="{errors}" skipped="0">"#
     )?;
     for c in &cases {
-        if c.failures.is_empty() {
+        let (name, classname) = (xml(&c.name), xml(&c.classname));
+        if c.failures.is_empty() && c.errors.is_empty() {
             writeln!(
                 out,
-                r#"    <testcase name="{}" classname="{}"/>"#,
-                xml(&c.name),
-                xml(&c.classname)
+                r#"    <testcase name="{name}" classname="{classname}"/>"#
             )?;
-        } else {
-            writeln!(
-                out,
-                r#"    <testcase name="{}" classname="{}">"#,
-                xml(&c.name),
-                xml(&c.classname)
-            )?;
-            for f in &c.failures {
-                writeln!(
-                    out,
-                    r#"      <failure message="{}" type="policy">{}</failure>"#,
-                    xml(f),
-                    xml(f)
-                )?;
-            }
-            writeln!(out, "    </testcase>")?;
+            continue;
         }
+        writeln!(
+            out,
+            r#"    <testcase name="{name}" classname="{classname}">"#
+        )?;
+        for f in &c.failures {
+            let f = xml(f);
+            writeln!(
+                out,
+                r#"      <failure message="{f}" type="policy">{f}</failure>"#
+            )?;
+        }
+        for e in &c.errors {
+            let e = xml(e);
+            writeln!(
+                out,
+                r#"      <error message="{e}" type="unchecked">{e}</error>"#
+            )?;
+        }
+        writeln!(out, "    </testcase>")?;
     }
     writeln!(out, "  </testsuite>\n</testsuites>")
 }

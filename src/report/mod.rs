@@ -25,7 +25,8 @@ pub enum Format {
     Github,
 }
 
-/// Writes `report` in `format`. `color` applies to the text format only.
+/// Writes `report` in `format`. `color` applies to the text format only. Every format carries
+/// the report's [`Verdict`](crate::check::Verdict), the one the exit code follows.
 pub fn write(
     format: Format,
     report: &Report,
@@ -42,14 +43,21 @@ pub fn write(
 }
 
 /// `2 objects in 3 files{range}: 1 error, 0 warnings`: the one-line summary of the text and
-/// GitHub formats.
+/// GitHub formats (after the verdict), with `, 1 could not be checked` when something could
+/// not be.
 pub fn summary(report: &Report, range: &str) -> String {
+    let unchecked = report.counts().unchecked;
     format!(
-        "{} in {}{range}: {}, {}",
+        "{} in {}{range}: {}, {}{}",
         plural(report.checked.len(), "object"),
         plural(report.files, "file"),
         plural(report.count(Level::Error), "error"),
         plural(report.count(Level::Warning), "warning"),
+        if unchecked > 0 {
+            format!(", {unchecked} could not be checked")
+        } else {
+            String::new()
+        }
     )
 }
 

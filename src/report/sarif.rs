@@ -1,12 +1,13 @@
 //! SARIF 2.1.0 (the format GitHub code scanning uploads): one run, one rule per policy, one
-//! result per finding with its file and line.
+//! result per finding with its file and line (every result has a location: GitHub requires
+//! one), and the verdict as the run's `properties.verdict`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::check::{Level, Report};
+use crate::check::{Level, Report, Verdict};
 
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -29,6 +30,15 @@ pub fn document(report: &Report) -> Value {
             })
         })
         .collect();
+    // GitHub code scanning refuses a whole upload when one result has no file, so items about
+    // the pull request itself (an unapproved commit) are placed at the first file it changed,
+    // or at the repository's root when it changed none that gitgate reads.
+    let first_file = report
+        .checked
+        .iter()
+        .map(|c| c.path.as_str())
+        .chain(report.items.iter().map(|i| i.path.as_str()))
+        .find(|p| !p.is_empty());
     let results: Vec<Value> = report
         .items
         .iter()
@@ -44,14 +54,20 @@ pub fn document(report: &Report) -> Value {
                 "level": level,
                 "message": {"text": item.message},
             });
-            // Items about the pull request itself (its commits) have no file.
-            if !item.path.is_empty() {
-                result["locations"] = json!([{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": uri(&item.path)},
-                        "region": {"startLine": item.line.max(1)},
-                    }
-                }]);
+            let location = match (item.path.as_str(), first_file) {
+                ("", Some(file)) => json!({
+                    "artifactLocation": {"uri": uri(file)},
+                    "region": {"startLine": 1},
+                }),
+                ("", None) => json!({"artifactLocation": {"uri": "."}}),
+                (path, _) => json!({
+                    "artifactLocation": {"uri": uri(path)},
+                    "region": {"startLine": item.line.max(1)},
+                }),
+            };
+            result["locations"] = json!([{"physicalLocation": location}]);
+            if item.unchecked {
+                result["properties"] = json!({"unchecked": true});
             }
             result
         })
@@ -64,6 +80,13 @@ pub fn document(report: &Report) -> Value {
             "rules": rule_list,
         }},
         "results": results,
+        // The verdict: SARIF's own words (a run that could not check everything did not
+        // execute successfully) and gitgate's.
+        "invocations": [{
+            "executionSuccessful": report.verdict() != Verdict::Error,
+            "exitCode": report.exit_code(),
+        }],
+        "properties": {"verdict": report.verdict()},
     });
     json!({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]})
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::check::{Level, Report};
+use crate::check::{Level, Report, Verdict};
 
 pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
     let paint = |code: &str, s: &str| {
@@ -34,18 +34,22 @@ pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Resu
             item.policy, item.message
         )?;
     }
-    let errors = report.count(Level::Error);
     let range = report
         .range
         .as_ref()
         .map(|r| format!(" in {}..{}", short(&r.base), short(&r.head)))
         .unwrap_or_default();
-    let verdict = if errors > 0 {
-        paint("1;31", "rejected")
-    } else {
-        paint("1;32", "passed")
+    let verdict = report.verdict();
+    let colour = match verdict {
+        Verdict::Passed => "1;32",
+        Verdict::Failed | Verdict::Rejected | Verdict::Error => "1;31",
     };
-    writeln!(out, "{verdict}: {}", super::summary(report, &range))
+    writeln!(
+        out,
+        "{}: {}",
+        paint(colour, verdict.as_str()),
+        super::summary(report, &range)
+    )
 }
 
 fn short(id: &str) -> &str {
