@@ -108,7 +108,10 @@ fn a_policy_error_is_exit_2_unless_a_deny_rejects_the_same_object() {
     // Only the erring policy's object: exit 2, and every format says so.
     let dir = pull_request(&[("apps/bad.yaml", configmap("bad").as_bytes())]);
     let config = erring_policy(dir.path());
-    let (code, out, _) = gitgate(dir.path(), &["check", "-c", &config, "-o", "json"]);
+    let (code, out, _) = gitgate(
+        dir.path(),
+        &["check", "--trust-head", "-c", &config, "-o", "json"],
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(report["verdict"], "error");
@@ -121,7 +124,10 @@ fn a_policy_error_is_exit_2_unless_a_deny_rejects_the_same_object() {
         "{item}"
     );
     assert_eq!(item["unchecked"], true);
-    let (code, out, _) = gitgate(dir.path(), &["check", "-c", &config, "-o", "junit"]);
+    let (code, out, _) = gitgate(
+        dir.path(),
+        &["check", "--trust-head", "-c", &config, "-o", "junit"],
+    );
     assert_eq!(code, 2);
     assert!(out.contains(r#"failures="0" errors="1""#), "{out}");
     assert!(out.contains("<error message=\"[main] policy main"), "{out}");
@@ -129,7 +135,10 @@ fn a_policy_error_is_exit_2_unless_a_deny_rejects_the_same_object() {
     // The same object rejected anyway by a deny (latest-tag): exit 1.
     let dir = pull_request(&[("apps/bad.yaml", deployment("bad", "busybox").as_bytes())]);
     let config = erring_policy(dir.path());
-    let (code, out, _) = gitgate(dir.path(), &["check", "-c", &config, "-o", "json"]);
+    let (code, out, _) = gitgate(
+        dir.path(),
+        &["check", "--trust-head", "-c", &config, "-o", "json"],
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["verdict"], "rejected");
@@ -141,7 +150,10 @@ fn a_policy_error_is_exit_2_unless_a_deny_rejects_the_same_object() {
         ("apps/web.yaml", deployment("web", "busybox").as_bytes()),
     ]);
     let config = erring_policy(dir.path());
-    let (code, out, _) = gitgate(dir.path(), &["check", "-c", &config, "--color", "never"]);
+    let (code, out, _) = gitgate(
+        dir.path(),
+        &["check", "--trust-head", "-c", &config, "--color", "never"],
+    );
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("error [latest-tag]") && out.contains("evaluation failed"),
@@ -283,7 +295,7 @@ fn a_root_that_matches_nothing_is_an_error_naming_it() {
         "repository:\n  paths: [apps, nope]\n",
     )
     .unwrap();
-    let (code, _, err) = gitgate(dir.path(), &["check", "-c", "typo.yaml"]);
+    let (code, _, err) = gitgate(dir.path(), &["check", "--trust-head", "-c", "typo.yaml"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("repository.paths: \"nope\" matches nothing at HEAD ("),
@@ -351,7 +363,7 @@ fn required_signatures_without_a_trusted_key_is_a_configuration_error() {
         "approval:\n  requireSignatures: true\n",
     )
     .unwrap();
-    let (code, out, err) = gitgate(dir.path(), &["check", "-c", "signed.yaml"]);
+    let (code, out, err) = gitgate(dir.path(), &["check", "--trust-head", "-c", "signed.yaml"]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
         err.contains("signed.yaml:2: approval.requireSignatures"),
@@ -385,11 +397,11 @@ fn revisions_are_named_by_flag_with_what_to_fetch() {
         "repository:\n  branch: trunk\n",
     )
     .unwrap();
-    let (code, _, err) = gitgate(dir.path(), &["check", "-c", "other.yaml"]);
+    let (code, _, err) = gitgate(dir.path(), &["check", "--trust-head", "-c", "other.yaml"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(
-            "repository.branch trunk: no such branch or commit (tried trunk, origin/trunk"
+            "repository.branch trunk: the protected branch is neither refs/heads/trunk nor refs/remotes/origin/trunk; fetch it (`git fetch origin trunk`)"
         ),
         "{err}"
     );
@@ -466,7 +478,7 @@ fn an_override_naming_no_policy_names_the_file_and_key() {
         "policies:\n  enforcement: {latest-tags: warn}\n",
     )
     .unwrap();
-    let (code, _, err) = gitgate(dir.path(), &["check"]);
+    let (code, _, err) = gitgate(dir.path(), &["check", "--trust-head"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(

@@ -126,7 +126,16 @@ fn read_at_base(
                 short(base)
             ))
         })?,
-        None => Config::default(),
+        // No configuration on the protected branch: the defaults, unless one was named.
+        None => match (location, options.config_file) {
+            (Location::InRepo(rel), Some(_)) => {
+                return Err(CheckError::Gate(format!(
+                    "{rel} is not on the protected branch ({branch} at {}): the gate is read from there, not from the pull request; merge it first, or pass --trust-head to read it from the working tree",
+                    short(base)
+                )));
+            }
+            _ => Config::default(),
+        },
     };
     Ok((base, config))
 }
