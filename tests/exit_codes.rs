@@ -10,20 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{commit_files, git};
-
-/// Runs gitgate in `dir`; returns the exit code, stdout and stderr.
-fn gitgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("gitgate runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (out.status.code().unwrap_or(-1), stdout, stderr)
-}
+use support::{commit_files, git, gitgate};
 
 fn configmap(name: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata: {{k: v}}\n")

@@ -5,10 +5,10 @@
 
 mod support;
 
+use support::gitgate;
 use support::pki::Pki;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gitgate::config::{Config, FailureMode};
@@ -46,20 +46,6 @@ fn write(dir: &Path, files: &[(&str, &str)]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-}
-
-fn gitgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("gitgate runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -6,9 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use support::{commit_files, git, repo_with};
+use support::{commit_files, git, gitgate, repo_with};
 
 const WEB: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -27,17 +26,9 @@ fn web(tag: &str) -> String {
 }
 
 fn check(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
-        .arg("check")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("gitgate runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    gitgate(dir, &all)
 }
 
 /// A repository whose `main` holds the gate and a Deployment, checked out on a new branch

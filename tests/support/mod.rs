@@ -78,3 +78,18 @@ pub fn repo_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     commit_files(dir.path(), files, "the first commit");
     dir
 }
+
+/// Runs the real `gitgate` binary with `args` in `dir`; returns the exit code, stdout and
+/// stderr. A panic message on stderr fails the test: gitgate reports, it never panics.
+pub fn gitgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("gitgate runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
