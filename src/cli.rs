@@ -298,14 +298,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 config.repository.paths = paths.iter().map(|p| p.display().to_string()).collect();
             }
             set.log_skipped();
+            let printed = Printed {
+                format: output,
+                fail_on_warn,
+                color,
+            };
             check(
                 &target,
                 &config,
                 &set,
                 gate_items,
-                output,
-                fail_on_warn,
-                color,
+                printed,
                 roots_from_arguments,
             )
         }
@@ -387,6 +390,13 @@ fn load_config(path: Option<&std::path::Path>) -> Result<(Config, PathBuf), Exit
     }
 }
 
+/// How `check` prints its report and turns it into an exit code.
+struct Printed {
+    format: Format,
+    fail_on_warn: bool,
+    color: ColorWhen,
+}
+
 /// Runs a check with its gate loaded, adds what was found about the gate itself, and
 /// writes the report.
 fn check(
@@ -394,9 +404,11 @@ fn check(
     config: &Config,
     set: &policy::PolicySet,
     gate_items: Vec<crate::check::Item>,
-    format: Format,
-    fail_on_warn: bool,
-    color: ColorWhen,
+    Printed {
+        format,
+        fail_on_warn,
+        color,
+    }: Printed,
     roots_from_arguments: bool,
 ) -> ExitCode {
     let mut report = match crate::check::run(target, set, config) {
