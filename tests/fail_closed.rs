@@ -27,12 +27,17 @@ spec:
     spec: {containers: [{name: web, image: \"nginx:1.25\"}]}
 ";
 
-/// Two built-ins that panic inside regorus 0.14.1 (reported upstream-style in the closing
-/// note): `object.subset` of an array by an empty array, and `numbers.range_step` by zero.
+/// Three built-ins that panic inside regorus 0.14.1 (reported upstream-style in the closing
+/// note): `object.subset` of an array by an empty array, `strings.count` of an empty string,
+/// and `numbers.range_step` by zero.
 const PANICS: &[(&str, &str)] = &[
     (
         "subset.rego",
         "package panics.subset\nimport rego.v1\ndeny contains \"never\" if { object.subset([1, 2], []) }\n",
+    ),
+    (
+        "count.rego",
+        "package panics.count\nimport rego.v1\ndeny contains \"never\" if { strings.count(\"abc\", \"\") > 0 }\n",
     ),
     (
         "range.rego",
@@ -56,7 +61,7 @@ fn a_panicking_policy_is_an_error_of_that_policy_never_a_pass() {
     let (code, out, err) = gitgate(dir.path(), &["check", "-p", "policy", "d.yaml"]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(!out.contains("passed"), "{out}");
-    for policy in ["panics.subset", "panics.range"] {
+    for policy in ["panics.subset", "panics.count", "panics.range"] {
         assert!(
             out.contains(&format!("[{policy}]")) && out.contains("panicked"),
             "the error names {policy}: {out}"
