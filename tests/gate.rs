@@ -244,3 +244,42 @@ fn a_pull_request_cannot_name_its_own_protected_branch() {
         "{out}{err}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_the_pull_request_makes_does_not_choose_the_configuration() {
+    // One configuration per environment; CI checks production with `-c ci/prod/gitgate.yaml`.
+    // The pull request turns `ci/prod` into a symlink to `ci/staging`, whose configuration
+    // (at the base) looks elsewhere and has no policies: followed, it passed a `:latest`
+    // image in apps/prod.
+    let base_web = web("1.25");
+    let dir = protected(&[
+        (
+            "ci/prod/gitgate.yaml",
+            b"repository: {paths: [apps/prod]}\n",
+        ),
+        (
+            "ci/staging/gitgate.yaml",
+            b"repository: {paths: [apps/staging]}\npolicies: {builtin: false, allowEmpty: true}\n",
+        ),
+        ("apps/prod/web.yaml", base_web.as_bytes()),
+        ("apps/staging/web.yaml", base_web.as_bytes()),
+    ]);
+    std::fs::remove_dir_all(dir.path().join("ci/prod")).unwrap();
+    std::os::unix::fs::symlink("staging", dir.path().join("ci/prod")).unwrap();
+    let latest = web("latest");
+    commit_files(
+        dir.path(),
+        &[("apps/prod/web.yaml", latest.as_bytes())],
+        "prod follows staging",
+    );
+    let (code, out, err) = check(dir.path(), &["-c", "ci/prod/gitgate.yaml"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("ci/prod, a symlink in the working tree"),
+        "{err}"
+    );
+    // The real path still works.
+    let (code, out, err) = check(dir.path(), &["-c", "ci/staging/gitgate.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

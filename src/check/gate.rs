@@ -218,6 +218,17 @@ fn locate(repo: &Repo, options: &Options<'_>) -> Result<Location, CheckError> {
         Some(file) => file.to_path_buf(),
         None => options.repo.join("gitgate.yaml"),
     };
+    // The file is read from the protected branch by its path in the repository, and that
+    // path must not depend on the pull request: a directory of the working tree that the
+    // pull request made a symlink (`ci/prod -> staging`) would otherwise choose which
+    // configuration of the protected branch judges it.
+    if let Some(link) = symlink_in_worktree(&wanted, &root) {
+        return Err(CheckError::Gate(format!(
+            "{}: the path goes through {}, a symlink in the working tree (which the pull request can change); name the configuration by its real path",
+            wanted.display(),
+            link.display()
+        )));
+    }
     // The file need not exist in the working tree (it may exist only at the base).
     let absolute = match wanted.parent().map(|d| {
         if d.as_os_str().is_empty() {
@@ -242,6 +253,29 @@ fn locate(repo: &Repo, options: &Options<'_>) -> Result<Location, CheckError> {
         Ok(rel) => Ok(Location::InRepo(slash_path(rel))),
         Err(_) => Ok(Location::OnDisk(wanted)),
     }
+}
+
+/// The first directory on the way to `file` that is a symlink inside the work tree `root`
+/// (symlinks outside it, such as a `--repo` given through a link, are the CI job's own).
+fn symlink_in_worktree(file: &Path, root: &Path) -> Option<PathBuf> {
+    let lexical = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(file)
+    };
+    let mut at = PathBuf::new();
+    for component in lexical.parent()?.components() {
+        at.push(component);
+        let is_link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
+        let inside = at
+            .parent()
+            .and_then(|dir| dir.canonicalize().ok())
+            .is_some_and(|dir| dir.starts_with(root));
+        if is_link && inside {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// The policy set of the configuration: built-in, `--policy` from disk, configured paths
