@@ -98,6 +98,27 @@ fn a_panicking_test_is_an_error_and_the_run_goes_on() {
 }
 
 #[test]
+fn a_test_keeps_its_time_limit_inside_a_long_builtin() {
+    // The engine's timer is not read inside one built-in call: `--timeout-ms 300` let this
+    // test run for seconds (8 s here) before it was reported.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "t_test.rego",
+            "package t\nimport rego.v1\ntest_slow if { count(numbers.range(1, 100000000)) > 0 }\ntest_fine if { 1 == 1 }\n",
+        )],
+    );
+    let started = Instant::now();
+    let (code, out, err) = gitgate(dir.path(), &["test", "--timeout-ms", "300", "."]);
+    assert!(started.elapsed() < Duration::from_secs(4), "{out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("data.t.test_slow: ERROR"), "{out}");
+    assert!(out.contains("no result within 300ms"), "{out}");
+    assert!(out.contains("PASS: 1/2"), "the other test still ran: {out}");
+}
+
+#[test]
 fn undefined_functions_and_wrong_arities_are_refused_at_load_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     write(
