@@ -128,6 +128,25 @@ impl Repo {
         Ok(Some(commit.id))
     }
 
+    /// The branch the remote's `HEAD` points to (`main` of `refs/remotes/origin/HEAD ->
+    /// refs/remotes/origin/main`, as `git clone` records it), if this clone knows it.
+    pub fn remote_default_branch(&self) -> Option<String> {
+        let reference = self
+            .repo
+            .try_find_reference("refs/remotes/origin/HEAD")
+            .ok()??;
+        if reference.name().as_bstr() != "refs/remotes/origin/HEAD".as_bytes() {
+            return None;
+        }
+        match reference.target() {
+            gix::refs::TargetRef::Symbolic(name) => std::str::from_utf8(name.as_bstr())
+                .ok()?
+                .strip_prefix("refs/remotes/origin/")
+                .map(str::to_string),
+            gix::refs::TargetRef::Object(_) => None,
+        }
+    }
+
     /// The tip of the protected branch: `refs/heads/<branch>`, else the remote-tracking
     /// `refs/remotes/origin/<branch>` (a CI clone), never a tag or any other ref that a short
     /// name would also find.

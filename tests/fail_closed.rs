@@ -89,6 +89,27 @@ fn a_panicking_test_is_an_error_and_the_run_goes_on() {
 }
 
 #[test]
+fn a_test_keeps_its_time_limit_inside_a_long_builtin() {
+    // The engine's timer is not read inside one built-in call: `--timeout-ms 300` let this
+    // test run for seconds (8 s here) before it was reported.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "t_test.rego",
+            "package t\nimport rego.v1\ntest_slow if { count(numbers.range(1, 100000000)) > 0 }\ntest_fine if { 1 == 1 }\n",
+        )],
+    );
+    let started = Instant::now();
+    let (code, out, err) = gitgate(dir.path(), &["test", "--timeout-ms", "300", "."]);
+    assert!(started.elapsed() < Duration::from_secs(4), "{out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("data.t.test_slow: ERROR"), "{out}");
+    assert!(out.contains("no result within 300ms"), "{out}");
+    assert!(out.contains("PASS: 1/2"), "the other test still ran: {out}");
+}
+
+#[test]
 fn undefined_functions_and_wrong_arities_are_refused_at_load_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     write(
@@ -132,6 +153,52 @@ fn undefined_functions_and_wrong_arities_are_refused_at_load_with_file_and_line(
     // Functions reached through imports, and the output-argument form, are fine.
     let (code, out, err) = gitgate(dir.path(), &["policies", "fine"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn recursive_functions_are_refused_at_load_never_a_stack_overflow() {
+    // regorus recurses on the thread's stack for a recursive function, with no limit: a
+    // depth taken from the object overflowed it and aborted the process (exit 134 in
+    // `check`; at admission, the webhook went down with the request). OPA refuses
+    // recursion at compile time; so does gitgate, directly or through another package.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("d.yaml", DEPLOYMENT),
+            (
+                "direct/p.rego",
+                "package direct\nimport rego.v1\nf(n) := 0 if n <= 0\nf(n) := y if { n > 0; y := f(n - 1) + 1 }\ndeny contains \"x\" if { f(100000) > 0 }\n",
+            ),
+            (
+                "mutual/p.rego",
+                "package mutual\nimport rego.v1\nimport data.mutual.lib as l\ng(n) := l.h(n)\ndeny contains \"x\" if { g(3) > 0 }\n",
+            ),
+            (
+                "mutual/lib.rego",
+                "package mutual.lib\nimport rego.v1\nh(n) := data.mutual.g(n)\n",
+            ),
+        ],
+    );
+    for (policy, wanted) in [
+        (
+            "direct",
+            "direct/p.rego:4:28: function data.direct.f calls itself; Rego does not allow recursion",
+        ),
+        (
+            "mutual",
+            "mutual/p.rego:4:9: function data.mutual.g is recursive: it calls data.mutual.lib.h",
+        ),
+    ] {
+        for args in [
+            vec!["policies", policy],
+            vec!["check", "-p", policy, "d.yaml"],
+        ] {
+            let (code, out, err) = gitgate(dir.path(), &args);
+            assert_eq!(code, 2, "{args:?}: {out}{err}");
+            assert!(err.contains(wanted), "{args:?}: {err}");
+        }
+    }
 }
 
 #[test]

@@ -177,3 +177,100 @@ fn a_tag_named_like_the_protected_branch_does_not_move_the_base() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("[latest-tag]"), "{out}");
 }
+
+#[test]
+fn a_pull_request_cannot_name_its_own_protected_branch() {
+    // The attack: a branch `evil` (pushed next to the pull request) holds a gitgate.yaml that
+    // names `evil` as the protected branch and turns the policies off; the pull request builds
+    // on it. Had the pull request's own `repository.branch` chosen where the gate is read
+    // from, the gate would have been evil's, and the `:latest` image would have passed.
+    let base_web = web("1.25");
+    let dir = protected(&[
+        ("gitgate.yaml", b"repository: {paths: [apps]}\n"),
+        ("apps/web.yaml", base_web.as_bytes()),
+    ]);
+    git(
+        dir.path(),
+        "a@example.com",
+        0,
+        &["checkout", "-q", "-b", "evil", "main"],
+    );
+    commit_files(
+        dir.path(),
+        &[(
+            "gitgate.yaml",
+            b"repository: {paths: [apps], branch: evil}\npolicies: {builtin: false, allowEmpty: true}\n",
+        )],
+        "a gate of its own",
+    );
+    git(dir.path(), "a@example.com", 0, &["checkout", "-q", "pr"]);
+    git(
+        dir.path(),
+        "a@example.com",
+        0,
+        &["reset", "-q", "--hard", "evil"],
+    );
+    let latest = web("latest");
+    commit_files(
+        dir.path(),
+        &[("apps/web.yaml", latest.as_bytes())],
+        "latest",
+    );
+    let (code, out, err) = check(dir.path(), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("[latest-tag]"), "{out}");
+    assert!(out.contains("this pull request changes the gate"), "{out}");
+
+    // Where nothing but the pull request names the protected branch (no origin/HEAD, no
+    // main), its word is taken, and the report says so.
+    git(
+        dir.path(),
+        "a@example.com",
+        0,
+        &["branch", "-q", "-m", "main", "trunk"],
+    );
+    let (_, out, err) = check(dir.path(), &[]);
+    assert!(
+        out.contains("is named by the pull request's own gitgate.yaml") && out.contains("--base"),
+        "{out}{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_the_pull_request_makes_does_not_choose_the_configuration() {
+    // One configuration per environment; CI checks production with `-c ci/prod/gitgate.yaml`.
+    // The pull request turns `ci/prod` into a symlink to `ci/staging`, whose configuration
+    // (at the base) looks elsewhere and has no policies: followed, it passed a `:latest`
+    // image in apps/prod.
+    let base_web = web("1.25");
+    let dir = protected(&[
+        (
+            "ci/prod/gitgate.yaml",
+            b"repository: {paths: [apps/prod]}\n",
+        ),
+        (
+            "ci/staging/gitgate.yaml",
+            b"repository: {paths: [apps/staging]}\npolicies: {builtin: false, allowEmpty: true}\n",
+        ),
+        ("apps/prod/web.yaml", base_web.as_bytes()),
+        ("apps/staging/web.yaml", base_web.as_bytes()),
+    ]);
+    std::fs::remove_dir_all(dir.path().join("ci/prod")).unwrap();
+    std::os::unix::fs::symlink("staging", dir.path().join("ci/prod")).unwrap();
+    let latest = web("latest");
+    commit_files(
+        dir.path(),
+        &[("apps/prod/web.yaml", latest.as_bytes())],
+        "prod follows staging",
+    );
+    let (code, out, err) = check(dir.path(), &["-c", "ci/prod/gitgate.yaml"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("ci/prod, a symlink in the working tree"),
+        "{err}"
+    );
+    // The real path still works.
+    let (code, out, err) = check(dir.path(), &["-c", "ci/staging/gitgate.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

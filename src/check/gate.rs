@@ -60,15 +60,26 @@ pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
         .map_err(|e| e.named(format!("--head {head_rev}")))?;
     let location = locate(&repo, options)?;
     let head_text = read_config_text(&repo, &location, head)?;
-    // The branch to fork from: the head's word only to find the base, whose own
-    // configuration then decides (and is followed once, should it name another branch).
+    // The branch to fork from. Never the pull request's word when anything else names it: a
+    // pull request that sets `repository.branch` to a branch of its own (pushed next to it,
+    // holding a gate with the policies off) would otherwise choose the commit its gate is
+    // read from. A configuration outside the repository is the CI job's own; otherwise the
+    // remote's default branch (`origin/HEAD`), then `main`; the base's configuration then
+    // decides (followed once, should it name another branch).
     let head_config = head_text
         .as_ref()
         .and_then(|(name, text)| Config::parse(name, text).ok())
         .unwrap_or_default();
-    let mut branch = head_config.repository.branch.clone();
+    let trusted = match &location {
+        Location::OnDisk(_) => Some(head_config.repository.branch.clone()),
+        Location::InRepo(_) => trusted_branch(&repo),
+    };
+    let named_by_head = options.base.is_none() && trusted.is_none();
+    let mut branch = trusted.unwrap_or_else(|| head_config.repository.branch.clone());
     let (mut base, mut config) = read_at_base(&repo, &location, options, &branch, head)?;
-    if options.base.is_none() && config.repository.branch != branch {
+    // Followed only from a commit the pull request did not make: when the branch holds the
+    // head, the configuration read is the pull request's own (and the range is empty).
+    if options.base.is_none() && base != head && config.repository.branch != branch {
         branch = config.repository.branch.clone();
         (base, config) = read_at_base(&repo, &location, options, &branch, head)?;
     }
@@ -82,6 +93,15 @@ pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
     let policies = load_policies(&repo, &location, &config, &config_dir, base, options)
         .map_err(|e| CheckError::Gate(format!("the gate at {} ({branch}): {e}", short(base))))?;
     let mut items = Vec::new();
+    if named_by_head && let Location::InRepo(rel) = &location {
+        items.push(gate_item(
+            rel,
+            Level::Warning,
+            format!(
+                "the protected branch ({branch}) is named by the pull request's own {rel}: this clone has neither origin/HEAD nor a branch main to take it from; name it with --base (for example --base origin/{branch})"
+            ),
+        ));
+    }
     if let Location::InRepo(rel) = &location {
         items.extend(changes_to_gate(
             &repo,
@@ -100,6 +120,19 @@ pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
         base,
         items,
     })
+}
+
+/// The branch to look for the protected branch's configuration from, named by the clone
+/// rather than by the pull request: the remote's default branch (`origin/HEAD`), else `main`
+/// (the configuration's default), when it is here.
+fn trusted_branch(repo: &Repo) -> Option<String> {
+    if let Some(branch) = repo.remote_default_branch()
+        && repo.protected_branch(&branch).is_ok()
+    {
+        return Some(branch);
+    }
+    let default = Config::default().repository.branch;
+    repo.protected_branch(&default).is_ok().then_some(default)
 }
 
 /// The merge base of `head` with `--base` or the protected branch, and the configuration
@@ -185,6 +218,17 @@ fn locate(repo: &Repo, options: &Options<'_>) -> Result<Location, CheckError> {
         Some(file) => file.to_path_buf(),
         None => options.repo.join("gitgate.yaml"),
     };
+    // The file is read from the protected branch by its path in the repository, and that
+    // path must not depend on the pull request: a directory of the working tree that the
+    // pull request made a symlink (`ci/prod -> staging`) would otherwise choose which
+    // configuration of the protected branch judges it.
+    if let Some(link) = symlink_in_worktree(&wanted, &root) {
+        return Err(CheckError::Gate(format!(
+            "{}: the path goes through {}, a symlink in the working tree (which the pull request can change); name the configuration by its real path",
+            wanted.display(),
+            link.display()
+        )));
+    }
     // The file need not exist in the working tree (it may exist only at the base).
     let absolute = match wanted.parent().map(|d| {
         if d.as_os_str().is_empty() {
@@ -209,6 +253,29 @@ fn locate(repo: &Repo, options: &Options<'_>) -> Result<Location, CheckError> {
         Ok(rel) => Ok(Location::InRepo(slash_path(rel))),
         Err(_) => Ok(Location::OnDisk(wanted)),
     }
+}
+
+/// The first directory on the way to `file` that is a symlink inside the work tree `root`
+/// (symlinks outside it, such as a `--repo` given through a link, are the CI job's own).
+fn symlink_in_worktree(file: &Path, root: &Path) -> Option<PathBuf> {
+    let lexical = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(file)
+    };
+    let mut at = PathBuf::new();
+    for component in lexical.parent()?.components() {
+        at.push(component);
+        let is_link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
+        let inside = at
+            .parent()
+            .and_then(|dir| dir.canonicalize().ok())
+            .is_some_and(|dir| dir.starts_with(root));
+        if is_link && inside {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// The policy set of the configuration: built-in, `--policy` from disk, configured paths

@@ -385,11 +385,33 @@ fn decide_all(
                 })
             })
             .collect();
+        // A thread that panicked outside a decision (decisions are isolated) lost its items:
+        // each of its changes is then unchecked, never silently passed.
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .zip(changes.chunks(chunk))
+            .flat_map(|(h, part)| {
+                h.join().unwrap_or_else(|payload| {
+                    let why = crate::isolate::message(payload.as_ref());
+                    part.iter().map(|c| internal_error(c, &why)).collect()
+                })
+            })
             .collect()
     })
+}
+
+/// The item of a change that could not be decided because of an internal error.
+fn internal_error(change: &Change, why: &str) -> Item {
+    Item {
+        path: change.path.clone(),
+        line: change.line,
+        level: Level::Error,
+        policy: "gitgate".into(),
+        message: format!("internal error (panic): {why}"),
+        operation: Some(operation_name(&change.operation).to_string()),
+        object: None,
+        unchecked: true,
+    }
 }
 
 /// The document for a change, as the webhook would build it for the same object, apart from

@@ -62,6 +62,7 @@ pub fn check(modules: &[Ref<Module>]) -> Vec<Problem> {
         }
     }
     let mut problems = Vec::new();
+    let mut calls = Vec::new();
     for module in modules {
         let Some(package) = path_of(&module.package.refr) else {
             continue;
@@ -84,9 +85,67 @@ pub fn check(modules: &[Ref<Module>]) -> Vec<Problem> {
             functions: &functions,
             defaults: &defaults,
             problems: &mut problems,
+            current: None,
+            calls: &mut calls,
         };
         for rule in &module.policy {
             walker.rule(rule);
+        }
+    }
+    problems.extend(recursion(&calls));
+    problems
+}
+
+/// A call of one of the program's functions from the body of another: (caller, callee, where).
+struct Call {
+    caller: String,
+    callee: String,
+    at: Problem,
+}
+
+/// Recursive functions, refused as OPA refuses them: regorus evaluates a function that calls
+/// itself (directly or through others) by recursing on the thread's stack, with no limit, so
+/// an argument taken from the input (`f(input.spec.replicas)`) overflows the stack and aborts
+/// the process, which a caught panic cannot stop: the webhook would go down with the request.
+/// One problem per function on a cycle, at its call that closes the cycle.
+fn recursion(calls: &[Call]) -> Vec<Problem> {
+    let mut graph: HashMap<&str, Vec<&str>> = HashMap::new();
+    for c in calls {
+        graph.entry(&c.caller).or_default().push(&c.callee);
+    }
+    // Whether `to` is reachable from `from` (in one step or more).
+    let reaches = |from: &str, to: &str| {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(f) = stack.pop() {
+            if f == to {
+                return true;
+            }
+            if seen.insert(f) {
+                stack.extend(graph.get(f).into_iter().flatten().copied());
+            }
+        }
+        false
+    };
+    let mut reported: HashSet<&str> = HashSet::new();
+    let mut problems = Vec::new();
+    for c in calls {
+        if !reported.contains(c.caller.as_str()) && reaches(&c.callee, &c.caller) {
+            reported.insert(&c.caller);
+            let what = if c.callee == c.caller {
+                format!("function {} calls itself", c.caller)
+            } else {
+                format!(
+                    "function {} is recursive: it calls {}, which calls back to it",
+                    c.caller, c.callee
+                )
+            };
+            problems.push(Problem {
+                message: format!(
+                    "{what}; Rego does not allow recursion (as OPA, gitgate refuses it)"
+                ),
+                ..c.at.clone()
+            });
         }
     }
     problems
@@ -98,10 +157,20 @@ struct Walker<'a> {
     functions: &'a HashMap<String, usize>,
     defaults: &'a HashSet<String>,
     problems: &'a mut Vec<Problem>,
+    /// The function whose definition is being walked.
+    current: Option<String>,
+    calls: &'a mut Vec<Call>,
 }
 
 impl Walker<'_> {
     fn rule(&mut self, rule: &Rule) {
+        self.current = match rule {
+            Rule::Spec {
+                head: RuleHead::Func { refr, .. },
+                ..
+            } => path_of(refr).map(|name| format!("{}.{name}", self.package)),
+            _ => None,
+        };
         match rule {
             Rule::Spec { head, bodies, .. } => {
                 match head {
@@ -253,6 +322,18 @@ impl Walker<'_> {
             format!("{}.{path}", self.package)
         };
         let arity = if let Some(n) = self.functions.get(&full) {
+            if let Some(caller) = &self.current {
+                self.calls.push(Call {
+                    caller: caller.clone(),
+                    callee: full.clone(),
+                    at: Problem {
+                        file: span.source.file().to_string(),
+                        line: span.line,
+                        col: span.col,
+                        message: String::new(),
+                    },
+                });
+            }
             Some(*n)
         } else if self.defaults.contains(&full) || path == "print" {
             None

@@ -161,10 +161,21 @@ fn run_program(
                 Outcome::Skip
             } else {
                 let path = format!("{package}.{}", rule.internal);
-                match program.eval_rule(&path, regorus::Value::new_object(), None) {
-                    Ok(Some(regorus::Value::Bool(true))) => Outcome::Pass,
-                    Ok(_) => Outcome::Fail,
-                    Err(e) => Outcome::Error(e),
+                // On a thread of its own, against the limit: the engine's timer is not read
+                // inside one long built-in call (`numbers.range(1, 1e8)`), so without a
+                // watchdog a 500 ms limit let a test run for seconds.
+                let program = program.clone();
+                let limit = options.eval_timeout;
+                match crate::isolate::within(limit, move || {
+                    program.eval_rule(&path, regorus::Value::new_object(), None)
+                }) {
+                    Ok(Ok(Some(regorus::Value::Bool(true)))) => Outcome::Pass,
+                    Ok(Ok(_)) => Outcome::Fail,
+                    Ok(Err(e)) => Outcome::Error(e),
+                    Err(missed) => Outcome::Error(format!(
+                        "{missed} (the limit of one test, --timeout-ms {})",
+                        limit.as_millis()
+                    )),
                 }
             };
             out.push(TestCase {
