@@ -716,6 +716,18 @@ fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
                 for s in &set.skipped {
                     writeln!(out, "skipped: {s}")?;
                 }
+                for e in &set.expansions {
+                    writeln!(
+                        out,
+                        "{:<28} {:<7} {:<10} {} ({}:{})",
+                        e.name,
+                        e.enforcement.map_or("-", |a| a.as_str()),
+                        "expansion",
+                        e.describe(),
+                        e.file,
+                        e.line
+                    )?;
+                }
                 for p in set.policies() {
                     writeln!(
                         out,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::input::Document;
 use crate::policy::matcher::NamespaceLabels;
-use crate::policy::{Enforcement, Finding, Policy, PolicyError, PolicySet};
+use crate::policy::{Enforcement, Finding, Flavor, Policy, PolicyError, PolicySet};
 
 /// A policy that could not decide (compile-time problems never get this far).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,11 +50,78 @@ impl Default for Context<'_> {
 
 /// Decides a document against a policy set. Policies that share a program and parameters
 /// (the built-in library, the constraints of one template with the same parameters) are
-/// evaluated in one pass.
+/// evaluated in one pass. A workload that an ExpansionTemplate expands is also judged as the
+/// resource it generates ([`crate::policy::expansion`]).
 pub fn decide(set: &PolicySet, doc: &Document, ctx: &Context<'_>) -> Decision {
-    let input = doc.to_rego();
     let mut decision = Decision::default();
-    let mut pending: Vec<&Policy> = set.applicable(doc, ctx.namespaces).collect();
+    evaluate(set, doc, ctx, false, &mut decision);
+    expand(set, doc, ctx, &mut decision, 0);
+    decision.allowed = decision.violations.is_empty() && decision.errors.is_empty();
+    decision
+}
+
+/// How deep expansions chain (a CronJob → a Job → a Pod is 2); cycles are refused at load.
+const MAX_EXPANSION_DEPTH: usize = 4;
+
+/// Judges what each ExpansionTemplate makes of `doc`, and reports it on `doc`.
+fn expand(
+    set: &PolicySet,
+    doc: &Document,
+    ctx: &Context<'_>,
+    decision: &mut Decision,
+    depth: usize,
+) {
+    if set.expansions.is_empty() || depth >= MAX_EXPANSION_DEPTH {
+        return;
+    }
+    let kind = &doc.review.kind;
+    for template in set
+        .expansions
+        .iter()
+        .filter(|t| t.applies_to(&kind.group, &kind.version, &kind.kind))
+    {
+        let Some(resultant) = template.expand(doc) else {
+            continue;
+        };
+        let mut implied = Decision::default();
+        evaluate(set, &resultant, ctx, true, &mut implied);
+        expand(set, &resultant, ctx, &mut implied, depth + 1);
+        let prefix = format!("[Implied by {}] ", template.name);
+        let findings = implied
+            .violations
+            .into_iter()
+            .chain(implied.warnings)
+            .chain(implied.dryrun);
+        for mut f in findings {
+            f.message.insert_str(0, &prefix);
+            if let Some(action) = template.enforcement {
+                f.action = action;
+            }
+            push(decision, f);
+        }
+        for mut e in implied.errors {
+            e.message.insert_str(0, &prefix);
+            decision.errors.push(e);
+        }
+    }
+}
+
+/// Evaluates the policies that apply to `doc` into `decision`. A resource an
+/// ExpansionTemplate `generated` is judged by the policies whose match takes generated
+/// resources; conftest policies, which judge files, never see one.
+fn evaluate(
+    set: &PolicySet,
+    doc: &Document,
+    ctx: &Context<'_>,
+    generated: bool,
+    decision: &mut Decision,
+) {
+    let input = doc.to_rego();
+    let mut pending: Vec<&Policy> = set
+        .applicable(doc, ctx.namespaces)
+        .filter(|p| p.matcher.takes_source(generated))
+        .filter(|p| !(generated && p.flavor == Flavor::Conftest))
+        .collect();
     while !pending.is_empty() {
         let first = pending[0];
         let (batch, rest): (Vec<&Policy>, Vec<&Policy>) = pending
@@ -63,12 +130,20 @@ pub fn decide(set: &PolicySet, doc: &Document, ctx: &Context<'_>) -> Decision {
         pending = rest;
         let results = Policy::evaluate_batch(&batch, doc, &input, ctx.data);
         for (policy, result) in batch.iter().zip(results) {
-            decision.evaluated.push(policy.name.clone());
-            record(&mut decision, policy, result);
+            if !generated {
+                decision.evaluated.push(policy.name.clone());
+            }
+            record(decision, policy, result);
         }
     }
-    decision.allowed = decision.violations.is_empty() && decision.errors.is_empty();
-    decision
+}
+
+fn push(decision: &mut Decision, f: Finding) {
+    match f.action {
+        Enforcement::Deny => decision.violations.push(f),
+        Enforcement::Warn => decision.warnings.push(f),
+        Enforcement::Dryrun => decision.dryrun.push(f),
+    }
 }
 
 fn record(decision: &mut Decision, policy: &Policy, result: Result<Vec<Finding>, PolicyError>) {
@@ -76,11 +151,7 @@ fn record(decision: &mut Decision, policy: &Policy, result: Result<Vec<Finding>,
         match result {
             Ok(findings) => {
                 for f in findings {
-                    match f.action {
-                        Enforcement::Deny => decision.violations.push(f),
-                        Enforcement::Warn => decision.warnings.push(f),
-                        Enforcement::Dryrun => decision.dryrun.push(f),
-                    }
+                    push(decision, f);
                 }
             }
             Err(e) => decision.errors.push(PolicyFailure {

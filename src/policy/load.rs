@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use regex::Regex;
 use serde_json::Value;
 
+use super::expansion;
 use super::matcher::Match;
 use super::rego::{Module, Program};
 use super::template::{self, Constraint, Template};
@@ -188,6 +189,7 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
     let mut templates = Vec::new();
     let mut constraints = Vec::new();
     let mut skipped = Vec::new();
+    let mut expansions = Vec::new();
     for f in files.iter().filter(|f| !f.path.ends_with(".rego")) {
         let policy_like =
             f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/");
@@ -209,6 +211,8 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
                 templates.push(template::parse_template(&f.path, &f.text, &doc)?);
             } else if template::is_constraint(&doc.value) {
                 constraints.push(template::parse_constraint(&f.path, &doc)?);
+            } else if expansion::is_expansion_template(&doc.value) {
+                expansions.push(expansion::Expansion::parse(&f.path, &doc)?);
             } else {
                 skipped.push(Skipped {
                     file: f.path.clone(),
@@ -219,8 +223,10 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
         }
     }
     policies.extend(bind_constraints(&templates, &constraints, options)?);
+    expansion::check_cycles(&expansions)?;
     let mut set = PolicySet::new(policies);
     set.skipped = skipped;
+    set.expansions = expansions;
     Ok(set)
 }
 

@@ -8,6 +8,7 @@
 //!   Names accept one `*` at the front or end (`kube-*`, `*-system`).
 //! - `labelSelector`: the object's own labels (the old object's for a DELETE).
 //! - `scope`: `*`, `Cluster` or `Namespaced`. `name`: the object's name, same globs.
+//! - `source`: `Original`, `Generated` (made by an ExpansionTemplate) or `All`.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,9 @@ pub struct Match {
     pub scope: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// `Original`, `Generated` (resources an ExpansionTemplate makes) or `All` (the default).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Finds the labels of a namespace (from the cluster, a suite's inventory or the repository).
@@ -112,6 +116,17 @@ impl Match {
     }
 
     /// Whether the policy applies to this document.
+    /// Whether this match takes resources of this origin: `generated` when an
+    /// ExpansionTemplate made the resource (`source: Generated` takes only those, `Original`
+    /// none of them).
+    pub fn takes_source(&self, generated: bool) -> bool {
+        match self.source.as_deref() {
+            Some("Generated") => generated,
+            Some("Original") => !generated,
+            _ => true,
+        }
+    }
+
     pub fn matches(&self, doc: &Document, namespaces: &dyn NamespaceLabels) -> bool {
         let kind = &doc.review.kind;
         if !self.kinds_match(&kind.group, &kind.kind) {

@@ -5,6 +5,7 @@
 //! can share one set between all its workers.
 
 pub mod compat;
+pub mod expansion;
 pub mod lint;
 pub mod load;
 pub mod matcher;
@@ -402,6 +403,8 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     /// Documents of the policy paths that are not policies.
     pub skipped: Vec<Skipped>,
+    /// Gatekeeper ExpansionTemplates: workloads also judged as what they generate.
+    pub expansions: Vec<expansion::Expansion>,
     by_kind: HashMap<(String, String), Vec<usize>>,
     any_kind: Vec<usize>,
 }
@@ -465,6 +468,7 @@ impl PolicySet {
     pub fn extend(&mut self, other: PolicySet) {
         self.policies.extend(other.policies);
         self.skipped.extend(other.skipped);
+        self.expansions.extend(other.expansions);
         self.reindex();
     }
 

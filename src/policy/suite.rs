@@ -36,6 +36,10 @@ struct TestSpec {
     name: String,
     template: String,
     constraint: String,
+    /// An ExpansionTemplate file (gator's `expansion`): objects of the cases are also judged
+    /// as what it generates.
+    #[serde(default)]
+    expansion: Option<String>,
     #[serde(default)]
     cases: Vec<CaseSpec>,
     #[serde(default)]
@@ -235,13 +239,47 @@ fn run_test(base: &Path, spec: &TestSpec, options: &Options) -> TestResult {
     match prepare_test(base, spec, options) {
         Ok((template, program, constraint)) => {
             let policy = constraint_policy(&template, program, &constraint);
-            let set = super::PolicySet::new(vec![policy]);
-            result.cases = spec.cases.iter().map(|c| run_case(base, c, &set)).collect();
+            let mut set = super::PolicySet::new(vec![policy]);
+            match spec.expansion.as_deref().map(|e| read_expansions(base, e)) {
+                Some(Err(e)) => result.error = Some(e.to_string()),
+                Some(Ok(expansions)) => set.expansions = expansions,
+                None => {}
+            }
+            if result.error.is_none() {
+                result.cases = spec.cases.iter().map(|c| run_case(base, c, &set)).collect();
+            }
         }
         Err(e) => result.error = Some(e.to_string()),
     }
     result.duration = start.elapsed();
     result
+}
+
+/// The ExpansionTemplates of a suite's `expansion` file.
+fn read_expansions(
+    base: &Path,
+    file: &str,
+) -> Result<Vec<super::expansion::Expansion>, PolicyError> {
+    let path = base.join(file);
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+        file: name.clone(),
+        source,
+    })?;
+    let expansions: Vec<_> = crate::manifest::parse_str(&name, &text)?
+        .iter()
+        .filter(|d| super::expansion::is_expansion_template(&d.value))
+        .map(|d| super::expansion::Expansion::parse(&name, d))
+        .collect::<Result<_, _>>()?;
+    if expansions.is_empty() {
+        return Err(PolicyError::Invalid {
+            file: name,
+            line: 1,
+            message: "expansion: no ExpansionTemplate in this file".into(),
+        });
+    }
+    super::expansion::check_cycles(&expansions)?;
+    Ok(expansions)
 }
 
 fn prepare_test(
