@@ -218,6 +218,9 @@ pub struct Server {
     #[serde(rename = "clientCA")]
     pub client_ca: Option<PathBuf>,
     pub failure_mode: FailureMode,
+    /// Decisions that may run at once, evaluations abandoned at their deadline included
+    /// (0: four per core, at least 8).
+    pub max_decisions: usize,
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
@@ -237,6 +240,7 @@ impl Default for Server {
             max_body_bytes: 8 * 1024 * 1024,
             timeout: Duration::from_millis(2500),
             refresh_token_file: None,
+            max_decisions: 0,
         }
     }
 }

@@ -409,3 +409,34 @@ async fn the_webhook_answers_at_its_deadline_while_a_builtin_still_runs() {
     );
     server.handle.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_evaluations_are_bounded_and_the_excess_gets_the_failure_mode() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let mut config = Config::default();
+    config.server.timeout = Duration::from_millis(300);
+    config.server.max_decisions = 1;
+    let server = pki
+        .serve(
+            AppState::new(policies(&[("slow.rego", SLOW_BUILTIN)]), &config),
+            &config,
+        )
+        .await;
+    // The first evaluation is abandoned at its deadline and still runs its built-in...
+    let first = post(&pki, server.addr, "first").await;
+    assert!(
+        first.to_string().contains("no decision within 300 ms"),
+        "{first}"
+    );
+    // ... so it keeps the only slot: the next request is not given another evaluation.
+    let second = post(&pki, server.addr, "second").await;
+    assert_eq!(second["response"]["allowed"], false, "{second}");
+    assert!(
+        second
+            .to_string()
+            .contains("too many decisions in progress"),
+        "{second}"
+    );
+    server.handle.shutdown();
+}

@@ -44,6 +44,24 @@ pub struct AppState {
     pub mirror: Option<Arc<crate::provenance::mirror::Mirror>>,
     /// Exemptions, break-glass and controller stamps, for the provenance verdict.
     pub config: Config,
+    /// Decisions that may run at once, abandoned ones included: an evaluation abandoned at
+    /// its deadline keeps its permit until it really ends, so requests built to be slow cannot
+    /// pile up evaluations without bound (CPU, memory); past the bound a request waits for a
+    /// permit until its deadline, then gets the failure mode.
+    pub decisions: Arc<tokio::sync::Semaphore>,
+}
+
+/// Decisions at once (`server.maxDecisions`, by default four per core: a decision is CPU work
+/// of a few hundred microseconds, so this only binds when evaluations are abandoned or very
+/// slow), at least 8.
+fn decision_permits(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .saturating_mul(4)
+        .max(8)
 }
 
 /// The Prometheus recorder, installed once per process.
@@ -81,6 +99,9 @@ impl AppState {
             metrics: metrics_handle(),
             mirror: None,
             config: config.clone(),
+            decisions: Arc::new(tokio::sync::Semaphore::new(decision_permits(
+                config.server.max_decisions,
+            ))),
         }
     }
 
@@ -268,13 +289,28 @@ async fn decide_with_deadline(
 ) -> Decided {
     let uid = review.uid.clone();
     let allow_on_error = state.failure_mode == FailureMode::Allow;
-    let remaining = state.deadline.saturating_sub(arrived.elapsed());
-    let worker_state = state.clone();
-    let work = tokio::task::spawn_blocking(move || decide(&worker_state, version, review));
     let failed = |message: String| {
         metrics::counter!("gitgate_internal_errors_total").increment(1);
         Decided::without_policies(admission::failure(version, &uid, &message, allow_on_error))
     };
+    let remaining = state.deadline.saturating_sub(arrived.elapsed());
+    let permit =
+        match tokio::time::timeout(remaining, state.decisions.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::error!(uid = %uid, "no decision slot came free before the deadline");
+                return failed(format!(
+                    "no decision within {} ms: too many decisions in progress",
+                    state.deadline.as_millis()
+                ));
+            }
+        };
+    let remaining = state.deadline.saturating_sub(arrived.elapsed());
+    let worker_state = state.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        decide(&worker_state, version, review)
+    });
     match tokio::time::timeout(remaining, work).await {
         Ok(Ok(decided)) => decided,
         Ok(Err(e)) => {
