@@ -151,6 +151,14 @@ fn recursion(calls: &[Call]) -> Vec<Problem> {
     problems
 }
 
+/// The namespaces of OPA's built-ins: a call under one of them that regorus lacks
+/// (`http.send`, `io.jwt.decode`, `yaml.unmarshal`) is most likely meant for OPA, not a typo.
+const OPA_NAMESPACES: &[&str] = &[
+    "array", "base64", "base64url", "bits", "crypto", "glob", "graph", "graphql", "hex", "http",
+    "io", "json", "net", "numbers", "object", "opa", "providers", "regex", "rego", "semver",
+    "strings", "time", "units", "urlquery", "uuid", "yaml",
+];
+
 struct Walker<'a> {
     package: String,
     imports: &'a HashMap<String, String>,
@@ -340,7 +348,15 @@ impl Walker<'_> {
         } else if let Some((_, n)) = BUILTINS.get(path.as_str()) {
             Some(usize::from(*n))
         } else {
-            self.problem(span, format!("undefined function {path}"));
+            let namespace = path.split('.').next().unwrap_or_default();
+            let message = if OPA_NAMESPACES.contains(&namespace) {
+                format!(
+                    "undefined function {path}: not a built-in gitgate's Rego engine (regorus) has, nor a function of these policies"
+                )
+            } else {
+                format!("undefined function {path}")
+            };
+            self.problem(span, message);
             return;
         };
         if let Some(n) = arity
