@@ -146,18 +146,32 @@ fn push(decision: &mut Decision, f: Finding) {
     }
 }
 
+/// Records one policy's result. A policy that fails fails closed when it could reject (a
+/// `deny` policy: an error, which rejects, or at admission the failure mode); a `warn` or
+/// `dryrun` policy, which could never reject, is reported at its own level instead, so that a
+/// broken advisory policy does not block what it was never allowed to block.
 fn record(decision: &mut Decision, policy: &Policy, result: Result<Vec<Finding>, PolicyError>) {
-    {
-        match result {
-            Ok(findings) => {
-                for f in findings {
-                    push(decision, f);
-                }
+    match result {
+        Ok(findings) => {
+            for f in findings {
+                push(decision, f);
             }
-            Err(e) => decision.errors.push(PolicyFailure {
+        }
+        Err(e) if policy.enforcement == Enforcement::Deny => {
+            decision.errors.push(PolicyFailure {
                 policy: policy.name.clone(),
                 message: e.to_string(),
-            }),
+            })
         }
+        Err(e) => push(
+            decision,
+            Finding {
+                policy: policy.name.clone(),
+                rule: String::new(),
+                message: format!("could not decide: {e}"),
+                details: None,
+                action: policy.enforcement,
+            },
+        ),
     }
 }

@@ -440,3 +440,29 @@ async fn abandoned_evaluations_are_bounded_and_the_excess_gets_the_failure_mode(
     );
     server.handle.shutdown();
 }
+
+#[test]
+fn a_failing_advisory_policy_is_reported_at_its_level_and_a_deny_one_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = |action: &str| {
+        format!(
+            "# METADATA\n# custom:\n#   name: failing-{action}\n#   enforcement: {action}\npackage failing.{action}\nimport rego.v1\ndeny contains \"never\" if {{ object.subset([1], []) }}\n"
+        )
+    };
+    write(
+        dir.path(),
+        &[
+            ("d.yaml", DEPLOYMENT),
+            ("warn/p.rego", &failing("warn")),
+            ("deny/p.rego", &failing("deny")),
+        ],
+    );
+    let (code, out, err) = gitgate(dir.path(), &["check", "-p", "warn", "d.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning [failing-warn] could not decide") && out.contains("panicked"),
+        "{out}"
+    );
+    let (code, out, err) = gitgate(dir.path(), &["check", "-p", "deny", "d.yaml"]);
+    assert_eq!(code, 2, "{out}{err}");
+}
