@@ -341,7 +341,7 @@ fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
 }
 
 /// Exemptions by configuration and the break-glass path.
-fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
+pub fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
     let ex = &config.exempt;
     let user = review.user_info.as_ref();
     let username = user.and_then(|u| u.username.clone()).unwrap_or_default();
