@@ -148,7 +148,8 @@ const NAMESPACED: &[(&str, &str)] = &[
 /// A custom resource's scope comes from its CRD; without one it is unknown, never guessed.
 #[derive(Debug, Default, Clone)]
 pub struct Scopes {
-    custom: BTreeMap<(String, String), bool>,
+    /// group → kind → cluster-scoped, from CRDs.
+    custom: BTreeMap<String, BTreeMap<String, bool>>,
 }
 
 impl Scopes {
@@ -164,7 +165,9 @@ impl Scopes {
             let scope = v.pointer("/spec/scope").and_then(Value::as_str);
             if let (Some(g), Some(k), Some(s)) = (group, kind, scope) {
                 self.custom
-                    .insert((g.to_string(), k.to_string()), s == "Cluster");
+                    .entry(g.to_string())
+                    .or_default()
+                    .insert(k.to_string(), s == "Cluster");
             }
         }
     }
@@ -172,7 +175,7 @@ impl Scopes {
     /// `Some(true)` for a cluster-scoped kind, `Some(false)` for a namespaced one, `None` when
     /// the scope is not known (a custom resource whose CRD was not seen).
     pub fn cluster_scoped(&self, group: &str, kind: &str) -> Option<bool> {
-        if let Some(cluster) = self.custom.get(&(group.to_string(), kind.to_string())) {
+        if let Some(cluster) = self.custom.get(group).and_then(|kinds| kinds.get(kind)) {
             return Some(*cluster);
         }
         let listed = |list: &[(&str, &str)]| {

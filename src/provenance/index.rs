@@ -69,8 +69,10 @@ fn identity(key: &Key) -> Identity {
 struct Newest {
     commit: Option<ObjectId>,
     keys: HashSet<Key>,
+    /// namespace → (objects inside it, the first).
     inside: HashMap<String, (usize, Key)>,
-    of_kind: HashMap<(String, String), (usize, Key)>,
+    /// group → kind → (objects of it, the first).
+    of_kind: HashMap<String, HashMap<String, (usize, Key)>>,
 }
 
 impl Newest {
@@ -79,15 +81,23 @@ impl Newest {
             return;
         }
         if let Some(ns) = &key.2 {
-            self.inside
-                .entry(ns.clone())
-                .or_insert_with(|| (0, key.clone()))
-                .0 += 1;
+            match self.inside.get_mut(ns.as_str()) {
+                Some((n, _)) => *n += 1,
+                None => {
+                    self.inside.insert(ns.clone(), (1, key.clone()));
+                }
+            }
         }
-        self.of_kind
-            .entry((key.0.clone(), key.1.clone()))
-            .or_insert_with(|| (0, key.clone()))
-            .0 += 1;
+        let kinds = match self.of_kind.get_mut(key.0.as_str()) {
+            Some(kinds) => kinds,
+            None => self.of_kind.entry(key.0.clone()).or_default(),
+        };
+        match kinds.get_mut(key.1.as_str()) {
+            Some((n, _)) => *n += 1,
+            None => {
+                kinds.insert(key.1.clone(), (1, key.clone()));
+            }
+        }
     }
 }
 
@@ -385,7 +395,8 @@ impl Index {
     pub fn of_kind(&self, group: &str, kind: &str) -> Option<(usize, Identity)> {
         self.newest
             .of_kind
-            .get(&(group.to_string(), kind.to_string()))
+            .get(group)
+            .and_then(|kinds| kinds.get(kind))
             .map(|(n, example)| (*n, identity(example)))
     }
 
