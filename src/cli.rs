@@ -399,6 +399,7 @@ struct Printed {
 
 /// Runs a check with its gate loaded, adds what was found about the gate itself, and
 /// writes the report.
+#[allow(clippy::too_many_arguments)]
 fn check(
     target: &Target,
     config: &Config,
@@ -457,7 +458,9 @@ fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion
             return ExitCode::from(2);
         }
     };
+    // Workers and the blocking pool (where decisions run) get room for deep objects.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::isolate::THREAD_STACK)
         .enable_all()
         .build()
     {
@@ -478,6 +481,10 @@ fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion
         files,
         config.server.max_body_bytes,
     ));
+    // In-flight requests have had their answers (`run` waits for them); a decision abandoned
+    // at its deadline may still run on the blocking pool, and dropping the runtime would wait
+    // for it: nobody waits for its result.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

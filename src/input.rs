@@ -188,6 +188,27 @@ pub enum InputError {
     BadRequest { input: String, message: String },
     #[error("{input}: not a Kubernetes object (needs apiVersion, kind and metadata.name)")]
     NotAnObject { input: String },
+    /// The AdmissionReview is nested deeper than [`MAX_DEPTH`] levels (its object or old
+    /// object: a custom resource can nest without end), but its envelope is readable: the
+    /// request is kept without the objects, so that it can still be answered.
+    #[error("{input}: {}", too_deep())]
+    TooDeep {
+        input: String,
+        version: ReviewVersion,
+        review: Box<Review>,
+    },
+}
+
+/// The most levels of nesting gitgate reads in a JSON document (serde_json's limit, which
+/// keeps its recursion off the end of a thread's stack). A manifest in Git is never deeper
+/// (YAML stops at 64 levels), so a deeper object cannot be traced to Git.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why an object nested deeper than [`MAX_DEPTH`] is not read, in words for a denial.
+pub fn too_deep() -> String {
+    format!(
+        "the request is nested deeper than {MAX_DEPTH} levels, the most gitgate reads: its object cannot be judged, and no manifest in Git is that deep"
+    )
 }
 
 /// The AdmissionReview versions gitgate answers; a response uses the version of its request.
@@ -207,15 +228,101 @@ impl ReviewVersion {
 }
 
 /// Parses an AdmissionReview body (`input` names it in errors) into its version and request.
+/// A request nested deeper than [`MAX_DEPTH`] whose envelope can be read is
+/// [`InputError::TooDeep`], carrying the request without its objects.
 pub fn parse_admission_review(
     input: &str,
     body: &[u8],
 ) -> Result<(ReviewVersion, Review), InputError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| InputError::Json {
-        input: input.to_string(),
-        message: e.to_string(),
-    })?;
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => {
+            let error = InputError::Json {
+                input: input.to_string(),
+                message: e.to_string(),
+            };
+            // serde_json names its limit only in the message.
+            if !e.to_string().starts_with("recursion limit exceeded") {
+                return Err(error);
+            }
+            return Err(match shallow_admission_review(body) {
+                Some((version, review)) => InputError::TooDeep {
+                    input: input.to_string(),
+                    version,
+                    review: Box::new(review),
+                },
+                None => error,
+            });
+        }
+    };
     admission_review_from_value(input, value, true)
+}
+
+/// The envelope of an AdmissionReview without the objects: serde skips the fields a type
+/// does not name without recursion (and so without a depth limit), and the rest is shallow.
+/// `None` when even that cannot be read, or the request lacks its uid.
+fn shallow_admission_review(body: &[u8]) -> Option<(ReviewVersion, Review)> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope {
+        kind: String,
+        api_version: String,
+        request: Shallow,
+    }
+    /// [`Review`] without `object`, `oldObject` and `options`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shallow {
+        uid: String,
+        kind: GroupVersionKind,
+        #[serde(default)]
+        resource: Option<GroupVersionResource>,
+        #[serde(default)]
+        sub_resource: Option<String>,
+        #[serde(default)]
+        request_kind: Option<GroupVersionKind>,
+        #[serde(default)]
+        request_resource: Option<GroupVersionResource>,
+        #[serde(default)]
+        request_sub_resource: Option<String>,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        namespace: Option<String>,
+        operation: Operation,
+        #[serde(default)]
+        user_info: Option<UserInfo>,
+        #[serde(default)]
+        dry_run: bool,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let version = match (envelope.kind.as_str(), envelope.api_version.as_str()) {
+        ("AdmissionReview", "admission.k8s.io/v1") => ReviewVersion::V1,
+        ("AdmissionReview", "admission.k8s.io/v1beta1") => ReviewVersion::V1beta1,
+        _ => return None,
+    };
+    let r = envelope.request;
+    if r.uid.is_empty() {
+        return None;
+    }
+    let review = Review {
+        uid: r.uid,
+        kind: r.kind,
+        resource: r.resource,
+        sub_resource: r.sub_resource,
+        request_kind: r.request_kind,
+        request_resource: r.request_resource,
+        request_sub_resource: r.request_sub_resource,
+        name: r.name,
+        namespace: r.namespace,
+        operation: r.operation,
+        user_info: r.user_info,
+        object: None,
+        old_object: None,
+        dry_run: r.dry_run,
+        options: None,
+    };
+    Some((version, review))
 }
 
 /// Like [`parse_admission_review`] for an already parsed value. `require_uid` is false for
@@ -439,6 +546,48 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, InputError::NoUid { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_request_too_deep_to_read_keeps_its_envelope() {
+        let mut object = json!({"leaf": 1});
+        for _ in 0..140 {
+            object = json!({ "child": object });
+        }
+        let review = json!({"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1",
+            "request": {"uid": "u-1", "kind": {"group": "example.com", "version": "v1", "kind": "Tree"},
+                "name": "t", "namespace": "demo", "operation": "CREATE",
+                "userInfo": {"username": "alice"}, "object": object, "oldObject": null}});
+        let body = std::thread::Builder::new()
+            .stack_size(16 << 20)
+            .spawn(move || serde_json::to_vec(&review).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        match parse_admission_review("req", &body) {
+            Err(e @ InputError::TooDeep { .. }) => {
+                assert!(
+                    e.to_string()
+                        .starts_with("req: the request is nested deeper than 128 levels"),
+                    "{e}"
+                );
+                let InputError::TooDeep {
+                    version, review, ..
+                } = e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(version, ReviewVersion::V1);
+                assert_eq!((review.uid.as_str(), review.name.as_str()), ("u-1", "t"));
+                assert_eq!(review.kind.kind, "Tree");
+                assert!(review.object.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a uid the envelope is not an AdmissionReview gitgate can answer.
+        let text = String::from_utf8(body).unwrap().replace("\"u-1\"", "\"\"");
+        let e = parse_admission_review("req", text.as_bytes()).unwrap_err();
+        assert!(matches!(e, InputError::Json { .. }), "{e}");
     }
 
     #[test]

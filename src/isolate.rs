@@ -14,6 +14,14 @@ use std::sync::Once;
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The stack of the threads gitgate decides on (the webhook's runtime and blocking pool, the
+/// mirror's, `check`'s, and [`within`]'s): objects may nest up to
+/// [`input::MAX_DEPTH`](crate::input::MAX_DEPTH) levels, and matching, the Rego conversion
+/// and a policy walking the object each recurse once per level; 8 MiB leaves room for that
+/// even in a debug build, where a level's frames are several times larger (the default is
+/// 2 MiB). Memory is taken only as the stack is used.
+pub const THREAD_STACK: usize = 8 << 20;
+
 thread_local! {
     /// Set while [`catch_panic`] runs: the panic is the caller's to report, with its context
     /// (the policy's name), so the process-wide hook stays quiet.
@@ -81,6 +89,7 @@ pub fn within<T: Send + 'static>(
     let (tx, rx) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("gitgate-eval".into())
+        .stack_size(THREAD_STACK)
         .spawn(move || {
             let _ = tx.send(catch_panic(f));
         })

@@ -1,7 +1,15 @@
 //! Reading Kubernetes manifests: YAML or JSON, one or many documents per file, each with the
 //! line it starts on, under limits that make hostile input (alias bombs, huge files) fail fast
 //! with an error that names the file.
+//!
+//! **Deep YAML does not overflow the caller's stack.** The parser recurses once per level,
+//! and in a debug build a level costs tens of KiB: the 64 levels the limits allow would
+//! overflow a 2 MiB thread (tokio's and std's default). So a document is read on the caller's
+//! thread only while it stays shallow (most manifests are under a dozen levels); when it
+//! nests deeper than [`INLINE_DEPTH`], the file is read again on a thread of its own with
+//! [`PARSE_STACK`] bytes of stack.
 
+use std::cell::Cell;
 use std::path::Path;
 
 use serde_json::Value;
@@ -48,6 +56,48 @@ impl Lines {
     }
 }
 
+/// The nesting up to which YAML is read on the caller's thread (see the module doc).
+pub const INLINE_DEPTH: usize = 20;
+
+/// The stack of the thread that reads deeper YAML: room for the parser's 64 levels in a
+/// debug build, several times over.
+pub const PARSE_STACK: usize = 16 << 20;
+
+thread_local! {
+    /// The nesting of the YAML node being read on this thread, and the most it may reach
+    /// here (`usize::MAX` on a thread with [`PARSE_STACK`]).
+    static NESTING: Cell<(usize, usize)> = const { Cell::new((0, usize::MAX)) };
+    /// Set when a read stopped at the inline limit.
+    static STOPPED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// One level of nesting entered; left when dropped.
+struct Level;
+
+impl Level {
+    /// Enters a level, or `None` past this thread's limit (and notes it).
+    fn enter() -> Option<Level> {
+        NESTING.with(|n| {
+            let (depth, limit) = n.get();
+            if depth >= limit {
+                STOPPED.with(|s| s.set(true));
+                return None;
+            }
+            n.set((depth + 1, limit));
+            Some(Level)
+        })
+    }
+}
+
+impl Drop for Level {
+    fn drop(&mut self) {
+        NESTING.with(|n| {
+            let (depth, limit) = n.get();
+            n.set((depth.saturating_sub(1), limit));
+        });
+    }
+}
+
 /// A YAML node with its position, read through serde-saphyr's spans.
 enum Tree {
     Leaf(Value),
@@ -57,6 +107,11 @@ enum Tree {
 
 impl<'de> serde::Deserialize<'de> for Tree {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tree, D::Error> {
+        let Some(_level) = Level::enter() else {
+            return Err(serde::de::Error::custom(
+                "nested too deep to read on this thread",
+            ));
+        };
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Tree;
@@ -266,12 +321,18 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError>
     if file.ends_with(".json") {
         return parse_json(file, text);
     }
-    let docs: Vec<Spanned<Tree>> = serde_saphyr::from_multiple_with_options(text, options())
-        .map_err(|e| ManifestError::Yaml {
+    let docs = read_yaml(text).map_err(|e| match e {
+        Read::Yaml(e) => ManifestError::Yaml {
             file: file.to_string(),
             line: e.location().map(|l| l.line() as usize).unwrap_or(0),
             message: yaml_error(&e),
-        })?;
+        },
+        Read::NoThread(e) => ManifestError::Yaml {
+            file: file.to_string(),
+            line: 0,
+            message: format!("nested deeply, and no thread to read it on: {e}"),
+        },
+    })?;
     Ok(docs
         .into_iter()
         .enumerate()
@@ -287,6 +348,38 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError>
             }
         })
         .collect())
+}
+
+/// Why YAML could not be read.
+enum Read {
+    Yaml(serde_saphyr::Error),
+    NoThread(std::io::Error),
+}
+
+/// Reads YAML documents on this thread while they stay within [`INLINE_DEPTH`], and on a
+/// thread with [`PARSE_STACK`] when one nests deeper.
+fn read_yaml(text: &str) -> Result<Vec<Spanned<Tree>>, Read> {
+    let outer = NESTING.with(|n| n.replace((0, INLINE_DEPTH)));
+    STOPPED.with(|s| s.set(false));
+    let inline = serde_saphyr::from_multiple_with_options(text, options());
+    NESTING.with(|n| n.set(outer));
+    let stopped = STOPPED.with(|s| s.replace(false));
+    match inline {
+        Err(_) if stopped => {}
+        other => return other.map_err(Read::Yaml),
+    }
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("gitgate-yaml".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || {
+                serde_saphyr::from_multiple_with_options(text, options()).map_err(Read::Yaml)
+            })
+            .map_err(Read::NoThread)?;
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn parse_json(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
@@ -549,14 +642,8 @@ mod tests {
             (bomb, "more than 250000 YAML nodes (an alias bomb?)"),
             (deep, "nested deeper than 64 levels"),
         ] {
-            // The main thread's stack, as the binary parses with: a debug build's frames are
-            // large, and 64 levels overflow a test thread's 2 MiB.
-            let msg = std::thread::Builder::new()
-                .stack_size(8 << 20)
-                .spawn(move || parse_str("x.yaml", &text).unwrap_err().to_string())
-                .unwrap()
-                .join()
-                .unwrap();
+            // On the test's own thread (2 MiB): deep YAML is read on a thread with room.
+            let msg = parse_str("x.yaml", &text).unwrap_err().to_string();
             assert!(msg.starts_with("x.yaml:") && msg.ends_with(want), "{msg}");
             for library in ["budget", "Nodes {", "Depth {", "Options"] {
                 assert!(!msg.contains(library), "{msg}");

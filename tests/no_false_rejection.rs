@@ -9,7 +9,9 @@
 //!   (server-side apply of deploy.yaml, replicas 3, then image 6.5.1), 021 (the delete after
 //!   Git removed it), 030 (quant.yaml, canonical quantities);
 //! - `kubectl apply -f manifests/...` of Git's files by admin and alice: 004, 005, 006, 007
-//!   (deploy.yaml with replicas 3), 024 (crd.yaml), 026 (widget.yaml).
+//!   (deploy.yaml with replicas 3), 024 (crd.yaml), 026 (widget.yaml);
+//! - a cluster-scoped custom resource whose CRD is not in Git ([`ZONE`]), created by the GitOps
+//!   identity as 026 was created, without a namespace: its scope comes from the request.
 //!
 //! Left out, because what they carry is in no manifest: 001-003, 012-014, 022 (`kubectl
 //! create`), 015-020, 023, 027-029 (changes by hand, the gate's refusals are tested in
@@ -56,6 +58,48 @@ const STEPS: &[(&str, &[&str])] = &[
     ("web removed", &["021-delete-deployments-web.json"]),
 ];
 
+/// A cluster-scoped custom resource; its CRD is installed by other means, not from Git.
+const ZONE: &str = "apiVersion: example.com/v1
+kind: Zone
+metadata:
+  name: eu-west
+spec:
+  region: eu-west-1
+";
+
+/// The CREATE of [`ZONE`] as the API server sends it, shaped like fixture 026: the request
+/// and the object have no namespace, the server-owned metadata is set.
+fn zone_request(fixtures: &Path) -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(
+        &std::fs::read(fixtures.join("026-create-widgets-blue.json")).unwrap(),
+    )
+    .unwrap();
+    let request = &mut review["request"];
+    for field in ["kind", "requestKind"] {
+        request[field]["kind"] = "Zone".into();
+    }
+    for field in ["resource", "requestResource"] {
+        request[field]["resource"] = "zones".into();
+    }
+    request["name"] = "eu-west".into();
+    request["userInfo"] = serde_json::json!({
+        "username": "system:serviceaccount:flux-system:kustomize-controller",
+        "groups": ["system:serviceaccounts", "system:authenticated"]});
+    let request = request.as_object_mut().unwrap();
+    request.remove("namespace");
+    let object = request["object"].as_object_mut().unwrap();
+    object.insert("kind".into(), "Zone".into());
+    object.insert("spec".into(), serde_json::json!({"region": "eu-west-1"}));
+    let meta = object["metadata"].as_object_mut().unwrap();
+    meta.remove("namespace");
+    meta.remove("annotations");
+    meta.insert("name".into(), "eu-west".into());
+    meta["managedFields"][0]["manager"] = "kustomize-controller".into();
+    meta["managedFields"][0]["operation"] = "Apply".into();
+    meta["managedFields"][0]["fieldsV1"] = serde_json::json!({"f:spec": {"f:region": {}}});
+    serde_json::to_vec(&review).unwrap()
+}
+
 /// Writes the repository's state for step `n` and commits it.
 fn commit_step(repo: &Path, manifests: &Path, n: usize, message: &str) {
     let deploy = std::fs::read_to_string(manifests.join("deploy.yaml")).unwrap();
@@ -71,6 +115,7 @@ fn commit_step(repo: &Path, manifests: &Path, n: usize, message: &str) {
             ] {
                 std::fs::copy(manifests.join(f), repo.join(f)).unwrap();
             }
+            std::fs::write(repo.join("zone.yaml"), ZONE).unwrap();
         }
         1 => std::fs::write(
             repo.join("deploy.yaml"),
@@ -134,9 +179,8 @@ async fn every_request_applying_what_git_holds_is_admitted() {
         )
         .await;
     let client = pki.client(None);
-    let decide = |file: &'static str| {
+    let post = |file: &'static str, body: Vec<u8>| {
         let client = client.clone();
-        let body = std::fs::read(fixtures.join(file)).unwrap();
         async move {
             let resp = client
                 .post(format!("https://localhost:{}/validate", server.addr.port()))
@@ -149,18 +193,25 @@ async fn every_request_applying_what_git_holds_is_admitted() {
             resp.json::<Value>().await.unwrap()
         }
     };
+    let decide = |file: &'static str| post(file, std::fs::read(fixtures.join(file)).unwrap());
     let mut admitted = 0;
     for (n, (message, requests)) in STEPS.iter().enumerate() {
         commit_step(repo.path(), &manifests, n, message);
         mirror.sync(&source).unwrap();
-        for file in *requests {
-            let answer = decide(file).await;
+        let mut bodies: Vec<(&str, Vec<u8>)> = requests
+            .iter()
+            .map(|file| (*file, std::fs::read(fixtures.join(file)).unwrap()))
+            .collect();
+        if n == 0 {
+            bodies.push(("the cluster-scoped Zone", zone_request(&fixtures)));
+        }
+        for (file, body) in bodies {
+            let answer = post(file, body.clone()).await;
             assert_eq!(
                 answer["response"]["allowed"], true,
                 "{file} applies what Git holds ({message}) and is refused: {answer:#}"
             );
             // Admitted as traceable, not by an exemption.
-            let body = std::fs::read(fixtures.join(file)).unwrap();
             let (_, review) = gitgate::input::parse_admission_review(file, &body).unwrap();
             let snapshot = mirror.snapshot().unwrap();
             let verdict = judge(&review, &snapshot.index, &config);
@@ -173,7 +224,7 @@ async fn every_request_applying_what_git_holds_is_admitted() {
             admitted += 1;
         }
     }
-    assert_eq!(admitted, 12);
+    assert_eq!(admitted, 13);
     // The gate is on: a change by hand is refused by provenance.
     let answer = decide("016-update-deployments-web.json").await;
     assert_eq!(answer["response"]["allowed"], false, "{answer:#}");

@@ -57,8 +57,7 @@ pub struct Change {
     pub lines: manifest::Lines,
 }
 
-/// Kinds of the core API groups that are cluster-scoped: every other kind is namespaced
-/// unless a CustomResourceDefinition in the same change says otherwise.
+/// Kinds of the built-in API groups (and Gatekeeper's) that are cluster-scoped.
 const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("", "Namespace"),
     ("", "Node"),
@@ -105,12 +104,52 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("resource.k8s.io", "ResourceSlice"),
     ("templates.gatekeeper.sh", "ConstraintTemplate"),
     ("constraints.gatekeeper.sh", "*"),
+    ("internal.apiserver.k8s.io", "StorageVersion"),
+    ("storagemigration.k8s.io", "StorageVersionMigration"),
 ];
 
-/// Which kinds are cluster-scoped: the built-in list plus the CRDs seen in the repository.
+/// Kinds of the built-in API groups that are namespaced. A kind in neither list (a custom
+/// resource whose CustomResourceDefinition is not at hand) has no known scope: it is never
+/// guessed.
+const NAMESPACED: &[(&str, &str)] = &[
+    ("", "Pod"),
+    ("", "Service"),
+    ("", "ConfigMap"),
+    ("", "Secret"),
+    ("", "ServiceAccount"),
+    ("", "Endpoints"),
+    ("", "PersistentVolumeClaim"),
+    ("", "ReplicationController"),
+    ("", "ResourceQuota"),
+    ("", "LimitRange"),
+    ("", "PodTemplate"),
+    ("", "Event"),
+    ("", "Binding"),
+    ("apps", "*"),
+    ("batch", "*"),
+    ("autoscaling", "*"),
+    ("extensions", "*"),
+    ("policy", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("networking.k8s.io", "Ingress"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("coordination.k8s.io", "Lease"),
+    ("coordination.k8s.io", "LeaseCandidate"),
+    ("discovery.k8s.io", "EndpointSlice"),
+    ("events.k8s.io", "Event"),
+    ("storage.k8s.io", "CSIStorageCapacity"),
+    ("resource.k8s.io", "ResourceClaim"),
+    ("resource.k8s.io", "ResourceClaimTemplate"),
+    ("authorization.k8s.io", "LocalSubjectAccessReview"),
+];
+
+/// Which kinds are cluster-scoped: the built-in lists plus the CRDs seen in the repository.
+/// A custom resource's scope comes from its CRD; without one it is unknown, never guessed.
 #[derive(Debug, Default, Clone)]
 pub struct Scopes {
-    custom: BTreeMap<(String, String), bool>,
+    /// group → kind → cluster-scoped, from CRDs.
+    custom: BTreeMap<String, BTreeMap<String, bool>>,
 }
 
 impl Scopes {
@@ -126,18 +165,30 @@ impl Scopes {
             let scope = v.pointer("/spec/scope").and_then(Value::as_str);
             if let (Some(g), Some(k), Some(s)) = (group, kind, scope) {
                 self.custom
-                    .insert((g.to_string(), k.to_string()), s == "Cluster");
+                    .entry(g.to_string())
+                    .or_default()
+                    .insert(k.to_string(), s == "Cluster");
             }
         }
     }
 
-    pub fn is_cluster_scoped(&self, group: &str, kind: &str) -> bool {
-        if let Some(cluster) = self.custom.get(&(group.to_string(), kind.to_string())) {
-            return *cluster;
+    /// `Some(true)` for a cluster-scoped kind, `Some(false)` for a namespaced one, `None` when
+    /// the scope is not known (a custom resource whose CRD was not seen).
+    pub fn cluster_scoped(&self, group: &str, kind: &str) -> Option<bool> {
+        if let Some(cluster) = self.custom.get(group).and_then(|kinds| kinds.get(kind)) {
+            return Some(*cluster);
         }
-        CLUSTER_SCOPED
-            .iter()
-            .any(|(g, k)| *g == group && (*k == kind || *k == "*"))
+        let listed = |list: &[(&str, &str)]| {
+            list.iter()
+                .any(|(g, k)| *g == group && (*k == kind || *k == "*"))
+        };
+        if listed(CLUSTER_SCOPED) {
+            Some(true)
+        } else if listed(NAMESPACED) {
+            Some(false)
+        } else {
+            None
+        }
     }
 }
 
@@ -205,18 +256,26 @@ pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note
 }
 
 /// Gives namespaced objects without a namespace the default one, as `kubectl apply -n` or a
-/// GitOps controller's target namespace would.
+/// GitOps controller's target namespace would, and takes the namespace off cluster-scoped
+/// objects, as the API server does. An object whose kind has no known scope keeps what its
+/// manifest says (no namespace when it sets none): it is never put into the default one.
 pub fn default_namespaces(objects: &mut [FileObject], scopes: &Scopes, namespace: &str) {
     for o in objects {
         let Some(gvk) = gvk_of(&o.object) else {
             continue;
         };
-        if scopes.is_cluster_scoped(&gvk.group, &gvk.kind) {
-            continue;
-        }
+        let cluster = scopes.cluster_scoped(&gvk.group, &gvk.kind);
         let Some(meta) = o.object.get_mut("metadata").and_then(Value::as_object_mut) else {
             continue;
         };
+        match cluster {
+            Some(false) => {}
+            Some(true) => {
+                meta.remove("namespace");
+                continue;
+            }
+            None => continue,
+        }
         let has = meta
             .get("namespace")
             .and_then(Value::as_str)
@@ -331,23 +390,59 @@ mod tests {
 
     #[test]
     fn namespaces_default_for_namespaced_kinds_only() {
+        let file_object = |object: Value| FileObject {
+            path: "x".into(),
+            line: 1,
+            lines: Default::default(),
+            object,
+        };
         let mut objects = vec![
-            FileObject {
-                path: "x".into(),
-                line: 1,
-                lines: Default::default(),
-                object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
-            },
-            FileObject {
-                path: "x".into(),
-                line: 5,
-                lines: Default::default(),
-                object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
-            },
+            file_object(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            ),
+            file_object(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
+            ),
+            // The API server drops the namespace of a cluster-scoped object.
+            file_object(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "namespace": "x"}}),
+            ),
+            // No CRD: the scope is unknown, so the manifest's word stands.
+            file_object(
+                json!({"apiVersion": "example.com/v1", "kind": "Cluster", "metadata": {"name": "w"}}),
+            ),
+            file_object(
+                json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "demo"}}),
+            ),
+            file_object(
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "things.example.com"},
+                "spec": {"group": "example.com", "names": {"kind": "Thing"}, "scope": "Namespaced"}}),
+            ),
+            file_object(
+                json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}}),
+            ),
         ];
-        default_namespaces(&mut objects, &Scopes::default(), "apps");
-        assert_eq!(objects[0].object["metadata"]["namespace"], "apps");
-        assert!(objects[1].object["metadata"].get("namespace").is_none());
+        let mut scopes = Scopes::default();
+        scopes.learn(&objects);
+        default_namespaces(&mut objects, &scopes, "apps");
+        let namespaces: Vec<_> = objects
+            .iter()
+            .map(|o| o.object["metadata"].get("namespace").cloned())
+            .collect();
+        assert_eq!(
+            namespaces,
+            vec![
+                Some(json!("apps")),
+                None,
+                None,
+                None,
+                Some(json!("demo")),
+                None,
+                Some(json!("apps"))
+            ]
+        );
+        assert_eq!(scopes.cluster_scoped("example.com", "Cluster"), None);
     }
 
     #[test]

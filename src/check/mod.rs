@@ -378,11 +378,16 @@ fn decide_all(
         let handles: Vec<_> = changes
             .chunks(chunk)
             .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .flat_map(|c| decide_one(c, set, source, namespaces, pull_request, limit))
-                        .collect::<Vec<_>>()
-                })
+                std::thread::Builder::new()
+                    .stack_size(crate::isolate::THREAD_STACK)
+                    .spawn_scoped(s, move || {
+                        part.iter()
+                            .flat_map(|c| {
+                                decide_one(c, set, source, namespaces, pull_request, limit)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .expect("a thread to decide on")
             })
             .collect();
         // A thread that panicked outside a decision (decisions are isolated) lost its items:

@@ -54,6 +54,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<bool> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(crate::isolate::THREAD_STACK)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -7,12 +7,25 @@
 //! index's, [`Index::last_approved`]): the gate fails closed, refusing DELETEs of those objects
 //! ([`super::verdict`]), rather than reading "Git no longer holds it" from an empty window.
 //!
+//! **Scope is never guessed.** Namespaced objects without a namespace get the repository's
+//! default one and cluster-scoped objects lose theirs (as the API server does), by the
+//! built-in kinds and the CustomResourceDefinitions of the window. A custom resource whose
+//! CRD is not in the window has no known scope: it is indexed as its manifest says (no
+//! namespace when it sets none), and [`Index::lookup`] finds it both ways, as the request's
+//! scope says: a namespaced request in the default namespace also finds the manifest without
+//! a namespace, a cluster-scoped request also finds a manifest that named a namespace.
+//!
+//! **No cascade around the gate**: the index knows how many objects of the newest approved
+//! commit lie inside each namespace and are of each kind ([`Index::inside_namespace`],
+//! [`Index::of_kind`]), so that deleting a Namespace or a CRD, which would make the garbage
+//! collector delete them, is refused ([`super::verdict`]).
+//!
 //! Why versions and not one entry per commit: most objects do not change from one commit to
 //! the next, so 10,000 manifests over 200 commits are ~10,000 versions, not 2,000,000 entries;
 //! and a new commit is folded in by touching only what it holds ([`Index::advance`]).
 //! Blobs are parsed once and shared.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use gix::ObjectId;
@@ -35,6 +48,57 @@ pub fn key(id: &Identity) -> Key {
         id.namespace.clone(),
         id.name.clone(),
     )
+}
+
+/// The identity of a key, for messages (the version is not part of a key).
+fn identity(key: &Key) -> Identity {
+    let (group, kind, namespace, name) = key.clone();
+    Identity {
+        group,
+        version: String::new(),
+        kind,
+        namespace,
+        name,
+    }
+}
+
+/// What the newest approved commit holds: its identities, and for the cascade rule how many
+/// of them lie inside each namespace and are of each kind, each count with its first object
+/// (in path order) as an example.
+#[derive(Debug, Default, Clone)]
+struct Newest {
+    commit: Option<ObjectId>,
+    keys: HashSet<Key>,
+    /// namespace → (objects inside it, the first).
+    inside: HashMap<String, (usize, Key)>,
+    /// group → kind → (objects of it, the first).
+    of_kind: HashMap<String, HashMap<String, (usize, Key)>>,
+}
+
+impl Newest {
+    fn insert(&mut self, key: &Key) {
+        if !self.keys.insert(key.clone()) {
+            return;
+        }
+        if let Some(ns) = &key.2 {
+            match self.inside.get_mut(ns.as_str()) {
+                Some((n, _)) => *n += 1,
+                None => {
+                    self.inside.insert(ns.clone(), (1, key.clone()));
+                }
+            }
+        }
+        let kinds = match self.of_kind.get_mut(key.0.as_str()) {
+            Some(kinds) => kinds,
+            None => self.of_kind.entry(key.0.clone()).or_default(),
+        };
+        match kinds.get_mut(key.1.as_str()) {
+            Some((n, _)) => *n += 1,
+            None => {
+                kinds.insert(key.1.clone(), (1, key.clone()));
+            }
+        }
+    }
 }
 
 /// One version of a manifest, held by a run of consecutive approved commits.
@@ -63,11 +127,12 @@ pub struct Index {
     /// Commits of the window that are not approved, with the reason, oldest first.
     pub refused: Vec<(ObjectId, String)>,
     versions: HashMap<Key, Vec<Version>>,
-    /// Identities in the newest approved commit (a DELETE is traceable when Git no longer
-    /// holds the object); when the window is empty, the last good window's.
-    newest: HashSet<Key>,
-    /// The newest approved commit: this window's, or when it is empty the last good window's.
-    newest_commit: Option<ObjectId>,
+    /// What the newest approved commit holds (a DELETE is traceable when Git no longer holds
+    /// the object); when the window is empty, the last good window's.
+    newest: Newest,
+    /// (group, kind, name) → the namespaces manifests gave objects of a kind whose scope was
+    /// not known: a cluster-scoped request finds them there too.
+    unscoped: HashMap<(String, String, String), BTreeSet<String>>,
     blobs: HashMap<ObjectId, Parsed>,
     next_seq: u64,
     roots: Vec<String>,
@@ -80,7 +145,8 @@ impl Index {
     /// returns it).
     ///
     /// Namespaced objects without a namespace get `default_namespace`; which kinds are
-    /// cluster-scoped is the built-in list plus the CustomResourceDefinitions seen.
+    /// namespaced or cluster-scoped is the built-in lists plus the CustomResourceDefinitions
+    /// seen, and any other kind is indexed as its manifest says.
     pub fn build(
         repo: &Repo,
         window: &[WindowCommit],
@@ -120,7 +186,9 @@ impl Index {
             if next.commits.is_empty() {
                 // Closed: what the last good index held is what DELETEs are judged against.
                 next.newest = self.newest.clone();
-                next.newest_commit = self.newest_commit;
+                next.unscoped = self.unscoped.clone();
+                next.scopes = self.scopes.clone();
+                next.prune_unscoped();
             }
             return Ok(next);
         }
@@ -156,6 +224,7 @@ impl Index {
             // approved commit held.
             self.versions.clear();
             self.blobs.clear();
+            self.prune_unscoped();
             return Ok(());
         };
         self.versions.retain(|_, versions| {
@@ -168,7 +237,21 @@ impl Index {
             });
             !versions.is_empty()
         });
+        self.prune_unscoped();
         Ok(())
+    }
+
+    /// Drops the namespaces of `unscoped` that neither the window nor the newest approved
+    /// commit holds any more.
+    fn prune_unscoped(&mut self) {
+        let (versions, newest) = (&self.versions, &self.newest.keys);
+        self.unscoped.retain(|(group, kind, name), namespaces| {
+            namespaces.retain(|ns| {
+                let key = (group.clone(), kind.clone(), Some(ns.clone()), name.clone());
+                versions.contains_key(&key) || newest.contains(&key)
+            });
+            !namespaces.is_empty()
+        });
     }
 
     /// Adds the newest approved commit.
@@ -198,14 +281,25 @@ impl Index {
                 .collect();
             self.blobs.insert(blob, Arc::new(parsed));
         }
-        self.newest.clear();
+        let mut newest = Newest {
+            commit: Some(commit),
+            ..Newest::default()
+        };
         let mut used = HashSet::new();
         for (path, blob) in &files {
             used.insert(*blob);
             let parsed = self.blobs[blob].clone();
             let path: Arc<str> = Arc::from(path.as_str());
             for (k, line, object) in parsed.iter() {
-                self.newest.insert(k.clone());
+                newest.insert(k);
+                if let Some(ns) = &k.2
+                    && self.scopes.cluster_scoped(&k.0, &k.1).is_none()
+                {
+                    self.unscoped
+                        .entry((k.0.clone(), k.1.clone(), k.3.clone()))
+                        .or_default()
+                        .insert(ns.clone());
+                }
                 let versions = self.versions.entry(k.clone()).or_default();
                 match versions.first_mut() {
                     // The same manifest as in the previous approved commit: extend its run.
@@ -236,22 +330,74 @@ impl Index {
         // Only the newest commit's blobs can be reused by the next one.
         self.blobs.retain(|b, _| used.contains(b));
         self.commits.push_front((seq, commit));
-        self.newest_commit = Some(commit);
+        self.newest = newest;
         Ok(())
     }
 
-    /// The versions of an identity's manifest in the window, newest first.
+    /// The keys a request's identity may be indexed under, its own first. The request says
+    /// the scope: a namespaced request in the default namespace may be a manifest that set no
+    /// namespace for a kind whose scope the index did not know, and a cluster-scoped request
+    /// may be a manifest that set one (the API server drops it).
+    fn candidates(&self, id: &Identity) -> Vec<Key> {
+        let mut keys = vec![key(id)];
+        let scope = self.scopes.cluster_scoped(&id.group, &id.kind);
+        match &id.namespace {
+            Some(ns) if *ns == self.default_namespace && scope != Some(true) => {
+                keys.push((id.group.clone(), id.kind.clone(), None, id.name.clone()));
+            }
+            None if scope != Some(false) => {
+                let by_name = (id.group.clone(), id.kind.clone(), id.name.clone());
+                for ns in self.unscoped.get(&by_name).into_iter().flatten() {
+                    keys.push((
+                        id.group.clone(),
+                        id.kind.clone(),
+                        Some(ns.clone()),
+                        id.name.clone(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        keys
+    }
+
+    /// The versions of an identity's manifest in the window, newest first: those under its
+    /// own key, or else under another key its request's scope allows (see the module doc).
+    /// A version found under another key names the namespace its manifest gave.
     pub fn lookup(&self, id: &Identity) -> &[Version] {
-        self.versions
-            .get(&key(id))
+        self.candidates(id)
+            .iter()
+            .find_map(|k| self.versions.get(k).filter(|v| !v.is_empty()))
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }
 
     /// Whether the newest approved commit holds the identity (when the window is empty, the
-    /// newest approved commit of the last good window: see [`Index::last_approved`]).
+    /// newest approved commit of the last good window: see [`Index::last_approved`]), under
+    /// any key its request's scope allows.
     pub fn in_newest(&self, id: &Identity) -> bool {
-        self.newest.contains(&key(id))
+        self.candidates(id)
+            .iter()
+            .any(|k| self.newest.keys.contains(k))
+    }
+
+    /// How many objects of the newest approved commit lie inside `namespace`, with the first
+    /// of them; `None` when none does.
+    pub fn inside_namespace(&self, namespace: &str) -> Option<(usize, Identity)> {
+        self.newest
+            .inside
+            .get(namespace)
+            .map(|(n, example)| (*n, identity(example)))
+    }
+
+    /// How many objects of the newest approved commit are of `group`/`kind`, with the first of
+    /// them; `None` when none is.
+    pub fn of_kind(&self, group: &str, kind: &str) -> Option<(usize, Identity)> {
+        self.newest
+            .of_kind
+            .get(group)
+            .and_then(|kinds| kinds.get(kind))
+            .map(|(n, example)| (*n, identity(example)))
     }
 
     /// Whether the window holds no approved commit: the gate fails closed.
@@ -262,7 +408,7 @@ impl Index {
     /// The newest approved commit: the window's, or when the window is empty the newest of the
     /// last window that had one (`None` when none was ever seen).
     pub fn last_approved(&self) -> Option<ObjectId> {
-        self.newest_commit
+        self.newest.commit
     }
 
     /// Why the gate fails closed, when the window holds no approved commit: what the walk
@@ -279,7 +425,7 @@ impl Index {
         if let Some((id, why)) = self.refused.last() {
             reason += &format!(" (the newest, {}: {why})", short(id));
         }
-        match self.newest_commit {
+        match self.newest.commit {
             Some(last) => {
                 reason += &format!(
                     "; DELETEs of what the last approved commit {} held are refused",

@@ -259,6 +259,7 @@ impl Mirror {
         let mirror = self.clone();
         std::thread::Builder::new()
             .name("gitgate-mirror".into())
+            .stack_size(crate::isolate::THREAD_STACK)
             .spawn(move || {
                 loop {
                     // Errors are logged and counted by `sync`; the age gauge is set when

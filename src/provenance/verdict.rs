@@ -6,6 +6,17 @@
 //! and a DELETE of what the last approved commit held is untraceable (an empty window cannot
 //! say "Git no longer holds it"). A break-glass reason is read from the object, or at DELETE
 //! (where the object is null) from the old object.
+//!
+//! **No cascade around the gate.** Deleting a Namespace deletes every object inside it, and
+//! deleting a CustomResourceDefinition deletes every custom resource of its kind: the garbage
+//! collector would remove what Git approved. So such a DELETE is refused while the newest
+//! approved commit holds objects inside the Namespace or of the CRD's group and kind,
+//! whether or not Git holds the Namespace or the CRD itself; the reason names one of them and
+//! how many there are.
+//!
+//! **Scope comes from the request**: a custom resource whose CRD is not in the window is
+//! found under the scope its request has ([`Index::lookup`]), and when its manifest named a
+//! namespace that the API server dropped (a cluster-scoped kind), it is compared without it.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -130,6 +141,9 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
     };
     let what = identity.describe();
     if review.operation == Operation::Delete {
+        if let Some(refused) = cascade(index, &identity, subject, &what) {
+            return refused;
+        }
         if index.window_is_empty() {
             return closed_delete(index, &identity, &what);
         }
@@ -164,8 +178,9 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
     let options = MatchOptions::from(&config.provenance.controller_stamps);
     let mut closest = None;
     for version in versions {
+        let in_scope = in_request_scope(&version.object, &identity);
         let outcome = matching::compare(
-            &version.object,
+            in_scope.as_ref().unwrap_or(&version.object),
             object,
             review.old_object.as_ref(),
             &options,
@@ -206,6 +221,71 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
         });
     }
     closest.unwrap_or_else(|| Verdict::simple(Status::Untraceable, "no version matched"))
+}
+
+/// Git's manifest with the request's namespace, when they differ: a manifest that named a
+/// namespace for a kind the API server keeps cluster-scoped (its CRD not in Git) is found by
+/// a request without one ([`Index::lookup`]), and the API server has dropped the namespace.
+fn in_request_scope(manifest: &Value, identity: &Identity) -> Option<Value> {
+    let namespace = manifest
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
+    if identity.namespace.is_some() || namespace.is_none() {
+        return None;
+    }
+    let mut copy = manifest.clone();
+    if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("namespace");
+    }
+    Some(copy)
+}
+
+/// The DELETE of a Namespace or a CustomResourceDefinition while the newest approved commit
+/// (or, with an empty window, the last one) holds objects that it would take with it:
+/// refused, naming one of them and how many there are.
+fn cascade(
+    index: &Index,
+    identity: &Identity,
+    subject: Option<&Value>,
+    what: &str,
+) -> Option<Verdict> {
+    let (held, whose) = match (identity.group.as_str(), identity.kind.as_str()) {
+        ("", "Namespace") => (index.inside_namespace(&identity.name)?, "inside it"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            // The CRD being deleted (the old object) says what it defines; Git's copy, when
+            // the request lacks it.
+            let defines = |crd: &Value| {
+                let group = crd.pointer("/spec/group").and_then(Value::as_str)?;
+                let kind = crd.pointer("/spec/names/kind").and_then(Value::as_str)?;
+                Some((group.to_string(), kind.to_string()))
+            };
+            let (group, kind) = subject.and_then(defines).or_else(|| {
+                index
+                    .lookup(identity)
+                    .first()
+                    .and_then(|v| defines(&v.object))
+            })?;
+            (index.of_kind(&group, &kind)?, "of the kind it defines")
+        }
+        _ => return None,
+    };
+    let (count, example) = held;
+    let commit = index.last_approved().map(|c| c.to_string());
+    let at = commit
+        .as_deref()
+        .map(|c| format!("approved commit {}", short(c)))
+        .unwrap_or_else(|| "the newest approved commit".into());
+    Some(Verdict {
+        commit,
+        ..Verdict::simple(
+            Status::Untraceable,
+            format!(
+                "deleting {what} would delete the {count} object(s) {whose} that {at} holds (such as {}): remove them from Git first",
+                example.describe()
+            ),
+        )
+    })
 }
 
 /// A DELETE while the window holds no approved commit: refused when the last approved commit
@@ -261,7 +341,7 @@ fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
 }
 
 /// Exemptions by configuration and the break-glass path.
-fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
+pub fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
     let ex = &config.exempt;
     let user = review.user_info.as_ref();
     let username = user.and_then(|u| u.username.clone()).unwrap_or_default();

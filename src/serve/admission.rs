@@ -108,6 +108,20 @@ pub fn failure(version: ReviewVersion, uid: &str, message: &str, allow: bool) ->
     }
 }
 
+/// The response that refuses a request for `reason` without a policy decision (an object
+/// gitgate cannot read, which no approved commit can hold).
+pub fn refused(version: ReviewVersion, uid: &str, reason: &str) -> Answer {
+    let mut response = AdmissionResponse::invalid(String::new());
+    response.uid = uid.to_string();
+    response.allowed = false;
+    response.result = Status::failure(
+        &format!("gitgate denied the request: {reason}"),
+        "Forbidden",
+    )
+    .with_code(403);
+    wrap(version, response, false, "denied")
+}
+
 /// The response for a request gitgate does not judge (an exempt subresource).
 pub fn exempt(version: ReviewVersion, uid: &str) -> Answer {
     let mut response = AdmissionResponse::invalid(String::new());

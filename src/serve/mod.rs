@@ -203,8 +203,12 @@ async fn validate(
     if body.is_empty() {
         return bad_request("empty body: expected an AdmissionReview".into());
     }
-    let (version, review) = match input::parse_admission_review("request", &body) {
-        Ok(parsed) => parsed,
+    // A request too deep to read whose envelope is readable is still answered.
+    let (version, review, too_deep) = match input::parse_admission_review("request", &body) {
+        Ok((version, review)) => (version, review, false),
+        Err(input::InputError::TooDeep {
+            version, review, ..
+        }) => (version, *review, true),
         Err(e) => return bad_request(e.to_string()),
     };
     let uid = review.uid.clone();
@@ -226,6 +230,8 @@ async fn validate(
         provenance,
     } = if !subresource.is_empty() && state.exempt_subresources.contains(&subresource) {
         Decided::without_policies(admission::exempt(version, &uid))
+    } else if too_deep {
+        unreadable_object(&state, version, &review)
     } else {
         decide_with_deadline(&state, version, review, started).await
     };
@@ -269,6 +275,50 @@ impl Decided {
             errors: Vec::new(),
             provenance: None,
         }
+    }
+}
+
+/// The answer to a request whose object is nested deeper than gitgate reads
+/// ([`input::MAX_DEPTH`]), decided without it rather than refused as a bad request (which
+/// would leave the answer to the API server's failurePolicy). With provenance on and its
+/// policy enforcing, the object is untraceable (no manifest in Git is that deep) unless the
+/// request is exempt; otherwise no policy could read it, and the failure mode answers.
+fn unreadable_object(
+    state: &AppState,
+    version: input::ReviewVersion,
+    review: &input::Review,
+) -> Decided {
+    let reason = input::too_deep();
+    let provenance_denies = state
+        .policies
+        .policies()
+        .iter()
+        .any(|p| p.name == "provenance" && p.enforcement == crate::policy::Enforcement::Deny);
+    let exempt = crate::provenance::verdict::exemption(review, &state.config);
+    tracing::warn!(uid = %review.uid, limit = input::MAX_DEPTH, "an object nested deeper than gitgate reads");
+    if state.mirror.is_some() && provenance_denies && exempt.is_none() {
+        metrics::counter!("gitgate_provenance_verdicts_total", "status" => "untraceable")
+            .increment(1);
+        return Decided {
+            answer: admission::refused(
+                version,
+                &review.uid,
+                &format!("[provenance] provenance: {reason}"),
+            ),
+            fired: vec!["provenance:deny".to_string()],
+            errors: Vec::new(),
+            provenance: Some(crate::provenance::verdict::Status::Untraceable),
+        };
+    }
+    metrics::counter!("gitgate_internal_errors_total").increment(1);
+    Decided {
+        provenance: exempt.map(|v| v.status),
+        ..Decided::without_policies(admission::failure(
+            version,
+            &review.uid,
+            &reason,
+            state.failure_mode == FailureMode::Allow,
+        ))
     }
 }
 
