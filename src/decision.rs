@@ -157,12 +157,10 @@ fn record(decision: &mut Decision, policy: &Policy, result: Result<Vec<Finding>,
                 push(decision, f);
             }
         }
-        Err(e) if policy.enforcement == Enforcement::Deny => {
-            decision.errors.push(PolicyFailure {
-                policy: policy.name.clone(),
-                message: e.to_string(),
-            })
-        }
+        Err(e) if policy.enforcement == Enforcement::Deny => decision.errors.push(PolicyFailure {
+            policy: policy.name.clone(),
+            message: e.to_string(),
+        }),
         Err(e) => push(
             decision,
             Finding {

@@ -22,6 +22,24 @@ use crate::policy::load::{SourceFile, from_config_read};
 use crate::policy::rego::RegoVersion;
 use crate::policy::{PolicyError, PolicySet};
 
+/// The range a pull request spans, in its repository.
+struct Range<'a> {
+    repo: &'a Repo,
+    base: ObjectId,
+    head: ObjectId,
+    /// The protected branch the base was found on.
+    branch: &'a str,
+}
+
+/// The gate as the base holds it: where its configuration is and what it says.
+struct GateFiles<'a> {
+    /// The configuration's path from the repository's root.
+    config_rel: &'a str,
+    config: &'a Config,
+    /// Where its relative policy paths start.
+    config_dir: &'a Path,
+}
+
 /// What a range is judged by.
 pub struct Gate {
     pub config: Config,
@@ -103,15 +121,22 @@ pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
         ));
     }
     if let Location::InRepo(rel) = &location {
+        let range = Range {
+            repo: &repo,
+            base,
+            head,
+            branch: &branch,
+        };
+        let at_base = GateFiles {
+            config_rel: rel,
+            config: &config,
+            config_dir: &config_dir,
+        };
         items.extend(changes_to_gate(
-            &repo,
-            rel,
-            &config,
-            &config_dir,
+            &range,
+            &at_base,
             head_text.as_ref().map(|(_, t)| t.as_str()),
-            (base, head),
             options,
-            &branch,
         )?);
     }
     Ok(Gate {
@@ -353,17 +378,23 @@ fn policy_files(
 
 /// What the pull request does to the gate: a warning naming the changed files, and an error
 /// when the head's configuration or policies do not load.
-#[allow(clippy::too_many_arguments)]
 fn changes_to_gate(
-    repo: &Repo,
-    config_rel: &str,
-    base_config: &Config,
-    config_dir: &Path,
+    range: &Range<'_>,
+    at_base: &GateFiles<'_>,
     head_text: Option<&str>,
-    (base, head): (ObjectId, ObjectId),
     options: &Options<'_>,
-    branch: &str,
 ) -> Result<Vec<Item>, CheckError> {
+    let &Range {
+        repo,
+        base,
+        head,
+        branch,
+    } = range;
+    let &GateFiles {
+        config_rel,
+        config: base_config,
+        config_dir,
+    } = at_base;
     let mut items = Vec::new();
     let head_config = match head_text {
         None => Some(Config::default()),

@@ -154,9 +154,32 @@ fn recursion(calls: &[Call]) -> Vec<Problem> {
 /// The namespaces of OPA's built-ins: a call under one of them that regorus lacks
 /// (`http.send`, `io.jwt.decode`, `yaml.unmarshal`) is most likely meant for OPA, not a typo.
 const OPA_NAMESPACES: &[&str] = &[
-    "array", "base64", "base64url", "bits", "crypto", "glob", "graph", "graphql", "hex", "http",
-    "io", "json", "net", "numbers", "object", "opa", "providers", "regex", "rego", "semver",
-    "strings", "time", "units", "urlquery", "uuid", "yaml",
+    "array",
+    "base64",
+    "base64url",
+    "bits",
+    "crypto",
+    "glob",
+    "graph",
+    "graphql",
+    "hex",
+    "http",
+    "io",
+    "json",
+    "net",
+    "numbers",
+    "object",
+    "opa",
+    "providers",
+    "regex",
+    "rego",
+    "semver",
+    "strings",
+    "time",
+    "units",
+    "urlquery",
+    "uuid",
+    "yaml",
 ];
 
 struct Walker<'a> {
