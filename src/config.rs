@@ -21,6 +21,8 @@ pub struct Config {
     pub exempt: Exempt,
     pub break_glass: BreakGlass,
     pub server: Server,
+    /// The engines that render sources and the limits of one render.
+    pub render: crate::render::Settings,
 }
 
 /// The GitOps repository (serve mirrors it; check reads the one it runs in).
@@ -32,6 +34,9 @@ pub struct Repository {
     pub branch: String,
     /// Manifest roots inside the repository (default: everything).
     pub paths: Vec<String>,
+    /// What the GitOps controller applies, source by source (default: each of `paths`, or
+    /// the whole repository, rendered `auto`).
+    pub sources: Vec<crate::render::SourceSpec>,
     #[serde(deserialize_with = "duration")]
     pub refresh: Duration,
     pub credentials: Credentials,
@@ -52,6 +57,7 @@ impl Default for Repository {
             url: None,
             branch: "main".into(),
             paths: Vec::new(),
+            sources: Vec::new(),
             refresh: Duration::from_secs(30),
             credentials: Credentials::default(),
             mirror_dir: PathBuf::from("/var/lib/gitgate/mirror"),
@@ -242,7 +248,7 @@ impl Default for Server {
 }
 
 /// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(

@@ -259,6 +259,57 @@ impl Repo {
         Ok(files)
     }
 
+    /// The id of what `path` names in `commit`'s tree (`""` for the root tree) and whether it
+    /// is a tree; `None` when the commit holds nothing there.
+    pub fn entry_at(
+        &self,
+        commit: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, bool)>, GitError> {
+        let read = |what: &str, message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{what} of commit {commit}"),
+            message,
+        };
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| read("the commit", e.to_string()))?
+            .tree()
+            .map_err(|e| read("the tree", e.to_string()))?;
+        let path = path.trim_matches('/');
+        if path.is_empty() || path == "." {
+            return Ok(Some((tree.id, true)));
+        }
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| read(&format!("{path} in the tree"), e.to_string()))?;
+        Ok(entry.map(|e| (e.object_id(), e.mode().is_tree())))
+    }
+
+    /// Every blob under the tree `tree`, by its path relative to that tree. Symbolic links and
+    /// submodules are not blobs here: they are left out.
+    pub fn tree_files(&self, tree: ObjectId) -> Result<Files, GitError> {
+        let read = |message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("tree {tree}"),
+            message,
+        };
+        let entries = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| read(e.to_string()))?
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| read(e.to_string()))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.mode.is_blob())
+            .map(|e| (e.filepath.to_string(), e.oid))
+            .collect())
+    }
+
     /// The contents of a blob (`path` names it in errors).
     pub fn read_blob(&self, id: ObjectId, path: &str) -> Result<Vec<u8>, GitError> {
         let blob = self.repo.find_blob(id).map_err(|e| GitError::Read {
