@@ -11,6 +11,15 @@
 //! the next, so 10,000 manifests over 200 commits are ~10,000 versions, not 2,000,000 entries;
 //! and a new commit is folded in by touching only what it holds ([`Index::advance`]).
 //! Blobs are parsed once and shared.
+//!
+//! **What is indexed is what the controller applies**: each configured source rendered at each
+//! approved commit ([`crate::render`]): plain manifests as written, kustomizations built,
+//! charts templated. A patch file is never an object; a rendered object's path and line are
+//! those of the file it came from (its origin), and its [`Version::source`] the folder
+//! rendered. A unit whose key (the trees it reads) did not change since the previous commit is
+//! not rendered again. A unit that fails to render at the newest commit adds no version, and
+//! what it rendered before still counts as held by the newest commit, so that a broken render
+//! never makes a DELETE traceable ([`Index::render_errors`] says why).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -22,6 +31,7 @@ use super::approval::WindowCommit;
 use crate::check::changes::{self, FileObject, Scopes};
 use crate::git::{GitError, Repo};
 use crate::input::Identity;
+use crate::render::{RenderError, Renderer};
 
 /// The key of the index: identity without the version (an object keeps its identity across
 /// API versions).
@@ -47,6 +57,9 @@ pub struct Version {
     /// Shared by every version of the same file.
     pub path: Arc<str>,
     pub line: usize,
+    /// The source it comes from: the folder rendered (a kustomization's, a chart's), or for
+    /// a plain manifest the configured source holding it (`.` for the repository).
+    pub source: Arc<str>,
     pub object: Arc<Value>,
     newest_seq: u64,
     oldest_seq: u64,
@@ -54,6 +67,9 @@ pub struct Version {
 
 /// The objects of one blob, parsed (and defaulted) once: (key, line, object).
 type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
+
+/// The objects of one rendered unit, defaulted once: (key, path, line, object).
+type Rendered = Arc<Vec<(Key, Arc<str>, usize, Arc<Value>)>>;
 
 /// The index of a window.
 #[derive(Debug, Default, Clone)]
@@ -69,8 +85,15 @@ pub struct Index {
     /// The newest approved commit: this window's, or when it is empty the last good window's.
     newest_commit: Option<ObjectId>,
     blobs: HashMap<ObjectId, Parsed>,
+    /// Rendered units by key (those of the newest commit).
+    units: HashMap<String, Rendered>,
+    /// The last good render of each unit, by folder: what a unit that fails to render at the
+    /// newest commit is taken to still hold.
+    last_good: HashMap<String, Rendered>,
+    /// The render errors of the newest approved commit.
+    render_errors: Vec<RenderError>,
     next_seq: u64,
-    roots: Vec<String>,
+    renderer: Renderer,
     default_namespace: String,
     scopes: Scopes,
 }
@@ -81,14 +104,33 @@ impl Index {
     ///
     /// Namespaced objects without a namespace get `default_namespace`; which kinds are
     /// cluster-scoped is the built-in list plus the CustomResourceDefinitions seen.
+    ///
+    /// Each of `roots` (or the whole repository) is an `auto` source rendered with the default
+    /// settings; [`Index::build_with`] takes a configured [`Renderer`].
     pub fn build(
         repo: &Repo,
         window: &[WindowCommit],
         roots: &[String],
         default_namespace: &str,
     ) -> Result<Index, GitError> {
+        let renderer = Renderer::new(
+            Vec::new(),
+            roots,
+            crate::render::Settings::default(),
+            default_namespace,
+        );
+        Index::build_with(repo, window, renderer, default_namespace)
+    }
+
+    /// Builds the index of `window` with the sources and engines of `renderer`.
+    pub fn build_with(
+        repo: &Repo,
+        window: &[WindowCommit],
+        renderer: Renderer,
+        default_namespace: &str,
+    ) -> Result<Index, GitError> {
         let mut index = Index {
-            roots: roots.to_vec(),
+            renderer,
             default_namespace: default_namespace.to_string(),
             ..Index::default()
         };
@@ -116,7 +158,12 @@ impl Index {
             }
         };
         if !continues {
-            let mut next = Index::build(repo, window, &self.roots, &self.default_namespace)?;
+            let mut next = Index::build_with(
+                repo,
+                window,
+                self.renderer.clone(),
+                &self.default_namespace,
+            )?;
             if next.commits.is_empty() {
                 // Closed: what the last good index held is what DELETEs are judged against.
                 next.newest = self.newest.clone();
@@ -156,6 +203,7 @@ impl Index {
             // approved commit held.
             self.versions.clear();
             self.blobs.clear();
+            self.units.clear();
             return Ok(());
         };
         self.versions.retain(|_, versions| {
@@ -176,15 +224,39 @@ impl Index {
         let seq = self.next_seq;
         self.next_seq += 1;
         let previous = self.commits.front().map(|(s, _)| *s);
-        let files = repo.manifest_files(commit, &self.roots)?;
-        // Parse the new blobs first, so that CRDs among them inform the defaults.
+        let layout = self.renderer.layout(repo, commit)?;
+        // Parse the new blobs and render the new units first, so that CRDs among them inform
+        // the defaults.
         let mut fresh: Vec<(ObjectId, Vec<FileObject>)> = Vec::new();
-        for (path, blob) in &files {
+        for (path, file) in &layout.plain {
+            let blob = &file.blob;
             if !self.blobs.contains_key(blob) && !fresh.iter().any(|(b, _)| b == blob) {
                 let bytes = repo.read_blob(*blob, path)?;
                 let (objects, _) = changes::read_file_objects(path, &bytes);
                 self.scopes.learn(&objects);
                 fresh.push((*blob, objects));
+            }
+        }
+        let to_render: Vec<&crate::render::Unit> = layout
+            .units
+            .iter()
+            .filter(|u| !self.units.contains_key(&u.key))
+            .collect();
+        let rendered = self.renderer.render(repo, &to_render);
+        let mut fresh_units = Vec::new();
+        for (unit, result) in to_render.iter().zip(&rendered) {
+            if let Ok(objects) = &**result {
+                let objects: Vec<FileObject> = objects
+                    .iter()
+                    .map(|o| FileObject {
+                        path: o.path.clone(),
+                        line: o.line,
+                        object: o.object.clone(),
+                        lines: Default::default(),
+                    })
+                    .collect();
+                self.scopes.learn(&objects);
+                fresh_units.push((*unit, objects));
             }
         }
         for (blob, mut objects) in fresh {
@@ -198,46 +270,117 @@ impl Index {
                 .collect();
             self.blobs.insert(blob, Arc::new(parsed));
         }
-        self.newest.clear();
+        for (unit, mut objects) in fresh_units {
+            let namespace = unit.namespace.as_deref().unwrap_or(&self.default_namespace);
+            changes::default_namespaces(&mut objects, &self.scopes, namespace);
+            let mut paths: HashMap<String, Arc<str>> = HashMap::new();
+            let parsed = objects
+                .into_iter()
+                .filter_map(|o| {
+                    let id = Identity::of_object(&o.object)?;
+                    let path = paths
+                        .entry(o.path.clone())
+                        .or_insert_with(|| Arc::from(o.path.as_str()))
+                        .clone();
+                    Some((key(&id), path, o.line, Arc::new(o.object)))
+                })
+                .collect();
+            self.units.insert(unit.key.clone(), Arc::new(parsed));
+        }
+        // Every object the commit holds: (key, path, source, line, object).
+        let mut held: Vec<(&Key, Arc<str>, Arc<str>, usize, &Arc<Value>)> = Vec::new();
         let mut used = HashSet::new();
-        for (path, blob) in &files {
-            used.insert(*blob);
-            let parsed = self.blobs[blob].clone();
+        for (path, file) in &layout.plain {
+            used.insert(file.blob);
             let path: Arc<str> = Arc::from(path.as_str());
-            for (k, line, object) in parsed.iter() {
-                self.newest.insert(k.clone());
-                let versions = self.versions.entry(k.clone()).or_default();
-                match versions.first_mut() {
-                    // The same manifest as in the previous approved commit: extend its run.
-                    Some(v)
-                        if Some(v.newest_seq) == previous
-                            && (Arc::ptr_eq(&v.object, object) || v.object == *object)
-                            && v.path == path =>
-                    {
-                        v.newest_seq = seq;
-                        v.commit = commit;
-                        v.line = *line;
+            for (k, line, object) in self.blobs[&file.blob].iter() {
+                held.push((k, path.clone(), file.source.clone(), *line, object));
+            }
+        }
+        self.render_errors.clear();
+        let mut used_units = HashSet::new();
+        let mut still_held: Vec<Key> = Vec::new();
+        for unit in &layout.units {
+            let source: Arc<str> = Arc::from(unit.name());
+            match self.units.get(&unit.key) {
+                Some(parsed) => {
+                    used_units.insert(unit.key.clone());
+                    self.last_good.insert(unit.dir.clone(), parsed.clone());
+                    for (k, path, line, object) in parsed.iter() {
+                        held.push((k, path.clone(), source.clone(), *line, object));
                     }
-                    _ => versions.insert(
-                        0,
-                        Version {
-                            commit,
-                            since: commit,
-                            path: path.clone(),
-                            line: *line,
-                            object: object.clone(),
-                            newest_seq: seq,
-                            oldest_seq: seq,
-                        },
-                    ),
+                }
+                None => {
+                    let error = to_render
+                        .iter()
+                        .position(|u| u.key == unit.key)
+                        .and_then(|i| rendered[i].as_ref().as_ref().err().cloned());
+                    if let Some(e) = error {
+                        tracing::warn!(commit = %commit, error = %e, "a source of an approved commit cannot be rendered: it adds nothing to the window, and what it rendered before is still taken as held");
+                        self.render_errors.push(e);
+                    }
+                    if let Some(last) = self.last_good.get(&unit.dir) {
+                        still_held.extend(last.iter().map(|(k, ..)| k.clone()));
+                    }
                 }
             }
         }
-        // Only the newest commit's blobs can be reused by the next one.
+        self.newest.clear();
+        for (k, path, source, line, object) in held {
+            self.newest.insert(k.clone());
+            let versions = self.versions.entry(k.clone()).or_default();
+            let same = |v: &Version| {
+                (Arc::ptr_eq(&v.object, object) || v.object == *object) && v.path == path
+            };
+            // The same identity twice in one commit (two overlays of one base) is one
+            // version each; the same object twice is one.
+            if versions.iter().any(|v| v.newest_seq == seq && same(v)) {
+                continue;
+            }
+            // The same manifest as in the previous approved commit: extend its run.
+            match versions
+                .iter()
+                .position(|v| Some(v.newest_seq) == previous && same(v))
+            {
+                Some(i) => {
+                    let mut v = versions.remove(i);
+                    v.newest_seq = seq;
+                    v.commit = commit;
+                    v.line = line;
+                    v.source = source;
+                    versions.insert(0, v);
+                }
+                None => versions.insert(
+                    0,
+                    Version {
+                        commit,
+                        since: commit,
+                        path,
+                        line,
+                        source,
+                        object: object.clone(),
+                        newest_seq: seq,
+                        oldest_seq: seq,
+                    },
+                ),
+            }
+        }
+        self.newest.extend(still_held);
+        // Only the newest commit's blobs and units can be reused by the next one.
         self.blobs.retain(|b, _| used.contains(b));
+        self.units.retain(|k, _| used_units.contains(k));
+        let dirs: HashSet<&str> = layout.units.iter().map(|u| u.dir.as_str()).collect();
+        self.last_good.retain(|d, _| dirs.contains(d.as_str()));
+        self.renderer.end_commit();
         self.commits.push_front((seq, commit));
         self.newest_commit = Some(commit);
         Ok(())
+    }
+
+    /// Why sources of the newest approved commit could not be rendered (each names its
+    /// source and the engine's message); empty when every source rendered.
+    pub fn render_errors(&self) -> &[RenderError] {
+        &self.render_errors
     }
 
     /// The versions of an identity's manifest in the window, newest first.

@@ -569,99 +569,84 @@ impl Renderer {
     /// where their key was rendered before, else in sandboxes, as many at once as the
     /// machine has cores. One result per unit, in order.
     pub fn render(&self, repo: &Repo, units: &[&Unit]) -> Vec<Rendered> {
-        let mut results: Vec<Option<Rendered>> = vec![None; units.len()];
-        let mut jobs: Vec<(usize, Job)> = Vec::new();
+        // One render per distinct key.
+        let mut by_key: HashMap<&str, Option<Rendered>> = HashMap::new();
         {
             let mut cache = self.cache();
             let generation = cache.generation;
-            for (i, unit) in units.iter().enumerate() {
-                if let Some((g, r)) = cache.outputs.get_mut(&unit.key) {
+            for unit in units {
+                let hit = cache.outputs.get_mut(&unit.key).map(|(g, r)| {
                     *g = generation;
-                    results[i] = Some(r.clone());
-                }
+                    r.clone()
+                });
+                by_key.insert(&unit.key, hit);
             }
         }
-        for (i, unit) in units.iter().enumerate() {
-            if results[i].is_some() {
-                continue;
-            }
-            // The same key twice in one call renders once.
-            if let Some(j) = jobs.iter().position(|(k, _)| units[*k].key == unit.key) {
-                let _ = j;
-                continue;
-            }
-            match self.prepare(repo, unit) {
-                Ok(job) => jobs.push((i, job)),
-                Err(e) => results[i] = Some(Arc::new(Err(e))),
+        let mut jobs = Vec::new();
+        for unit in units {
+            if let Some(slot @ None) = by_key.get_mut(unit.key.as_str()) {
+                match self.prepare(repo, unit) {
+                    Ok(job) => jobs.push(job),
+                    Err(e) => *slot = Some(Arc::new(Err(e))),
+                }
+                // Prepared once: later units of the same key share its result. Until a
+                // worker gives it (a worker that panics never does), it is an error.
+                if slot.is_none() {
+                    *slot = Some(Arc::new(Err(RenderError::Io {
+                        unit: unit.name().to_string(),
+                        message: "the render did not finish".into(),
+                    })));
+                }
             }
         }
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(jobs.len())
             .max(1);
-        let done: Vec<(usize, Rendered)> = {
-            let queue = Mutex::new(jobs.into_iter());
-            std::thread::scope(|s| {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        s.spawn(|| {
-                            let mut out = Vec::new();
-                            loop {
-                                let next = queue
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .next();
-                                let Some((i, job)) = next else { break };
-                                out.push((i, Arc::new(job.run(&self.settings))));
-                            }
-                            out
-                        })
+        let queue = Mutex::new(jobs.into_iter());
+        let done: Vec<(String, Rendered)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                            let Some(job) = next else { break };
+                            let key = job.unit.key.clone();
+                            out.push((key, Arc::new(job.run(&self.settings))));
+                        }
+                        out
                     })
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|w| w.join().unwrap_or_default())
-                    .collect()
-            })
-        };
-        for (i, rendered) in done {
-            results[i] = Some(rendered);
-        }
-        // Results by key, for the duplicates and the cache.
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
         let mut cache = self.cache();
         let generation = cache.generation;
-        for (i, unit) in units.iter().enumerate() {
-            if let Some(r) = &results[i] {
-                let transient = matches!(&**r, Err(e) if e.is_transient());
-                if !transient {
-                    cache
-                        .outputs
-                        .insert(unit.key.clone(), (generation, r.clone()));
-                }
+        for (key, rendered) in done {
+            if let Some(slot) = by_key.get_mut(key.as_str()) {
+                *slot = Some(rendered.clone());
+            }
+            if !matches!(&*rendered, Err(e) if e.is_transient()) {
+                cache.outputs.insert(key, (generation, rendered));
             }
         }
         units
             .iter()
-            .enumerate()
-            .map(|(i, unit)| {
-                results[i].clone().unwrap_or_else(|| {
-                    cache
-                        .outputs
-                        .get(&unit.key)
-                        .map(|(_, r)| r.clone())
-                        .or_else(|| {
-                            units
-                                .iter()
-                                .position(|u| u.key == unit.key)
-                                .and_then(|j| results[j].clone())
-                        })
-                        .unwrap_or_else(|| {
-                            Arc::new(Err(RenderError::Io {
-                                unit: unit.name().to_string(),
-                                message: "the render was lost".into(),
-                            }))
-                        })
-                })
+            .map(|unit| {
+                by_key
+                    .get(unit.key.as_str())
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        Arc::new(Err(RenderError::Io {
+                            unit: unit.name().to_string(),
+                            message: "the render did not finish".into(),
+                        }))
+                    })
             })
             .collect()
     }
