@@ -158,12 +158,8 @@ impl Index {
             }
         };
         if !continues {
-            let mut next = Index::build_with(
-                repo,
-                window,
-                self.renderer.clone(),
-                &self.default_namespace,
-            )?;
+            let mut next =
+                Index::build_with(repo, window, self.renderer.clone(), &self.default_namespace)?;
             if next.commits.is_empty() {
                 // Closed: what the last good index held is what DELETEs are judged against.
                 next.newest = self.newest.clone();

@@ -147,7 +147,10 @@ mod tests {
     #[test]
     fn a_flux_layout_renders_overlays_not_their_bases() {
         let (files, texts) = files(&[
-            ("apps/base/podinfo/kustomization.yaml", "resources: [release.yaml]\n"),
+            (
+                "apps/base/podinfo/kustomization.yaml",
+                "resources: [release.yaml]\n",
+            ),
             ("apps/base/podinfo/release.yaml", ""),
             (
                 "apps/production/kustomization.yaml",
@@ -155,7 +158,10 @@ mod tests {
             ),
             ("apps/production/podinfo-values.yaml", ""),
             ("clusters/production/apps.yaml", ""),
-            ("clusters/production/flux-system/kustomization.yaml", "resources: [gotk-sync.yaml]\n"),
+            (
+                "clusters/production/flux-system/kustomization.yaml",
+                "resources: [gotk-sync.yaml]\n",
+            ),
             ("clusters/production/flux-system/gotk-sync.yaml", ""),
             ("charts/web/Chart.yaml", ""),
             ("charts/web/values.yaml", ""),
@@ -169,7 +175,10 @@ mod tests {
             vec![
                 ("apps/production".to_string(), Kind::Kustomize),
                 ("charts/web".to_string(), Kind::Helm),
-                ("clusters/production/flux-system".to_string(), Kind::Kustomize),
+                (
+                    "clusters/production/flux-system".to_string(),
+                    Kind::Kustomize
+                ),
             ]
         );
         let plain: Vec<&str> = d.plain.iter().map(|(p, _)| p.as_str()).collect();

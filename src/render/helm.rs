@@ -91,7 +91,10 @@ mod tests {
         let deps = dependencies(chart, None);
         assert_eq!(deps.len(), 2);
         assert_eq!(deps[0].repository, "https://charts.example.com");
-        let vendored = vec!["redis/Chart.yaml".to_string(), "redis/values.yaml".to_string()];
+        let vendored = vec![
+            "redis/Chart.yaml".to_string(),
+            "redis/values.yaml".to_string(),
+        ];
         assert!(is_vendored(&deps[0], &vendored));
         assert!(!is_vendored(&deps[1], &vendored));
         assert!(is_vendored(&deps[1], &["common-2.0.0.tgz".to_string()]));
@@ -109,7 +112,10 @@ mod tests {
             ]
         );
         assert_eq!(source_of(&s, 3), Some("charts/web/templates/svc.yaml"));
-        assert_eq!(source_of(&s, 7), Some("charts/web/charts/redis/templates/cm.yaml"));
+        assert_eq!(
+            source_of(&s, 7),
+            Some("charts/web/charts/redis/templates/cm.yaml")
+        );
         assert_eq!(source_of(&s, 1), None);
     }
 }

@@ -104,7 +104,11 @@ pub fn scan(file: &str, text: &str) -> Result<Scan, String> {
             }
         }
     }
-    if let Some(path) = k.get("openapi").and_then(|o| o.get("path")).and_then(Value::as_str) {
+    if let Some(path) = k
+        .get("openapi")
+        .and_then(|o| o.get("path"))
+        .and_then(Value::as_str)
+    {
         push("openapi", path.to_string(), false);
     }
     for field in ["configMapGenerator", "secretGenerator"] {
@@ -115,7 +119,10 @@ pub fn scan(file: &str, text: &str) -> Result<Scan, String> {
                     let path = f.split_once('=').map_or(f.as_str(), |(_, p)| p);
                     push(field, path.to_string(), false);
                 }
-                for e in strings(item.get("envs")).into_iter().chain(strings(item.get("env"))) {
+                for e in strings(item.get("envs"))
+                    .into_iter()
+                    .chain(strings(item.get("env")))
+                {
                     push(field, e, false);
                 }
             }
@@ -298,7 +305,13 @@ mod tests {
         ] {
             assert!(is_remote(r), "{r}");
         }
-        for r in ["../base", "deploy.yaml", "./x/y.yml", "a.b/c", "base/v1.2/x"] {
+        for r in [
+            "../base",
+            "deploy.yaml",
+            "./x/y.yml",
+            "a.b/c",
+            "base/v1.2/x",
+        ] {
             assert!(!is_remote(r), "{r}");
         }
     }
@@ -356,7 +369,10 @@ mod tests {
         );
         let mut stripped = o.clone();
         strip_origin(&mut stripped);
-        assert_eq!(stripped, json!({"metadata": {"annotations": {"keep": "1"}}}));
+        assert_eq!(
+            stripped,
+            json!({"metadata": {"annotations": {"keep": "1"}}})
+        );
         let mut g = g;
         strip_origin(&mut g);
         assert_eq!(g, json!({"metadata": {}}));
@@ -369,6 +385,9 @@ mod tests {
             message(e),
             "loading generator plugins: external plugins disabled; unable to load external plugin 'Gen'"
         );
-        assert_eq!(message("Error: accumulating resources"), "accumulating resources");
+        assert_eq!(
+            message("Error: accumulating resources"),
+            "accumulating resources"
+        );
     }
 }

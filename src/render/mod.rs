@@ -133,7 +133,10 @@ pub struct Layout {
 impl Layout {
     /// The plain files as path → blob.
     pub fn plain_files(&self) -> crate::git::Files {
-        self.plain.iter().map(|(p, f)| (p.clone(), f.blob)).collect()
+        self.plain
+            .iter()
+            .map(|(p, f)| (p.clone(), f.blob))
+            .collect()
     }
 }
 
@@ -276,7 +279,9 @@ impl Renderer {
                         if layout.units.iter().any(|u| u.dir == dir) {
                             continue;
                         }
-                        layout.units.push(self.unit(repo, commit, spec, &dir, *kind)?);
+                        layout
+                            .units
+                            .push(self.unit(repo, commit, spec, &dir, *kind)?);
                     }
                 }
             }
@@ -461,13 +466,8 @@ impl Renderer {
                 }
             };
             for r in &scanned.scan.references {
-                let problem = |reference: String| {
-                    (
-                        scanned.file.clone(),
-                        r.field.to_string(),
-                        reference,
-                    )
-                };
+                let problem =
+                    |reference: String| (scanned.file.clone(), r.field.to_string(), reference);
                 if r.may_be_folder && kustomize::is_remote(&r.raw) {
                     let (file, field, reference) = problem(r.raw.clone());
                     return Ok(Err(RenderError::Remote {
@@ -490,10 +490,9 @@ impl Renderer {
                     continue;
                 }
                 match repo.entry_at(commit, &target)? {
-                    Some((_, true)) => queue.push((
-                        target,
-                        Some((scanned.file.clone(), r.field, r.raw.clone())),
-                    )),
+                    Some((_, true)) => {
+                        queue.push((target, Some((scanned.file.clone(), r.field, r.raw.clone()))))
+                    }
                     Some((_, false)) => {}
                     None => {
                         let (file, field, reference) = problem(r.raw.clone());
@@ -764,14 +763,13 @@ impl Renderer {
                     message,
                 })?;
         }
-        let (program, sub) = kustomize_binary(&self.settings).ok_or_else(|| {
-            RenderError::Unavailable {
+        let (program, sub) =
+            kustomize_binary(&self.settings).ok_or_else(|| RenderError::Unavailable {
                 unit: name.clone(),
                 engine: "kustomize".into(),
                 message: "neither kustomize nor kubectl is on PATH (set render.kustomizeBinary)"
                     .into(),
-            }
-        })?;
+            })?;
         let mut cmd = sandbox.command(&program);
         cmd.arg(sub)
             .arg(sandbox.repo().join(&unit.dir))
@@ -912,8 +910,8 @@ impl Job {
     fn run(self, settings: &Settings) -> Result<Vec<Object>, RenderError> {
         let unit = self.unit.name().to_string();
         let engine = self.engine.to_string();
-        let output = sandbox::run(self.cmd, settings.timeout, settings.max_output_bytes)
-            .map_err(|f| match f {
+        let output = sandbox::run(self.cmd, settings.timeout, settings.max_output_bytes).map_err(
+            |f| match f {
                 Failure::Spawn(e) => RenderError::Unavailable {
                     unit: unit.clone(),
                     engine: engine.clone(),
@@ -938,13 +936,20 @@ impl Job {
                     engine: engine.clone(),
                     limit: settings.max_output_bytes,
                 },
-            })?;
+            },
+        )?;
         let text = String::from_utf8(output).map_err(|_| RenderError::Output {
             unit: unit.clone(),
             engine: engine.clone(),
             message: "not UTF-8 text".into(),
         })?;
-        objects(&self.unit, &engine, &text, &self.sandbox, self.strip_origins)
+        objects(
+            &self.unit,
+            &engine,
+            &text,
+            &self.sandbox,
+            self.strip_origins,
+        )
     }
 }
 

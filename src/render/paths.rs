@@ -8,7 +8,10 @@ pub fn join(dir: &str, rel: &str) -> Option<String> {
     if rel.starts_with('/') || rel.starts_with('\\') {
         return None;
     }
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let mut parts: Vec<&str> = dir
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     for part in rel.split('/') {
         match part {
             "" | "." => {}
@@ -60,7 +63,10 @@ mod tests {
 
     #[test]
     fn joins_stay_inside_the_repository() {
-        assert_eq!(join("apps/prod", "../base/web").as_deref(), Some("apps/base/web"));
+        assert_eq!(
+            join("apps/prod", "../base/web").as_deref(),
+            Some("apps/base/web")
+        );
         assert_eq!(join("apps", "./x.yaml").as_deref(), Some("apps/x.yaml"));
         assert_eq!(join("apps", "../..").as_deref(), None);
         assert_eq!(join("apps", "..").as_deref(), Some(""));

@@ -38,7 +38,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> std::io::Result<Sandbox> {
-        let dir = tempfile::Builder::new().prefix("gitgate-render-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("gitgate-render-")
+            .tempdir()?;
         for sub in [
             "repo",
             "home",
@@ -110,7 +112,10 @@ impl Sandbox {
             ("XDG_CACHE_HOME", home.join(".cache").into()),
             ("XDG_DATA_HOME", home.join(".local/share").into()),
             ("KUBECONFIG", home.join("no-kubeconfig").into()),
-            ("KUSTOMIZE_PLUGIN_HOME", self.path("kustomize-plugins").into()),
+            (
+                "KUSTOMIZE_PLUGIN_HOME",
+                self.path("kustomize-plugins").into(),
+            ),
             ("HELM_CACHE_HOME", self.path("helm/cache").into()),
             ("HELM_CONFIG_HOME", self.path("helm/config").into()),
             ("HELM_DATA_HOME", self.path("helm/data").into()),
