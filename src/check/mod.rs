@@ -627,7 +627,30 @@ fn read_range(
         &roots,
     )?;
     let mut notes = pull_request.notes(&repo)?;
-    let mut plain = Group::default();
+    // Plain manifests diffed together, grouped by the namespace their source gives them.
+    let mut plain: Vec<Group> = Vec::new();
+    fn plain_group<'a>(plain: &'a mut Vec<Group>, namespace: Option<&str>) -> &'a mut Group {
+        let i = match plain
+            .iter()
+            .position(|g| g.namespace.as_deref() == namespace)
+        {
+            Some(i) => i,
+            None => {
+                plain.push(Group {
+                    namespace: namespace.map(str::to_string),
+                    ..Group::default()
+                });
+                plain.len() - 1
+            }
+        };
+        &mut plain[i]
+    }
+    let namespace_of = |layout: &crate::render::Layout, path: &str| {
+        layout
+            .plain
+            .get(path)
+            .and_then(|f| f.namespace.as_deref().map(str::to_string))
+    };
     let mut files = 0;
     // Only changed files matter: a path whose blob is the same at both ends holds the same
     // objects (an object moved out of it changes it).
@@ -637,7 +660,9 @@ fn read_range(
         }
         files += 1;
         let (objects, n) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-        plain.head.extend(objects);
+        plain_group(&mut plain, namespace_of(&head_layout, path).as_deref())
+            .head
+            .extend(objects);
         notes.extend(n);
     }
     if let Some(namespaces) = namespaces {
@@ -661,9 +686,11 @@ fn read_range(
         }
         // Problems of the base are not the pull request's: only its objects count.
         let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-        plain.base.extend(objects);
+        plain_group(&mut plain, namespace_of(&base_layout, path).as_deref())
+            .base
+            .extend(objects);
     }
-    let mut groups = vec![plain];
+    let mut groups = plain;
     // Rendered units whose inputs changed: both ends rendered and diffed.
     let key_at = |layout: &crate::render::Layout, dir: &str| {
         layout

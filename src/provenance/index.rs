@@ -84,7 +84,8 @@ pub struct Index {
     newest: HashSet<Key>,
     /// The newest approved commit: this window's, or when it is empty the last good window's.
     newest_commit: Option<ObjectId>,
-    blobs: HashMap<ObjectId, Parsed>,
+    /// Parsed blobs by id and the namespace their objects default to.
+    blobs: HashMap<(ObjectId, Option<Arc<str>>), Parsed>,
     /// Rendered units by key (those of the newest commit).
     units: HashMap<String, Rendered>,
     /// The last good render of each unit, by folder: what a unit that fails to render at the
@@ -223,14 +224,14 @@ impl Index {
         let layout = self.renderer.layout(repo, commit)?;
         // Parse the new blobs and render the new units first, so that CRDs among them inform
         // the defaults.
-        let mut fresh: Vec<(ObjectId, Vec<FileObject>)> = Vec::new();
+        let mut fresh: Vec<((ObjectId, Option<Arc<str>>), Vec<FileObject>)> = Vec::new();
         for (path, file) in &layout.plain {
-            let blob = &file.blob;
-            if !self.blobs.contains_key(blob) && !fresh.iter().any(|(b, _)| b == blob) {
-                let bytes = repo.read_blob(*blob, path)?;
+            let blob = (file.blob, file.namespace.clone());
+            if !self.blobs.contains_key(&blob) && !fresh.iter().any(|(b, _)| *b == blob) {
+                let bytes = repo.read_blob(file.blob, path)?;
                 let (objects, _) = changes::read_file_objects(path, &bytes);
                 self.scopes.learn(&objects);
-                fresh.push((*blob, objects));
+                fresh.push((blob, objects));
             }
         }
         let to_render: Vec<&crate::render::Unit> = layout
@@ -256,7 +257,8 @@ impl Index {
             }
         }
         for (blob, mut objects) in fresh {
-            changes::default_namespaces(&mut objects, &self.scopes, &self.default_namespace);
+            let namespace = blob.1.as_deref().unwrap_or(&self.default_namespace);
+            changes::default_namespaces(&mut objects, &self.scopes, namespace);
             let parsed = objects
                 .into_iter()
                 .filter_map(|o| {
@@ -287,11 +289,12 @@ impl Index {
         let mut held: Vec<(&Key, Arc<str>, Arc<str>, usize, &Arc<Value>)> = Vec::new();
         let mut used = HashSet::new();
         for (path, file) in &layout.plain {
-            used.insert(file.blob);
+            let blob = (file.blob, file.namespace.clone());
             let path: Arc<str> = Arc::from(path.as_str());
-            for (k, line, object) in self.blobs[&file.blob].iter() {
+            for (k, line, object) in self.blobs[&blob].iter() {
                 held.push((k, path.clone(), file.source.clone(), *line, object));
             }
+            used.insert(blob);
         }
         self.render_errors.clear();
         let mut used_units = HashSet::new();

@@ -77,6 +77,8 @@ pub struct PlainFile {
     pub blob: ObjectId,
     /// The configured source it belongs to (`.` for the repository's root).
     pub source: Arc<str>,
+    /// The source's namespace for namespaced objects that set none.
+    pub namespace: Option<Arc<str>>,
 }
 
 /// A folder rendered by an engine: a kustomization or a chart.
@@ -250,14 +252,16 @@ impl Renderer {
         let mut layout = Layout::default();
         for (i, spec) in self.sources.iter().enumerate() {
             let source: Arc<str> = paths::display(&spec.path).into();
+            let namespace: Option<Arc<str>> = spec.namespace.as_deref().map(Arc::from);
             match repo.entry_at(commit, &spec.path)? {
                 None => layout.absent.push(spec.path.clone()),
                 Some((blob, false)) => {
                     if matches!(spec.render, Kind::Auto | Kind::Plain) {
-                        layout
-                            .plain
-                            .entry(spec.path.clone())
-                            .or_insert(PlainFile { blob, source });
+                        layout.plain.entry(spec.path.clone()).or_insert(PlainFile {
+                            blob,
+                            source,
+                            namespace,
+                        });
                     } else {
                         let unit = self.unit(repo, commit, spec, &spec.path, spec.render)?;
                         layout.units.push(unit);
@@ -272,6 +276,7 @@ impl Renderer {
                             .or_insert(PlainFile {
                                 blob: *blob,
                                 source: source.clone(),
+                                namespace: namespace.clone(),
                             });
                     }
                     for (rel, kind) in &discovery.units {
@@ -744,12 +749,14 @@ impl Renderer {
         // Origin annotations on the copy of the top kustomization.
         let top = inputs.trees.first().and_then(|(_, _, s)| s.clone());
         let own_origins = top.as_ref().is_some_and(|s| s.scan.origin_annotations);
+        let mut original = None;
         if let (Some(top), false) = (&top, own_origins) {
             let on_disk = sandbox.repo().join(&top.file);
             let text = std::fs::read_to_string(&on_disk).map_err(|e| RenderError::Io {
                 unit: name.clone(),
                 message: format!("cannot read {}: {e}", top.file),
             })?;
+            original = Some((top.file.clone(), text.clone()));
             let with = kustomize::with_origin_annotations(&top.file, &text).map_err(|message| {
                 RenderError::Source {
                     unit: name.clone(),
@@ -784,6 +791,7 @@ impl Renderer {
             sandbox,
             cmd,
             strip_origins: !own_origins,
+            original,
         })
     }
 
@@ -873,6 +881,7 @@ impl Renderer {
             sandbox,
             cmd,
             strip_origins: false,
+            original: None,
         })
     }
 }
@@ -904,13 +913,17 @@ struct Job {
     cmd: std::process::Command,
     /// Remove the origin annotations gitgate added.
     strip_origins: bool,
+    /// The top kustomization as Git holds it (path, text), when the sandbox holds a copy
+    /// with origin annotations.
+    original: Option<(String, String)>,
 }
 
 impl Job {
-    fn run(self, settings: &Settings) -> Result<Vec<Object>, RenderError> {
+    fn run(mut self, settings: &Settings) -> Result<Vec<Object>, RenderError> {
         let unit = self.unit.name().to_string();
         let engine = self.engine.to_string();
-        let output = sandbox::run(self.cmd, settings.timeout, settings.max_output_bytes).map_err(
+        let cmd = std::mem::replace(&mut self.cmd, std::process::Command::new("true"));
+        let output = sandbox::run(cmd, settings.timeout, settings.max_output_bytes).map_err(
             |f| match f {
                 Failure::Spawn(e) => RenderError::Unavailable {
                     unit: unit.clone(),
@@ -943,24 +956,13 @@ impl Job {
             engine: engine.clone(),
             message: "not UTF-8 text".into(),
         })?;
-        objects(
-            &self.unit,
-            &engine,
-            &text,
-            &self.sandbox,
-            self.strip_origins,
-        )
+        objects(&self.unit, &engine, &text, &self)
     }
 }
 
 /// The objects of an engine's output, each with the file it came from.
-fn objects(
-    unit: &Unit,
-    engine: &str,
-    text: &str,
-    sandbox: &Sandbox,
-    strip_origins: bool,
-) -> Result<Vec<Object>, RenderError> {
+fn objects(unit: &Unit, engine: &str, text: &str, job: &Job) -> Result<Vec<Object>, RenderError> {
+    let sandbox = &job.sandbox;
     let name = unit.name().to_string();
     let sources = if unit.kind == Kind::Helm {
         helm::sources(&unit.dir, text)
@@ -1028,8 +1030,11 @@ fn objects(
                     }
                 }
                 Some(kustomize::Origin::Generated { file, generator }) => {
-                    let line = std::fs::read_to_string(sandbox.repo().join(&file))
-                        .ok()
+                    let text = match &job.original {
+                        Some((path, text)) if *path == file => Some(text.clone()),
+                        _ => std::fs::read_to_string(sandbox.repo().join(&file)).ok(),
+                    };
+                    let line = text
                         .and_then(|t| generator_line(&t, &generator))
                         .unwrap_or(1);
                     (file, line, Lines::default())
@@ -1037,7 +1042,7 @@ fn objects(
                 None => (unit.file.clone(), 1, Lines::default()),
             },
         };
-        if strip_origins {
+        if job.strip_origins {
             kustomize::strip_origin(&mut object);
         }
         out.push(Object {
