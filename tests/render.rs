@@ -1044,3 +1044,205 @@ fn check_reports_an_image_bump_in_an_argo_cd_kustomization_as_one_update() {
         "{report:#}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Bad input: each refused with an error naming its source, never a hang; the other sources
+// still count.
+
+const CONFIG_MAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: apps
+data:
+  level: info
+";
+
+const EXEC_GENERATOR: &str = "apiVersion: example.com/v1
+kind: SecretsFromVault
+metadata:
+  name: secrets
+  annotations:
+    config.kubernetes.io/function: |
+      exec:
+        path: ./fetch-secrets.sh
+";
+
+fn kustomization(body: &str) -> String {
+    format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n{body}")
+}
+
+#[test]
+fn bad_kustomizations_and_charts_are_refused_naming_their_source() {
+    if !engines::kustomize() {
+        return;
+    }
+    let files: Vec<(String, String)> = [
+        (
+            "gitgate.yaml",
+            "repository:\n  sources:\n    - {path: good}\n    - {path: outside}\n    - {path: patch-outside}\n    - {path: remote}\n    - {path: exec}\n    - {path: cycle/a}\n    - {path: chart}\n    - {path: missing}\n"
+                .to_string(),
+        ),
+        ("good/settings.yaml", CONFIG_MAP.to_string()),
+        ("outside/kustomization.yaml", kustomization("resources:\n  - ../../../../../etc\n")),
+        (
+            "patch-outside/kustomization.yaml",
+            kustomization("resources: [cm.yaml]\npatches:\n  - path: ../../../../etc/hostname\n"),
+        ),
+        ("patch-outside/cm.yaml", CONFIG_MAP.to_string()),
+        (
+            "remote/kustomization.yaml",
+            kustomization("resources:\n  - github.com/example/podinfo//kustomize?ref=6.5.0\n"),
+        ),
+        (
+            "exec/kustomization.yaml",
+            kustomization("resources: [cm.yaml]\ngenerators: [vault.yaml]\n"),
+        ),
+        ("exec/cm.yaml", CONFIG_MAP.to_string()),
+        ("exec/vault.yaml", EXEC_GENERATOR.to_string()),
+        ("cycle/a/kustomization.yaml", kustomization("resources: [../b]\n")),
+        ("cycle/b/kustomization.yaml", kustomization("resources: [../a]\n")),
+        (
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: redis\n    version: 19.x\n    repository: https://charts.example.org/bitnami\n"
+                .to_string(),
+        ),
+        ("chart/values.yaml", "{}\n".to_string()),
+        ("missing/kustomization.yaml", kustomization("resources: [../nowhere]\n")),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t))
+    .collect();
+    let dir = repo_of(&files);
+    let config = config_of(dir.path());
+    let started = std::time::Instant::now();
+    let index = index_of(dir.path(), &config);
+    let errors: Vec<String> = index.render_errors().iter().map(|e| e.to_string()).collect();
+    let expect = |source: &str, words: &[&str]| {
+        let e = errors
+            .iter()
+            .find(|e| e.starts_with(&format!("{source}: ")))
+            .unwrap_or_else(|| panic!("no error for {source}: {errors:#?}"));
+        for w in words {
+            assert!(e.contains(w), "{source}: {w:?} not in {e}");
+        }
+    };
+    expect("outside", &["outside the repository", "../../../../../etc"]);
+    expect("patch-outside", &["outside the repository", "patches"]);
+    expect(
+        "remote",
+        &["remote", "github.com/example/podinfo//kustomize?ref=6.5.0", "never fetched"],
+    );
+    expect("exec", &["KRM function", "SecretsFromVault", "never run"]);
+    expect("cycle/a", &["kustomize"]);
+    expect("chart", &["redis", "https://charts.example.org/bitnami", "not vendored"]);
+    expect("missing", &["../nowhere", "not in the commit"]);
+    assert_eq!(errors.len(), 7, "{errors:#?}");
+    // The good source still counts.
+    let v = admit(&index, &config, &yaml(CONFIG_MAP));
+    assert_eq!(v.status, Status::Traceable, "{}", v.reason);
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // In CI: a pull request that breaks a source cannot be checked (exit 2), and says which.
+    branch(dir.path(), "break");
+    commit_files(
+        dir.path(),
+        &[(
+            "exec/cm.yaml",
+            CONFIG_MAP.replace("info", "debug").as_bytes(),
+        )],
+        "debug",
+    );
+    let (code, report) = check(dir.path());
+    assert_eq!(code, 2, "{report:#}");
+    let item = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["unchecked"] == json!(true))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(item["path"], "exec/kustomization.yaml", "{report:#}");
+    assert!(
+        item["message"].as_str().unwrap().contains("exec: "),
+        "{report:#}"
+    );
+}
+
+/// A script standing in for an engine, in `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+const SMALL_CHART: &str = "apiVersion: v2\nname: web\nversion: 1.0.0\n";
+
+/// The one render error of a repository holding `chart/` rendered with `render`.
+fn chart_error(templates: &[(&str, &str)], render: &str) -> (String, Duration) {
+    let mut files = vec![
+        (
+            "gitgate.yaml".to_string(),
+            format!("repository:\n  sources: [{{path: good}}, {{path: chart, render: helm}}]\nrender: {render}\n"),
+        ),
+        ("good/settings.yaml".to_string(), CONFIG_MAP.to_string()),
+        ("chart/Chart.yaml".to_string(), SMALL_CHART.to_string()),
+    ];
+    for (p, t) in templates {
+        files.push((format!("chart/templates/{p}"), t.to_string()));
+    }
+    let dir = repo_of(&files);
+    let config = config_of(dir.path());
+    let started = std::time::Instant::now();
+    let index = index_of(dir.path(), &config);
+    let elapsed = started.elapsed();
+    assert_eq!(
+        admit(&index, &config, &yaml(CONFIG_MAP)).status,
+        Status::Traceable,
+        "the other source still counts"
+    );
+    let errors: Vec<String> = index.render_errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    (errors[0].clone(), elapsed)
+}
+
+#[test]
+fn a_render_that_loops_or_writes_too_much_is_stopped() {
+    let bin = tempfile::tempdir().unwrap();
+    let looping = script(bin.path(), "helm-loops", "sleep 60 & while :; do sleep 0.05; done");
+    let (e, elapsed) = chart_error(
+        &[],
+        &format!("{{helmBinary: {}, timeout: 1s}}", looping.display()),
+    );
+    assert!(e.starts_with("chart: helm template did not finish within 1s"), "{e}");
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    let chatty = script(bin.path(), "helm-floods", "yes 'a: b'");
+    let (e, elapsed) = chart_error(
+        &[],
+        &format!("{{helmBinary: {}, maxOutputBytes: 1048576}}", chatty.display()),
+    );
+    assert!(
+        e.starts_with("chart: helm template wrote more than 1048576 bytes"),
+        "{e}"
+    );
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+}
+
+#[test]
+fn a_template_that_floods_or_writes_invalid_yaml_is_refused_with_helm_engine() {
+    let Some(helm) = engines::helm() else { return };
+    let flood = "{{- range $i := until 100000 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ $i }}\n{{- end }}\n";
+    let (e, _) = chart_error(
+        &[("flood.yaml", flood)],
+        &format!("{{helmBinary: {}, maxOutputBytes: 1048576}}", helm.display()),
+    );
+    assert!(e.starts_with("chart: helm template wrote more than"), "{e}");
+    let invalid = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  list: [{{ .Release.Name }}\n";
+    let (e, _) = chart_error(
+        &[("broken.yaml", invalid)],
+        &format!("{{helmBinary: {}}}", helm.display()),
+    );
+    assert!(e.starts_with("chart: "), "{e}");
+    assert!(e.contains("broken.yaml") && e.contains("YAML"), "{e}");
+}
