@@ -366,6 +366,9 @@ repository:
   url: https://git.example.com/org/gitops.git
   branch: main
   paths: [clusters/prod]
+  sources:
+    - {path: apps/production, render: auto}
+    - {path: charts/web, render: helm, namespace: web, helm: {releaseName: web, valueFiles: [values-prod.yaml]}}
   refresh: 30s
   credentials: {usernameFile: /u, passwordFile: /p}
 approval:
@@ -398,11 +401,48 @@ server:
   maxBodyBytes: 8388608
   timeout: 2500ms
   refreshTokenFile: /etc/gitgate/refresh/token
+render:
+  kustomizeBinary: /usr/local/bin/kustomize
+  helmBinary: /usr/local/bin/helm
+  timeout: 60s
+  maxOutputBytes: 67108864
 "#;
         let c = Config::parse("g.yaml", text).unwrap();
         assert_eq!(c.policies.enforcement["latest-tag"], Enforcement::Warn);
         assert_eq!(c.approval.window.max_age, Duration::from_secs(168 * 3600));
         assert_eq!(c.repository.paths, vec!["clusters/prod"]);
+    }
+
+    #[test]
+    fn sources_and_render_settings_parse() {
+        let text = "repository:
+  sources:
+    - {path: apps/production, render: auto}
+    - {path: charts/web, render: helm, namespace: web, helm: {releaseName: web, valueFiles: [values-prod.yaml], includeCRDs: false, values: {a: 1}}}
+render: {kustomizeBinary: /usr/bin/kubectl, helmBinary: /opt/helm, timeout: 30s, maxOutputBytes: 1024}
+";
+        let c = Config::parse("g.yaml", text).unwrap();
+        let s = &c.repository.sources;
+        assert_eq!(s[0].render, crate::render::Kind::Auto);
+        assert_eq!(s[1].render, crate::render::Kind::Helm);
+        assert_eq!(s[1].helm.release_name.as_deref(), Some("web"));
+        assert_eq!(s[1].helm.include_crds, Some(false));
+        assert_eq!(c.render.timeout, Duration::from_secs(30));
+        assert_eq!(c.render.max_output_bytes, 1024);
+        let err = Config::parse(
+            "g.yaml",
+            "repository:\n  sources:\n    - {path: a, render: jsonnet}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("g.yaml:3:"), "{err}");
+        let err = Config::parse(
+            "g.yaml",
+            "repository:\n  sources:\n    - {path: a, helm: {valuesFile: x}}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("valuesFile"), "{err}");
     }
 
     #[test]

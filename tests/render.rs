@@ -1117,7 +1117,11 @@ fn bad_kustomizations_and_charts_are_refused_naming_their_source() {
     let config = config_of(dir.path());
     let started = std::time::Instant::now();
     let index = index_of(dir.path(), &config);
-    let errors: Vec<String> = index.render_errors().iter().map(|e| e.to_string()).collect();
+    let errors: Vec<String> = index
+        .render_errors()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     let expect = |source: &str, words: &[&str]| {
         let e = errors
             .iter()
@@ -1131,11 +1135,22 @@ fn bad_kustomizations_and_charts_are_refused_naming_their_source() {
     expect("patch-outside", &["outside the repository", "patches"]);
     expect(
         "remote",
-        &["remote", "github.com/example/podinfo//kustomize?ref=6.5.0", "never fetched"],
+        &[
+            "remote",
+            "github.com/example/podinfo//kustomize?ref=6.5.0",
+            "never fetched",
+        ],
     );
     expect("exec", &["KRM function", "SecretsFromVault", "never run"]);
     expect("cycle/a", &["kustomize"]);
-    expect("chart", &["redis", "https://charts.example.org/bitnami", "not vendored"]);
+    expect(
+        "chart",
+        &[
+            "redis",
+            "https://charts.example.org/bitnami",
+            "not vendored",
+        ],
+    );
     expect("missing", &["../nowhere", "not in the commit"]);
     assert_eq!(errors.len(), 7, "{errors:#?}");
     // The good source still counts.
@@ -1184,7 +1199,9 @@ fn chart_error(templates: &[(&str, &str)], render: &str) -> (String, Duration) {
     let mut files = vec![
         (
             "gitgate.yaml".to_string(),
-            format!("repository:\n  sources: [{{path: good}}, {{path: chart, render: helm}}]\nrender: {render}\n"),
+            format!(
+                "repository:\n  sources: [{{path: good}}, {{path: chart, render: helm}}]\nrender: {render}\n"
+            ),
         ),
         ("good/settings.yaml".to_string(), CONFIG_MAP.to_string()),
         ("chart/Chart.yaml".to_string(), SMALL_CHART.to_string()),
@@ -1202,7 +1219,11 @@ fn chart_error(templates: &[(&str, &str)], render: &str) -> (String, Duration) {
         Status::Traceable,
         "the other source still counts"
     );
-    let errors: Vec<String> = index.render_errors().iter().map(|e| e.to_string()).collect();
+    let errors: Vec<String> = index
+        .render_errors()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     (errors[0].clone(), elapsed)
 }
@@ -1210,17 +1231,27 @@ fn chart_error(templates: &[(&str, &str)], render: &str) -> (String, Duration) {
 #[test]
 fn a_render_that_loops_or_writes_too_much_is_stopped() {
     let bin = tempfile::tempdir().unwrap();
-    let looping = script(bin.path(), "helm-loops", "sleep 60 & while :; do sleep 0.05; done");
+    let looping = script(
+        bin.path(),
+        "helm-loops",
+        "sleep 60 & while :; do sleep 0.05; done",
+    );
     let (e, elapsed) = chart_error(
         &[],
         &format!("{{helmBinary: {}, timeout: 1s}}", looping.display()),
     );
-    assert!(e.starts_with("chart: helm template did not finish within 1s"), "{e}");
+    assert!(
+        e.starts_with("chart: helm template did not finish within 1s"),
+        "{e}"
+    );
     assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
     let chatty = script(bin.path(), "helm-floods", "yes 'a: b'");
     let (e, elapsed) = chart_error(
         &[],
-        &format!("{{helmBinary: {}, maxOutputBytes: 1048576}}", chatty.display()),
+        &format!(
+            "{{helmBinary: {}, maxOutputBytes: 1048576}}",
+            chatty.display()
+        ),
     );
     assert!(
         e.starts_with("chart: helm template wrote more than 1048576 bytes"),
@@ -1235,7 +1266,10 @@ fn a_template_that_floods_or_writes_invalid_yaml_is_refused_with_helm_engine() {
     let flood = "{{- range $i := until 100000 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ $i }}\n{{- end }}\n";
     let (e, _) = chart_error(
         &[("flood.yaml", flood)],
-        &format!("{{helmBinary: {}, maxOutputBytes: 1048576}}", helm.display()),
+        &format!(
+            "{{helmBinary: {}, maxOutputBytes: 1048576}}",
+            helm.display()
+        ),
     );
     assert!(e.starts_with("chart: helm template wrote more than"), "{e}");
     let invalid = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  list: [{{ .Release.Name }}\n";

@@ -923,6 +923,13 @@ impl Job {
         let unit = self.unit.name().to_string();
         let engine = self.engine.to_string();
         let cmd = std::mem::replace(&mut self.cmd, std::process::Command::new("true"));
+        // The engine names files by their place in the sandbox: by their repository path here.
+        let checkout = self.sandbox.repo().display().to_string();
+        let relative = |message: String| {
+            message
+                .replace(&format!("{checkout}/"), "")
+                .replace(&checkout, ".")
+        };
         let output = sandbox::run(cmd, settings.timeout, settings.max_output_bytes).map_err(
             |f| match f {
                 Failure::Spawn(e) => RenderError::Unavailable {
@@ -933,11 +940,11 @@ impl Job {
                 Failure::Exit(message) => RenderError::Engine {
                     unit: unit.clone(),
                     engine: engine.clone(),
-                    message: if self.unit.kind == Kind::Kustomize {
+                    message: relative(if self.unit.kind == Kind::Kustomize {
                         kustomize::message(&message)
                     } else {
                         message.trim_start_matches("Error: ").to_string()
-                    },
+                    }),
                 },
                 Failure::Timeout => RenderError::Timeout {
                     unit: unit.clone(),
