@@ -16,7 +16,7 @@ use gitgate::input::parse_admission_review;
 use gitgate::provenance::approval::{Window, window};
 use gitgate::provenance::index::Index;
 use gitgate::provenance::verdict::{Status, Verdict, judge};
-use gitgate::render::{Renderer, Settings};
+use gitgate::render::Renderer;
 use serde_json::{Value, json};
 use support::{commit_files, engines, git, repo_with};
 

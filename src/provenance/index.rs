@@ -71,6 +71,12 @@ type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
 /// The objects of one rendered unit, defaulted once: (key, path, line, object).
 type Rendered = Arc<Vec<(Key, Arc<str>, usize, Arc<Value>)>>;
 
+/// A blob as parsed for a namespace: its objects default to it.
+type BlobKey = (ObjectId, Option<Arc<str>>);
+
+/// An object a commit holds: (key, path, source, line, object).
+type Held<'a> = (&'a Key, Arc<str>, Arc<str>, usize, &'a Arc<Value>);
+
 /// The index of a window.
 #[derive(Debug, Default, Clone)]
 pub struct Index {
@@ -85,7 +91,7 @@ pub struct Index {
     /// The newest approved commit: this window's, or when it is empty the last good window's.
     newest_commit: Option<ObjectId>,
     /// Parsed blobs by id and the namespace their objects default to.
-    blobs: HashMap<(ObjectId, Option<Arc<str>>), Parsed>,
+    blobs: HashMap<BlobKey, Parsed>,
     /// Rendered units by key (those of the newest commit).
     units: HashMap<String, Rendered>,
     /// The last good render of each unit, by folder: what a unit that fails to render at the
@@ -224,7 +230,7 @@ impl Index {
         let layout = self.renderer.layout(repo, commit)?;
         // Parse the new blobs and render the new units first, so that CRDs among them inform
         // the defaults.
-        let mut fresh: Vec<((ObjectId, Option<Arc<str>>), Vec<FileObject>)> = Vec::new();
+        let mut fresh: Vec<(BlobKey, Vec<FileObject>)> = Vec::new();
         for (path, file) in &layout.plain {
             let blob = (file.blob, file.namespace.clone());
             if !self.blobs.contains_key(&blob) && !fresh.iter().any(|(b, _)| *b == blob) {
@@ -285,8 +291,7 @@ impl Index {
                 .collect();
             self.units.insert(unit.key.clone(), Arc::new(parsed));
         }
-        // Every object the commit holds: (key, path, source, line, object).
-        let mut held: Vec<(&Key, Arc<str>, Arc<str>, usize, &Arc<Value>)> = Vec::new();
+        let mut held: Vec<Held<'_>> = Vec::new();
         let mut used = HashSet::new();
         for (path, file) in &layout.plain {
             let blob = (file.blob, file.namespace.clone());

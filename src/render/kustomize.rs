@@ -128,7 +128,6 @@ pub fn scan(file: &str, text: &str) -> Result<Scan, String> {
             }
         }
     }
-    let mut scan = scan;
     for field in ["generators", "transformers", "validators"] {
         for raw in strings(k.get(field)) {
             scan.plugins.push((field, raw));
