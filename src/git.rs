@@ -67,10 +67,13 @@ impl Repo {
     /// Opens the repository that contains `dir` (a work tree or a bare repository).
     pub fn open(dir: &Path) -> Result<Repo, GitError> {
         let name = dir.display().to_string();
-        let repo = gix::discover(dir).map_err(|e| GitError::Open {
+        let mut repo = gix::discover(dir).map_err(|e| GitError::Open {
             repo: name.clone(),
             message: e.to_string(),
         })?;
+        // Trees are read again and again (each commit's sources, the folders their renders
+        // read): keep the recent ones decoded.
+        repo.object_cache_size_if_unset(16 * 1024 * 1024);
         Ok(Repo { repo, name })
     }
 
@@ -266,24 +269,47 @@ impl Repo {
         commit: ObjectId,
         path: &str,
     ) -> Result<Option<(ObjectId, bool)>, GitError> {
+        self.entry_in(self.root_tree(commit)?, path)
+    }
+
+    /// The root tree of `commit`.
+    pub fn root_tree(&self, commit: ObjectId) -> Result<ObjectId, GitError> {
         let read = |what: &str, message: String| GitError::Read {
             repo: self.name.clone(),
             what: format!("{what} of commit {commit}"),
             message,
         };
-        let tree = self
+        Ok(self
             .repo
             .find_commit(commit)
             .map_err(|e| read("the commit", e.to_string()))?
-            .tree()
-            .map_err(|e| read("the tree", e.to_string()))?;
+            .tree_id()
+            .map_err(|e| read("the tree", e.to_string()))?
+            .detach())
+    }
+
+    /// What `path` names under the tree `tree` (`""`: the tree itself) and whether it is a
+    /// tree; `None` when nothing is there.
+    pub fn entry_in(
+        &self,
+        tree: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, bool)>, GitError> {
         let path = path.trim_matches('/');
         if path.is_empty() || path == "." {
-            return Ok(Some((tree.id, true)));
+            return Ok(Some((tree, true)));
         }
-        let entry = tree
+        let read = |message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{path} in tree {tree}"),
+            message,
+        };
+        let entry = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| read(e.to_string()))?
             .lookup_entry_by_path(path)
-            .map_err(|e| read(&format!("{path} in the tree"), e.to_string()))?;
+            .map_err(|e| read(e.to_string()))?;
         Ok(entry.map(|e| (e.object_id(), e.mode().is_tree())))
     }
 

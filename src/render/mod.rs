@@ -249,11 +249,13 @@ impl Renderer {
     /// keyed by what it reads. Reading Git can fail; a unit that cannot be rendered carries
     /// its error, which [`Renderer::render`] returns.
     pub fn layout(&self, repo: &Repo, commit: ObjectId) -> Result<Layout, GitError> {
+        let at = At::new(repo, commit)?;
+        let at = &at;
         let mut layout = Layout::default();
         for (i, spec) in self.sources.iter().enumerate() {
             let source: Arc<str> = paths::display(&spec.path).into();
             let namespace: Option<Arc<str>> = spec.namespace.as_deref().map(Arc::from);
-            match repo.entry_at(commit, &spec.path)? {
+            match at.entry(&spec.path)? {
                 None => layout.absent.push(spec.path.clone()),
                 Some((blob, false)) => {
                     if matches!(spec.render, Kind::Auto | Kind::Plain) {
@@ -263,7 +265,7 @@ impl Renderer {
                             namespace,
                         });
                     } else {
-                        let unit = self.unit(repo, commit, spec, &spec.path, spec.render)?;
+                        let unit = self.unit(at, spec, &spec.path, spec.render)?;
                         layout.units.push(unit);
                     }
                 }
@@ -284,9 +286,7 @@ impl Renderer {
                         if layout.units.iter().any(|u| u.dir == dir) {
                             continue;
                         }
-                        layout
-                            .units
-                            .push(self.unit(repo, commit, spec, &dir, *kind)?);
+                        layout.units.push(self.unit(at, spec, &dir, *kind)?);
                     }
                 }
             }
@@ -326,8 +326,7 @@ impl Renderer {
     /// The unit of `dir` rendered by `kind`, with its inputs and key.
     fn unit(
         &self,
-        repo: &Repo,
-        commit: ObjectId,
+        at: &At<'_>,
         spec: &SourceSpec,
         dir: &str,
         kind: Kind,
@@ -338,11 +337,11 @@ impl Renderer {
         };
         let (inputs, file) = match kind {
             Kind::Helm => (
-                self.helm_inputs(repo, commit, dir, &spec.helm)?,
+                self.helm_inputs(at, dir, &spec.helm)?,
                 paths::child(dir, "Chart.yaml"),
             ),
             _ => {
-                let inputs = self.kustomize_inputs(repo, commit, dir)?;
+                let inputs = self.kustomize_inputs(at, dir)?;
                 let file = inputs
                     .as_ref()
                     .ok()
@@ -386,8 +385,7 @@ impl Renderer {
     /// none.
     fn scanned(
         &self,
-        repo: &Repo,
-        commit: ObjectId,
+        at: &At<'_>,
         dir: &str,
         tree: ObjectId,
     ) -> Result<Result<Option<Arc<Scanned>>, String>, GitError> {
@@ -402,7 +400,7 @@ impl Renderer {
         let mut found = None;
         for name in kustomize::FILE_NAMES {
             let file = paths::child(dir, name);
-            if let Some((blob, false)) = repo.entry_at(commit, &file)? {
+            if let Some((blob, false)) = at.entry(&file)? {
                 found = Some((file, blob));
                 break;
             }
@@ -410,7 +408,7 @@ impl Renderer {
         let scanned = match found {
             None => None,
             Some((file, blob)) => {
-                let bytes = repo.read_blob(blob, &file)?;
+                let bytes = at.repo.read_blob(blob, &file)?;
                 let text = String::from_utf8_lossy(&bytes);
                 match kustomize::scan(&file, &text) {
                     Ok(scan) => Some(Arc::new(Scanned { file, scan })),
@@ -430,8 +428,7 @@ impl Renderer {
     /// anything runs.
     fn kustomize_inputs(
         &self,
-        repo: &Repo,
-        commit: ObjectId,
+        at: &At<'_>,
         dir: &str,
     ) -> Result<Result<Inputs, RenderError>, GitError> {
         let unit = paths::display(dir).to_string();
@@ -453,12 +450,12 @@ impl Renderer {
                     message: format!("{what}: nothing to build"),
                 },
             };
-            let tree = match repo.entry_at(commit, &folder)? {
+            let tree = match at.entry(&folder)? {
                 Some((tree, true)) => tree,
                 Some((_, false)) => return Ok(Err(missing("a file, not a folder"))),
                 None => return Ok(Err(missing("no such folder"))),
             };
-            let scanned = match self.scanned(repo, commit, &folder, tree)? {
+            let scanned = match self.scanned(at, &folder, tree)? {
                 Ok(Some(s)) => s,
                 Ok(None) => {
                     return Ok(Err(missing(&format!(
@@ -494,7 +491,7 @@ impl Renderer {
                 if !r.may_be_folder {
                     continue;
                 }
-                match repo.entry_at(commit, &target)? {
+                match at.entry(&target)? {
                     Some((_, true)) => {
                         queue.push((target, Some((scanned.file.clone(), r.field, r.raw.clone()))))
                     }
@@ -521,8 +518,7 @@ impl Renderer {
     /// A chart's folder and its values files.
     fn helm_inputs(
         &self,
-        repo: &Repo,
-        commit: ObjectId,
+        at: &At<'_>,
         dir: &str,
         helm: &HelmSpec,
     ) -> Result<Result<Inputs, RenderError>, GitError> {
@@ -533,12 +529,12 @@ impl Renderer {
                 message,
             }))
         };
-        let tree = match repo.entry_at(commit, dir)? {
+        let tree = match at.entry(dir)? {
             Some((tree, true)) => tree,
             _ => return source_error("no such folder: no chart to template".into()),
         };
         let chart = paths::child(dir, "Chart.yaml");
-        if !matches!(repo.entry_at(commit, &chart)?, Some((_, false))) {
+        if !matches!(at.entry(&chart)?, Some((_, false))) {
             return source_error(format!("{chart} is missing: not a Helm chart"));
         }
         let mut blobs = Vec::new();
@@ -551,7 +547,7 @@ impl Renderer {
                     reference: f.clone(),
                 }));
             };
-            match repo.entry_at(commit, &path)? {
+            match at.entry(&path)? {
                 Some((blob, false)) => blobs.push((path, blob)),
                 _ => {
                     return Ok(Err(RenderError::Missing {
@@ -903,6 +899,33 @@ fn kustomize_binary(settings: &Settings) -> Option<(PathBuf, &'static str)> {
     sandbox::which("kustomize")
         .map(|p| (p, "build"))
         .or_else(|| sandbox::which("kubectl").map(|p| (p, "kustomize")))
+}
+
+/// A commit's tree, its paths looked up once per layout.
+struct At<'a> {
+    repo: &'a Repo,
+    root: ObjectId,
+    seen: std::cell::RefCell<HashMap<String, Option<(ObjectId, bool)>>>,
+}
+
+impl<'a> At<'a> {
+    fn new(repo: &'a Repo, commit: ObjectId) -> Result<At<'a>, GitError> {
+        Ok(At {
+            repo,
+            root: repo.root_tree(commit)?,
+            seen: Default::default(),
+        })
+    }
+
+    /// What `path` names (see [`Repo::entry_in`]).
+    fn entry(&self, path: &str) -> Result<Option<(ObjectId, bool)>, GitError> {
+        if let Some(found) = self.seen.borrow().get(path) {
+            return Ok(*found);
+        }
+        let found = self.repo.entry_in(self.root, path)?;
+        self.seen.borrow_mut().insert(path.to_string(), found);
+        Ok(found)
+    }
 }
 
 /// A prepared render: the sandbox and the engine's command.
