@@ -675,6 +675,14 @@ fn read_range(
                 namespaces.learn(&o.object);
             }
         }
+        // The Namespaces the head's rendered sources apply, changed or not (the changed ones
+        // are rendered once: the renderer keeps them for the diff below).
+        let units: Vec<&crate::render::Unit> = head_layout.units.iter().collect();
+        for rendered in renderer.render(&repo, &units) {
+            for o in rendered.as_ref().as_ref().map(Vec::as_slice).unwrap_or(&[]) {
+                namespaces.learn(&o.object);
+            }
+        }
     }
     for (path, id) in &base_files {
         if head_files.get(path) == Some(id) {
