@@ -330,6 +330,25 @@ impl Config {
                 },
             });
         }
+        for source in &self.repository.sources {
+            if crate::render::paths::join("", &source.path).is_none() {
+                let message = format!(
+                    "repository.sources: the path {:?} leaves the repository (a source is a folder inside it)",
+                    source.path
+                );
+                return Err(match line_of(text, "sources") {
+                    Some(line) => ConfigError::Invalid {
+                        file: file.to_string(),
+                        line,
+                        message,
+                    },
+                    None => ConfigError::Inconsistent {
+                        file: file.to_string(),
+                        message,
+                    },
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -443,6 +462,10 @@ render: {kustomizeBinary: /usr/bin/kubectl, helmBinary: /opt/helm, timeout: 30s,
         .unwrap_err()
         .to_string();
         assert!(err.contains("valuesFile"), "{err}");
+        let err = Config::parse("g.yaml", "repository:\n  sources: [{path: ../other}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("g.yaml:2: repository.sources"), "{err}");
     }
 
     #[test]
