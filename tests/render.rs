@@ -1280,3 +1280,130 @@ fn a_template_that_floods_or_writes_invalid_yaml_is_refused_with_helm_engine() {
     assert!(e.starts_with("chart: "), "{e}");
     assert!(e.contains("broken.yaml") && e.contains("YAML"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The cache and the origin annotations.
+
+#[test]
+fn a_commit_that_does_not_touch_a_source_does_not_render_it_again() {
+    if !engines::kustomize() {
+        return;
+    }
+    let Some(kubectl) = gitgate::render::sandbox::which("kustomize")
+        .map(|k| (k, "build"))
+        .or_else(|| gitgate::render::sandbox::which("kubectl").map(|k| (k, "kustomize")))
+    else {
+        return;
+    };
+    let bin = tempfile::tempdir().unwrap();
+    let counter = bin.path().join("renders");
+    // Counts its runs, then runs the real engine (`build DIR ...` as kustomize takes it).
+    let wrapper = script(
+        bin.path(),
+        "counting-kustomize",
+        &format!(
+            "echo run >> {}\nshift\nexec {} {} \"$@\"",
+            counter.display(),
+            kubectl.0.display(),
+            kubectl.1
+        ),
+    );
+    let gate = format!(
+        "repository:\n  sources: [{{path: apps/prod}}, {{path: other}}]\nrender: {{kustomizeBinary: {}}}\n",
+        wrapper.display()
+    );
+    let dir = repo_of(&[
+        ("gitgate.yaml".into(), gate),
+        (
+            "apps/base/kustomization.yaml".into(),
+            kustomization("resources: [deployment.yaml]\n"),
+        ),
+        ("apps/base/deployment.yaml".into(), ECHO_DEPLOYMENT.into()),
+        (
+            "apps/prod/kustomization.yaml".into(),
+            kustomization("namespace: prod\nresources: [../base]\n"),
+        ),
+        ("other/settings.yaml".into(), CONFIG_MAP.into()),
+    ]);
+    commit_files(
+        dir.path(),
+        &[(
+            "other/settings.yaml",
+            CONFIG_MAP.replace("info", "debug").as_bytes(),
+        )],
+        "another source",
+    );
+    let config = config_of(dir.path());
+    let index = index_of(dir.path(), &config);
+    let runs = || {
+        std::fs::read_to_string(&counter)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        runs(),
+        1,
+        "two commits, one render: the second did not touch apps/"
+    );
+    // A change to the base the overlay refers to renders it again.
+    commit_files(
+        dir.path(),
+        &[(
+            "apps/base/deployment.yaml",
+            ECHO_DEPLOYMENT
+                .replace("replicas: 1", "replicas: 2")
+                .as_bytes(),
+        )],
+        "the base",
+    );
+    let repo = Repo::open(dir.path()).unwrap();
+    let tip = repo.resolve_ref("refs/heads/main").unwrap().unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 10,
+            max_age: Duration::from_secs(3650 * 86_400),
+        },
+        None,
+    )
+    .unwrap();
+    let index = index.advance(&repo, &w).unwrap();
+    assert_eq!(runs(), 2);
+    let mut two = echo_deployment("1.0.0");
+    two["metadata"]["namespace"] = json!("prod");
+    two["spec"]["replicas"] = json!(2);
+    let v = admit(&index, &config, &two);
+    assert_eq!(v.status, Status::Traceable, "{}", v.reason);
+    assert_eq!(v.source.as_deref(), Some("apps/prod"));
+}
+
+#[test]
+fn origin_annotations_a_kustomization_asks_for_stay() {
+    if !engines::kustomize() {
+        return;
+    }
+    let dir = repo_of(&[
+        (
+            "gitgate.yaml".into(),
+            "repository:\n  sources: [{path: app}]\n".into(),
+        ),
+        (
+            "app/kustomization.yaml".into(),
+            kustomization("resources: [settings.yaml]\nbuildMetadata: [originAnnotations]\n"),
+        ),
+        ("app/settings.yaml".into(), CONFIG_MAP.into()),
+    ]);
+    let config = config_of(dir.path());
+    let index = index_of(dir.path(), &config);
+    let mut applied = yaml(CONFIG_MAP);
+    applied["metadata"]["annotations"] =
+        json!({"config.kubernetes.io/origin": "path: settings.yaml\n"});
+    let v = admit(&index, &config, &applied);
+    assert_eq!(v.status, Status::Traceable, "{}", v.reason);
+    assert_eq!(v.path.as_deref(), Some("app/settings.yaml"));
+    // Without them, the object is not what the controller applies.
+    let v = admit(&index, &config, &yaml(CONFIG_MAP));
+    assert_ne!(v.status, Status::Traceable, "{}", v.reason);
+}

@@ -742,9 +742,13 @@ impl Renderer {
                 }
             }
         }
-        // Origin annotations on the copy of the top kustomization.
+        // Origin annotations on the copy of the top kustomization, unless a kustomization of
+        // the build asks for them itself: then the controller applies them, and they stay.
         let top = inputs.trees.first().and_then(|(_, _, s)| s.clone());
-        let own_origins = top.as_ref().is_some_and(|s| s.scan.origin_annotations);
+        let own_origins = inputs
+            .trees
+            .iter()
+            .any(|(_, _, s)| s.as_ref().is_some_and(|s| s.scan.origin_annotations));
         let mut original = None;
         if let (Some(top), false) = (&top, own_origins) {
             let on_disk = sandbox.repo().join(&top.file);
