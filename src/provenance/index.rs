@@ -182,13 +182,44 @@ impl Index {
     fn advance_in_place(&mut self, repo: &Repo, window: &[WindowCommit]) -> Result<(), GitError> {
         let known: HashSet<ObjectId> = self.commits.iter().map(|(_, id)| *id).collect();
         let refused_before: HashSet<ObjectId> = self.refused.iter().map(|(id, _)| *id).collect();
+        // Several new approved commits (a cold build): their units are rendered first, all
+        // at once, as many at a time as there are cores, rather than one commit after the
+        // other.
+        let new: Vec<ObjectId> = window
+            .iter()
+            .rev()
+            .filter(|c| !known.contains(&c.id) && !refused_before.contains(&c.id))
+            .filter(|c| c.approval.is_ok())
+            .map(|c| c.id)
+            .collect();
+        let mut layouts: HashMap<ObjectId, crate::render::Layout> = HashMap::new();
+        let mut prefetched: HashMap<String, crate::render::Rendered> = HashMap::new();
+        if new.len() > 1 {
+            for id in &new {
+                layouts.insert(*id, self.renderer.layout(repo, *id)?);
+            }
+            let mut keys = HashSet::new();
+            let units: Vec<&crate::render::Unit> = new
+                .iter()
+                .flat_map(|id| &layouts[id].units)
+                .filter(|u| !self.units.contains_key(&u.key) && keys.insert(u.key.as_str()))
+                .collect();
+            let rendered = self.renderer.render(repo, &units);
+            prefetched = units.iter().map(|u| u.key.clone()).zip(rendered).collect();
+        }
         // Fold in the new commits, oldest first.
         for c in window.iter().rev() {
             if known.contains(&c.id) || refused_before.contains(&c.id) {
                 continue;
             }
             match &c.approval {
-                Ok(_) => self.push(repo, c.id)?,
+                Ok(_) => {
+                    let layout = match layouts.remove(&c.id) {
+                        Some(layout) => layout,
+                        None => self.renderer.layout(repo, c.id)?,
+                    };
+                    self.push(repo, c.id, layout, &prefetched)?
+                }
                 Err(e) => self.refused.push((c.id, e.to_string())),
             }
         }
@@ -223,11 +254,19 @@ impl Index {
     }
 
     /// Adds the newest approved commit.
-    fn push(&mut self, repo: &Repo, commit: ObjectId) -> Result<(), GitError> {
+    ///
+    /// `layout` is the commit's ([`Renderer::layout`]); `prefetched` holds renders made
+    /// ahead, by key.
+    fn push(
+        &mut self,
+        repo: &Repo,
+        commit: ObjectId,
+        layout: crate::render::Layout,
+        prefetched: &HashMap<String, crate::render::Rendered>,
+    ) -> Result<(), GitError> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let previous = self.commits.front().map(|(s, _)| *s);
-        let layout = self.renderer.layout(repo, commit)?;
         // Parse the new blobs and render the new units first, so that CRDs among them inform
         // the defaults.
         let mut fresh: Vec<(BlobKey, Vec<FileObject>)> = Vec::new();
@@ -245,7 +284,19 @@ impl Index {
             .iter()
             .filter(|u| !self.units.contains_key(&u.key))
             .collect();
-        let rendered = self.renderer.render(repo, &to_render);
+        let missing: Vec<&crate::render::Unit> = to_render
+            .iter()
+            .filter(|u| !prefetched.contains_key(&u.key))
+            .copied()
+            .collect();
+        let mut fresh_renders = self.renderer.render(repo, &missing).into_iter();
+        let rendered: Vec<crate::render::Rendered> = to_render
+            .iter()
+            .map(|u| match prefetched.get(&u.key) {
+                Some(r) => r.clone(),
+                None => fresh_renders.next().expect("one render per missing unit"),
+            })
+            .collect();
         let mut fresh_units = Vec::new();
         for (unit, result) in to_render.iter().zip(&rendered) {
             if let Ok(objects) = &**result {
