@@ -98,6 +98,8 @@ pub struct Rendered {
     pub source: String,
     /// `kustomize` or `helm`.
     pub engine: String,
+    /// Its kustomization or `Chart.yaml`: where what the render sets is written.
+    pub file: String,
 }
 
 impl Source {

@@ -869,6 +869,27 @@ fn check_reports_an_image_bump_in_a_flux_overlay_as_one_update() {
         items.iter().all(|i| i["unchecked"] != json!(true)),
         "{report:#}"
     );
+    // A finding about what the overlay sets points at the overlay, not at the base's line.
+    commit_files(
+        dir.path(),
+        &[(
+            "apps/production/kustomization.yaml",
+            overlay_kustomization("latest").as_bytes(),
+        )],
+        "echo latest in production",
+    );
+    let (code, report) = check(dir.path());
+    assert_eq!(code, 1, "{report:#}");
+    let latest = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["policy"] == "latest-tag")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(
+        latest["path"], "apps/production/kustomization.yaml",
+        "{report:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -455,15 +455,37 @@ fn decide_one(
         .map(|id| id.describe());
     let decision = decide_within(set, namespaces, doc, limit);
     // A finding whose details name a path (`details.path`, as the built-in policies give)
-    // points at that field's line; others at the object's first line.
+    // points at that field's line; others at the object's first line. A field a kustomize
+    // build set or changed (a prefix, an `images:` override, a patch) is not in the file the
+    // object came from: the finding points at the kustomization.
+    let located = |details: Option<&serde_json::Value>| -> (String, usize) {
+        let Some(field) = details
+            .and_then(|d| d.get("path"))
+            .and_then(serde_json::Value::as_str)
+        else {
+            return (change.path.clone(), change.line);
+        };
+        let pointer = crate::manifest::pointer_of(field);
+        if let Some(r) = change.rendered.as_ref().filter(|r| r.engine == "kustomize")
+            && change.lines.exact("").is_some()
+            && change.lines.exact(&pointer).is_none()
+            && change
+                .object
+                .as_ref()
+                .and_then(|o| o.pointer(&pointer))
+                .is_some()
+        {
+            return (r.file.clone(), 1);
+        }
+        (
+            change.path.clone(),
+            change.lines.find(&pointer).unwrap_or(change.line),
+        )
+    };
     let item =
         |level: Level, policy: &str, message: String, details: Option<&serde_json::Value>| Item {
-            path: change.path.clone(),
-            line: details
-                .and_then(|d| d.get("path"))
-                .and_then(serde_json::Value::as_str)
-                .and_then(|p| change.lines.find_path(p))
-                .unwrap_or(change.line),
+            path: located(details).0,
+            line: located(details).1,
             level,
             policy: policy.to_string(),
             message,
@@ -721,6 +743,7 @@ fn read_range(
     let rendered_of = |unit: &crate::render::Unit| crate::input::Rendered {
         source: unit.name().to_string(),
         engine: unit.kind.as_str().to_string(),
+        file: unit.file.clone(),
     };
     let mut failed = Vec::new();
     for (unit, result) in head_units.iter().zip(&head_rendered) {

@@ -1059,7 +1059,23 @@ fn objects(unit: &Unit, engine: &str, text: &str, job: &Job) -> Result<Vec<Objec
                             .and_then(|b| manifest::parse_bytes(&path, &b).ok())
                     });
                     match docs.as_ref().and_then(|d| locate(d, &identity)) {
-                        Some(d) => (path, d.line, d.lines.clone()),
+                        Some(d) => {
+                            // Lines of the file only where the build kept its value: a field
+                            // the build set or changed (a prefix, an image, a patch) is not
+                            // on that line.
+                            let mut lines = d.lines.clone();
+                            lines.retain(|pointer| {
+                                match (d.value.pointer(pointer), object.pointer(pointer)) {
+                                    (Some(a @ (Value::Object(_) | Value::Array(_))), Some(b)) => {
+                                        a.is_object() == b.is_object()
+                                            && a.is_array() == b.is_array()
+                                    }
+                                    (Some(a), Some(b)) => a == b,
+                                    _ => false,
+                                }
+                            });
+                            (path, d.line, lines)
+                        }
                         None => (path, 1, Lines::default()),
                     }
                 }
