@@ -19,7 +19,9 @@
 //! rendered. A unit whose key (the trees it reads) did not change since the previous commit is
 //! not rendered again. A unit that fails to render at the newest commit adds no version, and
 //! what it rendered before still counts as held by the newest commit, so that a broken render
-//! never makes a DELETE traceable ([`Index::render_errors`] says why).
+//! never makes a DELETE traceable ([`Index::render_errors`] says why). A unit that has not
+//! rendered at any commit of the window is not known at all: what it would apply is
+//! untraceable, and a DELETE of it is judged as of any object the newest commit does not hold.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
