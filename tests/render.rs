@@ -279,7 +279,7 @@ fn flux_files() -> Vec<(String, String)> {
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {r}\n"
         )
     };
-    let mut files = vec![
+    let files = vec![
         ("gitgate.yaml", FLUX_GATE.to_string()),
         (
             "apps/base/podinfo/kustomization.yaml",
@@ -330,11 +330,6 @@ fn flux_files() -> Vec<(String, String)> {
             NETWORK_POLICY.into(),
         ),
     ];
-    for env in ["production", "staging"] {
-        files.push(("", String::new())); // placeholder replaced below
-        files.pop();
-        let _ = env;
-    }
     let mut owned: Vec<(String, String)> =
         files.into_iter().map(|(p, t)| (p.to_string(), t)).collect();
     for env in ["production", "staging"] {
