@@ -6,6 +6,33 @@
 #   docker build -t gitgate:0.1.0 .                    # HTTPS or local repositories
 #   docker build -t gitgate:0.1.0-ssh --target ssh .   # ssh:// repositories (adds the ssh program)
 #   docker run --rm gitgate:0.1.0 demo
+#
+# The image ships the rendering engines beside gitgate (/usr/local/bin/kustomize and
+# /usr/local/bin/helm), so that what is indexed is what the GitOps controller applies:
+#   docker build --build-arg KUSTOMIZE_VERSION=v5.5.0 --build-arg HELM_VERSION=v3.16.3 .
+
+ARG KUSTOMIZE_VERSION=v5.5.0
+ARG HELM_VERSION=v3.16.3
+
+# ---- rendering engines -------------------------------------------------------------------
+# kustomize from its official release image.
+FROM registry.k8s.io/kustomize/kustomize:${KUSTOMIZE_VERSION} AS kustomize
+
+# helm publishes no official image: its official release archive, checked against the
+# checksum published beside it.
+FROM debian:bookworm-slim AS helm
+ARG HELM_VERSION
+ARG TARGETARCH=amd64
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+RUN set -eu; \
+    archive="helm-${HELM_VERSION}-linux-${TARGETARCH}.tar.gz"; \
+    curl -fsSLO "https://get.helm.sh/${archive}"; \
+    curl -fsSLO "https://get.helm.sh/${archive}.sha256sum"; \
+    sha256sum -c "${archive}.sha256sum"; \
+    tar -xzf "${archive}"; \
+    install -D -m 0755 "linux-${TARGETARCH}/helm" /out/helm
 
 # ---- build ----------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
@@ -43,6 +70,8 @@ RUN apt-get update \
  && useradd --uid 65532 --user-group --home-dir /home/nonroot --create-home nonroot
 COPY --from=builder /out/gitgate /gitgate
 COPY --from=builder --chown=65532:65532 /out/var/lib/gitgate /var/lib/gitgate
+COPY --from=kustomize /app/kustomize /usr/local/bin/kustomize
+COPY --from=helm /out/helm /usr/local/bin/helm
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["/gitgate"]
@@ -57,6 +86,10 @@ COPY --from=builder /out/gitgate /gitgate
 # The Git mirror's default home, writable by the nonroot user (the Helm chart mounts an
 # emptyDir here; the root filesystem is read-only in the cluster).
 COPY --from=builder --chown=65532:65532 /out/var/lib/gitgate /var/lib/gitgate
+# The rendering engines (render.kustomizeBinary and render.helmBinary default to these, found
+# on PATH); renders run in /tmp, an emptyDir in the chart.
+COPY --from=kustomize /app/kustomize /usr/local/bin/kustomize
+COPY --from=helm /out/helm /usr/local/bin/helm
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["/gitgate"]

@@ -21,6 +21,8 @@ pub struct Config {
     pub exempt: Exempt,
     pub break_glass: BreakGlass,
     pub server: Server,
+    /// The engines that render sources and the limits of one render.
+    pub render: crate::render::Settings,
 }
 
 /// The GitOps repository (serve mirrors it; check reads the one it runs in).
@@ -32,6 +34,9 @@ pub struct Repository {
     pub branch: String,
     /// Manifest roots inside the repository (default: everything).
     pub paths: Vec<String>,
+    /// What the GitOps controller applies, source by source (default: each of `paths`, or
+    /// the whole repository, rendered `auto`).
+    pub sources: Vec<crate::render::SourceSpec>,
     #[serde(deserialize_with = "duration")]
     pub refresh: Duration,
     pub credentials: Credentials,
@@ -52,6 +57,7 @@ impl Default for Repository {
             url: None,
             branch: "main".into(),
             paths: Vec::new(),
+            sources: Vec::new(),
             refresh: Duration::from_secs(30),
             credentials: Credentials::default(),
             mirror_dir: PathBuf::from("/var/lib/gitgate/mirror"),
@@ -246,7 +252,7 @@ impl Default for Server {
 }
 
 /// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(
@@ -328,6 +334,25 @@ impl Config {
                 },
             });
         }
+        for source in &self.repository.sources {
+            if crate::render::paths::join("", &source.path).is_none() {
+                let message = format!(
+                    "repository.sources: the path {:?} leaves the repository (a source is a folder inside it)",
+                    source.path
+                );
+                return Err(match line_of(text, "sources") {
+                    Some(line) => ConfigError::Invalid {
+                        file: file.to_string(),
+                        line,
+                        message,
+                    },
+                    None => ConfigError::Inconsistent {
+                        file: file.to_string(),
+                        message,
+                    },
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -364,6 +389,9 @@ repository:
   url: https://git.example.com/org/gitops.git
   branch: main
   paths: [clusters/prod]
+  sources:
+    - {path: apps/production, render: auto}
+    - {path: charts/web, render: helm, namespace: web, helm: {releaseName: web, valueFiles: [values-prod.yaml]}}
   refresh: 30s
   credentials: {usernameFile: /u, passwordFile: /p}
 approval:
@@ -396,11 +424,52 @@ server:
   maxBodyBytes: 8388608
   timeout: 2500ms
   refreshTokenFile: /etc/gitgate/refresh/token
+render:
+  kustomizeBinary: /usr/local/bin/kustomize
+  helmBinary: /usr/local/bin/helm
+  timeout: 60s
+  maxOutputBytes: 67108864
 "#;
         let c = Config::parse("g.yaml", text).unwrap();
         assert_eq!(c.policies.enforcement["latest-tag"], Enforcement::Warn);
         assert_eq!(c.approval.window.max_age, Duration::from_secs(168 * 3600));
         assert_eq!(c.repository.paths, vec!["clusters/prod"]);
+    }
+
+    #[test]
+    fn sources_and_render_settings_parse() {
+        let text = "repository:
+  sources:
+    - {path: apps/production, render: auto}
+    - {path: charts/web, render: helm, namespace: web, helm: {releaseName: web, valueFiles: [values-prod.yaml], includeCRDs: false, values: {a: 1}}}
+render: {kustomizeBinary: /usr/bin/kubectl, helmBinary: /opt/helm, timeout: 30s, maxOutputBytes: 1024}
+";
+        let c = Config::parse("g.yaml", text).unwrap();
+        let s = &c.repository.sources;
+        assert_eq!(s[0].render, crate::render::Kind::Auto);
+        assert_eq!(s[1].render, crate::render::Kind::Helm);
+        assert_eq!(s[1].helm.release_name.as_deref(), Some("web"));
+        assert_eq!(s[1].helm.include_crds, Some(false));
+        assert_eq!(c.render.timeout, Duration::from_secs(30));
+        assert_eq!(c.render.max_output_bytes, 1024);
+        let err = Config::parse(
+            "g.yaml",
+            "repository:\n  sources:\n    - {path: a, render: jsonnet}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("g.yaml:3:"), "{err}");
+        let err = Config::parse(
+            "g.yaml",
+            "repository:\n  sources:\n    - {path: a, helm: {valuesFile: x}}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("valuesFile"), "{err}");
+        let err = Config::parse("g.yaml", "repository:\n  sources: [{path: ../other}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("g.yaml:2: repository.sources"), "{err}");
     }
 
     #[test]

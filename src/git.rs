@@ -67,10 +67,13 @@ impl Repo {
     /// Opens the repository that contains `dir` (a work tree or a bare repository).
     pub fn open(dir: &Path) -> Result<Repo, GitError> {
         let name = dir.display().to_string();
-        let repo = gix::discover(dir).map_err(|e| GitError::Open {
+        let mut repo = gix::discover(dir).map_err(|e| GitError::Open {
             repo: name.clone(),
             message: e.to_string(),
         })?;
+        // Trees are read again and again (each commit's sources, the folders their renders
+        // read): keep the recent ones decoded.
+        repo.object_cache_size_if_unset(16 * 1024 * 1024);
         Ok(Repo { repo, name })
     }
 
@@ -276,6 +279,80 @@ impl Repo {
             }
         }
         Ok(files)
+    }
+
+    /// The id of what `path` names in `commit`'s tree (`""` for the root tree) and whether it
+    /// is a tree; `None` when the commit holds nothing there.
+    pub fn entry_at(
+        &self,
+        commit: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, bool)>, GitError> {
+        self.entry_in(self.root_tree(commit)?, path)
+    }
+
+    /// The root tree of `commit`.
+    pub fn root_tree(&self, commit: ObjectId) -> Result<ObjectId, GitError> {
+        let read = |what: &str, message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{what} of commit {commit}"),
+            message,
+        };
+        Ok(self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| read("the commit", e.to_string()))?
+            .tree_id()
+            .map_err(|e| read("the tree", e.to_string()))?
+            .detach())
+    }
+
+    /// What `path` names under the tree `tree` (`""`: the tree itself) and whether it is a
+    /// tree; `None` when nothing is there.
+    pub fn entry_in(
+        &self,
+        tree: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, bool)>, GitError> {
+        let path = path.trim_matches('/');
+        if path.is_empty() || path == "." {
+            return Ok(Some((tree, true)));
+        }
+        let read = |message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{path} in tree {tree}"),
+            message,
+        };
+        let entry = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| read(e.to_string()))?
+            .lookup_entry_by_path(path)
+            .map_err(|e| read(e.to_string()))?;
+        Ok(entry.map(|e| (e.object_id(), e.mode().is_tree())))
+    }
+
+    /// Every blob under the tree `tree`, by its path relative to that tree. Symbolic links and
+    /// submodules are not blobs here: they are left out.
+    pub fn tree_files(&self, tree: ObjectId) -> Result<Files, GitError> {
+        let read = |message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("tree {tree}"),
+            message,
+        };
+        let entries = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| read(e.to_string()))?
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| read(e.to_string()))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.mode.is_blob())
+            .map(|e| (e.filepath.to_string(), e.oid))
+            .collect())
     }
 
     /// The contents of a blob (`path` names it in errors).

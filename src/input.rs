@@ -3,7 +3,8 @@
 //! ```text
 //! input.review       the AdmissionRequest (admission.k8s.io/v1), or one built from a manifest
 //! input.parameters   a constraint's spec.parameters (set per policy at evaluation)
-//! input.source       where the change comes from (context, repository, commit, path, line)
+//! input.source       where the change comes from (context, repository, commit, path, line,
+//!                    and the GitOps source it is rendered from)
 //! input.provenance   the traceability verdict, when provenance is configured
 //! ```
 //!
@@ -83,6 +84,22 @@ pub struct Source {
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The GitOps source the object is rendered from (a kustomization or a chart of
+    /// `repository.sources`), when it is rendered rather than written; `path` and `line` are
+    /// then the file it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<Rendered>,
+}
+
+/// `input.source.rendered`: the folder a GitOps controller builds or templates, and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rendered {
+    /// The folder, from the repository's root (`.` for the root).
+    pub source: String,
+    /// `kustomize` or `helm`.
+    pub engine: String,
+    /// Its kustomization or `Chart.yaml`: where what the render sets is written.
+    pub file: String,
 }
 
 impl Source {
@@ -93,6 +110,7 @@ impl Source {
             commit: None,
             path: None,
             line: None,
+            rendered: None,
         }
     }
 
@@ -104,6 +122,7 @@ impl Source {
             commit: None,
             path,
             line,
+            rendered: None,
         }
     }
 }

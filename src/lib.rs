@@ -13,6 +13,8 @@
 //! - [`builtin`]: the embedded `policies/` library.
 //! - [`config`]: the one configuration file shared by `check` and `serve`.
 //! - [`git`]: reading repositories with gix (ranges, trees, blobs).
+//! - [`render`]: what a GitOps controller applies for a source at a commit (plain, kustomize,
+//!   helm through the real binaries, sandboxed).
 //! - [`provenance`]: traceability to an approved commit (approval window, index, matching).
 //! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`serve`]
 //!   (the admission door), [`cli`].
@@ -29,5 +31,6 @@ pub mod isolate;
 pub mod manifest;
 pub mod policy;
 pub mod provenance;
+pub mod render;
 pub mod report;
 pub mod serve;

@@ -37,23 +37,39 @@ impl Lines {
 
     /// The line of a dotted path as policies write it (`spec.template.spec.containers[0]`).
     pub fn find_path(&self, path: &str) -> Option<usize> {
-        let mut pointer = String::new();
-        for part in path.split('.').filter(|p| !p.is_empty()) {
-            let (key, indices) = part
-                .split_once('[')
-                .map_or((part, ""), |(k, rest)| (k, rest));
-            pointer.push('/');
-            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-            for index in indices.split('[') {
-                let index = index.trim_end_matches(']');
-                if !index.is_empty() {
-                    pointer.push('/');
-                    pointer.push_str(index);
-                }
+        self.find(&pointer_of(path))
+    }
+
+    /// The line of exactly `pointer`, not of an ancestor.
+    pub fn exact(&self, pointer: &str) -> Option<usize> {
+        self.0.get(pointer).copied()
+    }
+
+    /// Keeps the lines of the pointers `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|pointer, _| keep(pointer));
+    }
+}
+
+/// The JSON pointer of a dotted path as policies write it
+/// (`spec.containers[0].image` → `/spec/containers/0/image`).
+pub fn pointer_of(path: &str) -> String {
+    let mut pointer = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        pointer.push('/');
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        for index in indices.split('[') {
+            let index = index.trim_end_matches(']');
+            if !index.is_empty() {
+                pointer.push('/');
+                pointer.push_str(index);
             }
         }
-        self.find(&pointer)
     }
+    pointer
 }
 
 /// The nesting up to which YAML is read on the caller's thread (see the module doc).

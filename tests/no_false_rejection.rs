@@ -159,6 +159,7 @@ async fn every_request_applying_what_git_holds_is_admitted() {
         path: repo.path().to_path_buf(),
         branch: "main".into(),
         roots: Vec::new(),
+        renderer: Default::default(),
         default_namespace: "default".into(),
         window: Window {
             commits: 20,

@@ -52,6 +52,7 @@ fn compare(
         path: file.into(),
         line: objects[0].line,
         lines: objects[0].lines.clone(),
+        rendered: None,
     };
     let premerge = gitgate::check::document(&change, &Source::premerge(None, None)).unwrap();
     let at_admission = Document::from_review(admission);

@@ -572,6 +572,7 @@ async fn provenance_refuses_what_git_does_not_hold() {
         path: repo.path().to_path_buf(),
         branch: "main".into(),
         roots: Vec::new(),
+        renderer: Default::default(),
         default_namespace: "default".into(),
         window: Window {
             commits: 20,

@@ -55,6 +55,9 @@ pub struct Change {
     pub line: usize,
     /// The line of each field of that manifest.
     pub lines: manifest::Lines,
+    /// The rendered source (kustomization or chart folder) the object comes from, when it is
+    /// rendered.
+    pub rendered: Option<crate::input::Rendered>,
 }
 
 /// Kinds of the built-in API groups (and Gatekeeper's) that are cluster-scoped.
@@ -314,6 +317,7 @@ pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
                 path: o.path,
                 line: o.line,
                 lines: o.lines,
+                rendered: None,
             }),
             Some(old) if old.object == o.object => {} // unchanged, perhaps moved
             Some(old) => changes.push(Change {
@@ -323,6 +327,7 @@ pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
                 path: o.path,
                 line: o.line,
                 lines: o.lines,
+                rendered: None,
             }),
         }
     }
@@ -335,10 +340,59 @@ pub fn diff(base: Vec<FileObject>, head: Vec<FileObject>) -> Vec<Change> {
                 path: old.path,
                 line: old.line,
                 lines: old.lines,
+                rendered: None,
             });
         }
     }
     changes
+}
+
+/// Changes diffed in separate groups (the plain manifests, each rendered source) joined: an
+/// object deleted from one group and created in another moved (from a file into a
+/// kustomization, say). That is one UPDATE at the CREATE's place, or nothing when the object
+/// is the same, as a move between files is.
+pub fn pair_moves(changes: Vec<Change>) -> Vec<Change> {
+    let subject_key = |c: &Change| {
+        c.object
+            .as_ref()
+            .or(c.old_object.as_ref())
+            .and_then(Identity::of_object)
+            .map(|id| (id.group, id.kind, id.namespace, id.name))
+    };
+    let mut deleted: BTreeMap<_, Vec<usize>> = BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.operation == Operation::Delete
+            && let Some(k) = subject_key(c)
+        {
+            deleted.entry(k).or_default().push(i);
+        }
+    }
+    if deleted.is_empty() {
+        return changes;
+    }
+    let mut dropped = vec![false; changes.len()];
+    let mut out: Vec<Option<Change>> = changes.iter().cloned().map(Some).collect();
+    for (i, c) in changes.iter().enumerate() {
+        if c.operation != Operation::Create {
+            continue;
+        }
+        let Some(k) = subject_key(c) else { continue };
+        let Some(j) = deleted.get_mut(&k).and_then(|v| v.pop()) else {
+            continue;
+        };
+        dropped[j] = true;
+        let old = changes[j].old_object.clone();
+        if old == c.object {
+            dropped[i] = true;
+        } else if let Some(Some(update)) = out.get_mut(i) {
+            update.operation = Operation::Update;
+            update.old_object = old;
+        }
+    }
+    out.into_iter()
+        .zip(dropped)
+        .filter_map(|(c, d)| if d { None } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -386,6 +440,38 @@ mod tests {
                 (Operation::Delete, "removed".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn moves_between_groups_are_updates_or_nothing() {
+        let a = diff(
+            vec![
+                obj("a.yaml", "ConfigMap", "moved", json!(1)),
+                obj("a.yaml", "ConfigMap", "changed", json!(1)),
+            ],
+            vec![],
+        );
+        let b = diff(
+            vec![],
+            vec![
+                obj("k/x.yaml", "ConfigMap", "moved", json!(1)),
+                obj("k/x.yaml", "ConfigMap", "changed", json!(2)),
+                obj("k/x.yaml", "ConfigMap", "new", json!(2)),
+            ],
+        );
+        let joined = pair_moves(a.into_iter().chain(b).collect());
+        let ops: Vec<_> = joined
+            .iter()
+            .map(|c| (c.operation.clone(), c.path.as_str()))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (Operation::Update, "k/x.yaml"),
+                (Operation::Create, "k/x.yaml")
+            ]
+        );
+        assert_eq!(joined[0].old_object.as_ref().unwrap()["data"], json!(1));
     }
 
     #[test]

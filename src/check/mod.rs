@@ -263,8 +263,7 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
     let want_namespaces = set.uses_namespace_selector();
     let mut namespaces = NamespaceMap::default();
     let Read {
-        mut base,
-        mut head,
+        mut groups,
         notes,
         range,
         files,
@@ -281,8 +280,10 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         Target::Files(paths) => {
             let (head, notes, files) = read_files(paths)?;
             Read {
-                base: Vec::new(),
-                head,
+                groups: vec![Group {
+                    head,
+                    ..Group::default()
+                }],
                 notes,
                 range: None,
                 files,
@@ -291,16 +292,29 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
             }
         }
     };
-    for o in &head {
-        namespaces.learn(&o.object);
-    }
     let mut scopes = Scopes::default();
-    scopes.learn(&base);
-    scopes.learn(&head);
-    let namespace = &config.repository.default_namespace;
-    changes::default_namespaces(&mut base, &scopes, namespace);
-    changes::default_namespaces(&mut head, &scopes, namespace);
-    let changes = changes::diff(base, head);
+    for g in &groups {
+        for o in &g.head {
+            namespaces.learn(&o.object);
+        }
+        scopes.learn(&g.base);
+        scopes.learn(&g.head);
+    }
+    let mut changes = Vec::new();
+    for g in &mut groups {
+        let namespace = g
+            .namespace
+            .as_deref()
+            .unwrap_or(&config.repository.default_namespace);
+        changes::default_namespaces(&mut g.base, &scopes, namespace);
+        changes::default_namespaces(&mut g.head, &scopes, namespace);
+        let diffed = changes::diff(std::mem::take(&mut g.base), std::mem::take(&mut g.head));
+        changes.extend(diffed.into_iter().map(|mut c| {
+            c.rendered = g.rendered.clone();
+            c
+        }));
+    }
+    let changes = changes::pair_moves(changes);
     let mut report = Report {
         range,
         files,
@@ -425,6 +439,7 @@ pub fn document(change: &Change, source: &Source) -> Option<Document> {
     let mut source = source.clone();
     source.path = Some(change.path.clone());
     source.line = Some(change.line);
+    source.rendered = change.rendered.clone();
     Document::from_manifest(
         &change.path,
         change.operation.clone(),
@@ -467,15 +482,37 @@ fn decide_one(
         .map(|id| id.describe());
     let decision = decide_within(set, namespaces, doc, limit);
     // A finding whose details name a path (`details.path`, as the built-in policies give)
-    // points at that field's line; others at the object's first line.
+    // points at that field's line; others at the object's first line. A field a kustomize
+    // build set or changed (a prefix, an `images:` override, a patch) is not in the file the
+    // object came from: the finding points at the kustomization.
+    let located = |details: Option<&serde_json::Value>| -> (String, usize) {
+        let Some(field) = details
+            .and_then(|d| d.get("path"))
+            .and_then(serde_json::Value::as_str)
+        else {
+            return (change.path.clone(), change.line);
+        };
+        let pointer = crate::manifest::pointer_of(field);
+        if let Some(r) = change.rendered.as_ref().filter(|r| r.engine == "kustomize")
+            && change.lines.exact("").is_some()
+            && change.lines.exact(&pointer).is_none()
+            && change
+                .object
+                .as_ref()
+                .and_then(|o| o.pointer(&pointer))
+                .is_some()
+        {
+            return (r.file.clone(), 1);
+        }
+        (
+            change.path.clone(),
+            change.lines.find(&pointer).unwrap_or(change.line),
+        )
+    };
     let item =
         |level: Level, policy: &str, message: String, details: Option<&serde_json::Value>| Item {
-            path: change.path.clone(),
-            line: details
-                .and_then(|d| d.get("path"))
-                .and_then(serde_json::Value::as_str)
-                .and_then(|p| change.lines.find_path(p))
-                .unwrap_or(change.line),
+            path: located(details).0,
+            line: located(details).1,
             level,
             policy: policy.to_string(),
             message,
@@ -545,10 +582,19 @@ fn decide_within(
     }
 }
 
-/// What was read of the repository or the files.
-struct Read {
+/// Objects diffed together: the plain manifests, or one rendered unit's.
+#[derive(Default)]
+struct Group {
     base: Vec<FileObject>,
     head: Vec<FileObject>,
+    /// The namespace of namespaced objects that set none (default: the configuration's).
+    namespace: Option<String>,
+    rendered: Option<crate::input::Rendered>,
+}
+
+/// What was read of the repository or the files.
+struct Read {
+    groups: Vec<Group>,
     notes: Vec<Note>,
     range: Option<Range>,
     files: usize,
@@ -587,38 +633,73 @@ fn read_range(
             base: base.unwrap_or(&config.repository.branch).to_string(),
         });
     }
-    let roots = &config.repository.paths;
-    let base_files = repo.manifest_files(base_id, roots)?;
-    let head_files = repo.manifest_files(head_id, roots)?;
-    roots_match(
-        roots,
-        (base_id, &base_files),
-        (head_rev, head_id, &head_files),
+    let renderer = crate::render::Renderer::from_config(config);
+    let base_layout = renderer.layout(&repo, base_id)?;
+    let head_layout = renderer.layout(&repo, head_id)?;
+    sources_match(
+        config,
+        (base_id, &base_layout),
+        (head_rev, head_id, &head_layout),
     )?;
+    // Objects on their own: plain manifests.
+    let base_files = base_layout.plain_files();
+    let head_files = head_layout.plain_files();
     // The pull request's own commits must be approved too when signatures are required.
     let trust = crate::provenance::approval::Trust::from_config(&config.approval)
         .map_err(CheckError::Trust)?;
-    let changed = head_files
+    // Every manifest file of the sources (kustomizations, patches, values included), to
+    // find the commit that last changed the file an object comes from.
+    let roots: Vec<String> = renderer
+        .sources()
         .iter()
-        .filter(|(path, id)| base_files.get(*path) != Some(id))
+        .map(|s| s.path.clone())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let base_all = repo.manifest_files(base_id, &roots)?;
+    let head_all = repo.manifest_files(head_id, &roots)?;
+    let changed = head_all
+        .iter()
+        .filter(|(path, id)| base_all.get(*path) != Some(id))
         .chain(
-            base_files
+            base_all
                 .iter()
-                .filter(|(path, id)| head_files.get(*path) != Some(id)),
+                .filter(|(path, id)| head_all.get(*path) != Some(id)),
         )
         .map(|(path, _)| path.clone())
         .collect();
     let pull_request = PullRequest::read(
         &repo,
-        (base_id, &base_files),
-        (head_id, &head_files),
+        (base_id, &base_all),
+        (head_id, &head_all),
         changed,
         trust.as_ref(),
-        roots,
+        &roots,
     )?;
     let mut notes = pull_request.notes(&repo)?;
-    let mut base_objects = Vec::new();
-    let mut head_objects = Vec::new();
+    // Plain manifests diffed together, grouped by the namespace their source gives them.
+    let mut plain: Vec<Group> = Vec::new();
+    fn plain_group<'a>(plain: &'a mut Vec<Group>, namespace: Option<&str>) -> &'a mut Group {
+        let i = match plain
+            .iter()
+            .position(|g| g.namespace.as_deref() == namespace)
+        {
+            Some(i) => i,
+            None => {
+                plain.push(Group {
+                    namespace: namespace.map(str::to_string),
+                    ..Group::default()
+                });
+                plain.len() - 1
+            }
+        };
+        &mut plain[i]
+    }
+    let namespace_of = |layout: &crate::render::Layout, path: &str| {
+        layout
+            .plain
+            .get(path)
+            .and_then(|f| f.namespace.as_deref().map(str::to_string))
+    };
     let mut files = 0;
     // Only changed files matter: a path whose blob is the same at both ends holds the same
     // objects (an object moved out of it changes it).
@@ -628,7 +709,9 @@ fn read_range(
         }
         files += 1;
         let (objects, n) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-        head_objects.extend(objects);
+        plain_group(&mut plain, namespace_of(&head_layout, path).as_deref())
+            .head
+            .extend(objects);
         notes.extend(n);
     }
     if let Some(namespaces) = namespaces {
@@ -638,6 +721,14 @@ fn read_range(
             }
             let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
             for o in &objects {
+                namespaces.learn(&o.object);
+            }
+        }
+        // The Namespaces the head's rendered sources apply, changed or not (the changed ones
+        // are rendered once: the renderer keeps them for the diff below).
+        let units: Vec<&crate::render::Unit> = head_layout.units.iter().collect();
+        for rendered in renderer.render(&repo, &units) {
+            for o in rendered.as_ref().as_ref().map(Vec::as_slice).unwrap_or(&[]) {
                 namespaces.learn(&o.object);
             }
         }
@@ -652,7 +743,91 @@ fn read_range(
         }
         // Problems of the base are not the pull request's: only its objects count.
         let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-        base_objects.extend(objects);
+        plain_group(&mut plain, namespace_of(&base_layout, path).as_deref())
+            .base
+            .extend(objects);
+    }
+    let mut groups = plain;
+    // Rendered units whose inputs changed: both ends rendered and diffed.
+    let key_at = |layout: &crate::render::Layout, dir: &str| {
+        layout
+            .units
+            .iter()
+            .find(|u| u.dir == dir)
+            .map(|u| u.key.clone())
+    };
+    let head_units: Vec<&crate::render::Unit> = head_layout
+        .units
+        .iter()
+        .filter(|u| key_at(&base_layout, &u.dir).as_ref() != Some(&u.key))
+        .collect();
+    let base_units: Vec<&crate::render::Unit> = base_layout
+        .units
+        .iter()
+        .filter(|u| key_at(&head_layout, &u.dir).as_ref() != Some(&u.key))
+        .collect();
+    let head_rendered = renderer.render(&repo, &head_units);
+    let rendered_of = |unit: &crate::render::Unit| crate::input::Rendered {
+        source: unit.name().to_string(),
+        engine: unit.kind.as_str().to_string(),
+        file: unit.file.clone(),
+    };
+    let mut failed = Vec::new();
+    for (unit, result) in head_units.iter().zip(&head_rendered) {
+        files += 1;
+        let mut group = Group {
+            namespace: unit.namespace.clone(),
+            rendered: Some(rendered_of(unit)),
+            ..Group::default()
+        };
+        match &**result {
+            Ok(objects) => group.head = objects.iter().map(file_object).collect(),
+            Err(e) => {
+                failed.push(unit.dir.clone());
+                notes.push(Note {
+                    path: unit.file.clone(),
+                    line: 1,
+                    message: format!("cannot be rendered: {e}"),
+                    kind: NoteKind::Unreadable,
+                });
+            }
+        }
+        groups.push(group);
+    }
+    // A source that cannot be rendered at the head is not checked: its base objects are
+    // not deleted either.
+    let base_units: Vec<&crate::render::Unit> = base_units
+        .into_iter()
+        .filter(|u| !failed.contains(&u.dir))
+        .collect();
+    let base_rendered = renderer.render(&repo, &base_units);
+    for (unit, result) in base_units.iter().zip(&base_rendered) {
+        let group = match groups
+            .iter()
+            .position(|g| g.rendered.as_ref().is_some_and(|r| r.source == unit.name()))
+        {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(Group {
+                    namespace: unit.namespace.clone(),
+                    rendered: Some(rendered_of(unit)),
+                    ..Group::default()
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        match &**result {
+            Ok(objects) => group.base = objects.iter().map(file_object).collect(),
+            // Problems of the base are not the pull request's; its objects are new then.
+            Err(e) => notes.push(Note {
+                path: unit.file.clone(),
+                line: 1,
+                message: format!(
+                    "the merge base's render failed, so this source's objects are checked as new: {e}"
+                ),
+                kind: NoteKind::Info,
+            }),
+        }
     }
     let source = Source {
         context: crate::input::Context::Premerge,
@@ -666,14 +841,14 @@ fn read_range(
         commit: Some(head_id.to_string()),
         path: None,
         line: None,
+        rendered: None,
     };
     let range = Range {
         base: base_id.to_string(),
         head: head_id.to_string(),
     };
     Ok(Read {
-        base: base_objects,
-        head: head_objects,
+        groups,
         notes,
         range: Some(range),
         files,
@@ -682,20 +857,50 @@ fn read_range(
     })
 }
 
-/// Every root must match a manifest at the base or at the head: a root that matches nothing
-/// (a typo, a moved directory) would make every pull request pass unseen.
-fn roots_match(
-    roots: &[String],
-    (base_id, base_files): (gix::ObjectId, &crate::git::Files),
-    (head_rev, head_id, head_files): (&str, gix::ObjectId, &crate::git::Files),
+/// A rendered object as the diff reads it.
+fn file_object(o: &crate::render::Object) -> FileObject {
+    FileObject {
+        path: o.path.clone(),
+        line: o.line,
+        object: o.object.clone(),
+        lines: o.lines.clone(),
+    }
+}
+
+/// Every configured root (`repository.paths`) or source (`repository.sources`) must hold a
+/// manifest or a rendered folder at the base or at the head: one that matches nothing (a
+/// typo, a moved directory) would make every pull request pass unseen.
+fn sources_match(
+    config: &Config,
+    (base_id, base): (gix::ObjectId, &crate::render::Layout),
+    (head_rev, head_id, head): (&str, gix::ObjectId, &crate::render::Layout),
 ) -> Result<(), CheckError> {
+    let (key, roots): (&'static str, Vec<&String>) = if config.repository.sources.is_empty() {
+        (
+            "repository.paths:",
+            config.repository.paths.iter().collect(),
+        )
+    } else {
+        (
+            "repository.sources:",
+            config.repository.sources.iter().map(|s| &s.path).collect(),
+        )
+    };
     for root in roots {
-        let one = std::slice::from_ref(root);
-        let matches =
-            |files: &crate::git::Files| files.keys().any(|path| crate::git::under_roots(path, one));
-        if !matches(base_files) && !matches(head_files) {
+        let dir = crate::render::paths::clean(root);
+        let matches = |layout: &crate::render::Layout| {
+            layout
+                .plain
+                .keys()
+                .any(|p| crate::render::paths::under(p, &dir))
+                || layout
+                    .units
+                    .iter()
+                    .any(|u| crate::render::paths::under(&u.dir, &dir))
+        };
+        if !matches(base) && !matches(head) {
             return Err(CheckError::RootMatchesNothing {
-                key: "repository.paths:",
+                key,
                 root: root.clone(),
                 head: format!("{head_rev} ({})", short(&head_id.to_string())),
                 base: short(&base_id.to_string()).to_string(),

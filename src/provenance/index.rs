@@ -24,6 +24,17 @@
 //! the next, so 10,000 manifests over 200 commits are ~10,000 versions, not 2,000,000 entries;
 //! and a new commit is folded in by touching only what it holds ([`Index::advance`]).
 //! Blobs are parsed once and shared.
+//!
+//! **What is indexed is what the controller applies**: each configured source rendered at each
+//! approved commit ([`crate::render`]): plain manifests as written, kustomizations built,
+//! charts templated. A patch file is never an object; a rendered object's path and line are
+//! those of the file it came from (its origin), and its [`Version::source`] the folder
+//! rendered. A unit whose key (the trees it reads) did not change since the previous commit is
+//! not rendered again. A unit that fails to render at the newest commit adds no version, and
+//! what it rendered before still counts as held by the newest commit, so that a broken render
+//! never makes a DELETE traceable ([`Index::render_errors`] says why). A unit that has not
+//! rendered at any commit of the window is not known at all: what it would apply is
+//! untraceable, and a DELETE of it is judged as of any object the newest commit does not hold.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -35,6 +46,7 @@ use super::approval::WindowCommit;
 use crate::check::changes::{self, FileObject, Scopes};
 use crate::git::{GitError, Repo};
 use crate::input::Identity;
+use crate::render::{RenderError, Renderer};
 
 /// The key of the index: identity without the version (an object keeps its identity across
 /// API versions).
@@ -111,6 +123,9 @@ pub struct Version {
     /// Shared by every version of the same file.
     pub path: Arc<str>,
     pub line: usize,
+    /// The source it comes from: the folder rendered (a kustomization's, a chart's), or for
+    /// a plain manifest the configured source holding it (`.` for the repository).
+    pub source: Arc<str>,
     pub object: Arc<Value>,
     newest_seq: u64,
     oldest_seq: u64,
@@ -118,6 +133,15 @@ pub struct Version {
 
 /// The objects of one blob, parsed (and defaulted) once: (key, line, object).
 type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
+
+/// The objects of one rendered unit, defaulted once: (key, path, line, object).
+type Rendered = Arc<Vec<(Key, Arc<str>, usize, Arc<Value>)>>;
+
+/// A blob as parsed for a namespace: its objects default to it.
+type BlobKey = (ObjectId, Option<Arc<str>>);
+
+/// An object a commit holds: (key, path, source, line, object).
+type Held<'a> = (&'a Key, Arc<str>, Arc<str>, usize, &'a Arc<Value>);
 
 /// The index of a window.
 #[derive(Debug, Default, Clone)]
@@ -133,9 +157,17 @@ pub struct Index {
     /// (group, kind, name) → the namespaces manifests gave objects of a kind whose scope was
     /// not known: a cluster-scoped request finds them there too.
     unscoped: HashMap<(String, String, String), BTreeSet<String>>,
-    blobs: HashMap<ObjectId, Parsed>,
+    /// Parsed blobs by id and the namespace their objects default to.
+    blobs: HashMap<BlobKey, Parsed>,
+    /// Rendered units by key (those of the newest commit).
+    units: HashMap<String, Rendered>,
+    /// The last good render of each unit, by folder: what a unit that fails to render at the
+    /// newest commit is taken to still hold.
+    last_good: HashMap<String, Rendered>,
+    /// The render errors of the newest approved commit.
+    render_errors: Vec<RenderError>,
     next_seq: u64,
-    roots: Vec<String>,
+    renderer: Renderer,
     default_namespace: String,
     scopes: Scopes,
 }
@@ -145,16 +177,34 @@ impl Index {
     /// returns it).
     ///
     /// Namespaced objects without a namespace get `default_namespace`; which kinds are
-    /// namespaced or cluster-scoped is the built-in lists plus the CustomResourceDefinitions
-    /// seen, and any other kind is indexed as its manifest says.
+    /// cluster-scoped is the built-in list plus the CustomResourceDefinitions seen.
+    ///
+    /// Each of `roots` (or the whole repository) is an `auto` source rendered with the default
+    /// settings; [`Index::build_with`] takes a configured [`Renderer`].
     pub fn build(
         repo: &Repo,
         window: &[WindowCommit],
         roots: &[String],
         default_namespace: &str,
     ) -> Result<Index, GitError> {
+        let renderer = Renderer::new(
+            Vec::new(),
+            roots,
+            crate::render::Settings::default(),
+            default_namespace,
+        );
+        Index::build_with(repo, window, renderer, default_namespace)
+    }
+
+    /// Builds the index of `window` with the sources and engines of `renderer`.
+    pub fn build_with(
+        repo: &Repo,
+        window: &[WindowCommit],
+        renderer: Renderer,
+        default_namespace: &str,
+    ) -> Result<Index, GitError> {
         let mut index = Index {
-            roots: roots.to_vec(),
+            renderer,
             default_namespace: default_namespace.to_string(),
             ..Index::default()
         };
@@ -182,7 +232,8 @@ impl Index {
             }
         };
         if !continues {
-            let mut next = Index::build(repo, window, &self.roots, &self.default_namespace)?;
+            let mut next =
+                Index::build_with(repo, window, self.renderer.clone(), &self.default_namespace)?;
             if next.commits.is_empty() {
                 // Closed: what the last good index held is what DELETEs are judged against.
                 next.newest = self.newest.clone();
@@ -200,13 +251,44 @@ impl Index {
     fn advance_in_place(&mut self, repo: &Repo, window: &[WindowCommit]) -> Result<(), GitError> {
         let known: HashSet<ObjectId> = self.commits.iter().map(|(_, id)| *id).collect();
         let refused_before: HashSet<ObjectId> = self.refused.iter().map(|(id, _)| *id).collect();
+        // Several new approved commits (a cold build): their units are rendered first, all
+        // at once, as many at a time as there are cores, rather than one commit after the
+        // other.
+        let new: Vec<ObjectId> = window
+            .iter()
+            .rev()
+            .filter(|c| !known.contains(&c.id) && !refused_before.contains(&c.id))
+            .filter(|c| c.approval.is_ok())
+            .map(|c| c.id)
+            .collect();
+        let mut layouts: HashMap<ObjectId, crate::render::Layout> = HashMap::new();
+        let mut prefetched: HashMap<String, crate::render::Rendered> = HashMap::new();
+        if new.len() > 1 {
+            for id in &new {
+                layouts.insert(*id, self.renderer.layout(repo, *id)?);
+            }
+            let mut keys = HashSet::new();
+            let units: Vec<&crate::render::Unit> = new
+                .iter()
+                .flat_map(|id| &layouts[id].units)
+                .filter(|u| !self.units.contains_key(&u.key) && keys.insert(u.key.as_str()))
+                .collect();
+            let rendered = self.renderer.render(repo, &units);
+            prefetched = units.iter().map(|u| u.key.clone()).zip(rendered).collect();
+        }
         // Fold in the new commits, oldest first.
         for c in window.iter().rev() {
             if known.contains(&c.id) || refused_before.contains(&c.id) {
                 continue;
             }
             match &c.approval {
-                Ok(_) => self.push(repo, c.id)?,
+                Ok(_) => {
+                    let layout = match layouts.remove(&c.id) {
+                        Some(layout) => layout,
+                        None => self.renderer.layout(repo, c.id)?,
+                    };
+                    self.push(repo, c.id, layout, &prefetched)?
+                }
                 Err(e) => self.refused.push((c.id, e.to_string())),
             }
         }
@@ -224,6 +306,7 @@ impl Index {
             // approved commit held.
             self.versions.clear();
             self.blobs.clear();
+            self.units.clear();
             self.prune_unscoped();
             return Ok(());
         };
@@ -254,24 +337,70 @@ impl Index {
         });
     }
 
+
     /// Adds the newest approved commit.
-    fn push(&mut self, repo: &Repo, commit: ObjectId) -> Result<(), GitError> {
+    ///
+    /// `layout` is the commit's ([`Renderer::layout`]); `prefetched` holds renders made
+    /// ahead, by key.
+    fn push(
+        &mut self,
+        repo: &Repo,
+        commit: ObjectId,
+        layout: crate::render::Layout,
+        prefetched: &HashMap<String, crate::render::Rendered>,
+    ) -> Result<(), GitError> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let previous = self.commits.front().map(|(s, _)| *s);
-        let files = repo.manifest_files(commit, &self.roots)?;
-        // Parse the new blobs first, so that CRDs among them inform the defaults.
-        let mut fresh: Vec<(ObjectId, Vec<FileObject>)> = Vec::new();
-        for (path, blob) in &files {
-            if !self.blobs.contains_key(blob) && !fresh.iter().any(|(b, _)| b == blob) {
-                let bytes = repo.read_blob(*blob, path)?;
+        // Parse the new blobs and render the new units first, so that CRDs among them inform
+        // the defaults.
+        let mut fresh: Vec<(BlobKey, Vec<FileObject>)> = Vec::new();
+        for (path, file) in &layout.plain {
+            let blob = (file.blob, file.namespace.clone());
+            if !self.blobs.contains_key(&blob) && !fresh.iter().any(|(b, _)| *b == blob) {
+                let bytes = repo.read_blob(file.blob, path)?;
                 let (objects, _) = changes::read_file_objects(path, &bytes);
                 self.scopes.learn(&objects);
-                fresh.push((*blob, objects));
+                fresh.push((blob, objects));
+            }
+        }
+        let to_render: Vec<&crate::render::Unit> = layout
+            .units
+            .iter()
+            .filter(|u| !self.units.contains_key(&u.key))
+            .collect();
+        let missing: Vec<&crate::render::Unit> = to_render
+            .iter()
+            .filter(|u| !prefetched.contains_key(&u.key))
+            .copied()
+            .collect();
+        let mut fresh_renders = self.renderer.render(repo, &missing).into_iter();
+        let rendered: Vec<crate::render::Rendered> = to_render
+            .iter()
+            .map(|u| match prefetched.get(&u.key) {
+                Some(r) => r.clone(),
+                None => fresh_renders.next().expect("one render per missing unit"),
+            })
+            .collect();
+        let mut fresh_units = Vec::new();
+        for (unit, result) in to_render.iter().zip(&rendered) {
+            if let Ok(objects) = &**result {
+                let objects: Vec<FileObject> = objects
+                    .iter()
+                    .map(|o| FileObject {
+                        path: o.path.clone(),
+                        line: o.line,
+                        object: o.object.clone(),
+                        lines: Default::default(),
+                    })
+                    .collect();
+                self.scopes.learn(&objects);
+                fresh_units.push((*unit, objects));
             }
         }
         for (blob, mut objects) in fresh {
-            changes::default_namespaces(&mut objects, &self.scopes, &self.default_namespace);
+            let namespace = blob.1.as_deref().unwrap_or(&self.default_namespace);
+            changes::default_namespaces(&mut objects, &self.scopes, namespace);
             let parsed = objects
                 .into_iter()
                 .filter_map(|o| {
@@ -281,57 +410,130 @@ impl Index {
                 .collect();
             self.blobs.insert(blob, Arc::new(parsed));
         }
+        for (unit, mut objects) in fresh_units {
+            let namespace = unit.namespace.as_deref().unwrap_or(&self.default_namespace);
+            changes::default_namespaces(&mut objects, &self.scopes, namespace);
+            let mut paths: HashMap<String, Arc<str>> = HashMap::new();
+            let parsed = objects
+                .into_iter()
+                .filter_map(|o| {
+                    let id = Identity::of_object(&o.object)?;
+                    let path = paths
+                        .entry(o.path.clone())
+                        .or_insert_with(|| Arc::from(o.path.as_str()))
+                        .clone();
+                    Some((key(&id), path, o.line, Arc::new(o.object)))
+                })
+                .collect();
+            self.units.insert(unit.key.clone(), Arc::new(parsed));
+        }
+        let mut held: Vec<Held<'_>> = Vec::new();
+        let mut used = HashSet::new();
+        for (path, file) in &layout.plain {
+            let blob = (file.blob, file.namespace.clone());
+            let path: Arc<str> = Arc::from(path.as_str());
+            for (k, line, object) in self.blobs[&blob].iter() {
+                held.push((k, path.clone(), file.source.clone(), *line, object));
+            }
+            used.insert(blob);
+        }
+        self.render_errors.clear();
+        let mut used_units = HashSet::new();
+        let mut still_held: Vec<Key> = Vec::new();
+        for unit in &layout.units {
+            let source: Arc<str> = Arc::from(unit.name());
+            match self.units.get(&unit.key) {
+                Some(parsed) => {
+                    used_units.insert(unit.key.clone());
+                    self.last_good.insert(unit.dir.clone(), parsed.clone());
+                    for (k, path, line, object) in parsed.iter() {
+                        held.push((k, path.clone(), source.clone(), *line, object));
+                    }
+                }
+                None => {
+                    let error = to_render
+                        .iter()
+                        .position(|u| u.key == unit.key)
+                        .and_then(|i| rendered[i].as_ref().as_ref().err().cloned());
+                    if let Some(e) = error {
+                        tracing::warn!(commit = %commit, error = %e, "a source of an approved commit cannot be rendered: it adds nothing to the window, and what it rendered before is still taken as held");
+                        self.render_errors.push(e);
+                    }
+                    if let Some(last) = self.last_good.get(&unit.dir) {
+                        still_held.extend(last.iter().map(|(k, ..)| k.clone()));
+                    }
+                }
+            }
+        }
         let mut newest = Newest {
             commit: Some(commit),
             ..Newest::default()
         };
-        let mut used = HashSet::new();
-        for (path, blob) in &files {
-            used.insert(*blob);
-            let parsed = self.blobs[blob].clone();
-            let path: Arc<str> = Arc::from(path.as_str());
-            for (k, line, object) in parsed.iter() {
-                newest.insert(k);
-                if let Some(ns) = &k.2
-                    && self.scopes.cluster_scoped(&k.0, &k.1).is_none()
-                {
-                    self.unscoped
-                        .entry((k.0.clone(), k.1.clone(), k.3.clone()))
-                        .or_default()
-                        .insert(ns.clone());
+        for (k, path, source, line, object) in held {
+            newest.insert(k);
+            if let Some(ns) = &k.2
+                && self.scopes.cluster_scoped(&k.0, &k.1).is_none()
+            {
+                self.unscoped
+                    .entry((k.0.clone(), k.1.clone(), k.3.clone()))
+                    .or_default()
+                    .insert(ns.clone());
+            }
+            let versions = self.versions.entry(k.clone()).or_default();
+            let same = |v: &Version| {
+                (Arc::ptr_eq(&v.object, object) || v.object == *object) && v.path == path
+            };
+            // The same identity twice in one commit (two overlays of one base) is one
+            // version each; the same object twice is one.
+            if versions.iter().any(|v| v.newest_seq == seq && same(v)) {
+                continue;
+            }
+            // The same manifest as in the previous approved commit: extend its run.
+            match versions
+                .iter()
+                .position(|v| Some(v.newest_seq) == previous && same(v))
+            {
+                Some(i) => {
+                    let mut v = versions.remove(i);
+                    v.newest_seq = seq;
+                    v.commit = commit;
+                    v.line = line;
+                    v.source = source;
+                    versions.insert(0, v);
                 }
-                let versions = self.versions.entry(k.clone()).or_default();
-                match versions.first_mut() {
-                    // The same manifest as in the previous approved commit: extend its run.
-                    Some(v)
-                        if Some(v.newest_seq) == previous
-                            && (Arc::ptr_eq(&v.object, object) || v.object == *object)
-                            && v.path == path =>
-                    {
-                        v.newest_seq = seq;
-                        v.commit = commit;
-                        v.line = *line;
-                    }
-                    _ => versions.insert(
-                        0,
-                        Version {
-                            commit,
-                            since: commit,
-                            path: path.clone(),
-                            line: *line,
-                            object: object.clone(),
-                            newest_seq: seq,
-                            oldest_seq: seq,
-                        },
-                    ),
-                }
+                None => versions.insert(
+                    0,
+                    Version {
+                        commit,
+                        since: commit,
+                        path,
+                        line,
+                        source,
+                        object: object.clone(),
+                        newest_seq: seq,
+                        oldest_seq: seq,
+                    },
+                ),
             }
         }
-        // Only the newest commit's blobs can be reused by the next one.
+        for k in &still_held {
+            newest.insert(k);
+        }
+        // Only the newest commit's blobs and units can be reused by the next one.
         self.blobs.retain(|b, _| used.contains(b));
+        self.units.retain(|k, _| used_units.contains(k));
+        let dirs: HashSet<&str> = layout.units.iter().map(|u| u.dir.as_str()).collect();
+        self.last_good.retain(|d, _| dirs.contains(d.as_str()));
+        self.renderer.end_commit();
         self.commits.push_front((seq, commit));
         self.newest = newest;
         Ok(())
+    }
+
+    /// Why sources of the newest approved commit could not be rendered (each names its
+    /// source and the engine's message); empty when every source rendered.
+    pub fn render_errors(&self) -> &[RenderError] {
+        &self.render_errors
     }
 
     /// The keys a request's identity may be indexed under, its own first. The request says

@@ -69,6 +69,8 @@ pub struct Source {
     pub remote: Option<super::fetch::Remote>,
     pub branch: String,
     pub roots: Vec<String>,
+    /// The sources rendered at each approved commit, with its cache.
+    pub renderer: crate::render::Renderer,
     pub default_namespace: String,
     pub window: Window,
     /// `Some` when signatures are required.
@@ -113,6 +115,7 @@ impl Source {
             remote,
             branch: config.repository.branch.clone(),
             roots: config.repository.paths.clone(),
+            renderer: crate::render::Renderer::from_config(config),
             default_namespace: config.repository.default_namespace.clone(),
             window: Window {
                 commits: config.approval.window.commits,
@@ -153,14 +156,18 @@ impl Mirror {
             }
             let index = match self.snapshot() {
                 Some(previous) => previous.index.advance(&repo, &walk.commits),
-                None => Index::build(
+                None => Index::build_with(
                     &repo,
                     &walk.commits,
-                    &source.roots,
+                    source.renderer.clone(),
                     &source.default_namespace,
                 ),
             }
             .map_err(|e| e.to_string())?;
+            for e in index.render_errors() {
+                tracing::error!(branch = %source.branch, error = %e,
+                    "a source of the newest approved commit cannot be rendered: its objects of older commits still count, and DELETEs of what it last rendered are refused");
+            }
             if let Some(reason) = index.empty_window_reason() {
                 tracing::error!(branch = %source.branch, read = walk.read, reason = %reason,
                     "the approved window is empty: gitgate fails closed (not ready; DELETEs of what Git held are refused)");

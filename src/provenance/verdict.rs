@@ -70,6 +70,9 @@ pub struct Verdict {
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The source the manifest comes from (the folder rendered, see [`crate::render`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub differing: Vec<String>,
     pub unattested: Vec<String>,
     pub security_relevant: Vec<String>,
@@ -85,6 +88,7 @@ impl Verdict {
             commit: None,
             path: None,
             line: None,
+            source: None,
             differing: Vec::new(),
             unattested: Vec::new(),
             security_relevant: Vec::new(),
@@ -191,6 +195,7 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             commit: Some(version.commit.to_string()),
             path: Some(version.path.to_string()),
             line: Some(version.line),
+            source: Some(version.source.to_string()),
             differing: outcome.differing.clone(),
             unattested: outcome.unattested.clone(),
             security_relevant: outcome.security_relevant.clone(),

@@ -164,6 +164,8 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         // 0: the window holds no approved commit and the gate fails closed.
         metrics::gauge!("gitgate_window_approved_commits")
             .set(snapshot.index.commits().count() as f64);
+        // Sources of the newest approved commit that cannot be rendered (logged at each sync).
+        metrics::gauge!("gitgate_render_errors").set(snapshot.index.render_errors().len() as f64);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod engines;
 pub mod pki;
 pub mod signed;
 

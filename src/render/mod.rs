@@ -1,0 +1,1144 @@
+//! What a GitOps controller applies for a source at a commit.
+//!
+//! Real GitOps repositories are rarely folders of finished manifests: Flux's
+//! kustomize-controller applies `kustomize build` of a Kustomization's path, Argo CD applies
+//! `kustomize build` or `helm template` of an Application's source. What Git approves is what
+//! the controller applies, so gitgate indexes and checks the *rendered* objects, with the real
+//! engines, never a re-implementation of them.
+//!
+//! ```text
+//! repository.sources ──► Renderer::layout(repo, commit) ──► Layout { plain files, units }
+//!                                                               │ (a unit: a kustomization or a chart,
+//!                                                               │  keyed by the trees it reads)
+//!                        Renderer::render(repo, units) ◄────────┘
+//!                              │  cache hit, or a sandboxed `kustomize build` / `helm template`
+//!                              ▼
+//!                        Vec<Object { object, path, line }>   (origin annotations read and removed)
+//! ```
+//!
+//! - [`spec`]: `repository.sources` and `render:` in the configuration.
+//! - [`discover`]: the folders a source renders and its plain manifests (`auto` as Flux does).
+//! - [`kustomize`], [`helm`]: what each engine reads, refused inputs, where objects came from.
+//! - [`sandbox`]: the temporary checkout written from Git objects, no network, time and output
+//!   limits.
+//!
+//! **The cache.** A unit's key is a digest of what the render can read: the trees of its
+//! folder and of every folder its kustomizations refer to (bases, components), or the chart's
+//! tree and its values files; the sandbox holds exactly those, so a key that did not change
+//! cannot render differently, and a commit that does not touch a source does not render it
+//! again. The cache keeps what the last commit used ([`Renderer::end_commit`]).
+//!
+//! This module knows nothing of policies nor of provenance: `provenance::index` and `check`
+//! call it and decide what the objects mean.
+
+pub mod discover;
+pub mod error;
+pub mod helm;
+pub mod kustomize;
+pub mod paths;
+pub mod sandbox;
+pub mod spec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gix::ObjectId;
+use serde_json::Value;
+use sha2::Digest;
+
+pub use error::RenderError;
+pub use spec::{HelmSpec, Kind, Settings, SourceSpec};
+
+use crate::config::Config;
+use crate::git::{GitError, Repo};
+use crate::input::Identity;
+use crate::manifest::{self, Lines};
+use discover::Discovery;
+use sandbox::{Failure, Sandbox};
+
+/// One rendered object and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// The object as the controller applies it (the origin annotation removed).
+    pub object: Value,
+    /// The file it came from (a repository path): the manifest a kustomization read, the
+    /// kustomization that generated it, or the chart's template; else the unit's file.
+    pub path: String,
+    /// Its line in that file (1 when it cannot be known, as for a template).
+    pub line: usize,
+    /// The line of each field in that file, when the object was found there.
+    pub lines: Lines,
+}
+
+/// A manifest file that is an object (or several) on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainFile {
+    pub blob: ObjectId,
+    /// The configured source it belongs to (`.` for the repository's root).
+    pub source: Arc<str>,
+    /// The source's namespace for namespaced objects that set none.
+    pub namespace: Option<Arc<str>>,
+}
+
+/// A folder rendered by an engine: a kustomization or a chart.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// The folder (a repository path, `""` for the root).
+    pub dir: String,
+    /// [`Kind::Kustomize`] or [`Kind::Helm`].
+    pub kind: Kind,
+    /// The file findings about the unit point at: its kustomization or `Chart.yaml`.
+    pub file: String,
+    /// The namespace of its namespaced objects that set none.
+    pub namespace: Option<String>,
+    /// A digest of everything the render reads (see the module doc).
+    pub key: String,
+    helm: HelmSpec,
+    inputs: Result<Inputs, RenderError>,
+}
+
+impl Unit {
+    /// The folder as messages name it.
+    pub fn name(&self) -> &str {
+        paths::display(&self.dir)
+    }
+}
+
+/// What a unit's render reads.
+#[derive(Debug, Clone)]
+struct Inputs {
+    /// Folders written whole to the sandbox, with their kustomization's scan (kustomize).
+    trees: Vec<(String, ObjectId, Option<Arc<Scanned>>)>,
+    /// Single files written (Helm values files).
+    blobs: Vec<(String, ObjectId)>,
+}
+
+/// A kustomization file and what it refers to.
+#[derive(Debug)]
+struct Scanned {
+    file: String,
+    scan: kustomize::Scan,
+}
+
+/// What a commit's sources hold.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Manifests that are objects on their own, by path.
+    pub plain: BTreeMap<String, PlainFile>,
+    /// Folders rendered by an engine.
+    pub units: Vec<Unit>,
+    /// Configured sources whose path the commit does not hold.
+    pub absent: Vec<String>,
+}
+
+impl Layout {
+    /// The plain files as path → blob.
+    pub fn plain_files(&self) -> crate::git::Files {
+        self.plain
+            .iter()
+            .map(|(p, f)| (p.clone(), f.blob))
+            .collect()
+    }
+}
+
+/// The result of rendering one unit, shared by every commit whose unit has the same key.
+pub type Rendered = Arc<Result<Vec<Object>, RenderError>>;
+
+/// Renders the configured sources of commits, with a cache shared by its clones.
+#[derive(Clone)]
+pub struct Renderer {
+    sources: Arc<[SourceSpec]>,
+    settings: Arc<Settings>,
+    default_namespace: Arc<str>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("sources", &self.sources)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Renderer::new(Vec::new(), &[], Settings::default(), "default")
+    }
+}
+
+/// Entries used by the current or the previous commit are kept.
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    discovered: HashMap<(usize, ObjectId), (u64, Arc<Discovery>)>,
+    scans: HashMap<ObjectId, (u64, Option<Arc<Scanned>>)>,
+    outputs: HashMap<String, (u64, Rendered)>,
+}
+
+impl Renderer {
+    /// A renderer of `sources`; with none, each of `paths` (or the whole repository) is an
+    /// `auto` source. Helm releases without a namespace go to `default_namespace`.
+    pub fn new(
+        sources: Vec<SourceSpec>,
+        paths: &[String],
+        settings: Settings,
+        default_namespace: &str,
+    ) -> Renderer {
+        let mut sources: Vec<SourceSpec> = if sources.is_empty() {
+            let paths = if paths.is_empty() {
+                vec![String::new()]
+            } else {
+                paths.to_vec()
+            };
+            paths
+                .iter()
+                .map(|p| SourceSpec {
+                    path: p.clone(),
+                    ..SourceSpec::default()
+                })
+                .collect()
+        } else {
+            sources
+        };
+        for s in &mut sources {
+            s.path = paths::clean(&s.path);
+        }
+        Renderer {
+            sources: sources.into(),
+            settings: Arc::new(settings),
+            default_namespace: default_namespace.into(),
+            cache: Arc::default(),
+        }
+    }
+
+    /// The renderer a configuration describes (`repository.sources`, `repository.paths`,
+    /// `render:`).
+    pub fn from_config(config: &Config) -> Renderer {
+        Renderer::new(
+            config.repository.sources.clone(),
+            &config.repository.paths,
+            config.render.clone(),
+            &config.repository.default_namespace,
+        )
+    }
+
+    /// The sources rendered (paths cleaned).
+    pub fn sources(&self) -> &[SourceSpec] {
+        &self.sources
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops what neither this commit nor the one before it used; called once per commit
+    /// by a caller that renders commits one after another.
+    pub fn end_commit(&self) {
+        let mut cache = self.cache();
+        cache.generation += 1;
+        let keep = cache.generation.saturating_sub(1);
+        cache.discovered.retain(|_, (g, _)| *g >= keep);
+        cache.scans.retain(|_, (g, _)| *g >= keep);
+        cache.outputs.retain(|_, (g, _)| *g >= keep);
+    }
+
+    /// What the sources hold at `commit`: plain manifests and the units to render, each
+    /// keyed by what it reads. Reading Git can fail; a unit that cannot be rendered carries
+    /// its error, which [`Renderer::render`] returns.
+    pub fn layout(&self, repo: &Repo, commit: ObjectId) -> Result<Layout, GitError> {
+        let at = At::new(repo, commit)?;
+        let at = &at;
+        let mut layout = Layout::default();
+        for (i, spec) in self.sources.iter().enumerate() {
+            let source: Arc<str> = paths::display(&spec.path).into();
+            let namespace: Option<Arc<str>> = spec.namespace.as_deref().map(Arc::from);
+            match at.entry(&spec.path)? {
+                None => layout.absent.push(spec.path.clone()),
+                Some((blob, false)) => {
+                    if matches!(spec.render, Kind::Auto | Kind::Plain) {
+                        layout.plain.entry(spec.path.clone()).or_insert(PlainFile {
+                            blob,
+                            source,
+                            namespace,
+                        });
+                    } else {
+                        let unit = self.unit(at, spec, &spec.path, spec.render)?;
+                        layout.units.push(unit);
+                    }
+                }
+                Some((tree, true)) => {
+                    let discovery = self.discovery(repo, i, spec.render, tree)?;
+                    for (rel, blob) in &discovery.plain {
+                        layout
+                            .plain
+                            .entry(paths::child(&spec.path, rel))
+                            .or_insert(PlainFile {
+                                blob: *blob,
+                                source: source.clone(),
+                                namespace: namespace.clone(),
+                            });
+                    }
+                    for (rel, kind) in &discovery.units {
+                        let dir = paths::join(&spec.path, rel).unwrap_or_default();
+                        if layout.units.iter().any(|u| u.dir == dir) {
+                            continue;
+                        }
+                        layout.units.push(self.unit(at, spec, &dir, *kind)?);
+                    }
+                }
+            }
+        }
+        Ok(layout)
+    }
+
+    fn discovery(
+        &self,
+        repo: &Repo,
+        source: usize,
+        kind: Kind,
+        tree: ObjectId,
+    ) -> Result<Arc<Discovery>, GitError> {
+        let generation = {
+            let mut cache = self.cache();
+            let generation = cache.generation;
+            if let Some((g, d)) = cache.discovered.get_mut(&(source, tree)) {
+                *g = generation;
+                return Ok(d.clone());
+            }
+            generation
+        };
+        let files = repo.tree_files(tree)?;
+        let read = |path: &str, blob: ObjectId| {
+            repo.read_blob(blob, path)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+        };
+        let discovery = Arc::new(discover::discover(kind, &files, &read));
+        self.cache()
+            .discovered
+            .insert((source, tree), (generation, discovery.clone()));
+        Ok(discovery)
+    }
+
+    /// The unit of `dir` rendered by `kind`, with its inputs and key.
+    fn unit(
+        &self,
+        at: &At<'_>,
+        spec: &SourceSpec,
+        dir: &str,
+        kind: Kind,
+    ) -> Result<Unit, GitError> {
+        let namespace = match kind {
+            Kind::Helm => spec.helm.namespace.clone().or(spec.namespace.clone()),
+            _ => spec.namespace.clone(),
+        };
+        let (inputs, file) = match kind {
+            Kind::Helm => (
+                self.helm_inputs(at, dir, &spec.helm)?,
+                paths::child(dir, "Chart.yaml"),
+            ),
+            _ => {
+                let inputs = self.kustomize_inputs(at, dir)?;
+                let file = inputs
+                    .as_ref()
+                    .ok()
+                    .and_then(|i| i.trees.first())
+                    .and_then(|(_, _, s)| s.as_ref())
+                    .map(|s| s.file.clone())
+                    .unwrap_or_else(|| paths::child(dir, kustomize::FILE_NAMES[0]));
+                (inputs, file)
+            }
+        };
+        let mut digest = sha2::Sha256::new();
+        digest.update(format!(
+            "{}\n{dir}\n{namespace:?}\n{:?}\n{}\n",
+            kind.as_str(),
+            spec.helm,
+            self.default_namespace
+        ));
+        match &inputs {
+            Ok(i) => {
+                for (path, id, _) in &i.trees {
+                    digest.update(format!("tree {path} {id}\n"));
+                }
+                for (path, id) in &i.blobs {
+                    digest.update(format!("blob {path} {id}\n"));
+                }
+            }
+            Err(e) => digest.update(format!("error {e}\n")),
+        }
+        Ok(Unit {
+            dir: dir.to_string(),
+            kind,
+            file,
+            namespace,
+            key: hex::encode(digest.finalize()),
+            helm: spec.helm.clone(),
+            inputs,
+        })
+    }
+
+    /// The kustomization of a folder (memoized by the folder's tree), `None` when it has
+    /// none.
+    fn scanned(
+        &self,
+        at: &At<'_>,
+        dir: &str,
+        tree: ObjectId,
+    ) -> Result<Result<Option<Arc<Scanned>>, String>, GitError> {
+        {
+            let mut cache = self.cache();
+            let generation = cache.generation;
+            if let Some((g, s)) = cache.scans.get_mut(&tree) {
+                *g = generation;
+                return Ok(Ok(s.clone()));
+            }
+        }
+        let mut found = None;
+        for name in kustomize::FILE_NAMES {
+            let file = paths::child(dir, name);
+            if let Some((blob, false)) = at.entry(&file)? {
+                found = Some((file, blob));
+                break;
+            }
+        }
+        let scanned = match found {
+            None => None,
+            Some((file, blob)) => {
+                let bytes = at.repo.read_blob(blob, &file)?;
+                let text = String::from_utf8_lossy(&bytes);
+                match kustomize::scan(&file, &text) {
+                    Ok(scan) => Some(Arc::new(Scanned { file, scan })),
+                    // Not cached: the message names this path.
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        let mut cache = self.cache();
+        let generation = cache.generation;
+        cache.scans.insert(tree, (generation, scanned.clone()));
+        Ok(Ok(scanned))
+    }
+
+    /// The folders a kustomization reads: its own and, transitively, those its resources,
+    /// bases and components name. Remote and outside references are errors here, before
+    /// anything runs.
+    fn kustomize_inputs(
+        &self,
+        at: &At<'_>,
+        dir: &str,
+    ) -> Result<Result<Inputs, RenderError>, GitError> {
+        let unit = paths::display(dir).to_string();
+        let mut trees: Vec<(String, ObjectId, Option<Arc<Scanned>>)> = Vec::new();
+        let mut queue = vec![(dir.to_string(), None::<(String, &'static str, String)>)];
+        while let Some((folder, referrer)) = queue.pop() {
+            if trees.iter().any(|(d, _, _)| *d == folder) {
+                continue;
+            }
+            let missing = |what: &str| match &referrer {
+                Some((file, field, raw)) => RenderError::Missing {
+                    unit: unit.clone(),
+                    file: file.clone(),
+                    field: field.to_string(),
+                    reference: format!("{raw} ({what})"),
+                },
+                None => RenderError::Source {
+                    unit: unit.clone(),
+                    message: format!("{what}: nothing to build"),
+                },
+            };
+            let tree = match at.entry(&folder)? {
+                Some((tree, true)) => tree,
+                Some((_, false)) => return Ok(Err(missing("a file, not a folder"))),
+                None => return Ok(Err(missing("no such folder"))),
+            };
+            let scanned = match self.scanned(at, &folder, tree)? {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    return Ok(Err(missing(&format!(
+                        "{} holds no kustomization.yaml",
+                        paths::display(&folder)
+                    ))));
+                }
+                Err(message) => {
+                    return Ok(Err(RenderError::Source { unit, message }));
+                }
+            };
+            for r in &scanned.scan.references {
+                let problem =
+                    |reference: String| (scanned.file.clone(), r.field.to_string(), reference);
+                if r.may_be_folder && kustomize::is_remote(&r.raw) {
+                    let (file, field, reference) = problem(r.raw.clone());
+                    return Ok(Err(RenderError::Remote {
+                        unit,
+                        file,
+                        field,
+                        reference,
+                    }));
+                }
+                let Some(target) = paths::join(&folder, &r.raw) else {
+                    let (file, field, reference) = problem(r.raw.clone());
+                    return Ok(Err(RenderError::Outside {
+                        unit,
+                        file,
+                        field,
+                        reference,
+                    }));
+                };
+                if !r.may_be_folder {
+                    continue;
+                }
+                match at.entry(&target)? {
+                    Some((_, true)) => {
+                        queue.push((target, Some((scanned.file.clone(), r.field, r.raw.clone()))))
+                    }
+                    Some((_, false)) => {}
+                    None => {
+                        let (file, field, reference) = problem(r.raw.clone());
+                        return Ok(Err(RenderError::Missing {
+                            unit,
+                            file,
+                            field,
+                            reference,
+                        }));
+                    }
+                }
+            }
+            trees.push((folder, tree, Some(scanned)));
+        }
+        Ok(Ok(Inputs {
+            trees,
+            blobs: Vec::new(),
+        }))
+    }
+
+    /// A chart's folder and its values files.
+    fn helm_inputs(
+        &self,
+        at: &At<'_>,
+        dir: &str,
+        helm: &HelmSpec,
+    ) -> Result<Result<Inputs, RenderError>, GitError> {
+        let unit = paths::display(dir).to_string();
+        let source_error = |message: String| {
+            Ok(Err(RenderError::Source {
+                unit: unit.clone(),
+                message,
+            }))
+        };
+        let tree = match at.entry(dir)? {
+            Some((tree, true)) => tree,
+            _ => return source_error("no such folder: no chart to template".into()),
+        };
+        let chart = paths::child(dir, "Chart.yaml");
+        if !matches!(at.entry(&chart)?, Some((_, false))) {
+            return source_error(format!("{chart} is missing: not a Helm chart"));
+        }
+        let mut blobs = Vec::new();
+        for f in &helm.value_files {
+            let Some(path) = paths::join(dir, f) else {
+                return Ok(Err(RenderError::Outside {
+                    unit,
+                    file: "repository.sources".into(),
+                    field: "helm.valueFiles".into(),
+                    reference: f.clone(),
+                }));
+            };
+            match at.entry(&path)? {
+                Some((blob, false)) => blobs.push((path, blob)),
+                _ => {
+                    return Ok(Err(RenderError::Missing {
+                        unit,
+                        file: "repository.sources".into(),
+                        field: "helm.valueFiles".into(),
+                        reference: f.clone(),
+                    }));
+                }
+            }
+        }
+        Ok(Ok(Inputs {
+            trees: vec![(dir.to_string(), tree, None)],
+            blobs,
+        }))
+    }
+
+    /// Renders `units` (from [`Renderer::layout`] of the same repository), from the cache
+    /// where their key was rendered before, else in sandboxes, as many at once as the
+    /// machine has cores. One result per unit, in order.
+    pub fn render(&self, repo: &Repo, units: &[&Unit]) -> Vec<Rendered> {
+        // One render per distinct key.
+        let mut by_key: HashMap<&str, Option<Rendered>> = HashMap::new();
+        {
+            let mut cache = self.cache();
+            let generation = cache.generation;
+            for unit in units {
+                let hit = cache.outputs.get_mut(&unit.key).map(|(g, r)| {
+                    *g = generation;
+                    r.clone()
+                });
+                by_key.insert(&unit.key, hit);
+            }
+        }
+        let mut jobs = Vec::new();
+        for unit in units {
+            if let Some(slot @ None) = by_key.get_mut(unit.key.as_str()) {
+                match self.prepare(repo, unit) {
+                    Ok(job) => jobs.push(job),
+                    Err(e) => *slot = Some(Arc::new(Err(e))),
+                }
+                // Prepared once: later units of the same key share its result. Until a
+                // worker gives it (a worker that panics never does), it is an error.
+                if slot.is_none() {
+                    *slot = Some(Arc::new(Err(RenderError::Io {
+                        unit: unit.name().to_string(),
+                        message: "the render did not finish".into(),
+                    })));
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len())
+            .max(1);
+        let queue = Mutex::new(jobs.into_iter());
+        let done: Vec<(String, Rendered)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                            let Some(job) = next else { break };
+                            let key = job.unit.key.clone();
+                            out.push((key, Arc::new(job.run(&self.settings))));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        let mut cache = self.cache();
+        let generation = cache.generation;
+        for (key, rendered) in done {
+            if let Some(slot) = by_key.get_mut(key.as_str()) {
+                *slot = Some(rendered.clone());
+            }
+            if !matches!(&*rendered, Err(e) if e.is_transient()) {
+                cache.outputs.insert(key, (generation, rendered));
+            }
+        }
+        units
+            .iter()
+            .map(|unit| {
+                by_key
+                    .get(unit.key.as_str())
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        Arc::new(Err(RenderError::Io {
+                            unit: unit.name().to_string(),
+                            message: "the render did not finish".into(),
+                        }))
+                    })
+            })
+            .collect()
+    }
+
+    /// Writes a unit's inputs into a sandbox and checks them, ready to run.
+    fn prepare(&self, repo: &Repo, unit: &Unit) -> Result<Job, RenderError> {
+        let inputs = unit.inputs.clone()?;
+        let name = unit.name().to_string();
+        let io = |message: String| RenderError::Io {
+            unit: name.clone(),
+            message,
+        };
+        let sandbox = Sandbox::new().map_err(|e| io(format!("cannot make a sandbox: {e}")))?;
+        // Nested folders are written once, with their parent.
+        for (dir, tree, _) in &inputs.trees {
+            let covered = inputs
+                .trees
+                .iter()
+                .any(|(other, _, _)| other != dir && paths::under(dir, other));
+            if !covered {
+                sandbox.write_tree(repo, dir, *tree).map_err(io)?;
+            }
+        }
+        for (path, blob) in &inputs.blobs {
+            sandbox.write_blob(repo, path, *blob).map_err(io)?;
+        }
+        match unit.kind {
+            Kind::Helm => self.prepare_helm(unit, sandbox),
+            _ => self.prepare_kustomize(unit, &inputs, sandbox),
+        }
+    }
+
+    fn prepare_kustomize(
+        &self,
+        unit: &Unit,
+        inputs: &Inputs,
+        sandbox: Sandbox,
+    ) -> Result<Job, RenderError> {
+        let name = unit.name().to_string();
+        // What would run a program is refused before kustomize runs.
+        for (dir, _, scanned) in &inputs.trees {
+            let Some(scanned) = scanned else { continue };
+            let plugin = |what: String| RenderError::Plugin {
+                unit: name.clone(),
+                file: scanned.file.clone(),
+                what,
+            };
+            if scanned.scan.helm_charts {
+                return Err(plugin(
+                    "helmCharts would run helm and pull the chart; make the chart a helm source \
+                     (repository.sources) instead"
+                        .into(),
+                ));
+            }
+            for (field, raw) in &scanned.scan.plugins {
+                let (label, text) = if raw.contains('\n') {
+                    (format!("an inline entry of {field}"), raw.clone())
+                } else {
+                    let Some(path) = paths::join(dir, raw) else {
+                        return Err(RenderError::Outside {
+                            unit: name.clone(),
+                            file: scanned.file.clone(),
+                            field: field.to_string(),
+                            reference: raw.clone(),
+                        });
+                    };
+                    let on_disk = sandbox.repo().join(&path);
+                    if on_disk.is_dir() {
+                        return Err(plugin(format!(
+                            "{field}: {raw} is a folder of plugin configurations"
+                        )));
+                    }
+                    match std::fs::read_to_string(&on_disk) {
+                        Ok(text) => (format!("{field}: {raw}"), text),
+                        Err(_) => {
+                            return Err(RenderError::Missing {
+                                unit: name.clone(),
+                                file: scanned.file.clone(),
+                                field: field.to_string(),
+                                reference: raw.clone(),
+                            });
+                        }
+                    }
+                };
+                let docs = manifest::parse_str(&label, &text).map_err(|e| RenderError::Source {
+                    unit: name.clone(),
+                    message: e.to_string(),
+                })?;
+                for d in docs {
+                    if let Some(problem) = kustomize::plugin_problem(&d.value) {
+                        return Err(plugin(format!("{label}: {problem}")));
+                    }
+                }
+            }
+        }
+        // Origin annotations on the copy of the top kustomization, unless a kustomization of
+        // the build asks for them itself: then the controller applies them, and they stay.
+        let top = inputs.trees.first().and_then(|(_, _, s)| s.clone());
+        let own_origins = inputs
+            .trees
+            .iter()
+            .any(|(_, _, s)| s.as_ref().is_some_and(|s| s.scan.origin_annotations));
+        let mut original = None;
+        if let (Some(top), false) = (&top, own_origins) {
+            let on_disk = sandbox.repo().join(&top.file);
+            let text = std::fs::read_to_string(&on_disk).map_err(|e| RenderError::Io {
+                unit: name.clone(),
+                message: format!("cannot read {}: {e}", top.file),
+            })?;
+            original = Some((top.file.clone(), text.clone()));
+            let with = kustomize::with_origin_annotations(&top.file, &text).map_err(|message| {
+                RenderError::Source {
+                    unit: name.clone(),
+                    message,
+                }
+            })?;
+            sandbox
+                .write_file(&top.file, with.as_bytes())
+                .map_err(|message| RenderError::Io {
+                    unit: name.clone(),
+                    message,
+                })?;
+        }
+        let (program, sub) =
+            kustomize_binary(&self.settings).ok_or_else(|| RenderError::Unavailable {
+                unit: name.clone(),
+                engine: "kustomize".into(),
+                message: "neither kustomize nor kubectl is on PATH (set render.kustomizeBinary)"
+                    .into(),
+            })?;
+        let mut cmd = sandbox.command(&program);
+        cmd.arg(sub)
+            .arg(sandbox.repo().join(&unit.dir))
+            .args(["--load-restrictor", "LoadRestrictionsRootOnly"]);
+        Ok(Job {
+            unit: unit.clone(),
+            engine: if sub == "kustomize" {
+                "kubectl kustomize"
+            } else {
+                "kustomize build"
+            },
+            sandbox,
+            cmd,
+            strip_origins: !own_origins,
+            original,
+        })
+    }
+
+    fn prepare_helm(&self, unit: &Unit, sandbox: Sandbox) -> Result<Job, RenderError> {
+        let name = unit.name().to_string();
+        let chart_dir = sandbox.repo().join(&unit.dir);
+        // Dependencies must be vendored: helm template never pulls them here.
+        let chart_yaml = std::fs::read_to_string(chart_dir.join("Chart.yaml")).unwrap_or_default();
+        let requirements = std::fs::read_to_string(chart_dir.join("requirements.yaml")).ok();
+        let mut vendored = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(chart_dir.join("charts")) {
+            for entry in entries.flatten() {
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().join("Chart.yaml").is_file() {
+                    vendored.push(format!("{file_name}/Chart.yaml"));
+                } else if entry.path().is_file() {
+                    vendored.push(file_name);
+                }
+            }
+        }
+        for dep in helm::dependencies(&chart_yaml, requirements.as_deref()) {
+            if !helm::is_vendored(&dep, &vendored) {
+                return Err(RenderError::Dependency {
+                    unit: name,
+                    repository: if dep.repository.is_empty() {
+                        "no repository".into()
+                    } else {
+                        dep.repository
+                    },
+                    name: dep.name,
+                });
+            }
+        }
+        let program = self
+            .settings
+            .helm_binary
+            .clone()
+            .or_else(|| sandbox::which("helm"))
+            .ok_or_else(|| RenderError::Unavailable {
+                unit: name.clone(),
+                engine: "helm".into(),
+                message: "helm is not on PATH (set render.helmBinary)".into(),
+            })?;
+        let release = unit.helm.release_name.clone().unwrap_or_else(|| {
+            unit.dir
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("release")
+                .to_string()
+        });
+        let namespace = unit
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.default_namespace.to_string());
+        let mut cmd = sandbox.command(&program);
+        cmd.arg("template")
+            .arg(&release)
+            .arg(&chart_dir)
+            .arg("--namespace")
+            .arg(&namespace);
+        if unit.helm.include_crds.unwrap_or(true) {
+            cmd.arg("--include-crds");
+        }
+        for f in &unit.helm.value_files {
+            if let Some(path) = paths::join(&unit.dir, f) {
+                cmd.arg("--values").arg(sandbox.repo().join(path));
+            }
+        }
+        if let Some(values) = &unit.helm.values {
+            let file: PathBuf = sandbox.path("values-inline.json");
+            std::fs::write(&file, values.to_string()).map_err(|e| RenderError::Io {
+                unit: name.clone(),
+                message: format!("cannot write the inline values: {e}"),
+            })?;
+            cmd.arg("--values").arg(file);
+        }
+        cmd.arg("--repository-cache")
+            .arg(sandbox.path("helm/cache/repository"))
+            .arg("--repository-config")
+            .arg(sandbox.path("helm/repositories.yaml"))
+            .arg("--registry-config")
+            .arg(sandbox.path("helm/registry.json"));
+        Ok(Job {
+            unit: unit.clone(),
+            engine: "helm template",
+            sandbox,
+            cmd,
+            strip_origins: false,
+            original: None,
+        })
+    }
+}
+
+/// The kustomize program and its subcommand: `render.kustomizeBinary` (run as
+/// `kubectl kustomize` when it is named `kubectl`), else `kustomize build`, else
+/// `kubectl kustomize`.
+fn kustomize_binary(settings: &Settings) -> Option<(PathBuf, &'static str)> {
+    let sub = |p: &std::path::Path| {
+        if p.file_name().is_some_and(|n| n == "kubectl") {
+            "kustomize"
+        } else {
+            "build"
+        }
+    };
+    if let Some(b) = &settings.kustomize_binary {
+        return Some((b.clone(), sub(b)));
+    }
+    sandbox::which("kustomize")
+        .map(|p| (p, "build"))
+        .or_else(|| sandbox::which("kubectl").map(|p| (p, "kustomize")))
+}
+
+/// A commit's tree, its paths looked up once per layout.
+struct At<'a> {
+    repo: &'a Repo,
+    root: ObjectId,
+    seen: std::cell::RefCell<HashMap<String, Option<(ObjectId, bool)>>>,
+}
+
+impl<'a> At<'a> {
+    fn new(repo: &'a Repo, commit: ObjectId) -> Result<At<'a>, GitError> {
+        Ok(At {
+            repo,
+            root: repo.root_tree(commit)?,
+            seen: Default::default(),
+        })
+    }
+
+    /// What `path` names (see [`Repo::entry_in`]).
+    fn entry(&self, path: &str) -> Result<Option<(ObjectId, bool)>, GitError> {
+        if let Some(found) = self.seen.borrow().get(path) {
+            return Ok(*found);
+        }
+        let found = self.repo.entry_in(self.root, path)?;
+        self.seen.borrow_mut().insert(path.to_string(), found);
+        Ok(found)
+    }
+}
+
+/// A prepared render: the sandbox and the engine's command.
+struct Job {
+    unit: Unit,
+    engine: &'static str,
+    sandbox: Sandbox,
+    cmd: std::process::Command,
+    /// Remove the origin annotations gitgate added.
+    strip_origins: bool,
+    /// The top kustomization as Git holds it (path, text), when the sandbox holds a copy
+    /// with origin annotations.
+    original: Option<(String, String)>,
+}
+
+impl Job {
+    fn run(mut self, settings: &Settings) -> Result<Vec<Object>, RenderError> {
+        let unit = self.unit.name().to_string();
+        let engine = self.engine.to_string();
+        let cmd = std::mem::replace(&mut self.cmd, std::process::Command::new("true"));
+        // The engine names files by their place in the sandbox: by their repository path here.
+        let checkout = self.sandbox.repo().display().to_string();
+        let relative = |message: String| {
+            message
+                .replace(&format!("{checkout}/"), "")
+                .replace(&checkout, ".")
+        };
+        let output = sandbox::run(cmd, settings.timeout, settings.max_output_bytes).map_err(
+            |f| match f {
+                Failure::Spawn(e) => RenderError::Unavailable {
+                    unit: unit.clone(),
+                    engine: engine.clone(),
+                    message: e.to_string(),
+                },
+                Failure::Exit(message) => RenderError::Engine {
+                    unit: unit.clone(),
+                    engine: engine.clone(),
+                    message: relative(if self.unit.kind == Kind::Kustomize {
+                        kustomize::message(&message)
+                    } else {
+                        message.trim_start_matches("Error: ").to_string()
+                    }),
+                },
+                Failure::Timeout => RenderError::Timeout {
+                    unit: unit.clone(),
+                    engine: engine.clone(),
+                    limit: humantime::format_duration(settings.timeout).to_string(),
+                },
+                Failure::TooLarge => RenderError::TooLarge {
+                    unit: unit.clone(),
+                    engine: engine.clone(),
+                    limit: settings.max_output_bytes,
+                },
+            },
+        )?;
+        let text = String::from_utf8(output).map_err(|_| RenderError::Output {
+            unit: unit.clone(),
+            engine: engine.clone(),
+            message: "not UTF-8 text".into(),
+        })?;
+        objects(&self.unit, &engine, &text, &self)
+    }
+}
+
+/// The objects of an engine's output, each with the file it came from.
+fn objects(unit: &Unit, engine: &str, text: &str, job: &Job) -> Result<Vec<Object>, RenderError> {
+    let sandbox = &job.sandbox;
+    let name = unit.name().to_string();
+    let sources = if unit.kind == Kind::Helm {
+        helm::sources(&unit.dir, text)
+    } else {
+        Vec::new()
+    };
+    let from = |line: usize| -> String {
+        helm::source_of(&sources, line)
+            .map(|s| format!(" (from {s})"))
+            .unwrap_or_default()
+    };
+    let output_error = |message: String| RenderError::Output {
+        unit: name.clone(),
+        engine: engine.to_string(),
+        message,
+    };
+    let docs = manifest::parse_str("output", text).map_err(|e| {
+        let line = e.line().unwrap_or(0);
+        let text = e.to_string();
+        let message = text
+            .strip_prefix(&format!("output:{line}: "))
+            .unwrap_or(&text)
+            .to_string();
+        output_error(format!("line {line}{}: {message}", from(line)))
+    })?;
+    let mut files: HashMap<String, Option<Vec<manifest::Document>>> = HashMap::new();
+    let mut out = Vec::new();
+    for doc in manifest::expand_lists(docs) {
+        if doc.value.is_null() {
+            continue;
+        }
+        if !doc.value.is_object() {
+            return Err(output_error(format!(
+                "line {}{}: a document that is not a mapping",
+                doc.line,
+                from(doc.line)
+            )));
+        }
+        let Some(identity) = Identity::of_object(&doc.value) else {
+            return Err(output_error(format!(
+                "line {}{}: a document with no apiVersion, kind or metadata.name",
+                doc.line,
+                from(doc.line)
+            )));
+        };
+        let mut object = doc.value;
+        let (path, line, lines) = match unit.kind {
+            Kind::Helm => (
+                helm::source_of(&sources, doc.line)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| unit.file.clone()),
+                1,
+                Lines::default(),
+            ),
+            _ => match kustomize::origin(&unit.dir, &object) {
+                Some(kustomize::Origin::File(path)) => {
+                    let docs = files.entry(path.clone()).or_insert_with(|| {
+                        std::fs::read(sandbox.repo().join(&path))
+                            .ok()
+                            .and_then(|b| manifest::parse_bytes(&path, &b).ok())
+                    });
+                    match docs.as_ref().and_then(|d| locate(d, &identity)) {
+                        Some(d) => {
+                            // Lines of the file only where the build kept its value: a field
+                            // the build set or changed (a prefix, an image, a patch) is not
+                            // on that line.
+                            let mut lines = d.lines.clone();
+                            lines.retain(|pointer| {
+                                match (d.value.pointer(pointer), object.pointer(pointer)) {
+                                    (Some(a @ (Value::Object(_) | Value::Array(_))), Some(b)) => {
+                                        a.is_object() == b.is_object()
+                                            && a.is_array() == b.is_array()
+                                    }
+                                    (Some(a), Some(b)) => a == b,
+                                    _ => false,
+                                }
+                            });
+                            (path, d.line, lines)
+                        }
+                        None => (path, 1, Lines::default()),
+                    }
+                }
+                Some(kustomize::Origin::Generated { file, generator }) => {
+                    let text = match &job.original {
+                        Some((path, text)) if *path == file => Some(text.clone()),
+                        _ => std::fs::read_to_string(sandbox.repo().join(&file)).ok(),
+                    };
+                    let line = text
+                        .and_then(|t| generator_line(&t, &generator))
+                        .unwrap_or(1);
+                    (file, line, Lines::default())
+                }
+                None => (unit.file.clone(), 1, Lines::default()),
+            },
+        };
+        if job.strip_origins {
+            kustomize::strip_origin(&mut object);
+        }
+        out.push(Object {
+            object,
+            path,
+            line,
+            lines,
+        });
+    }
+    Ok(out)
+}
+
+/// The document of a file an object was built from: the one of the same kind whose name the
+/// object's name contains (a prefix or suffix may have been added), else the only one of
+/// that kind.
+fn locate<'a>(docs: &'a [manifest::Document], id: &Identity) -> Option<&'a manifest::Document> {
+    let same_kind: Vec<&manifest::Document> = docs
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some(id.kind.as_str()))
+        .collect();
+    let named = |d: &&manifest::Document| {
+        d.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty() && id.name.contains(n))
+    };
+    same_kind
+        .iter()
+        .copied()
+        .filter(named)
+        .max_by_key(|d| {
+            d.value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map_or(0, str::len)
+        })
+        .or_else(|| (same_kind.len() == 1).then(|| same_kind[0]))
+}
+
+/// The line of a generator's field (`configMapGenerator:`) in a kustomization.
+fn generator_line(text: &str, generator: &str) -> Option<usize> {
+    let mut field = generator.to_string();
+    if let Some(first) = field.get(..1) {
+        field = first.to_ascii_lowercase() + &field[1..];
+    }
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&format!("{field}:")))
+        .map(|i| i + 1)
+}
