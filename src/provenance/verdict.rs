@@ -61,7 +61,6 @@ pub struct Verdict {
     pub line: Option<usize>,
     pub differing: Vec<String>,
     pub unattested: Vec<String>,
-    pub security_relevant: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<BreakGlass>,
 }
@@ -76,7 +75,6 @@ impl Verdict {
             line: None,
             differing: Vec::new(),
             unattested: Vec::new(),
-            security_relevant: Vec::new(),
             break_glass: None,
         }
     }
@@ -161,14 +159,19 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             format!("no approved commit in the window holds {what}"),
         );
     }
-    let options = MatchOptions::from(&config.provenance.controller_stamps);
+    let options = MatchOptions::from(&config.provenance);
+    let crd = super::crd::lookup(index, review);
+    let context = matching::Context {
+        crd: crd.as_deref(),
+    };
     let mut closest = None;
     for version in versions {
-        let outcome = matching::compare(
+        let outcome = matching::compare_in(
             &version.object,
             object,
             review.old_object.as_ref(),
             &options,
+            context,
         );
         let verdict = |status: Status, reason: String| Verdict {
             status,
@@ -178,7 +181,6 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             line: Some(version.line),
             differing: outcome.differing.clone(),
             unattested: outcome.unattested.clone(),
-            security_relevant: outcome.security_relevant.clone(),
             break_glass: None,
         };
         if outcome.status == matching::Status::Traceable {
@@ -196,11 +198,11 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             verdict(
                 Status::Modified,
                 format!(
-                    "{what} differs from approved commit {} ({}:{}) at {}",
+                    "{what} is not as approved commit {} ({}:{}) holds it: {}",
                     short(&version.commit.to_string()),
                     version.path,
                     version.line,
-                    outcome.differing.join(", ")
+                    outcome.describe(10)
                 ),
             )
         });
