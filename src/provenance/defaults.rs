@@ -400,7 +400,9 @@ fn pod_spec(at: &At, is_pod: bool, rest: &[&str]) -> Option<Defaulted> {
         // v1's deprecated copy of serviceAccountName, written both ways by the conversion.
         ["serviceAccount"] => return at.exact_same(at.sibling("serviceAccountName")),
         ["serviceAccountName"] => {
-            if let Some(d) = at.exact_same(at.sibling("serviceAccount")) {
+            // Only from a `serviceAccount` Git sets: the two fields never explain each other.
+            if let Some(d) = at.exact_same(at.git_parent.and_then(|g| g.get("serviceAccount")))
+            {
                 return Some(d);
             }
             // The ServiceAccount admission plugin.
