@@ -305,11 +305,23 @@ fn metadata(at: &At, rest: &[&str]) -> Option<Defaulted> {
             at.exact_same(at.pointer("/metadata/name"))
         }
         ("Job", ["labels", key]) => {
-            // SetDefaults_Job shares the template's labels when the Job has none of its own,
-            // and the generated ones then land in both.
-            let shared = at.git.pointer("/metadata/labels")
-                == at.git.pointer("/spec/template/metadata/labels");
-            if shared { job_label(at, key) } else { None }
+            // SetDefaults_Job gives a Job submitted without labels its template's (the same
+            // map, so the generated ones land in both). A Job Git gives labels keeps exactly
+            // those; one the GitOps controller stamps gets none copied.
+            let own = at
+                .git
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .is_some_and(|l| !l.is_empty());
+            if own {
+                return None;
+            }
+            job_label(at, key).or_else(|| {
+                at.exact_same(
+                    at.pointer("/spec/template/metadata/labels")
+                        .and_then(|l| l.get(*key)),
+                )
+            })
         }
         // Written by API servers 1.23 to 1.26, which tracked Jobs with finalizers.
         ("Job", ["annotations", "batch.kubernetes.io/job-tracking"]) => at.exact_str(""),
@@ -401,8 +413,7 @@ fn pod_spec(at: &At, is_pod: bool, rest: &[&str]) -> Option<Defaulted> {
         ["serviceAccount"] => return at.exact_same(at.sibling("serviceAccountName")),
         ["serviceAccountName"] => {
             // Only from a `serviceAccount` Git sets: the two fields never explain each other.
-            if let Some(d) = at.exact_same(at.git_parent.and_then(|g| g.get("serviceAccount")))
-            {
+            if let Some(d) = at.exact_same(at.git_parent.and_then(|g| g.get("serviceAccount"))) {
                 return Some(d);
             }
             // The ServiceAccount admission plugin.

@@ -256,12 +256,11 @@ fn scale_view(git: &Value) -> Value {
 
 /// Git's manifest as the API server would store it, where that differs by more than defaults:
 /// a Secret's `stringData` is written into `data` (base64, winning over `data`); a Service's
-/// empty `clusterIP` and zero node ports mean "allocate one"; a Job without labels of its own
-/// gets its pod template's (`SetDefaults_Job`; the labels the Job strategy then generates are
-/// in [`schema::default_at`]).
-/// Other kinds are compared as written (borrowed: no copy on the request path).
+/// empty `clusterIP` and zero node ports mean "allocate one". (A Job's labels copied from its
+/// template are a default, [`super::defaults`]: whether they are copied depends on what the
+/// submitter added, such as a controller's stamps.) Other kinds are compared as written (borrowed: no copy on the request path).
 fn normalize<'a>(kind: &str, git: &'a Value) -> Cow<'a, Value> {
-    if kind != "Secret" && kind != "Service" && kind != "Job" {
+    if kind != "Secret" && kind != "Service" {
         return Cow::Borrowed(git);
     }
     let mut git = git.clone();
@@ -300,18 +299,6 @@ fn normalize<'a>(kind: &str, git: &'a Value) -> Cow<'a, Value> {
                         }
                     }
                 }
-            }
-        }
-        "Job" => {
-            let template_labels = git.pointer("/spec/template/metadata/labels").cloned();
-            let own_empty = git
-                .pointer("/metadata/labels")
-                .is_none_or(|l| l.as_object().is_none_or(Map::is_empty));
-            if let Some(labels @ Value::Object(_)) = template_labels
-                && own_empty
-                && let Some(metadata) = git.get_mut("metadata").and_then(Value::as_object_mut)
-            {
-                metadata.insert("labels".into(), labels);
             }
         }
         _ => {}
