@@ -42,8 +42,9 @@ use serde_json::Value;
 pub enum Seg<'a> {
     /// A field of an object (or a key of a map).
     Field(Cow<'a, str>),
-    /// An item of a keyed list, by its merge keys (field, value).
-    Key(Vec<(String, Value)>),
+    /// An item of a keyed list, by its merge keys (field, value), borrowed from the item
+    /// walked where it can be.
+    Key(Vec<(Cow<'a, str>, Cow<'a, Value>)>),
     /// An item of a list by position.
     Index(usize),
 }
@@ -336,7 +337,7 @@ pub fn resolve<'v>(
             Seg::Key(keys) => node.as_array()?.iter().find(|item| {
                 keys.iter().all(|(k, v)| {
                     match item
-                        .get(k)
+                        .get(k.as_ref())
                         .filter(|x| !x.is_null())
                         .cloned()
                         .or_else(|| default_of(k))
@@ -360,6 +361,15 @@ mod tests {
         Seg::Field(s.into())
     }
 
+    fn key(fields: &[(&'static str, Value)]) -> Seg<'static> {
+        Seg::Key(
+            fields
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.clone())))
+                .collect(),
+        )
+    }
+
     #[test]
     fn renders() {
         let p = vec![
@@ -367,12 +377,9 @@ mod tests {
             f("template"),
             f("spec"),
             f("containers"),
-            Seg::Key(vec![("name".into(), json!("web"))]),
+            key(&[("name", json!("web"))]),
             f("ports"),
-            Seg::Key(vec![
-                ("containerPort".into(), json!(9898)),
-                ("protocol".into(), json!("TCP")),
-            ]),
+            key(&[("containerPort", json!(9898)), ("protocol", json!("TCP"))]),
             f("protocol"),
         ];
         assert_eq!(
@@ -388,17 +395,14 @@ mod tests {
             "spec.tolerations[2]"
         );
         assert_eq!(
-            render(&[
-                f("volumeMounts"),
-                Seg::Key(vec![("mountPath".into(), json!("/a b"))])
-            ]),
+            render(&[f("volumeMounts"), key(&[("mountPath", json!("/a b"))])]),
             r#"volumeMounts[mountPath="/a b"]"#
         );
         assert_eq!(
             render(&[
                 f("volumeMounts"),
-                Seg::Key(vec![(
-                    "mountPath".into(),
+                key(&[(
+                    "mountPath",
                     json!("/var/run/secrets/kubernetes.io/serviceaccount")
                 )])
             ]),
@@ -409,18 +413,18 @@ mod tests {
 
     #[test]
     fn mutation_patterns() {
-        let key = |k: &str, v: Value| Seg::Key(vec![(k.to_string(), v)]);
+        let one = |k: &'static str, v: Value| key(&[(k, v)]);
         let sidecar = Pattern::parse("spec.containers[name=istio-proxy]").unwrap();
         let path = vec![
             f("spec"),
             f("containers"),
-            key("name", json!("istio-proxy")),
+            one("name", json!("istio-proxy")),
             f("image"),
         ];
         assert!(sidecar.covers(&path));
         assert!(sidecar.covers(&path[..3]));
         assert!(!sidecar.covers(&path[..2]));
-        let other = vec![f("spec"), f("containers"), key("name", json!("web"))];
+        let other = vec![f("spec"), f("containers"), one("name", json!("web"))];
         assert!(!sidecar.covers(&other));
         let annotation = Pattern::parse(r#"metadata.annotations["sidecar.istio.io/*"]"#).unwrap();
         assert!(annotation.covers(&[
@@ -435,7 +439,7 @@ mod tests {
             f("template"),
             f("spec"),
             f("containers"),
-            key("name", json!("a")),
+            one("name", json!("a")),
             f("resources"),
             f("limits")
         ]));
@@ -443,10 +447,7 @@ mod tests {
         let p = vec![
             f("spec"),
             f("ports"),
-            Seg::Key(vec![
-                ("port".into(), json!(8080)),
-                ("protocol".into(), json!("TCP")),
-            ]),
+            key(&[("port", json!(8080)), ("protocol", json!("TCP"))]),
         ];
         assert!(port.covers(&p));
         for bad in [

@@ -57,10 +57,8 @@ pub fn write_canonical(value: &Value, out: &mut String) {
         Value::Null => out.push('n'),
         Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
         Value::Number(n) => write_number(n, out),
-        Value::String(s) => {
-            // JSON string syntax: quotes and escapes keep `a","b` from meeting `a`, `b`.
-            let _ = write!(out, "{}", Value::String(s.clone()));
-        }
+        // Quoted and escaped: `a","b` does not meet `a`, `b`.
+        Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -79,12 +77,31 @@ pub fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "{}:", Value::String(k.clone()));
+                write_string(k, out);
+                out.push(':');
                 write_canonical(&map[k.as_str()], out);
             }
             out.push('}');
         }
     }
+}
+
+/// A string in quotes, with `"`, `\\` and control characters escaped.
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn write_number(n: &Number, out: &mut String) {

@@ -17,10 +17,28 @@ use crate::provenance::value::{canonical, same_value, write_canonical};
 /// The merge-key fields of a keyed list, each with the default of a field an item leaves out.
 type Keys = &'static [(&'static str, Option<&'static str>)];
 
-/// An item's merge key: the text it is hashed by, and the fields for its path.
-struct Key {
-    text: String,
-    fields: Vec<(String, Value)>,
+/// An item's merge key: the text it is hashed by (borrowed from the item for the usual one
+/// string key, such as a `name`), and the item.
+struct Key<'v> {
+    text: Cow<'v, str>,
+    item: &'v Value,
+}
+
+impl<'v> Key<'v> {
+    /// The path segment of the item: its merge-key fields, borrowed where they can be.
+    fn seg(&self, keys: Keys) -> Seg<'v> {
+        Seg::Key(
+            keys.iter()
+                .map(|(field, default)| {
+                    let value = match self.item.get(*field).filter(|v| !v.is_null()) {
+                        Some(v) => Cow::Borrowed(v),
+                        None => Cow::Owned(Value::String(default.unwrap_or_default().into())),
+                    };
+                    (Cow::Borrowed(*field), value)
+                })
+                .collect(),
+        )
+    }
 }
 
 /// What the walker starts from.
@@ -272,15 +290,15 @@ impl<'a> Walker<'a> {
             let in_obj: HashMap<&str, usize> = ok
                 .iter()
                 .enumerate()
-                .map(|(i, k)| (k.text.as_str(), i))
+                .map(|(i, k)| (k.text.as_ref(), i))
                 .collect();
-            let in_git: HashSet<&str> = gk.iter().map(|k| k.text.as_str()).collect();
+            let in_git: HashSet<&str> = gk.iter().map(|k| k.text.as_ref()).collect();
             let in_old = old.map(|l| index_by_key(l, keys));
             let old_item = |key: &str| in_old.as_ref().and_then(|m| m.get(key).copied());
             let mut positions = Vec::with_capacity(g.len());
             for (gi, key) in g.iter().zip(&gk) {
-                let found = in_obj.get(key.text.as_str()).copied();
-                let seg = Seg::Key(key.fields.clone());
+                let found = in_obj.get(key.text.as_ref()).copied();
+                let seg = key.seg(keys);
                 match found {
                     Some(j) => {
                         positions.push(j);
@@ -304,22 +322,21 @@ impl<'a> Walker<'a> {
                 self.differ();
             }
             for (item, key) in o.iter().zip(&ok) {
-                if !in_git.contains(key.text.as_str()) {
+                if !in_git.contains(key.text.as_ref()) {
                     let old_i = old_item(&key.text);
-                    let seg = Seg::Key(key.fields.clone());
-                    self.down(seg, frame, |w| w.extra_whole(item, old_i));
+                    self.down(key.seg(keys), frame, |w| w.extra_whole(item, old_i));
                 }
             }
             if let (Some(old), Some(in_old)) = (old, &in_old) {
                 for item in old {
                     if let Some(key) = key_of(item, keys)
-                        && !in_obj.contains_key(key.text.as_str())
-                        && !in_git.contains(key.text.as_str())
+                        && !in_obj.contains_key(key.text.as_ref())
+                        && !in_git.contains(key.text.as_ref())
                         && in_old
-                            .get(key.text.as_str())
+                            .get(key.text.as_ref())
                             .is_some_and(|first| std::ptr::eq(*first, item))
                     {
-                        self.down(Seg::Key(key.fields), frame, |w| w.removed(item));
+                        self.down(key.seg(keys), frame, |w| w.removed(item));
                     }
                 }
             }
@@ -472,15 +489,15 @@ impl<'a> Walker<'a> {
                         continue;
                     };
                     let old_i = in_old.as_ref().and_then(|m| m.get(&key.text).copied());
+                    self.down(key.seg(keys), frame, |w| w.extra_whole(item, old_i));
                     present.insert(key.text);
-                    self.down(Seg::Key(key.fields), frame, |w| w.extra_whole(item, old_i));
                 }
                 if let Some(old) = old {
                     for item in old {
                         if let Some(key) = key_of(item, keys)
                             && !present.contains(&key.text)
                         {
-                            self.down(Seg::Key(key.fields), frame, |w| w.removed(item));
+                            self.down(key.seg(keys), frame, |w| w.removed(item));
                         }
                     }
                 }
@@ -599,40 +616,65 @@ fn path_ends_with_volume_source(path: &[Seg]) -> bool {
 }
 
 /// The merge key of a list item, or `None` when it has not got one.
-fn key_of(item: &Value, keys: Keys) -> Option<Key> {
-    let item = item.as_object()?;
-    let mut text = String::new();
-    let mut fields = Vec::with_capacity(keys.len());
-    for (field, default) in keys {
-        let v = match item.get(*field).filter(|v| !v.is_null()) {
-            Some(v) => v.clone(),
-            None => Value::String((*default)?.into()),
+fn key_of(item: &Value, keys: Keys) -> Option<Key<'_>> {
+    let fields = item.as_object()?;
+    // The usual case, one key field holding a string: its text is the key, borrowed. (Other
+    // values start with NUL, which no name holds, so the two never meet.)
+    if let [(field, default)] = keys {
+        return match fields.get(*field).filter(|v| !v.is_null()) {
+            Some(Value::String(s)) => Some(Key {
+                text: Cow::Borrowed(s.as_str()),
+                item,
+            }),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                let mut text = String::from('\u{0}');
+                write_canonical(v, &mut text);
+                Some(Key {
+                    text: Cow::Owned(text),
+                    item,
+                })
+            }
+            Some(_) => None,
+            None => Some(Key {
+                text: Cow::Borrowed((*default)?),
+                item,
+            }),
         };
+    }
+    let mut text = String::from('\u{0}');
+    for (field, default) in keys {
+        let default = default.map(|d| Value::String(d.into()));
+        let v = fields
+            .get(*field)
+            .filter(|v| !v.is_null())
+            .or(default.as_ref())?;
         if v.is_object() || v.is_array() {
             return None;
         }
-        write_canonical(&v, &mut text);
+        write_canonical(v, &mut text);
         text.push('\u{0}');
-        fields.push((field.to_string(), v));
     }
-    Some(Key { text, fields })
+    Some(Key {
+        text: Cow::Owned(text),
+        item,
+    })
 }
 
 /// Keys of all items, when every item has one and none repeats (otherwise the list is matched
 /// by position).
-fn keys_of(list: &[Value], keys: Keys) -> Option<Vec<Key>> {
+fn keys_of(list: &[Value], keys: Keys) -> Option<Vec<Key<'_>>> {
     let all: Vec<Key> = list
         .iter()
         .map(|i| key_of(i, keys))
         .collect::<Option<_>>()?;
     let mut seen = HashSet::with_capacity(all.len());
     all.iter()
-        .all(|k| seen.insert(k.text.as_str()))
+        .all(|k| seen.insert(k.text.as_ref()))
         .then_some(all)
 }
 
 /// The items of an old list by key (the first of a repeated key).
-fn index_by_key(list: &[Value], keys: Keys) -> HashMap<String, &Value> {
+fn index_by_key(list: &[Value], keys: Keys) -> HashMap<Cow<'_, str>, &Value> {
     let mut map = HashMap::with_capacity(list.len());
     for item in list {
         if let Some(key) = key_of(item, keys) {
