@@ -3,7 +3,8 @@
 //! of whole items, for sets), so the walk is linear in the size of the three documents.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+
+use foldhash::{HashMap, HashMapExt};
 
 use serde_json::Value;
 
@@ -25,20 +26,25 @@ struct Key<'v> {
 }
 
 impl<'v> Key<'v> {
-    /// The path segment of the item: its merge-key fields, borrowed where they can be.
+    /// The path segment of the item.
     fn seg(&self, keys: Keys) -> Seg<'v> {
-        Seg::Key(
-            keys.iter()
-                .map(|(field, default)| {
-                    let value = match self.item.get(*field).filter(|v| !v.is_null()) {
-                        Some(v) => Cow::Borrowed(v),
-                        None => Cow::Owned(Value::String(default.unwrap_or_default().into())),
-                    };
-                    (Cow::Borrowed(*field), value)
-                })
-                .collect(),
-        )
+        item_seg(self.item, keys)
     }
+}
+
+/// The path segment of a keyed item: its merge-key fields, borrowed where they can be.
+fn item_seg(item: &Value, keys: Keys) -> Seg<'_> {
+    Seg::Key(
+        keys.iter()
+            .map(|(field, default)| {
+                let value = match item.get(*field).filter(|v| !v.is_null()) {
+                    Some(v) => Cow::Borrowed(v),
+                    None => Cow::Owned(Value::String(default.unwrap_or_default().into())),
+                };
+                (Cow::Borrowed(*field), value)
+            })
+            .collect(),
+    )
 }
 
 /// What the walker starts from.
@@ -285,14 +291,8 @@ impl<'a> Walker<'a> {
         };
         let kind = schema::list_kind(self.kind, &self.path);
         if let ListKind::Keyed(keys) = kind
-            && let (Some(gk), Some(ok)) = (keys_of(g, keys), keys_of(o, keys))
+            && let (Some((gk, in_git)), Some((ok, in_obj))) = (keys_of(g, keys), keys_of(o, keys))
         {
-            let in_obj: HashMap<&str, usize> = ok
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (k.text.as_ref(), i))
-                .collect();
-            let in_git: HashSet<&str> = gk.iter().map(|k| k.text.as_ref()).collect();
             let in_old = old.map(|l| index_by_key(l, keys));
             let old_item = |key: &str| in_old.as_ref().and_then(|m| m.get(key).copied());
             let mut positions = Vec::with_capacity(g.len());
@@ -322,21 +322,16 @@ impl<'a> Walker<'a> {
                 self.differ();
             }
             for (item, key) in o.iter().zip(&ok) {
-                if !in_git.contains(key.text.as_ref()) {
+                if !in_git.contains_key(key.text.as_ref()) {
                     let old_i = old_item(&key.text);
                     self.down(key.seg(keys), frame, |w| w.extra_whole(item, old_i));
                 }
             }
-            if let (Some(old), Some(in_old)) = (old, &in_old) {
-                for item in old {
-                    if let Some(key) = key_of(item, keys)
-                        && !in_obj.contains_key(key.text.as_ref())
-                        && !in_git.contains(key.text.as_ref())
-                        && in_old
-                            .get(key.text.as_ref())
-                            .is_some_and(|first| std::ptr::eq(*first, item))
-                    {
-                        self.down(key.seg(keys), frame, |w| w.removed(item));
+            if let Some(in_old) = &in_old {
+                for (text, item) in in_old {
+                    if !in_obj.contains_key(text.as_ref()) && !in_git.contains_key(text.as_ref()) {
+                        let item: &'a Value = item;
+                        self.down(item_seg(item, keys), frame, |w| w.removed(item));
                     }
                 }
             }
@@ -481,23 +476,17 @@ impl<'a> Walker<'a> {
             old: old_node,
         };
         match schema::list_kind(self.kind, &self.path) {
-            ListKind::Keyed(keys) if keys_of(a, keys).is_some() => {
+            ListKind::Keyed(keys) if let Some((items, present)) = keys_of(a, keys) => {
                 let in_old = old.map(|l| index_by_key(l, keys));
-                let mut present = HashSet::new();
-                for item in a {
-                    let Some(key) = key_of(item, keys) else {
-                        continue;
-                    };
+                for (item, key) in a.iter().zip(&items) {
                     let old_i = in_old.as_ref().and_then(|m| m.get(&key.text).copied());
                     self.down(key.seg(keys), frame, |w| w.extra_whole(item, old_i));
-                    present.insert(key.text);
                 }
-                if let Some(old) = old {
-                    for item in old {
-                        if let Some(key) = key_of(item, keys)
-                            && !present.contains(&key.text)
-                        {
-                            self.down(key.seg(keys), frame, |w| w.removed(item));
+                if let Some(in_old) = &in_old {
+                    for (text, item) in in_old {
+                        if !present.contains_key(text.as_ref()) {
+                            let item: &'a Value = item;
+                            self.down(item_seg(item, keys), frame, |w| w.removed(item));
                         }
                     }
                 }
@@ -660,17 +649,22 @@ fn key_of(item: &Value, keys: Keys) -> Option<Key<'_>> {
     })
 }
 
-/// Keys of all items, when every item has one and none repeats (otherwise the list is matched
-/// by position).
-fn keys_of(list: &[Value], keys: Keys) -> Option<Vec<Key<'_>>> {
+/// Keys of all items and their positions by key, when every item has one and none repeats
+/// (otherwise the list is matched by position).
+#[allow(clippy::type_complexity)]
+fn keys_of(list: &[Value], keys: Keys) -> Option<(Vec<Key<'_>>, HashMap<Cow<'_, str>, usize>)> {
     let all: Vec<Key> = list
         .iter()
         .map(|i| key_of(i, keys))
         .collect::<Option<_>>()?;
-    let mut seen = HashSet::with_capacity(all.len());
-    all.iter()
-        .all(|k| seen.insert(k.text.as_ref()))
-        .then_some(all)
+    let mut positions = HashMap::with_capacity(all.len());
+    for (i, k) in all.iter().enumerate() {
+        // A borrowed text is copied as a pointer; an owned one (several key fields) is short.
+        if positions.insert(k.text.clone(), i).is_some() {
+            return None;
+        }
+    }
+    Some((all, positions))
 }
 
 /// The items of an old list by key (the first of a repeated key).
