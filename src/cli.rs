@@ -389,6 +389,7 @@ fn load_config(path: Option<&std::path::Path>) -> Result<(Config, PathBuf), Exit
 
 /// Runs a check with its gate loaded, adds what was found about the gate itself, and
 /// writes the report.
+#[allow(clippy::too_many_arguments)]
 fn check(
     target: &Target,
     config: &Config,

@@ -507,6 +507,8 @@ fn container(at: &At, rest: &[&str]) -> Option<Defaulted> {
         }
         ["ports", "[]", "protocol"] => at.exact_str("TCP"),
         ["env", "[]", "valueFrom", "fieldRef", "apiVersion"] => at.exact_str("v1"),
+        // A zero Quantity is a struct, written even when Git leaves it out.
+        ["env", "[]", "valueFrom", "resourceFieldRef", "divisor"] => at.exact_str("0"),
         [probe, field] if PROBES.contains(probe) => match *field {
             "timeoutSeconds" => at.exact(json!(1)),
             "periodSeconds" => at.exact(json!(10)),
@@ -549,6 +551,11 @@ fn volume(at: &At, source: &str, rest: &[&str]) -> Option<Defaulted> {
                 "apiVersion",
             ],
         ) => at.exact_str("v1"),
+        ("downwardAPI", ["items", "[]", "resourceFieldRef", "divisor"])
+        | (
+            "projected",
+            ["sources", "[]", "downwardAPI", "items", "[]", "resourceFieldRef", "divisor"],
+        ) => at.exact_str("0"),
         // SetDefaults_ServiceAccountTokenProjection: one hour.
         ("projected", ["sources", "[]", "serviceAccountToken", "expirationSeconds"]) => {
             at.exact(json!(3600))
