@@ -554,7 +554,15 @@ fn volume(at: &At, source: &str, rest: &[&str]) -> Option<Defaulted> {
         ("downwardAPI", ["items", "[]", "resourceFieldRef", "divisor"])
         | (
             "projected",
-            ["sources", "[]", "downwardAPI", "items", "[]", "resourceFieldRef", "divisor"],
+            [
+                "sources",
+                "[]",
+                "downwardAPI",
+                "items",
+                "[]",
+                "resourceFieldRef",
+                "divisor",
+            ],
         ) => at.exact_str("0"),
         // SetDefaults_ServiceAccountTokenProjection: one hour.
         ("projected", ["sources", "[]", "serviceAccountToken", "expirationSeconds"]) => {

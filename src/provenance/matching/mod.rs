@@ -494,6 +494,44 @@ mod tests {
     }
 
     #[test]
+    fn an_autoscaler_allowance_covers_replicas_and_its_scale_requests() {
+        let git = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"selector": {}}});
+        let old = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {}}});
+        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "web", "uid": "u"}, "spec": {"replicas": 5},
+            "status": {"replicas": 3}});
+        let old_scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+        assert_eq!(
+            compare(&git, &old, Some(&old), &none()).unattested,
+            vec!["spec.replicas"]
+        );
+        assert_eq!(
+            compare(&git, &scale, Some(&old_scale), &none()).differing,
+            vec!["spec.replicas"]
+        );
+        let config = crate::config::Provenance {
+            mutations: vec![crate::config::Mutation {
+                kinds: vec!["Deployment".into()],
+                paths: vec!["spec.replicas".into()],
+                by: Some("horizontal-pod-autoscaler".into()),
+            }],
+            ..Default::default()
+        };
+        let options = MatchOptions::from(&config);
+        assert_eq!(
+            compare(&git, &old, Some(&old), &options).status,
+            Status::Traceable
+        );
+        assert_eq!(
+            compare(&git, &scale, Some(&old_scale), &options).status,
+            Status::Traceable
+        );
+    }
+
+    #[test]
     fn removing_what_git_does_not_set_is_allowed() {
         let git = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let old = json!({"kind": "ConfigMap", "metadata": {"name": "c",
