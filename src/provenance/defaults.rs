@@ -334,6 +334,12 @@ fn metadata(at: &At, rest: &[&str]) -> Option<Defaulted> {
         {
             Some(Defaulted::Later)
         }
+        // The API server's CRD finalizer controller, right after the CRD is created.
+        ("CustomResourceDefinition", ["finalizers", "[]"])
+            if at.value.as_str() == Some("customresourcecleanup.apiextensions.k8s.io") =>
+        {
+            Some(Defaulted::Later)
+        }
         // The volume binder and the scheduler annotate claims and volumes.
         (
             "PersistentVolumeClaim" | "PersistentVolume",
