@@ -404,6 +404,16 @@ fn pod_spec_rest<'n>(kind: &str, n: &'n [&'n str]) -> Option<&'n [&'n str]> {
     }
 }
 
+/// The JSON pointer of a workload kind's pod spec.
+fn pod_spec_pointer(kind: &str) -> &'static str {
+    match kind {
+        "Pod" => "/spec",
+        "PodTemplate" => "/template/spec",
+        "CronJob" => "/spec/jobTemplate/spec/template/spec",
+        _ => "/spec/template/spec",
+    }
+}
+
 /// Defaults inside a pod spec (`rest` is the path below it); `is_pod` for what only a Pod
 /// gets (SetDefaults_Pod, and the admission plugins: service account, default tolerations,
 /// priority, runtime class, the scheduler's binding).
@@ -479,15 +489,20 @@ fn pod_spec(at: &At, is_pod: bool, rest: &[&str]) -> Option<Defaulted> {
                     || quantity::same(at.value, limit) == Some(true))
                 .then_some(Defaulted::Exact);
             }
-            // SetDefaults_Pod: with host networking, host ports are the container ports.
-            [c, "[]", "ports", "[]", "hostPort"] if CONTAINER_LISTS.contains(c) => {
-                if at.pointer("/spec/hostNetwork") == Some(&Value::Bool(true)) {
-                    return at.exact_same(at.sibling("containerPort"));
-                }
-                return None;
-            }
             _ => {}
         }
+    }
+    // With host networking, host ports are the container ports (SetDefaults_Pod; before
+    // Kubernetes 1.28, SetDefaults_PodSpec, so pod templates too).
+    if let [c, "[]", "ports", "[]", "hostPort"] = rest
+        && CONTAINER_LISTS.contains(c)
+    {
+        let host_network = format!("{}/hostNetwork", pod_spec_pointer(at.kind));
+        return if at.pointer(&host_network) == Some(&Value::Bool(true)) {
+            at.exact_same(at.sibling("containerPort"))
+        } else {
+            None
+        };
     }
     if let [c, "[]", crest @ ..] = rest
         && CONTAINER_LISTS.contains(c)
@@ -980,6 +995,30 @@ mod tests {
         );
         let recreate = json!({"spec": {"strategy": {"type": "Recreate"}}});
         assert_eq!(default_at(&at("Deployment", &p, &v, &recreate)), None);
+    }
+
+    #[test]
+    fn host_ports_follow_host_networking_in_templates_too() {
+        let p = path(&[
+            "spec",
+            "template",
+            "spec",
+            "containers",
+            "[]",
+            "ports",
+            "[]",
+            "hostPort",
+        ]);
+        let port = json!({"containerPort": 8080});
+        let v = json!(8080);
+        let host = json!({"spec": {"template": {"spec": {"hostNetwork": true}}}});
+        let mut a = at("DaemonSet", &p, &v, &host);
+        a.parent = Some(&port);
+        assert_eq!(default_at(&a), Some(Defaulted::Exact));
+        let pod_network = json!({"spec": {"template": {"spec": {}}}});
+        let mut a = at("DaemonSet", &p, &v, &pod_network);
+        a.parent = Some(&port);
+        assert_eq!(default_at(&a), None);
     }
 
     #[test]
