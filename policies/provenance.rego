@@ -1,6 +1,6 @@
 # METADATA
 # title: Traceable to an approved commit
-# description: Refuses objects that no approved commit of the GitOps repository holds as they are (untraceable, or modified by hand), and fields that Git does not set and no API server default ever sets (privileged, hostPath, host namespaces, running as root, added capabilities). Acts only when provenance is configured (input.provenance present), and at admission only. Before merge, gitgate check reports the pull request's unapproved commits once, for the whole pull request.
+# description: Refuses objects that no approved commit of the GitOps repository holds as they are. Untraceable (Git holds no such object), or modified (a field differs from Git, an UPDATE drifted from it, or a field is unattested, explained neither by Git, nor by an API-server default, nor by the server, a GitOps controller's tracking stamp or a configured mutation allowance, the closed world). The message names the paths. Acts only when provenance is configured (input.provenance present), and at admission only. Before merge, gitgate check reports the pull request's unapproved commits once, for the whole pull request.
 # custom:
 #   name: provenance
 #   enforcement: deny
@@ -9,11 +9,16 @@ package gitgate.provenance
 
 import rego.v1
 
-violation contains {"msg": msg, "details": {"status": p.status, "differing": p.differing}} if {
+violation contains {"msg": msg, "details": details} if {
 	p := input.provenance
 	not premerge
 	p.status in {"untraceable", "modified"}
 	msg := sprintf("provenance: %s; change it in Git and let the GitOps controller apply it (or use break-glass)", [p.reason])
+	details := {
+		"status": p.status,
+		"differing": object.get(p, "differing", []),
+		"unattested": object.get(p, "unattested", []),
+	}
 }
 
 # Before merge a document can only be untraceable because a commit of the pull request is not
@@ -21,10 +26,3 @@ violation contains {"msg": msg, "details": {"status": p.status, "differing": p.d
 # request: a finding on every file of it would repeat that. input.provenance is still there
 # for policies of your own.
 premerge if input.source.context == "premerge"
-
-violation contains {"msg": msg, "details": {"path": path}} if {
-	p := input.provenance
-	p.status in {"traceable", "modified"}
-	some path in p.securityRelevant
-	msg := sprintf("provenance: %s is set in the cluster but not in Git, and no default sets it; add it to the manifest in Git if it is intended", [path])
-}

@@ -4,7 +4,7 @@ import rego.v1
 
 import data.gitgate.provenance
 
-verdict(status) := {"status": status, "reason": "r", "differing": [], "unattested": [], "securityRelevant": []}
+verdict(status) := {"status": status, "reason": "r", "differing": [], "unattested": []}
 
 test_traceable_passes if {
 	count(provenance.violation) == 0 with input as {"provenance": verdict("traceable")}
@@ -29,10 +29,21 @@ test_modified_is_refused if {
 	count(provenance.violation) == 1 with input as {"provenance": verdict("modified")}
 }
 
-test_security_relevant_unattested_is_refused if {
-	p := object.union(verdict("traceable"), {"securityRelevant": ["spec.volumes[name=root].hostPath"]})
+test_unattested_fields_are_refused_with_their_paths if {
+	p := {
+		"status": "modified",
+		"reason": "Deployment demo/web is not as approved commit 0123456789ab (web.yaml:1) holds it: sets what Git does not (unattested): spec.template.spec.initContainers[name=miner]",
+		"differing": [],
+		"unattested": ["spec.template.spec.initContainers[name=miner]"],
+	}
 	some v in provenance.violation with input as {"provenance": p}
-	contains(v.msg, "hostPath")
+	contains(v.msg, "spec.template.spec.initContainers[name=miner]")
+	v.details.unattested == ["spec.template.spec.initContainers[name=miner]"]
+}
+
+test_an_older_verdict_shape_still_works if {
+	some v in provenance.violation with input as {"provenance": {"status": "modified", "reason": "r"}}
+	v.details.unattested == []
 }
 
 test_no_provenance_no_finding if {

@@ -399,7 +399,6 @@ struct Printed {
 
 /// Runs a check with its gate loaded, adds what was found about the gate itself, and
 /// writes the report.
-#[allow(clippy::too_many_arguments)]
 fn check(
     target: &Target,
     config: &Config,

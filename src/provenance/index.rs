@@ -337,7 +337,6 @@ impl Index {
         });
     }
 
-
     /// Adds the newest approved commit.
     ///
     /// `layout` is the commit's ([`Renderer::layout`]); `prefetched` holds renders made

@@ -9,11 +9,18 @@
 //! - [`fetch`]: the bare mirror of a remote repository, fetched with gix over HTTPS or SSH.
 //! - [`mirror`]: the index kept fresh off the request path and swapped in atomically.
 //! - [`verdict`]: `input.provenance` of a request: exempt, traceable, modified, untraceable.
-//! - [`matching`]: the traceability match of an admitted object against its manifest, with
-//!   [`quantity`] (canonical resource quantities), [`path`] (the reported path syntax) and
-//!   [`schema`] (merge keys, defaults and server-owned fields of the built-in types).
+//! - [`matching`]: the closed-world match of an admitted object against its manifest: every
+//!   field explained by Git, an API-server default, the server, a tracking stamp or a mutation
+//!   allowance; with [`quantity`] (canonical resource quantities), [`path`] (the reported path
+//!   syntax and the allowances' patterns), [`schema`] (merge keys, quantities and server-owned
+//!   fields of the built-in types), [`defaults`] (what the API server writes, exactly),
+//!   [`crd`] (a custom resource's schema defaults), [`closed`] (tracking stamps and mutation
+//!   allowances) and [`value`] (equality and hash keys of JSON values).
 
 pub mod approval;
+pub mod closed;
+pub mod crd;
+pub mod defaults;
 pub mod fetch;
 pub mod index;
 pub mod matching;
@@ -24,4 +31,5 @@ pub mod quantity;
 pub mod schema;
 pub mod seen;
 pub mod signers;
+pub mod value;
 pub mod verdict;

@@ -42,8 +42,9 @@ use serde_json::Value;
 pub enum Seg<'a> {
     /// A field of an object (or a key of a map).
     Field(Cow<'a, str>),
-    /// An item of a keyed list, by its merge keys (field, value).
-    Key(Vec<(String, Value)>),
+    /// An item of a keyed list, by its merge keys (field, value), borrowed from the item
+    /// walked where it can be.
+    Key(Vec<(Cow<'a, str>, Cow<'a, Value>)>),
     /// An item of a list by position.
     Index(usize),
 }
@@ -122,6 +123,177 @@ fn key_value(value: &Value) -> String {
     }
 }
 
+/// A pattern of paths in the syntax above, as `provenance.mutations` writes them: it names a
+/// field, a list item, or a whole subtree (everything below a path is covered by it).
+///
+/// - A field name may hold `*`, matching any run of characters (`metadata.annotations["sidecar.istio.io/*"]`),
+///   and a segment that is only `*` matches any field (`spec.*.replicas`).
+/// - `[*]` is any item of a list; `[3]` the item at that position; `[name=istio-proxy]` the item
+///   of a keyed list with that merge key (values may hold `*` too; a key the pattern leaves out,
+///   such as a port's `protocol`, matches any value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    segs: Vec<PatternSeg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PatternSeg {
+    Field(String),
+    AnyItem,
+    Index(usize),
+    Key(Vec<(String, String)>),
+}
+
+impl Pattern {
+    /// Parses a pattern; the error says what is wrong, in words for a configuration error.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        let mut segs = Vec::new();
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err("an empty path".into());
+        }
+        let mut first = true;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('[') {
+                let (inside, tail) = split_bracket(after)
+                    .ok_or_else(|| format!("{text:?}: a `[` without its `]`"))?;
+                segs.push(parse_item(inside).map_err(|e| format!("{text:?}: {e}"))?);
+                rest = tail;
+            } else {
+                if !first {
+                    rest = rest
+                        .strip_prefix('.')
+                        .ok_or_else(|| format!("{text:?}: expected `.` or `[` before {rest:?}"))?;
+                }
+                let end = rest.find(['.', '[']).unwrap_or(rest.len());
+                let name = &rest[..end];
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'*')
+                {
+                    return Err(format!(
+                        "{text:?}: {name:?} is not a field name (write names with dots or slashes as [\"a.b/c\"])"
+                    ));
+                }
+                segs.push(PatternSeg::Field(name.to_string()));
+                rest = &rest[end..];
+            }
+            first = false;
+        }
+        Ok(Pattern { segs })
+    }
+
+    /// Whether `path` is the path this pattern names or lies below it.
+    pub fn covers(&self, path: &[Seg]) -> bool {
+        path.len() >= self.segs.len()
+            && self.segs.iter().zip(path).all(|(p, s)| match (p, s) {
+                (PatternSeg::Field(glob), Seg::Field(name)) => glob_match(glob, name),
+                (PatternSeg::AnyItem, Seg::Key(_) | Seg::Index(_)) => true,
+                (PatternSeg::Index(i), Seg::Index(j)) => i == j,
+                (PatternSeg::Key(want), Seg::Key(keys)) => want.iter().all(|(field, glob)| {
+                    keys.iter()
+                        .any(|(f, v)| f == field && glob_match(glob, &key_text(v)))
+                }),
+                _ => false,
+            })
+    }
+}
+
+/// The text inside `[...]` (JSON strings may hold `]`) and what follows the `]`.
+fn split_bracket(s: &str) -> Option<(&str, &str)> {
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            ']' if !in_string => return Some((&s[..i], &s[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_item(inside: &str) -> Result<PatternSeg, String> {
+    let inside = inside.trim();
+    if inside == "*" {
+        return Ok(PatternSeg::AnyItem);
+    }
+    if let Ok(i) = inside.parse::<usize>() {
+        return Ok(PatternSeg::Index(i));
+    }
+    if inside.starts_with('"') {
+        let name: String =
+            serde_json::from_str(inside).map_err(|_| format!("{inside} is not a JSON string"))?;
+        return Ok(PatternSeg::Field(name));
+    }
+    let mut keys = Vec::new();
+    for pair in split_pairs(inside) {
+        let (field, value) = pair.split_once('=').ok_or_else(|| {
+            format!("[{inside}]: expected *, a position, a \"field\" or key=value")
+        })?;
+        let value = value.trim();
+        let value = if value.starts_with('"') {
+            serde_json::from_str::<String>(value)
+                .map_err(|_| format!("{value} is not a JSON string"))?
+        } else {
+            value.to_string()
+        };
+        keys.push((field.trim().to_string(), value));
+    }
+    Ok(PatternSeg::Key(keys))
+}
+
+/// `a=1,b="x,y"` → `a=1`, `b="x,y"`.
+fn split_pairs(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut in_string, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            ',' if !in_string => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// A merge-key value as a pattern compares it: strings as they are, anything else as JSON.
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob_match(glob: &str, text: &str) -> bool {
+    let parts: Vec<&str> = glob.split('*').collect();
+    if parts.len() == 1 {
+        return glob == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Whether a pattern element matches a segment: a field name, `a|b` for any of several names,
 /// `*` for any field, `[]` for any list item.
 fn element_matches(element: &str, seg: &Seg) -> bool {
@@ -165,12 +337,12 @@ pub fn resolve<'v>(
             Seg::Key(keys) => node.as_array()?.iter().find(|item| {
                 keys.iter().all(|(k, v)| {
                     match item
-                        .get(k)
+                        .get(k.as_ref())
                         .filter(|x| !x.is_null())
                         .cloned()
                         .or_else(|| default_of(k))
                     {
-                        Some(x) => super::matching::same_value(&x, v),
+                        Some(x) => super::value::same_value(&x, v),
                         None => false,
                     }
                 })
@@ -189,6 +361,15 @@ mod tests {
         Seg::Field(s.into())
     }
 
+    fn key(fields: &[(&'static str, Value)]) -> Seg<'static> {
+        Seg::Key(
+            fields
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.clone())))
+                .collect(),
+        )
+    }
+
     #[test]
     fn renders() {
         let p = vec![
@@ -196,12 +377,9 @@ mod tests {
             f("template"),
             f("spec"),
             f("containers"),
-            Seg::Key(vec![("name".into(), json!("web"))]),
+            key(&[("name", json!("web"))]),
             f("ports"),
-            Seg::Key(vec![
-                ("containerPort".into(), json!(9898)),
-                ("protocol".into(), json!("TCP")),
-            ]),
+            key(&[("containerPort", json!(9898)), ("protocol", json!("TCP"))]),
             f("protocol"),
         ];
         assert_eq!(
@@ -217,23 +395,72 @@ mod tests {
             "spec.tolerations[2]"
         );
         assert_eq!(
-            render(&[
-                f("volumeMounts"),
-                Seg::Key(vec![("mountPath".into(), json!("/a b"))])
-            ]),
+            render(&[f("volumeMounts"), key(&[("mountPath", json!("/a b"))])]),
             r#"volumeMounts[mountPath="/a b"]"#
         );
         assert_eq!(
             render(&[
                 f("volumeMounts"),
-                Seg::Key(vec![(
-                    "mountPath".into(),
+                key(&[(
+                    "mountPath",
                     json!("/var/run/secrets/kubernetes.io/serviceaccount")
                 )])
             ]),
             "volumeMounts[mountPath=/var/run/secrets/kubernetes.io/serviceaccount]"
         );
         assert_eq!(render(&[f("data"), f("LOG_LEVEL")]), "data.LOG_LEVEL");
+    }
+
+    #[test]
+    fn mutation_patterns() {
+        let one = |k: &'static str, v: Value| key(&[(k, v)]);
+        let sidecar = Pattern::parse("spec.containers[name=istio-proxy]").unwrap();
+        let path = vec![
+            f("spec"),
+            f("containers"),
+            one("name", json!("istio-proxy")),
+            f("image"),
+        ];
+        assert!(sidecar.covers(&path));
+        assert!(sidecar.covers(&path[..3]));
+        assert!(!sidecar.covers(&path[..2]));
+        let other = vec![f("spec"), f("containers"), one("name", json!("web"))];
+        assert!(!sidecar.covers(&other));
+        let annotation = Pattern::parse(r#"metadata.annotations["sidecar.istio.io/*"]"#).unwrap();
+        assert!(annotation.covers(&[
+            f("metadata"),
+            f("annotations"),
+            f("sidecar.istio.io/status")
+        ]));
+        assert!(!annotation.covers(&[f("metadata"), f("annotations"), f("evil.io/status")]));
+        let any = Pattern::parse("spec.template.spec.containers[*].resources").unwrap();
+        assert!(any.covers(&[
+            f("spec"),
+            f("template"),
+            f("spec"),
+            f("containers"),
+            one("name", json!("a")),
+            f("resources"),
+            f("limits")
+        ]));
+        let port = Pattern::parse("spec.ports[port=8080]").unwrap();
+        let p = vec![
+            f("spec"),
+            f("ports"),
+            key(&[("port", json!(8080)), ("protocol", json!("TCP"))]),
+        ];
+        assert!(port.covers(&p));
+        for bad in [
+            "",
+            "spec..x",
+            "spec[",
+            "spec.a b",
+            "spec[x]",
+            "metadata.labels.a/b",
+        ] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+        assert!(glob_match("a*c*e", "abcde") && !glob_match("a*c", "ab") && glob_match("*", ""));
     }
 
     #[test]

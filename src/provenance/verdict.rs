@@ -75,7 +75,6 @@ pub struct Verdict {
     pub source: Option<String>,
     pub differing: Vec<String>,
     pub unattested: Vec<String>,
-    pub security_relevant: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<BreakGlass>,
 }
@@ -91,7 +90,6 @@ impl Verdict {
             source: None,
             differing: Vec::new(),
             unattested: Vec::new(),
-            security_relevant: Vec::new(),
             break_glass: None,
         }
     }
@@ -179,15 +177,20 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             format!("no approved commit in the window holds {what}"),
         );
     }
-    let options = MatchOptions::from(&config.provenance.controller_stamps);
+    let options = MatchOptions::from(&config.provenance);
+    let crd = super::crd::lookup(index, review);
+    let context = matching::Context {
+        crd: crd.as_deref(),
+    };
     let mut closest = None;
     for version in versions {
         let in_scope = in_request_scope(&version.object, &identity);
-        let outcome = matching::compare(
+        let outcome = matching::compare_in(
             in_scope.as_ref().unwrap_or(&version.object),
             object,
             review.old_object.as_ref(),
             &options,
+            context,
         );
         let verdict = |status: Status, reason: String| Verdict {
             status,
@@ -198,7 +201,6 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             source: Some(version.source.to_string()),
             differing: outcome.differing.clone(),
             unattested: outcome.unattested.clone(),
-            security_relevant: outcome.security_relevant.clone(),
             break_glass: None,
         };
         if outcome.status == matching::Status::Traceable {
@@ -216,11 +218,11 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
             verdict(
                 Status::Modified,
                 format!(
-                    "{what} differs from approved commit {} ({}:{}) at {}",
+                    "{what} is not as approved commit {} ({}:{}) holds it: {}",
                     short(&version.commit.to_string()),
                     version.path,
                     version.line,
-                    outcome.differing.join(", ")
+                    outcome.describe(10)
                 ),
             )
         });

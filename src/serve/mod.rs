@@ -387,6 +387,39 @@ async fn decide_with_deadline(
     }
 }
 
+/// The paths a `modified` verdict names, one log line per request (at most 20 of each list),
+/// so that a rollout in dry-run finds the fields other writers (mutating webhooks, operators)
+/// add, to allow them with `provenance.mutations`. Paths only, never values.
+fn log_unexplained(
+    uid: &str,
+    review: &input::Review,
+    verdict: &crate::provenance::verdict::Verdict,
+) {
+    if verdict.differing.is_empty() && verdict.unattested.is_empty() {
+        return;
+    }
+    let first = |paths: &[String]| paths.iter().take(20).cloned().collect::<Vec<_>>().join(" ");
+    let user = review
+        .user_info
+        .as_ref()
+        .and_then(|u| u.username.clone())
+        .unwrap_or_default();
+    tracing::info!(
+        event = "provenance_paths",
+        uid = %uid,
+        user = %user,
+        operation = operation_name(&review.operation),
+        kind = %review.kind.kind,
+        namespace = %review.namespace.clone().unwrap_or_default(),
+        name = %review.name,
+        unattested = %first(&verdict.unattested),
+        unattested_count = verdict.unattested.len(),
+        differing = %first(&verdict.differing),
+        differing_count = verdict.differing.len(),
+        "provenance: fields Git does not explain"
+    );
+}
+
 /// Decides one request (provenance, then the policies) and applies the failure mode when a
 /// policy fails.
 fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review) -> Decided {
@@ -416,6 +449,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         }
         metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str())
             .increment(1);
+        log_unexplained(&uid, &doc.review, &verdict);
         status = Some(verdict.status);
         doc.provenance = Some(verdict.to_value());
     }

@@ -94,3 +94,22 @@ pub fn gitgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
+
+/// The index of the approved window of `dir`'s `main` (5 commits, a day), with no signatures
+/// required.
+pub fn index_of(dir: &Path) -> gitgate::provenance::index::Index {
+    use gitgate::provenance::approval::{Window, window};
+    let repo = gitgate::git::Repo::open(dir).unwrap();
+    let tip = repo.resolve_ref("refs/heads/main").unwrap().unwrap();
+    let w = window(
+        &repo,
+        tip,
+        Window {
+            commits: 5,
+            max_age: std::time::Duration::from_secs(86_400),
+        },
+        None,
+    )
+    .unwrap();
+    gitgate::provenance::index::Index::build(&repo, &w, &[], "default").unwrap()
+}

@@ -1,0 +1,615 @@
+//! The traceability match: is every field of the object the API server sends an admission
+//! webhook explained, and explained by Git where Git has something to say?
+//!
+//! [`compare`] is a pure function of the Git manifest, the object, the old object (at UPDATE),
+//! the configured [`MatchOptions`] (controller stamps, mutation allowances) and a [`Context`]
+//! (the CRD of a custom resource). It returns a [`Status`] and two lists of paths in the
+//! syntax of [`super::path`] (`spec.template.spec.containers[name=web].image`): `differing`,
+//! where the object contradicts Git or an UPDATE drifted, and `unattested`, fields the object
+//! carries that nothing explains. Either makes the object [`Status::Modified`]. Finding the
+//! manifest (identity, the approved window) and exemptions are decided elsewhere
+//! ([`super::verdict`]).
+//!
+//! # The closed world
+//!
+//! No list of "dangerous fields" can be complete (a `command`, an `envFrom` of a Secret, an
+//! SELinux type, an `externalIPs`, an `aggregationRule`, the `values` of a HelmRelease are each
+//! harmless somewhere and an attack elsewhere), so nothing is allowed for not being on one.
+//! **Every leaf of the object is explained by exactly one of:**
+//!
+//! 1. **Git**: every field Git sets must be in the object with the same value, or the path is
+//!    `differing`. Values compare after the API server's canonical forms: quantities as
+//!    `resource.Quantity` writes them, in quantity fields only ([`super::quantity`],
+//!    [`super::schema::is_quantity`]); numbers by value (`2` = `2.0`); file modes by value (the
+//!    manifest parser reads `0644` as 420, as kubectl does, so a decimal `256` is 0400 and
+//!    nothing else). Lists match by their Kubernetes merge key (containers, env and volumes by
+//!    `name`, container ports by `containerPort`+`protocol`, ...) through a hash map, as sets
+//!    (tolerations, finalizers), or by position (everything else: Git's list is one value).
+//!    A Git `null`, `{}` or `[]` attests nothing beyond "absent or empty" (Go drops empty
+//!    `omitempty` maps and lists; a volume's `emptyDir: {}` is the exception and must be
+//!    there), and a Git zero (`false`, `0`, `""`) equals absence except where absence means
+//!    something else ([`super::schema::zero_is_absence`]). A Secret's `stringData` is folded
+//!    into `data` first, as the API server does.
+//! 2. **The API server**: a default it applies to that kind, when the value is exactly the
+//!    default in that context ([`super::defaults`]: `protocol: TCP`, `imagePullPolicy:
+//!    Always` only for a `:latest` image, a NetworkPolicy's `policyTypes` from its rules, a
+//!    Service's allocated cluster IP); for a custom resource, the `default`s of its CRD's
+//!    structural schema ([`super::crd`]); server-owned metadata and `status` (`uid`,
+//!    `resourceVersion`, `managedFields`, the last-applied annotation, ...:
+//!    [`super::schema::server_owned`]).
+//! 3. **The GitOps controller's tracking stamps**, on the object's own labels and annotations,
+//!    never its control keys ([`super::closed::Stamps`]).
+//! 4. **A mutation allowance** (`provenance.mutations`): a path under one is not compared at
+//!    all ([`super::closed::Allowance`]).
+//!
+//! Anything else is **unattested**. At CREATE a label, annotation or ConfigMap/Secret data key
+//! Git does not set is listed as `differing` (nothing but a hand writes one); any other
+//! unexplained field as `unattested`. A keyed list item, a set item or an atomic list that is
+//! not explained is reported once, by its own path, not leaf by leaf.
+//!
+//! # Changes
+//!
+//! At UPDATE **every path whose value changes from `oldObject`, removals included, must end at
+//! Git's value, or at the exact default where Git does not set it**; otherwise it is drift
+//! (`differing`). So a changed default must be the default of the new object's context (a
+//! NetworkPolicy with egress rules whose `policyTypes` shrinks to `[Ingress]` is drift); an
+//! allocated value may appear but not change; a value a built-in controller writes later
+//! (a claim's `volumeName`) is explained only unchanged; a removal of what the API server put
+//! there (a storage-protection finalizer) is drift. An unchanged field is explained as at
+//! CREATE, or by being the default of the old object's context (the API server does not
+//! default a field again once it is set: a NetworkPolicy keeps `[Ingress, Egress]` after Git
+//! drops its egress rules).
+//!
+//! # A Scale
+//!
+//! A `Scale` (the `scale` subresource, `kubectl scale`, an autoscaler) carries only
+//! `spec.replicas` of the object it scales; it is compared with Git's `spec.replicas` (the
+//! scaled kind's path, which is also the Scale's), and nothing else of the manifest. Defaults do
+//! not apply: a Scale request is always someone's explicit choice; a mutation allowance of
+//! `spec.replicas` for the scaled kind (an autoscaler) does.
+
+mod walk;
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use super::closed::{Allowance, Stamps};
+use super::value::is_zero;
+pub use super::value::same_value;
+
+/// The configured other writers: the GitOps controller's tracking stamps
+/// (`provenance.controllerStamps`) and the mutation allowances (`provenance.mutations`).
+/// Plain data, built once from the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchOptions {
+    pub stamps: Stamps,
+    pub mutations: Vec<Allowance>,
+}
+
+impl From<&crate::config::ControllerStamps> for MatchOptions {
+    fn from(stamps: &crate::config::ControllerStamps) -> Self {
+        MatchOptions {
+            stamps: Stamps::from(stamps),
+            mutations: Vec::new(),
+        }
+    }
+}
+
+impl From<&crate::config::Provenance> for MatchOptions {
+    /// A mutation allowance whose path does not parse allows nothing (the configuration's
+    /// validation has already refused it, naming the path).
+    fn from(p: &crate::config::Provenance) -> Self {
+        MatchOptions {
+            stamps: Stamps::from(&p.controller_stamps),
+            mutations: p
+                .mutations
+                .iter()
+                .filter_map(|m| Allowance::parse(m).ok())
+                .collect(),
+        }
+    }
+}
+
+/// What one comparison may borrow besides the options: the CustomResourceDefinition of a
+/// custom resource (its schema's defaults explain fields), when Git holds it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub crd: Option<&'a Value>,
+}
+
+/// The verdict of the match. (`untraceable` and `exempt` are decided before a match: no
+/// manifest in the window, or an exemption.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every field is explained, and every field Git sets has Git's value.
+    Traceable,
+    /// Some field differs from Git, drifted in this UPDATE, or is explained by nothing.
+    Modified,
+}
+
+/// The result of [`compare`], in the shape `input.provenance` gives it to policies
+/// (`status`, `differing`, `unattested`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub status: Status,
+    /// Paths where the object differs from Git, that this UPDATE changed away from Git and the
+    /// defaults, or a label, annotation or data key that Git does not set at CREATE. (Both
+    /// lists are sorted.)
+    pub differing: Vec<String>,
+    /// Paths the object carries that nothing explains: not Git, not an API-server default,
+    /// not server-owned, not a tracking stamp, not a mutation allowance.
+    pub unattested: Vec<String>,
+}
+
+impl Outcome {
+    /// What is wrong, in words for a denial: the differing and unattested paths, at most
+    /// `limit` of each (`and N more`).
+    pub fn describe(&self, limit: usize) -> String {
+        let list = |paths: &[String]| {
+            let mut text = paths
+                .iter()
+                .take(limit)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if paths.len() > limit {
+                text += &format!(" and {} more", paths.len() - limit);
+            }
+            text
+        };
+        let mut parts = Vec::new();
+        if !self.differing.is_empty() {
+            parts.push(format!("differs at {}", list(&self.differing)));
+        }
+        if !self.unattested.is_empty() {
+            parts.push(format!(
+                "sets what Git does not (unattested): {}",
+                list(&self.unattested)
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Compares the manifest `git` with the `object` of an admission request (and `old_object` at
+/// UPDATE), with no CRD. See the module documentation for the rules.
+pub fn compare(
+    git: &Value,
+    object: &Value,
+    old_object: Option<&Value>,
+    options: &MatchOptions,
+) -> Outcome {
+    compare_in(git, object, old_object, options, Context::default())
+}
+
+/// [`compare`] with a [`Context`].
+pub fn compare_in(
+    git: &Value,
+    object: &Value,
+    old_object: Option<&Value>,
+    options: &MatchOptions,
+    context: Context<'_>,
+) -> Outcome {
+    let object_kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let git_kind = git.get("kind").and_then(Value::as_str).unwrap_or("");
+    let scale = object_kind == "Scale"
+        && git_kind != "Scale"
+        && object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.starts_with("autoscaling/"));
+    let git: Cow<'_, Value> = if scale {
+        Cow::Owned(scale_view(git))
+    } else {
+        normalize(git_kind, git)
+    };
+    let crd_defaults = match context.crd {
+        Some(crd) if !scale => super::crd::defaulted(&git, crd),
+        _ => None,
+    };
+    // Allowances are the scaled kind's for a Scale (its `spec.replicas` is the kind's).
+    let allowance_kind = if scale { git_kind } else { object_kind };
+    let mutations = options
+        .mutations
+        .iter()
+        .filter(|a| a.applies_to(allowance_kind))
+        .flat_map(|a| a.paths.iter())
+        .collect();
+    let walker = walk::Walker::new(walk::Setup {
+        kind: object_kind,
+        git: &git,
+        object,
+        old_object,
+        crd_defaults: crd_defaults.as_ref(),
+        stamps: &options.stamps,
+        mutations,
+        defaults: !scale,
+    });
+    let (mut differing, mut unattested) = walker.run();
+    // Sorted, so that the outcome does not depend on the key order of the manifest.
+    differing.sort();
+    differing.dedup();
+    unattested.sort();
+    unattested.dedup();
+    Outcome {
+        status: if differing.is_empty() && unattested.is_empty() {
+            Status::Traceable
+        } else {
+            Status::Modified
+        },
+        differing,
+        unattested,
+    }
+}
+
+/// What a `Scale` can say about a manifest: its `spec.replicas`.
+fn scale_view(git: &Value) -> Value {
+    match git.pointer("/spec/replicas") {
+        Some(r) if !r.is_null() => serde_json::json!({"spec": {"replicas": r}}),
+        _ => serde_json::json!({}),
+    }
+}
+
+/// Git's manifest as the API server would store it, where that differs by more than defaults:
+/// a Secret's `stringData` is written into `data` (base64, winning over `data`); a Service's
+/// empty `clusterIP` and zero node ports mean "allocate one". (A Job's labels copied from its
+/// template are a default, [`super::defaults`]: whether they are copied depends on what the
+/// submitter added, such as a controller's stamps.) Other kinds are compared as written (borrowed: no copy on the request path).
+fn normalize<'a>(kind: &str, git: &'a Value) -> Cow<'a, Value> {
+    if kind != "Secret" && kind != "Service" {
+        return Cow::Borrowed(git);
+    }
+    let mut git = git.clone();
+    match kind {
+        "Secret" => {
+            if let Some(obj) = git.as_object_mut()
+                && let Some(Value::Object(string_data)) = obj.remove("stringData")
+            {
+                let data = obj
+                    .entry("data")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if data.is_null() {
+                    *data = Value::Object(Map::new());
+                }
+                if let Some(data) = data.as_object_mut() {
+                    for (k, v) in string_data {
+                        if let Some(s) = v.as_str() {
+                            data.insert(k, Value::String(base64(s.as_bytes())));
+                        }
+                    }
+                }
+            }
+        }
+        "Service" => {
+            if let Some(spec) = git.get_mut("spec").and_then(Value::as_object_mut) {
+                if spec.get("clusterIP").is_some_and(|v| v == "") {
+                    spec.remove("clusterIP");
+                }
+                if spec.get("healthCheckNodePort").is_some_and(is_zero) {
+                    spec.remove("healthCheckNodePort");
+                }
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        if port.get("nodePort").is_some_and(is_zero) {
+                            port.remove("nodePort");
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Cow::Owned(git)
+}
+
+/// Standard base64 with padding (what the API server writes for `data`).
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn none() -> MatchOptions {
+        MatchOptions::default()
+    }
+
+    #[test]
+    fn base64_matches_the_api_server() {
+        assert_eq!(base64(b"s3cr3t"), "czNjcjN0");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn secret_string_data() {
+        let git = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db-pass", "namespace": "demo"},
+            "stringData": {"password": "s3cr3t"}});
+        let obj = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db-pass", "namespace": "demo", "uid": "x"},
+            "data": {"password": "czNjcjN0"}, "type": "Opaque"});
+        let out = compare(&git, &obj, None, &none());
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+        assert!(out.unattested.is_empty(), "{out:?}");
+        let tampered = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db-pass", "namespace": "demo"},
+            "data": {"password": "czNjcjN0", "extra": "eA=="}, "type": "Opaque"});
+        let out = compare(&git, &tampered, None, &none());
+        assert_eq!(out.differing, vec!["data.extra"]);
+    }
+
+    #[test]
+    fn zero_values_and_empties() {
+        let git = json!({"kind": "Pod", "spec": {"hostNetwork": false, "containers": [
+            {"name": "a", "image": "x:1", "args": [], "env": []}],
+            "automountServiceAccountToken": false}});
+        let obj = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "x:1"}],
+            "automountServiceAccountToken": false}});
+        assert_eq!(compare(&git, &obj, None, &none()).status, Status::Traceable);
+        let obj = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "x:1"}]}});
+        let out = compare(&git, &obj, None, &none());
+        assert_eq!(out.differing, vec!["spec.automountServiceAccountToken"]);
+    }
+
+    #[test]
+    fn empty_dir_must_stay() {
+        let git = json!({"kind": "Pod", "spec": {"volumes": [{"name": "c", "emptyDir": {}}],
+            "nodeSelector": {}}});
+        let obj = json!({"kind": "Pod", "spec": {"volumes": [{"name": "c", "emptyDir": {}}]}});
+        assert_eq!(compare(&git, &obj, None, &none()).status, Status::Traceable);
+        let obj = json!({"kind": "Pod", "spec": {"volumes": [
+            {"name": "c", "secret": {"secretName": "s"}}]}});
+        let out = compare(&git, &obj, None, &none());
+        assert_eq!(out.differing, vec!["spec.volumes[name=c].emptyDir"]);
+    }
+
+    #[test]
+    fn file_modes_compare_by_value() {
+        // The manifest parser reads `0644` as 420 (kubectl's YAML 1.1); a decimal 256 is 0400
+        // and is not also read as octal 0256 (174).
+        let pod = |mode: u64| {
+            json!({"kind": "Pod", "spec": {"volumes": [
+                {"name": "c", "secret": {"secretName": "c", "defaultMode": mode}}]}})
+        };
+        assert_eq!(
+            compare(&pod(420), &pod(420), None, &none()).status,
+            Status::Traceable
+        );
+        let out = compare(&pod(256), &pod(174), None, &none());
+        assert_eq!(
+            out.differing,
+            vec!["spec.volumes[name=c].secret.defaultMode"]
+        );
+        let out = compare(&pod(644), &pod(420), None, &none());
+        assert_eq!(out.status, Status::Modified);
+    }
+
+    #[test]
+    fn lists() {
+        // Atomic lists: Git owns the whole value.
+        let git = json!({"kind": "Pod", "spec": {"containers": [
+            {"name": "a", "image": "x:1", "args": ["1", "2"]}]}});
+        let obj = json!({"kind": "Pod", "spec": {"containers": [
+            {"name": "a", "image": "x:1", "args": ["1", "2", "3"]}]}});
+        assert_eq!(
+            compare(&git, &obj, None, &none()).differing,
+            vec!["spec.containers[name=a].args[2]"]
+        );
+        // Keyed lists: order of containers does not matter, order of env does.
+        let git = json!({"kind": "Pod", "spec": {"containers": [
+            {"name": "a", "image": "x:1", "env": [{"name": "A", "value": "1"},
+                                                  {"name": "B", "value": "$(A)"}]},
+            {"name": "b", "image": "y:1"}]}});
+        let obj = json!({"kind": "Pod", "spec": {"containers": [
+            {"name": "b", "image": "y:1"},
+            {"name": "a", "image": "x:1", "env": [{"name": "A", "value": "1"},
+                                                  {"name": "B", "value": "$(A)"}]}]}});
+        assert_eq!(compare(&git, &obj, None, &none()).status, Status::Traceable);
+        let obj = json!({"kind": "Pod", "spec": {"containers": [
+            {"name": "a", "image": "x:1", "env": [{"name": "B", "value": "$(A)"},
+                                                  {"name": "A", "value": "1"}]},
+            {"name": "b", "image": "y:1"}]}});
+        assert_eq!(
+            compare(&git, &obj, None, &none()).differing,
+            vec!["spec.containers[name=a].env"]
+        );
+        // A missing keyed item.
+        let obj = json!({"kind": "Pod", "spec": {"containers": [{"name": "b", "image": "y:1"}]}});
+        assert_eq!(
+            compare(&git, &obj, None, &none()).differing,
+            vec!["spec.containers[name=a]"]
+        );
+    }
+
+    #[test]
+    fn anything_unexplained_is_unattested() {
+        let git = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "x:1"}]}});
+        let obj = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "x:1",
+            "command": ["sh", "-c", "id"],
+            "securityContext": {"seLinuxOptions": {"type": "spc_t"}}}],
+            "initContainers": [{"name": "miner", "image": "evil:1"}]}});
+        let out = compare(&git, &obj, None, &none());
+        assert_eq!(out.status, Status::Modified);
+        assert!(out.differing.is_empty(), "{out:?}");
+        assert_eq!(
+            out.unattested,
+            vec![
+                "spec.containers[name=a].command",
+                "spec.containers[name=a].securityContext.seLinuxOptions.type",
+                "spec.initContainers[name=miner]",
+            ]
+        );
+        // The same change at UPDATE is drift.
+        let out = compare(
+            &git,
+            &obj,
+            Some(&json!({"kind": "Pod", "spec": git["spec"]})),
+            &none(),
+        );
+        assert_eq!(out.differing.len(), 3, "{out:?}");
+        assert!(out.unattested.is_empty(), "{out:?}");
+        // Unchanged at UPDATE, still unattested.
+        let out = compare(&git, &obj, Some(&obj), &none());
+        assert_eq!(out.unattested.len(), 3, "{out:?}");
+        assert_eq!(out.status, Status::Modified);
+    }
+
+    #[test]
+    fn mutation_allowances_explain_their_paths() {
+        let git = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "x:1"}]}});
+        let obj = json!({"kind": "Pod", "metadata": {"annotations": {
+            "sidecar.istio.io/status": "{}"}},
+            "spec": {"containers": [{"name": "a", "image": "x:1"},
+                                    {"name": "istio-proxy", "image": "istio/proxyv2:1.22"}]}});
+        let config = crate::config::Provenance {
+            mutations: vec![crate::config::Mutation {
+                kinds: vec!["Pod".into()],
+                paths: vec![
+                    "spec.containers[name=istio-proxy]".into(),
+                    r#"metadata.annotations["sidecar.istio.io/*"]"#.into(),
+                ],
+                by: Some("istio-sidecar-injector".into()),
+            }],
+            ..Default::default()
+        };
+        let options = MatchOptions::from(&config);
+        let out = compare(&git, &obj, None, &options);
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+        // Only for the kinds named.
+        let mut deployment = obj.clone();
+        deployment["kind"] = json!("Deployment");
+        let mut git_d = git.clone();
+        git_d["kind"] = json!("Deployment");
+        let out = compare(&git_d, &deployment, None, &options);
+        assert_eq!(out.status, Status::Modified);
+    }
+
+    #[test]
+    fn an_autoscaler_allowance_covers_replicas_and_its_scale_requests() {
+        let git = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"selector": {}}});
+        let old = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {}}});
+        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "web", "uid": "u"}, "spec": {"replicas": 5},
+            "status": {"replicas": 3}});
+        let old_scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+        assert_eq!(
+            compare(&git, &old, Some(&old), &none()).unattested,
+            vec!["spec.replicas"]
+        );
+        assert_eq!(
+            compare(&git, &scale, Some(&old_scale), &none()).differing,
+            vec!["spec.replicas"]
+        );
+        let config = crate::config::Provenance {
+            mutations: vec![crate::config::Mutation {
+                kinds: vec!["Deployment".into()],
+                paths: vec!["spec.replicas".into()],
+                by: Some("horizontal-pod-autoscaler".into()),
+            }],
+            ..Default::default()
+        };
+        let options = MatchOptions::from(&config);
+        assert_eq!(
+            compare(&git, &old, Some(&old), &options).status,
+            Status::Traceable
+        );
+        assert_eq!(
+            compare(&git, &scale, Some(&old_scale), &options).status,
+            Status::Traceable
+        );
+    }
+
+    #[test]
+    fn removing_what_git_does_not_set_is_allowed() {
+        let git = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        let old = json!({"kind": "ConfigMap", "metadata": {"name": "c",
+            "labels": {"hand": "x"}}, "data": {"a": "1"}});
+        let obj = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        let out = compare(&git, &obj, Some(&old), &none());
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+        // An unchanged hand label at UPDATE is unattested (not this request's drift, but not
+        // explained either).
+        let out = compare(&git, &old, Some(&old), &none());
+        assert_eq!(out.status, Status::Modified, "{out:?}");
+        assert_eq!(out.unattested, vec!["metadata.labels.hand"]);
+        assert!(out.differing.is_empty());
+        // At CREATE it is drift.
+        let out = compare(&git, &old, None, &none());
+        assert_eq!(out.differing, vec!["metadata.labels.hand"]);
+    }
+
+    #[test]
+    fn exact_default_restored_when_git_drops_a_field() {
+        let git = json!({"kind": "Deployment", "spec": {"selector": {}}});
+        let old = json!({"kind": "Deployment", "spec": {"replicas": 3, "selector": {}}});
+        let obj = json!({"kind": "Deployment", "spec": {"replicas": 1, "selector": {}}});
+        assert_eq!(
+            compare(&git, &obj, Some(&old), &none()).status,
+            Status::Traceable
+        );
+        let obj = json!({"kind": "Deployment", "spec": {"replicas": 4, "selector": {}}});
+        assert_eq!(
+            compare(&git, &obj, Some(&old), &none()).differing,
+            vec!["spec.replicas"]
+        );
+    }
+
+    #[test]
+    fn job_defaults_follow_their_siblings() {
+        let git = json!({"kind": "Job", "metadata": {"name": "j"}, "spec": {
+            "podFailurePolicy": {"rules": []}, "backoffLimitPerIndex": 1,
+            "template": {"spec": {"restartPolicy": "Never"}}}});
+        let obj = json!({"kind": "Job", "metadata": {"name": "j", "uid": "u"}, "spec": {
+            "podFailurePolicy": {"rules": []}, "backoffLimitPerIndex": 1,
+            "backoffLimit": 2147483647, "podReplacementPolicy": "Failed",
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+            "template": {"metadata": {"labels": {"job-name": "j", "controller-uid": "u"}},
+                         "spec": {"restartPolicy": "Never"}}}});
+        let out = compare(&git, &obj, None, &none());
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+        assert!(out.unattested.is_empty(), "{out:?}");
+        let mut other = obj.clone();
+        other["spec"]["podReplacementPolicy"] = json!("TerminatingOrFailed");
+        other["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] = json!("v");
+        let out = compare(&git, &other, None, &none());
+        assert_eq!(out.status, Status::Modified);
+        assert_eq!(
+            out.unattested,
+            vec![
+                "spec.podReplacementPolicy",
+                "spec.selector.matchLabels[\"batch.kubernetes.io/controller-uid\"]"
+            ]
+        );
+    }
+
+    #[test]
+    fn outcome_serializes_for_policies() {
+        let out = Outcome {
+            status: Status::Modified,
+            differing: vec!["spec.replicas".into()],
+            unattested: vec!["spec.template.spec.containers[name=a].command".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&out).unwrap(),
+            json!({"status": "modified", "differing": ["spec.replicas"],
+                   "unattested": ["spec.template.spec.containers[name=a].command"]})
+        );
+        assert_eq!(
+            out.describe(10),
+            "differs at spec.replicas; sets what Git does not (unattested): \
+             spec.template.spec.containers[name=a].command"
+        );
+    }
+}
