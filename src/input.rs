@@ -3,7 +3,8 @@
 //! ```text
 //! input.review       the AdmissionRequest (admission.k8s.io/v1), or one built from a manifest
 //! input.parameters   a constraint's spec.parameters (set per policy at evaluation)
-//! input.source       where the change comes from (context, repository, commit, path, line)
+//! input.source       where the change comes from: context (admission | premerge | audit, an
+//!                    object already in the cluster), repository, commit, path, line
 //! input.provenance   the traceability verdict, when provenance is configured
 //! ```
 //!
@@ -69,6 +70,8 @@ pub struct Review {
 pub enum Context {
     Admission,
     Premerge,
+    /// `gitgate audit`: an object already in the cluster, judged as a CREATE of it now.
+    Audit,
 }
 
 /// `input.source`: where the change comes from, as far as it is known.
@@ -89,6 +92,17 @@ impl Source {
     pub fn admission() -> Self {
         Source {
             context: Context::Admission,
+            repository: None,
+            commit: None,
+            path: None,
+            line: None,
+        }
+    }
+
+    /// The source of an object read from the cluster by `audit`.
+    pub fn audit() -> Self {
+        Source {
+            context: Context::Audit,
             repository: None,
             commit: None,
             path: None,

@@ -20,6 +20,7 @@
 pub mod builtin;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decision;
 pub mod demo;

@@ -200,6 +200,7 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
                     file: f.path.clone(),
                     line: 1,
                     what: format!("not read: {e}"),
+                    value: None,
                 });
                 continue;
             }
@@ -214,6 +215,7 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
                     file: f.path.clone(),
                     line: doc.line,
                     what: describe_document(&doc.value),
+                    value: is_sync_document(&doc.value).then(|| Arc::new(doc.value.clone())),
                 });
             }
         }
@@ -222,6 +224,20 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
     let mut set = PolicySet::new(policies);
     set.skipped = skipped;
     Ok(set)
+}
+
+/// Gatekeeper's `Config` (`config.gatekeeper.sh`) and `SyncSet` (`syncset.gatekeeper.sh`):
+/// not policies, but their sync lists say what `data.inventory` holds, so they are kept.
+pub fn is_sync_document(value: &Value) -> bool {
+    let api = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    matches!(
+        (api.split('/').next().unwrap_or(""), kind),
+        ("config.gatekeeper.sh", "Config") | ("syncset.gatekeeper.sh", "SyncSet")
+    )
 }
 
 /// `kind: ClusterPolicy (kyverno.io/v1) require-labels`: what a skipped document is.
