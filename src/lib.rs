@@ -17,6 +17,7 @@
 //! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`serve`]
 //!   (the admission door), [`cli`].
 
+pub mod audit;
 pub mod builtin;
 pub mod check;
 pub mod cli;

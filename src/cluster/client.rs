@@ -182,6 +182,19 @@ impl Resolved {
         }
     }
 
+    /// The path of one object: `/apis/apps/v1/namespaces/web/deployments/web`.
+    pub fn object_path(&self, namespace: Option<&str>, name: &str) -> String {
+        let base = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{base}/namespaces/{ns}/{}/{name}", self.plural),
+            None => format!("{base}/{}/{name}", self.plural),
+        }
+    }
+
     /// `deployments.apps`, `namespaces`: as RBAC and the API server's messages name it.
     pub fn resource_name(&self) -> String {
         if self.group.is_empty() {
@@ -205,6 +218,26 @@ impl Resolved {
             resource: Some(self.plural.clone()),
         }
     }
+}
+
+/// The kind `wanted` among what a group version serves.
+pub fn pick(served: &[Resolved], wanted: &KindRef) -> Result<Resolved, ClusterError> {
+    served
+        .iter()
+        .find(|r| r.kind == wanted.kind)
+        .cloned()
+        .ok_or_else(|| ClusterError::NotServed {
+            kind: super::sync::describe_kind(wanted),
+            why: format!(
+                "{} has no kind {} that can be listed and watched",
+                if wanted.group.is_empty() {
+                    wanted.version.clone()
+                } else {
+                    format!("{}/{}", wanted.group, wanted.version)
+                },
+                wanted.kind
+            ),
+        })
 }
 
 /// One page of a list.
@@ -238,41 +271,45 @@ impl Connection {
 
     /// Finds the resource of a kind with discovery (`/api/v1`, `/apis/GROUP/VERSION`).
     pub async fn resolve(&self, kind: &KindRef) -> Result<Resolved, ClusterError> {
-        let (path, gv) = if kind.group.is_empty() {
-            (format!("/api/{}", kind.version), kind.version.clone())
+        let served = self.discover(&kind.group, &kind.version).await?;
+        pick(&served, kind)
+    }
+
+    /// The kinds one group version serves that can be listed and watched (discovery:
+    /// `/api/v1`, `/apis/GROUP/VERSION`); `NotServed` when the API server does not serve it.
+    pub async fn discover(&self, group: &str, version: &str) -> Result<Vec<Resolved>, ClusterError> {
+        let (path, gv) = if group.is_empty() {
+            (format!("/api/{version}"), version.to_string())
         } else {
-            let gv = format!("{}/{}", kind.group, kind.version);
+            let gv = format!("{group}/{version}");
             (format!("/apis/{gv}"), gv)
         };
-        let what = format!("discovery of {gv}");
         let request = http::Request::get(&path)
             .body(Vec::new())
             .map_err(|e| ClusterError::Request(e.to_string()))?;
-        let list: APIResourceList = match self.get(&what, request).await {
+        let list: APIResourceList = match self.get(&format!("discovery of {gv}"), request).await {
             Ok(list) => list,
             Err(ClusterError::Api { code: 404, .. }) => {
                 return Err(ClusterError::NotServed {
-                    kind: super::sync::describe_kind(kind),
+                    kind: gv.clone(),
                     why: format!("the API server does not serve {gv}"),
                 });
             }
             Err(e) => return Err(e),
         };
-        let found = list
+        Ok(list
             .resources
             .iter()
-            .find(|r| r.kind == kind.kind && !r.name.contains('/'))
-            .ok_or_else(|| ClusterError::NotServed {
-                kind: super::sync::describe_kind(kind),
-                why: format!("{gv} has no kind {}", kind.kind),
-            })?;
-        Ok(Resolved {
-            group: kind.group.clone(),
-            version: kind.version.clone(),
-            kind: kind.kind.clone(),
-            plural: found.name.clone(),
-            namespaced: found.namespaced,
-        })
+            .filter(|r| !r.name.contains('/'))
+            .filter(|r| r.verbs.iter().any(|v| v == "list") && r.verbs.iter().any(|v| v == "watch"))
+            .map(|r| Resolved {
+                group: group.to_string(),
+                version: version.to_string(),
+                kind: r.kind.clone(),
+                plural: r.name.clone(),
+                namespaced: r.namespaced,
+            })
+            .collect())
     }
 
     /// The version the API server prefers for `group` (`None` when it does not serve it).

@@ -30,13 +30,15 @@
 
 mod client;
 pub mod inventory;
+mod state;
 pub mod sync;
 mod watch;
 
 use std::time::Duration;
 
-pub use client::{Connection, Pages, Resolved, connect};
-pub use watch::{Crd, Crds, KindStatus, NamespaceTable, View, Watch};
+pub use client::{Connection, Pages, Resolved, connect, pick};
+pub use state::Cluster;
+pub use watch::{Crd, CrdVersion, Crds, KindStatus, NamespaceTable, View, Watch};
 
 /// Why the cluster could not be read. Every message names what was asked.
 #[derive(Debug, thiserror::Error)]

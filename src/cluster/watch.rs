@@ -3,6 +3,7 @@
 //! read [`View`]s, snapshots swapped in atomically.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -207,6 +208,8 @@ struct Shared {
     /// The inventory the synced kinds' writers change in turn (never read on the request
     /// path: decisions read the published snapshot).
     writer: Mutex<Inventory>,
+    /// Caches that have read their first complete list (read on the request path: no lock).
+    synced: AtomicUsize,
 }
 
 /// The running caches of one cluster. Dropping it stops the watches.
@@ -333,6 +336,7 @@ impl Watch {
             inventory: ArcSwap::from_pointee(inventory.data()),
             crds: ArcSwap::default(),
             writer: Mutex::new(inventory),
+            synced: AtomicUsize::new(0),
         });
         let has_inventory = targets.iter().any(|(_, r)| r.inventory);
         let mut statuses = Vec::new();
@@ -387,6 +391,11 @@ impl Watch {
                 .then(|| self.shared.inventory.load_full()),
             available: true,
         }
+    }
+
+    /// Whether every cache has read its first complete list (cheap: for the request path).
+    pub fn is_synced(&self) -> bool {
+        self.shared.synced.load(Ordering::Acquire) >= self.statuses.len()
     }
 
     /// The CRDs known now.
@@ -541,6 +550,9 @@ impl Writer {
         self.dirty = true;
         self.publish();
         let mut status = self.lock_status();
+        if !status.synced {
+            self.shared.synced.fetch_add(1, Ordering::Release);
+        }
         status.synced = true;
         status.lists += 1;
         status.listed_at = Some(Instant::now());
