@@ -378,7 +378,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 fail_on_warn,
                 color,
             };
-            audit(&config, &dir, &policy, cli.rego_version, kubeconfig.as_deref(), printed)
+            audit(
+                &config,
+                &dir,
+                &policy,
+                cli.rego_version,
+                kubeconfig.as_deref(),
+                printed,
+            )
         }
         Command::Demo { keep, color } => {
             let options = crate::demo::Options {
@@ -509,8 +516,8 @@ fn audit(
     };
     report.fail_on_warn = fail_on_warn;
     let mut out = std::io::stdout().lock();
-    let written =
-        crate::report::write(format, &report, use_color(color), &mut out).and_then(|()| out.flush());
+    let written = crate::report::write(format, &report, use_color(color), &mut out)
+        .and_then(|()| out.flush());
     finish("audit", written, report.exit_code())
 }
 

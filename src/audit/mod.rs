@@ -166,7 +166,12 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
             Ok(r) => plan.kinds.push(r),
             Err(why) if why.contains("not served") => {
                 if noted {
-                    plan.items.push(kind_item(&k, Level::Note, false, format!("{why}; not audited")));
+                    plan.items.push(kind_item(
+                        &k,
+                        Level::Note,
+                        false,
+                        format!("{why}; not audited"),
+                    ));
                 }
                 plan.absent.push(k);
             }
@@ -295,9 +300,7 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
                 Level::Warning => Enforcement::Warn.as_str(),
                 Level::Note => Enforcement::Dryrun.as_str(),
             };
-            *violations
-                .entry((item.policy.clone(), action))
-                .or_default() += 1;
+            *violations.entry((item.policy.clone(), action)).or_default() += 1;
         }
     }
     report.items.sort_by(|a, b| {

@@ -102,7 +102,12 @@ pub async fn read_view(connection: &Connection, needs: &Needs) -> Result<View, C
     }
     let mut inventory = Inventory::default();
     for synced in &needs.sync {
-        let kind = connection.resolve(&synced.kind).await?;
+        let kind = match connection.resolve(&synced.kind).await {
+            Ok(kind) => kind,
+            // Not served: the cluster holds none of it.
+            Err(ClusterError::NotServed { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let mut pages = connection.pages(&kind);
         while let Some(items) = pages.next().await? {
             for mut obj in items {

@@ -277,7 +277,11 @@ impl Connection {
 
     /// The kinds one group version serves that can be listed and watched (discovery:
     /// `/api/v1`, `/apis/GROUP/VERSION`); `NotServed` when the API server does not serve it.
-    pub async fn discover(&self, group: &str, version: &str) -> Result<Vec<Resolved>, ClusterError> {
+    pub async fn discover(
+        &self,
+        group: &str,
+        version: &str,
+    ) -> Result<Vec<Resolved>, ClusterError> {
         let (path, gv) = if group.is_empty() {
             (format!("/api/{version}"), version.to_string())
         } else {

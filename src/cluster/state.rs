@@ -27,7 +27,12 @@ impl Cluster {
     /// `cluster.enabled: true` asks for it. CRDs are watched when `crds` (provenance on).
     /// Never fails: what goes wrong is [`Cluster::Unavailable`], logged here and reported
     /// by `/readyz`.
-    pub async fn start(config: &Config, needs: &Needs, kubeconfig: Option<&Path>, crds: bool) -> Cluster {
+    pub async fn start(
+        config: &Config,
+        needs: &Needs,
+        kubeconfig: Option<&Path>,
+        crds: bool,
+    ) -> Cluster {
         for problem in &needs.problems {
             tracing::warn!("{problem}");
         }

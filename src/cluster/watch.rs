@@ -178,6 +178,9 @@ pub struct KindStatus {
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Something to know that is no error (the kind is not served).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// When the last complete list was read.
     #[serde(skip)]
     pub listed_at: Option<Instant>,
@@ -350,6 +353,7 @@ impl Watch {
                 lists: 0,
                 errors: 0,
                 last_error: None,
+                note: None,
                 listed_at: None,
                 lost_since: None,
                 created: Instant::now(),
@@ -554,6 +558,7 @@ impl Writer {
             self.shared.synced.fetch_add(1, Ordering::Release);
         }
         status.synced = true;
+        status.note = None;
         status.lists += 1;
         status.listed_at = Some(Instant::now());
         status.lost_since = None;
@@ -636,6 +641,18 @@ impl Writer {
         self.lock_status().objects = self.keys.len();
     }
 
+    /// The cluster does not serve the kind: the cache is complete with no object.
+    fn not_served(&self, why: &str) {
+        let mut status = self.lock_status();
+        if !status.synced {
+            self.shared.synced.fetch_add(1, Ordering::Release);
+            tracing::info!(kind = %status.kind, "{why}: data.inventory holds none of it");
+        }
+        status.synced = true;
+        status.note = Some(why.to_string());
+        status.lost_since = None;
+    }
+
     /// The watch runs again: the cache is current.
     fn watching(&self) {
         self.lock_status().lost_since = None;
@@ -699,6 +716,9 @@ enum Ended {
     Failed,
 }
 
+/// How often discovery is asked again for a synced kind the cluster does not serve.
+const NOT_SERVED_RECHECK: Duration = Duration::from_secs(60);
+
 /// One kind's list-then-watch loop; runs until the [`Watch`] is dropped.
 async fn run(conn: Connection, target: Target, mut writer: Writer) {
     let mut backoff = Backoff::new();
@@ -707,6 +727,13 @@ async fn run(conn: Connection, target: Target, mut writer: Writer) {
         Target::Discover(wanted) => loop {
             match conn.resolve(&wanted).await {
                 Ok(kind) => break kind,
+                // A kind the cluster does not serve has no objects: that is what the cache
+                // holds (the gatekeeper-library's sync lists name old API versions too), and
+                // discovery is asked again in case a CRD brings it.
+                Err(e @ ClusterError::NotServed { .. }) => {
+                    writer.not_served(&e.to_string());
+                    tokio::time::sleep(NOT_SERVED_RECHECK).await;
+                }
                 Err(e) => {
                     writer.failed(&e.to_string());
                     tokio::time::sleep(backoff.next()).await;

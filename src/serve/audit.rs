@@ -23,7 +23,9 @@ pub fn spawn(state: &Arc<AppState>) {
         return;
     };
     if !matches!(state.cluster, Cluster::Watching(_)) {
-        tracing::error!("audit.interval is set but the cluster is not read: the audit does not run (see /readyz)");
+        tracing::error!(
+            "audit.interval is set but the cluster is not read: the audit does not run (see /readyz)"
+        );
         return;
     }
     let state = state.clone();
@@ -88,7 +90,10 @@ pub fn once(state: &AppState, runtime: &tokio::runtime::Handle) -> Option<Outcom
 
 /// Sets the gauges of one audit; returns the (policy, action) pairs it set, so that the next
 /// audit zeroes those it no longer finds.
-fn record(outcome: &Outcome, previous: &BTreeSet<(String, &'static str)>) -> BTreeSet<(String, &'static str)> {
+fn record(
+    outcome: &Outcome,
+    previous: &BTreeSet<(String, &'static str)>,
+) -> BTreeSet<(String, &'static str)> {
     let audit = outcome.report.audit.clone().unwrap_or_default();
     for status in ["traceable", "untraceable", "modified", "exempt", "none"] {
         let n = audit.provenance.get(status).copied().unwrap_or(0);

@@ -45,11 +45,7 @@ pub fn state(
 /// Adds the cluster to a state: what its policies and configuration need
 /// ([`Needs`](crate::cluster::sync::Needs)), and the caches that serve it (CRDs too when
 /// provenance is on). Runs inside the runtime (the caches are tasks of it).
-pub async fn with_cluster(
-    state: AppState,
-    config: &Config,
-    kubeconfig: Option<&Path>,
-) -> AppState {
+pub async fn with_cluster(state: AppState, config: &Config, kubeconfig: Option<&Path>) -> AppState {
     let needs = crate::cluster::sync::Needs::of(&state.policies, config);
     let crds = state.mirror.is_some();
     let cluster = crate::cluster::Cluster::start(config, &needs, kubeconfig, crds).await;
