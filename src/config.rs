@@ -323,8 +323,6 @@ pub struct Audit {
     /// The kinds audited. Empty: the synced kinds, the kinds the policies name, and the
     /// kinds of the newest approved commit.
     pub kinds: Vec<KindRef>,
-    /// `serve` writes PolicyReport/ClusterPolicyReport objects (`wgpolicyk8s.io/v1alpha2`).
-    pub policy_reports: bool,
 }
 
 /// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
