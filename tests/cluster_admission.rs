@@ -389,3 +389,50 @@ async fn a_cluster_out_of_reach_is_not_ready_unless_turned_off() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"off\""), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_audits_on_an_interval_and_sets_gauges() {
+    let server = ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.apply(namespace("web", json!({})));
+    server.apply(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "root", "namespace": "web"},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27",
+            "securityContext": {"privileged": true},
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}));
+    let kubeconfig = server.kubeconfig(dir.path());
+    let set = gitgate::builtin::policy_set(&gitgate::policy::Options::default()).unwrap();
+    let cfg = config("audit:\n  interval: 1h\n");
+    let state = Arc::new(state(set, &cfg, Some(&kubeconfig)).await);
+    gitgate::serve::audit::spawn(&state);
+    let app = gitgate::serve::router(state, 1 << 20);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    eventually("the audit's gauges", || async {
+        get(&url, "/metrics")
+            .await
+            .1
+            .contains("gitgate_audit_last_run_timestamp_seconds")
+    })
+    .await;
+    let (_, metrics) = get(&url, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "gitgate_audit_violations{policy=\"privileged-container\",action=\"deny\"} 1"
+        ),
+        "{metrics}"
+    );
+    // No repository: no provenance verdict.
+    assert!(
+        metrics.contains("gitgate_audit_objects{status=\"none\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gitgate_audit_runs_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(get(&url, "/readyz").await.0, 200);
+}
