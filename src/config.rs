@@ -323,6 +323,10 @@ pub struct Audit {
     /// The kinds audited. Empty: the synced kinds, the kinds the policies name, and the
     /// kinds of the newest approved commit.
     pub kinds: Vec<KindRef>,
+    /// `serve` writes each audit's findings as PolicyReports (one per namespace) and a
+    /// ClusterPolicyReport (`wgpolicyk8s.io/v1alpha2`, as Kyverno does), named
+    /// `gitgate-audit`.
+    pub policy_reports: bool,
 }
 
 /// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.

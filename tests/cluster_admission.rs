@@ -402,10 +402,10 @@ async fn serve_audits_on_an_interval_and_sets_gauges() {
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}));
     let kubeconfig = server.kubeconfig(dir.path());
     let set = gitgate::builtin::policy_set(&gitgate::policy::Options::default()).unwrap();
-    let cfg = config("audit:\n  interval: 1h\n");
+    let cfg = config("audit:\n  interval: 1h\n  policyReports: true\n");
     let state = Arc::new(state(set, &cfg, Some(&kubeconfig)).await);
     gitgate::serve::audit::spawn(&state);
-    let app = gitgate::serve::router(state, 1 << 20);
+    let app = gitgate::serve::router(state.clone(), 1 << 20);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -435,4 +435,40 @@ async fn serve_audits_on_an_interval_and_sets_gauges() {
         "{metrics}"
     );
     assert_eq!(get(&url, "/readyz").await.0, 200);
+    // The findings as a PolicyReport of the namespace.
+    let report = || {
+        server
+            .objects("wgpolicyk8s.io", "policyreports")
+            .into_iter()
+            .find(|r| {
+                r["metadata"]["namespace"] == "web" && r["metadata"]["name"] == "gitgate-audit"
+            })
+    };
+    eventually("the policy report", || async { report().is_some() }).await;
+    let first = report().unwrap();
+    assert_eq!(first["summary"]["fail"], 1, "{first}");
+    let result = &first["results"][0];
+    assert_eq!(result["policy"], "privileged-container", "{first}");
+    assert_eq!(result["result"], "fail");
+    assert_eq!(result["resources"][0]["name"], "root");
+    // The next audit replaces it (create refused: get, then update).
+    let audited = state.clone();
+    let handle = tokio::runtime::Handle::current();
+    let outcome =
+        tokio::task::spawn_blocking(move || gitgate::serve::audit::once(&audited, &handle))
+            .await
+            .unwrap()
+            .expect("an audit");
+    let gitgate::cluster::Cluster::Watching(watch) = &state.cluster else {
+        panic!("watching")
+    };
+    gitgate::serve::policy_reports::write(&watch.connection, &outcome)
+        .await
+        .unwrap();
+    let second = report().unwrap();
+    assert_ne!(
+        second["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+    assert_eq!(second["summary"]["fail"], 1, "{second}");
 }

@@ -50,6 +50,19 @@ pub struct Context<'a> {
     pub view: &'a View,
     /// Threads deciding objects (1 in `serve`, beside admission).
     pub threads: usize,
+    /// Keep each object's reference and findings ([`Outcome::subjects`], for PolicyReports).
+    pub keep_subjects: bool,
+}
+
+/// An object audited and what was found on it (kept when [`Context::keep_subjects`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: Option<String>,
+    pub findings: Vec<Item>,
 }
 
 /// An audit's result: the report, and the counts its gauges show.
@@ -59,6 +72,8 @@ pub struct Outcome {
     /// Findings by (policy, action).
     pub violations: BTreeMap<(String, &'static str), usize>,
     pub duration: Duration,
+    /// Every object audited with its findings, when asked for.
+    pub subjects: Vec<Subject>,
 }
 
 /// The policy name of objects the newest approved commit holds and the cluster lacks.
@@ -201,6 +216,7 @@ struct Judged {
     status: Option<Status>,
     /// Its key, when the newest approved commit holds it (to find what the cluster lacks).
     key: Option<Key>,
+    subject: Option<Subject>,
 }
 
 /// Audits what `plan` names. Objects the newest approved commit holds are reported missing
@@ -229,6 +245,7 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
         .map(|k| (k.group.clone(), k.kind.clone()))
         .collect();
     let mut kinds_read = Vec::new();
+    let mut subjects = Vec::new();
     for kind in &kinds {
         let mut pages = ctx.connection.pages(kind);
         let complete = loop {
@@ -240,6 +257,7 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
                         if let Some(key) = judged.key {
                             seen.insert(key);
                         }
+                        subjects.extend(judged.subject);
                         report.checked.push(judged.checked);
                         report.items.extend(judged.items);
                     }
@@ -315,6 +333,7 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
         report,
         violations,
         duration: started.elapsed(),
+        subjects,
     }
 }
 
@@ -416,15 +435,30 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
         .as_ref()
         .filter(|id| ctx.index.is_some_and(|i| i.in_newest(id)))
         .map(index::key);
+    let mut subject = ctx.keep_subjects.then(|| {
+        let text = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Subject {
+            api_version: text("/apiVersion").unwrap_or_default(),
+            kind: text("/kind").unwrap_or_default(),
+            namespace: text("/metadata/namespace"),
+            name: text("/metadata/name").unwrap_or_default(),
+            uid: text("/metadata/uid"),
+            findings: Vec::new(),
+        }
+    });
     let checked = |path: &str, line: usize| Checked {
         path: path.to_string(),
         line,
         operation: "AUDIT".into(),
         object: what.clone(),
     };
-    let failed = |message: String| Judged {
-        checked: checked(&api_path, 0),
-        items: vec![Item {
+    let failed = |message: String, subject: Option<Subject>| {
+        let items = vec![Item {
             path: api_path.clone(),
             line: 0,
             level: Level::Error,
@@ -433,9 +467,17 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
             operation: Some("AUDIT".into()),
             object: Some(what.clone()),
             unchecked: true,
-        }],
-        status: None,
-        key: key.clone(),
+        }];
+        Judged {
+            checked: checked(&api_path, 0),
+            subject: subject.map(|s| Subject {
+                findings: items.clone(),
+                ..s
+            }),
+            items,
+            status: None,
+            key: key.clone(),
+        }
     };
     let mut doc = match Document::from_manifest(
         &api_path,
@@ -445,7 +487,7 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
         Source::audit(),
     ) {
         Ok(doc) => doc,
-        Err(e) => return failed(e.to_string()),
+        Err(e) => return failed(e.to_string(), subject),
     };
     let mut status = None;
     // Where the finding points: the manifest in Git when the window holds the object, else
@@ -468,7 +510,7 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
     });
     let decision = match decided {
         Ok(d) => d,
-        Err(panic) => return failed(format!("internal error (panic): {panic}")),
+        Err(panic) => return failed(format!("internal error (panic): {panic}"), subject),
     };
     let item = |level: Level, policy: &str, message: String, unchecked: bool| Item {
         path: path.clone(),
@@ -497,10 +539,14 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
     for e in &decision.errors {
         items.push(item(Level::Error, &e.policy, e.message.clone(), true));
     }
+    if let Some(subject) = subject.as_mut() {
+        subject.findings = items.clone();
+    }
     Judged {
         checked: checked(&path, line),
         items,
         status,
         key,
+        subject,
     }
 }

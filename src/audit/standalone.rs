@@ -77,6 +77,7 @@ pub fn audit(
         index: snapshot.as_ref().map(|s| &s.index),
         view: &view,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        keep_subjects: false,
     };
     let plan = plan(&ctx, &needs);
     Ok(run(&ctx, plan))

@@ -254,8 +254,8 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D
 }
 
 impl Connection {
-    /// GETs `request` within the request limit; `what` names it in errors.
-    pub(crate) async fn get<T: DeserializeOwned>(
+    /// Sends `request` within the request limit; `what` names it in errors.
+    pub async fn call<T: DeserializeOwned>(
         &self,
         what: &str,
         request: http::Request<Vec<u8>>,
@@ -291,7 +291,7 @@ impl Connection {
         let request = http::Request::get(&path)
             .body(Vec::new())
             .map_err(|e| ClusterError::Request(e.to_string()))?;
-        let list: APIResourceList = match self.get(&format!("discovery of {gv}"), request).await {
+        let list: APIResourceList = match self.call(&format!("discovery of {gv}"), request).await {
             Ok(list) => list,
             Err(ClusterError::Api { code: 404, .. }) => {
                 return Err(ClusterError::NotServed {
@@ -325,7 +325,7 @@ impl Connection {
             .body(Vec::new())
             .map_err(|e| ClusterError::Request(e.to_string()))?;
         match self
-            .get::<APIGroup>(&format!("discovery of {group}"), request)
+            .call::<APIGroup>(&format!("discovery of {group}"), request)
             .await
         {
             Ok(g) => Ok(g
@@ -380,7 +380,7 @@ impl Pages<'_> {
             .list(&params)
             .map_err(|e| ClusterError::Request(e.to_string()))?;
         let what = format!("list of {}", self.kind.resource_name());
-        let list: List = match self.conn.get(&what, request).await {
+        let list: List = match self.conn.call(&what, request).await {
             Ok(list) => list,
             // The continue token is too old (etcd compacted past it): the API server offers
             // one to go on with, inconsistently, in the Status.

@@ -245,6 +245,13 @@ fn describe_document(value: &Value) -> String {
     let kind = value.get("kind").and_then(Value::as_str);
     let api = value.get("apiVersion").and_then(Value::as_str);
     let name = value.pointer("/metadata/name").and_then(Value::as_str);
+    if is_sync_document(value) {
+        return format!(
+            "not a policy: Gatekeeper {} {}: its sync list says what data.inventory holds",
+            kind.unwrap_or_default(),
+            name.unwrap_or_default()
+        );
+    }
     match kind {
         Some(kind) => format!(
             "not a policy, skipped: kind {kind}{}{}",

@@ -1,6 +1,7 @@
 //! The audit on an interval (`audit.interval`, off by default): on its own thread, one
 //! evaluation thread, reading the caches' snapshots, so that it never holds up admission;
-//! its result goes to gauges (and, with `audit.policyReports`, to PolicyReports).
+//! its result goes to gauges (and, with `audit.policyReports`, to PolicyReports:
+//! [`super::policy_reports`]).
 //!
 //! Gauges: `gitgate_audit_objects{status}` (objects by provenance status, `none` without a
 //! repository), `gitgate_audit_violations{policy,action}` (findings of the last audit; a
@@ -37,6 +38,20 @@ pub fn spawn(state: &Arc<AppState>) {
             loop {
                 if let Some(outcome) = once(&state, &runtime) {
                     previous = record(&outcome, &previous);
+                    if state.config.audit.policy_reports
+                        && let Cluster::Watching(watch) = &state.cluster
+                    {
+                        let written = runtime
+                            .block_on(super::policy_reports::write(&watch.connection, &outcome));
+                        match written {
+                            Ok(n) => tracing::info!(reports = n, "policy reports written"),
+                            Err(e) => {
+                                metrics::counter!("gitgate_audit_policy_report_errors_total")
+                                    .increment(1);
+                                tracing::error!(error = %e, "cannot write the policy reports");
+                            }
+                        }
+                    }
                 }
                 std::thread::sleep(interval);
             }
@@ -72,6 +87,7 @@ pub fn once(state: &AppState, runtime: &tokio::runtime::Handle) -> Option<Outcom
         index: snapshot.as_ref().map(|s| &s.index),
         view: &view,
         threads: 1,
+        keep_subjects: state.config.audit.policy_reports,
     };
     let plan = audit::plan(&ctx, &state.needs);
     let outcome = audit::run(&ctx, plan);

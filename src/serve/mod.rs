@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod policy_reports;
 pub mod refresh;
 pub mod setup;
 pub mod tls;

@@ -150,71 +150,19 @@ struct Inner {
     watches: AtomicUsize,
 }
 
-/// A running test API server.
-#[derive(Clone)]
-pub struct ApiServer {
-    inner: Arc<Inner>,
-    pub addr: SocketAddr,
-}
-
-impl ApiServer {
-    /// Serves `default_kinds()` on loopback; bookmarks every 200 ms.
-    pub async fn start() -> ApiServer {
-        ApiServer::start_with(default_kinds(), Duration::from_millis(200)).await
-    }
-
-    pub async fn start_with(kinds: Vec<Kind>, bookmark_every: Duration) -> ApiServer {
-        let (events, _) = broadcast::channel(65536);
-        let (breaks, _) = broadcast::channel(16);
-        let inner = Arc::new(Inner {
-            kinds,
-            store: Mutex::new(Store {
-                rv: 1000,
-                ..Store::default()
-            }),
-            events,
-            breaks,
-            frozen: AtomicBool::new(false),
-            bookmark_every,
-            requests: Mutex::new(Vec::new()),
-            watches: AtomicUsize::new(0),
-        });
-        let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        ApiServer { inner, addr }
-    }
-
-    /// A kubeconfig pointing at this server (bearer token, plain HTTP).
-    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://{}\nusers:\n- name: test\n  user:\n    token: test-token\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\ncurrent-context: test\n",
-            self.addr
-        );
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn kind_of(&self, obj: &Value) -> Kind {
-        let api = obj["apiVersion"].as_str().expect("apiVersion");
-        let kind = obj["kind"].as_str().expect("kind");
-        self.inner
-            .kinds
+impl Inner {
+    fn kind_of(&self, obj: &Value) -> Option<Kind> {
+        let api = obj["apiVersion"].as_str()?;
+        let kind = obj["kind"].as_str()?;
+        self.kinds
             .iter()
             .find(|k| k.api_version() == api && k.kind == kind)
-            .unwrap_or_else(|| panic!("the test server does not serve {api} {kind}"))
-            .clone()
+            .cloned()
     }
 
-    /// Creates or replaces an object (a new resourceVersion; a uid and creationTimestamp
-    /// when new). Returns the stored object.
-    pub fn apply(&self, mut obj: Value) -> Value {
-        let kind = self.kind_of(&obj);
-        let mut store = self.inner.store.lock().unwrap();
+    fn apply(&self, mut obj: Value) -> Value {
+        let kind = self.kind_of(&obj).expect("a kind the test server serves");
+        let mut store = self.store.lock().unwrap();
         store.rv += 1;
         let rv = store.rv;
         let ns = obj["metadata"]["namespace"]
@@ -267,8 +215,80 @@ impl ApiServer {
             object: obj.clone(),
         };
         store.log.push(event.clone());
-        let _ = self.inner.events.send(event);
+        let _ = self.events.send(event);
         obj
+    }
+
+    fn get(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let key = (
+            kind.group.to_string(),
+            kind.plural.to_string(),
+            namespace.unwrap_or("").to_string(),
+            name.to_string(),
+        );
+        self.store.lock().unwrap().objects.get(&key).cloned()
+    }
+}
+
+/// A running test API server.
+#[derive(Clone)]
+pub struct ApiServer {
+    inner: Arc<Inner>,
+    pub addr: SocketAddr,
+}
+
+impl ApiServer {
+    /// Serves `default_kinds()` on loopback; bookmarks every 200 ms.
+    pub async fn start() -> ApiServer {
+        ApiServer::start_with(default_kinds(), Duration::from_millis(200)).await
+    }
+
+    pub async fn start_with(kinds: Vec<Kind>, bookmark_every: Duration) -> ApiServer {
+        let (events, _) = broadcast::channel(65536);
+        let (breaks, _) = broadcast::channel(16);
+        let inner = Arc::new(Inner {
+            kinds,
+            store: Mutex::new(Store {
+                rv: 1000,
+                ..Store::default()
+            }),
+            events,
+            breaks,
+            frozen: AtomicBool::new(false),
+            bookmark_every,
+            requests: Mutex::new(Vec::new()),
+            watches: AtomicUsize::new(0),
+        });
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        ApiServer { inner, addr }
+    }
+
+    /// A kubeconfig pointing at this server (bearer token, plain HTTP).
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://{}\nusers:\n- name: test\n  user:\n    token: test-token\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\ncurrent-context: test\n",
+            self.addr
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn kind_of(&self, obj: &Value) -> Kind {
+        self.inner
+            .kind_of(obj)
+            .unwrap_or_else(|| panic!("the test server does not serve {obj}"))
+    }
+
+    /// Creates or replaces an object (a new resourceVersion; a uid and creationTimestamp
+    /// when new). Returns the stored object.
+    pub fn apply(&self, obj: Value) -> Value {
+        self.inner.apply(obj)
     }
 
     /// Deletes an object; `false` when there was none.
@@ -418,6 +438,7 @@ fn query(q: Option<&str>) -> BTreeMap<String, String> {
 
 async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let uri = request.uri().clone();
+    let method = request.method().clone();
     inner.requests.lock().unwrap().push(format!(
         "{} {}",
         request.method(),
@@ -428,6 +449,20 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     }
     let q = query(uri.query());
     let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    if method != axum::http::Method::GET
+        || matches!(
+            segments.as_slice(),
+            ["apis", _, _, _, _]
+                | ["apis", _, _, "namespaces", _, _, _]
+                | ["api", _, _, _]
+                | ["api", _, "namespaces", _, _, _]
+        )
+    {
+        let body = axum::body::to_bytes(request.into_body(), 64 << 20)
+            .await
+            .unwrap_or_default();
+        return object_request(&inner, &method, &segments, &body);
+    }
     match segments.as_slice() {
         ["api"] => ok(json!({"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.0.0.1:6443"}]})),
@@ -470,6 +505,120 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             404,
             "NotFound",
             "the server could not find the requested resource",
+            json!({}),
+        ),
+    }
+}
+
+/// Creates (POST to the collection), reads (GET) or replaces (PUT, with the current
+/// resourceVersion) one object.
+fn object_request(
+    inner: &Inner,
+    method: &axum::http::Method,
+    segments: &[&str],
+    body: &[u8],
+) -> Response {
+    let (group, version, namespace, plural, name) = match segments {
+        ["apis", g, v, "namespaces", ns, p] => (*g, *v, Some(*ns), *p, None),
+        ["apis", g, v, "namespaces", ns, p, n] => (*g, *v, Some(*ns), *p, Some(*n)),
+        ["apis", g, v, p] => (*g, *v, None, *p, None),
+        ["apis", g, v, p, n] => (*g, *v, None, *p, Some(*n)),
+        ["api", v, "namespaces", ns, p] => ("", *v, Some(*ns), *p, None),
+        ["api", v, "namespaces", ns, p, n] => ("", *v, Some(*ns), *p, Some(*n)),
+        ["api", v, p] => ("", *v, None, *p, None),
+        ["api", v, p, n] => ("", *v, None, *p, Some(*n)),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                json!({}),
+            );
+        }
+    };
+    let Some(kind) = inner
+        .kinds
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
+        .cloned()
+    else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            json!({}),
+        );
+    };
+    if inner
+        .store
+        .lock()
+        .unwrap()
+        .forbidden
+        .contains(&format!("{group}/{plural}"))
+    {
+        return forbidden(&kind, &method.as_str().to_lowercase());
+    }
+    let not_found = |name: &str| {
+        status(
+            404,
+            "NotFound",
+            &format!("{} \"{name}\" not found", kind.plural),
+            json!({"name": name, "kind": kind.plural}),
+        )
+    };
+    match (method.as_str(), name) {
+        ("GET", Some(name)) => match inner.get(&kind, namespace, name) {
+            Some(obj) => ok(obj),
+            None => not_found(name),
+        },
+        ("POST", None) => {
+            let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+                return status(400, "BadRequest", "the body is not JSON", json!({}));
+            };
+            if let Some(ns) = namespace {
+                obj["metadata"]["namespace"] = json!(ns);
+            }
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if inner.get(&kind, namespace, &name).is_some() {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    &format!("{} \"{name}\" already exists", kind.plural),
+                    json!({"name": name, "kind": kind.plural}),
+                );
+            }
+            let created = inner.apply(obj);
+            (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/json")],
+                created.to_string(),
+            )
+                .into_response()
+        }
+        ("PUT", Some(name)) => {
+            let Ok(obj) = serde_json::from_slice::<Value>(body) else {
+                return status(400, "BadRequest", "the body is not JSON", json!({}));
+            };
+            let Some(current) = inner.get(&kind, namespace, name) else {
+                return not_found(name);
+            };
+            if obj["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
+                return status(
+                    409,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                        kind.plural
+                    ),
+                    json!({"name": name, "kind": kind.plural}),
+                );
+            }
+            ok(inner.apply(obj))
+        }
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
             json!({}),
         ),
     }

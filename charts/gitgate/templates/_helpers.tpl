@@ -326,6 +326,9 @@ The ClusterRole's rules: what the configuration reads of the cluster, nothing mo
 {{- $resource := .resource | default (include "gitgate.plural" .kind) }}
 {{- $rules = append $rules (dict "apiGroups" (list (.group | default "")) "resources" (list $resource) "verbs" (list "list")) }}
 {{- end }}
+{{- if dig "audit" "policyReports" false $config }}
+{{- $rules = append $rules (dict "apiGroups" (list "wgpolicyk8s.io") "resources" (list "policyreports" "clusterpolicyreports") "verbs" (list "get" "create" "update")) }}
+{{- end }}
 {{- end }}
 {{- /* CRDs: scope and schema defaults for provenance, when the cluster is read at all */}}
 {{- $url := dig "repository" "url" "" $config }}
