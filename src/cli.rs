@@ -124,6 +124,10 @@ pub enum Command {
         /// request's head) instead of the merge base on the protected branch
         #[arg(long)]
         trust_head: bool,
+        /// Also read the labels of the cluster's Namespaces, for namespaceSelector, from the
+        /// cluster of this kubeconfig (the head's Namespace manifests win)
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
     /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
     /// /metrics)
@@ -260,6 +264,7 @@ pub fn run(cli: Cli) -> ExitCode {
             policy,
             color,
             trust_head,
+            kubeconfig,
         } => {
             let range = paths.is_empty() || base.is_some() || head.is_some();
             let (mut config, set, target, gate_items) = if range && !trust_head {
@@ -335,6 +340,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 gate_items,
                 printed,
                 roots_from_arguments,
+                kubeconfig.as_deref(),
             )
         }
         Command::Serve {
@@ -461,8 +467,20 @@ fn check(
         color,
     }: Printed,
     roots_from_arguments: bool,
+    kubeconfig: Option<&std::path::Path>,
 ) -> ExitCode {
-    let mut report = match crate::check::run(target, set, config) {
+    let cluster_namespaces = match kubeconfig {
+        Some(path) => match cluster_namespaces(config, path) {
+            Ok(table) => Some(table),
+            Err(e) => {
+                eprintln!("gitgate check: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut report = match crate::check::run_with(target, set, config, cluster_namespaces.as_ref())
+    {
         Ok(r) => r,
         Err(e) if roots_from_arguments => {
             eprintln!("gitgate check: {}", e.roots_from_arguments());
@@ -484,6 +502,23 @@ fn check(
     let mut out = std::io::stdout().lock();
     let written = crate::report::write(format, &report, color, &mut out).and_then(|()| out.flush());
     finish("check", written, report.exit_code())
+}
+
+/// The labels of the Namespaces of the cluster a kubeconfig names.
+fn cluster_namespaces(
+    config: &Config,
+    kubeconfig: &std::path::Path,
+) -> Result<crate::cluster::NamespaceTable, crate::cluster::ClusterError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::cluster::ClusterError::Request(e.to_string()))?;
+    runtime.block_on(async {
+        let connection = crate::cluster::connect(&config.cluster, Some(kubeconfig))
+            .await?
+            .ok_or(crate::cluster::ClusterError::NoCluster)?;
+        connection.namespace_labels().await
+    })
 }
 
 /// `gitgate audit`: the report in the `check` formats, with the `check` exit codes.

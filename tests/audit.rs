@@ -429,3 +429,60 @@ fn check_gives_referential_policies_the_heads_objects() {
     let (code, out, err) = support::gitgate(dir, &["check"]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+const DENY_IN_PROD: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8sdenyall}
+spec:
+  crd: {spec: {names: {kind: K8sDenyAll}}}
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package k8sdenyall
+      violation[{"msg": msg}] {
+        msg := sprintf("no %v in a production namespace", [input.review.kind.kind])
+      }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sDenyAll
+metadata: {name: no-pods-in-prod}
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: ["Pod"]}]
+    namespaceSelector: {matchLabels: {env: prod}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reads_the_clusters_namespace_labels_with_a_kubeconfig() {
+    let repo = support::repo_with(&[
+        (
+            "gitgate.yaml",
+            b"policies:\n  builtin: false\n  paths: [policies]\n",
+        ),
+        ("policies/deny.yaml", DENY_IN_PROD.as_bytes()),
+    ]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "prod"},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}});
+    support::commit_files(dir, &[("apps/pod.json", &yaml(&pod))], "a pod");
+    // The repository has no manifest of Namespace prod: its labels are unknown.
+    let (code, out, err) = gitgate(dir, &["check"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The cluster's Namespace says env=prod.
+    let server = ApiServer::start().await;
+    server.apply(apiserver::namespace("prod", json!({"env": "prod"})));
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let (code, out, err) = gitgate(
+        dir,
+        &["check", "--kubeconfig", kubeconfig.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("no Pod in a production namespace"), "{out}");
+    // A kubeconfig that cannot be used is an error, never a pass.
+    let (code, _, err) = gitgate(dir, &["check", "--kubeconfig", "/nonexistent/kubeconfig"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/kubeconfig"), "{err}");
+}

@@ -7,10 +7,9 @@ use std::path::Path;
 use super::{Context, Outcome, plan, run};
 use crate::cluster::inventory::Inventory;
 use crate::cluster::sync::Needs;
-use crate::cluster::{ClusterError, Connection, NamespaceTable, Resolved, View, connect};
+use crate::cluster::{ClusterError, Connection, NamespaceTable, View, connect};
 use crate::config::Config;
 use crate::policy::PolicySet;
-use crate::policy::matcher::labels_of;
 
 /// Why an audit could not run (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -86,18 +85,11 @@ pub fn audit(
 /// What the policies read of the cluster, read once: the labels of every Namespace (when a
 /// policy matches by `namespaceSelector`) and the synced kinds (`data.inventory`).
 pub async fn read_view(connection: &Connection, needs: &Needs) -> Result<View, ClusterError> {
-    let mut namespaces = NamespaceTable::new();
-    if !needs.namespace_selectors.is_empty() {
-        let kind = Resolved::namespaces();
-        let mut pages = connection.pages(&kind);
-        while let Some(items) = pages.next().await? {
-            for ns in items {
-                if let Some(name) = ns.pointer("/metadata/name").and_then(|n| n.as_str()) {
-                    namespaces.insert(name.to_string(), labels_of(Some(&ns)));
-                }
-            }
-        }
-    }
+    let namespaces = if needs.namespace_selectors.is_empty() {
+        NamespaceTable::new()
+    } else {
+        connection.namespace_labels().await?
+    };
     if needs.sync.is_empty() {
         return Ok(View::of(namespaces, None));
     }

@@ -277,6 +277,17 @@ impl CheckError {
 
 /// Runs a check.
 pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, CheckError> {
+    run_with(target, set, config, None)
+}
+
+/// Runs a check, with the labels of the cluster's Namespaces (`--kubeconfig`) for
+/// `namespaceSelector` where the head has no manifest of the Namespace (the head's win).
+pub fn run_with(
+    target: &Target,
+    set: &PolicySet,
+    config: &Config,
+    cluster_namespaces: Option<&crate::cluster::NamespaceTable>,
+) -> Result<Report, CheckError> {
     let want_namespaces = set.uses_namespace_selector();
     // Referential policies read `data.inventory`: the head's objects, as `gator test` gives
     // them (the object judged included; the gatekeeper-library's policies skip themselves).
@@ -314,6 +325,12 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
     };
     for o in head.iter().chain(&unchanged) {
         namespaces.learn(&o.object);
+    }
+    for (name, labels) in cluster_namespaces.into_iter().flatten() {
+        namespaces
+            .0
+            .entry(name.clone())
+            .or_insert_with(|| labels.clone());
     }
     let mut scopes = Scopes::default();
     scopes.learn(&base);

@@ -350,6 +350,26 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The labels of every Namespace, read with one (paged) list.
+    pub async fn namespace_labels(&self) -> Result<super::NamespaceTable, ClusterError> {
+        let kind = Resolved::namespaces();
+        let mut table = super::NamespaceTable::new();
+        let mut pages = self.pages(&kind);
+        while let Some(items) = pages.next().await? {
+            for ns in items {
+                if let Some(name) = ns.pointer("/metadata/name").and_then(Value::as_str) {
+                    table.insert(
+                        name.to_string(),
+                        crate::policy::matcher::labels_of(Some(&ns)),
+                    );
+                }
+            }
+        }
+        Ok(table)
+    }
+}
+
 /// A paged list (`limit` and `continue`), one page at a time, so that what is held is one
 /// page, whatever the size of the cluster.
 pub struct Pages<'a> {
