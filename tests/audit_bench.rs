@@ -84,18 +84,25 @@ async fn audit_of_50000_objects() {
     // manifests (provenance: Deployments traceable, ConfigMaps untraceable, Pods exempt).
     run(work.path(), &kubeconfig, "policies only").await;
     let manifest = std::fs::read_to_string(
-        support::fixtures_dir().unwrap().join("manifests/deploy.yaml"),
+        support::fixtures_dir()
+            .unwrap()
+            .join("manifests/deploy.yaml"),
     )
     .unwrap();
     let mut files = Vec::new();
     for n in 0..NAMESPACES {
         for i in 0..deployments {
-            let text = manifest
-                .replace("name: web\n  namespace: demo", &format!("name: web-{i}\n  namespace: team-{n:03}"));
+            let text = manifest.replace(
+                "name: web\n  namespace: demo",
+                &format!("name: web-{i}\n  namespace: team-{n:03}"),
+            );
             files.push((format!("apps/team-{n:03}/web-{i}.yaml"), text.into_bytes()));
         }
     }
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
     let repo = support::repo_with(&refs);
     let config = std::fs::read_to_string(work.path().join("gitgate.yaml")).unwrap();
     std::fs::write(

@@ -19,7 +19,7 @@ pub enum Cluster {
     /// Needed but out of reach (no cluster, a kubeconfig that cannot be used): not ready,
     /// and decisions that need it fail closed, with this reason.
     Unavailable(String),
-    Watching(Watch),
+    Watching(Box<Watch>),
 }
 
 impl Cluster {
@@ -63,7 +63,7 @@ impl Cluster {
         match connect(&config.cluster, kubeconfig).await {
             Ok(Some(connection)) => {
                 tracing::info!(server = %connection.server, from = %connection.origin, "watching the cluster: {wanted}");
-                Cluster::Watching(Watch::start(connection, needs, crds))
+                Cluster::Watching(Box::new(Watch::start(connection, needs, crds)))
             }
             Ok(None) => {
                 let reason = format!(
