@@ -247,9 +247,10 @@ fn describe_document(value: &Value) -> String {
     let name = value.pointer("/metadata/name").and_then(Value::as_str);
     if is_sync_document(value) {
         return format!(
-            "not a policy: Gatekeeper {} {}: its sync list says what data.inventory holds",
+            "not a policy: kind {}{}{}, a Gatekeeper sync config: serve and audit sync its kinds into data.inventory",
             kind.unwrap_or_default(),
-            name.unwrap_or_default()
+            api.map(|a| format!(" ({a})")).unwrap_or_default(),
+            name.map(|n| format!(" {n}")).unwrap_or_default()
         );
     }
     match kind {

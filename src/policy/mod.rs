@@ -476,16 +476,10 @@ impl PolicySet {
         self.policies.iter().any(|p| p.reads_data("inventory"))
     }
 
-    /// Logs each document of the policy paths that is not a policy, once, at WARN (at INFO
-    /// those read elsewhere: Gatekeeper sync configs).
+    /// Logs each document of the policy paths that is not a policy, once, at WARN.
     pub fn log_skipped(&self) {
         for s in &self.skipped {
-            if s.value.is_some() {
-                // Read elsewhere (a Gatekeeper sync config): nothing is skipped.
-                tracing::info!(file = %s.file, line = s.line, "{}", s.what);
-            } else {
-                tracing::warn!(file = %s.file, line = s.line, "{}", s.what);
-            }
+            tracing::warn!(file = %s.file, line = s.line, "{}", s.what);
         }
     }
 
