@@ -314,7 +314,7 @@ pub struct Inventory {
 }
 
 /// What is already in the cluster, judged with the same policies and provenance.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Audit {
     /// `serve` runs the audit this often (off when unset).
@@ -327,6 +327,25 @@ pub struct Audit {
     /// ClusterPolicyReport (`wgpolicyk8s.io/v1alpha2`, as Kyverno does), named
     /// `gitgate-audit`.
     pub policy_reports: bool,
+    /// Namespaces whose objects are not audited (globs), as the webhook is not sent them
+    /// (the chart leaves the system namespaces out of it). A Gatekeeper `Config`'s
+    /// `spec.match` for the `audit` process adds its own.
+    pub excluded_namespaces: Vec<String>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            interval: None,
+            kinds: Vec::new(),
+            policy_reports: false,
+            excluded_namespaces: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
+        }
+    }
 }
 
 /// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.

@@ -109,6 +109,15 @@ async fn audit_reports_violations_drift_and_missing_objects() {
         server.apply(with_status(fixture_object(file).unwrap()));
     }
     server.apply(owned_privileged_pod());
+    // The system namespaces are not audited (the webhook is not sent them either).
+    let mut system = owned_privileged_pod();
+    system["metadata"]["namespace"] = json!("kube-system");
+    system["metadata"]["name"] = json!("kube-proxy-abcde");
+    system["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    server.apply(system);
     let work = tempfile::tempdir().unwrap();
     let kubeconfig = server.kubeconfig(work.path());
     std::fs::write(
@@ -196,6 +205,7 @@ async fn audit_reports_violations_drift_and_missing_objects() {
             .unwrap()
             .contains("not in the cluster")
     );
+    assert!(!out.contains("kube-system"), "{out}");
     // Every object was listed in pages of 1 and judged once.
     assert_eq!(
         report["checked"].as_array().unwrap().len(),

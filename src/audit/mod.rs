@@ -15,6 +15,8 @@
 //!
 //! Which kinds: `audit.kinds`, or by default the synced kinds, the kinds the newest approved
 //! commit holds, and the kinds the policies name (at the version the API server prefers).
+//! Which namespaces: all but `audit.excludedNamespaces` (the system namespaces, which the
+//! webhook is not sent either) and a Gatekeeper `Config`'s exclusions for `audit`.
 
 mod standalone;
 
@@ -87,6 +89,8 @@ pub struct Plan {
     pub kinds: Vec<Resolved>,
     pub absent: Vec<KindRef>,
     pub items: Vec<Item>,
+    /// Namespaces whose objects are not audited (globs).
+    pub excluded_namespaces: Vec<String>,
 }
 
 /// The kinds to audit: `audit.kinds`, or the synced kinds, the kinds of the newest approved
@@ -162,7 +166,10 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
         }
     }
     let mut served: BTreeMap<(String, String), Result<Vec<Resolved>, String>> = BTreeMap::new();
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        excluded_namespaces: needs.audit_excluded_namespaces.clone(),
+        ..Plan::default()
+    };
     for (k, noted) in wanted {
         let gv = (k.group.clone(), k.version.clone());
         let list = served.entry(gv).or_insert_with(|| {
@@ -228,7 +235,15 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
         kinds,
         absent,
         items,
+        excluded_namespaces,
     } = plan;
+    let excluded = |ns: Option<&str>| {
+        ns.is_some_and(|ns| {
+            excluded_namespaces
+                .iter()
+                .any(|p| crate::policy::matcher::glob_match(p, ns))
+        })
+    };
     let mut report = Report {
         items,
         audit: Some(Audited {
@@ -250,7 +265,10 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
         let mut pages = ctx.connection.pages(kind);
         let complete = loop {
             match ctx.runtime.block_on(pages.next()) {
-                Ok(Some(objects)) => {
+                Ok(Some(mut objects)) => {
+                    objects.retain(|o| {
+                        !excluded(o.pointer("/metadata/namespace").and_then(Value::as_str))
+                    });
                     for judged in judge_page(ctx, kind, objects) {
                         let status = judged.status.map_or("none", Status::as_str);
                         *statuses.entry(status.to_string()).or_default() += 1;
@@ -289,6 +307,7 @@ pub fn run(ctx: &Context<'_>, plan: Plan) -> Outcome {
         let mut lacking: Vec<Item> = index
             .newest_objects()
             .filter(|(key, _)| listed.contains(&(key.0.clone(), key.1.clone())))
+            .filter(|(key, _)| !excluded(key.2.as_deref()))
             .filter(|(key, _)| !seen.contains(*key))
             .map(|(key, version)| {
                 let what = describe_key(key);

@@ -29,6 +29,9 @@ pub struct Needs {
     /// Namespaces whose objects are not synced (a Gatekeeper `Config`'s `spec.match` for the
     /// `sync` process), as globs.
     pub sync_excluded_namespaces: Vec<String>,
+    /// Namespaces whose objects are not audited: `audit.excludedNamespaces` and a Gatekeeper
+    /// `Config`'s `spec.match` for the `audit` process, as globs.
+    pub audit_excluded_namespaces: Vec<String>,
     /// Policies that read `data.inventory`.
     pub inventory_readers: Vec<String>,
     /// `audit.interval` is set.
@@ -51,6 +54,7 @@ impl Needs {
                 .map(str::to_string)
                 .collect(),
             audit: config.audit.interval.is_some(),
+            audit_excluded_namespaces: config.audit.excluded_namespaces.clone(),
             ..Needs::default()
         };
         for kind in &config.inventory.sync {
@@ -67,6 +71,11 @@ impl Needs {
                     for ns in excluded {
                         if !needs.sync_excluded_namespaces.contains(&ns) {
                             needs.sync_excluded_namespaces.push(ns);
+                        }
+                    }
+                    for ns in excluded_for(doc, "audit") {
+                        if !needs.audit_excluded_namespaces.contains(&ns) {
+                            needs.audit_excluded_namespaces.push(ns);
                         }
                     }
                 }
@@ -88,6 +97,16 @@ impl Needs {
     /// Whether anything needs the cluster.
     pub fn any(&self) -> bool {
         !self.namespace_selectors.is_empty() || !self.sync.is_empty() || self.audit
+    }
+
+    /// Whether the objects of `namespace` are audited.
+    pub fn audits_namespace(&self, namespace: Option<&str>) -> bool {
+        namespace.is_none_or(|ns| {
+            !self
+                .audit_excluded_namespaces
+                .iter()
+                .any(|p| glob_match(p, ns))
+        })
     }
 
     /// Whether the objects of `namespace` are synced.
@@ -177,34 +196,41 @@ pub fn gatekeeper_sync(doc: &Value) -> Result<(Vec<KindRef>, Vec<String>), Strin
             }
         }
     }
+    Ok((kinds, excluded_for(doc, "sync")))
+}
+
+/// The namespaces a Gatekeeper `Config`'s `spec.match` excludes from `process` (`sync`,
+/// `audit`; entries for `*` count for every process).
+pub fn excluded_for(doc: &Value, process: &str) -> Vec<String> {
+    if doc.get("kind").and_then(Value::as_str) != Some("Config") {
+        return Vec::new();
+    }
     let mut excluded = Vec::new();
-    if kind == "Config" {
-        for m in doc
-            .pointer("/spec/match")
+    for m in doc
+        .pointer("/spec/match")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let processes: Vec<&str> = m
+            .get("processes")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-        {
-            let processes: Vec<&str> = m
-                .get("processes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if processes.iter().any(|p| *p == "*" || *p == "sync") {
-                excluded.extend(
-                    m.get("excludedNamespaces")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string),
-                );
-            }
+            .filter_map(Value::as_str)
+            .collect();
+        if processes.iter().any(|p| *p == "*" || *p == process) {
+            excluded.extend(
+                m.get("excludedNamespaces")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
         }
     }
-    Ok((kinds, excluded))
+    excluded
 }
 
 #[cfg(test)]
@@ -226,6 +252,7 @@ mod tests {
         assert_eq!(kinds[0].group, "");
         assert_eq!(kinds[1].kind, "Ingress");
         assert_eq!(excluded, vec!["kube-*"]);
+        assert_eq!(excluded_for(&config, "audit"), vec!["kube-*", "audit-only"]);
         let set = json!({"apiVersion": "syncset.gatekeeper.sh/v1alpha1", "kind": "SyncSet",
             "metadata": {"name": "s"}, "spec": {"gvks": [{"group": "apps", "version": "v1", "kind": "Deployment"}]}});
         assert_eq!(gatekeeper_sync(&set).unwrap().0[0].kind, "Deployment");
