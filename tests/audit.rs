@@ -237,6 +237,22 @@ async fn audit_reports_violations_drift_and_missing_objects() {
     );
     assert!(text.contains("rejected: 5 objects in"), "{text}");
 
+    // JUnit: one case per object, and one for the object the cluster lacks.
+    let (code, junit, _) = gitgate(
+        work.path(),
+        &[
+            "audit",
+            "-o",
+            "junit",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(junit.contains("[missing-in-cluster]"), "{junit}");
+    assert!(junit.contains(r#"tests="6" failures="4""#), "{junit}");
+
     // In the approved state (the drift undone, the service back), nothing is reported.
     server.apply(with_status(
         fixture_object("004-create-deployments-web.json").unwrap(),
