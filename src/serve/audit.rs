@@ -36,20 +36,24 @@ pub fn spawn(state: &Arc<AppState>) {
         .spawn(move || {
             let mut previous = BTreeSet::new();
             loop {
-                if let Some(outcome) = once(&state, &runtime) {
-                    previous = record(&outcome, &previous);
-                    if state.config.audit.policy_reports
-                        && let Cluster::Watching(watch) = &state.cluster
-                    {
-                        let written = runtime
-                            .block_on(super::policy_reports::write(&watch.connection, &outcome));
-                        match written {
-                            Ok(n) => tracing::info!(reports = n, "policy reports written"),
-                            Err(e) => {
-                                metrics::counter!("gitgate_audit_policy_report_errors_total")
-                                    .increment(1);
-                                tracing::error!(error = %e, "cannot write the policy reports");
-                            }
+                let Some(outcome) = once(&state, &runtime) else {
+                    // The caches are not synced yet: try again soon rather than an interval
+                    // later.
+                    std::thread::sleep(interval.min(Duration::from_secs(30)));
+                    continue;
+                };
+                previous = record(&outcome, &previous);
+                if state.config.audit.policy_reports
+                    && let Cluster::Watching(watch) = &state.cluster
+                {
+                    let written =
+                        runtime.block_on(super::policy_reports::write(&watch.connection, &outcome));
+                    match written {
+                        Ok(n) => tracing::info!(reports = n, "policy reports written"),
+                        Err(e) => {
+                            metrics::counter!("gitgate_audit_policy_report_errors_total")
+                                .increment(1);
+                            tracing::error!(error = %e, "cannot write the policy reports");
                         }
                     }
                 }
