@@ -165,28 +165,31 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
             }
         }
     }
-    let mut served: BTreeMap<(String, String), Result<Vec<Resolved>, String>> = BTreeMap::new();
+    // Discovery once per group version: Ok(kinds), or Err((not served, why)).
+    let mut served: BTreeMap<(String, String), Result<Vec<Resolved>, (bool, String)>> =
+        BTreeMap::new();
     let mut plan = Plan {
         excluded_namespaces: needs.audit_excluded_namespaces.clone(),
         ..Plan::default()
+    };
+    let failure = |e: ClusterError| match e {
+        ClusterError::NotServed { why, .. } => (true, format!("not served: {why}")),
+        other => (false, other.to_string()),
     };
     for (k, noted) in wanted {
         let gv = (k.group.clone(), k.version.clone());
         let list = served.entry(gv).or_insert_with(|| {
             ctx.runtime
                 .block_on(ctx.connection.discover(&k.group, &k.version))
-                .map_err(|e| match e {
-                    ClusterError::NotServed { why, .. } => format!("not served: {why}"),
-                    other => other.to_string(),
-                })
+                .map_err(failure)
         });
         let found = match list {
-            Ok(list) => pick(list, &k).map_err(|e| e.to_string()),
+            Ok(list) => pick(list, &k).map_err(failure),
             Err(e) => Err(e.clone()),
         };
         match found {
             Ok(r) => plan.kinds.push(r),
-            Err(why) if why.contains("not served") => {
+            Err((true, why)) => {
                 if noted {
                     plan.items.push(kind_item(
                         &k,
@@ -197,7 +200,7 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
                 }
                 plan.absent.push(k);
             }
-            Err(why) => plan.items.push(kind_item(&k, Level::Error, true, why)),
+            Err((false, why)) => plan.items.push(kind_item(&k, Level::Error, true, why)),
         }
     }
     plan
