@@ -165,9 +165,8 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
             }
         }
     }
-    // Discovery once per group version: Ok(kinds), or Err((not served, why)).
-    let mut served: BTreeMap<(String, String), Result<Vec<Resolved>, (bool, String)>> =
-        BTreeMap::new();
+    // Discovery once per group version.
+    let mut served: BTreeMap<(String, String), Discovered> = BTreeMap::new();
     let mut plan = Plan {
         excluded_namespaces: needs.audit_excluded_namespaces.clone(),
         ..Plan::default()
@@ -205,6 +204,9 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
     }
     plan
 }
+
+/// What discovery said of a group version: its kinds, or (whether it is not served, why).
+type Discovered = Result<Vec<Resolved>, (bool, String)>;
 
 fn kind_item(kind: &KindRef, level: Level, unchecked: bool, message: String) -> Item {
     Item {
