@@ -265,3 +265,24 @@ async fn a_kubeconfig_that_cannot_be_read_is_an_error_naming_it() {
         .to_string();
     assert!(err.contains("cannot use the kubeconfig"), "{err}");
 }
+
+#[tokio::test]
+async fn namespaces_a_gatekeeper_config_excludes_from_sync_are_not_in_the_inventory() {
+    let server = ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.apply(ingress("web", "a", "a.example"));
+    server.apply(ingress("kube-system", "b", "b.example"));
+    let mut needs = needs();
+    needs.sync_excluded_namespaces = vec!["kube-*".into()];
+    let watch = Watch::start(connection(&server, dir.path(), 60).await, &needs, false);
+    eventually("the first lists", || watch.ready().is_ok()).await;
+    server.apply(ingress("kube-public", "c", "c.example"));
+    server.apply(ingress("web", "d", "d.example"));
+    eventually("the events", || {
+        ingresses(&watch.view()).get("web/d").is_some()
+    })
+    .await;
+    let seen = ingresses(&watch.view());
+    assert_eq!(seen.as_object().unwrap().len(), 2, "{seen}");
+    assert!(seen.get("kube-system/b").is_none() && seen.get("kube-public/c").is_none());
+}
