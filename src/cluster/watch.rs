@@ -744,6 +744,8 @@ async fn run(conn: Connection, target: Target, mut writer: Writer) {
     writer.kind = Some(kind.clone());
     backoff.reset();
     let mut resource_version: Option<String> = None;
+    // A 410 right after a list is the API server's trouble, not a compaction: back off.
+    let mut expired_in_a_row = 0;
     loop {
         let rv = match resource_version.clone() {
             Some(rv) => rv,
@@ -762,6 +764,9 @@ async fn run(conn: Connection, target: Target, mut writer: Writer) {
         resource_version = Some(rv.clone());
         let started = Instant::now();
         let ended = watch(&conn, &kind, &rv, &mut writer, &mut resource_version).await;
+        if !matches!(ended, Ended::Expired) {
+            expired_in_a_row = 0;
+        }
         match ended {
             Ended::Resume if started.elapsed() >= Duration::from_secs(1) => backoff.reset(),
             // A watch that ends at once, again and again, must not spin.
@@ -769,6 +774,10 @@ async fn run(conn: Connection, target: Target, mut writer: Writer) {
             Ended::Expired => {
                 tracing::info!(kind = %kind.describe(), "the watch's resourceVersion expired (410 Gone): listing again");
                 resource_version = None;
+                expired_in_a_row += 1;
+                if expired_in_a_row > 1 {
+                    tokio::time::sleep(backoff.next()).await;
+                }
             }
             Ended::Failed => tokio::time::sleep(backoff.next()).await,
         }

@@ -326,9 +326,11 @@ impl ApiServer {
         true
     }
 
-    /// Every resourceVersion so far expires: a watch resumed from one gets `410 Gone`.
+    /// Every resourceVersion so far expires: a watch resumed from one gets `410 Gone`, a list
+    /// after it (at a new resourceVersion) can be watched from.
     pub fn compact(&self) {
         let mut store = self.inner.store.lock().unwrap();
+        store.rv += 1;
         store.compacted = store.rv;
         store.log.clear();
     }
