@@ -124,6 +124,10 @@ pub enum Command {
         /// request's head) instead of the merge base on the protected branch
         #[arg(long)]
         trust_head: bool,
+        /// Also read the labels of the cluster's Namespaces, for namespaceSelector, from the
+        /// cluster of this kubeconfig (the head's Namespace manifests win)
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
     /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
     /// /metrics)
@@ -140,6 +144,31 @@ pub enum Command {
         /// CA of client certificates: turns on mutual TLS for /validate [default: server.clientCA]
         #[arg(long)]
         client_ca: Option<PathBuf>,
+        /// Kubeconfig of the cluster to read (namespace labels, synced kinds) [default:
+        /// cluster.kubeconfig, KUBECONFIG, the in-cluster service account, ~/.kube/config]
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Audit what is already in the cluster: every object of the audited kinds, judged with
+    /// the policies and the provenance verdict it would get as a CREATE now, and the objects
+    /// the newest approved commit holds that the cluster lacks
+    Audit {
+        /// Output format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Fail (exit 1) on warnings too
+        #[arg(long)]
+        fail_on_warn: bool,
+        /// Policies from this directory instead of the configured ones (repeatable)
+        #[arg(short = 'p', long = "policy")]
+        policy: Vec<PathBuf>,
+        /// Colour in text output
+        #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
+        /// Kubeconfig of the cluster [default: cluster.kubeconfig, KUBECONFIG, the in-cluster
+        /// service account, ~/.kube/config]
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
     /// Run the whole story on this machine, with no setup: a GitOps repository with signed
     /// history, `check` on two pull requests, then the webhook on loopback over TLS
@@ -235,6 +264,7 @@ pub fn run(cli: Cli) -> ExitCode {
             policy,
             color,
             trust_head,
+            kubeconfig,
         } => {
             let range = paths.is_empty() || base.is_some() || head.is_some();
             let (mut config, set, target, gate_items) = if range && !trust_head {
@@ -310,6 +340,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 gate_items,
                 printed,
                 roots_from_arguments,
+                kubeconfig.as_deref(),
             )
         }
         Command::Serve {
@@ -317,6 +348,7 @@ pub fn run(cli: Cli) -> ExitCode {
             tls_cert,
             tls_key,
             client_ca,
+            kubeconfig,
         } => {
             let (mut config, dir) = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
@@ -334,7 +366,32 @@ pub fn run(cli: Cli) -> ExitCode {
             if client_ca.is_some() {
                 config.server.client_ca = client_ca;
             }
-            serve(config, &dir, cli.rego_version)
+            serve(config, &dir, cli.rego_version, kubeconfig.as_deref())
+        }
+        Command::Audit {
+            output,
+            fail_on_warn,
+            policy,
+            color,
+            kubeconfig,
+        } => {
+            let (config, dir) = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let printed = Printed {
+                format: output,
+                fail_on_warn,
+                color,
+            };
+            audit(
+                &config,
+                &dir,
+                &policy,
+                cli.rego_version,
+                kubeconfig.as_deref(),
+                printed,
+            )
         }
         Command::Demo { keep, color } => {
             let options = crate::demo::Options {
@@ -410,8 +467,20 @@ fn check(
         color,
     }: Printed,
     roots_from_arguments: bool,
+    kubeconfig: Option<&std::path::Path>,
 ) -> ExitCode {
-    let mut report = match crate::check::run(target, set, config) {
+    let cluster_namespaces = match kubeconfig {
+        Some(path) => match cluster_namespaces(config, path) {
+            Ok(table) => Some(table),
+            Err(e) => {
+                eprintln!("gitgate check: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut report = match crate::check::run_with(target, set, config, cluster_namespaces.as_ref())
+    {
         Ok(r) => r,
         Err(e) if roots_from_arguments => {
             eprintln!("gitgate check: {}", e.roots_from_arguments());
@@ -435,6 +504,58 @@ fn check(
     finish("check", written, report.exit_code())
 }
 
+/// The labels of the Namespaces of the cluster a kubeconfig names.
+fn cluster_namespaces(
+    config: &Config,
+    kubeconfig: &std::path::Path,
+) -> Result<crate::cluster::NamespaceTable, crate::cluster::ClusterError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::cluster::ClusterError::Request(e.to_string()))?;
+    runtime.block_on(async {
+        let connection = crate::cluster::connect(&config.cluster, Some(kubeconfig))
+            .await?
+            .ok_or(crate::cluster::ClusterError::NoCluster)?;
+        connection.namespace_labels().await
+    })
+}
+
+/// `gitgate audit`: the report in the `check` formats, with the `check` exit codes.
+fn audit(
+    config: &Config,
+    dir: &std::path::Path,
+    policy: &[PathBuf],
+    rego_version: RegoVersion,
+    kubeconfig: Option<&std::path::Path>,
+    Printed {
+        format,
+        fail_on_warn,
+        color,
+    }: Printed,
+) -> ExitCode {
+    let set = match policy::load::from_config(&config.policies, dir, policy, rego_version) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("gitgate audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    set.log_skipped();
+    let mut report = match crate::audit::audit(config, &set, kubeconfig) {
+        Ok(outcome) => outcome.report,
+        Err(e) => {
+            eprintln!("gitgate audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    report.fail_on_warn = fail_on_warn;
+    let mut out = std::io::stdout().lock();
+    let written = crate::report::write(format, &report, use_color(color), &mut out)
+        .and_then(|()| out.flush());
+    finish("audit", written, report.exit_code())
+}
+
 /// The exit code of a command that wrote its result to stdout: `code`, also when stdout was
 /// closed early (`| head -1`: a broken pipe ends the command quietly, as ripgrep's does); 2
 /// when the result could not be written at all (a full disk), since nobody saw it.
@@ -449,9 +570,14 @@ fn finish(command: &str, written: std::io::Result<()>, code: u8) -> ExitCode {
     }
 }
 
-fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion) -> ExitCode {
+fn serve(
+    config: Config,
+    config_dir: &std::path::Path,
+    rego_version: RegoVersion,
+    kubeconfig: Option<&std::path::Path>,
+) -> ExitCode {
     let state = match crate::serve::setup::state(&config, config_dir, rego_version) {
-        Ok(state) => std::sync::Arc::new(state),
+        Ok(state) => state,
         Err(e) => {
             eprintln!("gitgate serve: {e}");
             return ExitCode::from(2);
@@ -474,12 +600,19 @@ fn serve(config: Config, config_dir: &std::path::Path, rego_version: RegoVersion
         key: config.server.tls_key.clone(),
         client_ca: config.server.client_ca.clone(),
     };
-    let result = runtime.block_on(crate::serve::run(
-        state,
-        &config.server.listen,
-        files,
-        config.server.max_body_bytes,
-    ));
+    let result = runtime.block_on(async {
+        let state = std::sync::Arc::new(
+            crate::serve::setup::with_cluster(state, &config, kubeconfig).await,
+        );
+        crate::serve::audit::spawn(&state);
+        crate::serve::run(
+            state,
+            &config.server.listen,
+            files,
+            config.server.max_body_bytes,
+        )
+        .await
+    });
     // In-flight requests have had their answers (`run` waits for them); a decision abandoned
     // at its deadline may still run on the blocking pool, and dropping the runtime would wait
     // for it: nobody waits for its result.

@@ -23,6 +23,9 @@ pub struct Config {
     pub server: Server,
     /// The engines that render sources and the limits of one render.
     pub render: crate::render::Settings,
+    pub cluster: Cluster,
+    pub inventory: Inventory,
+    pub audit: Audit,
 }
 
 /// The GitOps repository (serve mirrors it; check reads the one it runs in).
@@ -288,6 +291,110 @@ impl Default for Server {
     }
 }
 
+/// The Kubernetes API server gitgate reads (in-cluster, or a kubeconfig): Namespaces for
+/// `namespaceSelector`, the synced kinds for `data.inventory`, CRDs, and what `audit` lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// Unset (auto): connect when something needs the cluster (a policy's `namespaceSelector`,
+    /// a sync list, the in-cluster audit) and one is configured. `true`: connect, and be not
+    /// ready without. `false`: never connect; a `namespaceSelector` then matches nothing and
+    /// `data.inventory` is empty (both reported at start).
+    pub enabled: Option<bool>,
+    /// A kubeconfig file (`--kubeconfig` wins; then this; then `KUBECONFIG`; then the
+    /// in-cluster service account; then `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    pub context: Option<String>,
+    /// How long one watch request lasts (`timeoutSeconds`); a watch that sends nothing for
+    /// this long plus a margin is taken for lost (an API server that stopped answering).
+    #[serde(deserialize_with = "duration")]
+    pub watch_timeout: Duration,
+    /// Limit of one list or discovery request.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Objects per list page (`limit`), for the caches and `audit`.
+    pub page_size: u32,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            enabled: None,
+            kubeconfig: None,
+            context: None,
+            watch_timeout: Duration::from_secs(290),
+            request_timeout: Duration::from_secs(30),
+            page_size: 500,
+        }
+    }
+}
+
+/// A kind of the cluster, as Gatekeeper's sync lists name one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindRef {
+    /// The API group (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// The resource (plural) name, when discovery should not be asked (the chart's RBAC also
+    /// reads it; by default the kind's lower-case plural).
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+impl KindRef {
+    /// The same group, version and kind (the resource name aside).
+    pub fn same_kind(&self, other: &KindRef) -> bool {
+        self.group == other.group && self.version == other.version && self.kind == other.kind
+    }
+}
+
+/// `data.inventory`: the kinds whose objects policies can read (Gatekeeper's `syncOnly`).
+/// Gatekeeper `Config` and `SyncSet` documents among the policies add theirs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Inventory {
+    pub sync: Vec<KindRef>,
+}
+
+/// What is already in the cluster, judged with the same policies and provenance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Audit {
+    /// `serve` runs the audit this often (off when unset).
+    #[serde(deserialize_with = "optional_duration")]
+    pub interval: Option<Duration>,
+    /// The kinds audited. Empty: the synced kinds, the kinds the policies name, and the
+    /// kinds of the newest approved commit.
+    pub kinds: Vec<KindRef>,
+    /// `serve` writes each audit's findings as PolicyReports (one per namespace) and a
+    /// ClusterPolicyReport (`wgpolicyk8s.io/v1alpha2`, as Kyverno does), named
+    /// `gitgate-audit`.
+    pub policy_reports: bool,
+    /// Namespaces whose objects are not audited (globs), as the webhook is not sent them
+    /// (the chart leaves the system namespaces out of it). A Gatekeeper `Config`'s
+    /// `spec.match` for the `audit` process adds its own.
+    pub excluded_namespaces: Vec<String>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            interval: None,
+            kinds: Vec::new(),
+            policy_reports: false,
+            excluded_namespaces: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
+        }
+    }
+}
+
 /// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
@@ -296,6 +403,18 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
             "invalid duration {text:?} ({e}); write it like 30s, 2500ms or 168h"
         ))
     })
+}
+
+/// An optional duration (`null` or absent: `None`).
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) => humantime::parse_duration(&text).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write it like 30s, 2500ms or 168h"
+            ))
+        }),
+    }
 }
 
 /// Why the configuration could not be used. Messages name the file and line.
@@ -370,6 +489,36 @@ impl Config {
                     message,
                 },
             });
+        }
+        let invalid = |key: &str, message: String| match line_of(text, key) {
+            Some(line) => ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                message,
+            },
+            None => ConfigError::Inconsistent {
+                file: file.to_string(),
+                message,
+            },
+        };
+        if self.cluster.page_size == 0 {
+            return Err(invalid(
+                "pageSize",
+                "cluster.pageSize must be at least 1".into(),
+            ));
+        }
+        if self.audit.interval.is_some_and(|i| i.is_zero()) {
+            return Err(invalid(
+                "interval",
+                "audit.interval must be longer than 0 (leave it out to turn the audit off)".into(),
+            ));
+        }
+        if self.audit.interval.is_some() && self.cluster.enabled == Some(false) {
+            return Err(invalid(
+                "interval",
+                "audit.interval is set but cluster.enabled is false: the audit reads the cluster"
+                    .into(),
+            ));
         }
         for source in &self.repository.sources {
             if crate::render::paths::join("", &source.path).is_none() {

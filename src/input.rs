@@ -3,8 +3,9 @@
 //! ```text
 //! input.review       the AdmissionRequest (admission.k8s.io/v1), or one built from a manifest
 //! input.parameters   a constraint's spec.parameters (set per policy at evaluation)
-//! input.source       where the change comes from (context, repository, commit, path, line,
-//!                    and the GitOps source it is rendered from)
+//! input.source       where the change comes from: context (admission | premerge | audit, an
+//!                    object already in the cluster), repository, commit, path, line, and the
+//!                    GitOps source it is rendered from
 //! input.provenance   the traceability verdict, when provenance is configured
 //! ```
 //!
@@ -70,6 +71,8 @@ pub struct Review {
 pub enum Context {
     Admission,
     Premerge,
+    /// `gitgate audit`: an object already in the cluster, judged as a CREATE of it now.
+    Audit,
 }
 
 /// `input.source`: where the change comes from, as far as it is known.
@@ -106,6 +109,18 @@ impl Source {
     pub fn admission() -> Self {
         Source {
             context: Context::Admission,
+            repository: None,
+            commit: None,
+            path: None,
+            line: None,
+            rendered: None,
+        }
+    }
+
+    /// The source of an object read from the cluster by `audit`.
+    pub fn audit() -> Self {
+        Source {
+            context: Context::Audit,
             repository: None,
             commit: None,
             path: None,

@@ -19,9 +19,11 @@
 //! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`serve`]
 //!   (the admission door), [`cli`].
 
+pub mod audit;
 pub mod builtin;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decision;
 pub mod demo;

@@ -210,3 +210,90 @@ fn is_an_object_of_its_kind(doc: &Value) {
         other => panic!("an unexpected kind in the chart: {other}"),
     }
 }
+
+/// The ClusterRole's rules rendered with `args` (`None` without helm).
+fn cluster_role_rules(args: &[&str]) -> Option<Vec<Value>> {
+    if std::process::Command::new("helm")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: helm is not installed on this machine");
+        return None;
+    }
+    let out = std::process::Command::new("helm")
+        .args([
+            "template",
+            "gg",
+            chart().to_str().unwrap(),
+            "--namespace",
+            "gitgate-system",
+        ])
+        .args(["--kube-version", "1.33.0"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let role = gitgate::manifest::parse_str("helm template", &text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.value)
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole");
+    Some(role["rules"].as_array().cloned().unwrap_or_default())
+}
+
+#[test]
+fn rbac_grants_exactly_what_the_configuration_reads() {
+    // Nothing configured reads the cluster: nothing is granted.
+    let Some(rules) = cluster_role_rules(&[]) else {
+        return;
+    };
+    assert!(rules.is_empty(), "{rules:?}");
+    let sync = "apiVersion: config.gatekeeper.sh/v1alpha1\nkind: Config\nmetadata: {name: config}\nspec:\n  sync:\n    syncOnly:\n    - {group: \"\", version: v1, kind: Service}\n";
+    let policy = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sX\nmetadata: {name: x}\nspec:\n  match:\n    namespaceSelector: {matchLabels: {env: prod}}\n";
+    let rules = cluster_role_rules(&[
+        "--set-json",
+        r#"config.inventory.sync=[{"group":"networking.k8s.io","version":"v1","kind":"Ingress"}]"#,
+        "--set-json",
+        r#"config.audit.kinds=[{"group":"apps","version":"v1","kind":"Deployment"}]"#,
+        "--set",
+        "config.audit.interval=1h",
+        "--set",
+        "config.repository.url=https://git.example.com/org/gitops.git",
+        "--set-string",
+        &format!("policyFiles.sync\\.yaml={sync}"),
+        "--set-string",
+        &format!("policyFiles.x\\.yaml={policy}"),
+    ])
+    .unwrap();
+    let grants = |group: &str, resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| r["apiGroups"][0] == group && r["resources"][0] == resource)
+            .flat_map(|r| {
+                r["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let watch = vec!["get", "list", "watch"];
+    assert_eq!(grants("", "namespaces"), watch, "{rules:?}");
+    assert_eq!(grants("networking.k8s.io", "ingresses"), watch, "{rules:?}");
+    assert_eq!(grants("", "services"), watch, "{rules:?}");
+    assert_eq!(
+        grants("apiextensions.k8s.io", "customresourcedefinitions"),
+        watch,
+        "{rules:?}"
+    );
+    assert_eq!(grants("apps", "deployments"), vec!["list"], "{rules:?}");
+    assert_eq!(rules.len(), 5, "{rules:?}");
+}

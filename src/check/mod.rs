@@ -137,6 +137,23 @@ pub struct Report {
     /// Warnings fail the check (`--fail-on-warn`).
     #[serde(skip)]
     pub fail_on_warn: bool,
+    /// What `gitgate audit` read of the cluster (an audit's report only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Audited>,
+}
+
+/// What an audit read: the API server, the kinds listed, the objects by provenance status,
+/// and how many objects the newest approved commit holds that the cluster lacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audited {
+    pub server: String,
+    /// `apps/v1 Deployment`, each kind listed.
+    pub kinds: Vec<String>,
+    /// Objects by provenance status (`traceable`, `untraceable`, `modified`, `exempt`; `none`
+    /// without a repository).
+    pub provenance: std::collections::BTreeMap<String, usize>,
+    pub missing: usize,
 }
 
 /// How many items of each kind a report holds (the JSON report's `counts`).
@@ -260,8 +277,23 @@ impl CheckError {
 
 /// Runs a check.
 pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, CheckError> {
+    run_with(target, set, config, None)
+}
+
+/// Runs a check, with the labels of the cluster's Namespaces (`--kubeconfig`) for
+/// `namespaceSelector` where the head has no manifest of the Namespace (the head's win).
+pub fn run_with(
+    target: &Target,
+    set: &PolicySet,
+    config: &Config,
+    cluster_namespaces: Option<&crate::cluster::NamespaceTable>,
+) -> Result<Report, CheckError> {
     let want_namespaces = set.uses_namespace_selector();
+    // Referential policies read `data.inventory`: the head's objects, as `gator test` gives
+    // them (the object judged included; the gatekeeper-library's policies skip themselves).
+    let want_inventory = set.uses_inventory();
     let mut namespaces = NamespaceMap::default();
+    let mut unchanged = Vec::new();
     let Read {
         mut groups,
         notes,
@@ -275,7 +307,7 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
             base.as_deref(),
             head.as_deref(),
             config,
-            want_namespaces.then_some(&mut namespaces),
+            (want_namespaces || want_inventory).then_some(&mut unchanged),
         )?,
         Target::Files(paths) => {
             let (head, notes, files) = read_files(paths)?;
@@ -300,6 +332,21 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         scopes.learn(&g.base);
         scopes.learn(&g.head);
     }
+    for o in &unchanged {
+        namespaces.learn(&o.object);
+    }
+    for (name, labels) in cluster_namespaces.into_iter().flatten() {
+        namespaces
+            .0
+            .entry(name.clone())
+            .or_insert_with(|| labels.clone());
+    }
+    scopes.learn(&unchanged);
+    changes::default_namespaces(
+        &mut unchanged,
+        &scopes,
+        &config.repository.default_namespace,
+    );
     let mut changes = Vec::new();
     for g in &mut groups {
         let namespace = g
@@ -308,6 +355,17 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
             .unwrap_or(&config.repository.default_namespace);
         changes::default_namespaces(&mut g.base, &scopes, namespace);
         changes::default_namespaces(&mut g.head, &scopes, namespace);
+    }
+    let inventory = want_inventory.then(|| {
+        let objects = groups
+            .iter()
+            .flat_map(|g| &g.head)
+            .chain(&unchanged)
+            .map(|o| &o.object);
+        Arc::new(crate::cluster::inventory::Inventory::of(objects).data())
+    });
+    drop(unchanged);
+    for g in &mut groups {
         let diffed = changes::diff(std::mem::take(&mut g.base), std::mem::take(&mut g.head));
         changes.extend(diffed.into_iter().map(|mut c| {
             c.rendered = g.rendered.clone();
@@ -321,13 +379,18 @@ pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, 
         checked: changes.iter().map(checked).collect(),
         items: notes.into_iter().map(note_item).collect(),
         fail_on_warn: false, // the caller's flag
+        audit: None,
     };
     let pull_request = pull_request.filter(|_| config.provenance.enabled != Some(false));
+    let given = Given {
+        set: Arc::new(set.clone()),
+        namespaces: Arc::new(namespaces),
+        inventory,
+    };
     report.items.extend(decide_all(
         &changes,
-        &Arc::new(set.clone()),
+        &given,
         &source,
-        &Arc::new(namespaces),
         pull_request.as_ref(),
         config.policies.timeout,
     ));
@@ -375,12 +438,20 @@ fn note_item(n: Note) -> Item {
     }
 }
 
+/// What every decision of a check reads besides its document.
+struct Given {
+    set: Arc<PolicySet>,
+    /// The head's Namespaces, for `namespaceSelector`.
+    namespaces: Arc<NamespaceMap>,
+    /// `{"inventory": ...}` of the head's objects, when a policy reads it.
+    inventory: Option<Arc<regorus::Value>>,
+}
+
 /// Decides every change, on as many threads as the machine has.
 fn decide_all(
     changes: &[Change],
-    set: &Arc<PolicySet>,
+    given: &Given,
     source: &Source,
-    namespaces: &Arc<NamespaceMap>,
     pull_request: Option<&PullRequest>,
     limit: Duration,
 ) -> Vec<Item> {
@@ -396,9 +467,7 @@ fn decide_all(
                     .stack_size(crate::isolate::THREAD_STACK)
                     .spawn_scoped(s, move || {
                         part.iter()
-                            .flat_map(|c| {
-                                decide_one(c, set, source, namespaces, pull_request, limit)
-                            })
+                            .flat_map(|c| decide_one(c, given, source, pull_request, limit))
                             .collect::<Vec<_>>()
                     })
                     .expect("a thread to decide on")
@@ -452,9 +521,8 @@ pub fn document(change: &Change, source: &Source) -> Option<Document> {
 
 fn decide_one(
     change: &Change,
-    set: &Arc<PolicySet>,
+    given: &Given,
     source: &Source,
-    namespaces: &Arc<NamespaceMap>,
     pull_request: Option<&PullRequest>,
     limit: Duration,
 ) -> Vec<Item> {
@@ -480,7 +548,7 @@ fn decide_one(
         .subject()
         .and_then(Identity::of_object)
         .map(|id| id.describe());
-    let decision = decide_within(set, namespaces, doc, limit);
+    let decision = decide_within(given, doc, limit);
     // A finding whose details name a path (`details.path`, as the built-in policies give)
     // points at that field's line; others at the object's first line. A field a kustomize
     // build set or changed (a prefix, an `images:` override, a patch) is not in the file the
@@ -552,17 +620,16 @@ fn decide_one(
 
 /// Decides a document within `limit` (`policies.timeout`): a decision that misses it, or
 /// panics, is an error of the document, never a pass.
-fn decide_within(
-    set: &Arc<PolicySet>,
-    namespaces: &Arc<NamespaceMap>,
-    doc: Document,
-    limit: Duration,
-) -> decision::Decision {
-    let (set, namespaces) = (set.clone(), namespaces.clone());
+fn decide_within(given: &Given, doc: Document, limit: Duration) -> decision::Decision {
+    let (set, namespaces, inventory) = (
+        given.set.clone(),
+        given.namespaces.clone(),
+        given.inventory.clone(),
+    );
     let work = move || {
         let ctx = Context {
             namespaces: &*namespaces,
-            data: None,
+            data: inventory.as_deref(),
         };
         decision::decide(&set, &doc, &ctx)
     };
@@ -603,14 +670,14 @@ struct Read {
     pull_request: Option<PullRequest>,
 }
 
-/// Reads the changed files of a range. With `namespaces`, the labels of every Namespace at the
-/// head (changed or not) are collected too, for `namespaceSelector`.
+/// Reads the changed files of a range. With `unchanged`, the objects of the head the range
+/// does not change are collected there too (for `namespaceSelector` and `data.inventory`).
 fn read_range(
     repo_dir: &Path,
     base: Option<&str>,
     head: Option<&str>,
     config: &Config,
-    namespaces: Option<&mut NamespaceMap>,
+    unchanged: Option<&mut Vec<FileObject>>,
 ) -> Result<Read, CheckError> {
     let repo = Repo::open(repo_dir)?;
     let head_rev = head.unwrap_or("HEAD");
@@ -714,22 +781,26 @@ fn read_range(
             .extend(objects);
         notes.extend(n);
     }
-    if let Some(namespaces) = namespaces {
+    if let Some(unchanged) = unchanged {
         for (path, id) in &head_files {
             if base_files.get(path) != Some(id) {
                 continue; // changed files are read above
             }
             let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-            for o in &objects {
-                namespaces.learn(&o.object);
-            }
+            unchanged.extend(objects);
         }
-        // The Namespaces the head's rendered sources apply, changed or not (the changed ones
-        // are rendered once: the renderer keeps them for the diff below).
+        // What the head's rendered sources apply, changed or not (the changed ones are
+        // rendered once: the renderer keeps them for the diff below); a changed object is
+        // then there twice, which the namespaces and the inventory take as one.
         let units: Vec<&crate::render::Unit> = head_layout.units.iter().collect();
         for rendered in renderer.render(&repo, &units) {
             for o in rendered.as_ref().as_ref().map(Vec::as_slice).unwrap_or(&[]) {
-                namespaces.learn(&o.object);
+                unchanged.push(FileObject {
+                    path: o.path.clone(),
+                    line: o.line,
+                    object: o.object.clone(),
+                    lines: o.lines.clone(),
+                });
             }
         }
     }

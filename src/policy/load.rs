@@ -202,6 +202,7 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
                     file: f.path.clone(),
                     line: 1,
                     what: format!("not read: {e}"),
+                    value: None,
                 });
                 continue;
             }
@@ -218,6 +219,7 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
                     file: f.path.clone(),
                     line: doc.line,
                     what: describe_document(&doc.value),
+                    value: is_sync_document(&doc.value).then(|| Arc::new(doc.value.clone())),
                 });
             }
         }
@@ -230,11 +232,33 @@ pub fn load(files: &[SourceFile], options: &Options) -> Result<PolicySet, Policy
     Ok(set)
 }
 
+/// Gatekeeper's `Config` (`config.gatekeeper.sh`) and `SyncSet` (`syncset.gatekeeper.sh`):
+/// not policies, but their sync lists say what `data.inventory` holds, so they are kept.
+pub fn is_sync_document(value: &Value) -> bool {
+    let api = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    matches!(
+        (api.split('/').next().unwrap_or(""), kind),
+        ("config.gatekeeper.sh", "Config") | ("syncset.gatekeeper.sh", "SyncSet")
+    )
+}
+
 /// `kind: ClusterPolicy (kyverno.io/v1) require-labels`: what a skipped document is.
 fn describe_document(value: &Value) -> String {
     let kind = value.get("kind").and_then(Value::as_str);
     let api = value.get("apiVersion").and_then(Value::as_str);
     let name = value.pointer("/metadata/name").and_then(Value::as_str);
+    if is_sync_document(value) {
+        return format!(
+            "not a policy: kind {}{}{}, a Gatekeeper sync config: serve and audit sync its kinds into data.inventory",
+            kind.unwrap_or_default(),
+            api.map(|a| format!(" ({a})")).unwrap_or_default(),
+            name.map(|n| format!(" {n}")).unwrap_or_default()
+        );
+    }
     match kind {
         Some(kind) => format!(
             "not a policy, skipped: kind {kind}{}{}",

@@ -5,6 +5,8 @@
 //!   an empty list = any).
 //! - `namespaces` / `excludedNamespaces` / `namespaceSelector`: apply to namespaced objects and
 //!   to Namespaces (by their own name and labels); other cluster-scoped objects pass them.
+//!   Where namespace labels cannot be known (the cluster turned off), a `namespaceSelector`
+//!   matches nothing.
 //!   Names accept one `*` at the front or end (`kube-*`, `*-system`).
 //! - `labelSelector`: the object's own labels (the old object's for a DELETE).
 //! - `scope`: `*`, `Cluster` or `Namespaced`. `name`: the object's name, same globs.
@@ -55,6 +57,13 @@ pub struct Match {
 pub trait NamespaceLabels {
     /// The labels of namespace `name`, or `None` when it is not known.
     fn labels(&self, name: &str) -> Option<BTreeMap<String, String>>;
+
+    /// Whether namespace labels can be known at all. `false` when the cluster is turned off
+    /// by configuration (`cluster.enabled: false`): a `namespaceSelector` then matches
+    /// nothing, rather than judging every namespace as one without labels.
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 /// Namespaces known from their manifests (a suite's inventory, a repository's head).
@@ -163,6 +172,9 @@ impl Match {
                 return false;
             }
             if let Some(sel) = &self.namespace_selector {
+                if !namespaces.available() {
+                    return false;
+                }
                 let labels = if is_namespace {
                     labels_of(subject)
                 } else {
@@ -315,6 +327,28 @@ mod tests {
         let nssel = m(json!({"namespaceSelector": {"matchLabels": {"env": "prod"}}}));
         assert!(nssel.matches(&doc(pod("prod", json!({}))), &Ns));
         assert!(!nssel.matches(&doc(pod("dev", json!({}))), &Ns));
+    }
+
+    #[test]
+    fn namespace_selector_matches_nothing_without_labels_to_read() {
+        struct Off;
+        impl NamespaceLabels for Off {
+            fn labels(&self, _: &str) -> Option<BTreeMap<String, String>> {
+                None
+            }
+            fn available(&self) -> bool {
+                false
+            }
+        }
+        let sel = m(json!({"namespaceSelector": {"matchExpressions": [
+            {"key": "env", "operator": "DoesNotExist"}]}}));
+        assert!(sel.matches(&doc(pod("dev", json!({}))), &NoNamespaces));
+        assert!(!sel.matches(&doc(pod("dev", json!({}))), &Off));
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}});
+        assert!(!sel.matches(&doc(ns), &Off));
+        // Policies without a namespaceSelector are not affected.
+        let plain = m(json!({"namespaces": ["dev"]}));
+        assert!(plain.matches(&doc(pod("dev", json!({}))), &Off));
     }
 
     #[test]

@@ -225,6 +225,12 @@ impl Policy {
         Ok(findings)
     }
 
+    /// Whether this policy may read `data.<root>` (`inventory`): extra data is given only to
+    /// policies that read it.
+    pub fn reads_data(&self, root: &str) -> bool {
+        self.program.reads_data(root)
+    }
+
     /// Whether this policy can be evaluated in one pass with `other`: the same program, the
     /// same input (flavour and parameters).
     pub fn batches_with(&self, other: &Policy) -> bool {
@@ -389,6 +395,10 @@ pub struct Skipped {
     pub line: usize,
     /// `kind: ClusterPolicy (kyverno.io/v1) require-labels`, or why the file was not read.
     pub what: String,
+    /// The document itself, kept for the documents gitgate reads elsewhere (Gatekeeper's
+    /// `Config` and `SyncSet`, whose sync lists fill `data.inventory`).
+    #[serde(skip)]
+    pub value: Option<Arc<Value>>,
 }
 
 impl std::fmt::Display for Skipped {
@@ -443,6 +453,30 @@ impl PolicySet {
         self.policies
             .iter()
             .any(|p| p.matcher.namespace_selector.is_some())
+    }
+
+    /// The policies that match by `namespaceSelector`, by name.
+    pub fn namespace_selector_policies(&self) -> Vec<&str> {
+        self.policies
+            .iter()
+            .filter(|p| p.matcher.namespace_selector.is_some())
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// The policies that read `data.inventory` (referential policies), by name.
+    pub fn inventory_policies(&self) -> Vec<&str> {
+        self.policies
+            .iter()
+            .filter(|p| p.reads_data("inventory"))
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// Whether any policy reads `data.inventory` (then the objects it may read are worth
+    /// collecting).
+    pub fn uses_inventory(&self) -> bool {
+        self.policies.iter().any(|p| p.reads_data("inventory"))
     }
 
     /// Logs each document of the policy paths that is not a policy, once, at WARN.

@@ -56,6 +56,9 @@ pub struct Program {
     pub packages: Vec<String>,
     /// The limit of one evaluation.
     timeout: Duration,
+    /// The roots of the data document the modules read (`inventory` for `data.inventory`),
+    /// or `None` when a module reads data in a way this cannot tell (`data[x]`).
+    data_roots: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -73,6 +76,7 @@ impl Program {
             engine: regorus::Engine::new(),
             packages: Vec::new(),
             timeout: Duration::from_secs(1),
+            data_roots: Some(Vec::new()),
         }
     }
 
@@ -133,7 +137,26 @@ impl Program {
             engine,
             packages,
             timeout,
+            data_roots: data_roots(modules),
         })
+    }
+
+    /// Whether the modules may read `data.<root>` (extra data is only added for programs
+    /// that read it: adding data makes the engine prepare its modules again).
+    pub fn reads_data(&self, root: &str) -> bool {
+        self.data_roots
+            .as_ref()
+            .is_none_or(|roots| roots.iter().any(|r| r == root))
+    }
+
+    /// The extra data this program reads, if any of it.
+    fn wanted<'d>(&self, data: Option<&'d regorus::Value>) -> Option<&'d regorus::Value> {
+        let data = data?;
+        let roots = data.as_object().ok()?;
+        roots
+            .keys()
+            .any(|k| k.as_string().is_ok_and(|k| self.reads_data(k)))
+            .then_some(data)
     }
 
     /// Evaluates the rule at `path` (`data.pkg.violation`) with `input`, and extra `data`
@@ -145,7 +168,7 @@ impl Program {
         data: Option<&regorus::Value>,
     ) -> Result<Option<regorus::Value>, String> {
         let mut engine = self.engine.clone();
-        if let Some(data) = data {
+        if let Some(data) = self.wanted(data) {
             engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         }
         engine.set_input(input);
@@ -188,7 +211,7 @@ impl Program {
         data: Option<&regorus::Value>,
     ) -> Result<Vec<Option<regorus::Value>>, String> {
         let mut engine = self.engine.clone();
-        if let Some(data) = data {
+        if let Some(data) = self.wanted(data) {
             engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         }
         engine.set_input(input);
@@ -259,6 +282,35 @@ impl Program {
             })
             .collect()
     }
+}
+
+/// The roots of `data` that modules name (`data.inventory...`, `import data.inventory`), or
+/// `None` when one indexes `data` itself (`data[x]`), which could read any root.
+fn data_roots(modules: &[Module]) -> Option<Vec<String>> {
+    let mut roots: Vec<String> = Vec::new();
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    for line in modules.iter().flat_map(|m| m.text.lines()) {
+        // Comments often say "data"; strings with a `#` are rare, and only cost a re-prepare.
+        let code = line.split('#').next().unwrap_or("");
+        for (at, _) in code.match_indices("data") {
+            let before = code[..at].chars().next_back();
+            let rest = &code[at + 4..];
+            if before.is_some_and(|c| word(c) || c == '.') || rest.starts_with(word) {
+                continue; // metadata, input.data, dataset
+            }
+            let Some(path) = rest.strip_prefix('.') else {
+                return None; // data[x], or data itself
+            };
+            let root: String = path.chars().take_while(|c| word(*c)).collect();
+            if root.is_empty() {
+                return None;
+            }
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+    }
+    Some(roots)
 }
 
 /// Adds one module with its syntax version; errors name the file and the line in that file.
@@ -356,6 +408,22 @@ mod tests {
 
     fn compile(text: &str) -> Result<Program, PolicyError> {
         Program::compile(&[Module::new("p.rego", text)], Duration::from_secs(1))
+    }
+
+    #[test]
+    fn data_roots_are_the_roots_named() {
+        let roots = |text: &str| data_roots(&[Module::new("p.rego", text)]);
+        let gk = "package k\n# reads data from the cluster\nviolation[{\"msg\": m}] {\n  other := data.inventory.namespace[_]\n  input.review.object.metadata.name == \"x\"\n  m := \"x\"\n}\n";
+        assert_eq!(roots(gk), Some(vec!["inventory".to_string()]));
+        assert_eq!(
+            roots("package a\nimport data.lib.workloads\nx := input.data.y\n"),
+            Some(vec!["lib".to_string()])
+        );
+        assert_eq!(roots("package a\nx := data[\"inventory\"]\n"), None);
+        let p = compile("package a\nx := 1\n").unwrap();
+        assert!(!p.reads_data("inventory"));
+        let p = compile("package a\nx := count(data.inventory)\n").unwrap();
+        assert!(p.reads_data("inventory"));
     }
 
     #[test]

@@ -601,6 +601,21 @@ impl Index {
             .map(|(n, example)| (*n, identity(example)))
     }
 
+    /// The objects of the newest approved commit of the window, each with the version that
+    /// commit holds: what the cluster should hold (`audit` reports those it lacks). Empty
+    /// when the window is.
+    pub fn newest_objects(&self) -> impl Iterator<Item = (&Key, &Version)> + '_ {
+        let newest = self.commits.front().map(|(_, id)| *id);
+        self.newest.keys.iter().filter_map(move |key| {
+            let version = self
+                .versions
+                .get(key)?
+                .iter()
+                .find(|v| Some(v.commit) == newest)?;
+            Some((key, version))
+        })
+    }
+
     /// Whether the window holds no approved commit: the gate fails closed.
     pub fn window_is_empty(&self) -> bool {
         self.commits.is_empty()

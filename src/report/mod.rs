@@ -47,10 +47,15 @@ pub fn write(
 /// not be.
 pub fn summary(report: &Report, range: &str) -> String {
     let unchecked = report.counts().unchecked;
+    // An audit reads kinds of a cluster, not files.
+    let read = match &report.audit {
+        Some(audit) => format!("{} of {}", plural(audit.kinds.len(), "kind"), audit.server),
+        None => plural(report.files, "file"),
+    };
     format!(
         "{} in {}{range}: {}, {}{}",
         plural(report.checked.len(), "object"),
-        plural(report.files, "file"),
+        read,
         plural(report.count(Level::Error), "error"),
         plural(report.count(Level::Warning), "warning"),
         if unchecked > 0 {

@@ -23,10 +23,11 @@ pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Resu
             _ => String::new(),
         };
         // Items about the pull request itself (its commits) have no file.
-        let place = if item.path.is_empty() {
-            String::new()
-        } else {
-            format!("{}:{}: ", item.path, item.line)
+        // An object of the cluster that Git does not hold has a place but no line.
+        let place = match (item.path.is_empty(), item.line) {
+            (true, _) => String::new(),
+            (false, 0) => format!("{}: ", item.path),
+            (false, line) => format!("{}:{line}: ", item.path),
         };
         writeln!(
             out,

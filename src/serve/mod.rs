@@ -4,6 +4,8 @@
 //! `/metrics` (Prometheus) beside it, and `POST /refresh` ([`refresh`]) for Git host webhooks.
 
 pub mod admission;
+pub mod audit;
+pub mod policy_reports;
 pub mod refresh;
 pub mod setup;
 pub mod tls;
@@ -49,6 +51,10 @@ pub struct AppState {
     /// pile up evaluations without bound (CPU, memory); past the bound a request waits for a
     /// permit until its deadline, then gets the failure mode.
     pub decisions: Arc<tokio::sync::Semaphore>,
+    /// Namespaces for `namespaceSelector`, `data.inventory` (see [`crate::cluster`]).
+    pub cluster: crate::cluster::Cluster,
+    /// What the policies and the configuration need of the cluster.
+    pub needs: crate::cluster::sync::Needs,
 }
 
 /// Decisions at once (`server.maxDecisions`, by default four per core: a decision is CPU work
@@ -102,7 +108,20 @@ impl AppState {
             decisions: Arc::new(tokio::sync::Semaphore::new(decision_permits(
                 config.server.max_decisions,
             ))),
+            cluster: crate::cluster::Cluster::Off,
+            needs: crate::cluster::sync::Needs::default(),
         }
+    }
+
+    /// Decides with the cluster (its caches started elsewhere).
+    pub fn with_cluster(
+        mut self,
+        cluster: crate::cluster::Cluster,
+        needs: crate::cluster::sync::Needs,
+    ) -> AppState {
+        self.cluster = cluster;
+        self.needs = needs;
+        self
     }
 
     /// Turns provenance on with a mirror (synced elsewhere).
@@ -129,6 +148,14 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     // the first index is built; a failed later sync keeps it ready on the last good index.
     // Not ready while the window holds no approved commit (the gate fails closed), with why.
     let mut body = serde_json::json!({"ready": true, "policies": state.policies.len()});
+    // Not ready while the cluster is needed and out of reach, or its caches have not read
+    // their first lists; a cache that lost its watch stays ready and reports its age.
+    let (cluster_ready, cluster) = state.cluster.readiness();
+    body["cluster"] = cluster;
+    if !cluster_ready {
+        body["ready"] = serde_json::json!(false);
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
     if let Some(mirror) = &state.mirror {
         let error = mirror.last_error().map(|e| e.to_string());
         match mirror.snapshot() {
@@ -156,6 +183,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    state.cluster.record_metrics();
     // The index's age as of this scrape: set when it is read, since between syncs (a refresh
     // of minutes, or syncs that keep failing) nothing else would move it.
     if let Some(snapshot) = state.mirror.as_ref().and_then(|m| m.snapshot()) {
@@ -453,7 +481,20 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         status = Some(verdict.status);
         doc.provenance = Some(verdict.to_value());
     }
-    let decision = decision::decide(&state.policies, &doc, &Context::default());
+    if let Some(reason) = state.cluster.blocks_decisions(&state.needs) {
+        metrics::counter!("gitgate_internal_errors_total").increment(1);
+        return Decided {
+            provenance: status,
+            ..Decided::without_policies(admission::failure(version, &uid, &reason, allow_on_error))
+        };
+    }
+    // Namespace labels and data.inventory as the caches hold them now (a snapshot).
+    let view = state.cluster.view();
+    let ctx = Context {
+        namespaces: &view,
+        data: view.data(),
+    };
+    let decision = decision::decide(&state.policies, &doc, &ctx);
     for f in decision
         .violations
         .iter()

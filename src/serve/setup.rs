@@ -1,6 +1,6 @@
 //! From a configuration to a state ready to serve: the policies, compiled with an evaluation
-//! limit no longer than the request deadline, and the Git mirror when a repository is
-//! configured. `gitgate serve` and `gitgate demo` start the webhook through here, so the demo
+//! limit no longer than the request deadline, the Git mirror when a repository is
+//! configured, and the cluster's caches when something needs them ([`with_cluster`]). `gitgate serve` and `gitgate demo` start the webhook through here, so the demo
 //! runs what a cluster runs.
 
 use std::path::Path;
@@ -40,4 +40,14 @@ pub fn state(
         None => tracing::info!("no repository configured: provenance is off"),
     }
     Ok(state)
+}
+
+/// Adds the cluster to a state: what its policies and configuration need
+/// ([`Needs`](crate::cluster::sync::Needs)), and the caches that serve it (CRDs too when
+/// provenance is on). Runs inside the runtime (the caches are tasks of it).
+pub async fn with_cluster(state: AppState, config: &Config, kubeconfig: Option<&Path>) -> AppState {
+    let needs = crate::cluster::sync::Needs::of(&state.policies, config);
+    let crds = state.mirror.is_some();
+    let cluster = crate::cluster::Cluster::start(config, &needs, kubeconfig, crds).await;
+    state.with_cluster(cluster, needs)
 }

@@ -238,3 +238,108 @@ out.
 {{- end }}
 {{- toYaml $config }}
 {{- end }}
+
+{{/*
+The resource (plural) of a kind, as the API server names most: Ingress -> ingresses,
+NetworkPolicy -> networkpolicies. A kind named otherwise takes `resource:` in the values.
+*/}}
+{{- define "gitgate.plural" -}}
+{{- $k := lower . -}}
+{{- if or (hasSuffix "s" $k) (hasSuffix "x" $k) (hasSuffix "ch" $k) (hasSuffix "sh" $k) -}}
+{{- printf "%ses" $k -}}
+{{- else if and (hasSuffix "y" $k) (not (regexMatch "[aeiou]y$" $k)) -}}
+{{- printf "%sies" (trimSuffix "y" $k) -}}
+{{- else -}}
+{{- printf "%ss" $k -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The kinds synced into data.inventory, as a JSON list of {group, version, kind, resource}:
+config.inventory.sync, and the sync lists of Gatekeeper Config (spec.sync.syncOnly) and
+SyncSet (spec.gvks) documents in policyFiles.
+*/}}
+{{- define "gitgate.syncedKinds" -}}
+{{- $kinds := list }}
+{{- $config := .Values.config | default dict }}
+{{- range (dig "inventory" "sync" list $config) }}
+{{- $kinds = append $kinds . }}
+{{- end }}
+{{- range $name, $content := .Values.policyFiles }}
+{{- if or (hasSuffix ".yaml" $name) (hasSuffix ".yml" $name) }}
+{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($content | toString) -1 }}
+{{- $obj := fromYaml $doc }}
+{{- if kindIs "map" $obj }}
+{{- $api := get $obj "apiVersion" | default "" | toString }}
+{{- $kind := get $obj "kind" | default "" | toString }}
+{{- if and (eq $kind "Config") (hasPrefix "config.gatekeeper.sh/" $api) }}
+{{- range (dig "spec" "sync" "syncOnly" list $obj) }}
+{{- $kinds = append $kinds . }}
+{{- end }}
+{{- else if and (eq $kind "SyncSet") (hasPrefix "syncset.gatekeeper.sh/" $api) }}
+{{- range (dig "spec" "gvks" list $obj) }}
+{{- $kinds = append $kinds . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $kinds }}
+{{- end }}
+
+{{/*
+The ClusterRole's rules: what the configuration reads of the cluster, nothing more.
+*/}}
+{{- define "gitgate.rbacRules" -}}
+{{- $config := .Values.config | default dict }}
+{{- $enabled := dig "cluster" "enabled" nil $config }}
+{{- $rules := list }}
+{{- if not (and (kindIs "bool" $enabled) (not $enabled)) }}
+{{- /* Namespaces, for namespaceSelector */}}
+{{- $mode := .Values.rbac.namespaces | toString }}
+{{- $namespaces := eq $mode "true" }}
+{{- if eq $mode "auto" }}
+{{- range $name, $content := .Values.policyFiles }}
+{{- if contains "namespaceSelector" ($content | toString) }}
+{{- $namespaces = true }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $namespaces }}
+{{- $rules = append $rules (dict "apiGroups" (list "") "resources" (list "namespaces") "verbs" (list "get" "list" "watch")) }}
+{{- end }}
+{{- /* The synced kinds */}}
+{{- $synced := include "gitgate.syncedKinds" . | fromJsonArray }}
+{{- range $synced }}
+{{- $resource := .resource | default (include "gitgate.plural" .kind) }}
+{{- $rules = append $rules (dict "apiGroups" (list (.group | default "")) "resources" (list $resource) "verbs" (list "get" "list" "watch")) }}
+{{- end }}
+{{- /* The audit */}}
+{{- $interval := dig "audit" "interval" nil $config }}
+{{- if $interval }}
+{{- $kinds := dig "audit" "kinds" list $config }}
+{{- if not $kinds }}
+{{- fail "config.audit.interval needs config.audit.kinds: the chart grants list on exactly the audited kinds" }}
+{{- end }}
+{{- range $kinds }}
+{{- $resource := .resource | default (include "gitgate.plural" .kind) }}
+{{- $rules = append $rules (dict "apiGroups" (list (.group | default "")) "resources" (list $resource) "verbs" (list "list")) }}
+{{- end }}
+{{- if dig "audit" "policyReports" false $config }}
+{{- $rules = append $rules (dict "apiGroups" (list "wgpolicyk8s.io") "resources" (list "policyreports" "clusterpolicyreports") "verbs" (list "get" "create" "update")) }}
+{{- end }}
+{{- end }}
+{{- /* CRDs: scope and schema defaults for provenance, when the cluster is read at all */}}
+{{- $url := dig "repository" "url" "" $config }}
+{{- if and $url (or $rules (and (kindIs "bool" $enabled) $enabled)) }}
+{{- $rules = append $rules (dict "apiGroups" (list "apiextensions.k8s.io") "resources" (list "customresourcedefinitions") "verbs" (list "get" "list" "watch")) }}
+{{- end }}
+{{- end }}
+{{- $rules = concat $rules (.Values.rbac.extraRules | default list) }}
+{{- if $rules }}
+{{- toYaml $rules }}
+{{- else }}
+[]
+{{- end }}
+{{- end }}
