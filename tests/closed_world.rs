@@ -578,3 +578,54 @@ fn the_builtin_policy_refuses_with_the_paths() {
         refusal.message
     );
 }
+
+#[test]
+fn a_custom_resource_whose_crd_only_the_cluster_serves_takes_its_defaults_from_there() {
+    use gitgate::input::parse_admission_review;
+    use gitgate::provenance::verdict::{Status, judge, judge_with};
+    let git = "apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo, namespace: demo}
+spec:
+  interval: 10m
+  chart:
+    spec:
+      chart: podinfo
+      version: 6.5.1
+      sourceRef: {kind: HelmRepository, name: podinfo}
+";
+    // Git holds the HelmRelease, not its CRD (Flux installs it).
+    let repo = support::repo_with(&[("apps/podinfo.yaml", git.as_bytes())]);
+    let index = support::index_of(repo.path());
+    let request = |object: Value| {
+        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "kind": {"group": "helm.toolkit.fluxcd.io", "version": "v2", "kind": "HelmRelease"},
+                "resource": {"group": "helm.toolkit.fluxcd.io", "version": "v2", "resource": "helmreleases"},
+                "name": "podinfo", "namespace": "demo", "operation": "CREATE",
+                "userInfo": {"username": "system:serviceaccount:flux-system:kustomize-controller"},
+                "object": object, "oldObject": null}});
+        parse_admission_review("t", body.to_string().as_bytes())
+            .unwrap()
+            .1
+    };
+    let stored = json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "podinfo", "namespace": "demo", "uid": "77aa", "generation": 1,
+            "resourceVersion": "1203", "creationTimestamp": "2026-11-24T19:23:50Z"},
+        "spec": {"interval": "10m",
+            "chart": {"spec": {"chart": "podinfo", "version": "6.5.1",
+                "reconcileStrategy": "ChartVersion",
+                "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}}
+    });
+    let config = Config::default();
+    let without = judge(&request(stored.clone()), &index, &config);
+    assert_eq!(without.status, Status::Modified, "{}", without.reason);
+    let crd = Some(std::sync::Arc::new(helm_release_crd()));
+    let with = judge_with(&request(stored.clone()), &index, &config, crd.clone());
+    assert_eq!(with.status, Status::Traceable, "{}", with.reason);
+    // The cluster's CRD explains its defaults, nothing else.
+    let mut values = stored;
+    values["spec"]["values"] = json!({"securityContext": {"privileged": true}});
+    let v = judge_with(&request(values), &index, &config, crd);
+    assert_eq!(v.status, Status::Modified, "{}", v.reason);
+}

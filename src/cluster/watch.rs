@@ -74,6 +74,34 @@ impl Crds {
         self.0.len()
     }
 
+    /// The CRD of a custom kind as a manifest holding what provenance reads of it (its
+    /// versions' structural schemas), for a custom resource whose CRD Git does not hold.
+    pub fn manifest(&self, group: &str, kind: &str) -> Option<Arc<Value>> {
+        let crd = self.get(group, kind)?;
+        let versions: Vec<Value> = crd
+            .versions
+            .iter()
+            .map(|v| {
+                let mut version = serde_json::json!({"name": v.name, "served": v.served});
+                if let Some(schema) = &v.schema {
+                    version["schema"] = serde_json::json!({"openAPIV3Schema": &**schema});
+                }
+                version
+            })
+            .collect();
+        Some(Arc::new(serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{}.{}", crd.plural, crd.group)},
+            "spec": {
+                "group": crd.group,
+                "names": {"kind": crd.kind, "plural": crd.plural},
+                "scope": if crd.namespaced { "Namespaced" } else { "Cluster" },
+                "versions": versions,
+            }
+        })))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -18,6 +18,8 @@
 //! found under the scope its request has ([`Index::lookup`]), and when its manifest named a
 //! namespace that the API server dropped (a cluster-scoped kind), it is compared without it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -127,6 +129,18 @@ const SCALABLE: &[(&str, &str, &str)] = &[
 
 /// Judges one admission request against the index of the approved window.
 pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
+    judge_with(review, index, config, None)
+}
+
+/// [`judge`], with the CustomResourceDefinition of the request's kind as the cluster serves
+/// it, for a custom resource whose CRD Git does not hold: its structural schema's defaults
+/// then explain what the API server filled in. A CRD in the approved window wins.
+pub fn judge_with(
+    review: &Review,
+    index: &Index,
+    config: &Config,
+    cluster_crd: Option<Arc<serde_json::Value>>,
+) -> Verdict {
     if let Some(v) = exemption(review, config) {
         return v;
     }
@@ -178,7 +192,7 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
         );
     }
     let options = MatchOptions::from(&config.provenance);
-    let crd = super::crd::lookup(index, review);
+    let crd = super::crd::lookup(index, review).or(cluster_crd);
     let context = matching::Context {
         crd: crd.as_deref(),
     };

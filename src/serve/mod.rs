@@ -466,8 +466,19 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             );
             return Decided::without_policies(answer);
         };
-        let verdict =
-            crate::provenance::verdict::judge(&doc.review, &snapshot.index, &state.config);
+        // A custom resource whose CRD Git does not hold: the cluster's CRD gives its defaults.
+        let cluster_crd = match &state.cluster {
+            crate::cluster::Cluster::Watching(watch) => watch
+                .crds()
+                .manifest(&doc.review.kind.group, &doc.review.kind.kind),
+            _ => None,
+        };
+        let verdict = crate::provenance::verdict::judge_with(
+            &doc.review,
+            &snapshot.index,
+            &state.config,
+            cluster_crd,
+        );
         if let Some(bg) = &verdict.break_glass {
             metrics::counter!("gitgate_break_glass_total").increment(1);
             // Who and why, never the object's data.
