@@ -469,74 +469,45 @@ impl Config {
     /// Checks what each key cannot check alone. Signatures required with no trusted key would
     /// refuse every commit, or, worse, read as "signatures checked" while nothing can pass.
     fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| Err(at_key(file, text, key, message));
         let approval = &self.approval;
         if approval.require_signatures
             && approval.allowed_signers.is_none()
             && approval.openpgp_keys.is_empty()
         {
-            let message = "approval.requireSignatures is true but no key is trusted: set \
-                           approval.allowedSigners (an SSH allowed_signers file) or \
-                           approval.openpgpKeys (OpenPGP public keys)"
-                .to_string();
-            return Err(match line_of(text, "requireSignatures") {
-                Some(line) => ConfigError::Invalid {
-                    file: file.to_string(),
-                    line,
-                    message,
-                },
-                None => ConfigError::Inconsistent {
-                    file: file.to_string(),
-                    message,
-                },
-            });
+            return invalid(
+                "requireSignatures",
+                "approval.requireSignatures is true but no key is trusted: set \
+                 approval.allowedSigners (an SSH allowed_signers file) or \
+                 approval.openpgpKeys (OpenPGP public keys)"
+                    .into(),
+            );
         }
-        let invalid = |key: &str, message: String| match line_of(text, key) {
-            Some(line) => ConfigError::Invalid {
-                file: file.to_string(),
-                line,
-                message,
-            },
-            None => ConfigError::Inconsistent {
-                file: file.to_string(),
-                message,
-            },
-        };
         if self.cluster.page_size == 0 {
-            return Err(invalid(
-                "pageSize",
-                "cluster.pageSize must be at least 1".into(),
-            ));
+            return invalid("pageSize", "cluster.pageSize must be at least 1".into());
         }
         if self.audit.interval.is_some_and(|i| i.is_zero()) {
-            return Err(invalid(
+            return invalid(
                 "interval",
                 "audit.interval must be longer than 0 (leave it out to turn the audit off)".into(),
-            ));
+            );
         }
         if self.audit.interval.is_some() && self.cluster.enabled == Some(false) {
-            return Err(invalid(
+            return invalid(
                 "interval",
                 "audit.interval is set but cluster.enabled is false: the audit reads the cluster"
                     .into(),
-            ));
+            );
         }
         for source in &self.repository.sources {
             if crate::render::paths::join("", &source.path).is_none() {
-                let message = format!(
-                    "repository.sources: the path {:?} leaves the repository (a source is a folder inside it)",
-                    source.path
+                return invalid(
+                    "sources",
+                    format!(
+                        "repository.sources: the path {:?} leaves the repository (a source is a folder inside it)",
+                        source.path
+                    ),
                 );
-                return Err(match line_of(text, "sources") {
-                    Some(line) => ConfigError::Invalid {
-                        file: file.to_string(),
-                        line,
-                        message,
-                    },
-                    None => ConfigError::Inconsistent {
-                        file: file.to_string(),
-                        message,
-                    },
-                });
             }
         }
         self.validate_provenance(file, text)
@@ -545,19 +516,7 @@ impl Config {
     /// Mutation paths must parse (one that does not would allow nothing, silently), and a
     /// controller's control key is never a stamp.
     fn validate_provenance(&self, file: &str, text: &str) -> Result<(), ConfigError> {
-        let fail = |key: &str, message: String| {
-            Err(match line_of(text, key) {
-                Some(line) => ConfigError::Invalid {
-                    file: file.to_string(),
-                    line,
-                    message,
-                },
-                None => ConfigError::Inconsistent {
-                    file: file.to_string(),
-                    message,
-                },
-            })
-        };
+        let fail = |key: &str, message: String| Err(at_key(file, text, key, message));
         for (i, m) in self.provenance.mutations.iter().enumerate() {
             if m.kinds.is_empty() || m.paths.is_empty() {
                 return fail(
@@ -582,6 +541,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// An error about `key`'s value, at the line the key is written on when it can be found.
+fn at_key(file: &str, text: &str, key: &str, message: String) -> ConfigError {
+    match line_of(text, key) {
+        Some(line) => ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            message,
+        },
+        None => ConfigError::Inconsistent {
+            file: file.to_string(),
+            message,
+        },
     }
 }
 
