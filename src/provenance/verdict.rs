@@ -129,17 +129,18 @@ const SCALABLE: &[(&str, &str, &str)] = &[
 
 /// Judges one admission request against the index of the approved window.
 pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
-    judge_with(review, index, config, None)
+    judge_with(review, index, config, || None)
 }
 
 /// [`judge`], with the CustomResourceDefinition of the request's kind as the cluster serves
 /// it, for a custom resource whose CRD Git does not hold: its structural schema's defaults
-/// then explain what the API server filled in. A CRD in the approved window wins.
+/// then explain what the API server filled in. A CRD in the approved window wins, and the
+/// cluster's is only asked for when there is none.
 pub fn judge_with(
     review: &Review,
     index: &Index,
     config: &Config,
-    cluster_crd: Option<Arc<serde_json::Value>>,
+    cluster_crd: impl FnOnce() -> Option<Arc<serde_json::Value>>,
 ) -> Verdict {
     if let Some(v) = exemption(review, config) {
         return v;
@@ -192,7 +193,7 @@ pub fn judge_with(
         );
     }
     let options = MatchOptions::from(&config.provenance);
-    let crd = super::crd::lookup(index, review).or(cluster_crd);
+    let crd = super::crd::lookup(index, review).or_else(cluster_crd);
     let context = matching::Context {
         crd: crd.as_deref(),
     };

@@ -467,7 +467,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             return Decided::without_policies(answer);
         };
         // A custom resource whose CRD Git does not hold: the cluster's CRD gives its defaults.
-        let cluster_crd = match &state.cluster {
+        let cluster_crd = || match &state.cluster {
             crate::cluster::Cluster::Watching(watch) => watch
                 .crds()
                 .manifest(&doc.review.kind.group, &doc.review.kind.kind),
