@@ -346,35 +346,8 @@ async fn audit_faults_are_clear_errors() {
     );
 }
 
-const UNIQUE_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: k8suniquehost}
-spec:
-  crd: {spec: {names: {kind: K8sUniqueHost}}}
-  targets:
-  - target: admission.k8s.gatekeeper.sh
-    rego: |
-      package k8suniquehost
-      same_object(obj, review) {
-        obj.metadata.namespace == review.object.metadata.namespace
-        obj.metadata.name == review.object.metadata.name
-      }
-      violation[{"msg": msg}] {
-        host := input.review.object.spec.rules[_].host
-        other := data.inventory.namespace[_][apiversion]["Ingress"][_]
-        startswith(apiversion, "networking.k8s.io/")
-        other.spec.rules[_].host == host
-        not same_object(other, input.review)
-        msg := sprintf("host %v is taken by ingress %v/%v", [host, other.metadata.namespace, other.metadata.name])
-      }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: K8sUniqueHost
-metadata: {name: unique-host}
-spec:
-  match:
-    kinds: [{apiGroups: ["networking.k8s.io"], kinds: ["Ingress"]}]
-"#;
+/// A referential template and its constraint (`data.inventory`).
+const UNIQUE_HOST: &str = include_str!("data/unique-host.yaml");
 
 fn yaml(v: &Value) -> Vec<u8> {
     serde_json::to_vec_pretty(v).unwrap()

@@ -44,36 +44,10 @@ spec:
 
 /// A small referential template, written for this test after the gatekeeper-library's
 /// `uniqueingresshost`, and Gatekeeper's own sync config naming what it reads.
-const UNIQUE_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: k8suniquehost}
-spec:
-  crd: {spec: {names: {kind: K8sUniqueHost}}}
-  targets:
-  - target: admission.k8s.gatekeeper.sh
-    rego: |
-      package k8suniquehost
-      same_object(obj, review) {
-        obj.metadata.namespace == review.object.metadata.namespace
-        obj.metadata.name == review.object.metadata.name
-      }
-      violation[{"msg": msg}] {
-        host := input.review.object.spec.rules[_].host
-        other := data.inventory.namespace[_][apiversion]["Ingress"][_]
-        startswith(apiversion, "networking.k8s.io/")
-        other.spec.rules[_].host == host
-        not same_object(other, input.review)
-        msg := sprintf("host %v is taken by ingress %v/%v", [host, other.metadata.namespace, other.metadata.name])
-      }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: K8sUniqueHost
-metadata: {name: unique-host}
-spec:
-  match:
-    kinds: [{apiGroups: ["networking.k8s.io"], kinds: ["Ingress"]}]
----
-apiVersion: config.gatekeeper.sh/v1alpha1
+const UNIQUE_HOST_POLICY: &str = include_str!("data/unique-host.yaml");
+
+/// Gatekeeper's sync config naming what the template reads.
+const SYNC: &str = r#"apiVersion: config.gatekeeper.sh/v1alpha1
 kind: Config
 metadata: {name: config, namespace: gatekeeper-system}
 spec:
@@ -224,7 +198,7 @@ async fn data_inventory_holds_the_synced_kinds_at_admission() {
     server.apply(namespace("shop", json!({})));
     server.apply(ingress("web", "web", "shop.example.com"));
     let kubeconfig = server.kubeconfig(dir.path());
-    let set = policies(UNIQUE_HOST);
+    let set = policies(&format!("{UNIQUE_HOST_POLICY}---\n{SYNC}"));
     let needs = Needs::of(&set, &Config::default());
     assert_eq!(
         needs.sync.len(),
