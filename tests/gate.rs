@@ -274,3 +274,45 @@ fn a_symlink_the_pull_request_makes_does_not_choose_the_configuration() {
     let (code, out, err) = check(dir.path(), &["-c", "ci/staging/gitgate.yaml"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn a_policy_directory_named_on_the_command_line_inside_the_repository_comes_from_the_base() {
+    let base_web = web("1.25");
+    let dir = protected(&[
+        ("gitgate.yaml", b"repository: {paths: [apps]}\n"),
+        ("policy/no_debug.rego", NO_DEBUG.as_bytes()),
+        ("apps/web.yaml", base_web.as_bytes()),
+    ]);
+    // The pull request empties the rule that `gitgate check -p policy` (the CI job) runs.
+    let debug = base_web.replace(
+        "metadata: {name: web, namespace: default}",
+        "metadata: {name: web, namespace: default, labels: {debug: \"true\"}}",
+    );
+    commit_files(
+        dir.path(),
+        &[
+            ("apps/web.yaml", debug.as_bytes()),
+            (
+                "policy/no_debug.rego",
+                b"package team.no_debug\nimport rego.v1\ndeny contains \"x\" if { false }\n",
+            ),
+        ],
+        "quietly weaken the policy",
+    );
+    let (code, out, err) = check(dir.path(), &["-p", "policy"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("no debug Deployments"), "{out}");
+    // Outside the repository, --policy is the job's own, read from disk.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("p.rego"),
+        "package team.outside\nimport rego.v1\ndeny contains \"outside policy\" if { input.review.object.kind == \"Deployment\" }\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(dir.path(), &["-p", outside.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("outside policy"), "{out}");
+    // --trust-head reads the working tree, as asked.
+    let (code, out, err) = check(dir.path(), &["--trust-head", "-p", "policy"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

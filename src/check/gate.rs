@@ -8,8 +8,9 @@
 //! so that a broken gate is caught before it lands. `--trust-head` keeps reading the gate from
 //! the working tree, for repositories that want it.
 //!
-//! A configuration file outside the repository (`-c /etc/gitgate.yaml`) and `--policy`
-//! directories are the CI job's own choice and are read from disk.
+//! A configuration file or `--policy` directory outside the repository (`-c /etc/gitgate.yaml`)
+//! is the CI job's own choice and is read from disk; `--policy ./policy` inside it is the pull
+//! request's copy, and is read from the base like the configured paths.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -313,21 +314,58 @@ fn load_policies(
     commit: ObjectId,
     options: &Options<'_>,
 ) -> Result<PolicySet, PolicyError> {
-    match location {
-        Location::OnDisk(_) => crate::policy::load::from_config(
-            &config.policies,
-            config_dir,
-            options.policy_override,
-            options.rego_version,
-        ),
-        Location::InRepo(_) => from_config_read(
-            &config.policies,
-            config_dir,
-            options.policy_override,
-            options.rego_version,
-            |paths| read_tree_paths(repo, commit, paths),
-        ),
-    }
+    // `--policy DIR` inside the work tree is the pull request's copy: it is read from the
+    // base like the configured paths (`-p ./policy` in a CI job must not let the pull request
+    // rewrite the policies); one outside the repository is the job's own, read from disk.
+    let root = repo.workdir().and_then(|w| w.canonicalize().ok());
+    let cwd = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .unwrap_or_default();
+    let in_repo = |path: &Path| -> Option<PathBuf> {
+        let absolute = cwd.join(path);
+        let rel = Path::new(&normalize_absolute(&absolute))
+            .strip_prefix(root.as_ref()?)
+            .ok()?
+            .to_path_buf();
+        Some(rel)
+    };
+    let overrides: Vec<PathBuf> = options
+        .policy_override
+        .iter()
+        .map(|p| cwd.join(p))
+        .collect();
+    // A relative path is the repository's (a configured path of a configuration in it); an
+    // absolute one is looked up in the repository when it lies inside, else read from disk.
+    let read = |paths: &[PathBuf]| -> Result<Vec<SourceFile>, PolicyError> {
+        let (tree, disk): (Vec<PathBuf>, Vec<PathBuf>) = paths
+            .iter()
+            .map(|p| match p.is_absolute() {
+                true => in_repo(p).unwrap_or_else(|| p.clone()),
+                false => p.clone(),
+            })
+            .partition(|p| p.is_relative());
+        let mut files = crate::policy::load::read_paths(&disk)?;
+        files.extend(read_tree_paths(repo, commit, &tree)?);
+        Ok(files)
+    };
+    // A configuration outside the repository names its directories from its own (on disk).
+    let base_dir = match location {
+        Location::OnDisk(_) => cwd.join(config_dir),
+        Location::InRepo(_) => config_dir.to_path_buf(),
+    };
+    from_config_read(
+        &config.policies,
+        &base_dir,
+        &overrides,
+        options.rego_version,
+        read,
+    )
+}
+
+/// `/a/./b/../c` → `/a/c`, lexically (a path the pull request made a symlink is then looked
+/// up in the base's tree by its name, never followed on disk).
+fn normalize_absolute(path: &Path) -> String {
+    format!("/{}", normalize(path))
 }
 
 /// The policy files under `paths` (from the repository's root) in `commit`'s tree; a path
@@ -344,7 +382,7 @@ fn read_tree_paths(
         let files = policy_files(repo, commit, &prefix).map_err(git)?;
         if files.is_empty() {
             return Err(PolicyError::Gate(format!(
-                "policies.paths {}: nothing there at {}",
+                "{}: no policy file there at {} (policies are read from the protected branch; merge them first, or pass --trust-head)",
                 path.display(),
                 short(commit)
             )));

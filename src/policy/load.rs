@@ -87,7 +87,7 @@ pub fn from_config(
 }
 
 /// [`from_config`] with the configured paths read by `read` (the files of a commit, for
-/// `check`, which takes its gate from the protected branch); `replace` is read from disk.
+/// `check`, which takes its gate from the protected branch); `replace` is read by `read` too.
 pub fn from_config_read(
     policies: &crate::config::Policies,
     base_dir: &Path,
@@ -109,7 +109,7 @@ pub fn from_config_read(
             set.extend(load(&read(&paths)?, &options)?);
         }
     } else {
-        set.extend(load_paths(replace, &options)?);
+        set.extend(load(&read(replace)?, &options)?);
     }
     if set.is_empty() && !policies.allow_empty {
         let from = if !replace.is_empty() {
