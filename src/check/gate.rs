@@ -58,7 +58,8 @@ pub struct Options<'a> {
     pub config_file: Option<&'a Path>,
     pub base: Option<&'a str>,
     pub head: Option<&'a str>,
-    /// `--policy` directories (read from disk, instead of the configured ones).
+    /// `--policy` directories, instead of the configured ones (from the base when inside the
+    /// repository, from disk when outside).
     pub policy_override: &'a [PathBuf],
     pub rego_version: RegoVersion,
 }
