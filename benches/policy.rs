@@ -1,5 +1,6 @@
 //! Policy benchmarks (criterion): one decision of all built-in policies against fixture 004,
-//! and `gitgate verify` over the whole gatekeeper-library when `GITGATE_GK_LIBRARY` is set.
+//! a status write answered on the fast path (an exempt controller's, and anyone's that changes
+//! status only) beside it, and `gitgate verify` over the whole gatekeeper-library when `GITGATE_GK_LIBRARY` is set.
 //!
 //! `cargo bench --bench policy`; results are recorded in BENCHMARKS.md.
 
@@ -43,6 +44,53 @@ fn decide_builtin(c: &mut Criterion) {
     });
 }
 
+/// Fixture 004's Deployment written through `deployments/status` by `user`: the old object is
+/// the fixture's, the new one has a status (only).
+fn status_write(body: &[u8], user: &str) -> Vec<u8> {
+    let mut review: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let request = &mut review["request"];
+    let object = request["object"].clone();
+    let mut updated = object.clone();
+    updated["status"] = serde_json::json!({"observedGeneration": 1, "replicas": 2,
+        "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+            "lastUpdateTime": "2026-11-24T19:24:00Z", "lastTransitionTime": "2026-11-24T19:24:00Z"}]});
+    updated["metadata"]["resourceVersion"] = serde_json::json!("9999");
+    request["operation"] = serde_json::json!("UPDATE");
+    request["subResource"] = serde_json::json!("status");
+    request["object"] = updated;
+    request["oldObject"] = object;
+    request["userInfo"] =
+        serde_json::json!({"username": user, "groups": ["system:serviceaccounts"]});
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// What answering a status write costs: parsing and the fast path, for the deployment
+/// controller (exempt: no comparison) and for anyone else (the old and new objects compared
+/// outside `status`), beside a whole decision.
+fn status_fast_path(c: &mut Criterion) {
+    let exempt = gitgate::config::Config::default().exempt;
+    let body = fixture_004();
+    let controller = status_write(
+        &body,
+        "system:serviceaccount:kube-system:deployment-controller",
+    );
+    let someone = status_write(&body, "someone@example.com");
+    for (name, body) in [
+        ("exempt controller", &controller),
+        ("status only, not exempt", &someone),
+    ] {
+        let (_, review) = parse_admission_review("status", body).unwrap();
+        assert!(gitgate::provenance::verdict::fast_path(&review, &exempt).is_some());
+        c.bench_function(&format!("status write: parse + fast path, {name}"), |b| {
+            b.iter(|| {
+                let (_, review) = parse_admission_review("status", body).unwrap();
+                gitgate::provenance::verdict::fast_path(&review, &exempt)
+            })
+        });
+    }
+}
+
 fn verify_library(c: &mut Criterion) {
     let Some(lib) = std::env::var_os("GITGATE_GK_LIBRARY") else {
         eprintln!(
@@ -64,7 +112,7 @@ fn verify_library(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide_builtin, verify_library);
+criterion_group!(benches, decide_builtin, status_fast_path, verify_library);
 
 fn main() {
     // As the gitgate binary does: no backtrace capture for every Rego error (RUST_BACKTRACE

@@ -88,6 +88,12 @@ pub struct Approval {
     pub require_signatures: bool,
     pub allowed_signers: Option<PathBuf>,
     pub openpgp_keys: Vec<PathBuf>,
+    /// After the protected branch was rewound (its newest approved commit does not descend
+    /// from the last one, or hides a newer approved commit behind an older first parent), the
+    /// window stays where it was until an approved commit descends from the last one, or until
+    /// this names the new newest approved commit (its id, or a prefix of at least 7 hex
+    /// digits): an operator's explicit acknowledgement.
+    pub acknowledge_rewind: Option<String>,
 }
 
 /// The window of recent approved commits that count.
@@ -139,7 +145,7 @@ impl Default for Policies {
 }
 
 /// Traceability to an approved commit.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Provenance {
     /// On when a repository is configured, unless set to false.
@@ -147,6 +153,24 @@ pub struct Provenance {
     pub controller_stamps: ControllerStamps,
     /// Fields other writers (mutating webhooks, operators) add to objects Git holds.
     pub mutations: Vec<Mutation>,
+    /// The GitOps controllers' identities (usernames): only they may add or change a tracking
+    /// stamp, or create an object with one whose value Git does not say.
+    pub controllers: Vec<String>,
+}
+
+impl Default for Provenance {
+    fn default() -> Self {
+        Provenance {
+            enabled: None,
+            controller_stamps: ControllerStamps::default(),
+            mutations: Vec::new(),
+            controllers: vec![
+                "system:serviceaccount:flux-system:kustomize-controller".into(),
+                "system:serviceaccount:flux-system:helm-controller".into(),
+                "system:serviceaccount:argocd:argocd-application-controller".into(),
+            ],
+        }
+    }
 }
 
 /// The tracking stamps a GitOps controller adds to the labels and annotations of what it
@@ -220,7 +244,13 @@ impl Default for Exempt {
                 "kube-public".into(),
                 "kube-node-lease".into(),
             ],
-            users: Vec::new(),
+            // Every kube-controller-manager controller: the objects they write (a claim
+            // template's PVC, an aggregated ClusterRole, a VolumeAttachment, a Deployment's
+            // revision) follow from what Git holds, or from nothing Git could hold.
+            users: crate::provenance::kcm::CONTROLLER_MANAGER_IDENTITIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             groups: vec!["system:nodes".into()],
             controllers: vec!["system:serviceaccount:kube-system:replicaset-controller".into()],
             subresources: vec!["status".into()],
@@ -482,6 +512,17 @@ impl Config {
                  approval.openpgpKeys (OpenPGP public keys)"
                     .into(),
             );
+        }
+        if let Some(ack) = &approval.acknowledge_rewind {
+            let ack = ack.trim();
+            if ack.len() < 7 || ack.len() > 64 || !ack.chars().all(|c| c.is_ascii_hexdigit()) {
+                return invalid(
+                    "acknowledgeRewind",
+                    format!(
+                        "approval.acknowledgeRewind must name a commit by its id (at least 7 hex digits), got {ack:?}"
+                    ),
+                );
+            }
         }
         if self.cluster.page_size == 0 {
             return invalid("pageSize", "cluster.pageSize must be at least 1".into());

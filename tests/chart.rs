@@ -1,10 +1,17 @@
 //! The Helm chart in `charts/gitgate`: `Chart.yaml` and `values.yaml` parse, and every
 //! `.Values.a.b` path the templates use exists in `values.yaml` (a typo there renders as
-//! nothing, silently). Rendering with `helm template` is tested where helm is installed.
+//! nothing, silently). Rendering with `helm template` is tested where helm is installed (the
+//! status webhook's test also with the stand-in on Helm's own engine, `engines::helm`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+// Only `engines::helm` is used here.
+#[allow(dead_code)]
+#[path = "support/engines.rs"]
+mod engines;
 
 fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/gitgate")
@@ -296,4 +303,186 @@ fn rbac_grants_exactly_what_the_configuration_reads() {
     );
     assert_eq!(grants("apps", "deployments"), vec!["list"], "{rules:?}");
     assert_eq!(rules.len(), 5, "{rules:?}");
+}
+
+/// The documents the chart renders with the values file `values` (YAML; "" for the defaults),
+/// with helm where it is installed, else with the stand-in on Helm's own engine
+/// (tests/support/helm_stand_in.py); `None`, with a message, when neither can run.
+fn render_with_values(values: &str) -> Option<Vec<Value>> {
+    let helm = engines::helm()?;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("values.yaml");
+    std::fs::write(&file, values).unwrap();
+    let mut command = std::process::Command::new(&helm);
+    command.args([
+        "template",
+        "gg",
+        chart().to_str().unwrap(),
+        "--namespace",
+        "gitgate-system",
+    ]);
+    // helm's own default cluster version is older than the chart's kubeVersion; the stand-in
+    // (Helm v4's engine) defaults to a recent one and knows no --kube-version.
+    if !helm.ends_with("helm_stand_in.py") {
+        command.args(["--kube-version", "1.33.0"]);
+    }
+    let out = command.arg("--values").arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        gitgate::manifest::parse_str("helm template", &text)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.value)
+            .filter(|v| !v.is_null())
+            .collect(),
+    )
+}
+
+/// The webhooks of the rendered ValidatingWebhookConfiguration.
+fn webhooks_of(docs: &[Value]) -> Vec<Value> {
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("a webhook configuration");
+    is_an_object_of_its_kind(config);
+    config["webhooks"].as_array().cloned().unwrap_or_default()
+}
+
+/// The operations on `group`/`resource` (e.g. "namespaces/status") that some webhook's rules
+/// send, matched as the API server matches them: "*" is every group, and as a resource every
+/// resource but no subresource; "*/status" is the status subresource of every resource.
+fn operations_sent(webhooks: &[Value], group: &str, resource: &str) -> BTreeSet<String> {
+    let has = |list: &Value, want: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str() == Some(want))
+    };
+    let subresource = resource.split_once('/').map(|(_, sub)| sub);
+    let mut out = BTreeSet::new();
+    for webhook in webhooks {
+        for rule in webhook["rules"].as_array().unwrap() {
+            let group_matches = has(&rule["apiGroups"], "*") || has(&rule["apiGroups"], group);
+            let resource_matches = has(&rule["resources"], resource)
+                || match subresource {
+                    None => has(&rule["resources"], "*"),
+                    Some(sub) => has(&rule["resources"], format!("*/{sub}").as_str()),
+                };
+            if group_matches && resource_matches {
+                for op in rule["operations"].as_array().unwrap() {
+                    out.insert(op.as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn status_writes_are_sent_where_the_api_server_keeps_their_metadata() {
+    // Defaults: a second webhook sends the status writes of the kinds where labels and
+    // annotations survive a write through status, as UPDATEs, to the same place as the first.
+    let Some(docs) = render_with_values("") else {
+        return;
+    };
+    let webhooks = webhooks_of(&docs);
+    assert_eq!(webhooks.len(), 2, "{webhooks:?}");
+    let main = webhooks
+        .iter()
+        .find(|w| w["name"] == "validate.gitgate.dev")
+        .expect("the main webhook");
+    let status = webhooks
+        .iter()
+        .find(|w| w["name"] == "status.validate.gitgate.dev")
+        .expect("the status webhook");
+    for key in [
+        "clientConfig",
+        "namespaceSelector",
+        "failurePolicy",
+        "matchPolicy",
+        "sideEffects",
+        "admissionReviewVersions",
+        "matchConditions",
+    ] {
+        assert_eq!(status[key], main[key], "{key}");
+    }
+    assert!(status["timeoutSeconds"].as_i64().is_some(), "{status}");
+    let update: BTreeSet<String> = ["UPDATE".to_string()].into();
+    for (group, resource) in [
+        ("", "namespaces/status"),
+        ("apps", "deployments/status"),
+        ("apps", "statefulsets/status"),
+        ("apps", "daemonsets/status"),
+        ("apps", "replicasets/status"),
+        ("batch", "jobs/status"),
+        ("batch", "cronjobs/status"),
+    ] {
+        assert_eq!(
+            operations_sent(&webhooks, group, resource),
+            update,
+            "{group}/{resource}"
+        );
+    }
+    // Only UPDATEs through the status webhook: a status write is never anything else.
+    for rule in status["rules"].as_array().unwrap() {
+        assert_eq!(rule["operations"], serde_json::json!(["UPDATE"]), "{rule}");
+    }
+    // The kubelets' constant status writes are not sent.
+    for resource in ["pods/status", "nodes/status"] {
+        assert!(
+            operations_sent(&webhooks, "", resource).is_empty(),
+            "{resource}"
+        );
+    }
+    // The main webhook is unchanged: every write of the objects themselves.
+    assert_eq!(
+        operations_sent(&webhooks, "apps", "deployments"),
+        ["CREATE", "DELETE", "UPDATE"]
+            .map(String::from)
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    );
+
+    // Every kube-controller-manager identity is exempt, e.g. the ones the old list lacked.
+    let config = docs
+        .iter()
+        .find_map(|d| d["data"]["gitgate.yaml"].as_str())
+        .expect("a ConfigMap with gitgate.yaml");
+    let config: Value = serde_saphyr::from_str(config).unwrap();
+    let users = &config["exempt"]["users"];
+    for user in [
+        "system:serviceaccount:kube-system:statefulset-controller",
+        "system:serviceaccount:kube-system:clusterrole-aggregation-controller",
+        "system:serviceaccount:kube-system:attachdetach-controller",
+        "system:kube-controller-manager",
+        "system:kube-scheduler",
+        "system:apiserver",
+    ] {
+        assert!(
+            users.as_array().unwrap().iter().any(|u| u == user),
+            "{user} in {users}"
+        );
+    }
+
+    // statusRules [] (or null) leaves the second webhook out; the first stays as it was.
+    for values in [
+        "webhook:\n  statusRules: []\n",
+        "webhook:\n  statusRules: null\n",
+    ] {
+        let docs = render_with_values(values).unwrap();
+        let without = webhooks_of(&docs);
+        assert_eq!(without.len(), 1, "{values}: {without:?}");
+        assert_eq!(&without[0], main, "{values}");
+        for (group, resource) in [("", "namespaces/status"), ("apps", "deployments/status")] {
+            assert!(
+                operations_sent(&without, group, resource).is_empty(),
+                "{values}: {group}/{resource}"
+            );
+        }
+    }
 }

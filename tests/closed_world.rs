@@ -373,7 +373,10 @@ spec:
                 "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}},
             "values": {"replicaCount": 2}}
     });
-    let ctx = Context { crd: Some(&crd) };
+    let ctx = Context {
+        crd: Some(&crd),
+        ..Context::default()
+    };
     // The schema's default is explained by the CRD Git holds, and only by it.
     assert_traceable(
         &compare_in(&git, &stored, None, &stamps(), ctx),
@@ -498,10 +501,15 @@ spec:
     let out = compare(&git, &unprotected, Some(&old), &stamps());
     assert_eq!(out.differing, vec!["metadata.finalizers[0]"], "{out:#?}");
     // At CREATE, the binder's fields cannot be there yet (annotations are never defaulted:
-    // drift; the volume name: unattested).
+    // drift; the volume name: unattested), and with no default StorageClass known nothing
+    // picked the class.
     let out = compare(&git, &old, None, &stamps());
     assert_eq!(out.differing.len(), 2, "{out:#?}");
-    assert_eq!(out.unattested, vec!["spec.volumeName"], "{out:#?}");
+    assert_eq!(
+        out.unattested,
+        vec!["spec.storageClassName", "spec.volumeName"],
+        "{out:#?}"
+    );
 }
 
 /// Keyed lists are matched through a hash map: 30,000 env entries decide in well under a

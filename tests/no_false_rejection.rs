@@ -171,6 +171,7 @@ async fn every_request_applying_what_git_holds_is_admitted() {
         },
         trust: None,
         refresh: Duration::from_secs(3600),
+        acknowledge_rewind: None,
     };
     let pki = Pki::new();
     pki.issue("server", "gitgate");

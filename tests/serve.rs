@@ -536,6 +536,12 @@ async fn exempt_subresources_are_admitted_and_dry_runs_are_decided() {
     // A status update of a pod that breaks a policy: `status` is exempt by default.
     let mut status = review("status", pod("busybox"));
     status["request"]["subResource"] = json!("status");
+    // As the API server sends a status write: the old object beside the new one, which
+    // differ in status only.
+    let mut old = status["request"]["object"].clone();
+    old["status"] = json!({"phase": "Pending"});
+    status["request"]["oldObject"] = old;
+    status["request"]["operation"] = json!("UPDATE");
     let (_, answer) = post(&client, server.addr, serde_json::to_vec(&status).unwrap()).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     // The same object as a dry run is decided like any request.
@@ -580,6 +586,7 @@ async fn provenance_refuses_what_git_does_not_hold() {
         },
         trust: None,
         refresh: Duration::from_secs(30),
+        acknowledge_rewind: None,
     };
     let pki = Pki::new();
     pki.issue("server", "gitgate");

@@ -567,7 +567,17 @@ fn an_empty_window_fails_closed() {
         t + 20,
     );
     r.git(&["branch", "-q", "-f", "main", "rewritten"], None, 0);
-    mirror.sync(&source).unwrap();
+    // It does not descend from the last approved commit: the history was rewritten, and the
+    // approved state never moves backwards (issue 17) until an operator acknowledges it.
+    let err = mirror.sync(&source).unwrap_err();
+    assert!(
+        err.contains("rewound") && err.contains(&good[..12]),
+        "{err}"
+    );
+    assert!(mirror.snapshot().unwrap().index.window_is_empty());
+    let mut acknowledged = source.clone();
+    acknowledged.acknowledge_rewind = Some(r.git(&["rev-parse", "HEAD"], None, 0));
+    mirror.sync(&acknowledged).unwrap();
     assert!(!mirror.snapshot().unwrap().index.window_is_empty());
     assert_eq!(
         verdict("DELETE", "other").status,

@@ -262,7 +262,12 @@ pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note
 /// GitOps controller's target namespace would, and takes the namespace off cluster-scoped
 /// objects, as the API server does. An object whose kind has no known scope keeps what its
 /// manifest says (no namespace when it sets none): it is never put into the default one.
-pub fn default_namespaces(objects: &mut [FileObject], scopes: &Scopes, namespace: &str) {
+pub fn default_namespaces(
+    objects: &mut [FileObject],
+    scopes: &Scopes,
+    namespace: &str,
+    source_namespace: Option<&str>,
+) {
     for o in objects {
         let Some(gvk) = gvk_of(&o.object) else {
             continue;
@@ -277,8 +282,15 @@ pub fn default_namespaces(objects: &mut [FileObject], scopes: &Scopes, namespace
                 meta.remove("namespace");
                 continue;
             }
-            None => continue,
+            // A kind of unknown scope takes its source's namespace when the source has one
+            // (as Flux's `targetNamespace` does); otherwise it is left as written.
+            None if source_namespace.is_none() => continue,
+            None => {}
         }
+        let namespace = match cluster {
+            None => source_namespace.unwrap_or(namespace),
+            _ => namespace,
+        };
         let has = meta
             .get("namespace")
             .and_then(Value::as_str)
@@ -511,7 +523,7 @@ mod tests {
         ];
         let mut scopes = Scopes::default();
         scopes.learn(&objects);
-        default_namespaces(&mut objects, &scopes, "apps");
+        default_namespaces(&mut objects, &scopes, "apps", None);
         let namespaces: Vec<_> = objects
             .iter()
             .map(|o| o.object["metadata"].get("namespace").cloned())

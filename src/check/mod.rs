@@ -346,6 +346,7 @@ pub fn run_with(
         &mut unchanged,
         &scopes,
         &config.repository.default_namespace,
+        None,
     );
     let mut changes = Vec::new();
     for g in &mut groups {
@@ -353,8 +354,8 @@ pub fn run_with(
             .namespace
             .as_deref()
             .unwrap_or(&config.repository.default_namespace);
-        changes::default_namespaces(&mut g.base, &scopes, namespace);
-        changes::default_namespaces(&mut g.head, &scopes, namespace);
+        changes::default_namespaces(&mut g.base, &scopes, namespace, g.namespace.as_deref());
+        changes::default_namespaces(&mut g.head, &scopes, namespace, g.namespace.as_deref());
     }
     let inventory = want_inventory.then(|| {
         let objects = groups

@@ -205,12 +205,184 @@ pub fn walk(
         if approved > 0 && now.saturating_sub(first_seen) > max_age {
             break;
         }
-        let commit = judged(&info, trust, first_seen);
+        let commit = judged_commit(&info, trust, first_seen);
         approved += usize::from(commit.approved());
         next = commit.parent;
         out.commits.push(commit);
     }
     Ok(out)
+}
+
+/// Why the newest approved commit along first parents cannot become the approved state: the
+/// branch moved backwards (see [`rewind`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewind {
+    /// The newest approved commit the walk found along first parents.
+    pub newest: ObjectId,
+    /// What it should have descended from, or what descends from it.
+    pub problem: RewindProblem,
+}
+
+/// How the branch moved backwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewindProblem {
+    /// It does not descend from the last approved state the mirror accepted (a force-push, or
+    /// a merge that puts an old commit first).
+    NotDescendant { last: ObjectId },
+    /// Another approved commit reachable from the tip (through any parent) descends from it:
+    /// something newer was approved and is now hidden behind an older first parent.
+    Behind { approved: ObjectId },
+}
+
+impl std::fmt::Display for Rewind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let newest = short(&self.newest);
+        match &self.problem {
+            RewindProblem::NotDescendant { last } => write!(
+                f,
+                "the protected branch was rewound: its newest approved commit along first parents, {newest}, does not descend from the last approved commit {} (a force-push, or a merge that puts an older commit first); the window stays at {}",
+                short(last),
+                short(last)
+            ),
+            RewindProblem::Behind { approved } => write!(
+                f,
+                "the protected branch was rewound: its newest approved commit along first parents, {newest}, is an ancestor of the approved commit {} that the tip still reaches through another parent (a merge that puts an older commit first)",
+                short(approved)
+            ),
+        }?;
+        write!(
+            f,
+            "; an approved commit on top of the last approved state moves it on, or acknowledge the new state with approval.acknowledgeRewind: {}",
+            self.newest
+        )
+    }
+}
+
+/// A commit id as messages show it (12 hex digits).
+fn short(id: &ObjectId) -> String {
+    let mut text = id.to_string();
+    text.truncate(12);
+    text
+}
+
+/// Whether the approved state moved backwards: **the newest approved commit along first
+/// parents must descend from `last`** (the newest approved commit of the previous sync, kept
+/// with the first-seen times so that a restart remembers it), **and must not be an ancestor of
+/// another approved commit that the tip reaches through any parent**. The first catches a
+/// force-push and a merge whose first parent is an old approved commit; the second catches the
+/// merge even when nothing was remembered (a first start).
+///
+/// Only the commits between the tip and the newest approved commit are read for the second
+/// rule (none when the tip is approved, the usual case), at most [`MAX_WALK`]; the first reads
+/// the window's first-parent chain and, when `last` is not on it (a merge brought it in through
+/// another parent), the history from the newest approved commit, at most [`MAX_WALK`] commits.
+pub fn rewind(
+    repo: &Repo,
+    walk: &Walk,
+    last: Option<ObjectId>,
+    trust: Option<&Trust>,
+    seen: &FirstSeen,
+    now: i64,
+) -> Result<Option<Rewind>, GitError> {
+    let Some(position) = walk.commits.iter().position(WindowCommit::approved) else {
+        return Ok(None);
+    };
+    let newest = walk.commits[position].id;
+    if let Some(last) = last
+        && last != newest
+        && !walk.commits[position..].iter().any(|c| c.id == last)
+        && !reaches(repo, newest, last)?
+    {
+        return Ok(Some(Rewind {
+            newest,
+            problem: RewindProblem::NotDescendant { last },
+        }));
+    }
+    if position == 0 {
+        // The tip itself is the newest approved commit: nothing lies above it.
+        return Ok(None);
+    }
+    // The history between the tip and `newest`, through every parent: what descends from
+    // `newest` is what reaches it.
+    let judged: std::collections::HashMap<ObjectId, bool> =
+        walk.commits.iter().map(|c| (c.id, c.approved())).collect();
+    let below: std::collections::HashSet<ObjectId> =
+        walk.commits[position..].iter().map(|c| c.id).collect();
+    let mut parents: std::collections::HashMap<ObjectId, Vec<ObjectId>> =
+        std::collections::HashMap::new();
+    let mut queue = std::collections::VecDeque::from([walk.commits[0].id]);
+    let mut infos: std::collections::HashMap<ObjectId, CommitInfo> =
+        std::collections::HashMap::new();
+    while let Some(id) = queue.pop_front() {
+        if parents.contains_key(&id) || parents.len() >= MAX_WALK {
+            continue;
+        }
+        // `newest` and what the window's first-parent chain holds below it are its ancestors:
+        // nothing past them descends from it.
+        if below.contains(&id) || !repo.has_object(id) {
+            parents.insert(id, Vec::new());
+            continue;
+        }
+        let info = repo.commit_info(id)?;
+        queue.extend(info.parents.iter().copied());
+        parents.insert(id, info.parents.clone());
+        infos.insert(id, info);
+    }
+    // What reaches `newest`: up the child edges from it.
+    let mut children: std::collections::HashMap<ObjectId, Vec<ObjectId>> =
+        std::collections::HashMap::new();
+    for (id, ps) in &parents {
+        for p in ps {
+            children.entry(*p).or_default().push(*id);
+        }
+    }
+    let mut reaching = std::collections::HashSet::from([newest]);
+    let mut up = vec![newest];
+    while let Some(id) = up.pop() {
+        for child in children.get(&id).into_iter().flatten() {
+            if reaching.insert(*child) {
+                up.push(*child);
+            }
+        }
+    }
+    let mut descendants: Vec<&ObjectId> = reaching.iter().filter(|id| **id != newest).collect();
+    descendants.sort();
+    for id in descendants {
+        let approved = match judged.get(id) {
+            Some(approved) => *approved,
+            None => match infos.get(id) {
+                Some(info) => {
+                    let first_seen = seen.get(id).unwrap_or(now);
+                    judged_commit(info, trust, first_seen).approved()
+                }
+                None => false,
+            },
+        };
+        if approved {
+            return Ok(Some(Rewind {
+                newest,
+                problem: RewindProblem::Behind { approved: *id },
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `ancestor` is reachable from `from` through any parent, reading at most
+/// [`MAX_WALK`] commits (history a shallow mirror lacks ends the walk: not reached).
+fn reaches(repo: &Repo, from: ObjectId, ancestor: ObjectId) -> Result<bool, GitError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from([from]);
+    while let Some(id) = queue.pop_front() {
+        if id == ancestor {
+            return Ok(true);
+        }
+        if seen.len() >= MAX_WALK || !seen.insert(id) || !repo.has_object(id) {
+            continue;
+        }
+        queue.extend(repo.commit_info(id)?.parents);
+    }
+    Ok(false)
 }
 
 /// A pull request's own commits, the newest first: the first-parent chain from `head` back
@@ -233,7 +405,7 @@ pub fn pull_request(
         }
         let info = repo.commit_info(id)?;
         next = info.parents.first().copied();
-        out.push(judged(&info, trust, now));
+        out.push(judged_commit(&info, trust, now));
     }
     Ok(out)
 }
@@ -241,7 +413,7 @@ pub fn pull_request(
 /// One commit judged at `first_seen`: not approved when its committer date is later than that
 /// (beyond [`MAX_SKEW`]); otherwise approved when signatures are not required (`trust` is
 /// `None`), or when a key that is trusted at `first_seen` signed it.
-fn judged(info: &CommitInfo, trust: Option<&Trust>, first_seen: i64) -> WindowCommit {
+fn judged_commit(info: &CommitInfo, trust: Option<&Trust>, first_seen: i64) -> WindowCommit {
     let ahead = info.time.saturating_sub(first_seen);
     let approval = if ahead > MAX_SKEW {
         Err(SignatureProblem::FutureDated {

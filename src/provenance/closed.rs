@@ -18,6 +18,7 @@
 
 use serde_json::Value;
 
+use super::matching::{ExpectedStamps, Writer};
 use super::path::{Pattern, Seg};
 
 /// Keys through which Flux and Argo CD are told what to do with an object: drift when Git does
@@ -83,43 +84,156 @@ impl From<&crate::config::ControllerStamps> for Stamps {
     }
 }
 
+/// What a stamp's value is known to be.
+enum Known {
+    /// The value is what the controller writes (or is not).
+    Value(bool),
+    /// Git does not say.
+    Unknown,
+}
+
 impl Stamps {
-    /// Whether `value` at `path` (Git silent there) is a tracking stamp: a label or annotation
-    /// of the object's own metadata (never a pod template's) whose key is listed or under a
-    /// prefix, and is no control key.
-    pub fn explains(&self, path: &[Seg], value: &Value, root: &Value) -> bool {
+    /// The label or annotation key of a tracking stamp at `path`: a key of the object's own
+    /// metadata (never a pod template's) that is listed or under a prefix, and is no control
+    /// key. Returns (`labels` or `annotations`, key).
+    pub fn stamp_key<'p>(&self, path: &'p [Seg]) -> Option<(&'p str, &'p str)> {
         let [Seg::Field(m), Seg::Field(map), Seg::Field(key)] = path else {
-            return false;
+            return None;
         };
         if m != "metadata" || is_control_key(key) {
-            return false;
+            return None;
         }
         let (exact, prefixes) = match map.as_ref() {
             "labels" => (&self.labels, &self.label_prefixes),
             "annotations" => (&self.annotations, &self.annotation_prefixes),
-            _ => return false,
+            _ => return None,
         };
-        let listed = exact.iter().any(|entry| match entry.split_once('=') {
-            Some((k, v)) => k == key && value.as_str() == Some(v),
-            None => entry == key,
-        });
-        if !listed && !prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+        let listed = exact
+            .iter()
+            .any(|entry| entry.split_once('=').map_or(entry.as_str(), |(k, _)| k) == key);
+        (listed || prefixes.iter().any(|p| key.starts_with(p.as_str())))
+            .then_some((map.as_ref(), key.as_ref()))
+    }
+
+    /// Whether `value` at `path` (Git silent there) is a tracking stamp the GitOps controller
+    /// wrote ([`Stamps::stamp_key`]), judged exactly:
+    /// - its value must be the one the controller writes for this object where that is known
+    ///   (a `key=value` entry; Argo CD's instance label is the application its tracking id
+    ///   names; the tracking id names this object; Flux's labels name the Kustomization that
+    ///   applies it, [`ExpectedStamps`]);
+    /// - at UPDATE an unchanged stamp stays explained; a stamp added or changed is explained
+    ///   only when the GitOps controller's identity writes it ([`Writer::Controller`]);
+    /// - at CREATE anyone else may only carry a stamp whose value is known to be the
+    ///   controller's. Where the writer is not known (an audit), the value alone decides.
+    #[allow(clippy::too_many_arguments)]
+    pub fn explains(
+        &self,
+        path: &[Seg],
+        value: &Value,
+        old: Option<&Value>,
+        update: bool,
+        root: &Value,
+        writer: Writer,
+        expected: Option<&ExpectedStamps>,
+    ) -> bool {
+        let Some((map, key)) = self.stamp_key(path) else {
+            return false;
+        };
+        if update && old.is_some_and(|o| o == value) {
+            return true;
+        }
+        let known = self.known(map, key, value, root, expected);
+        if matches!(known, Known::Value(false)) {
             return false;
         }
-        // With both Argo CD stamps on the object, the label must name the tracked application.
-        if map == "labels" && key == ARGO_INSTANCE {
-            let tracked = root
-                .pointer("/metadata/annotations")
+        match writer {
+            Writer::Controller | Writer::Unknown => true,
+            Writer::Other => !update && matches!(known, Known::Value(true)),
+        }
+    }
+
+    /// Whether `value` is known to be what the controller writes for this object.
+    fn known(
+        &self,
+        map: &str,
+        key: &str,
+        value: &Value,
+        root: &Value,
+        expected: Option<&ExpectedStamps>,
+    ) -> Known {
+        let exact = if map == "labels" {
+            &self.labels
+        } else {
+            &self.annotations
+        };
+        if let Some(fixed) = exact.iter().find_map(|entry| {
+            entry
+                .split_once('=')
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        }) {
+            return Known::Value(value.as_str() == Some(fixed));
+        }
+        let text = value.as_str();
+        let is = |want: &str| Known::Value(text == Some(want));
+        let tracking_app = || {
+            root.pointer("/metadata/annotations")
                 .and_then(|a| a.get(ARGO_TRACKING_ID))
                 .and_then(Value::as_str)
                 .and_then(|id| id.split_once(':'))
-                .map(|(app, _)| app);
-            if let Some(app) = tracked {
-                return value.as_str() == Some(app);
+                .map(|(app, _)| app.to_string())
+        };
+        match (map, key) {
+            ("labels", FLUX_NAME) => match expected.and_then(|e| e.flux.as_ref()) {
+                Some((name, _)) => is(name),
+                None => Known::Unknown,
+            },
+            ("labels", FLUX_NAMESPACE) => match expected.and_then(|e| e.flux.as_ref()) {
+                Some((_, namespace)) => is(namespace),
+                None => Known::Unknown,
+            },
+            ("labels", ARGO_INSTANCE) => {
+                match expected
+                    .and_then(|e| e.argo_app.clone())
+                    .or_else(tracking_app)
+                {
+                    Some(app) => is(&app),
+                    None => Known::Unknown,
+                }
             }
+            ("annotations", ARGO_TRACKING_ID) => {
+                let Some((app, rest)) = text.and_then(|t| t.split_once(':')) else {
+                    return Known::Value(false);
+                };
+                if rest != tracking_id_of(root) {
+                    return Known::Value(false);
+                }
+                match expected.and_then(|e| e.argo_app.as_deref()) {
+                    Some(want) => Known::Value(app == want),
+                    None => Known::Unknown,
+                }
+            }
+            _ => Known::Unknown,
         }
-        true
     }
+}
+
+/// Flux's tracking labels.
+const FLUX_NAME: &str = "kustomize.toolkit.fluxcd.io/name";
+const FLUX_NAMESPACE: &str = "kustomize.toolkit.fluxcd.io/namespace";
+
+/// What follows the application's name in Argo CD's tracking id of `object`:
+/// `<group>/<kind>:<namespace>/<name>` (the group empty for the core group, the namespace
+/// for a cluster-scoped object).
+fn tracking_id_of(object: &Value) -> String {
+    let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let group = text("/apiVersion").rsplit_once('/').map_or("", |(g, _)| g);
+    format!(
+        "{group}/{}:{}/{}",
+        text("/kind"),
+        text("/metadata/namespace"),
+        text("/metadata/name")
+    )
 }
 
 /// One configured mutation allowance, parsed.
@@ -177,22 +291,38 @@ mod tests {
         assert!(stamps.explains(
             &label("kustomize.toolkit.fluxcd.io/name"),
             &json!("apps"),
-            &root
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
         ));
         assert!(stamps.explains(
             &label("kustomize.toolkit.fluxcd.io/namespace"),
             &json!("flux-system"),
-            &root
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
         ));
         assert!(!stamps.explains(
             &label("kustomize.toolkit.fluxcd.io/reconcile"),
             &json!("disabled"),
-            &root
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
         ));
         assert!(!stamps.explains(
             &label("kustomize.toolkit.fluxcd.io.evil/name"),
             &json!("x"),
-            &root
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
         ));
     }
 
@@ -209,21 +339,130 @@ mod tests {
         assert!(stamps.explains(
             &label("app.kubernetes.io/managed-by"),
             &json!("Helm"),
-            &root
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
         ));
-        assert!(!stamps.explains(&label("app.kubernetes.io/managed-by"), &json!("me"), &root));
-        assert!(stamps.explains(&label("app.kubernetes.io/instance"), &json!("shop"), &root));
+        assert!(!stamps.explains(
+            &label("app.kubernetes.io/managed-by"),
+            &json!("me"),
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
+        ));
+        assert!(stamps.explains(
+            &label("app.kubernetes.io/instance"),
+            &json!("shop"),
+            None,
+            false,
+            &root,
+            Writer::Unknown,
+            None
+        ));
         let tracked = json!({"metadata": {"annotations": {
             "argocd.argoproj.io/tracking-id": "shop:apps/Deployment:shop/web"}}});
         assert!(stamps.explains(
             &label("app.kubernetes.io/instance"),
             &json!("shop"),
-            &tracked
+            None,
+            false,
+            &tracked,
+            Writer::Unknown,
+            None
         ));
         assert!(!stamps.explains(
             &label("app.kubernetes.io/instance"),
             &json!("pay"),
-            &tracked
+            None,
+            false,
+            &tracked,
+            Writer::Unknown,
+            None
         ));
+    }
+}
+
+#[cfg(test)]
+mod exact_stamps {
+    use super::*;
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    fn label(key: &'static str) -> Vec<Seg<'static>> {
+        vec![
+            Seg::Field(Cow::Borrowed("metadata")),
+            Seg::Field(Cow::Borrowed("labels")),
+            Seg::Field(Cow::Borrowed(key)),
+        ]
+    }
+
+    #[test]
+    fn a_stamp_is_added_or_changed_by_the_controller_only() {
+        let stamps = Stamps::from(&crate::config::ControllerStamps::default());
+        let root = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}});
+        let path = label("app.kubernetes.io/instance");
+        let v = json!("payments");
+        // Added at UPDATE by a hand: drift; by the controller: a stamp.
+        assert!(!stamps.explains(&path, &v, None, true, &root, Writer::Other, None));
+        assert!(stamps.explains(&path, &v, None, true, &root, Writer::Controller, None));
+        // Changed by a hand.
+        let old = json!("shop");
+        assert!(!stamps.explains(&path, &v, Some(&old), true, &root, Writer::Other, None));
+        // Unchanged: still explained.
+        assert!(stamps.explains(&path, &v, Some(&v), true, &root, Writer::Other, None));
+        // At CREATE by a hand, with a value nothing says is the controller's.
+        assert!(!stamps.explains(&path, &v, None, false, &root, Writer::Other, None));
+        // The expected application: only its name.
+        let expected = ExpectedStamps {
+            argo_app: Some("shop".into()),
+            ..ExpectedStamps::default()
+        };
+        assert!(!stamps.explains(
+            &path,
+            &v,
+            None,
+            false,
+            &root,
+            Writer::Controller,
+            Some(&expected)
+        ));
+        assert!(stamps.explains(
+            &path,
+            &old,
+            None,
+            false,
+            &root,
+            Writer::Controller,
+            Some(&expected)
+        ));
+        assert!(stamps.explains(
+            &path,
+            &old,
+            None,
+            false,
+            &root,
+            Writer::Other,
+            Some(&expected)
+        ));
+    }
+
+    #[test]
+    fn the_tracking_id_names_this_object() {
+        let stamps = Stamps::from(&crate::config::ControllerStamps::default());
+        let root = json!({"kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"name": "web", "namespace": "shop"}});
+        let path = vec![
+            Seg::Field(Cow::Borrowed("metadata")),
+            Seg::Field(Cow::Borrowed("annotations")),
+            Seg::Field(Cow::Borrowed("argocd.argoproj.io/tracking-id")),
+        ];
+        let good = json!("shop:apps/Deployment:shop/web");
+        let other = json!("shop:apps/Deployment:shop/api");
+        assert!(stamps.explains(&path, &good, None, false, &root, Writer::Controller, None));
+        assert!(!stamps.explains(&path, &other, None, false, &root, Writer::Controller, None));
     }
 }

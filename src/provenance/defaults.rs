@@ -36,6 +36,26 @@ pub enum Defaulted {
     /// `nodeName` by the scheduler's binding, a claim's `volumeName` by the volume binder, a
     /// service-account token's data): never at CREATE, and at UPDATE only unchanged.
     Later,
+    /// A value an admission plugin picks at CREATE from the cluster's state: explained only
+    /// when it is what the plugin would pick (the default class Git or the watched cluster
+    /// holds, the token volume where automount is on: [`super::matching::Context`]), and
+    /// after CREATE it may neither appear, change nor vanish unless Git changes it.
+    Picked(Pick),
+}
+
+/// What an admission plugin picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// DefaultIngressClass: an Ingress's `spec.ingressClassName`.
+    IngressClass,
+    /// DefaultStorageClass: a claim's `spec.storageClassName`.
+    StorageClass,
+    /// Priority: a Pod's `spec.priorityClassName` (the `globalDefault` class).
+    PriorityClass,
+    /// Priority: a Pod's `spec.priority` (the value of its class, 0 without one).
+    Priority,
+    /// ServiceAccount: the projected token volume and its mounts, where automount is on.
+    TokenVolume,
 }
 
 /// A value the object carries at `path` and Git does not set, with what its defaults depend
@@ -80,13 +100,6 @@ impl<'a> At<'a> {
 
     fn str_at(&self, p: &str) -> Option<&'a str> {
         self.pointer(p).and_then(Value::as_str)
-    }
-
-    /// Whether Git's node at the parent path sets `name`.
-    fn git_sets(&self, name: &str) -> bool {
-        self.git_parent
-            .and_then(|g| g.get(name))
-            .is_some_and(|v| !v.is_null())
     }
 }
 
@@ -248,7 +261,7 @@ pub fn default_at(at: &At) -> Option<Defaulted> {
                     .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
                     .is_none() =>
             {
-                Some(Defaulted::Allocated)
+                Some(Defaulted::Picked(Pick::IngressClass))
             }
             _ => None,
         },
@@ -444,12 +457,16 @@ fn pod_spec(at: &At, is_pod: bool, rest: &[&str]) -> Option<Defaulted> {
     if is_pod {
         match rest {
             ["enableServiceLinks"] => return at.exact(json!(true)),
-            // The Priority admission plugin, from the priority class.
-            ["priority"] => return Some(Defaulted::Allocated),
+            // The Priority admission plugin: the global default class when Git names none,
+            // and the value of the class.
+            ["priorityClassName"] => return Some(Defaulted::Picked(Pick::PriorityClass)),
+            ["priority"] => return Some(Defaulted::Picked(Pick::Priority)),
             ["preemptionPolicy"] => {
                 return match at.value.as_str() {
                     Some("PreemptLowerPriority") => Some(Defaulted::Exact),
-                    Some("Never") if at.git_sets("priorityClassName") => Some(Defaulted::Allocated),
+                    Some("Never") if at.sibling("priorityClassName").is_some() => {
+                        Some(Defaulted::Allocated)
+                    }
                     _ => None,
                 };
             }
@@ -476,11 +493,13 @@ fn pod_spec(at: &At, is_pod: bool, rest: &[&str]) -> Option<Defaulted> {
                 return None;
             }
             // The ServiceAccount admission plugin's token volume and its mounts.
-            ["volumes", "[]"] if is_token_volume(at.value) => return Some(Defaulted::Allocated),
+            ["volumes", "[]"] if is_token_volume(at.value) => {
+                return Some(Defaulted::Picked(Pick::TokenVolume));
+            }
             [c, "[]", "volumeMounts", "[]"]
                 if CONTAINER_LISTS.contains(c) && is_token_mount(at.value) =>
             {
-                return Some(Defaulted::Allocated);
+                return Some(Defaulted::Picked(Pick::TokenVolume));
             }
             // SetDefaults_Pod: requests default to limits.
             [c, "[]", "resources", "requests", resource] if CONTAINER_LISTS.contains(c) => {
@@ -624,7 +643,7 @@ fn claim_spec(at: &At, rest: &[&str], is_claim: bool) -> Option<Defaulted> {
     match rest {
         ["volumeMode"] => at.exact_str("Filesystem"),
         // DefaultStorageClass: the cluster's default class, when Git names none.
-        ["storageClassName"] if is_claim => Some(Defaulted::Allocated),
+        ["storageClassName"] if is_claim => Some(Defaulted::Picked(Pick::StorageClass)),
         // The volume binder.
         ["volumeName"] if is_claim => Some(Defaulted::Later),
         _ => None,

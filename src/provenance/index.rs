@@ -48,6 +48,8 @@ use crate::git::{GitError, Repo};
 use crate::input::Identity;
 use crate::render::{RenderError, Renderer};
 
+use super::matching::Picks;
+
 /// The key of the index: identity without the version (an object keeps its identity across
 /// API versions).
 pub type Key = (String, String, Option<String>, String);
@@ -85,9 +87,42 @@ struct Newest {
     inside: HashMap<String, (usize, Key)>,
     /// group → kind → (objects of it, the first).
     of_kind: HashMap<String, HashMap<String, (usize, Key)>>,
+    /// The default classes and priority values it holds: what the admission plugins pick.
+    picks: Picks,
+    /// Its Flux Kustomizations: (name, namespace, `spec.path` without `./`), which say the
+    /// values of Flux's tracking labels.
+    flux: Vec<(String, String, String)>,
 }
 
 impl Newest {
+    /// What an object it holds says of the cluster: a default class, a priority value, a
+    /// Flux Kustomization.
+    fn learn(&mut self, key: &Key, object: &Value) {
+        match (key.0.as_str(), key.1.as_str()) {
+            ("networking.k8s.io", "IngressClass")
+            | ("storage.k8s.io", "StorageClass")
+            | ("scheduling.k8s.io", "PriorityClass") => {
+                self.picks.learn(std::iter::once(object));
+            }
+            ("kustomize.toolkit.fluxcd.io", "Kustomization") => {
+                let path = object
+                    .pointer("/spec/path")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let path = crate::render::paths::join("", path).unwrap_or_default();
+                let namespace = key.2.clone().unwrap_or_default();
+                if !self
+                    .flux
+                    .iter()
+                    .any(|(n, ns, _)| *n == key.3 && *ns == namespace)
+                {
+                    self.flux.push((key.3.clone(), namespace, path));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn insert(&mut self, key: &Key) {
         if !self.keys.insert(key.clone()) {
             return;
@@ -399,7 +434,7 @@ impl Index {
         }
         for (blob, mut objects) in fresh {
             let namespace = blob.1.as_deref().unwrap_or(&self.default_namespace);
-            changes::default_namespaces(&mut objects, &self.scopes, namespace);
+            changes::default_namespaces(&mut objects, &self.scopes, namespace, blob.1.as_deref());
             let parsed = objects
                 .into_iter()
                 .filter_map(|o| {
@@ -411,7 +446,12 @@ impl Index {
         }
         for (unit, mut objects) in fresh_units {
             let namespace = unit.namespace.as_deref().unwrap_or(&self.default_namespace);
-            changes::default_namespaces(&mut objects, &self.scopes, namespace);
+            changes::default_namespaces(
+                &mut objects,
+                &self.scopes,
+                namespace,
+                unit.namespace.as_deref(),
+            );
             let mut paths: HashMap<String, Arc<str>> = HashMap::new();
             let parsed = objects
                 .into_iter()
@@ -466,10 +506,12 @@ impl Index {
         }
         let mut newest = Newest {
             commit: Some(commit),
+            picks: Picks::with_system_classes(),
             ..Newest::default()
         };
         for (k, path, source, line, object) in held {
             newest.insert(k);
+            newest.learn(k, object);
             if let Some(ns) = &k.2
                 && self.scopes.cluster_scoped(&k.0, &k.1).is_none()
             {
@@ -614,6 +656,71 @@ impl Index {
                 .find(|v| Some(v.commit) == newest)?;
             Some((key, version))
         })
+    }
+
+    /// The default classes and priority values the newest approved commit holds.
+    pub fn picks(&self) -> &Picks {
+        &self.newest.picks
+    }
+
+    /// The Flux Kustomization of the newest approved commit that applies a manifest rendered
+    /// from `source` (a folder) at `path`: the one whose `spec.path` holds the source (or the
+    /// file) most closely, as (name, namespace); `None` when none does, or when two with the
+    /// same path do.
+    pub fn flux_kustomization(&self, source: &str, path: &str) -> Option<(String, String)> {
+        let under = |dir: &str, p: &str| {
+            dir.is_empty() || p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+        };
+        let place = if source.is_empty() || source == "." {
+            path
+        } else {
+            source
+        };
+        let mut best: Option<(&(String, String, String), usize)> = None;
+        let mut tied = false;
+        for k in &self.newest.flux {
+            if !under(&k.2, place) {
+                continue;
+            }
+            match best {
+                Some((_, len)) if k.2.len() < len => {}
+                Some((_, len)) if k.2.len() == len => tied = true,
+                _ => {
+                    best = Some((k, k.2.len()));
+                    tied = false;
+                }
+            }
+        }
+        match best {
+            Some(((name, namespace, _), _)) if !tied => Some((name.clone(), namespace.clone())),
+            _ => None,
+        }
+    }
+
+    /// The manifest of an identity as the newest approved commit holds it (the first version
+    /// of that commit), if it does.
+    pub fn in_newest_version(&self, id: &Identity) -> Option<&Version> {
+        let newest = self.commits.front().map(|(_, c)| *c)?;
+        self.candidates(id).iter().find_map(|k| {
+            self.versions
+                .get(k)
+                .and_then(|vs| vs.iter().find(|v| v.commit == newest))
+        })
+    }
+
+    /// The approved commit that removed an identity the newest approved commit does not hold:
+    /// the first approved commit of the window after the newest one that held it. `None` when
+    /// the newest holds it, or no commit of the window held it.
+    pub fn removed_by(&self, id: &Identity) -> Option<ObjectId> {
+        if self.in_newest(id) {
+            return None;
+        }
+        let held = self.lookup(id).iter().map(|v| v.newest_seq).max()?;
+        self.commits
+            .iter()
+            .rev()
+            .find(|(seq, _)| *seq > held)
+            .map(|(_, c)| *c)
     }
 
     /// Whether the window holds no approved commit: the gate fails closed.

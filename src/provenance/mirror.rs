@@ -26,6 +26,15 @@
 //!   nothing traceable and keeps what the last good index's newest approved commit held, so
 //!   that DELETEs of those objects are refused; `/readyz` says not ready and why, the gauge
 //!   `gitgate_window_approved_commits` reads 0, and every such sync logs an error.
+//! - **The approved state never moves backwards** ([`approval::rewind`]): when the newest
+//!   approved commit along first parents does not descend from the last one accepted (kept with
+//!   the first-seen times, so a restart remembers it), or is an ancestor of another approved
+//!   commit the tip reaches through any parent (a merge that puts an old commit first, a
+//!   force-push), the window does not move: the last good index keeps deciding (at a first
+//!   start there is none, and the webhook stays not ready), every such sync logs an error
+//!   naming the commits, `gitgate_window_rewound` reads 1 and `/readyz` gives the reason. An
+//!   approved commit on top of the last one, or `approval.acknowledgeRewind` naming the new
+//!   newest approved commit, moves it on.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -34,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use super::approval::{Trust, Walk, Window, walk, walk_limit};
+use super::approval::{self, Rewind, Trust, Walk, Window, walk, walk_limit};
 use super::index::Index;
 use super::seen::{self, FirstSeen};
 use crate::config::Config;
@@ -51,6 +60,8 @@ pub struct Snapshot {
 pub struct Mirror {
     current: ArcSwapOption<Snapshot>,
     last_error: ArcSwapOption<String>,
+    /// Why the window did not move at the last sync: the branch was rewound.
+    rewound: ArcSwapOption<String>,
     /// Set by [`Mirror::request_sync`]; the mirror thread waits on it between timer syncs,
     /// so that a request never syncs on its own thread.
     wake: (Mutex<bool>, Condvar),
@@ -76,6 +87,9 @@ pub struct Source {
     /// `Some` when signatures are required.
     pub trust: Option<Arc<Trust>>,
     pub refresh: Duration,
+    /// `approval.acknowledgeRewind`: the commit (or a prefix of at least 7 hex digits) an
+    /// operator accepts as the new newest approved commit after a rewind.
+    pub acknowledge_rewind: Option<String>,
 }
 
 impl Source {
@@ -123,6 +137,7 @@ impl Source {
             },
             trust,
             refresh: config.repository.refresh,
+            acknowledge_rewind: config.approval.acknowledge_rewind.clone(),
         }))
     }
 }
@@ -137,7 +152,13 @@ impl Mirror {
         self.last_error.load_full()
     }
 
+    /// Why the window did not move at the last sync (the branch was rewound), if it did not.
+    pub fn rewound(&self) -> Option<Arc<String>> {
+        self.rewound.load_full()
+    }
+
     /// One sync: the window and its index, folded into the previous one when it continues it.
+    /// A rewound branch leaves the window where it was (see the module documentation).
     pub fn sync(&self, source: &Source) -> Result<(), String> {
         let result = (|| {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -150,6 +171,29 @@ impl Mirror {
             };
             let now = seen::now();
             let (repo, walk) = self.read(source, seen, now)?;
+            let rewind = approval::rewind(
+                &repo,
+                &walk,
+                seen.newest_approved(),
+                source.trust.as_deref(),
+                seen,
+                now,
+            )
+            .map_err(|e| e.to_string())?;
+            if let Some(rewind) = rewind {
+                if acknowledged(source.acknowledge_rewind.as_deref(), &rewind) {
+                    tracing::warn!(branch = %source.branch, newest = %rewind.newest,
+                        "the protected branch was rewound, and approval.acknowledgeRewind accepts its newest approved commit: the window moves there");
+                } else {
+                    if let Err(e) = seen.save() {
+                        tracing::warn!(error = %e, "cannot save when commits were first seen");
+                    }
+                    return Ok(Synced::Rewound(rewind));
+                }
+            }
+            if let Some(newest) = walk.commits.iter().find(|c| c.approved()) {
+                seen.set_newest_approved(newest.id);
+            }
             // Times that cannot be saved are still used: the next restart forgets them.
             if let Err(e) = seen.save() {
                 tracing::warn!(error = %e, "cannot save when commits were first seen");
@@ -172,21 +216,52 @@ impl Mirror {
                 tracing::error!(branch = %source.branch, read = walk.read, reason = %reason,
                     "the approved window is empty: gitgate fails closed (not ready; DELETEs of what Git held are refused)");
             }
-            Ok::<Index, String>(index)
+            Ok::<Synced, String>(Synced::Index(Box::new(index)))
         })();
         match result {
-            Ok(index) => {
+            Ok(Synced::Index(index)) => {
                 self.current.store(Some(Arc::new(Snapshot {
-                    index,
+                    index: *index,
                     synced_at: Instant::now(),
                 })));
                 self.last_error.store(None);
+                self.rewound.store(None);
+                metrics::gauge!("gitgate_window_rewound").set(0.0);
                 metrics::counter!("gitgate_git_syncs_total", "result" => "ok").increment(1);
                 Ok(())
             }
+            Ok(Synced::Rewound(rewind)) => {
+                let reason = rewind.to_string();
+                let kept = match self.snapshot() {
+                    Some(s) => format!(
+                        "the last good index (newest approved commit {}) keeps deciding",
+                        s.index
+                            .last_approved()
+                            .map_or_else(|| "none".to_string(), |c| c.to_string())
+                    ),
+                    None => "no index was ever built: gitgate is not ready".to_string(),
+                };
+                let (last, hidden) = match &rewind.problem {
+                    approval::RewindProblem::NotDescendant { last } => (Some(*last), None),
+                    approval::RewindProblem::Behind { approved } => (None, Some(*approved)),
+                };
+                tracing::error!(branch = %source.branch, newest = %rewind.newest,
+                    last_approved = %last.map(|c| c.to_string()).unwrap_or_default(),
+                    hidden_approved = %hidden.map(|c| c.to_string()).unwrap_or_default(),
+                    reason = %reason, "the approved state would move backwards: the window does not move; {kept}");
+                metrics::gauge!("gitgate_window_rewound").set(1.0);
+                metrics::counter!("gitgate_git_syncs_total", "result" => "rewound").increment(1);
+                self.rewound.store(Some(Arc::new(reason.clone())));
+                self.last_error.store(Some(Arc::new(reason.clone())));
+                Err(reason)
+            }
             Err(e) => {
                 metrics::counter!("gitgate_git_syncs_total", "result" => "error").increment(1);
-                tracing::warn!(error = %e, "the Git sync failed; the last good index keeps deciding");
+                if self.snapshot().is_some() {
+                    tracing::warn!(error = %e, "the Git sync failed; the last good index keeps deciding");
+                } else {
+                    tracing::warn!(error = %e, "the Git sync failed; no index was ever built: gitgate is not ready");
+                }
                 self.last_error.store(Some(Arc::new(e.clone())));
                 Err(e)
             }
@@ -277,6 +352,21 @@ impl Mirror {
             })
             .expect("a thread for the mirror");
     }
+}
+
+/// What a sync made: a new index, or nothing because the branch was rewound.
+enum Synced {
+    Index(Box<Index>),
+    Rewound(Rewind),
+}
+
+/// Whether `acknowledged` (a full commit id, or a prefix of at least 7 hex digits) names the
+/// rewind's newest approved commit.
+fn acknowledged(acknowledged: Option<&str>, rewind: &Rewind) -> bool {
+    acknowledged.is_some_and(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        a.len() >= 7 && rewind.newest.to_string().starts_with(&a)
+    })
 }
 
 /// A fetch depth of `commits` (at least 1).

@@ -8,6 +8,7 @@
 //! - [`index`]: identity → the manifests for it in the approved window.
 //! - [`fetch`]: the bare mirror of a remote repository, fetched with gix over HTTPS or SSH.
 //! - [`mirror`]: the index kept fresh off the request path and swapped in atomically.
+//! - [`kcm`]: the identities kube-controller-manager writes as (exempt by default).
 //! - [`verdict`]: `input.provenance` of a request: exempt, traceable, modified, untraceable.
 //! - [`matching`]: the closed-world match of an admitted object against its manifest: every
 //!   field explained by Git, an API-server default, the server, a tracking stamp or a mutation
@@ -23,6 +24,7 @@ pub mod crd;
 pub mod defaults;
 pub mod fetch;
 pub mod index;
+pub mod kcm;
 pub mod matching;
 pub mod mirror;
 pub mod openpgp;

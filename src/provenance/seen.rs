@@ -17,6 +17,10 @@
 //! means every commit is first seen at the restart, which can only make the window longer by
 //! age, never let a commit in that the count or the signatures keep out. At most
 //! [`MAX_ENTRIES`] times are kept; the oldest go first.
+//!
+//! The same records keep **the newest approved commit the mirror accepted** (an `approved
+//! <commit id>` line), so that the approved state never moves backwards, across restarts too
+//! ([`super::approval::rewind`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,9 @@ use gix::ObjectId;
 
 /// The file in a fetched mirror's directory that holds the first-seen times.
 pub const FILE_NAME: &str = "gitgate-first-seen";
+
+/// The line that names the newest approved commit accepted.
+const APPROVED: &str = "approved ";
 
 /// At most this many commits are remembered (about 5 MB of file).
 pub const MAX_ENTRIES: usize = 100_000;
@@ -35,6 +42,8 @@ pub struct FirstSeen {
     times: HashMap<ObjectId, i64>,
     /// Where the times are persisted, if anywhere.
     file: Option<PathBuf>,
+    /// The newest approved commit of the last window the mirror accepted.
+    newest_approved: Option<ObjectId>,
     /// Times recorded since the last save.
     changed: bool,
 }
@@ -59,6 +68,13 @@ impl FirstSeen {
         };
         let mut skipped = 0;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if let Some(id) = line.strip_prefix(APPROVED) {
+                match ObjectId::from_hex(id.trim().as_bytes()) {
+                    Ok(id) => seen.newest_approved = Some(id),
+                    Err(_) => skipped += 1,
+                }
+                continue;
+            }
             let parsed = line.split_once(' ').and_then(|(id, at)| {
                 Some((ObjectId::from_hex(id.as_bytes()).ok()?, at.parse().ok()?))
             });
@@ -101,6 +117,19 @@ impl FirstSeen {
         at
     }
 
+    /// The newest approved commit of the last window accepted, if one was.
+    pub fn newest_approved(&self) -> Option<ObjectId> {
+        self.newest_approved
+    }
+
+    /// Remembers the newest approved commit of the window just accepted.
+    pub fn set_newest_approved(&mut self, id: ObjectId) {
+        if self.newest_approved != Some(id) {
+            self.newest_approved = Some(id);
+            self.changed = true;
+        }
+    }
+
     /// Number of commits remembered.
     pub fn len(&self) -> usize {
         self.times.len()
@@ -128,7 +157,10 @@ impl FirstSeen {
         }
         let mut lines: Vec<(i64, ObjectId)> = self.times.iter().map(|(id, t)| (*t, *id)).collect();
         lines.sort();
-        let mut text = String::with_capacity(lines.len() * 52);
+        let mut text = String::with_capacity(lines.len() * 52 + 50);
+        if let Some(id) = self.newest_approved {
+            text.push_str(&format!("{APPROVED}{id}\n"));
+        }
         for (t, id) in lines {
             text.push_str(&format!("{id} {t}\n"));
         }
@@ -191,5 +223,19 @@ mod tests {
             (Some(1000), Some(2000))
         );
         assert_eq!(again.len(), 2, "the unreadable line is skipped");
+    }
+
+    #[test]
+    fn the_newest_approved_commit_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        let mut seen = FirstSeen::load(&file).unwrap();
+        assert_eq!(seen.newest_approved(), None);
+        seen.observe(id(1), 1000, 1000);
+        seen.set_newest_approved(id(1));
+        seen.save().unwrap();
+        let again = FirstSeen::load(&file).unwrap();
+        assert_eq!(again.newest_approved(), Some(id(1)));
+        assert_eq!(again.get(&id(1)), Some(1000));
     }
 }

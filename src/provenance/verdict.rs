@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::index::Index;
-use super::matching::{self, MatchOptions};
+use super::matching::{self, ExpectedStamps, MatchOptions, Picks, Writer};
 use crate::config::Config;
 use crate::input::{Identity, Review};
 use crate::policy::matcher::glob_match;
@@ -142,6 +142,19 @@ pub fn judge_with(
     config: &Config,
     cluster_crd: impl FnOnce() -> Option<Arc<serde_json::Value>>,
 ) -> Verdict {
+    judge_in(review, index, config, cluster_crd, None)
+}
+
+/// [`judge_with`], with what the watched cluster says the admission plugins pick (its default
+/// IngressClass, StorageClass and PriorityClass), beside what Git's newest approved commit
+/// holds.
+pub fn judge_in(
+    review: &Review,
+    index: &Index,
+    config: &Config,
+    cluster_crd: impl FnOnce() -> Option<Arc<serde_json::Value>>,
+    cluster_picks: Option<&Picks>,
+) -> Verdict {
     if let Some(v) = exemption(review, config) {
         return v;
     }
@@ -192,13 +205,44 @@ pub fn judge_with(
             format!("no approved commit in the window holds {what}"),
         );
     }
+    // No resurrection: what a newer approved commit removed is not created again from an
+    // older one, whoever asks (a rollback is a revert in Git).
+    if review.operation == Operation::Create && !index.in_newest(&identity) {
+        let by = index.removed_by(&identity);
+        let removed = by.map_or_else(
+            || "the newest approved commit no longer holds it".to_string(),
+            |c| format!("approved commit {} removed it", short(&c.to_string())),
+        );
+        return Verdict {
+            commit: by.map(|c| c.to_string()),
+            ..Verdict::simple(
+                Status::Untraceable,
+                format!(
+                    "{what} cannot be created again: {removed}, and an older approved commit is no source for a new object (to bring it back, revert the removal in Git)"
+                ),
+            )
+        };
+    }
     let options = MatchOptions::from(&config.provenance);
     let crd = super::crd::lookup(index, review).or_else(cluster_crd);
-    let context = matching::Context {
-        crd: crd.as_deref(),
-    };
+    let picks = merged_picks(index.picks(), cluster_picks);
+    let automount = service_account_automount(index, review, object);
+    let others: Vec<&Value> = versions.iter().map(|v| v.object.as_ref()).collect();
+    let writer = writer_of(review, config);
     let mut closest = None;
     for version in versions {
+        let expected = ExpectedStamps {
+            flux: index.flux_kustomization(&version.source, &version.path),
+            argo_app: None,
+        };
+        let context = matching::Context {
+            crd: crd.as_deref(),
+            writer,
+            picks: Some(&picks),
+            expected: Some(&expected),
+            automount,
+            others: &others,
+        };
         let in_scope = in_request_scope(&version.object, &identity);
         let outcome = matching::compare_in(
             in_scope.as_ref().unwrap_or(&version.object),
@@ -362,13 +406,217 @@ fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
     Identity::of_object(subject?)
 }
 
-/// Exemptions by configuration and the break-glass path.
+/// Who writes, for tracking stamps: the GitOps controller (`provenance.controllers`), anyone
+/// else, or not known (a request with no user: an audit of the cluster).
+fn writer_of(review: &Review, config: &Config) -> Writer {
+    match review
+        .user_info
+        .as_ref()
+        .and_then(|u| u.username.as_deref())
+    {
+        None => Writer::Unknown,
+        Some(user) if config.provenance.controllers.iter().any(|c| c == user) => Writer::Controller,
+        Some(_) => Writer::Other,
+    }
+}
+
+/// What Git's newest approved commit and the watched cluster say the admission plugins pick
+/// (the union: either is a source the plugin reads from).
+fn merged_picks(git: &Picks, cluster: Option<&Picks>) -> Picks {
+    let mut picks = git.clone();
+    if let Some(cluster) = cluster {
+        for (mine, theirs) in [
+            (&mut picks.ingress_classes, &cluster.ingress_classes),
+            (&mut picks.storage_classes, &cluster.storage_classes),
+            (
+                &mut picks.global_priority_classes,
+                &cluster.global_priority_classes,
+            ),
+        ] {
+            for name in theirs {
+                if !mine.contains(name) {
+                    mine.push(name.clone());
+                }
+            }
+        }
+        for (name, value) in &cluster.priority_values {
+            picks.priority_values.entry(name.clone()).or_insert(*value);
+        }
+    }
+    picks
+}
+
+/// A Pod's service account's `automountServiceAccountToken` as Git's newest approved commit
+/// holds it (`None` for another kind, or a service account Git does not hold).
+fn service_account_automount(index: &Index, review: &Review, object: &Value) -> Option<bool> {
+    if review.kind.kind != "Pod" || !review.kind.group.is_empty() {
+        return None;
+    }
+    let name = object
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default");
+    let account = Identity {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "ServiceAccount".into(),
+        namespace: review.namespace.clone().filter(|n| !n.is_empty()),
+        name: name.to_string(),
+    };
+    index
+        .in_newest_version(&account)?
+        .object
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+}
+
+/// Requests answered at once, before anything else is read: Leases and Events (never judged,
+/// whatever the configuration: leader election and heartbeats must never wait on the gate),
+/// and writes through an exempt subresource by an exempt user or group, or that change
+/// nothing but that subresource's own field (a status write, the most frequent write of a
+/// cluster). `None`: the request is decided.
+pub fn fast_path(review: &Review, exempt: &crate::config::Exempt) -> Option<String> {
+    if let Some(why) = never_judged(review) {
+        return Some(why);
+    }
+    let sub = review
+        .sub_resource
+        .as_deref()
+        .filter(|s| exempt.subresources.iter().any(|e| e == s))?;
+    if let Some(who) = exempt_identity(review, exempt) {
+        return Some(format!("subresource {sub} written by {who}"));
+    }
+    subresource_only(review, sub).then(|| format!("subresource {sub} is exempt"))
+}
+
+/// Leases (`coordination.k8s.io`) and Events (core and `events.k8s.io`): never judged.
+fn never_judged(review: &Review) -> Option<String> {
+    let (group, resource) = match &review.resource {
+        Some(r) => (r.group.as_str(), r.resource.as_str()),
+        None => (review.kind.group.as_str(), ""),
+    };
+    let kind = review.kind.kind.as_str();
+    let lease = group == "coordination.k8s.io" && (resource == "leases" || kind == "Lease");
+    let event =
+        (group.is_empty() || group == "events.k8s.io") && (resource == "events" || kind == "Event");
+    if lease {
+        Some("Leases are never judged".into())
+    } else if event {
+        Some("Events are never judged".into())
+    } else {
+        None
+    }
+}
+
+/// The exempt user or group making the request, if it is one.
+fn exempt_identity(review: &Review, ex: &crate::config::Exempt) -> Option<String> {
+    let user = review.user_info.as_ref()?;
+    if let Some(name) = user.username.as_ref().filter(|u| ex.users.contains(u)) {
+        return Some(format!("user {name}"));
+    }
+    user.groups
+        .iter()
+        .flatten()
+        .find(|g| ex.groups.contains(g))
+        .map(|g| format!("group {g}"))
+}
+
+/// The fields a subresource writes: `status` its own (so do a CSR's `approval`), a Namespace's
+/// `finalize` its finalizers, `ephemeralcontainers` the ephemeral containers; any other, the
+/// field of its name.
+fn subresource_fields(sub: &str) -> &'static [&'static [&'static str]] {
+    match sub {
+        "status" | "approval" => &[&["status"]],
+        "finalize" => &[&["spec", "finalizers"]],
+        "ephemeralcontainers" => &[&["spec", "ephemeralContainers"]],
+        "resize" => &[&["spec", "containers"]],
+        _ => &[],
+    }
+}
+
+/// Whether a write through subresource `sub` changes nothing but that subresource's own
+/// fields (and what the API server itself updates on every write: the resource version, the
+/// managed fields). A request without both objects changes something else.
+fn subresource_only(review: &Review, sub: &str) -> bool {
+    let (Some(new), Some(old)) = (
+        review.object.as_ref().filter(|o| !o.is_null()),
+        review.old_object.as_ref().filter(|o| !o.is_null()),
+    ) else {
+        return false;
+    };
+    let fields = subresource_fields(sub);
+    let own = |path: &[&str]| {
+        if fields.is_empty() {
+            path.len() == 1 && path[0] == sub
+        } else {
+            fields.contains(&path)
+        }
+    };
+    same_except(new, old, &mut Vec::new(), &own)
+}
+
+static NULL: Value = Value::Null;
+
+/// `a` and `b` are the same but at the paths `skip` names, and the metadata the API server
+/// changes on every write.
+fn same_except<'v>(
+    a: &'v Value,
+    b: &'v Value,
+    path: &mut Vec<&'v str>,
+    skip: &dyn Fn(&[&str]) -> bool,
+) -> bool {
+    if skip(path) {
+        return true;
+    }
+    if let [
+        "metadata",
+        "resourceVersion" | "managedFields" | "generation" | "selfLink",
+    ] = path.as_slice()
+    {
+        return true;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
+            for k in keys {
+                path.push(k);
+                let same = same_except(
+                    x.get(k).unwrap_or(&NULL),
+                    y.get(k).unwrap_or(&NULL),
+                    path,
+                    skip,
+                );
+                path.pop();
+                if !same {
+                    return false;
+                }
+            }
+            true
+        }
+        _ => a == b,
+    }
+}
+
+/// Exemptions by configuration and the break-glass path. A write through an exempt
+/// subresource that changes anything but that subresource's own field is judged as an
+/// UPDATE; `exempt.namespaces` exempts what is inside a namespace, never a Namespace object
+/// itself (whose request names its own name as its namespace).
 pub fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
     let ex = &config.exempt;
+    if let Some(why) = never_judged(review) {
+        return Some(Verdict::simple(Status::Exempt, why));
+    }
     let user = review.user_info.as_ref();
     let username = user.and_then(|u| u.username.clone()).unwrap_or_default();
     let groups: Vec<String> = user.and_then(|u| u.groups.clone()).unwrap_or_default();
+    let is_namespace = review.kind.group.is_empty() && review.kind.kind == "Namespace"
+        || review
+            .resource
+            .as_ref()
+            .is_some_and(|r| r.group.is_empty() && r.resource == "namespaces");
     if let Some(ns) = review.namespace.as_deref().filter(|n| !n.is_empty())
+        && !is_namespace
         && ex.namespaces.iter().any(|p| glob_match(p, ns))
     {
         return Some(Verdict::simple(
@@ -392,6 +640,7 @@ pub fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
         .sub_resource
         .as_deref()
         .filter(|s| ex.subresources.iter().any(|e| e == s))
+        && subresource_only(review, sub)
     {
         return Some(Verdict::simple(
             Status::Exempt,

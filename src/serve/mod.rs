@@ -37,8 +37,6 @@ pub struct AppState {
     pub failure_mode: FailureMode,
     /// The time a decision may take before the failure mode answers instead.
     pub deadline: Duration,
-    /// Subresources (`status`, ...) that are admitted without a decision.
-    pub exempt_subresources: Vec<String>,
     /// With a client CA, /validate requires a verified client certificate.
     pub require_client_cert: bool,
     pub metrics: PrometheusHandle,
@@ -100,7 +98,6 @@ impl AppState {
             policies,
             failure_mode: config.server.failure_mode,
             deadline: config.server.timeout,
-            exempt_subresources: config.exempt.subresources.clone(),
             require_client_cert: config.server.client_ca.is_some(),
             metrics: metrics_handle(),
             mirror: None,
@@ -158,6 +155,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
     if let Some(mirror) = &state.mirror {
         let error = mirror.last_error().map(|e| e.to_string());
+        // The branch was rewound: the window does not move (the last good index keeps
+        // deciding, and the webhook stays ready on it), and this says why.
+        let rewound = mirror.rewound().map(|e| e.to_string());
         match mirror.snapshot() {
             Some(s) => {
                 body["provenance"] = serde_json::json!({
@@ -165,6 +165,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                     "approvedCommits": s.index.commits().count(),
                     "lastError": error,
                 });
+                if let Some(rewound) = &rewound {
+                    body["provenance"]["rewound"] = serde_json::json!(rewound);
+                }
                 if let Some(reason) = s.index.empty_window_reason() {
                     body["ready"] = serde_json::json!(false);
                     body["provenance"]["reason"] = serde_json::json!(reason);
@@ -175,6 +178,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 body["ready"] = serde_json::json!(false);
                 body["provenance"] =
                     serde_json::json!({"waitingForFirstSync": true, "lastError": error});
+                if let Some(rewound) = &rewound {
+                    body["provenance"]["rewound"] = serde_json::json!(rewound);
+                }
                 return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
             }
         }
@@ -258,7 +264,7 @@ async fn validate(
         fired,
         errors,
         provenance,
-    } = if !subresource.is_empty() && state.exempt_subresources.contains(&subresource) {
+    } = if crate::provenance::verdict::fast_path(&review, &state.config.exempt).is_some() {
         Decided::without_policies(admission::exempt(version, &uid))
     } else if too_deep {
         unreadable_object(&state, version, &review)

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod engines;
+pub mod gate;
 pub mod pki;
 pub mod signed;
 

@@ -343,3 +343,42 @@ The ClusterRole's rules: what the configuration reads of the cluster, nothing mo
 []
 {{- end }}
 {{- end }}
+
+{{/*
+What the two webhooks of the ValidatingWebhookConfiguration (validate.gitgate.dev and
+status.validate.gitgate.dev) share: the Service, path and caBundle, failurePolicy,
+matchPolicy, namespaceSelector, objectSelector and matchConditions. Called with
+(dict "root" $ "caBundle" $caBundle); written at indent 0, to be nindented.
+*/}}
+{{- define "gitgate.webhookCommon" -}}
+{{- $root := .root -}}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+failurePolicy: {{ $root.Values.webhook.failurePolicy }}
+matchPolicy: {{ $root.Values.webhook.matchPolicy }}
+clientConfig:
+  service:
+    name: {{ include "gitgate.serviceName" $root }}
+    namespace: {{ $root.Release.Namespace }}
+    path: /validate
+    port: {{ $root.Values.service.port }}
+  {{- if not $root.Values.certManager.enabled }}
+  caBundle: {{ .caBundle | quote }}
+  {{- end }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ include "gitgate.excludedNamespaces" $root }}
+    {{- with $root.Values.webhook.namespaceSelectorExpressions }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- with $root.Values.webhook.objectSelector }}
+objectSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if and $root.Values.webhook.matchConditions (semverCompare ">=1.28.0-0" $root.Capabilities.KubeVersion.Version) }}
+matchConditions:
+  {{- toYaml $root.Values.webhook.matchConditions | nindent 2 }}
+{{- end }}
+{{- end }}

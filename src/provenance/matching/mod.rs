@@ -113,10 +113,125 @@ impl From<&crate::config::Provenance> for MatchOptions {
 }
 
 /// What one comparison may borrow besides the options: the CustomResourceDefinition of a
-/// custom resource (its schema's defaults explain fields), when Git holds it.
+/// custom resource (its schema's defaults explain fields), when Git holds it; who makes the
+/// request; what the admission plugins would pick; the stamps' expected values.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
     pub crd: Option<&'a Value>,
+    /// Who writes: a tracking stamp may be added or changed by the GitOps controller only.
+    pub writer: Writer,
+    /// The default classes Git (and the watched cluster) hold: what the admission plugins
+    /// would pick. `None`: nothing is known, and a picked value is unattested.
+    pub picks: Option<&'a Picks>,
+    /// The values the GitOps controller would stamp this object with, where known.
+    pub expected: Option<&'a ExpectedStamps>,
+    /// `automountServiceAccountToken` of the Pod's service account as Git holds it (`None`:
+    /// Git does not hold it, and automount is on, as the API server's default).
+    pub automount: Option<bool>,
+    /// The other versions of the manifest in the window: a picked value may vanish at UPDATE
+    /// when one of them set it (Git dropped it).
+    pub others: &'a [&'a Value],
+}
+
+/// Who makes the request, as far as tracking stamps go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writer {
+    /// Not known (an audit of what the cluster holds, a comparison outside admission): a
+    /// stamp is judged by its value.
+    #[default]
+    Unknown,
+    /// The GitOps controller's identity (`provenance.controllers`).
+    Controller,
+    /// Anyone else: may not add or change a stamp, nor create an object with one whose value
+    /// is not known to be the controller's.
+    Other,
+}
+
+/// What the API server's admission plugins would pick for an object Git does not set it for,
+/// from the classes Git's newest approved commit (and the watched cluster) hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Picks {
+    /// IngressClasses annotated `ingressclass.kubernetes.io/is-default-class: "true"`.
+    pub ingress_classes: Vec<String>,
+    /// StorageClasses annotated `storageclass.kubernetes.io/is-default-class: "true"` (or
+    /// the beta annotation).
+    pub storage_classes: Vec<String>,
+    /// PriorityClasses with `globalDefault: true`.
+    pub global_priority_classes: Vec<String>,
+    /// Every PriorityClass's value by name, the system classes included.
+    pub priority_values: std::collections::BTreeMap<String, i64>,
+}
+
+impl Picks {
+    /// The two classes every cluster has.
+    pub fn with_system_classes() -> Picks {
+        let mut picks = Picks::default();
+        picks
+            .priority_values
+            .insert("system-cluster-critical".into(), 2_000_000_000);
+        picks
+            .priority_values
+            .insert("system-node-critical".into(), 2_000_001_000);
+        picks
+    }
+
+    /// Learns the default classes and priority values from objects (Git's, or the cluster's).
+    pub fn learn<'v>(&mut self, objects: impl IntoIterator<Item = &'v Value>) {
+        let is_true = |o: &Value, key: &str| {
+            o.pointer("/metadata/annotations")
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        for o in objects {
+            let group = o
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .map(|v| v.rsplit_once('/').map_or("", |(g, _)| g));
+            let Some(name) = o.pointer("/metadata/name").and_then(Value::as_str) else {
+                continue;
+            };
+            let push = |list: &mut Vec<String>| {
+                if !list.iter().any(|n| n == name) {
+                    list.push(name.to_string());
+                }
+            };
+            match (group, o.get("kind").and_then(Value::as_str)) {
+                (Some("networking.k8s.io"), Some("IngressClass"))
+                    if is_true(o, "ingressclass.kubernetes.io/is-default-class") =>
+                {
+                    push(&mut self.ingress_classes)
+                }
+                (Some("storage.k8s.io"), Some("StorageClass"))
+                    if is_true(o, "storageclass.kubernetes.io/is-default-class")
+                        || is_true(o, "storageclass.beta.kubernetes.io/is-default-class") =>
+                {
+                    push(&mut self.storage_classes)
+                }
+                (Some("scheduling.k8s.io"), Some("PriorityClass")) => {
+                    if let Some(value) = o.get("value").and_then(Value::as_i64) {
+                        self.priority_values.insert(name.to_string(), value);
+                    }
+                    if o.get("globalDefault") == Some(&Value::Bool(true)) {
+                        push(&mut self.global_priority_classes)
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The values the GitOps controller writes into its tracking stamps for one object, where Git
+/// says them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedStamps {
+    /// The Flux Kustomization that applies the object: `kustomize.toolkit.fluxcd.io/name` and
+    /// `/namespace`.
+    pub flux: Option<(String, String)>,
+    /// The Argo CD Application that applies it: `app.kubernetes.io/instance` and the first
+    /// part of `argocd.argoproj.io/tracking-id`.
+    pub argo_app: Option<String>,
 }
 
 /// The verdict of the match. (`untraceable` and `exempt` are decided before a match: no
@@ -228,6 +343,7 @@ pub fn compare_in(
         stamps: &options.stamps,
         mutations,
         defaults: !scale,
+        context,
     });
     let (mut differing, mut unattested) = walker.run();
     // Sorted, so that the outcome does not depend on the key order of the manifest.

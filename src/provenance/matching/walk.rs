@@ -9,7 +9,7 @@ use foldhash::{HashMap, HashMapExt};
 use serde_json::Value;
 
 use crate::provenance::closed::Stamps;
-use crate::provenance::defaults::{self, At, Defaulted, key_default};
+use crate::provenance::defaults::{self, At, Defaulted, Pick, key_default};
 use crate::provenance::path::{Pattern, Seg, render};
 use crate::provenance::quantity;
 use crate::provenance::schema::{self, ListKind};
@@ -60,6 +60,8 @@ pub(super) struct Setup<'a> {
     pub mutations: Vec<&'a Pattern>,
     /// Off for a Scale.
     pub defaults: bool,
+    /// Who writes, what the admission plugins would pick, the stamps' expected values.
+    pub context: super::Context<'a>,
 }
 
 /// The nodes holding the current path's value: the object's, Git's and the old object's.
@@ -80,6 +82,7 @@ pub(super) struct Walker<'a> {
     mutations: Vec<&'a Pattern>,
     update: bool,
     defaults: bool,
+    context: super::Context<'a>,
     path: Vec<Seg<'a>>,
     /// `frames[i]` holds the nodes at `path[..i]`: the last is the current value's parent.
     frames: Vec<Frame<'a>>,
@@ -99,6 +102,7 @@ impl<'a> Walker<'a> {
             mutations: setup.mutations,
             update: setup.old_object.is_some_and(|o| !o.is_null()),
             defaults: setup.defaults,
+            context: setup.context,
             path: Vec::new(),
             frames: Vec::new(),
             differing: Vec::new(),
@@ -148,11 +152,86 @@ impl<'a> Walker<'a> {
     }
 
     /// Whether the current path is not Git's business: the API server's own metadata, a
-    /// tracking stamp, or under a mutation allowance.
-    fn owned(&self, value: &Value) -> bool {
+    /// tracking stamp (as the old object had it, or written by whom it may be), or under a
+    /// mutation allowance.
+    fn owned(&self, value: &Value, old: Option<&Value>) -> bool {
         schema::server_owned(&self.path)
-            || self.stamps.explains(&self.path, value, self.root)
+            || self.stamps.explains(
+                &self.path,
+                value,
+                old,
+                self.update,
+                self.root,
+                self.context.writer,
+                self.context.expected,
+            )
             || self.mutated()
+    }
+
+    /// Whether removing the value at the current path is not Git's business (a stamp may go:
+    /// the controller writes it again).
+    fn owned_removal(&self) -> bool {
+        schema::server_owned(&self.path)
+            || self.stamps.stamp_key(&self.path).is_some()
+            || self.mutated()
+    }
+
+    /// Whether `value` is what an admission plugin would pick at CREATE (see
+    /// [`super::Context`]).
+    fn picked(&self, pick: Pick, value: &Value) -> bool {
+        let picks = self.context.picks;
+        let named = |list: fn(&super::Picks) -> &Vec<String>| {
+            picks.is_some_and(|p| {
+                value
+                    .as_str()
+                    .is_some_and(|v| list(p).iter().any(|n| n == v))
+            })
+        };
+        match pick {
+            Pick::IngressClass => named(|p| &p.ingress_classes),
+            Pick::StorageClass => named(|p| &p.storage_classes),
+            Pick::PriorityClass => named(|p| &p.global_priority_classes),
+            Pick::Priority => {
+                let class = self
+                    .root
+                    .pointer("/spec/priorityClassName")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.is_empty());
+                let known = class.and_then(|c| picks.and_then(|p| p.priority_values.get(c)));
+                match (class, known) {
+                    (Some(_), Some(v)) => value.as_i64() == Some(*v),
+                    // A class Git names whose value neither Git nor the cluster holds: the
+                    // plugin gives its value, whatever it is.
+                    (Some(c), None) => {
+                        self.git_root
+                            .pointer("/spec/priorityClassName")
+                            .and_then(Value::as_str)
+                            == Some(c)
+                    }
+                    // No class: the plugin writes 0.
+                    (None, _) => value.as_i64() == Some(0),
+                }
+            }
+            Pick::TokenVolume => {
+                let pod = match self.kind {
+                    "Pod" => self.git_root.pointer("/spec/automountServiceAccountToken"),
+                    _ => None,
+                };
+                match pod.and_then(Value::as_bool) {
+                    Some(on) => on,
+                    None => self.context.automount != Some(false),
+                }
+            }
+        }
+    }
+
+    /// Whether another version of the manifest in the window sets the current path (Git
+    /// changed it, so a picked value may vanish).
+    fn others_set(&self) -> bool {
+        self.context.others.iter().any(|v| {
+            crate::provenance::path::resolve(v, &self.path, &key_default)
+                .is_some_and(|x| !x.is_null())
+        })
     }
 
     // --- defaults -----------------------------------------------------------------------
@@ -196,6 +275,14 @@ impl<'a> Walker<'a> {
             // Allocated at CREATE, or newly at UPDATE; a changed allocation is drift.
             Some(Defaulted::Allocated) => !self.update || old.is_none() || unchanged,
             Some(Defaulted::Later) => unchanged,
+            // Picked at CREATE, as the plugin would; never appears or changes later.
+            Some(Defaulted::Picked(pick)) => {
+                if self.update {
+                    unchanged
+                } else {
+                    self.picked(pick, obj)
+                }
+            }
             // The API server does not default a field again once it is set.
             None => unchanged && old.is_some_and(|o| self.default_of(o, true).is_some()),
         }
@@ -436,7 +523,7 @@ impl<'a> Walker<'a> {
             }
             return;
         }
-        if self.owned(obj) {
+        if self.owned(obj, old.filter(|v| !v.is_null())) {
             return;
         }
         let old = old.filter(|v| !v.is_null());
@@ -510,7 +597,7 @@ impl<'a> Walker<'a> {
     /// A list item (keyed or of a set) Git does not hold: explained as a whole, or reported
     /// once by its own path.
     fn extra_whole(&mut self, item: &'a Value, old: Option<&'a Value>) {
-        if item.is_null() || self.owned(item) || self.explained_default(item, old) {
+        if item.is_null() || self.owned(item, old) || self.explained_default(item, old) {
             return;
         }
         self.file(item, old);
@@ -562,15 +649,22 @@ impl<'a> Walker<'a> {
     /// An allocated value may go (Git dropping an `ingressClassName` the admission plugin
     /// chose).
     fn removed(&mut self, old: &'a Value) {
-        if !self.update || old.is_null() || !self.defaults || self.owned(old) {
+        if !self.update || old.is_null() || !self.defaults || self.owned_removal() {
             return;
         }
-        if matches!(
-            self.default_of(old, false),
-            Some(Defaulted::Exact | Defaulted::Later)
-        ) {
-            self.differ();
-            return;
+        match self.default_of(old, false) {
+            Some(Defaulted::Exact | Defaulted::Later) => {
+                self.differ();
+                return;
+            }
+            // A picked value vanishes only when Git changed it.
+            Some(Defaulted::Picked(_)) => {
+                if !self.others_set() {
+                    self.differ();
+                }
+                return;
+            }
+            _ => {}
         }
         match old {
             Value::Object(m) => {
