@@ -302,7 +302,23 @@ fn rbac_grants_exactly_what_the_configuration_reads() {
         "{rules:?}"
     );
     assert_eq!(grants("apps", "deployments"), vec!["list"], "{rules:?}");
-    assert_eq!(rules.len(), 5, "{rules:?}");
+    // The classes the admission plugins pick from, read beside the CRDs.
+    assert_eq!(
+        grants("networking.k8s.io", "ingressclasses"),
+        watch,
+        "{rules:?}"
+    );
+    assert_eq!(
+        grants("storage.k8s.io", "storageclasses"),
+        watch,
+        "{rules:?}"
+    );
+    assert_eq!(
+        grants("scheduling.k8s.io", "priorityclasses"),
+        watch,
+        "{rules:?}"
+    );
+    assert_eq!(rules.len(), 8, "{rules:?}");
 }
 
 /// The documents the chart renders with the values file `values` (YAML; "" for the defaults),

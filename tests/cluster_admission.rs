@@ -446,3 +446,66 @@ async fn serve_audits_on_an_interval_and_sets_gauges() {
     );
     assert_eq!(second["summary"]["fail"], 1, "{second}");
 }
+
+/// Issue 17: a value an admission plugin picks is explained only as the plugin would pick it,
+/// from the default class Git or the watched cluster holds: here the cluster's default
+/// StorageClass, which Git does not hold.
+#[tokio::test]
+async fn the_watched_clusters_default_storage_class_explains_a_claims_class() {
+    use gitgate::provenance::mirror::{Mirror, Source};
+    let mut kinds = apiserver::default_kinds();
+    kinds.push(apiserver::Kind {
+        group: "storage.k8s.io",
+        version: "v1",
+        kind: "StorageClass",
+        plural: "storageclasses",
+        namespaced: false,
+        builtin: true,
+    });
+    let server = ApiServer::start_with(kinds, Duration::from_millis(200)).await;
+    server.apply(
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "standard",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path"}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(dir.path());
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: shop\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {storage: 1Gi}\n";
+    let repo = support::repo_with(&[("claim.yaml", claim.as_bytes())]);
+    let config = config(&format!(
+        "  enabled: true\nrepository:\n  url: {}\n",
+        repo.path().display()
+    ));
+    let source = Source::from_config(&config).unwrap().unwrap();
+    let mirror = Arc::new(Mirror::default());
+    mirror.sync(&source).unwrap();
+    let set = gitgate::builtin::policy_set(&gitgate::policy::Options::default()).unwrap();
+    let needs = Needs::of(&set, &config);
+    let cluster = Cluster::start(&config, &needs, Some(&kubeconfig), true).await;
+    let url = serve(
+        AppState::new(set, &config)
+            .with_cluster(cluster, needs)
+            .with_mirror(mirror),
+    )
+    .await;
+    eventually("ready", || async { get(&url, "/readyz").await.0 == 200 }).await;
+    let with_class = |class: &str| {
+        let mut object: Value = serde_saphyr::from_str(claim).unwrap();
+        object["spec"]["storageClassName"] = json!(class);
+        object["spec"]["volumeMode"] = json!("Filesystem");
+        review("CREATE", object)
+    };
+    // The class caches read their first list before the webhook is ready.
+    let standard = decide(&url, &with_class("standard")).await;
+    assert_eq!(standard["allowed"], true, "{standard}");
+    let fast = decide(&url, &with_class("fast")).await;
+    assert_eq!(fast["allowed"], false, "{fast}");
+    assert!(
+        fast["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.storageClassName"),
+        "{fast}"
+    );
+}

@@ -22,6 +22,7 @@ use super::sync::Needs;
 use crate::config::KindRef;
 use crate::input::json_to_rego;
 use crate::policy::matcher::{NamespaceLabels, glob_match, labels_of};
+use crate::provenance::matching::Picks;
 
 /// Namespace name → its labels.
 pub type NamespaceTable = HashMap<String, BTreeMap<String, String>>;
@@ -236,6 +237,11 @@ struct Shared {
     namespaces: ArcSwap<NamespaceTable>,
     inventory: ArcSwap<Rego>,
     crds: ArcSwap<Crds>,
+    /// What the admission plugins pick: the default IngressClass and StorageClass, the
+    /// global default PriorityClass and every class's value, merged from the three class
+    /// caches' parts (`parts`, by kind, written under its lock).
+    picks: ArcSwap<Picks>,
+    parts: Mutex<HashMap<String, Picks>>,
     /// The inventory the synced kinds' writers change in turn (never read on the request
     /// path: decisions read the published snapshot).
     writer: Mutex<Inventory>,
@@ -266,6 +272,8 @@ struct Roles {
     namespaces: bool,
     inventory: bool,
     crds: bool,
+    /// IngressClasses, StorageClasses and PriorityClasses: what the admission plugins pick.
+    classes: bool,
 }
 
 impl Roles {
@@ -279,6 +287,9 @@ impl Roles {
         }
         if self.crds {
             out.push("crds");
+        }
+        if self.classes {
+            out.push("classes");
         }
         out
     }
@@ -322,6 +333,7 @@ impl Watch {
                     r.namespaces |= roles.namespaces;
                     r.inventory |= roles.inventory;
                     r.crds |= roles.crds;
+                    r.classes |= roles.classes;
                 }
                 None => targets.push((target, roles)),
             }
@@ -343,6 +355,22 @@ impl Watch {
                     ..Roles::default()
                 },
             );
+            // The classes the admission plugins pick from (found with discovery: a cluster
+            // that does not serve one has none of it).
+            for (group, version, kind) in CLASSES {
+                add(
+                    Target::Discover(KindRef {
+                        group: group.to_string(),
+                        version: version.to_string(),
+                        kind: kind.to_string(),
+                        resource: None,
+                    }),
+                    Roles {
+                        classes: true,
+                        ..Roles::default()
+                    },
+                );
+            }
         }
         for synced in &needs.sync {
             let k = &synced.kind;
@@ -366,6 +394,8 @@ impl Watch {
             namespaces: ArcSwap::default(),
             inventory: ArcSwap::from_pointee(inventory.data()),
             crds: ArcSwap::default(),
+            picks: ArcSwap::from_pointee(Picks::with_system_classes()),
+            parts: Mutex::new(HashMap::new()),
             writer: Mutex::new(inventory),
             synced: AtomicUsize::new(0),
         });
@@ -400,6 +430,7 @@ impl Watch {
                 keys: HashSet::new(),
                 namespaces: NamespaceTable::new(),
                 crds: Crds::default(),
+                classes: BTreeMap::new(),
                 ops: Vec::new(),
                 dirty: false,
             };
@@ -433,6 +464,11 @@ impl Watch {
     /// The CRDs known now.
     pub fn crds(&self) -> Arc<Crds> {
         self.shared.crds.load_full()
+    }
+
+    /// What the admission plugins pick in this cluster, as its class caches hold it now.
+    pub fn picks(&self) -> Arc<Picks> {
+        self.shared.picks.load_full()
     }
 
     /// The state of each cache.
@@ -501,6 +537,8 @@ struct Writer {
     keys: HashSet<(Option<String>, String)>,
     namespaces: NamespaceTable,
     crds: Crds,
+    /// The class objects of a class cache, by name (only what [`Picks::learn`] reads).
+    classes: BTreeMap<String, Value>,
     ops: Vec<Op>,
     dirty: bool,
 }
@@ -511,7 +549,28 @@ struct Staged {
     keys: HashSet<(Option<String>, String)>,
     namespaces: NamespaceTable,
     crds: Crds,
+    classes: BTreeMap<String, Value>,
     objects: Vec<(Slot, Rego)>,
+}
+
+/// The class kinds the admission plugins pick from.
+const CLASSES: [(&str, &str, &str); 3] = [
+    ("networking.k8s.io", "v1", "IngressClass"),
+    ("storage.k8s.io", "v1", "StorageClass"),
+    ("scheduling.k8s.io", "v1", "PriorityClass"),
+];
+
+/// What [`Picks::learn`] reads of a class object: its kind, name, annotations, `value` and
+/// `globalDefault`.
+fn slim_class(obj: &Value) -> Value {
+    serde_json::json!({
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {"name": obj.pointer("/metadata/name"),
+            "annotations": obj.pointer("/metadata/annotations")},
+        "value": obj.get("value"),
+        "globalDefault": obj.get("globalDefault"),
+    })
 }
 
 fn key_of(obj: &Value) -> Option<(Option<String>, String)> {
@@ -548,6 +607,9 @@ impl Writer {
                 .namespaces
                 .insert(key.1.clone(), labels_of(Some(&obj)));
         }
+        if self.roles.classes {
+            staged.classes.insert(key.1.clone(), slim_class(&obj));
+        }
         if self.roles.crds
             && let Some(crd) = Crds::parse(&obj)
         {
@@ -570,6 +632,7 @@ impl Writer {
         self.keys = staged.keys;
         self.namespaces = staged.namespaces;
         self.crds = staged.crds;
+        self.classes = staged.classes;
         if self.roles.inventory
             && let Some(kind) = &self.kind
         {
@@ -604,6 +667,9 @@ impl Writer {
                 .0
                 .insert((crd.group.clone(), crd.kind.clone()), crd);
         }
+        if self.roles.classes {
+            self.classes.insert(key.1.clone(), slim_class(&obj));
+        }
         if self.roles.inventory
             && self.synced_namespace(key.0.as_deref())
             && let Some((slot, value)) = for_inventory(&mut obj)
@@ -623,6 +689,9 @@ impl Writer {
             && let Some(crd) = Crds::parse(obj)
         {
             self.crds.0.remove(&(crd.group, crd.kind));
+        }
+        if self.roles.classes {
+            self.classes.remove(&key.1);
         }
         if self.roles.inventory
             && let Some(slot) = Slot::of(obj)
@@ -646,6 +715,35 @@ impl Writer {
         }
         if self.roles.crds {
             self.shared.crds.store(Arc::new(self.crds.clone()));
+        }
+        if self.roles.classes
+            && let Some(kind) = &self.kind
+        {
+            let mut part = Picks::default();
+            part.learn(self.classes.values());
+            let mut parts = self
+                .shared
+                .parts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            parts.insert(kind.kind.clone(), part);
+            let mut merged = Picks::with_system_classes();
+            for part in parts.values() {
+                merged
+                    .ingress_classes
+                    .extend(part.ingress_classes.iter().cloned());
+                merged
+                    .storage_classes
+                    .extend(part.storage_classes.iter().cloned());
+                merged
+                    .global_priority_classes
+                    .extend(part.global_priority_classes.iter().cloned());
+                merged
+                    .priority_values
+                    .extend(part.priority_values.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+            // Stored under the lock: a later change is never overwritten by an earlier one.
+            self.shared.picks.store(Arc::new(merged));
         }
         if self.roles.inventory && !self.ops.is_empty() {
             let mut inventory = self

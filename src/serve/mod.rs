@@ -479,11 +479,17 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
                 .manifest(&doc.review.kind.group, &doc.review.kind.kind),
             _ => None,
         };
-        let verdict = crate::provenance::verdict::judge_with(
+        // The classes the watched cluster holds: what its admission plugins pick.
+        let cluster_picks = match &state.cluster {
+            crate::cluster::Cluster::Watching(watch) => Some(watch.picks()),
+            _ => None,
+        };
+        let verdict = crate::provenance::verdict::judge_in(
             &doc.review,
             &snapshot.index,
             &state.config,
             cluster_crd,
+            cluster_picks.as_deref(),
         );
         if let Some(bg) = &verdict.break_glass {
             metrics::counter!("gitgate_break_glass_total").increment(1);

@@ -334,6 +334,11 @@ The ClusterRole's rules: what the configuration reads of the cluster, nothing mo
 {{- $url := dig "repository" "url" "" $config }}
 {{- if and $url (or $rules (and (kindIs "bool" $enabled) $enabled)) }}
 {{- $rules = append $rules (dict "apiGroups" (list "apiextensions.k8s.io") "resources" (list "customresourcedefinitions") "verbs" (list "get" "list" "watch")) }}
+{{- /* The classes the admission plugins pick from (a default IngressClass, StorageClass,
+PriorityClass explains the class an object gets at CREATE). */}}
+{{- $rules = append $rules (dict "apiGroups" (list "networking.k8s.io") "resources" (list "ingressclasses") "verbs" (list "get" "list" "watch")) }}
+{{- $rules = append $rules (dict "apiGroups" (list "storage.k8s.io") "resources" (list "storageclasses") "verbs" (list "get" "list" "watch")) }}
+{{- $rules = append $rules (dict "apiGroups" (list "scheduling.k8s.io") "resources" (list "priorityclasses") "verbs" (list "get" "list" "watch")) }}
 {{- end }}
 {{- end }}
 {{- $rules = concat $rules (.Values.rbac.extraRules | default list) }}
