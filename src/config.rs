@@ -91,8 +91,9 @@ pub struct Approval {
     /// After the protected branch was rewound (its newest approved commit does not descend
     /// from the last one, or hides a newer approved commit behind an older first parent), the
     /// window stays where it was until an approved commit descends from the last one, or until
-    /// this names the new newest approved commit (its id, or a prefix of at least 7 hex
-    /// digits): an operator's explicit acknowledgement.
+    /// this names the branch's tip as it is now (its id, or a prefix of at least 7 hex
+    /// digits): an operator's explicit acknowledgement, spent once used (another push is
+    /// another tip).
     pub acknowledge_rewind: Option<String>,
 }
 
@@ -153,8 +154,10 @@ pub struct Provenance {
     pub controller_stamps: ControllerStamps,
     /// Fields other writers (mutating webhooks, operators) add to objects Git holds.
     pub mutations: Vec<Mutation>,
-    /// The GitOps controllers' identities (usernames): only they may add or change a tracking
-    /// stamp, or create an object with one whose value Git does not say.
+    /// The GitOps controllers' identities (user names, or groups such as
+    /// `system:serviceaccounts:flux-system` where Flux impersonates tenants' service
+    /// accounts): only they may add or change a tracking stamp, or create an object with one
+    /// whose value Git does not say.
     pub controllers: Vec<String>,
 }
 

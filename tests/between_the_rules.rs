@@ -914,13 +914,13 @@ fn at_a_first_start_a_hidden_newer_approved_commit_is_a_rewind_until_acknowledge
     assert!(err.contains(&c1[..12]) && err.contains(&c2[..12]), "{err}");
     assert!(mirror.snapshot().is_none(), "no index: not ready");
     assert!(mirror.rewound().is_some());
-    // An acknowledgement of another commit changes nothing; of the new newest one, moves.
+    // An acknowledgement of another commit changes nothing; of the branch's tip, moves.
     let err = mirror
-        .sync(&mirror_source(&r, Some(c2[..10].to_string())))
-        .unwrap_err();
-    assert!(err.contains("rewound"), "{err}");
-    mirror
         .sync(&mirror_source(&r, Some(c1[..10].to_string())))
+        .unwrap_err();
+    assert!(err.contains("rewound") && err.contains(&merge), "{err}");
+    mirror
+        .sync(&mirror_source(&r, Some(merge[..10].to_string())))
         .unwrap();
     let snapshot = mirror.snapshot().unwrap();
     assert_eq!(snapshot.index.last_approved().unwrap().to_string(), c1);
@@ -979,4 +979,176 @@ fn an_unsigned_commit_on_top_and_a_signed_merge_are_no_rewind() {
             .to_string(),
         merged
     );
+}
+
+// --- 1, on the edges: a spent acknowledgement, a shallow mirror, a burst of approved commits --
+
+/// A remote (`file://`, shallow like any remote) source over `r`, mirrored into `mirror_dir`.
+fn remote_source(
+    r: &SignedRepo,
+    mirror_dir: &std::path::Path,
+    commits: usize,
+) -> gitgate::provenance::mirror::Source {
+    let yaml = format!(
+        "repository:\n  url: file://{}\n  mirrorDir: {}\napproval:\n  window: {{commits: {commits}}}\n  requireSignatures: true\n  allowedSigners: {}\n",
+        r.path().display(),
+        mirror_dir.display(),
+        r.beside("allowed_signers").display()
+    );
+    let config = gitgate::config::Config::parse("gitgate.yaml", &yaml).unwrap();
+    gitgate::provenance::mirror::Source::from_config(&config)
+        .unwrap()
+        .unwrap()
+}
+
+fn newest(mirror: &gitgate::provenance::mirror::Mirror) -> String {
+    mirror
+        .snapshot()
+        .unwrap()
+        .index
+        .last_approved()
+        .unwrap()
+        .to_string()
+}
+
+/// An unsigned merge on `main` whose first parent is `old` and second `tip`, with the tree of
+/// `old`; returns it.
+fn rewinding_merge(r: &SignedRepo, old: &str, tip: &str, at: i64) -> String {
+    r.git(&["checkout", "-q", "--detach", old], None, at);
+    r.git(
+        &["merge", "-q", "--no-ff", "-s", "ours", "-m", "sync", tip],
+        None,
+        at,
+    );
+    let merge = r.git(&["rev-parse", "HEAD"], None, at);
+    r.git(&["branch", "-q", "-f", "main", &merge], None, at);
+    r.git(&["checkout", "-q", "main"], None, at);
+    merge
+}
+
+fn signed_repo() -> SignedRepo {
+    let r = SignedRepo::new();
+    let trusted = r.key("trusted");
+    r.allowed_signers(&format!("{EMAIL} {trusted}\n"));
+    r
+}
+
+#[test]
+fn an_acknowledgement_is_spent_and_moves_the_running_window() {
+    if !tools_here() {
+        return;
+    }
+    use gitgate::provenance::mirror::Mirror;
+    let r = signed_repo();
+    let t = now() - DAY;
+    let c1 = r.commit(
+        &[("old.yaml", &configmap("old", "shop"))],
+        Some("trusted"),
+        t,
+    );
+    std::fs::remove_file(r.path().join("old.yaml")).unwrap();
+    let c2 = r.commit(
+        &[("new.yaml", &configmap("new", "shop"))],
+        Some("trusted"),
+        t + 10,
+    );
+    let mirror = Mirror::default();
+    mirror.sync(&mirror_source(&r, None)).unwrap();
+    assert_eq!(newest(&mirror), c2);
+    let first = rewinding_merge(&r, &c1, &c2, t + 20);
+    mirror.sync(&mirror_source(&r, None)).unwrap_err();
+    // The operator accepts the branch as it is (the key stays in the configuration): the
+    // running index moves to c1, as a restarted one would.
+    let ack = Some(first[..12].to_string());
+    mirror.sync(&mirror_source(&r, ack.clone())).unwrap();
+    assert_eq!(newest(&mirror), c1, "the running window moved");
+    // An approved commit on top: the window moves on.
+    let c3 = r.commit(
+        &[("new.yaml", &configmap("new", "shop"))],
+        Some("trusted"),
+        t + 30,
+    );
+    mirror.sync(&mirror_source(&r, ack.clone())).unwrap();
+    assert_eq!(newest(&mirror), c3);
+    // The same trick again: another tip, which the old acknowledgement does not name, on the
+    // running mirror and on a restarted one.
+    rewinding_merge(&r, &c1, &c3, t + 40);
+    let running = mirror.sync(&mirror_source(&r, ack.clone()));
+    let fresh = Mirror::default().sync(&mirror_source(&r, ack));
+    assert!(
+        running.is_err() && fresh.is_err(),
+        "running {running:?}, restarted {fresh:?}"
+    );
+}
+
+#[test]
+fn a_first_start_on_a_shallow_mirror_fetches_deeper_and_sees_the_rewinding_merge() {
+    if !tools_here() {
+        return;
+    }
+    use gitgate::provenance::mirror::Mirror;
+    let r = signed_repo();
+    let t = now() - DAY;
+    r.commit(
+        &[("base.yaml", &configmap("base", "shop"))],
+        Some("trusted"),
+        t,
+    );
+    let c1 = r.commit(
+        &[("old.yaml", &configmap("old", "shop"))],
+        Some("trusted"),
+        t + 1,
+    );
+    std::fs::remove_file(r.path().join("old.yaml")).unwrap();
+    let mut tip = String::new();
+    for i in 0..6 {
+        tip = r.commit(
+            &[(
+                &format!("n{i}.yaml") as &str,
+                &configmap(&format!("n{i}"), "shop"),
+            )],
+            Some("trusted"),
+            t + 10 + i,
+        );
+    }
+    rewinding_merge(&r, &c1, &tip, t + 30);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = Mirror::default();
+    let result = mirror.sync(&remote_source(&r, &dir.path().join("mirror"), 2));
+    let err = result.expect_err("the old approved commit was taken as the newest");
+    assert!(err.contains(&c1[..12]), "{err}");
+}
+
+#[test]
+fn a_fast_forward_of_more_approved_commits_than_a_shallow_mirror_holds_is_no_rewind() {
+    if !tools_here() {
+        return;
+    }
+    use gitgate::provenance::mirror::Mirror;
+    let r = signed_repo();
+    let t = now() - DAY;
+    r.commit(&[("a.yaml", &configmap("a", "shop"))], Some("trusted"), t);
+    r.commit(
+        &[("b.yaml", &configmap("b", "shop"))],
+        Some("trusted"),
+        t + 1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = remote_source(&r, &dir.path().join("mirror"), 2);
+    let mirror = Mirror::default();
+    mirror.sync(&source).unwrap();
+    let mut tip = String::new();
+    for i in 0..6 {
+        tip = r.commit(
+            &[(
+                &format!("n{i}.yaml") as &str,
+                &configmap(&format!("n{i}"), "shop"),
+            )],
+            Some("trusted"),
+            t + 10 + i,
+        );
+    }
+    let result = mirror.sync(&source);
+    assert!(result.is_ok(), "a fast-forward was refused: {result:?}");
+    assert_eq!(newest(&mirror), tip);
 }

@@ -23,6 +23,7 @@
 //! In CI ([`pull_request`]) the same rules judge a pull request's commits at the time of the
 //! check, the moment gitgate first sees them.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use gix::ObjectId;
@@ -217,6 +218,8 @@ pub fn walk(
 /// branch moved backwards (see [`rewind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewind {
+    /// The tip of the branch: what an operator's acknowledgement names.
+    pub tip: ObjectId,
     /// The newest approved commit the walk found along first parents.
     pub newest: ObjectId,
     /// What it should have descended from, or what descends from it.
@@ -232,6 +235,25 @@ pub enum RewindProblem {
     /// Another approved commit reachable from the tip (through any parent) descends from it:
     /// something newer was approved and is now hidden behind an older first parent.
     Behind { approved: ObjectId },
+    /// Whether it moved backwards cannot be told from the history the mirror holds, even
+    /// fetched as deep as it goes: the gate fails closed.
+    Undecided { why: String },
+}
+
+/// What [`rewind`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forward {
+    /// The newest approved commit moves the approved state forward (or there is none).
+    Yes,
+    /// The branch was rewound.
+    Rewound(Rewind),
+    /// The history needed to tell ends before the answer (a shallow mirror's boundary, or the
+    /// most a walk reads): fetch deeper and ask again; with all of it, fail closed.
+    Incomplete {
+        tip: ObjectId,
+        newest: ObjectId,
+        why: String,
+    },
 }
 
 impl std::fmt::Display for Rewind {
@@ -249,11 +271,15 @@ impl std::fmt::Display for Rewind {
                 "the protected branch was rewound: its newest approved commit along first parents, {newest}, is an ancestor of the approved commit {} that the tip still reaches through another parent (a merge that puts an older commit first)",
                 short(approved)
             ),
+            RewindProblem::Undecided { why } => write!(
+                f,
+                "the protected branch may have been rewound: whether its newest approved commit along first parents, {newest}, moves the approved state forward cannot be told ({why}); the window does not move"
+            ),
         }?;
         write!(
             f,
-            "; an approved commit on top of the last approved state moves it on, or acknowledge the new state with approval.acknowledgeRewind: {}",
-            self.newest
+            "; an approved commit on top of the last approved state moves it on, or acknowledge the branch as it is now with approval.acknowledgeRewind: {}",
+            self.tip
         )
     }
 }
@@ -265,17 +291,20 @@ fn short(id: &ObjectId) -> String {
     text
 }
 
-/// Whether the approved state moved backwards: **the newest approved commit along first
-/// parents must descend from `last`** (the newest approved commit of the previous sync, kept
-/// with the first-seen times so that a restart remembers it), **and must not be an ancestor of
-/// another approved commit that the tip reaches through any parent**. The first catches a
-/// force-push and a merge whose first parent is an old approved commit; the second catches the
-/// merge even when nothing was remembered (a first start).
+/// Whether the approved state moves forward: **the newest approved commit along first parents
+/// must descend from `last`** (the newest approved commit of the previous sync, kept with the
+/// first-seen times so that a restart remembers it), **and must not be an ancestor of another
+/// approved commit that the tip reaches through any parent**. The first catches a force-push
+/// and a merge whose first parent is an old approved commit; the second catches the merge even
+/// when nothing was remembered (a first start).
 ///
 /// Only the commits between the tip and the newest approved commit are read for the second
 /// rule (none when the tip is approved, the usual case), at most [`MAX_WALK`]; the first reads
-/// the window's first-parent chain and, when `last` is not on it (a merge brought it in through
-/// another parent), the history from the newest approved commit, at most [`MAX_WALK`] commits.
+/// the window's first-parent chain and, when `last` is not on it, the history from the newest
+/// approved commit, at most [`MAX_WALK`] commits. **Missing history never reads as an
+/// answer**: when either walk reaches the end of what the repository holds (a shallow
+/// mirror's boundary) or [`MAX_WALK`] before it can tell, the result is
+/// [`Forward::Incomplete`], for the caller to fetch deeper, and to fail closed when it cannot.
 pub fn rewind(
     repo: &Repo,
     walk: &Walk,
@@ -283,43 +312,67 @@ pub fn rewind(
     trust: Option<&Trust>,
     seen: &FirstSeen,
     now: i64,
-) -> Result<Option<Rewind>, GitError> {
+) -> Result<Forward, GitError> {
     let Some(position) = walk.commits.iter().position(WindowCommit::approved) else {
-        return Ok(None);
+        return Ok(Forward::Yes);
     };
     let newest = walk.commits[position].id;
+    let tip = walk.commits[0].id;
     if let Some(last) = last
         && last != newest
         && !walk.commits[position..].iter().any(|c| c.id == last)
-        && !reaches(repo, newest, last)?
     {
-        return Ok(Some(Rewind {
-            newest,
-            problem: RewindProblem::NotDescendant { last },
-        }));
+        match reaches(repo, newest, last)? {
+            Reach::Found => {}
+            Reach::NotFound => {
+                return Ok(Forward::Rewound(Rewind {
+                    tip,
+                    newest,
+                    problem: RewindProblem::NotDescendant { last },
+                }));
+            }
+            Reach::Truncated => {
+                return Ok(Forward::Incomplete {
+                    tip,
+                    newest,
+                    why: format!(
+                        "the history from {} ends before it reaches the last approved commit {}",
+                        short(&newest),
+                        short(&last)
+                    ),
+                });
+            }
+        }
     }
     if position == 0 {
         // The tip itself is the newest approved commit: nothing lies above it.
-        return Ok(None);
+        return Ok(Forward::Yes);
     }
     // The history between the tip and `newest`, through every parent: what descends from
     // `newest` is what reaches it.
-    let judged: std::collections::HashMap<ObjectId, bool> =
+    let judged: HashMap<ObjectId, bool> =
         walk.commits.iter().map(|c| (c.id, c.approved())).collect();
-    let below: std::collections::HashSet<ObjectId> =
-        walk.commits[position..].iter().map(|c| c.id).collect();
-    let mut parents: std::collections::HashMap<ObjectId, Vec<ObjectId>> =
-        std::collections::HashMap::new();
-    let mut queue = std::collections::VecDeque::from([walk.commits[0].id]);
-    let mut infos: std::collections::HashMap<ObjectId, CommitInfo> =
-        std::collections::HashMap::new();
+    let below: HashSet<ObjectId> = walk.commits[position..].iter().map(|c| c.id).collect();
+    let mut parents: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    let mut queue = VecDeque::from([walk.commits[0].id]);
+    let mut infos: HashMap<ObjectId, CommitInfo> = HashMap::new();
+    let mut truncated = false;
     while let Some(id) = queue.pop_front() {
-        if parents.contains_key(&id) || parents.len() >= MAX_WALK {
+        if parents.contains_key(&id) {
             continue;
+        }
+        if parents.len() >= MAX_WALK {
+            truncated = true;
+            break;
         }
         // `newest` and what the window's first-parent chain holds below it are its ancestors:
         // nothing past them descends from it.
-        if below.contains(&id) || !repo.has_object(id) {
+        if below.contains(&id) {
+            parents.insert(id, Vec::new());
+            continue;
+        }
+        if !repo.has_object(id) {
+            truncated = true;
             parents.insert(id, Vec::new());
             continue;
         }
@@ -329,14 +382,13 @@ pub fn rewind(
         infos.insert(id, info);
     }
     // What reaches `newest`: up the child edges from it.
-    let mut children: std::collections::HashMap<ObjectId, Vec<ObjectId>> =
-        std::collections::HashMap::new();
+    let mut children: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
     for (id, ps) in &parents {
         for p in ps {
             children.entry(*p).or_default().push(*id);
         }
     }
-    let mut reaching = std::collections::HashSet::from([newest]);
+    let mut reaching = HashSet::from([newest]);
     let mut up = vec![newest];
     while let Some(id) = up.pop() {
         for child in children.get(&id).into_iter().flatten() {
@@ -345,44 +397,76 @@ pub fn rewind(
             }
         }
     }
+    let approved = |id: &ObjectId| match judged.get(id) {
+        Some(approved) => *approved,
+        None => infos.get(id).is_some_and(|info| {
+            let first_seen = seen.get(id).unwrap_or(now);
+            judged_commit(info, trust, first_seen).approved()
+        }),
+    };
     let mut descendants: Vec<&ObjectId> = reaching.iter().filter(|id| **id != newest).collect();
     descendants.sort();
-    for id in descendants {
-        let approved = match judged.get(id) {
-            Some(approved) => *approved,
-            None => match infos.get(id) {
-                Some(info) => {
-                    let first_seen = seen.get(id).unwrap_or(now);
-                    judged_commit(info, trust, first_seen).approved()
-                }
-                None => false,
-            },
-        };
-        if approved {
-            return Ok(Some(Rewind {
+    if let Some(hidden) = descendants.into_iter().find(|id| approved(id)) {
+        return Ok(Forward::Rewound(Rewind {
+            tip,
+            newest,
+            problem: RewindProblem::Behind { approved: *hidden },
+        }));
+    }
+    if truncated {
+        // An approved commit the walk could not connect to `newest` either way may descend
+        // from it through the history that is missing.
+        let mut unknown: Vec<&ObjectId> = infos
+            .keys()
+            .filter(|id| !reaching.contains(*id) && !below.contains(*id))
+            .collect();
+        unknown.sort();
+        if let Some(id) = unknown.into_iter().find(|id| approved(id)) {
+            return Ok(Forward::Incomplete {
+                tip,
                 newest,
-                problem: RewindProblem::Behind { approved: *id },
-            }));
+                why: format!(
+                    "the approved commit {} that the tip reaches may descend from it through history the mirror does not hold",
+                    short(id)
+                ),
+            });
         }
     }
-    Ok(None)
+    Ok(Forward::Yes)
+}
+
+/// Whether a walk found a commit.
+enum Reach {
+    Found,
+    NotFound,
+    /// The history the repository holds (or [`MAX_WALK`]) ended first.
+    Truncated,
 }
 
 /// Whether `ancestor` is reachable from `from` through any parent, reading at most
-/// [`MAX_WALK`] commits (history a shallow mirror lacks ends the walk: not reached).
-fn reaches(repo: &Repo, from: ObjectId, ancestor: ObjectId) -> Result<bool, GitError> {
-    let mut seen = std::collections::HashSet::new();
-    let mut queue = std::collections::VecDeque::from([from]);
+/// [`MAX_WALK`] commits.
+fn reaches(repo: &Repo, from: ObjectId, ancestor: ObjectId) -> Result<Reach, GitError> {
+    let mut seen = HashSet::new();
+    let mut queue = VecDeque::from([from]);
+    let mut truncated = false;
     while let Some(id) = queue.pop_front() {
         if id == ancestor {
-            return Ok(true);
+            return Ok(Reach::Found);
         }
-        if seen.len() >= MAX_WALK || !seen.insert(id) || !repo.has_object(id) {
+        if !seen.insert(id) {
+            continue;
+        }
+        if seen.len() > MAX_WALK || !repo.has_object(id) {
+            truncated = true;
             continue;
         }
         queue.extend(repo.commit_info(id)?.parents);
     }
-    Ok(false)
+    Ok(if truncated {
+        Reach::Truncated
+    } else {
+        Reach::NotFound
+    })
 }
 
 /// A pull request's own commits, the newest first: the first-parent chain from `head` back

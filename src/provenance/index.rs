@@ -256,6 +256,9 @@ impl Index {
             (Some(_), false) => {
                 let known: HashSet<ObjectId> = self.commits.iter().map(|(_, id)| *id).collect();
                 let mut seen_known = false;
+                // The newest approved commit this index holds must still be in the window
+                // (after a rewind an operator acknowledged, it is not: rebuilt).
+                let newest = self.commits.front().map(|(_, id)| *id);
                 window.iter().all(|c| {
                     let is_known =
                         known.contains(&c.id) || self.refused.iter().any(|(id, _)| *id == c.id);
@@ -264,6 +267,7 @@ impl Index {
                     seen_known |= is_known;
                     ok
                 }) && seen_known
+                    && window.iter().any(|c| Some(c.id) == newest)
             }
         };
         if !continues {

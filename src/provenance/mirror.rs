@@ -33,8 +33,8 @@
 //!   force-push), the window does not move: the last good index keeps deciding (at a first
 //!   start there is none, and the webhook stays not ready), every such sync logs an error
 //!   naming the commits, `gitgate_window_rewound` reads 1 and `/readyz` gives the reason. An
-//!   approved commit on top of the last one, or `approval.acknowledgeRewind` naming the new
-//!   newest approved commit, moves it on.
+//!   approved commit on top of the last one, or `approval.acknowledgeRewind` naming the tip
+//!   of the rewound branch (once: the acknowledgement is spent), moves it on.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -43,7 +43,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use super::approval::{self, Rewind, Trust, Walk, Window, walk, walk_limit};
+use super::approval::{
+    self, Forward, Rewind, RewindProblem, Trust, Walk, Window, walk, walk_limit,
+};
 use super::index::Index;
 use super::seen::{self, FirstSeen};
 use crate::config::Config;
@@ -67,8 +69,12 @@ pub struct Mirror {
     wake: (Mutex<bool>, Condvar),
     /// When each commit was first seen (loaded at the first sync); held for a whole sync.
     seen: Mutex<Option<FirstSeen>>,
-    /// The depth the next fetch starts at, once a sync needed more than the window's.
-    depth: Mutex<Option<NonZeroU32>>,
+    /// The depth the next fetch starts at, once a sync needed more than the window's
+    /// (`Some(None)`: all of the history).
+    depth: Mutex<Option<Option<NonZeroU32>>>,
+    /// The depth the rewind check once needed to tell whether the branch moved forward: kept,
+    /// since a shallower fetch would only need it again.
+    history: Mutex<Option<Option<NonZeroU32>>>,
 }
 
 /// What a sync needs from the configuration.
@@ -170,21 +176,52 @@ impl Mirror {
                 }),
             };
             let now = seen::now();
-            let (repo, walk) = self.read(source, seen, now)?;
-            let rewind = approval::rewind(
-                &repo,
-                &walk,
-                seen.newest_approved(),
-                source.trust.as_deref(),
-                seen,
-                now,
-            )
-            .map_err(|e| e.to_string())?;
+            // Whether the approved state moves forward, on history deep enough to tell: a
+            // fetched mirror fetches deeper (as deep as a walk reads, then all of it) until
+            // it can; what still cannot be told fails closed.
+            let mut at_least = None;
+            let (repo, walk, forward) = loop {
+                let (repo, walk, at) = self.read(source, seen, now, at_least)?;
+                let forward = approval::rewind(
+                    &repo,
+                    &walk,
+                    seen.newest_approved(),
+                    source.trust.as_deref(),
+                    seen,
+                    now,
+                )
+                .map_err(|e| e.to_string())?;
+                if let Forward::Incomplete { why, .. } = &forward
+                    && source.remote.is_some()
+                    && let Some(next) = deeper(at, source.window.commits)
+                {
+                    tracing::info!(depth = next.map_or(0, NonZeroU32::get), reason = %why,
+                        "fetching deeper to tell whether the protected branch moved forward (0: all of its history)");
+                    at_least = Some(next);
+                    continue;
+                }
+                break (repo, walk, forward);
+            };
+            let rewind = match forward {
+                Forward::Yes => None,
+                Forward::Rewound(rewind) => Some(rewind),
+                Forward::Incomplete { tip, newest, why } => Some(Rewind {
+                    tip,
+                    newest,
+                    problem: RewindProblem::Undecided { why },
+                }),
+            };
             if let Some(rewind) = rewind {
-                if acknowledged(source.acknowledge_rewind.as_deref(), &rewind) {
-                    tracing::warn!(branch = %source.branch, newest = %rewind.newest,
-                        "the protected branch was rewound, and approval.acknowledgeRewind accepts its newest approved commit: the window moves there");
+                let named = acknowledged(source.acknowledge_rewind.as_deref(), &rewind);
+                if named && seen.acknowledged() != Some(rewind.tip) {
+                    tracing::warn!(branch = %source.branch, tip = %rewind.tip, newest = %rewind.newest, reason = %rewind,
+                        "the protected branch was rewound, and approval.acknowledgeRewind accepts the branch as it is: the window moves to its newest approved commit (the acknowledgement is spent)");
+                    seen.set_acknowledged(rewind.tip);
                 } else {
+                    if named {
+                        tracing::error!(branch = %source.branch, tip = %rewind.tip,
+                            "approval.acknowledgeRewind names a tip an acknowledgement was already spent on: it does not accept another rewind to it");
+                    }
                     if let Err(e) = seen.save() {
                         tracing::warn!(error = %e, "cannot save when commits were first seen");
                     }
@@ -242,8 +279,9 @@ impl Mirror {
                     None => "no index was ever built: gitgate is not ready".to_string(),
                 };
                 let (last, hidden) = match &rewind.problem {
-                    approval::RewindProblem::NotDescendant { last } => (Some(*last), None),
-                    approval::RewindProblem::Behind { approved } => (None, Some(*approved)),
+                    RewindProblem::NotDescendant { last } => (Some(*last), None),
+                    RewindProblem::Behind { approved } => (None, Some(*approved)),
+                    RewindProblem::Undecided { .. } => (None, None),
                 };
                 tracing::error!(branch = %source.branch, newest = %rewind.newest,
                     last_approved = %last.map(|c| c.to_string()).unwrap_or_default(),
@@ -270,27 +308,31 @@ impl Mirror {
 
     /// Fetches (a remote), resolves the protected branch and walks its window, fetching deeper
     /// once when the shallow history ends before the window's approved commits.
+    /// `at_least` is a depth the fetch must reach (the rewind check needs more history);
+    /// returns the depth fetched (`None`: all of it, as a local repository holds it).
     fn read(
         &self,
         source: &Source,
         seen: &mut FirstSeen,
         now: i64,
-    ) -> Result<(Repo, Walk), String> {
+        at_least: Option<Option<NonZeroU32>>,
+    ) -> Result<(Repo, Walk, Option<NonZeroU32>), String> {
         let trust = source.trust.as_deref();
         let Some(remote) = &source.remote else {
             let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
             let tip = branch_tip(&repo, &source.branch, true)?;
             let walk =
                 walk(&repo, tip, source.window, trust, seen, now).map_err(|e| e.to_string())?;
-            return Ok((repo, walk));
+            return Ok((repo, walk, None));
         };
         let shallow = remote.depth;
         let deep = depth(walk_limit(source.window.commits).saturating_add(1));
-        let mut at = self
-            .depth
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .or(shallow);
+        let kept = *self.depth.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut at = kept.unwrap_or(shallow);
+        let history = *self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(wanted) = at_least.or(history) {
+            at = deepest(at, wanted);
+        }
         loop {
             remote.fetch_at(at)?;
             let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
@@ -298,6 +340,7 @@ impl Mirror {
             let walk =
                 walk(&repo, tip, source.window, trust, seen, now).map_err(|e| e.to_string())?;
             if walk.truncated && at.is_some() && at < deep {
+                // (`at` is `Some` here: a depth, not all of the history.)
                 tracing::info!(
                     depth = deep.map_or(0, NonZeroU32::get),
                     "unapproved commits on top of the branch: fetching deeper for the window's approved commits"
@@ -305,15 +348,19 @@ impl Mirror {
                 at = deep;
                 continue;
             }
-            // Keep the deeper fetch while the window reaches beyond the shallow depth.
+            // Keep the deeper fetch while the window reaches beyond the shallow depth, and
+            // the depth the rewind check needed (a shallower fetch would only need it again).
             let needed = u32::try_from(walk.read.saturating_add(1)).ok();
             let keep = if needed.is_some_and(|n| shallow.is_some_and(|s| n > s.get())) {
-                at
+                Some(at)
             } else {
                 None
             };
             *self.depth.lock().unwrap_or_else(PoisonError::into_inner) = keep;
-            return Ok((repo, walk));
+            if let Some(wanted) = at_least {
+                *self.history.lock().unwrap_or_else(PoisonError::into_inner) = Some(wanted);
+            }
+            return Ok((repo, walk, at));
         }
     }
 
@@ -361,12 +408,32 @@ enum Synced {
 }
 
 /// Whether `acknowledged` (a full commit id, or a prefix of at least 7 hex digits) names the
-/// rewind's newest approved commit.
+/// tip of the rewound branch: the operator accepts the branch as it is at that commit (a later
+/// push, another rewind included, is a new tip that needs a new acknowledgement).
 fn acknowledged(acknowledged: Option<&str>, rewind: &Rewind) -> bool {
     acknowledged.is_some_and(|a| {
         let a = a.trim().to_ascii_lowercase();
-        a.len() >= 7 && rewind.newest.to_string().starts_with(&a)
+        a.len() >= 7 && rewind.tip.to_string().starts_with(&a)
     })
+}
+
+/// The deeper of two fetch depths (`None`: all of the history).
+fn deepest(a: Option<NonZeroU32>, b: Option<NonZeroU32>) -> Option<NonZeroU32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    }
+}
+
+/// The next depth to fetch after `at` did not hold enough history to tell whether the
+/// branch moved forward: as deep as a walk reads, then all of it; `None` when `at` was all.
+fn deeper(at: Option<NonZeroU32>, window: usize) -> Option<Option<NonZeroU32>> {
+    let deep = depth(walk_limit(window).saturating_add(1));
+    match at {
+        None => None,
+        Some(n) if deep.is_some_and(|d| n < d) => Some(deep),
+        Some(_) => Some(None),
+    }
 }
 
 /// A fetch depth of `commits` (at least 1).

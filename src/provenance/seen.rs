@@ -32,6 +32,8 @@ pub const FILE_NAME: &str = "gitgate-first-seen";
 
 /// The line that names the newest approved commit accepted.
 const APPROVED: &str = "approved ";
+/// The line that names the commit an acknowledgement of a rewind was spent on.
+const ACKNOWLEDGED: &str = "acknowledged ";
 
 /// At most this many commits are remembered (about 5 MB of file).
 pub const MAX_ENTRIES: usize = 100_000;
@@ -44,6 +46,9 @@ pub struct FirstSeen {
     file: Option<PathBuf>,
     /// The newest approved commit of the last window the mirror accepted.
     newest_approved: Option<ObjectId>,
+    /// The commit an operator's acknowledgement of a rewind moved the window to: spent, it
+    /// never accepts another rewind to that commit.
+    acknowledged: Option<ObjectId>,
     /// Times recorded since the last save.
     changed: bool,
 }
@@ -71,6 +76,13 @@ impl FirstSeen {
             if let Some(id) = line.strip_prefix(APPROVED) {
                 match ObjectId::from_hex(id.trim().as_bytes()) {
                     Ok(id) => seen.newest_approved = Some(id),
+                    Err(_) => skipped += 1,
+                }
+                continue;
+            }
+            if let Some(id) = line.strip_prefix(ACKNOWLEDGED) {
+                match ObjectId::from_hex(id.trim().as_bytes()) {
+                    Ok(id) => seen.acknowledged = Some(id),
                     Err(_) => skipped += 1,
                 }
                 continue;
@@ -130,6 +142,19 @@ impl FirstSeen {
         }
     }
 
+    /// The commit an acknowledgement of a rewind already moved the window to, if one did.
+    pub fn acknowledged(&self) -> Option<ObjectId> {
+        self.acknowledged
+    }
+
+    /// Remembers that an acknowledgement moved the window to `id` (it is spent).
+    pub fn set_acknowledged(&mut self, id: ObjectId) {
+        if self.acknowledged != Some(id) {
+            self.acknowledged = Some(id);
+            self.changed = true;
+        }
+    }
+
     /// Number of commits remembered.
     pub fn len(&self) -> usize {
         self.times.len()
@@ -160,6 +185,9 @@ impl FirstSeen {
         let mut text = String::with_capacity(lines.len() * 52 + 50);
         if let Some(id) = self.newest_approved {
             text.push_str(&format!("{APPROVED}{id}\n"));
+        }
+        if let Some(id) = self.acknowledged {
+            text.push_str(&format!("{ACKNOWLEDGED}{id}\n"));
         }
         for (t, id) in lines {
             text.push_str(&format!("{id} {t}\n"));

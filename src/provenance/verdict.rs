@@ -406,17 +406,22 @@ fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
     Identity::of_object(subject?)
 }
 
-/// Who writes, for tracking stamps: the GitOps controller (`provenance.controllers`), anyone
-/// else, or not known (a request with no user: an audit of the cluster).
+/// Who writes, for tracking stamps: the GitOps controller (`provenance.controllers` names its
+/// user, or a group it is in, such as the service accounts of Flux's tenants), anyone else,
+/// or not known (a request with no user: an audit of the cluster).
 fn writer_of(review: &Review, config: &Config) -> Writer {
-    match review
-        .user_info
-        .as_ref()
-        .and_then(|u| u.username.as_deref())
-    {
-        None => Writer::Unknown,
-        Some(user) if config.provenance.controllers.iter().any(|c| c == user) => Writer::Controller,
-        Some(_) => Writer::Other,
+    let Some(user) = review.user_info.as_ref() else {
+        return Writer::Unknown;
+    };
+    let Some(name) = user.username.as_deref() else {
+        return Writer::Unknown;
+    };
+    let controllers = &config.provenance.controllers;
+    let named = |who: &str| controllers.iter().any(|c| c == who);
+    if named(name) || user.groups.iter().flatten().any(|g| named(g)) {
+        Writer::Controller
+    } else {
+        Writer::Other
     }
 }
 
