@@ -644,3 +644,13 @@ mod tests {
         assert!(Identity::of_object(&json!({"kind": "X"})).is_none());
     }
 }
+
+/// An operation as the API server spells it.
+pub fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}

@@ -18,11 +18,21 @@ use serde_json::{Value, json};
 /// Runs the binary off the runtime (the test API server runs on it), with `HOME` and the
 /// cluster's environment variables under the test's control.
 async fn gitgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    gitgate_with(dir, args, &[]).await
+}
+
+/// [`gitgate`] with more environment variables.
+async fn gitgate_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let dir = dir.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let out = Command::new(env!("CARGO_BIN_EXE_gitgate"))
             .args(&args)
+            .envs(env)
             .current_dir(&dir)
             .env("HOME", &dir)
             .env_remove("KUBECONFIG")
@@ -484,4 +494,72 @@ async fn check_reads_the_clusters_namespace_labels_with_a_kubeconfig() {
     let (code, _, err) = gitgate(dir, &["check", "--kubeconfig", "/nonexistent/kubeconfig"]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("/nonexistent/kubeconfig"), "{err}");
+}
+
+/// Issue 18: the work on one object of a page panics outside the policies' guard (a test hook
+/// injects it): that object is reported unchecked and the audit exits 2. (Before, the whole
+/// chunk of the page that thread judged vanished from the report, and the audit passed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_whose_work_panics_is_unchecked_never_dropped() {
+    let server = ApiServer::start().await;
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        server.apply(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "demo"},
+            "spec": {"containers": [{"name": "web", "image": "ghcr.io/stefanprodan/podinfo:6.5.0",
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 1000},
+                "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "500m", "memory": "128Mi"}}}]},
+            "status": {"phase": "Running"}}));
+    }
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    std::fs::write(
+        work.path().join("gitgate.yaml"),
+        "cluster:\n  requestTimeout: 5s\n",
+    )
+    .unwrap();
+    let args = [
+        "audit",
+        "-o",
+        "json",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let (code, out, err) = gitgate(work.path(), &args).await;
+    assert_eq!(code, 0, "a clean audit passes: {out}{err}");
+    let (code, out, err) = gitgate_with(
+        work.path(),
+        &args,
+        &[("GITGATE_TEST_PANIC_ON", "Pod demo/c")],
+    )
+    .await;
+    assert_eq!(code, 2, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let checked: Vec<&str> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["object"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Pod demo/")
+        })
+        .map(|c| c["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(checked.len(), 6, "every pod is in the report: {checked:?}");
+    let unchecked: Vec<&Value> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["unchecked"] == true)
+        .collect();
+    assert_eq!(unchecked.len(), 1, "{unchecked:?}");
+    assert_eq!(unchecked[0]["object"], "Pod demo/c");
+    assert!(
+        unchecked[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("injected panic"),
+        "{unchecked:?}"
+    );
 }

@@ -32,7 +32,8 @@ use crate::check::{Audited, Checked, Item, Level, Report};
 use crate::cluster::sync::{Needs, describe_kind};
 use crate::cluster::{ClusterError, Connection, Resolved, View, pick};
 use crate::config::{Config, KindRef};
-use crate::decision::{self, Context as Decide};
+use crate::decision::findings::At;
+use crate::decision::{self, Context as Decide, guard};
 use crate::input::{Document, Identity, Source};
 use crate::policy::{Enforcement, PolicySet};
 use crate::provenance::index::{self, Index, Key};
@@ -231,6 +232,33 @@ struct Judged {
     subject: Option<Subject>,
 }
 
+impl Judged {
+    /// An object that could not be judged: one unchecked error at its API path.
+    fn failed(what: &str, api_path: &str, message: String) -> Judged {
+        Judged {
+            checked: Checked {
+                path: api_path.to_string(),
+                line: 0,
+                operation: "AUDIT".into(),
+                object: what.to_string(),
+            },
+            items: vec![Item {
+                path: api_path.to_string(),
+                line: 0,
+                level: Level::Error,
+                policy: "gitgate".into(),
+                message,
+                operation: Some("AUDIT".into()),
+                object: Some(what.to_string()),
+                unchecked: true,
+            }],
+            status: None,
+            key: None,
+            subject: None,
+        }
+    }
+}
+
 /// Audits what `plan` names. Objects the newest approved commit holds are reported missing
 /// only for kinds listed completely or not served (a kind that could not be listed says
 /// nothing of its objects).
@@ -376,36 +404,27 @@ fn describe_key(key: &Key) -> String {
 
 /// Judges a page's objects on `ctx.threads` threads, in order.
 fn judge_page(ctx: &Context<'_>, kind: &Resolved, objects: Vec<Value>) -> Vec<Judged> {
-    let threads = ctx.threads.max(1).min(objects.len().max(1));
-    if threads == 1 {
-        return objects.into_iter().map(|o| judge(ctx, kind, o)).collect();
-    }
-    let chunk = objects.len().div_ceil(threads);
-    let mut parts: Vec<Vec<Value>> = Vec::new();
-    let mut objects = objects.into_iter();
-    loop {
-        let part: Vec<Value> = objects.by_ref().take(chunk).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                s.spawn(move || {
-                    part.into_iter()
-                        .map(|o| judge(ctx, kind, o))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+    // What an object is, taken before its work starts: an object whose work panics outside
+    // the policies' guard is reported unchecked, never dropped (the audit then exits 2).
+    let describe = |o: &Value| {
+        let identity = Identity::of_object(o);
+        let what = identity
+            .as_ref()
+            .map(Identity::describe)
+            .unwrap_or_else(|| kind.describe());
+        let path = identity.as_ref().map_or_else(
+            || kind.url_path(),
+            |id| kind.object_path(id.namespace.as_deref(), &id.name),
+        );
+        (what, path)
+    };
+    guard::fan_out(
+        objects,
+        ctx.threads,
+        describe,
+        |o| judge(ctx, kind, o),
+        |(what, path), why| Judged::failed(&what, &path, format!("internal error (panic): {why}")),
+    )
 }
 
 /// The provenance verdict of an object already in the cluster: a CREATE of it now, by nobody
@@ -481,26 +500,16 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
         operation: "AUDIT".into(),
         object: what.clone(),
     };
+    guard::injected_panic(&what);
     let failed = |message: String, subject: Option<Subject>| {
-        let items = vec![Item {
-            path: api_path.clone(),
-            line: 0,
-            level: Level::Error,
-            policy: "gitgate".into(),
-            message,
-            operation: Some("AUDIT".into()),
-            object: Some(what.clone()),
-            unchecked: true,
-        }];
+        let failed = Judged::failed(&what, &api_path, message);
         Judged {
-            checked: checked(&api_path, 0),
             subject: subject.map(|s| Subject {
-                findings: items.clone(),
+                findings: failed.items.clone(),
                 ..s
             }),
-            items,
-            status: None,
             key: key.clone(),
+            ..failed
         }
     };
     let mut doc = match Document::from_manifest(
@@ -525,44 +534,22 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
         }
         doc.provenance = Some(verdict.to_value());
     }
-    let decided = crate::isolate::catch_panic(|| {
-        let with = Decide {
+    let decision = decision::decide(
+        ctx.policies,
+        &doc,
+        &Decide {
             namespaces: ctx.view,
             data: ctx.view.data(),
-        };
-        decision::decide(ctx.policies, &doc, &with)
-    });
-    let decision = match decided {
-        Ok(d) => d,
-        Err(panic) => return failed(format!("internal error (panic): {panic}"), subject),
-    };
-    let item = |level: Level, policy: &str, message: String, unchecked: bool| Item {
-        path: path.clone(),
-        line,
-        level,
-        policy: policy.to_string(),
-        message,
-        operation: Some("AUDIT".into()),
-        object: Some(what.clone()),
-        unchecked,
-    };
-    let mut items = Vec::new();
-    for f in decision
-        .violations
-        .iter()
-        .chain(&decision.warnings)
-        .chain(&decision.dryrun)
-    {
-        let level = match f.action {
-            Enforcement::Deny => Level::Error,
-            Enforcement::Warn => Level::Warning,
-            Enforcement::Dryrun => Level::Note,
-        };
-        items.push(item(level, &f.policy, f.message.clone(), false));
-    }
-    for e in &decision.errors {
-        items.push(item(Level::Error, &e.policy, e.message.clone(), true));
-    }
+        },
+    );
+    let items = Item::of_decision(
+        &decision,
+        &At {
+            operation: "AUDIT",
+            object: Some(&what),
+        },
+        |_| (path.clone(), line),
+    );
     if let Some(subject) = subject.as_mut() {
         subject.findings = items.clone();
     }

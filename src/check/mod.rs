@@ -10,17 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube_core::admission::Operation;
-use serde::Serialize;
-
 use crate::config::Config;
-use crate::decision::{self, Context};
+use crate::decision::findings::At;
+use crate::decision::{self, Context, guard};
 use crate::git::{GitError, Repo, is_manifest_path};
 use crate::input::{Document, Identity, Source};
+use crate::policy::PolicySet;
 use crate::policy::matcher::NamespaceMap;
-use crate::policy::{Enforcement, PolicySet};
 use changes::{Change, FileObject, Note, NoteKind, Scopes};
 use provenance::PullRequest;
+
+pub use crate::decision::findings::{
+    Audited, Checked, Counts, Item, Level, Range, Report, Verdict,
+};
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -34,184 +36,6 @@ pub enum Target {
     },
     /// Files and directories, each document a CREATE (as conftest checks files).
     Files(Vec<PathBuf>),
-}
-
-/// How serious a report item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Rejects the pull request (a `deny` finding, an unapproved commit), or, with
-    /// [`Item::unchecked`], something that could not be checked.
-    Error,
-    /// Reported, does not reject (unless `--fail-on-warn`).
-    Warning,
-    /// `dryrun` findings and skipped documents.
-    Note,
-}
-
-/// One line of the report: a finding at a file and line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Item {
-    pub path: String,
-    pub line: usize,
-    pub level: Level,
-    /// The policy (or `gitgate` for problems of the input itself).
-    pub policy: String,
-    pub message: String,
-    /// CREATE, UPDATE or DELETE, when the item is about an object.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    /// `Kind namespace/name`, when the item is about an object.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<String>,
-    /// The input could not be checked: a file that could not be read (invalid YAML, binary,
-    /// over the limits, not an object) or a policy that failed on the object. A gate that
-    /// cannot decide must not pass nor pretend to reject: see [`Report::verdict`].
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub unchecked: bool,
-}
-
-/// What a report amounts to, and the exit code every command and format shares (as conftest's
-/// `output/result.go` keeps it beside the results).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Nothing rejects (exit 0).
-    Passed,
-    /// Nothing rejects, but warnings fail the check under `--fail-on-warn` (exit 1).
-    Failed,
-    /// A `deny` finding or an unapproved commit rejects the change (exit 1).
-    Rejected,
-    /// Something could not be checked (exit 2): a change that cannot be judged is neither
-    /// passed nor merely rejected, so CI can tell "fix the manifest" from "fix the gate".
-    Error,
-}
-
-impl Verdict {
-    /// The process exit code: 0 passed, 1 rejected or failed, 2 could not be checked.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Passed => 0,
-            Verdict::Failed | Verdict::Rejected => 1,
-            Verdict::Error => 2,
-        }
-    }
-
-    /// The word the summaries start with.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Passed => "passed",
-            Verdict::Failed => "failed",
-            Verdict::Rejected => "rejected",
-            Verdict::Error => "error",
-        }
-    }
-}
-
-/// The range checked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Range {
-    pub base: String,
-    pub head: String,
-}
-
-/// An object that was decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Checked {
-    pub path: String,
-    pub line: usize,
-    pub operation: String,
-    pub object: String,
-}
-
-/// The result of a check, fed to every report format.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub range: Option<Range>,
-    /// Files read: the changed files of the range (added, modified or deleted), or the files given.
-    pub files: usize,
-    /// Every object decided (creates, updates, deletes), in order.
-    pub checked: Vec<Checked>,
-    pub items: Vec<Item>,
-    /// Warnings fail the check (`--fail-on-warn`).
-    #[serde(skip)]
-    pub fail_on_warn: bool,
-    /// What `gitgate audit` read of the cluster (an audit's report only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit: Option<Audited>,
-}
-
-/// What an audit read: the API server, the kinds listed, the objects by provenance status,
-/// and how many objects the newest approved commit holds that the cluster lacks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Audited {
-    pub server: String,
-    /// `apps/v1 Deployment`, each kind listed.
-    pub kinds: Vec<String>,
-    /// Objects by provenance status (`traceable`, `untraceable`, `modified`, `exempt`; `none`
-    /// without a repository).
-    pub provenance: std::collections::BTreeMap<String, usize>,
-    pub missing: usize,
-}
-
-/// How many items of each kind a report holds (the JSON report's `counts`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Items of level `error`, the unchecked ones included.
-    pub errors: usize,
-    pub warnings: usize,
-    pub notes: usize,
-    /// Items that could not be checked (unreadable files, policy failures).
-    pub unchecked: usize,
-}
-
-impl Report {
-    pub fn count(&self, level: Level) -> usize {
-        self.items.iter().filter(|i| i.level == level).count()
-    }
-
-    pub fn counts(&self) -> Counts {
-        Counts {
-            errors: self.count(Level::Error),
-            warnings: self.count(Level::Warning),
-            notes: self.count(Level::Note),
-            unchecked: self.items.iter().filter(|i| i.unchecked).count(),
-        }
-    }
-
-    /// The verdict, the one place the exit code is decided. Something that could not be
-    /// checked wins over a rejection elsewhere, except a policy failure on an object that a
-    /// `deny` finding rejects anyway (the object is refused whatever the failed policy said).
-    pub fn verdict(&self) -> Verdict {
-        let rejects = |i: &Item| i.level == Level::Error && !i.unchecked;
-        let rejected_anyway = |u: &Item| {
-            u.object.is_some()
-                && self
-                    .items
-                    .iter()
-                    .any(|i| rejects(i) && i.path == u.path && i.object == u.object)
-        };
-        if self
-            .items
-            .iter()
-            .any(|i| i.unchecked && !rejected_anyway(i))
-        {
-            Verdict::Error
-        } else if self.items.iter().any(|i| i.level == Level::Error) {
-            Verdict::Rejected
-        } else if self.fail_on_warn && self.count(Level::Warning) > 0 {
-            Verdict::Failed
-        } else {
-            Verdict::Passed
-        }
-    }
-
-    /// The process exit code of the verdict.
-    pub fn exit_code(&self) -> u8 {
-        self.verdict().exit_code()
-    }
 }
 
 /// Why a check could not run (exit 2).
@@ -401,21 +225,12 @@ pub fn run_with(
     Ok(report)
 }
 
-fn operation_name(op: &Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-        Operation::Connect => "CONNECT",
-    }
-}
-
 fn checked(c: &Change) -> Checked {
     let subject = c.object.as_ref().or(c.old_object.as_ref());
     Checked {
         path: c.path.clone(),
         line: c.line,
-        operation: operation_name(&c.operation).to_string(),
+        operation: crate::input::operation_name(&c.operation).to_string(),
         object: subject
             .and_then(Identity::of_object)
             .map(|id| id.describe())
@@ -448,7 +263,8 @@ struct Given {
     inventory: Option<Arc<regorus::Value>>,
 }
 
-/// Decides every change, on as many threads as the machine has.
+/// Decides every change, on as many threads as the machine has; a change whose decision
+/// panics outside the policies' guard is unchecked, never lost ([`guard::fan_out`]).
 fn decide_all(
     changes: &[Change],
     given: &Given,
@@ -456,37 +272,17 @@ fn decide_all(
     pull_request: Option<&PullRequest>,
     limit: Duration,
 ) -> Vec<Item> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(changes.len().max(1));
-    let chunk = changes.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = changes
-            .chunks(chunk)
-            .map(|part| {
-                std::thread::Builder::new()
-                    .stack_size(crate::isolate::THREAD_STACK)
-                    .spawn_scoped(s, move || {
-                        part.iter()
-                            .flat_map(|c| decide_one(c, given, source, pull_request, limit))
-                            .collect::<Vec<_>>()
-                    })
-                    .expect("a thread to decide on")
-            })
-            .collect();
-        // A thread that panicked outside a decision (decisions are isolated) lost its items:
-        // each of its changes is then unchecked, never silently passed.
-        handles
-            .into_iter()
-            .zip(changes.chunks(chunk))
-            .flat_map(|(h, part)| {
-                h.join().unwrap_or_else(|payload| {
-                    let why = crate::isolate::message(payload.as_ref());
-                    part.iter().map(|c| internal_error(c, &why)).collect()
-                })
-            })
-            .collect()
-    })
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    guard::fan_out(
+        changes.iter().collect(),
+        threads,
+        |c| *c,
+        |c| decide_one(c, given, source, pull_request, limit),
+        |c, why| vec![internal_error(c, why)],
+    )
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The item of a change that could not be decided because of an internal error.
@@ -497,7 +293,7 @@ fn internal_error(change: &Change, why: &str) -> Item {
         level: Level::Error,
         policy: "gitgate".into(),
         message: format!("internal error (panic): {why}"),
-        operation: Some(operation_name(&change.operation).to_string()),
+        operation: Some(crate::input::operation_name(&change.operation).to_string()),
         object: None,
         unchecked: true,
     }
@@ -527,7 +323,7 @@ fn decide_one(
     pull_request: Option<&PullRequest>,
     limit: Duration,
 ) -> Vec<Item> {
-    let operation = operation_name(&change.operation);
+    let operation = crate::input::operation_name(&change.operation);
     // Unreachable for objects the diff made (each has a kind and a name), but a change that
     // cannot become a document must not pass unseen.
     let Some(mut doc) = document(change, source) else {
@@ -549,6 +345,7 @@ fn decide_one(
         .subject()
         .and_then(Identity::of_object)
         .map(|id| id.describe());
+    guard::injected_panic(identity.as_deref().unwrap_or_default());
     let decision = decide_within(given, doc, limit);
     // A finding whose details name a path (`details.path`, as the built-in policies give)
     // points at that field's line; others at the object's first line. A field a kustomize
@@ -578,45 +375,14 @@ fn decide_one(
             change.lines.find(&pointer).unwrap_or(change.line),
         )
     };
-    let item =
-        |level: Level, policy: &str, message: String, details: Option<&serde_json::Value>| Item {
-            path: located(details).0,
-            line: located(details).1,
-            level,
-            policy: policy.to_string(),
-            message,
-            operation: Some(operation.to_string()),
-            object: identity.clone(),
-            unchecked: false,
-        };
-    let mut items = Vec::new();
-    for f in decision
-        .violations
-        .iter()
-        .chain(&decision.warnings)
-        .chain(&decision.dryrun)
-    {
-        let level = match f.action {
-            Enforcement::Deny => Level::Error,
-            Enforcement::Warn => Level::Warning,
-            Enforcement::Dryrun => Level::Note,
-        };
-        items.push(item(
-            level,
-            &f.policy,
-            f.message.clone(),
-            f.details.as_ref(),
-        ));
-    }
-    // A policy that failed could not judge the object: the change is unchecked (exit 2)
-    // unless a deny finding rejects the object anyway (see `Report::verdict`).
-    for e in &decision.errors {
-        items.push(Item {
-            unchecked: true,
-            ..item(Level::Error, &e.policy, e.message.clone(), None)
-        });
-    }
-    items
+    Item::of_decision(
+        &decision,
+        &At {
+            operation,
+            object: identity.as_deref(),
+        },
+        located,
+    )
 }
 
 /// Decides a document within `limit` (`policies.timeout`): a decision that misses it, or
@@ -627,27 +393,13 @@ fn decide_within(given: &Given, doc: Document, limit: Duration) -> decision::Dec
         given.namespaces.clone(),
         given.inventory.clone(),
     );
-    let work = move || {
+    guard::within(limit, move || {
         let ctx = Context {
             namespaces: &*namespaces,
             data: inventory.as_deref(),
         };
         decision::decide(&set, &doc, &ctx)
-    };
-    match crate::isolate::within(limit, work) {
-        Ok(decision) => decision,
-        Err(missed) => decision::Decision {
-            allowed: false,
-            errors: vec![decision::PolicyFailure {
-                policy: "gitgate".into(),
-                message: format!(
-                    "the policies could not decide: {missed} (policies.timeout: {})",
-                    humantime::format_duration(limit)
-                ),
-            }],
-            ..Default::default()
-        },
-    }
+    })
 }
 
 /// Objects diffed together: the plain manifests, or one rendered unit's.

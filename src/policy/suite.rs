@@ -402,13 +402,7 @@ fn review_case(
     if let Some(e) = decision.errors.first() {
         return Err(e.message.clone());
     }
-    Ok(decision
-        .violations
-        .iter()
-        .chain(&decision.warnings)
-        .chain(&decision.dryrun)
-        .map(|f| f.message.clone())
-        .collect())
+    Ok(decision.findings().map(|f| f.message.clone()).collect())
 }
 
 fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! functions (no I/O) so that the HTTP handler stays thin and the conversions are tested alone.
 
 use kube_core::Status;
-use kube_core::admission::{AdmissionResponse, Operation};
+use kube_core::admission::AdmissionResponse;
 use serde_json::{Value, json};
 
 use crate::decision::Decision;
@@ -148,15 +148,7 @@ fn wrap(
     }
 }
 
-/// `CREATE`, `UPDATE`, ... for logs and metric labels.
-pub fn operation_name(op: &Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-        Operation::Connect => "CONNECT",
-    }
-}
+pub use crate::input::operation_name;
 
 /// Replaces quoted text in an error message, which may echo request data (serde quotes the
 /// values it could not read), before it reaches a log.

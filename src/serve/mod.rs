@@ -518,12 +518,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         data: view.data(),
     };
     let decision = decision::decide(&state.policies, &doc, &ctx);
-    for f in decision
-        .violations
-        .iter()
-        .chain(&decision.warnings)
-        .chain(&decision.dryrun)
-    {
+    for f in decision.findings() {
         metrics::counter!("gitgate_policy_findings_total", "policy" => f.policy.clone(), "action" => f.action.as_str()).increment(1);
     }
     for e in &decision.errors {
@@ -532,10 +527,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
     }
     // Names with their action, `latest-tag:deny`, so that dry-run findings are logged as such.
     let fired: Vec<String> = decision
-        .violations
-        .iter()
-        .chain(&decision.warnings)
-        .chain(&decision.dryrun)
+        .findings()
         .map(|f| format!("{}:{}", f.policy, f.action.as_str()))
         .collect();
     let errors: Vec<String> = decision.errors.iter().map(|e| e.policy.clone()).collect();

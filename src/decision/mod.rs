@@ -1,5 +1,10 @@
-//! The one decision function both doors call: run every policy that applies to a document,
-//! apply enforcement actions, and keep going when one policy fails.
+//! The decision core the three doors call: [`decide`] runs every policy that applies to a
+//! document, applies enforcement actions, and keeps going when one policy fails; [`guard`]
+//! decides under a deadline with panics caught, and fans out over many documents without ever
+//! losing one; [`findings`] is the one result type `report/` formats for every door.
+
+pub mod findings;
+pub mod guard;
 
 use serde::Serialize;
 
@@ -30,6 +35,29 @@ pub struct Decision {
     pub errors: Vec<PolicyFailure>,
     /// Names of the policies evaluated.
     pub evaluated: Vec<String>,
+}
+
+impl Decision {
+    /// Every finding, `deny` first, then `warn`, then `dryrun`.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.violations
+            .iter()
+            .chain(&self.warnings)
+            .chain(&self.dryrun)
+    }
+
+    /// The decision of a document the policies could not decide (a missed deadline, a
+    /// panic outside a policy): one failure of `gitgate`, which fails closed.
+    pub fn failed(message: String) -> Decision {
+        Decision {
+            allowed: false,
+            errors: vec![PolicyFailure {
+                policy: "gitgate".into(),
+                message,
+            }],
+            ..Default::default()
+        }
+    }
 }
 
 /// What a decision may need besides the document: namespace labels for `namespaceSelector`
