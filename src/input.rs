@@ -26,8 +26,10 @@ pub struct Document {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
     pub source: Source,
+    /// The traceability verdict (typed to the edge: the admission answer and the log line
+    /// read it as it is; policies read its JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provenance: Option<Value>,
+    pub provenance: Option<Verdict>,
 }
 
 /// `input.review`: the AdmissionRequest shape (Gatekeeper's `input.review`), with objects kept
@@ -642,6 +644,97 @@ mod tests {
         .unwrap();
         assert_eq!(id.describe(), "ConfigMap n/c");
         assert!(Identity::of_object(&json!({"kind": "X"})).is_none());
+    }
+}
+
+/// `input.provenance.status`: what [`crate::provenance::verdict`] judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Traceable,
+    Untraceable,
+    Modified,
+    Exempt,
+}
+
+impl Status {
+    /// The status as policies, metrics and logs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Traceable => "traceable",
+            Status::Untraceable => "untraceable",
+            Status::Modified => "modified",
+            Status::Exempt => "exempt",
+        }
+    }
+}
+
+/// A break-glass admission: who and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    pub user: String,
+    pub reason: String,
+}
+
+/// `input.provenance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub status: Status,
+    /// Why, in words a person reads in a denial.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The source the manifest comes from (the folder rendered, see [`crate::render`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub differing: Vec<String>,
+    #[serde(default)]
+    pub unattested: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlass>,
+}
+
+impl Verdict {
+    pub(crate) fn simple(status: Status, reason: impl Into<String>) -> Verdict {
+        Verdict {
+            status,
+            reason: reason.into(),
+            commit: None,
+            path: None,
+            line: None,
+            source: None,
+            differing: Vec::new(),
+            unattested: Vec::new(),
+            break_glass: None,
+        }
+    }
+
+    /// A verdict about a manifest at a commit, path and line, with no field comparison (what
+    /// `check` gives a pull request's own documents).
+    pub fn at(
+        status: Status,
+        reason: impl Into<String>,
+        commit: String,
+        path: String,
+        line: usize,
+    ) -> Verdict {
+        Verdict {
+            commit: Some(commit),
+            path: Some(path),
+            line: Some(line),
+            ..Verdict::simple(status, reason)
+        }
+    }
+
+    /// The verdict as the JSON policies read.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 

@@ -565,7 +565,7 @@ fn the_builtin_policy_refuses_with_the_paths() {
         vec!["spec.template.spec.initContainers[name=setup]"]
     );
     let mut doc = Document::from_review(review);
-    doc.provenance = Some(v.to_value());
+    doc.provenance = Some(v);
     let policies = gitgate::builtin::policy_set(&gitgate::policy::Options::default()).unwrap();
     let decision = decision::decide(&policies, &doc, &DecisionContext::default());
     assert!(!decision.allowed);

@@ -625,7 +625,7 @@ async fn other_kinds_as_the_api_server_stores_them_are_admitted() {
                 verdict.unattested
             );
             let mut doc = gitgate::input::Document::from_review(review);
-            doc.provenance = Some(verdict.to_value());
+            doc.provenance = Some(verdict);
             let decision =
                 gitgate::decision::decide(&policies, &doc, &gitgate::decision::Context::default());
             assert!(

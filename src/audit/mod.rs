@@ -532,7 +532,7 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
         if let (Some(p), Some(l)) = (&verdict.path, verdict.line) {
             (path, line) = (p.clone(), l);
         }
-        doc.provenance = Some(verdict.to_value());
+        doc.provenance = Some(verdict);
     }
     let decision = decision::decide(
         ctx.policies,

@@ -339,7 +339,7 @@ fn decide_one(
         }];
     };
     if let Some(pr) = pull_request {
-        doc.provenance = Some(pr.verdict(&change.path, change.line).to_value());
+        doc.provenance = Some(pr.verdict(&change.path, change.line));
     }
     let identity = doc
         .subject()

@@ -6,7 +6,7 @@ use kube_core::admission::AdmissionResponse;
 use serde_json::{Value, json};
 
 use crate::decision::Decision;
-use crate::input::{Review, ReviewVersion};
+use crate::input::{Review, ReviewVersion, Verdict};
 
 /// What the handler answers: the verdict and the bits the log line and metrics need.
 #[derive(Debug, Clone)]
@@ -19,23 +19,29 @@ pub struct Answer {
 
 /// The response to a decided request. With provenance on, the verdict goes into the
 /// response's audit annotations, so the API server's audit log records which commit admitted
-/// each change (or why none did).
+/// each change (or why none did); a break-glass admission carries a warning that says so.
 pub fn answer(
     version: ReviewVersion,
     review: &Review,
     decision: &Decision,
-    provenance: Option<&Value>,
+    provenance: Option<&Verdict>,
 ) -> Answer {
     let mut response = AdmissionResponse::invalid(String::new());
     response.uid = review.uid.clone();
     if let Some(p) = provenance {
         response.audit_annotations = audit_annotations(p);
     }
-    let warnings: Vec<String> = decision
+    let mut warnings: Vec<String> = decision
         .warnings
         .iter()
         .map(|f| format!("[{}] {}", f.policy, f.message))
         .collect();
+    if let Some(bg) = provenance.and_then(|p| p.break_glass.as_ref()) {
+        warnings.push(format!(
+            "gitgate: break-glass change admitted ({}); it is reported until Git holds it",
+            bg.reason
+        ));
+    }
     response.warnings = (!warnings.is_empty()).then_some(warnings);
     if decision.allowed {
         response.allowed = true;
@@ -64,19 +70,19 @@ pub fn answer(
 
 /// `provenance`, `provenance-commit`, `provenance-source` (path:line in Git): the keys the API
 /// server records, prefixed with the webhook's name, in its audit events.
-fn audit_annotations(provenance: &Value) -> std::collections::HashMap<String, String> {
+fn audit_annotations(provenance: &Verdict) -> std::collections::HashMap<String, String> {
     let mut out = std::collections::HashMap::new();
-    let text = |key: &str| provenance.get(key).and_then(Value::as_str);
-    if let Some(status) = text("status") {
-        out.insert("provenance".to_string(), status.to_string());
+    out.insert(
+        "provenance".to_string(),
+        provenance.status.as_str().to_string(),
+    );
+    if let Some(commit) = &provenance.commit {
+        out.insert("provenance-commit".to_string(), commit.clone());
     }
-    if let Some(commit) = text("commit") {
-        out.insert("provenance-commit".to_string(), commit.to_string());
-    }
-    if let Some(path) = text("path") {
-        let source = match provenance.get("line").and_then(Value::as_u64) {
+    if let Some(path) = &provenance.path {
+        let source = match provenance.line {
             Some(line) => format!("{path}:{line}"),
-            None => path.to_string(),
+            None => path.clone(),
         };
         out.insert("provenance-source".to_string(), source);
     }

@@ -502,7 +502,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             .increment(1);
         log_unexplained(&uid, &doc.review, &verdict);
         status = Some(verdict.status);
-        doc.provenance = Some(verdict.to_value());
+        doc.provenance = Some(verdict);
     }
     if let Some(reason) = state.cluster.blocks_decisions(&state.needs) {
         metrics::counter!("gitgate_internal_errors_total").increment(1);
@@ -541,32 +541,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             allow_on_error,
         )
     } else {
-        let mut answer =
-            admission::answer(version, &doc.review, &decision, doc.provenance.as_ref());
-        if let Some(reason) = doc
-            .provenance
-            .as_ref()
-            .and_then(|p| p.pointer("/breakGlass/reason"))
-            .and_then(serde_json::Value::as_str)
-        {
-            let warning = format!(
-                "gitgate: break-glass change admitted ({reason}); it is reported until Git holds it"
-            );
-            if let Some(w) = answer
-                .body
-                .pointer_mut("/response/warnings")
-                .and_then(serde_json::Value::as_array_mut)
-            {
-                w.push(serde_json::Value::String(warning));
-            } else if let Some(r) = answer
-                .body
-                .pointer_mut("/response")
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                r.insert("warnings".into(), serde_json::json!([warning]));
-            }
-        }
-        answer
+        admission::answer(version, &doc.review, &decision, doc.provenance.as_ref())
     };
     Decided {
         answer,
