@@ -66,8 +66,7 @@ fn check_1000(c: &mut Criterion) {
 
     let config = Config::default();
     let set =
-        gitgate::policy::load::from_config(&config.policies, dir.path(), &[], Default::default())
-            .unwrap();
+        gitgate::setup::from_config(&config.policies, dir.path(), &[], Default::default()).unwrap();
     let target = Target::Range {
         repo: dir.path().to_path_buf(),
         base: None,

@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group};
+use gitgate::decision::suite;
 use gitgate::decision::{self, Context};
 use gitgate::input::{Document, parse_admission_review};
-use gitgate::policy::{Options, suite};
+use gitgate::policy::Options;
 
 /// The allocator of the gitgate binary, so that the numbers are the binary's.
 #[global_allocator]
@@ -69,7 +70,8 @@ fn status_write(body: &[u8], user: &str) -> Vec<u8> {
 /// controller (exempt: no comparison) and for anyone else (the old and new objects compared
 /// outside `status`), beside a whole decision.
 fn status_fast_path(c: &mut Criterion) {
-    let exempt = gitgate::config::Config::default().exempt;
+    let exempt =
+        gitgate::provenance::verdict::Rules::from(&gitgate::config::Config::default()).exempt;
     let body = fixture_004();
     let controller = status_write(
         &body,

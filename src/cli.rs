@@ -18,8 +18,8 @@ use regex::Regex;
 
 use crate::check::Target;
 use crate::config::Config;
+use crate::decision::suite::{self, SuiteResult};
 use crate::policy::rego::RegoVersion;
-use crate::policy::suite::{self, SuiteResult};
 use crate::policy::unit::{self, Outcome};
 use crate::policy::{self, Options};
 use crate::report::Format;
@@ -298,7 +298,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     Ok(c) => c,
                     Err(code) => return code,
                 };
-                let set = match policy::load::from_config(
+                let set = match crate::setup::from_config(
                     &config.policies,
                     &dir,
                     &policy,
@@ -534,7 +534,7 @@ fn audit(
         color,
     }: Printed,
 ) -> ExitCode {
-    let set = match policy::load::from_config(&config.policies, dir, policy, rego_version) {
+    let set = match crate::setup::from_config(&config.policies, dir, policy, rego_version) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("gitgate audit: {e}");

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::cluster::{KindRef, Settings as Cluster};
+pub(crate) use crate::manifest::duration;
+pub use crate::provenance::fetch::Credentials;
+
 use crate::policy::Enforcement;
 
 /// The whole file.
@@ -68,16 +72,6 @@ impl Default for Repository {
             default_namespace: "default".into(),
         }
     }
-}
-
-/// Files holding Git credentials; their contents are never logged.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct Credentials {
-    pub username_file: Option<PathBuf>,
-    pub password_file: Option<PathBuf>,
-    pub ssh_key_file: Option<PathBuf>,
-    pub known_hosts_file: Option<PathBuf>,
 }
 
 /// What makes a commit approved.
@@ -324,67 +318,6 @@ impl Default for Server {
     }
 }
 
-/// The Kubernetes API server gitgate reads (in-cluster, or a kubeconfig): Namespaces for
-/// `namespaceSelector`, the synced kinds for `data.inventory`, CRDs, and what `audit` lists.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct Cluster {
-    /// Unset (auto): connect when something needs the cluster (a policy's `namespaceSelector`,
-    /// a sync list, the in-cluster audit) and one is configured. `true`: connect, and be not
-    /// ready without. `false`: never connect; a `namespaceSelector` then matches nothing and
-    /// `data.inventory` is empty (both reported at start).
-    pub enabled: Option<bool>,
-    /// A kubeconfig file (`--kubeconfig` wins; then this; then `KUBECONFIG`; then the
-    /// in-cluster service account; then `~/.kube/config`).
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context (default: its current context).
-    pub context: Option<String>,
-    /// How long one watch request lasts (`timeoutSeconds`); a watch that sends nothing for
-    /// this long plus a margin is taken for lost (an API server that stopped answering).
-    #[serde(deserialize_with = "duration")]
-    pub watch_timeout: Duration,
-    /// Limit of one list or discovery request.
-    #[serde(deserialize_with = "duration")]
-    pub request_timeout: Duration,
-    /// Objects per list page (`limit`), for the caches and `audit`.
-    pub page_size: u32,
-}
-
-impl Default for Cluster {
-    fn default() -> Self {
-        Cluster {
-            enabled: None,
-            kubeconfig: None,
-            context: None,
-            watch_timeout: Duration::from_secs(290),
-            request_timeout: Duration::from_secs(30),
-            page_size: 500,
-        }
-    }
-}
-
-/// A kind of the cluster, as Gatekeeper's sync lists name one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct KindRef {
-    /// The API group (`""` for the core group).
-    #[serde(default)]
-    pub group: String,
-    pub version: String,
-    pub kind: String,
-    /// The resource (plural) name, when discovery should not be asked (the chart's RBAC also
-    /// reads it; by default the kind's lower-case plural).
-    #[serde(default)]
-    pub resource: Option<String>,
-}
-
-impl KindRef {
-    /// The same group, version and kind (the resource name aside).
-    pub fn same_kind(&self, other: &KindRef) -> bool {
-        self.group == other.group && self.version == other.version && self.kind == other.kind
-    }
-}
-
 /// `data.inventory`: the kinds whose objects policies can read (Gatekeeper's `syncOnly`).
 /// Gatekeeper `Config` and `SyncSet` documents among the policies add theirs.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -426,16 +359,6 @@ impl Default for Audit {
             ],
         }
     }
-}
-
-/// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); write it like 30s, 2500ms or 168h"
-        ))
-    })
 }
 
 /// An optional duration (`null` or absent: `None`).

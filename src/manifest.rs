@@ -572,6 +572,16 @@ pub fn yaml_message(s: &str) -> String {
     line.to_string()
 }
 
+/// Durations as people write them: `30s`, `2500ms`, `168h`, `1h 30m`.
+pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); write it like 30s, 2500ms or 168h"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

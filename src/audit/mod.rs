@@ -3,7 +3,7 @@
 //! page held at a time), turned into an input document (`input.source.context: audit`),
 //! given the provenance verdict the approved window gives it, and decided with
 //! [`decision::decide`], the function `check` and `serve` call. The result is a
-//! [`check::Report`](crate::check::Report), so every `check` format and the exit-code
+//! [`check::Report`](crate::decision::findings::Report), so every `check` format and the exit-code
 //! contract apply: policy violations per object (the built-in `provenance` policy reports
 //! `untraceable` and `modified` objects, with the differing paths), and objects the newest
 //! approved commit holds that the cluster lacks (`missing-in-cluster`).
@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use kube_core::admission::Operation;
 use serde_json::Value;
 
-use crate::check::{Audited, Checked, Item, Level, Report};
 use crate::cluster::sync::{Needs, describe_kind};
 use crate::cluster::{ClusterError, Connection, Resolved, View, pick};
 use crate::config::{Config, KindRef};
 use crate::decision::findings::At;
+use crate::decision::findings::{Audited, Checked, Item, Level, Report};
 use crate::decision::{self, Context as Decide, guard};
 use crate::input::{Document, Identity, Source};
 use crate::policy::{Enforcement, PolicySet};

@@ -19,9 +19,10 @@ use gix::ObjectId;
 use super::{CheckError, Item, Level};
 use crate::config::Config;
 use crate::git::{Files, Repo};
-use crate::policy::load::{SourceFile, from_config_read};
+use crate::policy::load::SourceFile;
 use crate::policy::rego::RegoVersion;
 use crate::policy::{PolicyError, PolicySet};
+use crate::setup::from_config_read;
 
 /// The range a pull request spans, in its repository.
 struct Range<'a> {

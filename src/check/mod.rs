@@ -2,7 +2,8 @@
 //! decides each with [`decision::decide`] (the function the webhook calls), and returns one
 //! result for every report format.
 
-pub mod changes;
+/// The objects of files and their diff, read below `check` and `provenance` alike.
+pub use crate::objects as changes;
 pub mod gate;
 pub mod provenance;
 

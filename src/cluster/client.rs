@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ClusterError;
-use crate::config::KindRef;
+use super::KindRef;
 
 /// A client of one API server, with the limits its requests keep.
 #[derive(Clone)]
@@ -46,7 +46,7 @@ impl std::fmt::Debug for Connection {
 /// (`KUBERNETES_SERVICE_HOST`), then `~/.kube/config`. `Ok(None)` when there is none of them
 /// (CI, the demo, a laptop without a cluster); an error when one is named but unusable.
 pub async fn connect(
-    settings: &crate::config::Cluster,
+    settings: &super::Settings,
     kubeconfig: Option<&Path>,
 ) -> Result<Option<Connection>, ClusterError> {
     let options = KubeConfigOptions {

@@ -111,3 +111,64 @@ impl ClusterError {
         }
     }
 }
+
+/// The Kubernetes API server gitgate reads (in-cluster, or a kubeconfig): Namespaces for
+/// `namespaceSelector`, the synced kinds for `data.inventory`, CRDs, and what `audit` lists.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Settings {
+    /// Unset (auto): connect when something needs the cluster (a policy's `namespaceSelector`,
+    /// a sync list, the in-cluster audit) and one is configured. `true`: connect, and be not
+    /// ready without. `false`: never connect; a `namespaceSelector` then matches nothing and
+    /// `data.inventory` is empty (both reported at start).
+    pub enabled: Option<bool>,
+    /// A kubeconfig file (`--kubeconfig` wins; then this; then `KUBECONFIG`; then the
+    /// in-cluster service account; then `~/.kube/config`).
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    pub context: Option<String>,
+    /// How long one watch request lasts (`timeoutSeconds`); a watch that sends nothing for
+    /// this long plus a margin is taken for lost (an API server that stopped answering).
+    #[serde(deserialize_with = "crate::manifest::duration")]
+    pub watch_timeout: Duration,
+    /// Limit of one list or discovery request.
+    #[serde(deserialize_with = "crate::manifest::duration")]
+    pub request_timeout: Duration,
+    /// Objects per list page (`limit`), for the caches and `audit`.
+    pub page_size: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: None,
+            kubeconfig: None,
+            context: None,
+            watch_timeout: Duration::from_secs(290),
+            request_timeout: Duration::from_secs(30),
+            page_size: 500,
+        }
+    }
+}
+
+/// A kind of the cluster, as Gatekeeper's sync lists name one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindRef {
+    /// The API group (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// The resource (plural) name, when discovery should not be asked (the chart's RBAC also
+    /// reads it; by default the kind's lower-case plural).
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+impl KindRef {
+    /// The same group, version and kind (the resource name aside).
+    pub fn same_kind(&self, other: &KindRef) -> bool {
+        self.group == other.group && self.version == other.version && self.kind == other.kind
+    }
+}

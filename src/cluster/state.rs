@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::sync::Needs;
 use super::{View, Watch, connect};
-use crate::config::Config;
 
 /// The cluster, for `serve`.
 pub enum Cluster {
@@ -27,8 +26,8 @@ impl Cluster {
     /// `cluster.enabled: true` asks for it. CRDs are watched when `crds` (provenance on).
     /// Never fails: what goes wrong is [`Cluster::Unavailable`], logged here and reported
     /// by `/readyz`.
-    pub async fn start(
-        config: &Config,
+    pub async fn start_with(
+        settings: &super::Settings,
         needs: &Needs,
         kubeconfig: Option<&Path>,
         crds: bool,
@@ -42,7 +41,7 @@ impl Cluster {
                 "policies read data.inventory, but no kind is synced (inventory.sync, or a Gatekeeper Config or SyncSet among the policies): they see an empty inventory"
             );
         }
-        let enabled = config.cluster.enabled;
+        let enabled = settings.enabled;
         if enabled == Some(false) {
             if needs.any() {
                 tracing::warn!(
@@ -60,7 +59,7 @@ impl Cluster {
         } else {
             "cluster.enabled is true".to_string()
         };
-        match connect(&config.cluster, kubeconfig).await {
+        match connect(settings, kubeconfig).await {
             Ok(Some(connection)) => {
                 tracing::info!(server = %connection.server, from = %connection.origin, "watching the cluster: {wanted}");
                 Cluster::Watching(Box::new(Watch::start(connection, needs, crds)))

@@ -3,11 +3,11 @@
 //! (`inventory.sync`, and Gatekeeper's own `Config` `spec.sync.syncOnly` and `SyncSet`
 //! `spec.gvks` found among the policies, as Gatekeeper reads them), and the audit.
 //!
-//! Pure: reads a [`PolicySet`] and a [`Config`], no I/O.
+//! Pure: reads a [`PolicySet`] and what the configuration syncs and audits, no I/O.
 
 use serde_json::Value;
 
-use crate::config::{Config, KindRef};
+use super::KindRef;
 use crate::policy::PolicySet;
 use crate::policy::matcher::glob_match;
 
@@ -41,7 +41,14 @@ pub struct Needs {
 }
 
 impl Needs {
-    pub fn of(set: &PolicySet, config: &Config) -> Needs {
+    /// What `set` needs, with the kinds `inventory.sync` names, whether `serve` audits on an
+    /// interval, and the namespaces the audit leaves out.
+    pub fn of_parts(
+        set: &PolicySet,
+        synced: &[KindRef],
+        audit: bool,
+        audit_excluded_namespaces: &[String],
+    ) -> Needs {
         let mut needs = Needs {
             namespace_selectors: set
                 .namespace_selector_policies()
@@ -53,11 +60,11 @@ impl Needs {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
-            audit: config.audit.interval.is_some(),
-            audit_excluded_namespaces: config.audit.excluded_namespaces.clone(),
+            audit,
+            audit_excluded_namespaces: audit_excluded_namespaces.to_vec(),
             ..Needs::default()
         };
-        for kind in &config.inventory.sync {
+        for kind in synced {
             needs.add_sync(kind.clone(), "inventory.sync".into());
         }
         for skipped in &set.skipped {

@@ -16,10 +16,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ClusterError;
+use super::KindRef;
 use super::client::{Connection, Resolved};
 use super::inventory::{Inventory, Slot};
 use super::sync::Needs;
-use crate::config::KindRef;
 use crate::input::json_to_rego;
 use crate::policy::matcher::{NamespaceLabels, glob_match, labels_of};
 use crate::provenance::matching::Picks;

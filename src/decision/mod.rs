@@ -1,10 +1,12 @@
 //! The decision core the three doors call: [`decide`] runs every policy that applies to a
 //! document, applies enforcement actions, and keeps going when one policy fails; [`guard`]
 //! decides under a deadline with panics caught, and fans out over many documents without ever
-//! losing one; [`findings`] is the one result type `report/` formats for every door.
+//! losing one; [`findings`] is the one result type `report/` formats for every door;
+//! [`suite`] runs Gatekeeper `suite.yaml` suites (`gitgate verify`) through [`decide`].
 
 pub mod findings;
 pub mod guard;
+pub mod suite;
 
 use serde::Serialize;
 

@@ -11,7 +11,6 @@ pub mod load;
 pub mod matcher;
 pub mod metadata;
 pub mod rego;
-pub mod suite;
 pub mod template;
 pub mod unit;
 

@@ -39,25 +39,6 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// The trusted keys the configuration names, or `None` when signatures are not required.
-    /// A key file that cannot be read or parsed is an error naming it.
-    pub fn from_config(approval: &crate::config::Approval) -> Result<Option<Trust>, String> {
-        if !approval.require_signatures {
-            return Ok(None);
-        }
-        let ssh = match &approval.allowed_signers {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-                AllowedSigners::parse(&path.display().to_string(), &text)
-                    .map_err(|e| e.to_string())?
-            }
-            None => AllowedSigners::default(),
-        };
-        let openpgp = OpenPgpKeys::load(&approval.openpgp_keys).map_err(|e| e.to_string())?;
-        Ok(Some(Trust { ssh, openpgp }))
-    }
-
     /// Checks a commit signature: OpenPGP against the trusted keys, SSH against the allowed
     /// signers for the committer's email whose entry is valid at `time` (when the commit was
     /// first seen). Returns who signed.

@@ -73,17 +73,6 @@ pub struct Stamps {
     pub annotation_prefixes: Vec<String>,
 }
 
-impl From<&crate::config::ControllerStamps> for Stamps {
-    fn from(c: &crate::config::ControllerStamps) -> Self {
-        Stamps {
-            labels: c.labels.clone(),
-            annotations: c.annotations.clone(),
-            label_prefixes: c.label_prefixes.clone(),
-            annotation_prefixes: c.annotation_prefixes.clone(),
-        }
-    }
-}
-
 /// What a stamp's value is known to be.
 enum Known {
     /// The value is what the controller writes (or is not).
@@ -247,19 +236,6 @@ pub struct Allowance {
 }
 
 impl Allowance {
-    /// The allowance of a configuration entry; `Err` names the path that does not parse.
-    pub fn parse(m: &crate::config::Mutation) -> Result<Allowance, String> {
-        Ok(Allowance {
-            kinds: m.kinds.clone(),
-            paths: m
-                .paths
-                .iter()
-                .map(|p| Pattern::parse(p))
-                .collect::<Result<_, _>>()?,
-            by: m.by.clone(),
-        })
-    }
-
     /// Whether it applies to objects of `kind`.
     pub fn applies_to(&self, kind: &str) -> bool {
         self.kinds.iter().any(|k| k == "*" || k == kind)

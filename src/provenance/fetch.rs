@@ -13,8 +13,6 @@ use std::sync::atomic::AtomicBool;
 
 use gix::remote::Direction;
 
-use crate::config::Credentials;
-
 /// The longest one HTTP request of a fetch may take, the pack included. A stalled server
 /// fails the sync (the last good index keeps deciding) instead of holding the mirror's thread.
 const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -276,6 +274,16 @@ fn read_secret(path: &Path, key: &str) -> Result<String, String> {
 /// A path as one word for the shell git and gix run `core.sshCommand` with.
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Files holding Git credentials; their contents are never logged.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Credentials {
+    pub username_file: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+    pub ssh_key_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

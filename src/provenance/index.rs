@@ -43,9 +43,9 @@ use gix::ObjectId;
 use serde_json::Value;
 
 use super::approval::WindowCommit;
-use crate::check::changes::{self, FileObject, Scopes};
 use crate::git::{GitError, Repo};
 use crate::input::Identity;
+use crate::objects::{self as changes, FileObject, Scopes};
 use crate::render::{RenderError, Renderer};
 
 use super::matching::Picks;

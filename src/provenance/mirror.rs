@@ -48,7 +48,6 @@ use super::approval::{
 };
 use super::index::Index;
 use super::seen::{self, FirstSeen};
-use crate::config::Config;
 use crate::git::Repo;
 
 /// A good index and when it was made.
@@ -105,46 +104,6 @@ impl Source {
         self.remote
             .as_ref()
             .map(|r| r.dir.join(super::seen::FILE_NAME))
-    }
-
-    /// The source a configuration names, or `None` when no repository is configured or
-    /// provenance is turned off. Trusted keys are loaded here: a bad key file is an error.
-    pub fn from_config(config: &Config) -> Result<Option<Source>, String> {
-        let Some(url) = config.repository.url.clone() else {
-            return Ok(None);
-        };
-        if config.provenance.enabled == Some(false) {
-            return Ok(None);
-        }
-        let remote = super::fetch::is_remote(&url).then(|| super::fetch::Remote {
-            url: url.clone(),
-            branch: config.repository.branch.clone(),
-            dir: config.repository.mirror_dir.clone(),
-            credentials: config.repository.credentials.clone(),
-            ca_file: config.repository.ca_file.clone(),
-            // The window's first-parent chain lies within this depth of the tip when its
-            // commits are approved (a merge's other parents are history the window never
-            // reads); a sync deepens the fetch when unapproved commits on top need it.
-            depth: depth(config.approval.window.commits.saturating_add(1)),
-        });
-        let trust = Trust::from_config(&config.approval)?.map(Arc::new);
-        Ok(Some(Source {
-            path: remote
-                .as_ref()
-                .map_or_else(|| PathBuf::from(&url), |r| r.dir.clone()),
-            remote,
-            branch: config.repository.branch.clone(),
-            roots: config.repository.paths.clone(),
-            renderer: crate::render::Renderer::from_config(config),
-            default_namespace: config.repository.default_namespace.clone(),
-            window: Window {
-                commits: config.approval.window.commits,
-                max_age: config.approval.window.max_age,
-            },
-            trust,
-            refresh: config.repository.refresh,
-            acknowledge_rewind: config.approval.acknowledge_rewind.clone(),
-        }))
     }
 }
 
@@ -437,7 +396,7 @@ fn deeper(at: Option<NonZeroU32>, window: usize) -> Option<Option<NonZeroU32>> {
 }
 
 /// A fetch depth of `commits` (at least 1).
-fn depth(commits: usize) -> Option<NonZeroU32> {
+pub(crate) fn depth(commits: usize) -> Option<NonZeroU32> {
     NonZeroU32::new(u32::try_from(commits).unwrap_or(u32::MAX).max(1))
 }
 

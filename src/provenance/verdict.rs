@@ -24,12 +24,56 @@ use serde_json::Value;
 
 use super::index::Index;
 use super::matching::{self, ExpectedStamps, MatchOptions, Picks, Writer};
-use crate::config::Config;
 use crate::input::{Identity, Review};
 use crate::policy::matcher::glob_match;
 use kube_core::admission::Operation;
 
 pub use crate::input::{BreakGlass, Status, Verdict};
+
+/// What a request is judged by besides Git, built once from the configuration
+/// (the setup step, `setup.rs`): the exemptions, the break-glass path, the stamps and mutation
+/// allowances of the match, and the GitOps controllers' identities.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules {
+    pub exempt: Exemptions,
+    pub break_glass: BreakGlassRule,
+    pub options: MatchOptions,
+    /// Who may add or change a tracking stamp (user names or groups).
+    pub controllers: Vec<String>,
+}
+
+/// `exempt:`: who and what is exempt from provenance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exemptions {
+    /// Namespaces (globs) whose objects are exempt (never a Namespace object itself).
+    pub namespaces: Vec<String>,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    /// Controllers allowed to write objects they own.
+    pub controllers: Vec<String>,
+    /// Subresources exempt for their own field.
+    pub subresources: Vec<String>,
+}
+
+/// `breakGlass:`: the groups that may make an emergency change, and the annotation that must
+/// say why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BreakGlassRule {
+    pub groups: Vec<String>,
+    pub reason_annotation: String,
+}
+
+/// What [`judge`] takes: [`Rules`] built once, or something to build them from (a
+/// configuration, for a one-off reading).
+pub trait AsRules {
+    fn rules(&self) -> std::borrow::Cow<'_, Rules>;
+}
+
+impl AsRules for Rules {
+    fn rules(&self) -> std::borrow::Cow<'_, Rules> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
 
 /// The workload kinds whose `scale` subresource is judged against their manifest.
 const SCALABLE: &[(&str, &str, &str)] = &[
@@ -40,8 +84,8 @@ const SCALABLE: &[(&str, &str, &str)] = &[
 ];
 
 /// Judges one admission request against the index of the approved window.
-pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
-    judge_with(review, index, config, || None)
+pub fn judge(review: &Review, index: &Index, rules: &(impl AsRules + ?Sized)) -> Verdict {
+    judge_with(review, index, rules, || None)
 }
 
 /// [`judge`], with the CustomResourceDefinition of the request's kind as the cluster serves
@@ -51,10 +95,10 @@ pub fn judge(review: &Review, index: &Index, config: &Config) -> Verdict {
 pub fn judge_with(
     review: &Review,
     index: &Index,
-    config: &Config,
+    rules: &(impl AsRules + ?Sized),
     cluster_crd: impl FnOnce() -> Option<Arc<serde_json::Value>>,
 ) -> Verdict {
-    judge_in(review, index, config, cluster_crd, None)
+    judge_in(review, index, rules, cluster_crd, None)
 }
 
 /// [`judge_with`], with what the watched cluster says the admission plugins pick (its default
@@ -63,11 +107,12 @@ pub fn judge_with(
 pub fn judge_in(
     review: &Review,
     index: &Index,
-    config: &Config,
+    rules: &(impl AsRules + ?Sized),
     cluster_crd: impl FnOnce() -> Option<Arc<serde_json::Value>>,
     cluster_picks: Option<&Picks>,
 ) -> Verdict {
-    if let Some(v) = exemption(review, config) {
+    let rules = rules.rules();
+    if let Some(v) = exemption(review, &rules) {
         return v;
     }
     let subject = review
@@ -135,12 +180,12 @@ pub fn judge_in(
             )
         };
     }
-    let options = MatchOptions::from(&config.provenance);
+    let options = &rules.options;
     let crd = super::crd::lookup(index, review).or_else(cluster_crd);
     let picks = merged_picks(index.picks(), cluster_picks);
     let automount = service_account_automount(index, review, object);
     let others: Vec<&Value> = versions.iter().map(|v| v.object.as_ref()).collect();
-    let writer = writer_of(review, config);
+    let writer = writer_of(review, &rules);
     let mut closest = None;
     for version in versions {
         let expected = ExpectedStamps {
@@ -321,14 +366,14 @@ fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
 /// Who writes, for tracking stamps: the GitOps controller (`provenance.controllers` names its
 /// user, or a group it is in, such as the service accounts of Flux's tenants), anyone else,
 /// or not known (a request with no user: an audit of the cluster).
-fn writer_of(review: &Review, config: &Config) -> Writer {
+fn writer_of(review: &Review, rules: &Rules) -> Writer {
     let Some(user) = review.user_info.as_ref() else {
         return Writer::Unknown;
     };
     let Some(name) = user.username.as_deref() else {
         return Writer::Unknown;
     };
-    let controllers = &config.provenance.controllers;
+    let controllers = &rules.controllers;
     let named = |who: &str| controllers.iter().any(|c| c == who);
     if named(name) || user.groups.iter().flatten().any(|g| named(g)) {
         Writer::Controller
@@ -393,7 +438,7 @@ fn service_account_automount(index: &Index, review: &Review, object: &Value) -> 
 /// and writes through an exempt subresource by an exempt user or group, or that change
 /// nothing but that subresource's own field (a status write, the most frequent write of a
 /// cluster). `None`: the request is decided.
-pub fn fast_path(review: &Review, exempt: &crate::config::Exempt) -> Option<String> {
+pub fn fast_path(review: &Review, exempt: &Exemptions) -> Option<String> {
     if let Some(why) = never_judged(review) {
         return Some(why);
     }
@@ -427,7 +472,7 @@ fn never_judged(review: &Review) -> Option<String> {
 }
 
 /// The exempt user or group making the request, if it is one.
-fn exempt_identity(review: &Review, ex: &crate::config::Exempt) -> Option<String> {
+fn exempt_identity(review: &Review, ex: &Exemptions) -> Option<String> {
     let user = review.user_info.as_ref()?;
     if let Some(name) = user.username.as_ref().filter(|u| ex.users.contains(u)) {
         return Some(format!("user {name}"));
@@ -519,8 +564,8 @@ fn same_except<'v>(
 /// subresource that changes anything but that subresource's own field is judged as an
 /// UPDATE; `exempt.namespaces` exempts what is inside a namespace, never a Namespace object
 /// itself (whose request names its own name as its namespace).
-pub fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
-    let ex = &config.exempt;
+pub fn exemption(review: &Review, rules: &Rules) -> Option<Verdict> {
+    let ex = &rules.exempt;
     if let Some(why) = never_judged(review) {
         return Some(Verdict::simple(Status::Exempt, why));
     }
@@ -579,7 +624,7 @@ pub fn exemption(review: &Review, config: &Config) -> Option<Verdict> {
             format!("owned by a controller and requested by the allowed controller {username}"),
         ));
     }
-    let bg = &config.break_glass;
+    let bg = &rules.break_glass;
     if groups.iter().any(|g| bg.groups.contains(g)) {
         // At DELETE the object is null and the reason is on the object being deleted.
         let reason = review

@@ -50,7 +50,6 @@ use sha2::Digest;
 pub use error::RenderError;
 pub use spec::{HelmSpec, Kind, Settings, SourceSpec};
 
-use crate::config::Config;
 use crate::git::{GitError, Repo};
 use crate::input::Identity;
 use crate::manifest::{self, Lines};
@@ -212,17 +211,6 @@ impl Renderer {
             default_namespace: default_namespace.into(),
             cache: Arc::default(),
         }
-    }
-
-    /// The renderer a configuration describes (`repository.sources`, `repository.paths`,
-    /// `render:`).
-    pub fn from_config(config: &Config) -> Renderer {
-        Renderer::new(
-            config.repository.sources.clone(),
-            &config.repository.paths,
-            config.render.clone(),
-            &config.repository.default_namespace,
-        )
     }
 
     /// The sources rendered (paths cleaned).

@@ -74,7 +74,7 @@ pub struct Settings {
     /// The `helm` binary (default `helm` on PATH).
     pub helm_binary: Option<PathBuf>,
     /// The time one render may take; past it the engine's process group is killed.
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::manifest::duration")]
     pub timeout: Duration,
     /// The most output one render may write; past it reading stops and the engine is killed.
     pub max_output_bytes: usize,

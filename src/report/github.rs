@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::check::{Level, Report};
+use crate::decision::findings::{Level, Report};
 
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for item in &report.items {

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::check::{Counts, Report, Verdict};
+use crate::decision::findings::{Counts, Report, Verdict};
 
 #[derive(Serialize)]
 struct Document<'a> {

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use crate::check::{Item, Level, Report};
+use crate::decision::findings::{Item, Level, Report};
 
 #[derive(Default)]
 struct Case {

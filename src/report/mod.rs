@@ -8,7 +8,7 @@ pub mod text;
 
 use std::io::Write;
 
-use crate::check::{Level, Report};
+use crate::decision::findings::{Level, Report};
 
 /// The output formats (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -26,7 +26,7 @@ pub enum Format {
 }
 
 /// Writes `report` in `format`. `color` applies to the text format only. Every format carries
-/// the report's [`Verdict`](crate::check::Verdict), the one the exit code follows.
+/// the report's [`Verdict`](crate::decision::findings::Verdict), the one the exit code follows.
 pub fn write(
     format: Format,
     report: &Report,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::check::{Level, Report, Verdict};
+use crate::decision::findings::{Level, Report, Verdict};
 
 pub fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
     let paint = |code: &str, s: &str| {

@@ -42,8 +42,11 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The approved window, when a repository is configured (provenance on).
     pub mirror: Option<Arc<crate::provenance::mirror::Mirror>>,
-    /// Exemptions, break-glass and controller stamps, for the provenance verdict.
+    /// The configuration the server runs with.
     pub config: Config,
+    /// Exemptions, break-glass, stamps and mutation allowances: what the provenance verdict
+    /// judges by, built once.
+    pub rules: crate::provenance::verdict::Rules,
     /// Decisions that may run at once, abandoned ones included: an evaluation abandoned at
     /// its deadline keeps its permit until it really ends, so requests built to be slow cannot
     /// pile up evaluations without bound (CPU, memory); past the bound a request waits for a
@@ -102,6 +105,7 @@ impl AppState {
             metrics: metrics_handle(),
             mirror: None,
             config: config.clone(),
+            rules: crate::provenance::verdict::Rules::from(config),
             decisions: Arc::new(tokio::sync::Semaphore::new(decision_permits(
                 config.server.max_decisions,
             ))),
@@ -264,7 +268,7 @@ async fn validate(
         fired,
         errors,
         provenance,
-    } = if crate::provenance::verdict::fast_path(&review, &state.config.exempt).is_some() {
+    } = if crate::provenance::verdict::fast_path(&review, &state.rules.exempt).is_some() {
         Decided::without_policies(admission::exempt(version, &uid))
     } else if too_deep {
         unreadable_object(&state, version, &review)
@@ -330,7 +334,7 @@ fn unreadable_object(
         .policies()
         .iter()
         .any(|p| p.name == "provenance" && p.enforcement == crate::policy::Enforcement::Deny);
-    let exempt = crate::provenance::verdict::exemption(review, &state.config);
+    let exempt = crate::provenance::verdict::exemption(review, &state.rules);
     tracing::warn!(uid = %review.uid, limit = input::MAX_DEPTH, "an object nested deeper than gitgate reads");
     if state.mirror.is_some() && provenance_denies && exempt.is_none() {
         metrics::counter!("gitgate_provenance_verdicts_total", "status" => "untraceable")
@@ -487,7 +491,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         let verdict = crate::provenance::verdict::judge_in(
             &doc.review,
             &snapshot.index,
-            &state.config,
+            &state.rules,
             cluster_crd,
             cluster_picks.as_deref(),
         );

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::audit::{Outcome, Subject};
-use crate::check::Level;
 use crate::cluster::{ClusterError, Connection};
+use crate::decision::findings::Level;
 
 /// The name of every report gitgate writes.
 pub const NAME: &str = "gitgate-audit";
@@ -147,7 +147,7 @@ async fn put(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Item, Report};
+    use crate::decision::findings::{Item, Report};
 
     fn subject(ns: Option<&str>, name: &str, findings: Vec<(Level, &str)>) -> Subject {
         Subject {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::AppState;
 use crate::config::Config;
-use crate::policy;
 use crate::policy::rego::RegoVersion;
 use crate::provenance::mirror::{Mirror, Source};
 
@@ -22,7 +21,7 @@ pub fn state(
     // No evaluation may outlast the request deadline (decisions are abandoned at the deadline, and this limit ends them).
     let mut policies = config.policies.clone();
     policies.timeout = policies.timeout.min(config.server.timeout);
-    let set = policy::load::from_config(&policies, config_dir, &[], rego_version)
+    let set = crate::setup::from_config(&policies, config_dir, &[], rego_version)
         .map_err(|e| e.to_string())?;
     set.log_skipped();
     tracing::info!(policies = set.len(), "policies loaded");

@@ -88,30 +88,6 @@ pub struct MatchOptions {
     pub mutations: Vec<Allowance>,
 }
 
-impl From<&crate::config::ControllerStamps> for MatchOptions {
-    fn from(stamps: &crate::config::ControllerStamps) -> Self {
-        MatchOptions {
-            stamps: Stamps::from(stamps),
-            mutations: Vec::new(),
-        }
-    }
-}
-
-impl From<&crate::config::Provenance> for MatchOptions {
-    /// A mutation allowance whose path does not parse allows nothing (the configuration's
-    /// validation has already refused it, naming the path).
-    fn from(p: &crate::config::Provenance) -> Self {
-        MatchOptions {
-            stamps: Stamps::from(&p.controller_stamps),
-            mutations: p
-                .mutations
-                .iter()
-                .filter_map(|m| Allowance::parse(m).ok())
-                .collect(),
-        }
-    }
-}
-
 /// What one comparison may borrow besides the options: the CustomResourceDefinition of a
 /// custom resource (its schema's defaults explain fields), when Git holds it; who makes the
 /// request; what the admission plugins would pick; the stamps' expected values.

@@ -1,6 +1,9 @@
-//! What a pull request changes, object by object: the manifests of the changed files at the
-//! base and at the head, matched by identity (group, kind, namespace, name) rather than by
-//! path, so that moving an object between files is an UPDATE, or nothing when it is unchanged.
+//! The objects of manifest files, read below `check` and `provenance` alike: each file's
+//! objects with their line ([`read_file_objects`]), their scope and namespace as the API
+//! server gives them ([`Scopes`], [`default_namespaces`]); and what a pull request changes,
+//! object by object ([`diff`]): the objects at the base and at the head, matched by identity
+//! (group, kind, namespace, name) rather than by path, so that moving an object between files
+//! is an UPDATE, or nothing when it is unchanged.
 
 use std::collections::BTreeMap;
 

@@ -13,14 +13,14 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::load::{compile_template, constraint_policy};
-use super::matcher::{NamespaceLabels, NamespaceMap};
-use super::rego::Program;
-use super::template::{self, Template};
-use super::{Options, PolicyError};
 use crate::decision::{self, Context};
 use crate::input::{self, Document, Source};
 use crate::manifest;
+use crate::policy::load::{compile_template, constraint_policy};
+use crate::policy::matcher::{NamespaceLabels, NamespaceMap};
+use crate::policy::rego::Program;
+use crate::policy::template::{self, Template};
+use crate::policy::{Options, PolicyError};
 
 #[derive(Debug, Deserialize)]
 struct SuiteSpec {
@@ -239,7 +239,7 @@ fn run_test(base: &Path, spec: &TestSpec, options: &Options) -> TestResult {
     match prepare_test(base, spec, options) {
         Ok((template, program, constraint)) => {
             let policy = constraint_policy(&template, program, &constraint);
-            let mut set = super::PolicySet::new(vec![policy]);
+            let mut set = crate::policy::PolicySet::new(vec![policy]);
             match spec.expansion.as_deref().map(|e| read_expansions(base, e)) {
                 Some(Err(e)) => result.error = Some(e.to_string()),
                 Some(Ok(expansions)) => set.expansions = expansions,
@@ -259,7 +259,7 @@ fn run_test(base: &Path, spec: &TestSpec, options: &Options) -> TestResult {
 fn read_expansions(
     base: &Path,
     file: &str,
-) -> Result<Vec<super::expansion::Expansion>, PolicyError> {
+) -> Result<Vec<crate::policy::expansion::Expansion>, PolicyError> {
     let path = base.join(file);
     let name = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
@@ -268,8 +268,8 @@ fn read_expansions(
     })?;
     let expansions: Vec<_> = crate::manifest::parse_str(&name, &text)?
         .iter()
-        .filter(|d| super::expansion::is_expansion_template(&d.value))
-        .map(|d| super::expansion::Expansion::parse(&name, d))
+        .filter(|d| crate::policy::expansion::is_expansion_template(&d.value))
+        .map(|d| crate::policy::expansion::Expansion::parse(&name, d))
         .collect::<Result<_, _>>()?;
     if expansions.is_empty() {
         return Err(PolicyError::Invalid {
@@ -278,7 +278,7 @@ fn read_expansions(
             message: "expansion: no ExpansionTemplate in this file".into(),
         });
     }
-    super::expansion::check_cycles(&expansions)?;
+    crate::policy::expansion::check_cycles(&expansions)?;
     Ok(expansions)
 }
 
