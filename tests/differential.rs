@@ -129,7 +129,9 @@ fn check_reports_of_pull_requests_are_unchanged() {
     let dir = repo.path();
     let deploy = std::fs::read_to_string(dir.join("demo/deploy.yaml")).unwrap();
     let mut diffs = Vec::new();
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
+    // (branch, files written, files removed)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "latest-and-hostpath",
             vec![

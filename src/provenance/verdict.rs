@@ -205,7 +205,7 @@ pub fn judge_in(
             in_scope.as_ref().unwrap_or(&version.object),
             object,
             review.old_object.as_ref(),
-            &options,
+            options,
             context,
         );
         let verdict = |status: Status, reason: String| Verdict {

@@ -1,5 +1,6 @@
 //! Output formats of `gitgate check`, each one file, all fed the same [`Report`].
 
+pub mod commands;
 pub mod github;
 pub mod json;
 pub mod junit;

@@ -1,0 +1,402 @@
+//! Each command: what was typed and the configuration turned into the command's settings,
+//! the door called, its result printed (the printers live in `report/`) and its exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use regex::Regex;
+
+use super::{Printed, finish, load_config, use_color};
+use crate::check::Target;
+use crate::config::Config;
+use crate::decision::suite;
+use crate::policy::rego::RegoVersion;
+use crate::policy::unit::{self, Outcome};
+use crate::policy::{self, Options};
+
+/// What `gitgate check` was given.
+pub struct CheckArgs {
+    pub paths: Vec<PathBuf>,
+    pub repo: PathBuf,
+    pub base: Option<String>,
+    pub head: Option<String>,
+    pub printed: Printed,
+    pub policy: Vec<PathBuf>,
+    pub trust_head: bool,
+    pub kubeconfig: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub rego_version: RegoVersion,
+}
+
+/// `gitgate check`: the gate (configuration and policies) from the protected branch in range
+/// mode, or from the configuration given; then the check and its report.
+pub fn check(args: CheckArgs) -> ExitCode {
+    let range = args.paths.is_empty() || args.base.is_some() || args.head.is_some();
+    let (mut config, set, target, gate_items) = if range && !args.trust_head {
+        // The gate comes from the protected branch, not from the pull request.
+        let options = crate::check::gate::Options {
+            repo: &args.repo,
+            config_file: args.config.as_deref(),
+            base: args.base.as_deref(),
+            head: args.head.as_deref(),
+            policy_override: &args.policy,
+            rego_version: args.rego_version,
+        };
+        let gate = match crate::check::gate::from_base(&options) {
+            Ok(gate) => gate,
+            Err(e) => {
+                eprintln!("gitgate check: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let target = Target::Range {
+            repo: args.repo.clone(),
+            base: Some(gate.base.to_string()),
+            head: args.head.clone(),
+        };
+        (gate.config, gate.policies, target, gate.items)
+    } else {
+        // In range mode, `--repo X` finds `X/gitgate.yaml`.
+        let default_file = range.then(|| args.repo.join("gitgate.yaml"));
+        let file = args.config.as_deref().or(default_file.as_deref());
+        let (config, dir) = match load_config(file) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let set = match crate::setup::from_config(
+            &config.policies,
+            &dir,
+            &args.policy,
+            args.rego_version,
+        ) {
+            Ok(set) => set,
+            Err(e @ policy::PolicyError::Config { .. }) => {
+                let name = file.map_or_else(|| "gitgate.yaml".into(), |f| f.display().to_string());
+                eprintln!("gitgate check: {name}: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("gitgate check: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let target = if range {
+            Target::Range {
+                repo: args.repo.clone(),
+                base: args.base.clone(),
+                head: args.head.clone(),
+            }
+        } else {
+            Target::Files(args.paths.clone())
+        };
+        (config, set, target, Vec::new())
+    };
+    let roots_from_arguments = matches!(target, Target::Range { .. }) && !args.paths.is_empty();
+    if roots_from_arguments {
+        config.repository.paths = args.paths.iter().map(|p| p.display().to_string()).collect();
+    }
+    set.log_skipped();
+    run_check(
+        &target,
+        &config,
+        &set,
+        gate_items,
+        args.printed,
+        roots_from_arguments,
+        args.kubeconfig.as_deref(),
+    )
+}
+
+/// Runs a check with its gate loaded, adds what was found about the gate itself, and
+/// writes the report.
+fn run_check(
+    target: &Target,
+    config: &Config,
+    set: &policy::PolicySet,
+    gate_items: Vec<crate::check::Item>,
+    Printed {
+        format,
+        fail_on_warn,
+        color,
+    }: Printed,
+    roots_from_arguments: bool,
+    kubeconfig: Option<&std::path::Path>,
+) -> ExitCode {
+    let cluster_namespaces = match kubeconfig {
+        Some(path) => match cluster_namespaces(config, path) {
+            Ok(table) => Some(table),
+            Err(e) => {
+                eprintln!("gitgate check: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut report = match crate::check::run_with(target, set, config, cluster_namespaces.as_ref())
+    {
+        Ok(r) => r,
+        Err(e) if roots_from_arguments => {
+            eprintln!("gitgate check: {}", e.roots_from_arguments());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("gitgate check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !gate_items.is_empty() {
+        report.items.extend(gate_items);
+        report.items.sort_by(|a, b| {
+            (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
+        });
+    }
+    report.fail_on_warn = fail_on_warn;
+    let color = use_color(color);
+    let mut out = std::io::stdout().lock();
+    let written = crate::report::write(format, &report, color, &mut out).and_then(|()| out.flush());
+    finish("check", written, report.exit_code())
+}
+
+/// The labels of the Namespaces of the cluster a kubeconfig names.
+fn cluster_namespaces(
+    config: &Config,
+    kubeconfig: &std::path::Path,
+) -> Result<crate::cluster::NamespaceTable, crate::cluster::ClusterError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::cluster::ClusterError::Request(e.to_string()))?;
+    runtime.block_on(async {
+        let connection = crate::cluster::connect(&config.cluster, Some(kubeconfig))
+            .await?
+            .ok_or(crate::cluster::ClusterError::NoCluster)?;
+        connection.namespace_labels().await
+    })
+}
+
+/// `gitgate audit`: the report in the `check` formats, with the `check` exit codes.
+pub fn audit(
+    config: &Config,
+    dir: &std::path::Path,
+    policy: &[PathBuf],
+    rego_version: RegoVersion,
+    kubeconfig: Option<&std::path::Path>,
+    Printed {
+        format,
+        fail_on_warn,
+        color,
+    }: Printed,
+) -> ExitCode {
+    let set = match crate::setup::from_config(&config.policies, dir, policy, rego_version) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("gitgate audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    set.log_skipped();
+    let mut report = match crate::audit::audit(config, &set, kubeconfig) {
+        Ok(outcome) => outcome.report,
+        Err(e) => {
+            eprintln!("gitgate audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    report.fail_on_warn = fail_on_warn;
+    let mut out = std::io::stdout().lock();
+    let written = crate::report::write(format, &report, use_color(color), &mut out)
+        .and_then(|()| out.flush());
+    finish("audit", written, report.exit_code())
+}
+
+/// `gitgate serve`: the webhook on its own multi-threaded runtime.
+pub fn serve(
+    config: Config,
+    config_dir: &std::path::Path,
+    rego_version: RegoVersion,
+    kubeconfig: Option<&std::path::Path>,
+) -> ExitCode {
+    let state = match crate::serve::setup::state(&config, config_dir, rego_version) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("gitgate serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Workers and the blocking pool (where decisions run) get room for deep objects.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::isolate::THREAD_STACK)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gitgate serve: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = crate::serve::TlsFiles {
+        cert: config.server.tls_cert.clone(),
+        key: config.server.tls_key.clone(),
+        client_ca: config.server.client_ca.clone(),
+    };
+    let result = runtime.block_on(async {
+        let state = std::sync::Arc::new(
+            crate::serve::setup::with_cluster(state, &config, kubeconfig).await,
+        );
+        crate::serve::audit::spawn(&state);
+        crate::serve::run(
+            state,
+            &config.server.listen,
+            files,
+            config.server.max_body_bytes,
+        )
+        .await
+    });
+    // In-flight requests have had their answers (`run` waits for them); a decision abandoned
+    // at its deadline may still run on the blocking pool, and dropping the runtime would wait
+    // for it: nobody waits for its result.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gitgate serve: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
+    let files = match suite::find_suites(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gitgate verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.is_empty() {
+        eprintln!("gitgate verify: no suite (kind: Suite) found under the given paths");
+        return ExitCode::from(2);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results = suite::run_suites(&files, options, threads);
+    let (mut tests, mut cases, mut failed, mut errors) = (0, 0, 0, 0);
+    for r in &results {
+        let (t, c) = r.counts();
+        tests += t;
+        cases += c;
+        failed += usize::from(r.has_failures());
+        errors += usize::from(r.has_errors());
+    }
+    let code = if errors > 0 {
+        2
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    };
+    let mut out = std::io::stdout().lock();
+    let written = crate::report::commands::suites(
+        &mut out,
+        &results,
+        verbose,
+        (tests, cases, failed, errors),
+    )
+    .and_then(|()| out.flush());
+    finish("verify", written, code)
+}
+
+/// `gitgate test`: 0 when every test passes (skipped `todo_` tests do not count), 1 when one
+/// fails, 2 when one errors, the policies do not load or compile, or no test is found.
+pub fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, options: &Options) -> ExitCode {
+    let filter = match run.map(Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gitgate test: invalid --run expression: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut groups = Vec::new();
+    if paths.is_empty() {
+        groups.push(("built-in library".to_string(), crate::builtin::files()));
+    } else {
+        for p in paths {
+            match policy::load::read_paths(std::slice::from_ref(p)) {
+                Ok(files) => groups.push((p.display().to_string(), files)),
+                Err(e) => {
+                    eprintln!("gitgate test: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for (name, files) in &groups {
+        match unit::run(files, filter.as_ref(), options) {
+            Ok(r) => results.extend(r),
+            Err(e) => {
+                eprintln!("gitgate test: {name}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|t| f(&t.outcome)).count();
+    let fail = count(|o| matches!(o, Outcome::Fail));
+    let error = count(|o| matches!(o, Outcome::Error(_)));
+    let total = results.len();
+    let code = if total == 0 {
+        // A run that tested nothing must not look like one that passed.
+        eprintln!(
+            "gitgate test: no test_ rule found{}",
+            run.map(|r| format!(" matching --run {r}"))
+                .unwrap_or_default()
+        );
+        2
+    } else if error > 0 {
+        2
+    } else if fail > 0 {
+        1
+    } else {
+        0
+    };
+    let mut out = std::io::stdout().lock();
+    let written =
+        crate::report::commands::tests(&mut out, &results, verbose).and_then(|()| out.flush());
+    finish("test", written, code)
+}
+
+pub fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
+    let set = if paths.is_empty() {
+        crate::builtin::policy_set(options)
+    } else {
+        policy::load::load_paths(paths, options)
+    };
+    match set {
+        Ok(set) if set.is_empty() => {
+            eprintln!(
+                "gitgate policies: no policy found under {}{}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                set.skipped
+                    .iter()
+                    .map(|s| format!("\n  {s}"))
+                    .collect::<String>()
+            );
+            ExitCode::from(2)
+        }
+        Ok(set) => {
+            let mut out = std::io::stdout().lock();
+            let written =
+                crate::report::commands::policies(&mut out, &set).and_then(|()| out.flush());
+            finish("policies", written, 0)
+        }
+        Err(e) => {
+            eprintln!("gitgate policies: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! What can be typed: the commands and flags, as clap parses them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::policy::rego::RegoVersion;
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitgate",
+    version,
+    about = "A policy and admission gate for GitOps: the same Rego policies before merge and at apply time"
+)]
+pub struct Cli {
+    /// Configuration file (YAML) [default: gitgate.yaml, when it exists]
+    #[arg(short = 'c', long, global = true)]
+    pub config: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace)
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Rego syntax of policy modules: auto (v1 with `import rego.v1`, else v1 then v0), v0, v1
+    #[arg(long, global = true, value_enum, default_value_t = RegoVersion::Auto)]
+    pub rego_version: RegoVersion,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run Gatekeeper suite.yaml test suites, like `gator verify`
+    Verify {
+        /// Suite files, or directories searched for suites
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print every test and case, not only failures
+        #[arg(long)]
+        verbose_cases: bool,
+        /// Limit of one policy evaluation, in milliseconds
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
+    /// Run the test_ rules of Rego policy directories, like `opa test`
+    Test {
+        /// Rego files or directories; each path is compiled into one program.
+        /// Without paths, the built-in library is tested.
+        paths: Vec<PathBuf>,
+        /// Run only tests whose full name (data.pkg.test_x) matches this regular expression
+        #[arg(short = 'r', long = "run")]
+        run: Option<String>,
+        /// Limit of one test's evaluation, in milliseconds
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+    /// List the policies a set of paths (or the built-in library) loads
+    Policies {
+        /// Policy files or directories (default: the built-in library)
+        paths: Vec<PathBuf>,
+    },
+    /// Check a pull request's manifests before merge: the objects a Git range adds, changes
+    /// and removes (default: from the merge base with the protected branch to HEAD), or, with
+    /// files and no --base/--head, every object in them
+    Check {
+        /// Without --base/--head: files or directories to check. With them: the manifest roots
+        /// in the repository (instead of repository.paths)
+        paths: Vec<PathBuf>,
+        /// The repository [default: the current directory]
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The branch or revision the pull request merges into; changes are counted from its
+        /// merge base with --head, as `git diff BASE...HEAD` [default: the protected branch]
+        #[arg(long)]
+        base: Option<String>,
+        /// The head revision [default: HEAD]
+        #[arg(long)]
+        head: Option<String>,
+        /// Output format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Fail (exit 1) on warnings too
+        #[arg(long)]
+        fail_on_warn: bool,
+        /// Policies from this directory instead of the configured ones (repeatable)
+        #[arg(short = 'p', long = "policy")]
+        policy: Vec<PathBuf>,
+        /// Colour in text output
+        #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
+        /// Read gitgate.yaml and the policy directories from the working tree (the pull
+        /// request's head) instead of the merge base on the protected branch
+        #[arg(long)]
+        trust_head: bool,
+        /// Also read the labels of the cluster's Namespaces, for namespaceSelector, from the
+        /// cluster of this kubeconfig (the head's Namespace manifests win)
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
+    /// /metrics)
+    Serve {
+        /// Address to listen on [default: server.listen, 0.0.0.0:8443]
+        #[arg(long)]
+        listen: Option<String>,
+        /// TLS certificate (PEM) [default: server.tlsCert]
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM) [default: server.tlsKey]
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// CA of client certificates: turns on mutual TLS for /validate [default: server.clientCA]
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
+        /// Kubeconfig of the cluster to read (namespace labels, synced kinds) [default:
+        /// cluster.kubeconfig, KUBECONFIG, the in-cluster service account, ~/.kube/config]
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Audit what is already in the cluster: every object of the audited kinds, judged with
+    /// the policies and the provenance verdict it would get as a CREATE now, and the objects
+    /// the newest approved commit holds that the cluster lacks
+    Audit {
+        /// Output format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Fail (exit 1) on warnings too
+        #[arg(long)]
+        fail_on_warn: bool,
+        /// Policies from this directory instead of the configured ones (repeatable)
+        #[arg(short = 'p', long = "policy")]
+        policy: Vec<PathBuf>,
+        /// Colour in text output
+        #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
+        /// Kubeconfig of the cluster [default: cluster.kubeconfig, KUBECONFIG, the in-cluster
+        /// service account, ~/.kube/config]
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Run the whole story on this machine, with no setup: a GitOps repository with signed
+    /// history, `check` on two pull requests, then the webhook on loopback over TLS
+    Demo {
+        /// Keep the temporary directory (repository, configuration, keys) and print its path
+        #[arg(long)]
+        keep: bool,
+        /// When to colour the output
+        #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
+    },
+}

@@ -1,0 +1,249 @@
+//! The command line: parses arguments with clap ([`flags`]) and dispatches each command to
+//! [`commands`], which turns what was typed and the configuration into that command's
+//! settings and calls its door (each door builds its own runtime).
+//!
+//! One exit-code contract for every command and format: 0 nothing rejects (every test and
+//! case passes); 1 something is rejected or fails (a `deny` finding, a warning under
+//! `--fail-on-warn`, a failing test or case); 2 something could not be checked (bad input, a
+//! configuration error, a policy that fails to load or errors at run time, a path that matches
+//! nothing, usage errors). `check` takes it from [`Report::verdict`](crate::check::Report).
+//! A closed stdout (`gitgate check -o json | head -1`) ends the command quietly with the code it
+//! would have had, as ripgrep does.
+
+pub mod commands;
+pub mod flags;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::Config;
+use crate::policy::Options;
+use crate::report::Format;
+pub use flags::{Cli, ColorWhen, Command, LogFormat};
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    // The Rego parser and interpreter report through anyhow, which captures a backtrace for
+    // every error when RUST_BACKTRACE is set, on the request path too. gitgate's errors carry
+    // file and line instead; keep backtraces for panics only.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the first statement of main, before any thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+    // The one TLS crypto provider of the process: ring (never aws-lc).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    // The demo prints its own story; the webhook's log lines would interleave with it.
+    let quiet = matches!(cli.command, Command::Demo { .. }) && cli.verbose == 0;
+    init_logging(cli.verbose, cli.log_format, quiet);
+    run(cli)
+}
+
+fn init_logging(verbose: u8, format: LogFormat, quiet: bool) {
+    let level = match verbose {
+        0 if quiet => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GITGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let options = |timeout_ms: u64| Options {
+        eval_timeout: Duration::from_millis(timeout_ms),
+        rego_version: cli.rego_version,
+    };
+    match cli.command {
+        Command::Verify {
+            paths,
+            verbose_cases,
+            timeout_ms,
+        } => commands::verify(
+            &paths,
+            verbose_cases || cli.verbose > 0,
+            &options(timeout_ms),
+        ),
+        Command::Test {
+            paths,
+            run,
+            timeout_ms,
+        } => commands::test(
+            &paths,
+            run.as_deref(),
+            cli.verbose > 0,
+            &options(timeout_ms),
+        ),
+        Command::Policies { paths } => commands::list_policies(&paths, &options(1000)),
+        Command::Check {
+            paths,
+            repo,
+            base,
+            head,
+            output,
+            fail_on_warn,
+            policy,
+            color,
+            trust_head,
+            kubeconfig,
+        } => commands::check(commands::CheckArgs {
+            paths,
+            repo,
+            base,
+            head,
+            printed: Printed {
+                format: output,
+                fail_on_warn,
+                color,
+            },
+            policy,
+            trust_head,
+            kubeconfig,
+            config: cli.config.clone(),
+            rego_version: cli.rego_version,
+        }),
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+            kubeconfig,
+        } => {
+            let (mut config, dir) = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            if let Some(c) = tls_cert {
+                config.server.tls_cert = c;
+            }
+            if let Some(k) = tls_key {
+                config.server.tls_key = k;
+            }
+            if client_ca.is_some() {
+                config.server.client_ca = client_ca;
+            }
+            commands::serve(config, &dir, cli.rego_version, kubeconfig.as_deref())
+        }
+        Command::Audit {
+            output,
+            fail_on_warn,
+            policy,
+            color,
+            kubeconfig,
+        } => {
+            let (config, dir) = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let printed = Printed {
+                format: output,
+                fail_on_warn,
+                color,
+            };
+            commands::audit(
+                &config,
+                &dir,
+                &policy,
+                cli.rego_version,
+                kubeconfig.as_deref(),
+                printed,
+            )
+        }
+        Command::Demo { keep, color } => {
+            let options = crate::demo::Options {
+                keep,
+                color: use_color(color),
+                rego_version: cli.rego_version,
+            };
+            let mut out = std::io::stdout().lock();
+            match crate::demo::run(&options, &mut out) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("gitgate demo: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// Whether to write ANSI colours to stdout.
+pub(crate) fn use_color(when: ColorWhen) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    }
+}
+
+/// Loads the configuration (`-c FILE`, or `gitgate.yaml` when it exists) and the directory its
+/// relative paths are resolved against; exit 2 on errors.
+pub(crate) fn load_config(path: Option<&std::path::Path>) -> Result<(Config, PathBuf), ExitCode> {
+    let (file, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("gitgate.yaml"), false),
+    };
+    match Config::load(&file, required) {
+        Ok(config) => {
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| PathBuf::from("."));
+            Ok((config, dir))
+        }
+        Err(e) => {
+            eprintln!("gitgate: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// How `check` prints its report and turns it into an exit code.
+pub struct Printed {
+    pub format: Format,
+    pub fail_on_warn: bool,
+    pub color: ColorWhen,
+}
+
+/// The exit code of a command that wrote its result to stdout: `code`, also when stdout was
+/// closed early (`| head -1`: a broken pipe ends the command quietly, as ripgrep's does); 2
+/// when the result could not be written at all (a full disk), since nobody saw it.
+pub(crate) fn finish(command: &str, written: std::io::Result<()>, code: u8) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::from(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("gitgate {command}: cannot write the output: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
