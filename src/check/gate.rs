@@ -48,6 +48,8 @@ pub struct Gate {
     pub policies: PolicySet,
     /// The merge base the gate was read from: the range starts there.
     pub base: ObjectId,
+    /// The head of the range, as the gate resolved it.
+    pub head: ObjectId,
     /// Findings about the gate itself: the pull request changes it, or breaks it.
     pub items: Vec<Item>,
 }
@@ -146,6 +148,7 @@ pub fn from_base(options: &Options<'_>) -> Result<Gate, CheckError> {
         config,
         policies,
         base,
+        head,
         items,
     })
 }

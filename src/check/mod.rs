@@ -18,7 +18,9 @@ use crate::git::{GitError, Repo, is_manifest_path};
 use crate::input::{Document, Identity, Source};
 use crate::policy::PolicySet;
 use crate::policy::matcher::NamespaceMap;
+use crate::provenance::approval::Trust;
 use changes::{Change, FileObject, Note, NoteKind, Scopes};
+use gix::ObjectId;
 use provenance::PullRequest;
 
 pub use crate::decision::findings::{
@@ -35,8 +37,28 @@ pub enum Target {
         base: Option<String>,
         head: Option<String>,
     },
+    /// A range whose ends the gate already resolved (`head_label` names the head as it was
+    /// given): the range is resolved once.
+    Resolved {
+        repo: PathBuf,
+        base: ObjectId,
+        head: ObjectId,
+        head_label: String,
+    },
     /// Files and directories, each document a CREATE (as conftest checks files).
     Files(Vec<PathBuf>),
+}
+
+/// What a check is given besides its target, its policies and its configuration.
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// The labels of the cluster's Namespaces (`--kubeconfig`), for `namespaceSelector`
+    /// where the head holds no manifest of the Namespace.
+    pub cluster_namespaces: Option<&'a crate::cluster::NamespaceTable>,
+    /// Findings about the gate itself ([`gate::Gate::items`]), reported with the others.
+    pub gate_items: Vec<Item>,
+    /// Warnings fail the check (`--fail-on-warn`).
+    pub fail_on_warn: bool,
 }
 
 /// Why a check could not run (exit 2).
@@ -102,17 +124,21 @@ impl CheckError {
 
 /// Runs a check.
 pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, CheckError> {
-    run_with(target, set, config, None)
+    run_with(target, set, config, Extras::default())
 }
 
-/// Runs a check, with the labels of the cluster's Namespaces (`--kubeconfig`) for
-/// `namespaceSelector` where the head has no manifest of the Namespace (the head's win).
+/// Runs a check with [`Extras`]: the cluster's Namespaces (the head's win), the gate's own
+/// findings, `--fail-on-warn`.
 pub fn run_with(
     target: &Target,
     set: &PolicySet,
     config: &Config,
-    cluster_namespaces: Option<&crate::cluster::NamespaceTable>,
+    extras: Extras<'_>,
 ) -> Result<Report, CheckError> {
+    let cluster_namespaces = extras.cluster_namespaces;
+    // The pull request's own commits must be approved too when signatures are required:
+    // the trusted keys are read before anything else.
+    let trust = Trust::from_config(&config.approval).map_err(CheckError::Trust)?;
     let want_namespaces = set.uses_namespace_selector();
     // Referential policies read `data.inventory`: the head's objects, as `gator test` gives
     // them (the object judged included; the gatekeeper-library's policies skip themselves).
@@ -129,9 +155,28 @@ pub fn run_with(
     } = match target {
         Target::Range { repo, base, head } => read_range(
             repo,
-            base.as_deref(),
-            head.as_deref(),
+            Ends::Revisions {
+                base: base.as_deref(),
+                head: head.as_deref(),
+            },
             config,
+            trust.as_ref(),
+            (want_namespaces || want_inventory).then_some(&mut unchanged),
+        )?,
+        Target::Resolved {
+            repo,
+            base,
+            head,
+            head_label,
+        } => read_range(
+            repo,
+            Ends::Resolved {
+                base: *base,
+                head: *head,
+                head_label,
+            },
+            config,
+            trust.as_ref(),
             (want_namespaces || want_inventory).then_some(&mut unchanged),
         )?,
         Target::Files(paths) => {
@@ -204,7 +249,7 @@ pub fn run_with(
         files,
         checked: changes.iter().map(checked).collect(),
         items: notes.into_iter().map(note_item).collect(),
-        fail_on_warn: false, // the caller's flag
+        fail_on_warn: extras.fail_on_warn,
         audit: None,
     };
     let pull_request = pull_request.filter(|_| config.provenance.enabled != Some(false));
@@ -220,6 +265,7 @@ pub fn run_with(
         pull_request.as_ref(),
         config.policies.timeout,
     ));
+    report.items.extend(extras.gate_items);
     report.items.sort_by(|a, b| {
         (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
     });
@@ -424,52 +470,139 @@ struct Read {
     pull_request: Option<PullRequest>,
 }
 
-/// Reads the changed files of a range. With `unchanged`, the objects of the head the range
-/// does not change are collected there too (for `namespaceSelector` and `data.inventory`).
-fn read_range(
-    repo_dir: &Path,
-    base: Option<&str>,
-    head: Option<&str>,
-    config: &Config,
-    unchanged: Option<&mut Vec<FileObject>>,
-) -> Result<Read, CheckError> {
-    let repo = Repo::open(repo_dir)?;
+/// The two ends of a range as given: revisions to resolve, or commits the gate resolved.
+enum Ends<'a> {
+    Revisions {
+        base: Option<&'a str>,
+        head: Option<&'a str>,
+    },
+    Resolved {
+        base: ObjectId,
+        head: ObjectId,
+        head_label: &'a str,
+    },
+}
+
+/// The merge base of the range and its head: what the pull request changed is measured from
+/// where it forked, as `git diff base...head` and the pull request's page do (a base that
+/// moved on since does not add its own changes). An empty range is an error.
+fn resolve_range(
+    repo: &Repo,
+    ends: &Ends<'_>,
+    branch: &str,
+) -> Result<(ObjectId, ObjectId, String), CheckError> {
+    let (base, head) = match ends {
+        Ends::Resolved {
+            base,
+            head,
+            head_label,
+        } => {
+            if base == head {
+                return Err(CheckError::EmptyRange {
+                    head: format!("{head_label} ({})", short(&head.to_string())),
+                    base: branch.to_string(),
+                });
+            }
+            return Ok((*base, *head, head_label.to_string()));
+        }
+        Ends::Revisions { base, head } => (*base, *head),
+    };
     let head_rev = head.unwrap_or("HEAD");
     let head_id = repo
         .resolve(head_rev)
         .map_err(|e| e.named(head.map_or("HEAD".into(), |h| format!("--head {h}"))))?;
-    // What the pull request changed is measured from where it forked, as `git diff base...head`
-    // and the pull request's page do: a base that moved on since does not add its own changes.
     let base_id = match base {
         Some(rev) => repo.merge_base(
             repo.resolve(rev)
                 .map_err(|e| e.named(format!("--base {rev}")))?,
             head_id,
         )?,
-        None => repo.merge_base(repo.protected_branch(&config.repository.branch)?, head_id)?,
+        None => repo.merge_base(repo.protected_branch(branch)?, head_id)?,
     };
     if base_id == head_id {
         return Err(CheckError::EmptyRange {
             head: format!("{head_rev} ({})", short(&head_id.to_string())),
-            base: base.unwrap_or(&config.repository.branch).to_string(),
+            base: base.unwrap_or(branch).to_string(),
         });
     }
+    Ok((base_id, head_id, head_rev.to_string()))
+}
+
+/// Reads the changed files of a range. With `unchanged`, the objects of the head the range
+/// does not change are collected there too (for `namespaceSelector` and `data.inventory`).
+/// `trust` is `Some` when the pull request's commits must be signed.
+fn read_range(
+    repo_dir: &Path,
+    ends: Ends<'_>,
+    config: &Config,
+    trust: Option<&Trust>,
+    unchanged: Option<&mut Vec<FileObject>>,
+) -> Result<Read, CheckError> {
+    let repo = Repo::open(repo_dir)?;
+    let (base_id, head_id, head_rev) = resolve_range(&repo, &ends, &config.repository.branch)?;
     let renderer = crate::render::Renderer::from_config(config);
     let base_layout = renderer.layout(&repo, base_id)?;
     let head_layout = renderer.layout(&repo, head_id)?;
     sources_match(
         config,
         (base_id, &base_layout),
-        (head_rev, head_id, &head_layout),
+        (&head_rev, head_id, &head_layout),
     )?;
-    // Objects on their own: plain manifests.
-    let base_files = base_layout.plain_files();
-    let head_files = head_layout.plain_files();
-    // The pull request's own commits must be approved too when signatures are required.
-    let trust = crate::provenance::approval::Trust::from_config(&config.approval)
-        .map_err(CheckError::Trust)?;
-    // Every manifest file of the sources (kustomizations, patches, values included), to
-    // find the commit that last changed the file an object comes from.
+    let pull_request = read_pull_request(&repo, &renderer, (base_id, head_id), trust)?;
+    let mut notes = pull_request.notes(&repo)?;
+    let mut files = 0;
+    let mut groups = read_plain(
+        &repo,
+        (&base_layout, &head_layout),
+        &mut notes,
+        &mut files,
+        unchanged,
+        &renderer,
+    )?;
+    read_rendered(
+        &repo,
+        &renderer,
+        (&base_layout, &head_layout),
+        &mut groups,
+        &mut notes,
+        &mut files,
+    );
+    let source = Source {
+        context: crate::input::Context::Premerge,
+        repository: Some(
+            config
+                .repository
+                .url
+                .clone()
+                .unwrap_or_else(|| repo.name().to_string()),
+        ),
+        commit: Some(head_id.to_string()),
+        path: None,
+        line: None,
+        rendered: None,
+    };
+    Ok(Read {
+        groups,
+        notes,
+        range: Some(Range {
+            base: base_id.to_string(),
+            head: head_id.to_string(),
+        }),
+        files,
+        source,
+        pull_request: Some(pull_request),
+    })
+}
+
+/// The pull request's own commits, each judged, and for each changed manifest file the commit
+/// that last changed it: every manifest file of the sources counts (kustomizations, patches,
+/// values included).
+fn read_pull_request(
+    repo: &Repo,
+    renderer: &crate::render::Renderer,
+    (base_id, head_id): (ObjectId, ObjectId),
+    trust: Option<&Trust>,
+) -> Result<PullRequest, CheckError> {
     let roots: Vec<String> = renderer
         .sources()
         .iter()
@@ -488,49 +621,62 @@ fn read_range(
         )
         .map(|(path, _)| path.clone())
         .collect();
-    let pull_request = PullRequest::read(
-        &repo,
+    Ok(PullRequest::read(
+        repo,
         (base_id, &base_all),
         (head_id, &head_all),
         changed,
-        trust.as_ref(),
+        trust,
         &roots,
-    )?;
-    let mut notes = pull_request.notes(&repo)?;
-    // Plain manifests diffed together, grouped by the namespace their source gives them.
-    let mut plain: Vec<Group> = Vec::new();
-    fn plain_group<'a>(plain: &'a mut Vec<Group>, namespace: Option<&str>) -> &'a mut Group {
-        let i = match plain
-            .iter()
-            .position(|g| g.namespace.as_deref() == namespace)
-        {
-            Some(i) => i,
-            None => {
-                plain.push(Group {
-                    namespace: namespace.map(str::to_string),
-                    ..Group::default()
-                });
-                plain.len() - 1
-            }
-        };
-        &mut plain[i]
-    }
+    )?)
+}
+
+/// The group of plain manifests whose source gives them `namespace`.
+fn plain_group<'a>(plain: &'a mut Vec<Group>, namespace: Option<&str>) -> &'a mut Group {
+    let i = match plain
+        .iter()
+        .position(|g| g.namespace.as_deref() == namespace)
+    {
+        Some(i) => i,
+        None => {
+            plain.push(Group {
+                namespace: namespace.map(str::to_string),
+                ..Group::default()
+            });
+            plain.len() - 1
+        }
+    };
+    &mut plain[i]
+}
+
+/// The plain manifests of the changed files at both ends, grouped by the namespace their
+/// source gives them; with `unchanged`, the head's unchanged objects (plain and rendered) too.
+fn read_plain(
+    repo: &Repo,
+    (base_layout, head_layout): (&crate::render::Layout, &crate::render::Layout),
+    notes: &mut Vec<Note>,
+    files: &mut usize,
+    unchanged: Option<&mut Vec<FileObject>>,
+    renderer: &crate::render::Renderer,
+) -> Result<Vec<Group>, CheckError> {
+    let base_files = base_layout.plain_files();
+    let head_files = head_layout.plain_files();
     let namespace_of = |layout: &crate::render::Layout, path: &str| {
         layout
             .plain
             .get(path)
             .and_then(|f| f.namespace.as_deref().map(str::to_string))
     };
-    let mut files = 0;
+    let mut plain: Vec<Group> = Vec::new();
     // Only changed files matter: a path whose blob is the same at both ends holds the same
     // objects (an object moved out of it changes it).
     for (path, id) in &head_files {
         if base_files.get(path) == Some(id) {
             continue;
         }
-        files += 1;
+        *files += 1;
         let (objects, n) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-        plain_group(&mut plain, namespace_of(&head_layout, path).as_deref())
+        plain_group(&mut plain, namespace_of(head_layout, path).as_deref())
             .head
             .extend(objects);
         notes.extend(n);
@@ -544,17 +690,12 @@ fn read_range(
             unchanged.extend(objects);
         }
         // What the head's rendered sources apply, changed or not (the changed ones are
-        // rendered once: the renderer keeps them for the diff below); a changed object is
-        // then there twice, which the namespaces and the inventory take as one.
+        // rendered once: the renderer keeps them for the diff); a changed object is then
+        // there twice, which the namespaces and the inventory take as one.
         let units: Vec<&crate::render::Unit> = head_layout.units.iter().collect();
-        for rendered in renderer.render(&repo, &units) {
+        for rendered in renderer.render(repo, &units) {
             for o in rendered.as_ref().as_ref().map(Vec::as_slice).unwrap_or(&[]) {
-                unchanged.push(FileObject {
-                    path: o.path.clone(),
-                    line: o.line,
-                    object: o.object.clone(),
-                    lines: o.lines.clone(),
-                });
+                unchanged.push(file_object(o));
             }
         }
     }
@@ -564,16 +705,27 @@ fn read_range(
         }
         // A file changed at both ends counts once.
         if !head_files.contains_key(path) {
-            files += 1;
+            *files += 1;
         }
         // Problems of the base are not the pull request's: only its objects count.
         let (objects, _) = changes::read_file_objects(path, &repo.read_blob(*id, path)?);
-        plain_group(&mut plain, namespace_of(&base_layout, path).as_deref())
+        plain_group(&mut plain, namespace_of(base_layout, path).as_deref())
             .base
             .extend(objects);
     }
-    let mut groups = plain;
-    // Rendered units whose inputs changed: both ends rendered and diffed.
+    Ok(plain)
+}
+
+/// The rendered units whose inputs changed: both ends rendered, each unit a group. A unit that
+/// cannot be rendered at the head is an unreadable note, and its base objects are not deleted.
+fn read_rendered(
+    repo: &Repo,
+    renderer: &crate::render::Renderer,
+    (base_layout, head_layout): (&crate::render::Layout, &crate::render::Layout),
+    groups: &mut Vec<Group>,
+    notes: &mut Vec<Note>,
+    files: &mut usize,
+) {
     let key_at = |layout: &crate::render::Layout, dir: &str| {
         layout
             .units
@@ -584,14 +736,14 @@ fn read_range(
     let head_units: Vec<&crate::render::Unit> = head_layout
         .units
         .iter()
-        .filter(|u| key_at(&base_layout, &u.dir).as_ref() != Some(&u.key))
+        .filter(|u| key_at(base_layout, &u.dir).as_ref() != Some(&u.key))
         .collect();
     let base_units: Vec<&crate::render::Unit> = base_layout
         .units
         .iter()
-        .filter(|u| key_at(&head_layout, &u.dir).as_ref() != Some(&u.key))
+        .filter(|u| key_at(head_layout, &u.dir).as_ref() != Some(&u.key))
         .collect();
-    let head_rendered = renderer.render(&repo, &head_units);
+    let head_rendered = renderer.render(repo, &head_units);
     let rendered_of = |unit: &crate::render::Unit| crate::input::Rendered {
         source: unit.name().to_string(),
         engine: unit.kind.as_str().to_string(),
@@ -599,7 +751,7 @@ fn read_range(
     };
     let mut failed = Vec::new();
     for (unit, result) in head_units.iter().zip(&head_rendered) {
-        files += 1;
+        *files += 1;
         let mut group = Group {
             namespace: unit.namespace.clone(),
             rendered: Some(rendered_of(unit)),
@@ -625,7 +777,7 @@ fn read_range(
         .into_iter()
         .filter(|u| !failed.contains(&u.dir))
         .collect();
-    let base_rendered = renderer.render(&repo, &base_units);
+    let base_rendered = renderer.render(repo, &base_units);
     for (unit, result) in base_units.iter().zip(&base_rendered) {
         let group = match groups
             .iter()
@@ -654,32 +806,6 @@ fn read_range(
             }),
         }
     }
-    let source = Source {
-        context: crate::input::Context::Premerge,
-        repository: Some(
-            config
-                .repository
-                .url
-                .clone()
-                .unwrap_or_else(|| repo.name().to_string()),
-        ),
-        commit: Some(head_id.to_string()),
-        path: None,
-        line: None,
-        rendered: None,
-    };
-    let range = Range {
-        base: base_id.to_string(),
-        head: head_id.to_string(),
-    };
-    Ok(Read {
-        groups,
-        notes,
-        range: Some(range),
-        files,
-        source,
-        pull_request: Some(pull_request),
-    })
 }
 
 /// A rendered object as the diff reads it.

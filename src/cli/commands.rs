@@ -50,10 +50,12 @@ pub fn check(args: CheckArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let target = Target::Range {
+        // The gate resolved the range: the check reads it as resolved.
+        let target = Target::Resolved {
             repo: args.repo.clone(),
-            base: Some(gate.base.to_string()),
-            head: args.head.clone(),
+            base: gate.base,
+            head: gate.head,
+            head_label: args.head.clone().unwrap_or_else(|| "HEAD".into()),
         };
         (gate.config, gate.policies, target, gate.items)
     } else {
@@ -92,7 +94,8 @@ pub fn check(args: CheckArgs) -> ExitCode {
         };
         (config, set, target, Vec::new())
     };
-    let roots_from_arguments = matches!(target, Target::Range { .. }) && !args.paths.is_empty();
+    let roots_from_arguments =
+        matches!(target, Target::Range { .. } | Target::Resolved { .. }) && !args.paths.is_empty();
     if roots_from_arguments {
         config.repository.paths = args.paths.iter().map(|p| p.display().to_string()).collect();
     }
@@ -133,8 +136,12 @@ fn run_check(
         },
         None => None,
     };
-    let mut report = match crate::check::run_with(target, set, config, cluster_namespaces.as_ref())
-    {
+    let extras = crate::check::Extras {
+        cluster_namespaces: cluster_namespaces.as_ref(),
+        gate_items,
+        fail_on_warn,
+    };
+    let report = match crate::check::run_with(target, set, config, extras) {
         Ok(r) => r,
         Err(e) if roots_from_arguments => {
             eprintln!("gitgate check: {}", e.roots_from_arguments());
@@ -145,13 +152,6 @@ fn run_check(
             return ExitCode::from(2);
         }
     };
-    if !gate_items.is_empty() {
-        report.items.extend(gate_items);
-        report.items.sort_by(|a, b| {
-            (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
-        });
-    }
-    report.fail_on_warn = fail_on_warn;
     let color = use_color(color);
     let mut out = std::io::stdout().lock();
     let written = crate::report::write(format, &report, color, &mut out).and_then(|()| out.flush());
