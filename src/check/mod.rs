@@ -143,7 +143,6 @@ pub fn run_with(
     // Referential policies read `data.inventory`: the head's objects, as `gator test` gives
     // them (the object judged included; the gatekeeper-library's policies skip themselves).
     let want_inventory = set.uses_inventory();
-    let mut namespaces = NamespaceMap::default();
     let mut unchanged = Vec::new();
     let Read {
         mut groups,
@@ -194,48 +193,14 @@ pub fn run_with(
             }
         }
     };
-    let mut scopes = Scopes::default();
-    for g in &groups {
-        for o in &g.head {
-            namespaces.learn(&o.object);
-        }
-        scopes.learn(&g.base);
-        scopes.learn(&g.head);
-    }
-    for o in &unchanged {
-        namespaces.learn(&o.object);
-    }
-    for (name, labels) in cluster_namespaces.into_iter().flatten() {
-        namespaces
-            .0
-            .entry(name.clone())
-            .or_insert_with(|| labels.clone());
-    }
-    scopes.learn(&unchanged);
-    changes::default_namespaces(
-        &mut unchanged,
-        &scopes,
-        &config.repository.default_namespace,
-        None,
+    let (namespaces, inventory) = namespaces_and_inventory(
+        &mut groups,
+        unchanged,
+        cluster_namespaces,
+        config,
+        want_inventory,
     );
     let mut changes = Vec::new();
-    for g in &mut groups {
-        let namespace = g
-            .namespace
-            .as_deref()
-            .unwrap_or(&config.repository.default_namespace);
-        changes::default_namespaces(&mut g.base, &scopes, namespace, g.namespace.as_deref());
-        changes::default_namespaces(&mut g.head, &scopes, namespace, g.namespace.as_deref());
-    }
-    let inventory = want_inventory.then(|| {
-        let objects = groups
-            .iter()
-            .flat_map(|g| &g.head)
-            .chain(&unchanged)
-            .map(|o| &o.object);
-        Arc::new(crate::cluster::inventory::Inventory::of(objects).data())
-    });
-    drop(unchanged);
     for g in &mut groups {
         let diffed = changes::diff(std::mem::take(&mut g.base), std::mem::take(&mut g.head));
         changes.extend(diffed.into_iter().map(|mut c| {
@@ -270,6 +235,60 @@ pub fn run_with(
         (a.path.as_str(), a.line, a.level).cmp(&(b.path.as_str(), b.line, b.level))
     });
     Ok(report)
+}
+
+/// The Namespaces' labels the policies see (the head's, then the cluster's where the head
+/// holds none) and `data.inventory` (the head's objects) when a policy reads it; the groups'
+/// objects get their namespaces as the API server would give them.
+fn namespaces_and_inventory(
+    groups: &mut [Group],
+    mut unchanged: Vec<FileObject>,
+    cluster_namespaces: Option<&crate::cluster::NamespaceTable>,
+    config: &Config,
+    want_inventory: bool,
+) -> (NamespaceMap, Option<Arc<regorus::Value>>) {
+    let mut namespaces = NamespaceMap::default();
+    let mut scopes = Scopes::default();
+    for g in groups.iter() {
+        for o in &g.head {
+            namespaces.learn(&o.object);
+        }
+        scopes.learn(&g.base);
+        scopes.learn(&g.head);
+    }
+    for o in &unchanged {
+        namespaces.learn(&o.object);
+    }
+    for (name, labels) in cluster_namespaces.into_iter().flatten() {
+        namespaces
+            .0
+            .entry(name.clone())
+            .or_insert_with(|| labels.clone());
+    }
+    scopes.learn(&unchanged);
+    changes::default_namespaces(
+        &mut unchanged,
+        &scopes,
+        &config.repository.default_namespace,
+        None,
+    );
+    for g in groups.iter_mut() {
+        let namespace = g
+            .namespace
+            .as_deref()
+            .unwrap_or(&config.repository.default_namespace);
+        changes::default_namespaces(&mut g.base, &scopes, namespace, g.namespace.as_deref());
+        changes::default_namespaces(&mut g.head, &scopes, namespace, g.namespace.as_deref());
+    }
+    let inventory = want_inventory.then(|| {
+        let objects = groups
+            .iter()
+            .flat_map(|g| &g.head)
+            .chain(&unchanged)
+            .map(|o| &o.object);
+        Arc::new(crate::cluster::inventory::Inventory::of(objects).data())
+    });
+    (namespaces, inventory)
 }
 
 fn checked(c: &Change) -> Checked {
