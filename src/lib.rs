@@ -1,23 +1,27 @@
 //! gitgate: a policy and admission gate for GitOps.
 //!
-//! One decision path serves two doors. `check` (CI, before merge) turns a Git range into
-//! [`input::Document`]s; `serve` (the admission webhook) turns an AdmissionReview into one.
-//! Both hand the document to [`decision::decide`] with the same compiled [`policy::PolicySet`].
+//! Three doors onto one decision core. `check` (CI, before merge) turns a Git range into
+//! [`input::Document`]s; `serve` (the admission webhook) turns an AdmissionReview into one;
+//! `audit` turns what the cluster holds into them. Each hands its documents to
+//! [`decision::decide`] under [`decision::guard`], with the same compiled
+//! [`policy::PolicySet`] and the same provenance verdict, and formats the same
+//! [`decision::findings`]. `ARCHITECTURE.md` draws the layers and the path of a document.
 //!
-//! Module map (one concern each):
-//! - [`manifest`]: YAML/JSON documents with file and line, limits against hostile input.
-//! - [`input`]: the one input document (`review`, `parameters`, `source`, `provenance`).
-//! - [`policy`]: loading, matching and evaluating Rego policies; the `verify` and `test` runners.
-//! - [`decision`]: runs the matching policies and applies enforcement actions.
-//! - [`isolate`]: panics caught and deadlines kept, so that no answer is lost.
-//! - [`builtin`]: the embedded `policies/` library.
-//! - [`config`]: the one configuration file shared by `check` and `serve`.
-//! - [`git`]: reading repositories with gix (ranges, trees, blobs).
-//! - [`render`]: what a GitOps controller applies for a source at a commit (plain, kustomize,
-//!   helm through the real binaries, sandboxed).
-//! - [`provenance`]: traceability to an approved commit (approval window, index, matching).
-//! - Front ends: [`check`] (the pre-merge door), [`report`] (its output formats), [`serve`]
-//!   (the admission door), [`cli`].
+//! Module map, from the bottom up (a module imports only modules below it):
+//! - Foundations: [`isolate`] (panics caught, deadlines kept), [`manifest`] (YAML/JSON with
+//!   file and line, limits against hostile input), [`git`] (gix), [`input`] (the one input
+//!   document and `input.provenance`'s shape), [`objects`] (the objects of manifest files and
+//!   their diff).
+//! - Engines: [`policy`] (Rego, templates, conftest; matching; the `test_` runner), [`render`]
+//!   (what a GitOps controller applies, through the real engines), [`builtin`] (the embedded
+//!   `policies/`).
+//! - [`provenance`] (the approved window, the mirror and index, the closed-world match, the
+//!   verdict) and [`cluster`] (kube-rs caches, `data.inventory`).
+//! - [`decision`]: the core (`decide`, the guard and fan-out, the findings, `verify` suites).
+//! - [`config`] (the one YAML file) and [`setup`] (the configuration turned into the working
+//!   parts, once: below it nothing reads `Config`).
+//! - Doors: [`check`], [`serve`], [`audit`], [`demo`]; [`report`] (the output formats and the
+//!   printers of `verify`, `test`, `policies`); [`cli`] (parse and dispatch).
 
 pub mod audit;
 pub mod builtin;
