@@ -42,7 +42,9 @@ impl crate::render::Renderer {
 impl crate::provenance::mirror::Source {
     /// The source a configuration names, or `None` when no repository is configured or
     /// provenance is turned off. Trusted keys are loaded here: a bad key file is an error.
-    pub fn from_config(config: &Config) -> Result<Option<Source>, String> {
+    pub fn from_config(
+        config: &Config,
+    ) -> Result<Option<Source>, crate::provenance::ProvenanceError> {
         let Some(url) = config.repository.url.clone() else {
             return Ok(None);
         };
@@ -87,20 +89,25 @@ impl crate::provenance::mirror::Source {
 impl crate::provenance::approval::Trust {
     /// The trusted keys the configuration names, or `None` when signatures are not required.
     /// A key file that cannot be read or parsed is an error naming it.
-    pub fn from_config(approval: &crate::config::Approval) -> Result<Option<Trust>, String> {
+    pub fn from_config(
+        approval: &crate::config::Approval,
+    ) -> Result<Option<Trust>, crate::provenance::ProvenanceError> {
         if !approval.require_signatures {
             return Ok(None);
         }
         let ssh = match &approval.allowed_signers {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-                AllowedSigners::parse(&path.display().to_string(), &text)
-                    .map_err(|e| e.to_string())?
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    crate::provenance::ProvenanceError::KeyFile {
+                        file: path.display().to_string(),
+                        source,
+                    }
+                })?;
+                AllowedSigners::parse(&path.display().to_string(), &text)?
             }
             None => AllowedSigners::default(),
         };
-        let openpgp = OpenPgpKeys::load(&approval.openpgp_keys).map_err(|e| e.to_string())?;
+        let openpgp = OpenPgpKeys::load(&approval.openpgp_keys)?;
         Ok(Some(Trust { ssh, openpgp }))
     }
 }

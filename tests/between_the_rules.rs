@@ -910,14 +910,18 @@ fn at_a_first_start_a_hidden_newer_approved_commit_is_a_rewind_until_acknowledge
     r.git(&["branch", "-q", "-f", "main", &merge], None, t + 20);
     // Nothing remembered: the newer approved commit the tip still reaches gives it away.
     let mirror = Mirror::default();
-    let err = mirror.sync(&mirror_source(&r, None)).unwrap_err();
+    let err = mirror
+        .sync(&mirror_source(&r, None))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&c1[..12]) && err.contains(&c2[..12]), "{err}");
     assert!(mirror.snapshot().is_none(), "no index: not ready");
     assert!(mirror.rewound().is_some());
     // An acknowledgement of another commit changes nothing; of the branch's tip, moves.
     let err = mirror
         .sync(&mirror_source(&r, Some(c1[..10].to_string())))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rewound") && err.contains(&merge), "{err}");
     mirror
         .sync(&mirror_source(&r, Some(merge[..10].to_string())))
@@ -1115,7 +1119,9 @@ fn a_first_start_on_a_shallow_mirror_fetches_deeper_and_sees_the_rewinding_merge
     let dir = tempfile::tempdir().unwrap();
     let mirror = Mirror::default();
     let result = mirror.sync(&remote_source(&r, &dir.path().join("mirror"), 2));
-    let err = result.expect_err("the old approved commit was taken as the newest");
+    let err = result
+        .expect_err("the old approved commit was taken as the newest")
+        .to_string();
     assert!(err.contains(&c1[..12]), "{err}");
 }
 

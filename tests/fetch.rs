@@ -110,7 +110,7 @@ fn a_file_url_is_fetched_and_a_failing_remote_keeps_the_last_index() {
 
     // The remote goes away: the sync fails, says which remote, and the last index stays.
     std::fs::rename(&bare, dir.path().join("gone")).unwrap();
-    let error = mirror.sync(&source).unwrap_err();
+    let error = mirror.sync(&source).unwrap_err().to_string();
     assert!(error.contains("gitops.git"), "{error}");
     assert!(holds(&mirror, "later"));
     assert_eq!(
@@ -303,7 +303,8 @@ async fn https_with_basic_credentials_from_files_and_a_private_ca() {
         let error = tokio::task::spawn_blocking(move || Mirror::default().sync(&source))
             .await
             .unwrap()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(&url), "{error}");
         assert!(
             !error.contains(password) && !error.contains("not-the-token"),

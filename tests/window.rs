@@ -569,7 +569,7 @@ fn an_empty_window_fails_closed() {
     r.git(&["branch", "-q", "-f", "main", "rewritten"], None, 0);
     // It does not descend from the last approved commit: the history was rewritten, and the
     // approved state never moves backwards (issue 17) until an operator acknowledges it.
-    let err = mirror.sync(&source).unwrap_err();
+    let err = mirror.sync(&source).unwrap_err().to_string();
     assert!(
         err.contains("rewound") && err.contains(&good[..12]),
         "{err}"

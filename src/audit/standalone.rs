@@ -19,10 +19,14 @@ pub enum AuditError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     /// The approved window could not be read.
-    #[error("the approved window of {repository}: {message}")]
-    Provenance { repository: String, message: String },
+    #[error("the approved window of {repository}: {source}")]
+    Provenance {
+        repository: String,
+        #[source]
+        source: crate::provenance::ProvenanceError,
+    },
     #[error("cannot start the runtime: {0}")]
-    Runtime(String),
+    Runtime(#[source] std::io::Error),
 }
 
 /// Runs an audit with a configuration and its policies.
@@ -38,7 +42,7 @@ pub fn audit(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| AuditError::Runtime(e.to_string()))?;
+        .map_err(AuditError::Runtime)?;
     let connection = runtime
         .block_on(connect(&config.cluster, kubeconfig))?
         .ok_or(ClusterError::NoCluster)?;
@@ -49,17 +53,19 @@ pub fn audit(
             let repository = config.repository.url.clone().unwrap_or_default();
             mirror
                 .sync(&source)
-                .map_err(|message| AuditError::Provenance {
+                .map_err(|source| AuditError::Provenance {
                     repository: crate::provenance::fetch::redact(&repository),
-                    message,
+                    source,
                 })?;
             mirror.snapshot()
         }
         Ok(None) => None,
-        Err(message) => {
+        Err(source) => {
             return Err(AuditError::Provenance {
-                repository: config.repository.url.clone().unwrap_or_default(),
-                message,
+                repository: crate::provenance::fetch::redact(
+                    &config.repository.url.clone().unwrap_or_default(),
+                ),
+                source,
             });
         }
     };

@@ -66,8 +66,9 @@ pub struct Extras<'a> {
 pub enum CheckError {
     #[error(transparent)]
     Git(#[from] GitError),
-    #[error("{0}")]
-    Trust(String),
+    /// The trusted keys the pull request's commits are judged by could not be read.
+    #[error(transparent)]
+    Trust(crate::provenance::ProvenanceError),
     /// The gate (configuration and policies) of the protected branch cannot be read.
     #[error("{0}")]
     Gate(String),

@@ -69,12 +69,15 @@ impl Remote {
     /// Fetches the protected branch into the mirror. Errors name the URL (redacted) and say
     /// what failed, never a credential. A panic inside the transport is caught and reported
     /// as an error, so that it cannot end the mirror's thread.
-    pub fn fetch(&self) -> Result<(), String> {
+    pub fn fetch(&self) -> Result<(), super::ProvenanceError> {
         self.fetch_at(self.depth)
     }
 
     /// [`Remote::fetch`] with `depth` commits of history (`None`: all of it).
-    pub fn fetch_at(&self, depth: Option<std::num::NonZeroU32>) -> Result<(), String> {
+    pub fn fetch_at(
+        &self,
+        depth: Option<std::num::NonZeroU32>,
+    ) -> Result<(), super::ProvenanceError> {
         // reqwest builds its client with the process's default provider: ring, as `main`
         // installs it (a no-op then; needed where gitgate is used as a library).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -85,6 +88,7 @@ impl Remote {
                     redact(&self.url)
                 ))
             })
+            .map_err(super::ProvenanceError::Fetch)
     }
 
     fn fetch_inner(&self, depth: Option<std::num::NonZeroU32>) -> Result<(), String> {

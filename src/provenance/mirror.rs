@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
+use super::ProvenanceError;
 use super::approval::{
     self, Forward, Rewind, RewindProblem, Trust, Walk, Window, walk, walk_limit,
 };
@@ -124,7 +125,7 @@ impl Mirror {
 
     /// One sync: the window and its index, folded into the previous one when it continues it.
     /// A rewound branch leaves the window where it was (see the module documentation).
-    pub fn sync(&self, source: &Source) -> Result<(), String> {
+    pub fn sync(&self, source: &Source) -> Result<(), ProvenanceError> {
         let result = (|| {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             let seen = match &mut *seen {
@@ -148,8 +149,7 @@ impl Mirror {
                     source.trust.as_deref(),
                     seen,
                     now,
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
                 if let Forward::Incomplete { why, .. } = &forward
                     && source.remote.is_some()
                     && let Some(next) = deeper(at, source.window.commits)
@@ -202,8 +202,7 @@ impl Mirror {
                     source.renderer.clone(),
                     &source.default_namespace,
                 ),
-            }
-            .map_err(|e| e.to_string())?;
+            }?;
             for e in index.render_errors() {
                 tracing::error!(branch = %source.branch, error = %e,
                     "a source of the newest approved commit cannot be rendered: its objects of older commits still count, and DELETEs of what it last rendered are refused");
@@ -212,7 +211,7 @@ impl Mirror {
                 tracing::error!(branch = %source.branch, read = walk.read, reason = %reason,
                     "the approved window is empty: gitgate fails closed (not ready; DELETEs of what Git held are refused)");
             }
-            Ok::<Synced, String>(Synced::Index(Box::new(index)))
+            Ok::<Synced, ProvenanceError>(Synced::Index(Box::new(index)))
         })();
         match result {
             Ok(Synced::Index(index)) => {
@@ -249,8 +248,8 @@ impl Mirror {
                 metrics::gauge!("gitgate_window_rewound").set(1.0);
                 metrics::counter!("gitgate_git_syncs_total", "result" => "rewound").increment(1);
                 self.rewound.store(Some(Arc::new(reason.clone())));
-                self.last_error.store(Some(Arc::new(reason.clone())));
-                Err(reason)
+                self.last_error.store(Some(Arc::new(reason)));
+                Err(ProvenanceError::Rewound(rewind))
             }
             Err(e) => {
                 metrics::counter!("gitgate_git_syncs_total", "result" => "error").increment(1);
@@ -259,7 +258,7 @@ impl Mirror {
                 } else {
                     tracing::warn!(error = %e, "the Git sync failed; no index was ever built: gitgate is not ready");
                 }
-                self.last_error.store(Some(Arc::new(e.clone())));
+                self.last_error.store(Some(Arc::new(e.to_string())));
                 Err(e)
             }
         }
@@ -275,13 +274,12 @@ impl Mirror {
         seen: &mut FirstSeen,
         now: i64,
         at_least: Option<Option<NonZeroU32>>,
-    ) -> Result<(Repo, Walk, Option<NonZeroU32>), String> {
+    ) -> Result<(Repo, Walk, Option<NonZeroU32>), ProvenanceError> {
         let trust = source.trust.as_deref();
         let Some(remote) = &source.remote else {
-            let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
+            let repo = Repo::open(&source.path)?;
             let tip = branch_tip(&repo, &source.branch, true)?;
-            let walk =
-                walk(&repo, tip, source.window, trust, seen, now).map_err(|e| e.to_string())?;
+            let walk = walk(&repo, tip, source.window, trust, seen, now)?;
             return Ok((repo, walk, None));
         };
         let shallow = remote.depth;
@@ -294,10 +292,9 @@ impl Mirror {
         }
         loop {
             remote.fetch_at(at)?;
-            let repo = Repo::open(&source.path).map_err(|e| e.to_string())?;
+            let repo = Repo::open(&source.path)?;
             let tip = branch_tip(&repo, &source.branch, false)?;
-            let walk =
-                walk(&repo, tip, source.window, trust, seen, now).map_err(|e| e.to_string())?;
+            let walk = walk(&repo, tip, source.window, trust, seen, now)?;
             if walk.truncated && at.is_some() && at < deep {
                 // (`at` is `Some` here: a depth, not all of the history.)
                 tracing::info!(
@@ -402,7 +399,7 @@ pub(crate) fn depth(commits: usize) -> Option<NonZeroU32> {
 
 /// The tip of the protected branch: `refs/heads/<branch>` (a local repository) and then
 /// `refs/remotes/origin/<branch>`, never another reference (a tag named like the branch).
-fn branch_tip(repo: &Repo, branch: &str, local: bool) -> Result<gix::ObjectId, String> {
+fn branch_tip(repo: &Repo, branch: &str, local: bool) -> Result<gix::ObjectId, ProvenanceError> {
     let name = branch.trim_start_matches("refs/heads/");
     let mut candidates = Vec::new();
     if local {
@@ -410,13 +407,13 @@ fn branch_tip(repo: &Repo, branch: &str, local: bool) -> Result<gix::ObjectId, S
     }
     candidates.push(format!("refs/remotes/origin/{name}"));
     for candidate in &candidates {
-        if let Some(id) = repo.resolve_ref(candidate).map_err(|e| e.to_string())? {
+        if let Some(id) = repo.resolve_ref(candidate)? {
             return Ok(id);
         }
     }
-    Err(format!(
-        "{}: the protected branch {name} is not there (looked for {})",
-        repo.name(),
-        candidates.join(" and ")
-    ))
+    Err(ProvenanceError::NoBranch {
+        repo: repo.name().to_string(),
+        branch: name.to_string(),
+        looked_for: candidates.join(" and "),
+    })
 }

@@ -22,6 +22,7 @@ pub mod approval;
 pub mod closed;
 pub mod crd;
 pub mod defaults;
+pub mod error;
 pub mod fetch;
 pub mod index;
 pub mod kcm;
@@ -35,3 +36,5 @@ pub mod seen;
 pub mod signers;
 pub mod value;
 pub mod verdict;
+
+pub use error::ProvenanceError;

@@ -61,7 +61,7 @@ impl FirstSeen {
 
     /// The times persisted in `file` (none yet when it does not exist). A line that cannot be
     /// read is skipped; a file that cannot be read is an error naming it.
-    pub fn load(file: &Path) -> Result<FirstSeen, String> {
+    pub fn load(file: &Path) -> Result<FirstSeen, super::ProvenanceError> {
         let mut seen = FirstSeen {
             file: Some(file.to_path_buf()),
             ..FirstSeen::default()
@@ -69,7 +69,13 @@ impl FirstSeen {
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(seen),
-            Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
+            Err(source) => {
+                return Err(super::ProvenanceError::File {
+                    file: file.display().to_string(),
+                    action: "read",
+                    source,
+                });
+            }
         };
         let mut skipped = 0;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -167,7 +173,7 @@ impl FirstSeen {
     /// Writes the times to the file they were loaded from, if any and if something changed:
     /// to a temporary file first, then renamed over it, so that a crash leaves the old file or
     /// the new one, never half of one. Keeps the newest [`MAX_ENTRIES`].
-    pub fn save(&mut self) -> Result<(), String> {
+    pub fn save(&mut self) -> Result<(), super::ProvenanceError> {
         let Some(file) = self.file.clone() else {
             return Ok(());
         };
@@ -195,7 +201,11 @@ impl FirstSeen {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &file))
-            .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+            .map_err(|source| super::ProvenanceError::File {
+                file: file.display().to_string(),
+                action: "write",
+                source,
+            })?;
         self.changed = false;
         Ok(())
     }

@@ -11,23 +11,35 @@ use crate::config::Config;
 use crate::policy::rego::RegoVersion;
 use crate::provenance::mirror::{Mirror, Source};
 
+/// Why the webhook cannot start: each names the file or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Policies(#[from] crate::policy::PolicyError),
+    /// `server.refreshTokenFile` cannot be read.
+    #[error("server.refreshTokenFile: {0}")]
+    RefreshToken(String),
+    /// The repository's source or its trusted keys.
+    #[error(transparent)]
+    Provenance(#[from] crate::provenance::ProvenanceError),
+}
+
 /// Loads the policies and starts the mirror's sync thread (provenance on) or logs that
 /// provenance is off. Errors name the file or key at fault.
 pub fn state(
     config: &Config,
     config_dir: &Path,
     rego_version: RegoVersion,
-) -> Result<AppState, String> {
+) -> Result<AppState, SetupError> {
     // No evaluation may outlast the request deadline (decisions are abandoned at the deadline, and this limit ends them).
     let mut policies = config.policies.clone();
     policies.timeout = policies.timeout.min(config.server.timeout);
-    let set = crate::setup::from_config(&policies, config_dir, &[], rego_version)
-        .map_err(|e| e.to_string())?;
+    let set = crate::setup::from_config(&policies, config_dir, &[], rego_version)?;
     set.log_skipped();
     tracing::info!(policies = set.len(), "policies loaded");
     // The refresh token is read on every POST /refresh; a file that cannot serve is an error now.
     if let Some(path) = &config.server.refresh_token_file {
-        super::refresh::read_token(path).map_err(|e| format!("server.refreshTokenFile: {e}"))?;
+        super::refresh::read_token(path).map_err(|e| SetupError::RefreshToken(e.to_string()))?;
     }
     let mut state = AppState::new(set, config);
     match Source::from_config(config)? {
