@@ -439,27 +439,8 @@ fn check_gives_referential_policies_the_heads_objects() {
     assert_eq!(code, 0, "{out}\n{err}");
 }
 
-const DENY_IN_PROD: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: k8sdenyall}
-spec:
-  crd: {spec: {names: {kind: K8sDenyAll}}}
-  targets:
-  - target: admission.k8s.gatekeeper.sh
-    rego: |
-      package k8sdenyall
-      violation[{"msg": msg}] {
-        msg := sprintf("no %v in a production namespace", [input.review.kind.kind])
-      }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: K8sDenyAll
-metadata: {name: no-pods-in-prod}
-spec:
-  match:
-    kinds: [{apiGroups: [""], kinds: ["Pod"]}]
-    namespaceSelector: {matchLabels: {env: prod}}
-"#;
+/// A template that denies Pods in namespaces labelled `env: prod` (tests/data).
+const DENY_IN_PROD: &str = include_str!("data/deny-pods-in-prod.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reads_the_clusters_namespace_labels_with_a_kubeconfig() {

@@ -14,31 +14,13 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use gitgate::config::Config;
-use gitgate::git::Repo;
-use gitgate::provenance::approval::{Window, window};
 use gitgate::provenance::index::Index;
 use gitgate::provenance::verdict::{Status, Verdict, judge};
 use serde_json::{Value, json};
 
-/// The index of the repository at `dir` as it is now.
-fn index_of(dir: &Path) -> Index {
-    let repo = Repo::open(dir).unwrap();
-    let tip = repo.resolve_ref("refs/heads/main").unwrap().unwrap();
-    let w = window(
-        &repo,
-        tip,
-        Window {
-            commits: 5,
-            max_age: Duration::from_secs(86_400),
-        },
-        None,
-    )
-    .unwrap();
-    Index::build(&repo, &w, &[], "default").unwrap()
-}
+use support::index_of;
 
 /// Removes `paths` from the repository at `dir` in one commit.
 fn remove(dir: &Path, paths: &[&str], message: &str) {

@@ -20,27 +20,8 @@ use gitgate::policy::load::{SourceFile, load};
 use gitgate::serve::AppState;
 use serde_json::{Value, json};
 
-const DENY_IN_PROD: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: k8sdenyall}
-spec:
-  crd: {spec: {names: {kind: K8sDenyAll}}}
-  targets:
-  - target: admission.k8s.gatekeeper.sh
-    rego: |
-      package k8sdenyall
-      violation[{"msg": msg}] {
-        msg := sprintf("no %v in a production namespace", [input.review.kind.kind])
-      }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: K8sDenyAll
-metadata: {name: no-pods-in-prod}
-spec:
-  match:
-    kinds: [{apiGroups: [""], kinds: ["Pod"]}]
-    namespaceSelector: {matchLabels: {env: prod}}
-"#;
+/// A template that denies Pods in namespaces labelled `env: prod` (tests/data).
+const DENY_IN_PROD: &str = include_str!("data/deny-pods-in-prod.yaml");
 
 /// A small referential template, written for this test after the gatekeeper-library's
 /// `uniqueingresshost`, and Gatekeeper's own sync config naming what it reads.

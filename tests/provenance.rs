@@ -7,8 +7,10 @@
 mod support;
 
 use std::path::Path;
+
 use std::process::Command;
 use std::time::Duration;
+use support::signed::{DAY, SignedRepo};
 
 use gitgate::git::Repo;
 use gitgate::provenance::approval::{Trust, Window, window};
@@ -20,92 +22,16 @@ fn have(tool: &str) -> bool {
         || Command::new(tool).arg("--version").output().is_ok()
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let f = Fixture {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir(f.repo()).unwrap();
-        f.git(&["init", "-q", "-b", "main"], None, 0);
-        f
-    }
-
-    fn repo(&self) -> std::path::PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    /// Makes an ed25519 key `name` (and `name.pub`).
-    fn key(&self, name: &str) -> String {
-        let path = self.dir.path().join(name);
-        let ok = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&path)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        std::fs::read_to_string(path.with_extension("pub"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// Runs git; `sign` is the key to sign commits with; `at` the commit time (epoch seconds).
-    fn git(&self, args: &[&str], sign: Option<&str>, at: i64) -> String {
-        let mut cmd = Command::new("git");
-        cmd.current_dir(self.repo())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Alice")
-            .env("GIT_AUTHOR_EMAIL", "alice@example.com")
-            .env("GIT_COMMITTER_NAME", "Alice")
-            .env("GIT_COMMITTER_EMAIL", "alice@example.com")
-            .env("GIT_AUTHOR_DATE", format!("@{at} +0000"))
-            .env("GIT_COMMITTER_DATE", format!("@{at} +0000"));
-        if let Some(key) = sign {
-            cmd.args(["-c", "gpg.format=ssh", "-c"])
-                .arg(format!(
-                    "user.signingkey={}",
-                    self.dir.path().join(key).display()
-                ))
-                .args(["-c", "commit.gpgsign=true"]);
-        }
-        let out = cmd.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn commit(&self, file: &str, sign: Option<&str>, at: i64) -> String {
-        std::fs::write(self.repo().join(file), format!("{file} {at}\n")).unwrap();
-        self.git(&["add", "-A"], None, at);
-        self.git(&["commit", "-q", "-m", file], sign, at);
-        self.git(&["rev-parse", "HEAD"], None, at)
-    }
-}
+/// The signed repository of `support/signed.rs`, one file per commit.
+type Fixture = SignedRepo;
 
 fn skip_without_tools() -> bool {
-    if have("ssh-keygen") && have("git") {
-        false
-    } else {
-        eprintln!(
-            "skipping: ssh-keygen and git are needed to make signed commits (.ci/run installs openssh-client)"
-        );
-        true
-    }
+    !support::signed::tools_here()
 }
 
 fn ids(commits: &[gitgate::provenance::approval::WindowCommit]) -> Vec<String> {
     commits.iter().map(|c| c.id.to_string()).collect()
 }
-
-const DAY: i64 = 86_400;
 
 fn ssh_trust(allowed_signers: &str) -> Trust {
     Trust {
@@ -123,11 +49,11 @@ fn signatures_decide_which_commits_are_approved() {
     let trusted = f.key("trusted");
     f.key("stranger");
     let t0 = 1_780_000_000;
-    let unsigned = f.commit("a.yaml", None, t0);
-    let by_stranger = f.commit("b.yaml", Some("stranger"), t0 + 10);
-    let good = f.commit("c.yaml", Some("trusted"), t0 + 20);
+    let unsigned = f.commit_file("a.yaml", None, t0);
+    let by_stranger = f.commit_file("b.yaml", Some("stranger"), t0 + 10);
+    let good = f.commit_file("c.yaml", Some("trusted"), t0 + 20);
     let signers = ssh_trust(&format!("alice@example.com {trusted}\n"));
-    let repo = Repo::open(&f.repo()).unwrap();
+    let repo = Repo::open(&f.path()).unwrap();
     let tip = repo.resolve("main").unwrap();
     let w = window(
         &repo,
@@ -188,20 +114,20 @@ fn the_window_counts_commits_and_age_and_follows_first_parents() {
     }
     let f = Fixture::new();
     let t0 = 1_780_000_000;
-    let old = f.commit("old.yaml", None, t0);
-    let c1 = f.commit("one.yaml", None, t0 + 10 * DAY);
+    let old = f.commit_file("old.yaml", None, t0);
+    let c1 = f.commit_file("one.yaml", None, t0 + 10 * DAY);
     // A side branch merged into main: its commit is not on the first-parent chain.
     f.git(&["checkout", "-q", "-b", "side"], None, t0);
-    let side = f.commit("side.yaml", None, t0 + 11 * DAY);
+    let side = f.commit_file("side.yaml", None, t0 + 11 * DAY);
     f.git(&["checkout", "-q", "main"], None, t0);
-    let c2 = f.commit("two.yaml", None, t0 + 12 * DAY);
+    let c2 = f.commit_file("two.yaml", None, t0 + 12 * DAY);
     f.git(
         &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
         None,
         t0 + 13 * DAY,
     );
     let merge = f.git(&["rev-parse", "HEAD"], None, 0);
-    let repo = Repo::open(&f.repo()).unwrap();
+    let repo = Repo::open(&f.path()).unwrap();
     let tip = repo.resolve("main").unwrap();
     let all = window(
         &repo,
@@ -277,12 +203,12 @@ fn a_tampered_commit_does_not_verify() {
     let f = Fixture::new();
     let trusted = f.key("trusted");
     let t0 = 1_780_000_000;
-    f.commit("a.yaml", Some("trusted"), t0);
+    f.commit_file("a.yaml", Some("trusted"), t0);
     // The same commit, signature kept, message changed: what a forger would try.
     let raw = f.git(&["cat-file", "commit", "HEAD"], None, t0);
     let forged = raw.replace("\n\na.yaml", "\n\nforged");
     assert_ne!(raw, forged);
-    let path = f.dir.path().join("forged");
+    let path = f.beside("forged");
     std::fs::write(&path, format!("{forged}\n")).unwrap();
     let id = f.git(
         &["hash-object", "-t", "commit", "-w", path.to_str().unwrap()],
@@ -291,7 +217,7 @@ fn a_tampered_commit_does_not_verify() {
     );
     f.git(&["update-ref", "refs/heads/main", &id], None, t0);
     let signers = ssh_trust(&format!("alice@example.com {trusted}\n"));
-    let repo = Repo::open(&f.repo()).unwrap();
+    let repo = Repo::open(&f.path()).unwrap();
     let tip = repo.resolve("main").unwrap();
     assert_eq!(tip.to_string(), id);
     let w = window(
@@ -320,7 +246,7 @@ fn openpgp_signed_commits_verify_against_trusted_keys() {
         return;
     }
     let f = Fixture::new();
-    let home = f.dir.path().join("gnupg");
+    let home = f.beside("gnupg");
     std::fs::create_dir(&home).unwrap();
     #[cfg(unix)]
     {
@@ -358,10 +284,10 @@ fn openpgp_signed_commits_verify_against_trusted_keys() {
     let alice_key = gpg(&["--armor", "--export", "alice@example.com"]);
     let t0 = 1_780_000_000;
     let sign_as = |who: &str, file: &str, at: i64| {
-        std::fs::write(f.repo().join(file), format!("{file}\n")).unwrap();
+        std::fs::write(f.path().join(file), format!("{file}\n")).unwrap();
         f.git(&["add", "-A"], None, at);
         let out = Command::new("git")
-            .current_dir(f.repo())
+            .current_dir(f.path())
             .env("GNUPGHOME", &home)
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_COMMITTER_NAME", "Alice")
@@ -392,7 +318,7 @@ fn openpgp_signed_commits_verify_against_trusted_keys() {
         ssh: AllowedSigners::default(),
         openpgp: OpenPgpKeys::parse("alice.asc", &alice_key).unwrap(),
     };
-    let repo = Repo::open(&f.repo()).unwrap();
+    let repo = Repo::open(&f.path()).unwrap();
     let tip = repo.resolve("main").unwrap();
     let w = window(
         &repo,
@@ -440,29 +366,29 @@ fn the_index_holds_each_identity_of_the_approved_window() {
     let f = Fixture::new();
     let t0 = 1_780_000_000;
     let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: demo\nspec:\n  replicas: 2\n";
-    std::fs::create_dir_all(f.repo().join("apps")).unwrap();
-    std::fs::write(f.repo().join("apps/deploy.yaml"), deploy).unwrap();
+    std::fs::create_dir_all(f.path().join("apps")).unwrap();
+    std::fs::write(f.path().join("apps/deploy.yaml"), deploy).unwrap();
     std::fs::write(
-        f.repo().join("apps/cm.yaml"),
+        f.path().join("apps/cm.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
     )
     .unwrap();
-    std::fs::write(f.repo().join("README.md"), "not a manifest\n").unwrap();
+    std::fs::write(f.path().join("README.md"), "not a manifest\n").unwrap();
     f.git(&["add", "-A"], None, t0);
     f.git(&["commit", "-q", "-m", "one"], None, t0);
     let one = f.git(&["rev-parse", "HEAD"], None, t0);
     std::fs::write(
-        f.repo().join("apps/deploy.yaml"),
+        f.path().join("apps/deploy.yaml"),
         deploy.replace("replicas: 2", "replicas: 3"),
     )
     .unwrap();
     f.git(&["commit", "-q", "-am", "two"], None, t0 + 10);
     let two = f.git(&["rev-parse", "HEAD"], None, t0);
-    std::fs::remove_file(f.repo().join("apps/cm.yaml")).unwrap();
+    std::fs::remove_file(f.path().join("apps/cm.yaml")).unwrap();
     f.git(&["commit", "-q", "-am", "three"], None, t0 + 20);
     let three = f.git(&["rev-parse", "HEAD"], None, t0);
 
-    let repo = Repo::open(&f.repo()).unwrap();
+    let repo = Repo::open(&f.path()).unwrap();
     let tip = repo.resolve("main").unwrap();
     let w = window(
         &repo,
@@ -528,7 +454,7 @@ fn the_index_holds_each_identity_of_the_approved_window() {
 
     // A new commit folded in, with a window of 2: one leaves, versions are trimmed.
     std::fs::write(
-        f.repo().join("apps/deploy.yaml"),
+        f.path().join("apps/deploy.yaml"),
         deploy.replace("replicas: 2", "replicas: 4"),
     )
     .unwrap();

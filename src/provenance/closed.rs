@@ -360,21 +360,6 @@ mod tests {
             None
         ));
     }
-}
-
-#[cfg(test)]
-mod exact_stamps {
-    use super::*;
-    use serde_json::json;
-    use std::borrow::Cow;
-
-    fn label(key: &'static str) -> Vec<Seg<'static>> {
-        vec![
-            Seg::Field(Cow::Borrowed("metadata")),
-            Seg::Field(Cow::Borrowed("labels")),
-            Seg::Field(Cow::Borrowed(key)),
-        ]
-    }
 
     #[test]
     fn a_stamp_is_added_or_changed_by_the_controller_only() {

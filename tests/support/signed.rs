@@ -108,6 +108,17 @@ impl SignedRepo {
     }
 }
 
+impl SignedRepo {
+    /// Writes `file` (its name and `at` as its content) and commits it at `at`, signed with
+    /// `sign`, with the file's name as the message; returns the commit id.
+    pub fn commit_file(&self, file: &str, sign: Option<&str>, at: i64) -> String {
+        std::fs::write(self.path().join(file), format!("{file} {at}\n")).unwrap();
+        self.git(&["add", "-A"], None, at);
+        self.git(&["commit", "-q", "-m", file], sign, at);
+        self.git(&["rev-parse", "HEAD"], None, at)
+    }
+}
+
 /// Runs git in `dir` as [`EMAIL`] at `at`, signing commits with the private key at `key`.
 pub fn git_in(dir: &Path, args: &[&str], key: Option<&Path>, at: i64) -> String {
     let mut cmd = Command::new("git");
