@@ -123,6 +123,24 @@ impl CheckError {
     }
 }
 
+/// The labels of the Namespaces of the cluster a kubeconfig names (`check --kubeconfig`), read
+/// on a runtime of its own.
+pub fn cluster_namespaces(
+    settings: &crate::cluster::Settings,
+    kubeconfig: &std::path::Path,
+) -> Result<crate::cluster::NamespaceTable, crate::cluster::ClusterError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::cluster::ClusterError::Request(e.to_string()))?;
+    runtime.block_on(async {
+        let connection = crate::cluster::connect(settings, Some(kubeconfig))
+            .await?
+            .ok_or(crate::cluster::ClusterError::NoCluster)?;
+        connection.namespace_labels().await
+    })
+}
+
 /// Runs a check.
 pub fn run(target: &Target, set: &PolicySet, config: &Config) -> Result<Report, CheckError> {
     run_with(target, set, config, Extras::default())

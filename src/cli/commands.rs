@@ -127,7 +127,7 @@ fn run_check(
     kubeconfig: Option<&std::path::Path>,
 ) -> ExitCode {
     let cluster_namespaces = match kubeconfig {
-        Some(path) => match cluster_namespaces(config, path) {
+        Some(path) => match crate::check::cluster_namespaces(&config.cluster, path) {
             Ok(table) => Some(table),
             Err(e) => {
                 eprintln!("gitgate check: {e}");
@@ -156,23 +156,6 @@ fn run_check(
     let mut out = std::io::stdout().lock();
     let written = crate::report::write(format, &report, color, &mut out).and_then(|()| out.flush());
     finish("check", written, report.exit_code())
-}
-
-/// The labels of the Namespaces of the cluster a kubeconfig names.
-fn cluster_namespaces(
-    config: &Config,
-    kubeconfig: &std::path::Path,
-) -> Result<crate::cluster::NamespaceTable, crate::cluster::ClusterError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| crate::cluster::ClusterError::Request(e.to_string()))?;
-    runtime.block_on(async {
-        let connection = crate::cluster::connect(&config.cluster, Some(kubeconfig))
-            .await?
-            .ok_or(crate::cluster::ClusterError::NoCluster)?;
-        connection.namespace_labels().await
-    })
 }
 
 /// `gitgate audit`: the report in the `check` formats, with the `check` exit codes.
@@ -217,48 +200,7 @@ pub fn serve(
     rego_version: RegoVersion,
     kubeconfig: Option<&std::path::Path>,
 ) -> ExitCode {
-    let state = match crate::serve::setup::state(&config, config_dir, rego_version) {
-        Ok(state) => state,
-        Err(e) => {
-            eprintln!("gitgate serve: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Workers and the blocking pool (where decisions run) get room for deep objects.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .thread_stack_size(crate::isolate::THREAD_STACK)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("gitgate serve: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let files = crate::serve::TlsFiles {
-        cert: config.server.tls_cert.clone(),
-        key: config.server.tls_key.clone(),
-        client_ca: config.server.client_ca.clone(),
-    };
-    let result = runtime.block_on(async {
-        let state = std::sync::Arc::new(
-            crate::serve::setup::with_cluster(state, &config, kubeconfig).await,
-        );
-        crate::serve::audit::spawn(&state);
-        crate::serve::run(
-            state,
-            &config.server.listen,
-            files,
-            config.server.max_body_bytes,
-        )
-        .await
-    });
-    // In-flight requests have had their answers (`run` waits for them); a decision abandoned
-    // at its deadline may still run on the blocking pool, and dropping the runtime would wait
-    // for it: nobody waits for its result.
-    runtime.shutdown_background();
-    match result {
+    match crate::serve::setup::serve(&config, config_dir, rego_version, kubeconfig) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gitgate serve: {e}");

@@ -22,6 +22,48 @@ pub enum SetupError {
     /// The repository's source or its trusted keys.
     #[error(transparent)]
     Provenance(#[from] crate::provenance::ProvenanceError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The server failed (its address, its certificate).
+    #[error(transparent)]
+    Server(#[from] super::ServeError),
+}
+
+/// `gitgate serve`: the state, then the webhook on a runtime of its own until SIGTERM.
+pub fn serve(
+    config: &Config,
+    config_dir: &Path,
+    rego_version: RegoVersion,
+    kubeconfig: Option<&Path>,
+) -> Result<(), SetupError> {
+    let state = state(config, config_dir, rego_version)?;
+    // Workers and the blocking pool (where decisions run) get room for deep objects.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(crate::isolate::THREAD_STACK)
+        .enable_all()
+        .build()
+        .map_err(SetupError::Runtime)?;
+    let files = super::TlsFiles {
+        cert: config.server.tls_cert.clone(),
+        key: config.server.tls_key.clone(),
+        client_ca: config.server.client_ca.clone(),
+    };
+    let result = runtime.block_on(async {
+        let state = Arc::new(with_cluster(state, config, kubeconfig).await);
+        super::audit::spawn(&state);
+        super::run(
+            state,
+            &config.server.listen,
+            files,
+            config.server.max_body_bytes,
+        )
+        .await
+    });
+    // In-flight requests have had their answers (`run` waits for them); a decision abandoned
+    // at its deadline may still run on the blocking pool, and dropping the runtime would wait
+    // for it: nobody waits for its result.
+    runtime.shutdown_background();
+    Ok(result?)
 }
 
 /// Loads the policies and starts the mirror's sync thread (provenance on) or logs that
