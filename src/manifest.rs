@@ -454,47 +454,55 @@ pub fn require_object(file: &str, doc: &Document) -> Result<(), ManifestError> {
     }
 }
 
-/// Expands Kubernetes `List` kinds (`kind: List`, `kind: ConfigMapList`, ... with `items`) into
-/// their items, which keep the list's line.
+/// How deep lists nest inside lists before an item is taken as it is (kustomize and kubectl
+/// flatten any depth; a manifest is only so deep anyway).
+const MAX_LIST_DEPTH: usize = 16;
+
+/// Whether a document is a list: **any object with an `items` array**, whatever its kind, as
+/// Flux's reader, kubectl (`meta.IsListType`) and Helm read one. Only the items are applied.
+pub fn is_list(value: &Value) -> bool {
+    value.get("items").is_some_and(Value::is_array)
+}
+
+/// Expands lists ([`is_list`]: `kind: List`, `ConfigMapList`, and any other object with an
+/// `items` array) into their items, recursively (a list inside a list is flattened, as
+/// kustomize does). Each item keeps its own line (the list's when it has none).
 pub fn expand_lists(docs: Vec<Document>) -> Vec<Document> {
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
-        let is_list = doc
-            .value
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|k| k.ends_with("List"))
-            && doc.value.get("items").is_some_and(Value::is_array);
-        if !is_list {
-            out.push(doc);
-            continue;
-        }
-        let line = doc.line;
-        if let Some(Value::Array(items)) = doc.value.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                let index = out.len();
-                // Each item's lines, re-rooted at the item.
-                let prefix = format!("/items/{i}");
-                let lines = Lines(
-                    doc.lines
-                        .0
-                        .iter()
-                        .filter_map(|(p, l)| {
-                            p.strip_prefix(&prefix).map(|rest| (rest.to_string(), *l))
-                        })
-                        .filter(|(p, _)| p.is_empty() || p.starts_with('/'))
-                        .collect(),
-                );
-                out.push(Document {
-                    value: item.clone(),
-                    line: lines.find("").unwrap_or(line),
-                    index,
-                    lines,
-                });
-            }
-        }
+        expand_into(doc, &mut out, 0);
     }
     out
+}
+
+fn expand_into(doc: Document, out: &mut Vec<Document>, depth: usize) {
+    if !is_list(&doc.value) || depth >= MAX_LIST_DEPTH {
+        out.push(doc);
+        return;
+    }
+    let line = doc.line;
+    let Some(Value::Array(items)) = doc.value.get("items") else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        // Each item's lines, re-rooted at the item.
+        let prefix = format!("/items/{i}");
+        let lines = Lines(
+            doc.lines
+                .0
+                .iter()
+                .filter_map(|(p, l)| p.strip_prefix(&prefix).map(|rest| (rest.to_string(), *l)))
+                .filter(|(p, _)| p.is_empty() || p.starts_with('/'))
+                .collect(),
+        );
+        let item = Document {
+            value: item.clone(),
+            line: lines.find("").unwrap_or(line),
+            index: out.len(),
+            lines,
+        };
+        expand_into(item, out, depth + 1);
+    }
 }
 
 /// The JSON type name of a value, for error messages.

@@ -1,0 +1,86 @@
+//! The CI door reads what the controller will apply (issue 19): pull requests laid out as Flux
+//! and Argo CD read them, checked with the real binary in every format.
+
+mod support;
+
+/// A privileged Pod as a list item, indented by `indent` spaces.
+fn privileged_pod(indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    [
+        "- apiVersion: v1",
+        "  kind: Pod",
+        "  metadata: {name: root, namespace: demo}",
+        "  spec:",
+        "    containers:",
+        "    - name: c",
+        "      image: busybox:1.36",
+        "      securityContext: {privileged: true}",
+    ]
+    .iter()
+    .map(|l| format!("{pad}{l}\n"))
+    .collect()
+}
+
+/// A pull request on a repository with one harmless ConfigMap, adding `path` with `text`.
+fn pull_request(path: &str, text: &str) -> tempfile::TempDir {
+    let repo = support::repo_with(&[(
+        "demo/cm.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base, namespace: demo}\ndata: {a: b}\n",
+    )]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    support::commit_files(dir, &[(path, text.as_bytes())], "the pull request");
+    repo
+}
+
+#[test]
+fn an_object_with_an_items_array_is_a_list_and_its_items_are_checked() {
+    // A ConfigMap (not a `...List` kind) carrying a privileged Pod in `items`: Flux's reader,
+    // kubectl and Helm apply only the items.
+    let carrier = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: carrier, namespace: demo}}\nitems:\n{}",
+        privileged_pod(0)
+    );
+    // And a List inside a List, flattened as kustomize does.
+    let nested = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n{}",
+        privileged_pod(2)
+    );
+    for (name, text) in [("carrier", carrier), ("nested", nested)] {
+        let repo = pull_request(&format!("demo/{name}.yaml"), &text);
+        for format in ["text", "json", "sarif", "junit", "github"] {
+            let (code, out, err) = support::gitgate(
+                repo.path(),
+                &["check", "--base", "main", "--head", "pr", "-o", format],
+            );
+            assert_eq!(code, 1, "{name} ({format}): {out}{err}");
+            assert!(out.contains("privileged"), "{name} ({format}): {out}");
+        }
+        let (_, out, _) = support::gitgate(
+            repo.path(),
+            &["check", "--base", "main", "--head", "pr", "-o", "json"],
+        );
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let objects: Vec<&str> = report["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["object"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            objects,
+            ["Pod demo/root"],
+            "{name}: only the items are objects"
+        );
+        let privileged = report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["policy"] == "privileged-container")
+            .unwrap();
+        assert!(
+            privileged["line"].as_u64().unwrap() > 1,
+            "{name}: the finding points into the item, not at line 1: {privileged}"
+        );
+    }
+}
