@@ -214,6 +214,36 @@ impl Repo {
         }
     }
 
+    /// The commits reachable from `head` through any parent and from none of `hidden` (as
+    /// `git rev-list head ^hidden...`), at most `limit`.
+    pub fn commits_between(
+        &self,
+        head: ObjectId,
+        hidden: &[ObjectId],
+        limit: usize,
+    ) -> Result<Vec<ObjectId>, GitError> {
+        let read = |message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("the commits of {head} not in {hidden:?}"),
+            message,
+        };
+        let walk = self
+            .repo
+            .rev_walk([head])
+            .with_hidden(hidden.iter().copied())
+            .all()
+            .map_err(|e| read(e.to_string()))?;
+        let mut out = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| read(format!("{e}{}", self.shallow_hint())))?;
+            out.push(info.id);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The merge base of two commits.
     pub fn merge_base(&self, base: ObjectId, head: ObjectId) -> Result<ObjectId, GitError> {
         let none = || GitError::NoMergeBase {

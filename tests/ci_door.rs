@@ -84,3 +84,82 @@ fn an_object_with_an_items_array_is_a_list_and_its_items_are_checked() {
         );
     }
 }
+
+#[test]
+fn a_signed_merge_does_not_vouch_for_the_unsigned_commits_it_brings() {
+    use support::signed::{DAY, EMAIL, SignedRepo, now, tools_here};
+    if !tools_here() {
+        return;
+    }
+    let r = SignedRepo::new();
+    let trusted = r.key("trusted");
+    let signers = r.allowed_signers(&format!("{EMAIL} {trusted}\n"));
+    let config = r.beside("gitgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "approval:\n  requireSignatures: true\n  allowedSigners: {}\n",
+            signers.display()
+        ),
+    )
+    .unwrap();
+    let cm = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: demo}}\ndata: {{a: b}}\n"
+        )
+    };
+    let t = now() - DAY;
+    let c0 = r.commit(&[("demo/base.yaml", &cm("base"))], Some("trusted"), t);
+    // An unsigned commit on a side branch, brought in by a merge commit signed by a trusted key.
+    r.git(&["checkout", "-q", "-b", "feature"], None, t);
+    let unsigned = r.commit(&[("demo/side.yaml", &cm("side"))], None, t + 10);
+    r.git(&["checkout", "-q", "-b", "pr", &c0], None, t);
+    r.git(
+        &["merge", "-q", "--no-ff", "-m", "merge feature", "feature"],
+        Some("trusted"),
+        t + 20,
+    );
+    // A fully signed pull request with a merge of the same shape.
+    r.git(&["checkout", "-q", "-b", "signed-feature", &c0], None, t);
+    r.commit(
+        &[("demo/other.yaml", &cm("other"))],
+        Some("trusted"),
+        t + 30,
+    );
+    r.git(&["checkout", "-q", "-b", "signed-pr", &c0], None, t);
+    r.git(
+        &["merge", "-q", "--no-ff", "-m", "merge", "signed-feature"],
+        Some("trusted"),
+        t + 40,
+    );
+    r.git(&["checkout", "-q", "main"], None, t);
+    let cfg = config.to_str().unwrap();
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (code, out, err) = support::gitgate(
+            &r.path(),
+            &[
+                "check", "-c", cfg, "--base", "main", "--head", "pr", "-o", format,
+            ],
+        );
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(
+            out.contains(&unsigned[..12]),
+            "{format}: names the commit: {out}"
+        );
+        let (code, out, err) = support::gitgate(
+            &r.path(),
+            &[
+                "check",
+                "-c",
+                cfg,
+                "--base",
+                "main",
+                "--head",
+                "signed-pr",
+                "-o",
+                format,
+            ],
+        );
+        assert_eq!(code, 0, "{format}: {out}{err}");
+    }
+}

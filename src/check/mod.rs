@@ -586,7 +586,16 @@ fn read_range(
         (base_id, &base_layout),
         (&head_rev, head_id, &head_layout),
     )?;
-    let pull_request = read_pull_request(&repo, &renderer, (base_id, head_id), trust)?;
+    // What the protected branch already holds was approved there: a pull request that merged
+    // main in is not judged for main's commits.
+    let protected = repo.protected_branch(&config.repository.branch).ok();
+    let pull_request = read_pull_request(
+        &repo,
+        &renderer,
+        (base_id, head_id),
+        trust,
+        protected.as_slice(),
+    )?;
     let mut notes = pull_request.notes(&repo)?;
     let mut files = 0;
     let mut groups = read_plain(
@@ -640,6 +649,7 @@ fn read_pull_request(
     renderer: &crate::render::Renderer,
     (base_id, head_id): (ObjectId, ObjectId),
     trust: Option<&Trust>,
+    hidden: &[ObjectId],
 ) -> Result<PullRequest, CheckError> {
     let roots: Vec<String> = renderer
         .sources()
@@ -665,7 +675,7 @@ fn read_pull_request(
         (head_id, &head_all),
         changed,
         trust,
-        &roots,
+        (&roots, hidden),
     )?)
 }
 

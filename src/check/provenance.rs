@@ -19,7 +19,7 @@ const MAX_COMMITS: usize = 10_000;
 
 /// What the pull request's commits say about its documents.
 pub struct PullRequest {
-    /// The commits the pull request adds, the newest first.
+    /// The commits the pull request adds, through every parent.
     commits: Vec<WindowCommit>,
     /// Changed path → the newest commit of the pull request that changed it.
     last_change: BTreeMap<String, ObjectId>,
@@ -28,22 +28,26 @@ pub struct PullRequest {
 }
 
 impl PullRequest {
-    /// Reads the commits from `head` back to `base` (first parents) and finds, for each of
-    /// `changed` (paths whose blob differs between `base_files` and `head_files`), the newest
-    /// commit that changed it.
+    /// Judges every commit the pull request adds, through every parent (`hidden`: what the
+    /// protected branch holds besides `base`), and finds, for each of `changed` (paths whose
+    /// blob differs between `base_files` and `head_files`), the newest commit of the
+    /// first-parent chain from `head` back to `base` that changed it.
     pub fn read(
         repo: &Repo,
         (base, base_files): (ObjectId, &Files),
         (head, head_files): (ObjectId, &Files),
         changed: BTreeSet<String>,
         trust: Option<&Trust>,
-        roots: &[String],
+        (roots, hidden): (&[String], &[ObjectId]),
     ) -> Result<PullRequest, GitError> {
-        let commits = approval::pull_request(repo, base, head, trust, MAX_COMMITS)?;
+        let mut excluded = vec![base];
+        excluded.extend(hidden.iter().copied().filter(|h| *h != head));
+        let commits = approval::pull_request_commits(repo, head, &excluded, trust, MAX_COMMITS)?;
+        let chain = approval::pull_request(repo, base, head, trust, MAX_COMMITS)?;
         let mut last_change = BTreeMap::new();
         let mut pending = changed;
         let mut files = head_files.clone();
-        for commit in &commits {
+        for commit in &chain {
             if pending.is_empty() {
                 break;
             }

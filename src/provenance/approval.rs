@@ -475,6 +475,24 @@ pub fn pull_request(
     Ok(out)
 }
 
+/// Every commit a pull request adds, through every parent: reachable from `head` and from
+/// none of `hidden` (the merge base, the protected branch's tip: what main already holds was
+/// approved there), each judged now. A merge commit signed by a trusted key does not vouch for
+/// the unsigned commits on its other parents. At most `limit` commits.
+pub fn pull_request_commits(
+    repo: &Repo,
+    head: ObjectId,
+    hidden: &[ObjectId],
+    trust: Option<&Trust>,
+    limit: usize,
+) -> Result<Vec<WindowCommit>, GitError> {
+    let now = seen::now();
+    repo.commits_between(head, hidden, limit)?
+        .into_iter()
+        .map(|id| Ok(judged_commit(&repo.commit_info(id)?, trust, now)))
+        .collect()
+}
+
 /// One commit judged at `first_seen`: not approved when its committer date is later than that
 /// (beyond [`MAX_SKEW`]); otherwise approved when signatures are not required (`trust` is
 /// `None`), or when a key that is trusted at `first_seen` signed it.
