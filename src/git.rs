@@ -311,6 +311,46 @@ impl Repo {
         Ok(files)
     }
 
+    /// The entries of a commit's tree that are not files gitgate reads, whose path `keep`
+    /// accepts: symbolic links and submodules, path → (id, what it is in words).
+    pub fn unread_entries(
+        &self,
+        commit: ObjectId,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, (ObjectId, &'static str)>, GitError> {
+        let read = |what: &str, message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{what} of commit {commit}"),
+            message,
+        };
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| read("the commit", e.to_string()))?
+            .tree()
+            .map_err(|e| read("the tree", e.to_string()))?;
+        let entries = tree
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| read("the tree", e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for entry in entries {
+            let what = if entry.mode.is_link() {
+                "a symbolic link"
+            } else if entry.mode.is_commit() {
+                "a submodule"
+            } else {
+                continue;
+            };
+            let path = entry.filepath.to_string();
+            if keep(&path) {
+                out.insert(path, (entry.oid, what));
+            }
+        }
+        Ok(out)
+    }
+
     /// The id of what `path` names in `commit`'s tree (`""` for the root tree) and whether it
     /// is a tree; `None` when the commit holds nothing there.
     pub fn entry_at(

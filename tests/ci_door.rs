@@ -163,3 +163,68 @@ fn a_signed_merge_does_not_vouch_for_the_unsigned_commits_it_brings() {
         assert_eq!(code, 0, "{format}: {out}{err}");
     }
 }
+
+#[test]
+fn a_symlink_and_a_submodule_are_named_never_skipped_in_silence() {
+    let repo = pull_request(
+        "demo/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra, namespace: demo}\ndata: {a: b}\n",
+    );
+    let dir = repo.path();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("demo/link.yaml")).unwrap();
+    support::git(dir, "a@example.com", 0, &["add", "demo/link.yaml"]);
+    let head = support::git(dir, "a@example.com", 0, &["rev-parse", "HEAD"]);
+    support::git(
+        dir,
+        "a@example.com",
+        0,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{head},demo/vendored"),
+        ],
+    );
+    support::git(
+        dir,
+        "a@example.com",
+        1_780_000_100,
+        &["commit", "-q", "-m", "a link and a submodule"],
+    );
+    let (code, out, err) = support::gitgate(
+        dir,
+        &["check", "--base", "main", "--head", "pr", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let notes: Vec<String> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["level"] == "note")
+        .map(|i| format!("{} {}", i["path"], i["message"]))
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("demo/link.yaml") && n.contains("symbolic link")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("demo/vendored") && n.contains("submodule")),
+        "{notes:?}"
+    );
+    assert!(report["counts"]["notes"].as_u64().unwrap() >= 2, "{report}");
+    for format in ["text", "sarif", "junit", "github"] {
+        let (_, out, _) = support::gitgate(
+            dir,
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
+        assert!(
+            out.contains("demo/link.yaml") && out.contains("demo/vendored"),
+            "{format}: {out}"
+        );
+    }
+}

@@ -597,6 +597,7 @@ fn read_range(
         protected.as_slice(),
     )?;
     let mut notes = pull_request.notes(&repo)?;
+    notes.extend(unread_changes(&repo, &renderer, (base_id, head_id))?);
     let mut files = 0;
     let mut groups = read_plain(
         &repo,
@@ -677,6 +678,37 @@ fn read_pull_request(
         trust,
         (&roots, hidden),
     )?)
+}
+
+/// The symbolic links and submodules the pull request adds or changes under its sources:
+/// nothing gitgate reads (the controller may), so each is named in a note, never skipped in
+/// silence.
+fn unread_changes(
+    repo: &Repo,
+    renderer: &crate::render::Renderer,
+    (base_id, head_id): (ObjectId, ObjectId),
+) -> Result<Vec<Note>, CheckError> {
+    let roots: Vec<String> = renderer
+        .sources()
+        .iter()
+        .map(|s| s.path.clone())
+        .filter(|p| !p.is_empty() && p != ".")
+        .collect();
+    let keep = |path: &str| crate::git::under_roots(path, &roots);
+    let base = repo.unread_entries(base_id, keep)?;
+    let head = repo.unread_entries(head_id, keep)?;
+    Ok(head
+        .into_iter()
+        .filter(|(path, entry)| base.get(path) != Some(entry))
+        .map(|(path, (_, what))| Note {
+            message: format!(
+                "not checked: {what} (gitgate reads the files Git stores; what it points to is not read here)"
+            ),
+            path,
+            line: 0,
+            kind: NoteKind::Info,
+        })
+        .collect())
 }
 
 /// The group of plain manifests whose source gives them `namespace`.

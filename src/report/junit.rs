@@ -2,7 +2,8 @@
 //! A case fails (`<failure>`) by what rejects it, and by its warnings under `--fail-on-warn`,
 //! exactly as the exit code does; what could not be checked (a policy that failed) is an
 //! `<error>`. Problems of files (invalid YAML) and of the pull request (an unsigned commit) are
-//! cases of their own.
+//! cases of their own; a file that was not checked (a symbolic link, a submodule, a document
+//! that is not an object) is a `<skipped>` case, so that nothing is left out in silence.
 
 use std::io::Write;
 
@@ -14,6 +15,7 @@ struct Case {
     classname: String,
     failures: Vec<String>,
     errors: Vec<String>,
+    skipped: Vec<String>,
 }
 
 impl Case {
@@ -23,6 +25,8 @@ impl Case {
             self.errors.push(text);
         } else if item.level == Level::Error || (fail_on_warn && item.level == Level::Warning) {
             self.failures.push(text);
+        } else if item.level == Level::Note && item.object.is_none() {
+            self.skipped.push(text);
         }
     }
 }
@@ -67,7 +71,7 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             ..Case::default()
         };
         case.add(i, report.fail_on_warn);
-        if !(case.failures.is_empty() && case.errors.is_empty()) {
+        if !(case.failures.is_empty() && case.errors.is_empty() && case.skipped.is_empty()) {
             cases.push(case);
         }
     }
@@ -96,6 +100,10 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     let failures = cases.iter().filter(|c| !c.failures.is_empty()).count();
     let errors = cases.iter().filter(|c| !c.errors.is_empty()).count();
+    let skipped = cases
+        .iter()
+        .filter(|c| c.failures.is_empty() && c.errors.is_empty() && !c.skipped.is_empty())
+        .count();
     let tests = cases.len();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
@@ -104,11 +112,11 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        r#"  <testsuite name="gitgate check" tests="{tests}" failures="{failures}" errors="{errors}" skipped="0">"#
+        r#"  <testsuite name="gitgate check" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}">"#
     )?;
     for c in &cases {
         let (name, classname) = (xml(&c.name), xml(&c.classname));
-        if c.failures.is_empty() && c.errors.is_empty() {
+        if c.failures.is_empty() && c.errors.is_empty() && c.skipped.is_empty() {
             writeln!(
                 out,
                 r#"    <testcase name="{name}" classname="{classname}"/>"#
@@ -132,6 +140,10 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 out,
                 r#"      <error message="{e}" type="unchecked">{e}</error>"#
             )?;
+        }
+        if c.failures.is_empty() && c.errors.is_empty() {
+            let why = xml(&c.skipped.join("; "));
+            writeln!(out, r#"      <skipped message="{why}"/>"#)?;
         }
         writeln!(out, "    </testcase>")?;
     }
