@@ -228,3 +228,39 @@ fn a_symlink_and_a_submodule_are_named_never_skipped_in_silence() {
         );
     }
 }
+
+#[test]
+fn a_kustomization_listed_in_sourceignore_is_not_built_and_its_folder_is_plain() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let kustomization =
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [cm.yaml]\n";
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, namespace: demo}\ndata: {a: b}\n";
+    let repo = support::repo_with(&[
+        ("apps/prod/kustomization.yaml", kustomization.as_bytes()),
+        ("apps/prod/cm.yaml", cm.as_bytes()),
+    ]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    // Flux no longer sees the kustomization: it applies the folder as plain manifests,
+    // the Pod beside it included.
+    let pod = format!("apiVersion: v1\nkind: List\nitems:\n{}", privileged_pod(0));
+    support::commit_files(
+        dir,
+        &[
+            (".sourceignore", b"apps/prod/kustomization.yaml\n"),
+            ("apps/prod/pod.yaml", pod.as_bytes()),
+        ],
+        "ignore the kustomization",
+    );
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (code, out, err) = support::gitgate(
+            dir,
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(out.contains("privileged"), "{format}: {out}");
+    }
+}

@@ -34,6 +34,7 @@
 pub mod discover;
 pub mod error;
 pub mod helm;
+pub mod ignore;
 pub mod kustomize;
 pub mod paths;
 pub mod sandbox;
@@ -172,7 +173,8 @@ impl Default for Renderer {
 #[derive(Default)]
 struct Cache {
     generation: u64,
-    discovered: HashMap<(usize, ObjectId), (u64, Arc<Discovery>)>,
+    /// (source, its tree, the commit's `.sourceignore` files) → what it holds.
+    discovered: HashMap<(usize, ObjectId, u64), (u64, Arc<Discovery>)>,
     scans: HashMap<ObjectId, (u64, Option<Arc<Scanned>>)>,
     outputs: HashMap<String, (u64, Rendered)>,
 }
@@ -239,8 +241,14 @@ impl Renderer {
     pub fn layout(&self, repo: &Repo, commit: ObjectId) -> Result<Layout, GitError> {
         let at = At::new(repo, commit)?;
         let at = &at;
+        // What source-controller leaves out of the artifact is not there for the controller.
+        let ignored = ignore::Ignored::of(repo, commit)?;
         let mut layout = Layout::default();
         for (i, spec) in self.sources.iter().enumerate() {
+            if !spec.path.is_empty() && ignored.ignores(&spec.path) {
+                layout.absent.push(spec.path.clone());
+                continue;
+            }
             let source: Arc<str> = paths::display(&spec.path).into();
             let namespace: Option<Arc<str>> = spec.namespace.as_deref().map(Arc::from);
             match at.entry(&spec.path)? {
@@ -258,7 +266,8 @@ impl Renderer {
                     }
                 }
                 Some((tree, true)) => {
-                    let discovery = self.discovery(repo, i, spec.render, tree)?;
+                    let discovery =
+                        self.discovery(repo, (i, &spec.path), spec.render, tree, &ignored)?;
                     for (rel, blob) in &discovery.plain {
                         layout
                             .plain
@@ -282,23 +291,34 @@ impl Renderer {
         Ok(layout)
     }
 
+    /// What source `source` (its index and folder) holds at `tree`, without what
+    /// source-controller ignores.
     fn discovery(
         &self,
         repo: &Repo,
-        source: usize,
+        (source, dir): (usize, &str),
         kind: Kind,
         tree: ObjectId,
+        ignored: &ignore::Ignored,
     ) -> Result<Arc<Discovery>, GitError> {
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            ignored.files.hash(&mut h);
+            h.finish()
+        };
+        let key = (source, tree, fingerprint);
         let generation = {
             let mut cache = self.cache();
             let generation = cache.generation;
-            if let Some((g, d)) = cache.discovered.get_mut(&(source, tree)) {
+            if let Some((g, d)) = cache.discovered.get_mut(&key) {
                 *g = generation;
                 return Ok(d.clone());
             }
             generation
         };
-        let files = repo.tree_files(tree)?;
+        let mut files = repo.tree_files(tree)?;
+        files.retain(|p, _| !ignored.ignores(&paths::child(dir, p)));
         let read = |path: &str, blob: ObjectId| {
             repo.read_blob(blob, path)
                 .ok()
@@ -307,7 +327,7 @@ impl Renderer {
         let discovery = Arc::new(discover::discover(kind, &files, &read));
         self.cache()
             .discovered
-            .insert((source, tree), (generation, discovery.clone()));
+            .insert(key, (generation, discovery.clone()));
         Ok(discovery)
     }
 
