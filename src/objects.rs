@@ -43,6 +43,9 @@ pub enum NoteKind {
     Unreadable,
     /// Rejects the pull request whatever the policies say (an unapproved commit).
     Rejects,
+    /// Checked, but Git alone cannot say what will be applied (a chart that reads the
+    /// cluster): a warning.
+    Unverifiable,
 }
 
 /// A change to one object.

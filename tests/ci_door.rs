@@ -264,3 +264,49 @@ fn a_kustomization_listed_in_sourceignore_is_not_built_and_its_folder_is_plain()
         assert!(out.contains("privileged"), "{format}: {out}");
     }
 }
+
+#[test]
+fn a_chart_that_reads_the_cluster_is_reported_unverifiable() {
+    let Some(helm) = support::engines::helm() else {
+        return;
+    };
+    let chart = "apiVersion: v2\nname: web\nversion: 0.1.0\n";
+    let template = "{{- $existing := lookup \"v1\" \"ConfigMap\" .Release.Namespace \"web\" }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+data:
+  size: {{ .Values.size | quote }}
+{{- if $existing }}
+  existed: \"yes\"
+{{- end }}
+";
+    for strict in [false, true] {
+        let gate = format!(
+            "repository:\n  sources:\n  - {{path: web, render: helm, namespace: demo}}\nrender:\n  helmBinary: {}\n  strict: {strict}\n",
+            helm.display()
+        );
+        let repo = support::repo_with(&[
+            ("gitgate.yaml", gate.as_bytes()),
+            ("web/Chart.yaml", chart.as_bytes()),
+            ("web/values.yaml", b"size: \"1\"\n"),
+            ("web/templates/cm.yaml", template.as_bytes()),
+        ]);
+        let dir = repo.path();
+        support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+        support::commit_files(dir, &[("web/values.yaml", b"size: \"2\"\n")], "bigger");
+        for format in ["text", "json", "sarif", "junit", "github"] {
+            let (code, out, err) = support::gitgate(
+                dir,
+                &["check", "--base", "main", "--head", "pr", "-o", format],
+            );
+            let want = if strict { 2 } else { 0 };
+            assert_eq!(code, want, "strict {strict}, {format}: {out}{err}");
+            assert!(
+                out.contains("unverifiable") && out.contains("lookup"),
+                "strict {strict}, {format}: {out}"
+            );
+        }
+    }
+}

@@ -329,6 +329,7 @@ fn note_item(n: Note) -> Item {
         line: n.line,
         level: match n.kind {
             NoteKind::Info => Level::Note,
+            NoteKind::Unverifiable => Level::Warning,
             NoteKind::Unreadable | NoteKind::Rejects => Level::Error,
         },
         policy: "gitgate".into(),
@@ -832,6 +833,27 @@ fn read_rendered(
     let mut failed = Vec::new();
     for (unit, result) in head_units.iter().zip(&head_rendered) {
         *files += 1;
+        // What the cluster's render would answer differently (`lookup`, `.Capabilities`) is
+        // not known from Git: said, and an error under `render.strict`.
+        if let Some(what) = &unit.reads_cluster {
+            notes.push(Note {
+                path: unit.file.clone(),
+                line: 1,
+                message: format!(
+                    "unverifiable: the chart {what}, so what the controller renders in the cluster can differ from what is checked here{}",
+                    if renderer.strict() {
+                        " (render.strict)"
+                    } else {
+                        "; set render.strict: true to make this an error"
+                    }
+                ),
+                kind: if renderer.strict() {
+                    NoteKind::Unreadable
+                } else {
+                    NoteKind::Unverifiable
+                },
+            });
+        }
         let mut group = Group {
             namespace: unit.namespace.clone(),
             rendered: Some(rendered_of(unit)),

@@ -48,6 +48,28 @@ pub fn dependencies(chart_yaml: &str, requirements_yaml: Option<&str>) -> Vec<De
     deps
 }
 
+/// What in a chart's template makes its output depend on the cluster, in words (`calls lookup`,
+/// `reads .Capabilities.APIVersions`), or `None`: `helm template` answers `lookup` with
+/// nothing and `.Capabilities` with its own defaults, while the controller's render in the
+/// cluster reads the cluster. The version (`.Capabilities.KubeVersion`, `.HelmVersion`) is
+/// not counted.
+pub fn reads_cluster(template: &str) -> Option<String> {
+    static LOOKUP: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\{\{-?[^}]*\blookup\b").expect("a valid regex")
+    });
+    static CAPABILITIES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\.Capabilities\.([A-Za-z]+)").expect("a valid regex")
+    });
+    if LOOKUP.is_match(template) {
+        return Some("calls lookup".into());
+    }
+    CAPABILITIES
+        .captures_iter(template)
+        .map(|c| c[1].to_string())
+        .find(|field| field != "KubeVersion" && field != "HelmVersion")
+        .map(|field| format!("reads .Capabilities.{field}"))
+}
+
 /// Whether a dependency is vendored: `charts/<name>/` (with a `Chart.yaml`) or an archive
 /// `charts/<name>-<version>.tgz` among `vendored` (the paths under the chart's `charts/`).
 pub fn is_vendored(dep: &Dependency, vendored: &[String]) -> bool {
@@ -117,5 +139,30 @@ mod tests {
             Some("charts/web/charts/redis/templates/cm.yaml")
         );
         assert_eq!(source_of(&s, 1), None);
+    }
+}
+
+#[cfg(test)]
+mod reads_cluster_tests {
+    use super::reads_cluster;
+
+    #[test]
+    fn lookup_and_capabilities_beyond_the_version() {
+        assert_eq!(
+            reads_cluster("{{- $s := lookup \"v1\" \"Secret\" .Release.Namespace \"x\" }}"),
+            Some("calls lookup".into())
+        );
+        assert_eq!(
+            reads_cluster("{{ if .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" }}"),
+            Some("reads .Capabilities.APIVersions".into())
+        );
+        assert_eq!(
+            reads_cluster("{{ .Capabilities.KubeVersion.Version }}"),
+            None
+        );
+        assert_eq!(
+            reads_cluster("image: {{ .Values.image }} # lookup table"),
+            None
+        );
     }
 }

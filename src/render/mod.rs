@@ -94,6 +94,9 @@ pub struct Unit {
     pub namespace: Option<String>,
     /// A digest of everything the render reads (see the module doc).
     pub key: String,
+    /// What makes its output depend on the cluster (a chart that calls `lookup`, reads
+    /// `.Capabilities.APIVersions`), with the template: Git alone cannot say what it applies.
+    pub reads_cluster: Option<String>,
     helm: HelmSpec,
     inputs: Result<Inputs, RenderError>,
 }
@@ -176,6 +179,8 @@ struct Cache {
     /// (source, its tree, the commit's `.sourceignore` files) → what it holds.
     discovered: HashMap<(usize, ObjectId, u64), (u64, Arc<Discovery>)>,
     scans: HashMap<ObjectId, (u64, Option<Arc<Scanned>>)>,
+    /// A chart's tree → what in its templates reads the cluster.
+    cluster_reads: HashMap<ObjectId, (u64, Option<String>)>,
     outputs: HashMap<String, (u64, Rendered)>,
 }
 
@@ -215,6 +220,11 @@ impl Renderer {
         }
     }
 
+    /// Whether a source whose output depends on the cluster is an error (`render.strict`).
+    pub fn strict(&self) -> bool {
+        self.settings.strict
+    }
+
     /// The sources rendered (paths cleaned).
     pub fn sources(&self) -> &[SourceSpec] {
         &self.sources
@@ -232,6 +242,7 @@ impl Renderer {
         let keep = cache.generation.saturating_sub(1);
         cache.discovered.retain(|_, (g, _)| *g >= keep);
         cache.scans.retain(|_, (g, _)| *g >= keep);
+        cache.cluster_reads.retain(|_, (g, _)| *g >= keep);
         cache.outputs.retain(|_, (g, _)| *g >= keep);
     }
 
@@ -378,15 +389,64 @@ impl Renderer {
             }
             Err(e) => digest.update(format!("error {e}\n")),
         }
+        let reads_cluster = match (kind, &inputs) {
+            (Kind::Helm, Ok(i)) => self.chart_reads_cluster(at, &i.trees)?,
+            _ => None,
+        };
         Ok(Unit {
             dir: dir.to_string(),
             kind,
             file,
             namespace,
             key: hex::encode(digest.finalize()),
+            reads_cluster,
             helm: spec.helm.clone(),
             inputs,
         })
+    }
+
+    /// Whether a chart's templates (its own and its vendored subcharts') make its output
+    /// depend on the cluster ([`helm::reads_cluster`]); memoized by the chart's tree.
+    fn chart_reads_cluster(
+        &self,
+        at: &At<'_>,
+        trees: &[(String, ObjectId, Option<Arc<Scanned>>)],
+    ) -> Result<Option<String>, GitError> {
+        for (dir, tree, _) in trees {
+            {
+                let mut cache = self.cache();
+                let generation = cache.generation;
+                if let Some((g, found)) = cache.cluster_reads.get_mut(tree) {
+                    *g = generation;
+                    if found.is_some() {
+                        return Ok(found.clone());
+                    }
+                    continue;
+                }
+            }
+            let mut found = None;
+            for (path, blob) in at.repo.tree_files(*tree)? {
+                let in_templates = path.starts_with("templates/") || path.contains("/templates/");
+                if !in_templates {
+                    continue;
+                }
+                let full = paths::child(dir, &path);
+                let text = String::from_utf8_lossy(&at.repo.read_blob(blob, &full)?).into_owned();
+                if let Some(what) = helm::reads_cluster(&text) {
+                    found = Some(format!("{what} ({full})"));
+                    break;
+                }
+            }
+            let mut cache = self.cache();
+            let generation = cache.generation;
+            cache
+                .cluster_reads
+                .insert(*tree, (generation, found.clone()));
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// The kustomization of a folder (memoized by the folder's tree), `None` when it has

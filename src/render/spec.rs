@@ -78,6 +78,10 @@ pub struct Settings {
     pub timeout: Duration,
     /// The most output one render may write; past it reading stops and the engine is killed.
     pub max_output_bytes: usize,
+    /// A source whose output depends on the cluster (a chart that calls `lookup` or reads
+    /// `.Capabilities` beyond the version) cannot be verified from Git: a warning by default,
+    /// an error (`check` exits 2) when true.
+    pub strict: bool,
 }
 
 impl Default for Settings {
@@ -87,6 +91,7 @@ impl Default for Settings {
             helm_binary: None,
             timeout: Duration::from_secs(60),
             max_output_bytes: 64 * 1024 * 1024,
+            strict: false,
         }
     }
 }
