@@ -454,6 +454,45 @@ pub fn require_object(file: &str, doc: &Document) -> Result<(), ManifestError> {
     }
 }
 
+/// Where a YAML text uses what YAML readers read differently, as (line, what): a merge key
+/// (`<<`: go-yaml under kustomize, kubectl, Helm and Argo CD merges it with its own precedence,
+/// a tagged one only some readers merge), or a tag outside YAML's core schema (`! true`, a
+/// custom `!thing`: kustomize re-emits `! true` as the boolean, gitgate's reader as a string).
+/// A document that does either is not read by gitgate: what it says depends on the reader.
+pub fn disputed(text: &str) -> Option<(usize, String)> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else {
+            // Syntax errors are the parser's to report, with its line.
+            return None;
+        };
+        let line = span.start.line();
+        let tag = match &event {
+            Event::Scalar(value, style, _, tag) => {
+                if *style == ScalarStyle::Plain && value == "<<" {
+                    return Some((line, "a merge key (`<<`)".into()));
+                }
+                tag
+            }
+            Event::MappingStart(_, _, tag) | Event::SequenceStart(_, _, tag) => tag,
+            _ => continue,
+        };
+        if let Some(tag) = tag
+            && tag.core_suffix().is_none()
+        {
+            return Some((
+                line,
+                format!(
+                    "the tag `{}{}`, outside YAML's core schema",
+                    tag.original_handle(),
+                    tag.suffix()
+                ),
+            ));
+        }
+    }
+    None
+}
+
 /// How deep lists nest inside lists before an item is taken as it is (kustomize and kubectl
 /// flatten any depth; a manifest is only so deep anyway).
 const MAX_LIST_DEPTH: usize = 16;

@@ -233,6 +233,22 @@ pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note
             return (objects, notes);
         }
     };
+    // What YAML readers read differently (a merge key, a tag outside the core schema) is not
+    // read: the controller's reader and gitgate's would not agree on what the file says.
+    if !path.ends_with(".json")
+        && let Ok(text) = std::str::from_utf8(bytes)
+        && let Some((line, what)) = manifest::disputed(text)
+    {
+        notes.push(Note {
+            path: path.to_string(),
+            line: line.max(1),
+            message: format!(
+                "cannot be checked: it uses {what}, which YAML readers read differently (kustomize, kubectl and Helm do not agree with gitgate on what it says); write the values out"
+            ),
+            kind: NoteKind::Unreadable,
+        });
+        return (objects, notes);
+    }
     for doc in docs {
         if doc.value.is_null() {
             continue;

@@ -310,3 +310,40 @@ data:
         }
     }
 }
+
+#[test]
+fn yaml_that_readers_read_differently_is_refused_with_its_line() {
+    let cases = [
+        (
+            "merge",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: m, namespace: demo}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext:\n      privileged: false\n      <<: {privileged: true}\n",
+            10,
+        ),
+        (
+            "tagged-merge",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: t, namespace: demo}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext:\n      ! <<: {privileged: true}\n",
+            9,
+        ),
+        (
+            "non-specific-tag",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: n, namespace: demo}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext:\n      privileged: ! true\n",
+            9,
+        ),
+    ];
+    for (name, text, line) in cases {
+        let repo = pull_request(&format!("demo/{name}.yaml"), text);
+        for format in ["text", "json", "sarif", "junit", "github"] {
+            let (code, out, err) = support::gitgate(
+                repo.path(),
+                &["check", "--base", "main", "--head", "pr", "-o", format],
+            );
+            assert_eq!(code, 2, "{name} ({format}): {out}{err}");
+        }
+        let (_, out, _) =
+            support::gitgate(repo.path(), &["check", "--base", "main", "--head", "pr"]);
+        assert!(
+            out.contains(&format!("demo/{name}.yaml:{line}:")) && out.contains("YAML readers"),
+            "{name}: {out}"
+        );
+    }
+}
