@@ -347,3 +347,36 @@ fn yaml_that_readers_read_differently_is_refused_with_its_line() {
         );
     }
 }
+
+#[test]
+fn a_kustomization_is_built_as_written_never_rewritten_by_gitgate() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    // A tagged merge key: kustomize's reader merges it; gitgate's would keep a literal `<<`.
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [cm.yaml]\ncommonLabels:\n  ! <<: {team: web}\n";
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, namespace: demo}\ndata: {a: b}\n";
+    let repo = support::repo_with(&[("apps/prod/cm.yaml", cm.as_bytes())]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    support::commit_files(
+        dir,
+        &[("apps/prod/kustomization.yaml", kustomization.as_bytes())],
+        "a kustomization",
+    );
+    let (code, out, err) = support::gitgate(
+        dir,
+        &["check", "--base", "main", "--head", "pr", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["object"] == "ConfigMap demo/web"),
+        "{report}"
+    );
+}

@@ -205,26 +205,52 @@ pub fn plugin_problem(doc: &Value) -> Option<String> {
     }
 }
 
-/// A kustomization with `buildMetadata: [originAnnotations]` added, as JSON (which kustomize
-/// reads as YAML).
-pub fn with_origin_annotations(file: &str, text: &str) -> Result<String, String> {
-    let docs = crate::manifest::parse_str(file, text).map_err(|e| e.to_string())?;
-    let mut value = docs
-        .into_iter()
-        .find(|d| !d.value.is_null())
-        .map(|d| d.value)
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    let Some(k) = value.as_object_mut() else {
-        return Err(format!("{file}: not a mapping"));
-    };
-    let metadata = k
-        .entry("buildMetadata")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    match metadata {
-        Value::Array(items) => items.push(Value::String("originAnnotations".into())),
-        _ => return Err(format!("{file}: buildMetadata is not a list")),
+/// The user's kustomization with `buildMetadata: [originAnnotations]` added **as a line at
+/// its end**, the rest of its text untouched (never re-written through gitgate's YAML reader,
+/// which could read a merge key or a tag otherwise than kustomize does); `None` when that
+/// cannot be done safely (the root is not a block mapping, the file holds more than one
+/// document or ends with `...`, `buildMetadata` is already set): the build then runs on the
+/// file as it is, without origin annotations (findings point at the kustomization).
+pub fn with_origin_annotations(text: &str) -> Option<String> {
+    use granit_parser::{Event, Parser, StructureStyle};
+    let (mut documents, mut depth, mut expect_key) = (0, 0usize, true);
+    let mut root_block = None;
+    for event in Parser::new_from_str(text) {
+        let (event, _) = event.ok()?;
+        match event {
+            Event::DocumentStart(..) => documents += 1,
+            Event::MappingStart(style, ..) | Event::SequenceStart(style, ..) => {
+                if depth == 0 {
+                    let is_mapping = matches!(event, Event::MappingStart(..));
+                    root_block = Some(is_mapping && style == StructureStyle::Block);
+                }
+                depth += 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                depth = depth.saturating_sub(1);
+                if depth == 1 {
+                    expect_key = true;
+                }
+            }
+            Event::Scalar(value, ..) if depth == 1 => {
+                if expect_key && value == "buildMetadata" {
+                    return None;
+                }
+                expect_key = !expect_key;
+            }
+            Event::Alias(_) if depth == 1 => expect_key = !expect_key,
+            _ => {}
+        }
     }
-    serde_json::to_string_pretty(&value).map_err(|e| e.to_string())
+    if documents > 1 || root_block != Some(true) || text.trim_end().ends_with("...") {
+        return None;
+    }
+    let mut out = text.to_string();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("buildMetadata: [originAnnotations]\n");
+    Some(out)
 }
 
 /// Where an object of a build came from, read from its origin annotation: the file (a

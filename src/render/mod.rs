@@ -818,25 +818,23 @@ impl Renderer {
             .iter()
             .any(|(_, _, s)| s.as_ref().is_some_and(|s| s.scan.origin_annotations));
         let mut original = None;
+        let mut added_origins = false;
         if let (Some(top), false) = (&top, own_origins) {
             let on_disk = sandbox.repo().join(&top.file);
             let text = std::fs::read_to_string(&on_disk).map_err(|e| RenderError::Io {
                 unit: name.clone(),
                 message: format!("cannot read {}: {e}", top.file),
             })?;
-            original = Some((top.file.clone(), text.clone()));
-            let with = kustomize::with_origin_annotations(&top.file, &text).map_err(|message| {
-                RenderError::Source {
-                    unit: name.clone(),
-                    message,
-                }
-            })?;
-            sandbox
-                .write_file(&top.file, with.as_bytes())
-                .map_err(|message| RenderError::Io {
-                    unit: name.clone(),
-                    message,
-                })?;
+            if let Some(with) = kustomize::with_origin_annotations(&text) {
+                original = Some((top.file.clone(), text));
+                added_origins = true;
+                sandbox
+                    .write_file(&top.file, with.as_bytes())
+                    .map_err(|message| RenderError::Io {
+                        unit: name.clone(),
+                        message,
+                    })?;
+            }
         }
         let (program, sub) =
             kustomize_binary(&self.settings).ok_or_else(|| RenderError::Unavailable {
@@ -858,7 +856,7 @@ impl Renderer {
             },
             sandbox,
             cmd,
-            strip_origins: !own_origins,
+            strip_origins: added_origins,
             original,
         })
     }
