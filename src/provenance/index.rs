@@ -92,6 +92,8 @@ struct Newest {
     /// Its Flux Kustomizations: (name, namespace, `spec.path` without `./`), which say the
     /// values of Flux's tracking labels.
     flux: Vec<(String, String, String)>,
+    /// Its HorizontalPodAutoscalers: (namespace, target kind, target name) → (min, max).
+    autoscaled: HashMap<(Option<String>, String, String), (i64, i64)>,
 }
 
 impl Newest {
@@ -103,6 +105,26 @@ impl Newest {
             | ("storage.k8s.io", "StorageClass")
             | ("scheduling.k8s.io", "PriorityClass") => {
                 self.picks.learn(std::iter::once(object));
+            }
+            ("autoscaling", "HorizontalPodAutoscaler") => {
+                let target = |field: &str| {
+                    object
+                        .pointer(&format!("/spec/scaleTargetRef/{field}"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                if let (Some(kind), Some(name)) = (target("kind"), target("name")) {
+                    let min = object
+                        .pointer("/spec/minReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
+                    let max = object
+                        .pointer("/spec/maxReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(min);
+                    self.autoscaled
+                        .insert((key.2.clone(), kind, name), (min, max));
+                }
             }
             ("kustomize.toolkit.fluxcd.io", "Kustomization") => {
                 let path = object
@@ -699,6 +721,24 @@ impl Index {
             Some(((name, namespace, _), _)) if !tied => Some((name.clone(), namespace.clone())),
             _ => None,
         }
+    }
+
+    /// The replica range a HorizontalPodAutoscaler of the newest approved commit gives the
+    /// object of `kind` and `name` in `namespace`, if one targets it.
+    pub fn autoscaled(
+        &self,
+        namespace: Option<&str>,
+        kind: &str,
+        name: &str,
+    ) -> Option<(i64, i64)> {
+        self.newest
+            .autoscaled
+            .get(&(
+                namespace.map(str::to_string),
+                kind.to_string(),
+                name.to_string(),
+            ))
+            .copied()
     }
 
     /// The manifest of an identity as the newest approved commit holds it (the first version

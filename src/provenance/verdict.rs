@@ -186,6 +186,11 @@ pub fn judge_in(
     let automount = service_account_automount(index, review, object);
     let others: Vec<&Value> = versions.iter().map(|v| v.object.as_ref()).collect();
     let writer = writer_of(review, &rules);
+    let replicas = index.autoscaled(
+        identity.namespace.as_deref(),
+        &identity.kind,
+        &identity.name,
+    );
     let mut closest = None;
     for version in versions {
         let expected = ExpectedStamps {
@@ -199,6 +204,7 @@ pub fn judge_in(
             expected: Some(&expected),
             automount,
             others: &others,
+            replicas,
         };
         let in_scope = in_request_scope(&version.object, &identity);
         let outcome = matching::compare_in(

@@ -107,6 +107,9 @@ pub struct Context<'a> {
     /// The other versions of the manifest in the window: a picked value may vanish at UPDATE
     /// when one of them set it (Git dropped it).
     pub others: &'a [&'a Value],
+    /// `minReplicas..=maxReplicas` of a HorizontalPodAutoscaler Git's newest approved commit
+    /// holds for this object: it explains `spec.replicas` within that range.
+    pub replicas: Option<(i64, i64)>,
 }
 
 /// Who makes the request, as far as tracking stamps go.

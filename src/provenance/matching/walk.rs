@@ -225,6 +225,19 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Whether `value` at the current path is a replica count a HorizontalPodAutoscaler Git
+    /// holds may have set: the object's own `spec.replicas`, within the autoscaler's
+    /// `minReplicas..maxReplicas` ([`super::Context::replicas`]).
+    fn autoscaled(&self, value: &Value) -> bool {
+        let Some((min, max)) = self.context.replicas else {
+            return false;
+        };
+        matches!(
+            self.path.as_slice(),
+            [Seg::Field(spec), Seg::Field(replicas)] if spec == "spec" && replicas == "replicas"
+        ) && value.as_i64().is_some_and(|n| (min..=max).contains(&n))
+    }
+
     /// Whether another version of the manifest in the window sets the current path (Git
     /// changed it, so a picked value may vanish).
     fn others_set(&self) -> bool {
@@ -349,7 +362,7 @@ impl<'a> Walker<'a> {
             (Value::Array(g), None) => self.list(git, g, None, &[], None, None),
             (Value::Object(_) | Value::Array(_), Some(_)) => self.differ(),
             (scalar, Some(o)) => {
-                if !self.leaf_same(scalar, o) {
+                if !self.leaf_same(scalar, o) && !self.autoscaled(o) {
                     self.differ();
                 }
             }
@@ -523,7 +536,7 @@ impl<'a> Walker<'a> {
             }
             return;
         }
-        if self.owned(obj, old.filter(|v| !v.is_null())) {
+        if self.owned(obj, old.filter(|v| !v.is_null())) || self.autoscaled(obj) {
             return;
         }
         let old = old.filter(|v| !v.is_null());
