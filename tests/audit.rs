@@ -544,3 +544,65 @@ async fn an_object_whose_work_panics_is_unchecked_never_dropped() {
         "{unchecked:?}"
     );
 }
+
+/// Issue 20: a policy that matches every kind (no `kinds` in its match) audits every kind the
+/// cluster serves, as Gatekeeper's audit does; and an audit of nothing is exit 2, never
+/// "passed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_matches_every_kind_audits_every_served_kind() {
+    let server = ApiServer::start().await;
+    server.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "marked", "namespace": "demo", "labels": {"forbidden": "yes"}},
+        "data": {"a": "b"}}));
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = server.kubeconfig(work.path());
+    let template = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8sforbiddenlabel}
+spec:
+  crd: {spec: {names: {kind: K8sForbiddenLabel}}}
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package k8sforbiddenlabel
+      violation[{"msg": msg}] {
+        input.review.object.metadata.labels.forbidden
+        msg := sprintf("%v carries the forbidden label", [input.review.object.metadata.name])
+      }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sForbiddenLabel
+metadata: {name: no-forbidden-label}
+"#;
+    std::fs::create_dir(work.path().join("policies")).unwrap();
+    std::fs::write(work.path().join("policies/forbidden.yaml"), template).unwrap();
+    std::fs::write(
+        work.path().join("gitgate.yaml"),
+        "policies:\n  builtin: false\n  paths: [policies]\ncluster:\n  requestTimeout: 5s\n",
+    )
+    .unwrap();
+    let args = [
+        "audit",
+        "-o",
+        "json",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let (code, out, err) = gitgate(work.path(), &args).await;
+    assert_eq!(code, 1, "the ConfigMap is found: {out}{err}");
+    assert!(out.contains("marked carries the forbidden label"), "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["audit"]["kinds"].as_array().unwrap().len() > 3,
+        "every served kind: {report}"
+    );
+    // Nothing to audit: no kind is named, synced or held by Git.
+    let pod_only = template.replace(
+        "metadata: {name: no-forbidden-label}\n",
+        "metadata: {name: no-forbidden-label}\nspec:\n  match:\n    kinds: [{apiGroups: [\"nothing.example\"], kinds: [\"Nothing\"]}]\n",
+    );
+    std::fs::write(work.path().join("policies/forbidden.yaml"), pod_only).unwrap();
+    let (code, out, err) = gitgate(work.path(), &args).await;
+    assert_eq!(code, 2, "an audit of nothing: {out}{err}");
+    assert!(out.contains("nothing to audit"), "{out}");
+}

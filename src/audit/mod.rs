@@ -166,6 +166,54 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
             }
         }
     }
+    // A policy that matches every kind (no `kinds` in its match) audits every kind the cluster
+    // serves, as Gatekeeper's audit does (but Events and Leases, never judged).
+    let every_kind = !explicit
+        && ctx
+            .policies
+            .policies()
+            .iter()
+            .any(|p| p.matcher.kind_keys().is_none());
+    let mut all_served = Vec::new();
+    if every_kind {
+        match ctx.runtime.block_on(ctx.connection.served_groups()) {
+            Ok(groups) => {
+                for (group, version) in groups {
+                    if let Ok(kinds) = ctx
+                        .runtime
+                        .block_on(ctx.connection.discover(&group, &version))
+                    {
+                        all_served.extend(kinds.into_iter().filter(|r| {
+                            !(r.group == "coordination.k8s.io" && r.kind == "Lease")
+                                && !((r.group.is_empty() || r.group == "events.k8s.io")
+                                    && r.kind == "Event")
+                        }));
+                    }
+                }
+            }
+            Err(e) => {
+                return Plan {
+                    items: vec![Item {
+                        path: String::new(),
+                        line: 0,
+                        level: Level::Error,
+                        policy: "gitgate".into(),
+                        message: format!(
+                            "a policy matches every kind, and the kinds the cluster serves cannot be read: {e}"
+                        ),
+                        operation: None,
+                        object: None,
+                        unchecked: true,
+                    }],
+                    excluded_namespaces: needs.audit_excluded_namespaces.clone(),
+                    ..Plan::default()
+                };
+            }
+        }
+    }
+    for r in &all_served {
+        add(r.kind_ref(), false, &mut wanted);
+    }
     // Discovery once per group version.
     let mut served: BTreeMap<(String, String), Discovered> = BTreeMap::new();
     let mut plan = Plan {
@@ -202,6 +250,19 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
             }
             Err((false, why)) => plan.items.push(kind_item(&k, Level::Error, true, why)),
         }
+    }
+    // An audit of nothing must not read as passed.
+    if plan.kinds.is_empty() && !plan.items.iter().any(|i| i.unchecked) {
+        plan.items.push(Item {
+            path: String::new(),
+            line: 0,
+            level: Level::Error,
+            policy: "gitgate".into(),
+            message: "nothing to audit: no kind is synced, held by the newest approved commit, named by a policy or served for a policy that matches every kind (set audit.kinds)".into(),
+            operation: None,
+            object: None,
+            unchecked: true,
+        });
     }
     plan
 }

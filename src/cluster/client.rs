@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIResourceList, ListMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    APIGroup, APIGroupList, APIResourceList, ListMeta,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -335,6 +337,22 @@ impl Connection {
             Err(ClusterError::Api { code: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every group the API server serves with its preferred version (`/apis`), the core group
+    /// (`v1`) first.
+    pub async fn served_groups(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        let request = http::Request::get("/apis")
+            .body(Vec::new())
+            .map_err(|e| ClusterError::Request(e.to_string()))?;
+        let list: APIGroupList = self.call("discovery of the API groups", request).await?;
+        let mut out = vec![(String::new(), "v1".to_string())];
+        for g in list.groups {
+            if let Some(v) = g.preferred_version.or_else(|| g.versions.first().cloned()) {
+                out.push((g.name, v.version));
+            }
+        }
+        Ok(out)
     }
 
     /// The pages of a list of every object of `kind` (all namespaces).
