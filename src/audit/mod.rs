@@ -167,13 +167,14 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
         }
     }
     // A policy that matches every kind (no `kinds` in its match) audits every kind the cluster
-    // serves, as Gatekeeper's audit does (but Events and Leases, never judged).
+    // serves, as Gatekeeper's audit does (but Events and Leases, never judged). The built-in
+    // `provenance` policy is not one: the kinds of the newest approved commit are its.
     let every_kind = !explicit
         && ctx
             .policies
             .policies()
             .iter()
-            .any(|p| p.matcher.kind_keys().is_none());
+            .any(|p| p.name != "provenance" && p.matcher.kind_keys().is_none());
     let mut all_served = Vec::new();
     if every_kind {
         match ctx.runtime.block_on(ctx.connection.served_groups()) {
