@@ -453,6 +453,37 @@ impl Config {
         if self.cluster.page_size == 0 {
             return invalid("pageSize", "cluster.pageSize must be at least 1".into());
         }
+        // A zero duration would sync without pause, or time every decision out.
+        for (section, key, zero, why) in [
+            (
+                "repository",
+                "refresh",
+                self.repository.refresh.is_zero(),
+                "the time between two Git syncs",
+            ),
+            (
+                "server",
+                "timeout",
+                self.server.timeout.is_zero(),
+                "the deadline of an admission decision",
+            ),
+            (
+                "policies",
+                "timeout",
+                self.policies.timeout.is_zero(),
+                "the time limit of evaluating one document",
+            ),
+        ] {
+            if zero {
+                return Err(at_nested_key(
+                    file,
+                    text,
+                    section,
+                    key,
+                    format!("{section}.{key} must be longer than 0s ({why})"),
+                ));
+            }
+        }
         if self.audit.interval.is_some_and(|i| i.is_zero()) {
             return invalid(
                 "interval",
@@ -523,6 +554,38 @@ fn at_key(file: &str, text: &str, key: &str, message: String) -> ConfigError {
             file: file.to_string(),
             message,
         },
+    }
+}
+
+/// An error about `section.key`'s value, at the line `key:` is written on after `section:`
+/// (`timeout` is a key of several sections).
+fn at_nested_key(file: &str, text: &str, section: &str, key: &str, message: String) -> ConfigError {
+    let top = format!("{section}:");
+    let after = text
+        .lines()
+        .position(|l| l.starts_with(&top))
+        .map(|i| i + 1)
+        .or_else(|| line_of(text, section))
+        .unwrap_or(1);
+    let line = text.lines().enumerate().skip(after - 1).find_map(|(i, l)| {
+        let code = l.split('#').next().unwrap_or("");
+        // On the section's own line, only after the section's name (`server: {timeout: 0s}`).
+        let code = if i + 1 == after {
+            code.split_once(':').map_or("", |(_, rest)| rest)
+        } else {
+            code
+        };
+        code.match_indices(key)
+            .any(|(j, _)| code[j + key.len()..].trim_start().starts_with(':'))
+            .then_some(i + 1)
+    });
+    match line {
+        Some(line) => ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            message,
+        },
+        None => at_key(file, text, key, message),
     }
 }
 
@@ -701,5 +764,23 @@ render: {kustomizeBinary: /usr/bin/kubectl, helmBinary: /opt/helm, timeout: 30s,
         assert!(err.to_string().starts_with("g.yaml:2:"), "{err}");
         let err = Config::parse("g.yaml", "repository:\n  refresh: soon\n").unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn zero_durations_are_refused_at_their_line() {
+        let text = "policies:\n  timeout: 1s\nrender: {timeout: 0s}\nserver:\n  listen: :8443\n  timeout: 0s\n";
+        let err = Config::parse("g.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.yaml:6: server.timeout must be longer than 0s"),
+            "{err}"
+        );
+        let err = Config::parse("g.yaml", "server: {timeout: 1s}\npolicies: {timeout: 0s}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("g.yaml:2: policies.timeout"), "{err}");
+        let err = Config::parse("g.yaml", "repository:\n  refresh: 0s\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("g.yaml:2: repository.refresh"), "{err}");
     }
 }

@@ -148,8 +148,9 @@ async fn every_fixture_gets_its_verdict_over_tls() {
         .await
         .unwrap();
     assert!(
-        metrics
-            .contains("gitgate_admission_requests_total{operation=\"CREATE\",verdict=\"denied\"}"),
+        metrics.contains(
+            "gitgate_admission_requests_total{operation=\"CREATE\",verdict=\"denied\",dry_run=\"false\"}"
+        ),
         "{metrics}"
     );
     assert!(

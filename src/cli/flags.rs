@@ -153,6 +153,8 @@ pub enum Command {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
+    /// Print the version
+    Version,
     /// Run the whole story on this machine, with no setup: a GitOps repository with signed
     /// history, `check` on two pull requests, then the webhook on loopback over TLS
     Demo {

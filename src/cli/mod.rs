@@ -12,6 +12,7 @@
 
 pub mod commands;
 pub mod flags;
+mod logfmt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,23 +50,29 @@ pub fn main() -> ExitCode {
     run(cli)
 }
 
-fn init_logging(verbose: u8, format: LogFormat, quiet: bool) {
-    let level = match verbose {
+/// The log filter without `GITGATE_LOG`: `-v` raises gitgate's own level only; other crates
+/// (rustls, h2, hyper, kube) stay at `warn` unless `GITGATE_LOG` asks for them.
+fn default_filter(verbose: u8, quiet: bool) -> &'static str {
+    match verbose {
         0 if quiet => "warn",
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
+        0 => "gitgate=info,warn",
+        1 => "gitgate=debug,warn",
+        _ => "gitgate=trace,warn",
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat, quiet: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GITGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(verbose, quiet)));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Fields at the top level of each object, beside `message`, `level` and `target`.
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.fmt_fields(logfmt::Fields).try_init(),
     };
 }
 
@@ -172,6 +179,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 kubeconfig.as_deref(),
                 printed,
             )
+        }
+        Command::Version => {
+            use std::io::Write as _;
+            let written = writeln!(std::io::stdout(), "gitgate {}", env!("CARGO_PKG_VERSION"));
+            finish("version", written, 0)
         }
         Command::Demo { keep, color } => {
             let options = crate::demo::Options {

@@ -215,6 +215,12 @@ impl Mirror {
         })();
         match result {
             Ok(Synced::Index(index)) => {
+                tracing::info!(
+                    branch = %source.branch,
+                    newest_approved = %index.last_approved().map_or_else(String::new, |c| c.to_string()),
+                    approved_commits = index.commits().count(),
+                    "the Git sync is done: the window is at the newest approved commit"
+                );
                 self.current.store(Some(Arc::new(Snapshot {
                     index: *index,
                     synced_at: Instant::now(),

@@ -87,12 +87,141 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("valid buckets");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // Described and registered on this recorder itself, whichever is global.
+            metrics::with_local_recorder(&recorder, describe_metrics);
             // Another recorder may already be installed (a test harness); the handle still
             // renders what this one records.
             let _ = metrics::set_global_recorder(recorder);
             handle
         })
         .clone()
+}
+
+/// Why a request to `/validate` was refused before any decision: the `reason` label of
+/// `gitgate_admission_bad_requests_total`.
+const BAD_REQUEST_REASONS: [&str; 4] = ["malformed", "empty", "too_large", "unauthenticated"];
+
+/// Every metric gitgate emits, described once (the `# HELP` lines), and the main counters
+/// registered at zero so that the first scrape shows them.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "gitgate_admission_requests_total",
+        "Admission requests decided, by operation, verdict and dry_run"
+    );
+    describe_histogram!(
+        "gitgate_admission_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from a request's arrival to its answer"
+    );
+    describe_counter!(
+        "gitgate_admission_bad_requests_total",
+        "Requests to /validate refused before a decision (400, 401, 413), by reason"
+    );
+    describe_counter!(
+        "gitgate_policy_findings_total",
+        "Policy findings, by policy and action (deny, warn, dryrun)"
+    );
+    describe_counter!(
+        "gitgate_policy_errors_total",
+        "Policy evaluations that failed (errors, time limit), by policy"
+    );
+    describe_counter!(
+        "gitgate_internal_errors_total",
+        "Requests gitgate could not decide (answered by server.failureMode)"
+    );
+    describe_counter!(
+        "gitgate_tls_reloads_total",
+        "Reloads of the TLS certificate and key"
+    );
+    describe_counter!(
+        "gitgate_git_syncs_total",
+        "Syncs of the Git repository, by result (ok, error, rewound)"
+    );
+    describe_gauge!(
+        "gitgate_git_sync_age_seconds",
+        metrics::Unit::Seconds,
+        "Age of the provenance index (time since the last good sync)"
+    );
+    describe_gauge!(
+        "gitgate_window_approved_commits",
+        "Approved commits in the window (0: the window is empty and the gate fails closed)"
+    );
+    describe_gauge!(
+        "gitgate_window_rewound",
+        "1 when the protected branch moved backwards and the window stays where it was"
+    );
+    describe_gauge!(
+        "gitgate_render_errors",
+        "Sources of the newest approved commit that cannot be rendered"
+    );
+    describe_counter!(
+        "gitgate_provenance_verdicts_total",
+        "Provenance verdicts, by status"
+    );
+    describe_counter!(
+        "gitgate_break_glass_total",
+        "Changes admitted through break-glass"
+    );
+    describe_counter!(
+        "gitgate_refresh_requests_total",
+        "POST /refresh requests, by result"
+    );
+    describe_gauge!(
+        "gitgate_cluster_cache_objects",
+        "Objects held by a cluster watch cache, by kind"
+    );
+    describe_gauge!(
+        "gitgate_cluster_cache_synced",
+        "1 when a cluster watch cache has read its first list, by kind"
+    );
+    describe_gauge!(
+        "gitgate_cluster_cache_age_seconds",
+        metrics::Unit::Seconds,
+        "Time since a cluster watch cache last heard from the API server, by kind"
+    );
+    describe_counter!(
+        "gitgate_cluster_watch_errors_total",
+        "Errors of the cluster watches, by kind"
+    );
+    describe_counter!("gitgate_audit_runs_total", "Audit runs, by result");
+    describe_gauge!(
+        "gitgate_audit_duration_seconds",
+        metrics::Unit::Seconds,
+        "Duration of the last audit run"
+    );
+    describe_gauge!(
+        "gitgate_audit_last_run_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "Unix time of the last audit run"
+    );
+    describe_gauge!(
+        "gitgate_audit_objects",
+        "Objects judged by the last audit run, by provenance status"
+    );
+    describe_gauge!(
+        "gitgate_audit_violations",
+        "Violations found by the last audit run"
+    );
+    describe_gauge!(
+        "gitgate_audit_missing_objects",
+        "Objects the newest approved commit holds that the cluster lacks"
+    );
+    describe_counter!(
+        "gitgate_audit_policy_report_errors_total",
+        "PolicyReports the audit could not write"
+    );
+    // At zero from the start, so that rates and alerts have a series before the first event.
+    for reason in BAD_REQUEST_REASONS {
+        metrics::counter!("gitgate_admission_bad_requests_total", "reason" => reason).increment(0);
+    }
+    metrics::counter!("gitgate_internal_errors_total").increment(0);
+    metrics::counter!("gitgate_break_glass_total").increment(0);
+    for dry_run in ["false", "true"] {
+        for verdict in ["allowed", "denied"] {
+            metrics::counter!("gitgate_admission_requests_total", "operation" => "CREATE", "verdict" => verdict, "dry_run" => dry_run).increment(0);
+        }
+    }
 }
 
 impl AppState {
@@ -132,6 +261,10 @@ impl AppState {
     }
 }
 
+/// `server.maxBodyBytes`, as the router was built with it (for the 413's message).
+#[derive(Clone, Copy)]
+struct BodyLimit(usize);
+
 /// The application: routes, body limit.
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
@@ -141,6 +274,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/refresh", post(refresh::refresh))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .with_state(state)
 }
 
@@ -217,8 +351,8 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn bad_request(message: String) -> Response {
-    metrics::counter!("gitgate_admission_bad_requests_total").increment(1);
+fn bad_request(reason: &'static str, message: String) -> Response {
+    metrics::counter!("gitgate_admission_bad_requests_total", "reason" => reason).increment(1);
     tracing::warn!(error = %redact_quoted(&message), "refused a request that is not a valid AdmissionReview");
     json(
         StatusCode::BAD_REQUEST,
@@ -230,18 +364,39 @@ fn bad_request(message: String) -> Response {
 async fn validate(
     State(state): State<Arc<AppState>>,
     tls: Option<axum::Extension<Arc<TlsInfo>>>,
-    body: Bytes,
+    axum::Extension(BodyLimit(limit)): axum::Extension<BodyLimit>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     if state.require_client_cert && tls.as_ref().is_none_or(|t| t.peer_certificates.is_empty()) {
-        metrics::counter!("gitgate_admission_bad_requests_total").increment(1);
+        metrics::counter!("gitgate_admission_bad_requests_total", "reason" => "unauthenticated")
+            .increment(1);
+        tracing::warn!("refused a request without a client certificate signed by the client CA");
         return json(
             StatusCode::UNAUTHORIZED,
             serde_json::json!({"error": "a client certificate signed by the configured client CA is required"}),
         );
     }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            metrics::counter!("gitgate_admission_bad_requests_total", "reason" => "too_large")
+                .increment(1);
+            tracing::warn!(
+                limit_bytes = limit,
+                "refused a request larger than server.maxBodyBytes"
+            );
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"error": format!(
+                    "the body is larger than server.maxBodyBytes ({limit} bytes)"
+                )}),
+            );
+        }
+        Err(rejection) => return bad_request("malformed", rejection.body_text()),
+    };
     if body.is_empty() {
-        return bad_request("empty body: expected an AdmissionReview".into());
+        return bad_request("empty", "empty body: expected an AdmissionReview".into());
     }
     // A request too deep to read whose envelope is readable is still answered.
     let (version, review, too_deep) = match input::parse_admission_review("request", &body) {
@@ -249,7 +404,7 @@ async fn validate(
         Err(input::InputError::TooDeep {
             version, review, ..
         }) => (version, *review, true),
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => return bad_request("malformed", e.to_string()),
     };
     let uid = review.uid.clone();
     let operation = operation_name(&review.operation);
@@ -262,12 +417,14 @@ async fn validate(
         .unwrap_or_default();
     let namespace = review.namespace.clone().unwrap_or_default();
     let name = review.name.clone();
+    let dry_run = review.dry_run;
 
     let Decided {
         answer,
         fired,
         errors,
         provenance,
+        logged,
     } = if crate::provenance::verdict::fast_path(&review, &state.rules.exempt).is_some() {
         Decided::without_policies(admission::exempt(version, &uid))
     } else if too_deep {
@@ -278,7 +435,8 @@ async fn validate(
     let elapsed = started.elapsed();
     // Empty when provenance is off or the request was exempt before a verdict.
     let provenance = provenance.map_or("", |s| s.as_str());
-    metrics::counter!("gitgate_admission_requests_total", "operation" => operation, "verdict" => answer.verdict).increment(1);
+    let dry_run_label = if dry_run { "true" } else { "false" };
+    metrics::counter!("gitgate_admission_requests_total", "operation" => operation, "verdict" => answer.verdict, "dry_run" => dry_run_label).increment(1);
     metrics::histogram!("gitgate_admission_duration_seconds").record(elapsed.as_secs_f64());
     tracing::info!(
         uid = %uid,
@@ -288,10 +446,17 @@ async fn validate(
         subresource = %subresource,
         namespace = %namespace,
         name = %name,
+        dry_run,
         verdict = answer.verdict,
         provenance = %provenance,
         policies = %fired.join(","),
         errors = %errors.join(","),
+        denials = %logged.denials.join("; "),
+        dryrun_findings = %logged.dryrun.join("; "),
+        differing = %logged.differing.join(" "),
+        differing_count = logged.differing_count,
+        unattested = %logged.unattested.join(" "),
+        unattested_count = logged.unattested_count,
         duration_us = elapsed.as_micros() as u64,
         "admission decision"
     );
@@ -305,6 +470,38 @@ struct Decided {
     fired: Vec<String>,
     errors: Vec<String>,
     provenance: Option<crate::provenance::verdict::Status>,
+    /// What the log line says beyond names: messages and paths.
+    logged: Logged,
+}
+
+/// The messages and paths of a decision, for its log line: the denials and the dry-run
+/// findings (`[policy] message`, quoted text redacted: a message may echo request data), and
+/// the paths of the provenance verdict Git does not explain (paths only, never values).
+#[derive(Default)]
+struct Logged {
+    denials: Vec<String>,
+    dryrun: Vec<String>,
+    differing: Vec<String>,
+    differing_count: usize,
+    unattested: Vec<String>,
+    unattested_count: usize,
+}
+
+/// Paths named in one log line, at most, of each list.
+const LOGGED_PATHS: usize = 20;
+
+impl Logged {
+    fn message(f: &crate::policy::Finding) -> String {
+        format!("[{}] {}", f.policy, redact_quoted(&f.message))
+    }
+
+    fn paths(&mut self, verdict: &crate::provenance::verdict::Verdict) {
+        let first = |paths: &[String]| paths.iter().take(LOGGED_PATHS).cloned().collect();
+        self.differing = first(&verdict.differing);
+        self.differing_count = verdict.differing.len();
+        self.unattested = first(&verdict.unattested);
+        self.unattested_count = verdict.unattested.len();
+    }
 }
 
 impl Decided {
@@ -314,6 +511,7 @@ impl Decided {
             fired: Vec::new(),
             errors: Vec::new(),
             provenance: None,
+            logged: Logged::default(),
         }
     }
 }
@@ -339,15 +537,16 @@ fn unreadable_object(
     if state.mirror.is_some() && provenance_denies && exempt.is_none() {
         metrics::counter!("gitgate_provenance_verdicts_total", "status" => "untraceable")
             .increment(1);
+        let message = format!("[provenance] provenance: {reason}");
         return Decided {
-            answer: admission::refused(
-                version,
-                &review.uid,
-                &format!("[provenance] provenance: {reason}"),
-            ),
+            answer: admission::refused(version, &review.uid, &message),
             fired: vec!["provenance:deny".to_string()],
             errors: Vec::new(),
             provenance: Some(crate::provenance::verdict::Status::Untraceable),
+            logged: Logged {
+                denials: vec![redact_quoted(&message)],
+                ..Logged::default()
+            },
         };
     }
     metrics::counter!("gitgate_internal_errors_total").increment(1);
@@ -425,39 +624,6 @@ async fn decide_with_deadline(
     }
 }
 
-/// The paths a `modified` verdict names, one log line per request (at most 20 of each list),
-/// so that a rollout in dry-run finds the fields other writers (mutating webhooks, operators)
-/// add, to allow them with `provenance.mutations`. Paths only, never values.
-fn log_unexplained(
-    uid: &str,
-    review: &input::Review,
-    verdict: &crate::provenance::verdict::Verdict,
-) {
-    if verdict.differing.is_empty() && verdict.unattested.is_empty() {
-        return;
-    }
-    let first = |paths: &[String]| paths.iter().take(20).cloned().collect::<Vec<_>>().join(" ");
-    let user = review
-        .user_info
-        .as_ref()
-        .and_then(|u| u.username.clone())
-        .unwrap_or_default();
-    tracing::info!(
-        event = "provenance_paths",
-        uid = %uid,
-        user = %user,
-        operation = operation_name(&review.operation),
-        kind = %review.kind.kind,
-        namespace = %review.namespace.clone().unwrap_or_default(),
-        name = %review.name,
-        unattested = %first(&verdict.unattested),
-        unattested_count = verdict.unattested.len(),
-        differing = %first(&verdict.differing),
-        differing_count = verdict.differing.len(),
-        "provenance: fields Git does not explain"
-    );
-}
-
 /// Decides one request (provenance, then the policies) and applies the failure mode when a
 /// policy fails.
 fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review) -> Decided {
@@ -465,6 +631,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
     let allow_on_error = state.failure_mode == FailureMode::Allow;
     let mut doc = Document::from_review(review);
     let mut status = None;
+    let mut logged = Logged::default();
     if let Some(mirror) = &state.mirror {
         let Some(snapshot) = mirror.snapshot() else {
             metrics::counter!("gitgate_internal_errors_total").increment(1);
@@ -504,7 +671,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         }
         metrics::counter!("gitgate_provenance_verdicts_total", "status" => verdict.status.as_str())
             .increment(1);
-        log_unexplained(&uid, &doc.review, &verdict);
+        logged.paths(&verdict);
         status = Some(verdict.status);
         doc.provenance = Some(verdict);
     }
@@ -512,6 +679,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         metrics::counter!("gitgate_internal_errors_total").increment(1);
         return Decided {
             provenance: status,
+            logged,
             ..Decided::without_policies(admission::failure(version, &uid, &reason, allow_on_error))
         };
     }
@@ -535,6 +703,8 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         .map(|f| format!("{}:{}", f.policy, f.action.as_str()))
         .collect();
     let errors: Vec<String> = decision.errors.iter().map(|e| e.policy.clone()).collect();
+    logged.denials = decision.violations.iter().map(Logged::message).collect();
+    logged.dryrun = decision.dryrun.iter().map(Logged::message).collect();
     let answer = if !decision.errors.is_empty() && decision.violations.is_empty() {
         // Only failures stand in the way: the failure mode decides.
         let names = errors.join(", ");
@@ -552,6 +722,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         fired,
         errors,
         provenance: status,
+        logged,
     }
 }
 
@@ -584,10 +755,7 @@ pub async fn start(
 /// Serves any application with gitgate's TLS setup (the load benchmark's fixed-answer
 /// baseline uses it, so that both measure the same stack).
 pub async fn start_app(app: Router, listen: &str, files: TlsFiles) -> Result<Running, ServeError> {
-    let addr: SocketAddr = listen.parse().map_err(|e| ServeError::Listen {
-        addr: listen.to_string(),
-        message: format!("not an address ({e}); write it like 0.0.0.0:8443"),
-    })?;
+    let addr = listen_address(listen).await?;
     let config = tls::load_and_watch(files, Duration::from_secs(1))?;
     let handle: Handle<SocketAddr> = Handle::new();
     let server_handle = handle.clone();
@@ -610,6 +778,42 @@ pub async fn start_app(app: Router, listen: &str, files: TlsFiles) -> Result<Run
             })
         }
     }
+}
+
+/// The address `--listen` (or `server.listen`) names: `0.0.0.0:8443`, `[::1]:8443`, `:8443`
+/// (every interface, as Go writes it) or a host name and port (`localhost:8443`, resolved).
+pub async fn listen_address(listen: &str) -> Result<SocketAddr, ServeError> {
+    let refused = |message: String| ServeError::Listen {
+        addr: listen.to_string(),
+        message,
+    };
+    let spelled = match listen.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => listen.to_string(),
+    };
+    if let Ok(addr) = spelled.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = spelled.rsplit_once(':') else {
+        return Err(refused(
+            "not an address: write it like 0.0.0.0:8443, :8443 or localhost:8443".into(),
+        ));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(refused(format!(
+            "not an address (the port {port:?} is not a number from 0 to 65535): write it like 0.0.0.0:8443, :8443 or localhost:8443"
+        )));
+    }
+    let mut found = tokio::net::lookup_host(&spelled)
+        .await
+        .map_err(|e| refused(format!("cannot resolve {host:?}: {e}")))?
+        .collect::<Vec<_>>();
+    // IPv4 first, as a host's loopback name is most often reached over it.
+    found.sort_by_key(|a| !a.is_ipv4());
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| refused(format!("{host:?} resolves to no address")))
 }
 
 /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish (up to 10 s).
