@@ -270,3 +270,34 @@ fn one_policy_set_decides_on_many_threads() {
         h.join().expect("no thread panicked");
     }
 }
+
+/// Issue 21: `not x[key]` with an undefined key fails the body in OPA (the key is evaluated
+/// outside the negation); regorus made the `not` true, a verdict that differed. Both Rego v1's
+/// one-line body and a braced v0 body, with the key present, absent from `x`, and undefined.
+#[test]
+fn not_with_an_undefined_index_fails_the_body_as_in_opa() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("v1.rego"),
+        "package v1\n\nimport rego.v1\n\nallowed contains \"a\"\n\ndeny if not allowed[input.x]\n\ntest_undefined_key if {\n\tnot deny with input as {}\n}\n\ntest_missing_key if {\n\tdeny with input as {\"x\": \"b\"}\n}\n\ntest_present_key if {\n\tnot deny with input as {\"x\": \"a\"}\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("v0.rego"),
+        "package v0\n\nallowed[x] {\n\tx := \"a\"\n}\n\ndeny {\n\tnot allowed[input.x]\n}\n\ntest_undefined_key {\n\tnot deny with input as {}\n}\n\ntest_missing_key {\n\tdeny with input as {\"x\": \"b\"}\n}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gitgate"))
+        .args(["test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PASS: 5/5"), "{stdout}");
+}

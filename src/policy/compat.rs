@@ -12,6 +12,10 @@
 //!   the negation, so an undefined argument makes the whole body fail; regorus makes the call
 //!   undefined and the `not` true. Reference and call arguments are bound first, on the same
 //!   line: `__gg1 := a.b; not f(__gg1)`.
+//! - **`not x[key]` with an undefined key** (`deny if not allowed[input.x]` and no `input.x`):
+//!   OPA evaluates the key outside the negation, so the body fails; regorus makes the lookup
+//!   undefined and the `not` true, a verdict that differs. A reference or call key is bound
+//!   first: `__gg1 := input.x; not allowed[__gg1]` (a one-line v1 body is braced to hold both).
 //! - **`sprintf` with fewer arguments than verbs**: Go prints `%!v(MISSING)` for each verb
 //!   without an argument; regorus fails the call. For a literal format and a literal argument
 //!   list, the verbs without an argument are written out as Go would print them.
@@ -27,7 +31,45 @@ use regex::Regex;
 pub fn rewrite(text: &str) -> String {
     let text = apply(text, import_edits(text));
     let text = apply(&text, structural_edits(&text));
+    let text = apply(&text, braceless_not_index_edits(&text));
     apply(&text, sprintf_edits(&text))
+}
+
+/// `head if not x[key]` on one line, a body of one negated lookup without braces (Rego v1):
+/// the key is bound first, as [`hoist_not_index`] does in a braced body, the body braced to
+/// hold both: `head if { __gg1 := key; not x[__gg1] }`.
+fn braceless_not_index_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static LINE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^([^#\n{}]*\bif[ \t]+)not[ \t]+([A-Za-z_][A-Za-z0-9_.]*)\[([^\n]+)\][ \t]*(#[^\n]*)?$")
+            .expect("a valid regex")
+    });
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    let mut counter = 1000;
+    for c in LINE.captures_iter(text) {
+        let whole = c.get(0).expect("the match");
+        let (head, name, key) = (c.get(1).expect("head"), &c[2], c[3].trim());
+        if !mask.get(whole.start()).copied().unwrap_or(false) || head.as_str().contains('"') {
+            continue;
+        }
+        let first = key.chars().next().unwrap_or(' ');
+        let is_ref_or_call = (first.is_ascii_alphabetic() || first == '_')
+            && key.contains(['.', '[', '('])
+            && !key.starts_with("__gg");
+        // The key must be one bracket's content (`x[a][b]` is left alone).
+        if !is_ref_or_call || key.contains("][") {
+            continue;
+        }
+        counter += 1;
+        let var = format!("__gg{counter}");
+        let end = c.get(4).map_or(whole.end(), |m| m.start());
+        edits.push((
+            head.end(),
+            end,
+            format!("{{ {var} := {key}; not {name}[{var}] }} "),
+        ));
+    }
+    edits
 }
 
 /// Applies non-overlapping replacements `(start, end, text)`.
@@ -202,6 +244,9 @@ fn hoist_not_arguments(
     let name_len = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
         .unwrap_or(rest.len());
+    if name_len > 0 && rest[name_len..].starts_with('[') {
+        return hoist_not_index(text, (at, line_end), rest, name_len, counter);
+    }
     if name_len == 0 || !rest[name_len..].starts_with('(') {
         return None;
     }
@@ -238,6 +283,41 @@ fn hoist_not_arguments(
         close + 1,
         format!("{bindings}not {name}({})", new_args.join(", ")),
     ))
+}
+
+/// For a line `not x[key]` (a set membership or an object lookup, nothing after it), binds a
+/// reference or call `key` first: OPA evaluates it outside the negation, so an undefined key
+/// makes the body fail, where regorus makes `x[key]` undefined and the `not` true (a verdict
+/// that differs: `deny if not allowed[input.x]` with no `input.x`).
+fn hoist_not_index(
+    text: &str,
+    (at, line_end): (usize, usize),
+    rest: &str,
+    name_len: usize,
+    counter: &mut usize,
+) -> Option<(usize, usize, String)> {
+    let line = &text[at..line_end];
+    let open = at + (line.len() - rest.len()) + name_len;
+    let close = matching_bracket(text, open)?;
+    if close >= line_end {
+        return None;
+    }
+    let tail = text[close + 1..line_end].trim();
+    if !(tail.is_empty() || tail.starts_with('#')) {
+        return None;
+    }
+    let key = text[open + 1..close].trim();
+    let first = key.chars().next().unwrap_or(' ');
+    let is_ref_or_call = (first.is_ascii_alphabetic() || first == '_')
+        && key.contains(['.', '[', '('])
+        && !key.starts_with("__gg");
+    if !is_ref_or_call {
+        return None;
+    }
+    *counter += 1;
+    let var = format!("__gg{counter}");
+    let name = &text[at + (line.len() - rest.len())..open];
+    Some((at, close + 1, format!("{var} := {key}; not {name}[{var}]")))
 }
 
 /// The `)` matching the `(` at `open`, before `limit`, skipping strings and nesting.
@@ -558,6 +638,26 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("  not g(x) with input as {}\n"), "{out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn not_index_keys_are_bound_first() {
+        let src = "package a\nv {\n  not allowed[input.x]\n  not labels[key]\n  not m[a.b][_]\n}\nw if not allowed[input.review.name] # why\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("  __gg1 := input.x; not allowed[__gg1]\n"),
+            "{out}"
+        );
+        assert!(out.contains("  not labels[key]\n"), "a variable key: {out}");
+        assert!(
+            out.contains("  not m[a.b][_]\n"),
+            "more after the key: {out}"
+        );
+        assert!(
+            out.contains("w if { __gg1001 := input.review.name; not allowed[__gg1001] } # why\n"),
+            "{out}"
+        );
         assert_eq!(out.lines().count(), src.lines().count());
     }
 
