@@ -101,3 +101,67 @@ fn a_horizontal_pod_autoscaler_in_git_explains_the_replicas_it_sets() {
     assert!(message(&other).contains("spec.replicas"), "{other}");
     gate.stop();
 }
+
+#[test]
+fn a_namespaces_limit_range_explains_the_requests_and_limits_it_fills_in() {
+    let limit_range = "apiVersion: v1
+kind: LimitRange
+metadata:
+  name: defaults
+  namespace: shop
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 500m, memory: 256Mi}
+    defaultRequest: {cpu: 100m}
+";
+    let pod = "apiVersion: v1
+kind: Pod
+metadata:
+  name: tool
+  namespace: shop
+spec:
+  containers:
+  - name: tool
+    image: tool:1.0
+    securityContext: {runAsNonRoot: true, runAsUser: 1000}
+";
+    let repo = support::repo_with(&[
+        ("limits.yaml", limit_range.as_bytes()),
+        ("pod.yaml", pod.as_bytes()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::start(
+        dir.path(),
+        &format!(
+            "repository:\n  url: {}\n  refresh: 100ms\n",
+            repo.path().display()
+        ),
+    );
+    gate.wait_ready();
+    let filled = |limits: serde_json::Value, requests: serde_json::Value| {
+        let mut o = stored(pod, "kustomize-controller");
+        o["spec"]["containers"][0]["resources"] = json!({"limits": limits, "requests": requests});
+        o
+    };
+    // As the LimitRanger plugin fills it in (the memory request defaults to the limit).
+    let defaulted = filled(
+        json!({"cpu": "500m", "memory": "256Mi"}),
+        json!({"cpu": "100m", "memory": "256Mi"}),
+    );
+    let pod_gvr = support::gate::POD;
+    let created = gate.review(request("CREATE", pod_gvr, None, FLUX, &defaulted, None));
+    assert!(allowed(&created), "{created}");
+    // A limit the LimitRange does not give.
+    let bigger = filled(
+        json!({"cpu": "4", "memory": "256Mi"}),
+        json!({"cpu": "100m", "memory": "256Mi"}),
+    );
+    let refused = gate.review(request("CREATE", pod_gvr, None, FLUX, &bigger, None));
+    assert!(!allowed(&refused), "{refused}");
+    assert!(
+        message(&refused).contains("resources.limits.cpu"),
+        "{refused}"
+    );
+    gate.stop();
+}

@@ -48,7 +48,7 @@ use crate::input::Identity;
 use crate::objects::{self as changes, FileObject, Scopes};
 use crate::render::{RenderError, Renderer};
 
-use super::matching::Picks;
+use super::matching::{LimitDefaults, Picks};
 
 /// The key of the index: identity without the version (an object keeps its identity across
 /// API versions).
@@ -94,6 +94,8 @@ struct Newest {
     flux: Vec<(String, String, String)>,
     /// Its HorizontalPodAutoscalers: (namespace, target kind, target name) → (min, max).
     autoscaled: HashMap<(Option<String>, String, String), (i64, i64)>,
+    /// Its LimitRanges' container defaults, by namespace.
+    limits: HashMap<String, LimitDefaults>,
 }
 
 impl Newest {
@@ -105,6 +107,11 @@ impl Newest {
             | ("storage.k8s.io", "StorageClass")
             | ("scheduling.k8s.io", "PriorityClass") => {
                 self.picks.learn(std::iter::once(object));
+            }
+            ("", "LimitRange") => {
+                if let Some(ns) = &key.2 {
+                    self.limits.entry(ns.clone()).or_default().learn(object);
+                }
             }
             ("autoscaling", "HorizontalPodAutoscaler") => {
                 let target = |field: &str| {
@@ -739,6 +746,11 @@ impl Index {
                 name.to_string(),
             ))
             .copied()
+    }
+
+    /// The container defaults the LimitRanges of the newest approved commit give `namespace`.
+    pub fn limit_defaults(&self, namespace: &str) -> Option<&LimitDefaults> {
+        self.newest.limits.get(namespace)
     }
 
     /// The manifest of an identity as the newest approved commit holds it (the first version

@@ -205,6 +205,10 @@ pub fn judge_in(
             automount,
             others: &others,
             replicas,
+            limits: identity
+                .namespace
+                .as_deref()
+                .and_then(|ns| index.limit_defaults(ns)),
         };
         let in_scope = in_request_scope(&version.object, &identity);
         let outcome = matching::compare_in(

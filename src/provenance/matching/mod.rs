@@ -110,6 +110,44 @@ pub struct Context<'a> {
     /// `minReplicas..=maxReplicas` of a HorizontalPodAutoscaler Git's newest approved commit
     /// holds for this object: it explains `spec.replicas` within that range.
     pub replicas: Option<(i64, i64)>,
+    /// The container defaults of the LimitRanges Git's newest approved commit holds in the
+    /// object's namespace: the LimitRanger admission plugin fills a Pod's containers' limits
+    /// and requests from them.
+    pub limits: Option<&'a LimitDefaults>,
+}
+
+/// What the LimitRanges of a namespace give a container that sets no limit or request
+/// (`spec.limits[type=Container]`: `default`, and `defaultRequest`, which the API server
+/// fills from `default` where it is not set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitDefaults {
+    pub limits: Map<String, Value>,
+    pub requests: Map<String, Value>,
+}
+
+impl LimitDefaults {
+    /// Learns the container defaults of a LimitRange.
+    pub fn learn(&mut self, limit_range: &Value) {
+        let items = limit_range
+            .pointer("/spec/limits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.get("type").and_then(Value::as_str) == Some("Container"));
+        for item in items {
+            let default = item.get("default").and_then(Value::as_object);
+            for (r, v) in default.into_iter().flatten() {
+                self.limits.entry(r.clone()).or_insert(v.clone());
+            }
+            let request = item
+                .get("defaultRequest")
+                .and_then(Value::as_object)
+                .or(default);
+            for (r, v) in request.into_iter().flatten() {
+                self.requests.entry(r.clone()).or_insert(v.clone());
+            }
+        }
+    }
 }
 
 /// Who makes the request, as far as tracking stamps go.

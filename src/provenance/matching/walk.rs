@@ -238,6 +238,41 @@ impl<'a> Walker<'a> {
         ) && value.as_i64().is_some_and(|n| (min..=max).contains(&n))
     }
 
+    /// Whether `value` is what the LimitRanger admission plugin writes at the current path: a
+    /// Pod's container's `resources.limits.<r>` or `resources.requests.<r>` that the
+    /// namespace's LimitRanges default ([`super::Context::limits`]), exactly.
+    fn limit_ranged(&self, value: &Value) -> bool {
+        let Some(defaults) = self.context.limits else {
+            return false;
+        };
+        if self.kind != "Pod" {
+            return false;
+        }
+        let [
+            Seg::Field(spec),
+            Seg::Field(list),
+            Seg::Key(_),
+            Seg::Field(resources),
+            Seg::Field(which),
+            Seg::Field(resource),
+        ] = self.path.as_slice()
+        else {
+            return false;
+        };
+        if spec != "spec"
+            || !matches!(list.as_ref(), "containers" | "initContainers")
+            || resources != "resources"
+        {
+            return false;
+        }
+        let want = match which.as_ref() {
+            "limits" => defaults.limits.get(resource.as_ref()),
+            "requests" => defaults.requests.get(resource.as_ref()),
+            _ => None,
+        };
+        want.is_some_and(|w| same_value(w, value) || quantity::same(w, value) == Some(true))
+    }
+
     /// Whether another version of the manifest in the window sets the current path (Git
     /// changed it, so a picked value may vanish).
     fn others_set(&self) -> bool {
@@ -536,7 +571,10 @@ impl<'a> Walker<'a> {
             }
             return;
         }
-        if self.owned(obj, old.filter(|v| !v.is_null())) || self.autoscaled(obj) {
+        if self.owned(obj, old.filter(|v| !v.is_null()))
+            || self.autoscaled(obj)
+            || self.limit_ranged(obj)
+        {
             return;
         }
         let old = old.filter(|v| !v.is_null());
