@@ -2,8 +2,10 @@
 //!
 //! - [`within`]: a decision made on a thread of its own and waited for at most a limit; a
 //!   panic, or the limit passing first, is a failure of the document (it fails closed), never a
-//!   pass. The webhook keeps its own deadline on its async runtime (an async wait, and at most
-//!   `server.maxDecisions` in flight) and turns what it misses into the same failure mode.
+//!   pass.
+//! - [`Limited`]: the same guard on an async runtime, for the webhook: at most a number of
+//!   decisions in flight (abandoned ones included: a permit is held until the work really
+//!   ends), each on the blocking pool, answered by a deadline whatever the work does.
 //! - [`fan_out`]: work over many documents on as many threads as asked, in order, **never
 //!   losing a result**: a document whose work panics (outside a policy, where the Rego guard
 //!   does not reach: building its input, matching it against Git) gets `lost`'s result, and
@@ -23,6 +25,59 @@ pub fn within(limit: Duration, work: impl FnOnce() -> Decision + Send + 'static)
             "the policies could not decide: {missed} (policies.timeout: {})",
             humantime::format_duration(limit)
         )),
+    }
+}
+
+/// Why a guarded decision has no result ([`Limited::decide`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unanswered {
+    /// No permit came free before the deadline: too many decisions in flight.
+    Saturated,
+    /// The deadline passed first; the work goes on, abandoned, holding its permit.
+    Deadline,
+    /// The work panicked (the message), or was cancelled.
+    Failed(String),
+}
+
+/// At most `permits` decisions at once, on tokio's blocking pool, each answered by its
+/// deadline (the webhook's guard: `server.maxDecisions`, `server.timeout`).
+#[derive(Debug, Clone)]
+pub struct Limited {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Limited {
+    pub fn new(permits: usize) -> Limited {
+        Limited {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free, and waits for it until
+    /// `deadline`; the permit is held by the work until it ends, answered or not.
+    pub async fn decide<T: Send + 'static>(
+        &self,
+        deadline: tokio::time::Instant,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Unanswered> {
+        let permit =
+            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return Err(Unanswered::Saturated),
+            };
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if e.is_panic() => Err(Unanswered::Failed(format!(
+                "internal error (panic): {}",
+                crate::isolate::message(&*e.into_panic())
+            ))),
+            Ok(Err(_)) => Err(Unanswered::Failed("the decision was cancelled".into())),
+            Err(_) => Err(Unanswered::Deadline),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use axum_server::tls::TlsInfo;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{Config, FailureMode};
+use crate::decision::guard::Unanswered;
 use crate::decision::{self, Context};
 use crate::input::{self, Document};
 use crate::policy::PolicySet;
@@ -51,7 +52,7 @@ pub struct AppState {
     /// its deadline keeps its permit until it really ends, so requests built to be slow cannot
     /// pile up evaluations without bound (CPU, memory); past the bound a request waits for a
     /// permit until its deadline, then gets the failure mode.
-    pub decisions: Arc<tokio::sync::Semaphore>,
+    pub decisions: crate::decision::guard::Limited,
     /// Namespaces for `namespaceSelector`, `data.inventory` (see [`crate::cluster`]).
     pub cluster: crate::cluster::Cluster,
     /// What the policies and the configuration need of the cluster.
@@ -235,9 +236,9 @@ impl AppState {
             mirror: None,
             config: config.clone(),
             rules: crate::provenance::verdict::Rules::from(config),
-            decisions: Arc::new(tokio::sync::Semaphore::new(decision_permits(
+            decisions: crate::decision::guard::Limited::new(decision_permits(
                 config.server.max_decisions,
-            ))),
+            )),
             cluster: crate::cluster::Cluster::Off,
             needs: crate::cluster::sync::Needs::default(),
         }
@@ -582,39 +583,26 @@ async fn decide_with_deadline(
         metrics::counter!("gitgate_internal_errors_total").increment(1);
         Decided::without_policies(admission::failure(version, &uid, &message, allow_on_error))
     };
-    let remaining = state.deadline.saturating_sub(arrived.elapsed());
-    let permit =
-        match tokio::time::timeout(remaining, state.decisions.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                tracing::error!(uid = %uid, "no decision slot came free before the deadline");
-                return failed(format!(
-                    "no decision within {} ms: too many decisions in progress",
-                    state.deadline.as_millis()
-                ));
-            }
-        };
-    let remaining = state.deadline.saturating_sub(arrived.elapsed());
+    let deadline = tokio::time::Instant::from_std(arrived + state.deadline);
     let worker_state = state.clone();
-    let work = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        decide(&worker_state, version, review)
-    });
-    match tokio::time::timeout(remaining, work).await {
-        Ok(Ok(decided)) => decided,
-        Ok(Err(e)) => {
-            let why = if e.is_panic() {
-                format!(
-                    "internal error (panic): {}",
-                    crate::isolate::message(&*e.into_panic())
-                )
-            } else {
-                "the decision was cancelled".to_string()
-            };
+    match state
+        .decisions
+        .decide(deadline, move || decide(&worker_state, version, review))
+        .await
+    {
+        Ok(decided) => decided,
+        Err(Unanswered::Saturated) => {
+            tracing::error!(uid = %uid, "no decision slot came free before the deadline");
+            failed(format!(
+                "no decision within {} ms: too many decisions in progress",
+                state.deadline.as_millis()
+            ))
+        }
+        Err(Unanswered::Failed(why)) => {
             tracing::error!(uid = %uid, error = %why, "the decision failed");
             failed(why)
         }
-        Err(_) => {
+        Err(Unanswered::Deadline) => {
             tracing::error!(uid = %uid, deadline_ms = state.deadline.as_millis() as u64, "the decision missed its deadline");
             failed(format!(
                 "no decision within {} ms",
