@@ -735,11 +735,15 @@ impl Renderer {
                 .iter()
                 .any(|(other, _, _)| other != dir && paths::under(dir, other));
             if !covered {
-                sandbox.write_tree(repo, dir, *tree).map_err(io)?;
+                sandbox
+                    .write_tree(repo, dir, *tree)
+                    .map_err(|e| io(e.to_string()))?;
             }
         }
         for (path, blob) in &inputs.blobs {
-            sandbox.write_blob(repo, path, *blob).map_err(io)?;
+            sandbox
+                .write_blob(repo, path, *blob)
+                .map_err(|e| io(e.to_string()))?;
         }
         match unit.kind {
             Kind::Helm => self.prepare_helm(unit, sandbox),
@@ -830,9 +834,9 @@ impl Renderer {
                 added_origins = true;
                 sandbox
                     .write_file(&top.file, with.as_bytes())
-                    .map_err(|message| RenderError::Io {
+                    .map_err(|e| RenderError::Io {
                         unit: name.clone(),
-                        message,
+                        message: e.to_string(),
                     })?;
             }
         }

@@ -31,6 +31,20 @@ const NO_PROXY_ADDRESS: &str = "http://127.0.0.1:9";
 /// The most of an engine's standard error kept for its message.
 const MAX_STDERR: usize = 64 * 1024;
 
+/// Why the temporary checkout could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A Git object of the source could not be read.
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error("cannot write {path} to the temporary checkout: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A temporary checkout and home for one render. Removed when dropped.
 pub struct Sandbox {
     dir: tempfile::TempDir,
@@ -71,8 +85,8 @@ impl Sandbox {
     }
 
     /// Writes every blob of `tree` under the checkout's `dir`.
-    pub fn write_tree(&self, repo: &Repo, dir: &str, tree: ObjectId) -> Result<(), String> {
-        let files = repo.tree_files(tree).map_err(|e| e.to_string())?;
+    pub fn write_tree(&self, repo: &Repo, dir: &str, tree: ObjectId) -> Result<(), SandboxError> {
+        let files = repo.tree_files(tree)?;
         for (rel, blob) in files {
             let path = super::paths::child(dir, &rel);
             self.write_blob(repo, &path, blob)?;
@@ -81,20 +95,22 @@ impl Sandbox {
     }
 
     /// Writes one blob at the checkout's `path`.
-    pub fn write_blob(&self, repo: &Repo, path: &str, blob: ObjectId) -> Result<(), String> {
-        let bytes = repo.read_blob(blob, path).map_err(|e| e.to_string())?;
+    pub fn write_blob(&self, repo: &Repo, path: &str, blob: ObjectId) -> Result<(), SandboxError> {
+        let bytes = repo.read_blob(blob, path)?;
         self.write_file(path, &bytes)
     }
 
     /// Writes `bytes` at the checkout's `path`.
-    pub fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
+    pub fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), SandboxError> {
         let target = self.repo().join(path);
+        let failed = |source| SandboxError::Write {
+            path: path.to_string(),
+            source,
+        };
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot write the temporary checkout: {e}"))?;
+            std::fs::create_dir_all(parent).map_err(failed)?;
         }
-        std::fs::write(&target, bytes)
-            .map_err(|e| format!("cannot write {path} to the temporary checkout: {e}"))
+        std::fs::write(&target, bytes).map_err(failed)
     }
 
     /// The command for `program`, to run in the checkout with a clean environment: `PATH`
