@@ -19,6 +19,9 @@
 //! - **`sprintf` with fewer arguments than verbs**: Go prints `%!v(MISSING)` for each verb
 //!   without an argument; regorus fails the call. For a literal format and a literal argument
 //!   list, the verbs without an argument are written out as Go would print them.
+//! - **Deprecated built-in names** (`re_match`, `set_diff`): OPA still runs them; regorus
+//!   does not know them. Calls are written by the names OPA made of them (`regex.match`,
+//!   `minus`), same arguments, same result.
 //! - **Imported functions** (`import data.lib.exclude_update.is_update`, then
 //!   `is_update(x)`): regorus does not resolve the alias for calls, so calls use the full path.
 
@@ -29,7 +32,8 @@ use regex::Regex;
 /// Rewrites `text`; returns it unchanged when nothing applies. The passes run one after the
 /// other, each on the previous one's output, so their edits never overlap.
 pub fn rewrite(text: &str) -> String {
-    let text = apply(text, import_edits(text));
+    let text = apply(text, deprecated_builtin_edits(text));
+    let text = apply(&text, import_edits(&text));
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
     apply(&text, sprintf_edits(&text))
@@ -532,6 +536,44 @@ fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
     edits
 }
 
+/// OPA's deprecated built-in names that regorus does not know, each with the name OPA made of
+/// it (same arguments, same result).
+const DEPRECATED_BUILTINS: &[(&str, &str)] = &[
+    ("re_match", "regex.match"),
+    ("set_diff", "minus"),
+    ("all", "every_true_in"),
+    ("any", "any_true_in"),
+];
+
+/// Calls of OPA's deprecated built-ins written by their current names (`re_match(p, s)` →
+/// `regex.match(p, s)`), in code only, and only where the policy does not define a function
+/// of that name itself.
+fn deprecated_builtin_edits(text: &str) -> Vec<(usize, usize, String)> {
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    // `all`/`any` have no one-call equivalent in regorus: left to the linter to name.
+    for (old, new) in DEPRECATED_BUILTINS.iter().take(2) {
+        let call = format!("{old}(");
+        let mut from = 0;
+        while let Some(found) = text[from..].find(&call) {
+            let at = from + found;
+            from = at + call.len();
+            let before = text[..at].chars().next_back();
+            let is_name_start =
+                !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !is_name_start || !mask.get(at).copied().unwrap_or(false) {
+                continue;
+            }
+            // A function of that name defined by the policy keeps its own meaning.
+            if defines_at(text, at + call.len() - 1) || text.contains(&format!("\n{old}(")) {
+                continue;
+            }
+            edits.push((at, at + old.len(), new.to_string()));
+        }
+    }
+    edits
+}
+
 /// For each byte of `text`, whether it is code (not inside a string, raw string or comment).
 fn code_mask(text: &str) -> Vec<bool> {
     let bytes = text.as_bytes();
@@ -659,6 +701,17 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn deprecated_builtins_are_called_by_their_current_names() {
+        let src =
+            "package a\nv { re_match(\"^a\", input.x) }\nw := set_diff({1}, {2}) # re_match(\n";
+        let out = rewrite(src);
+        assert!(out.contains("v { regex.match(\"^a\", input.x) }"), "{out}");
+        assert!(out.contains("w := minus({1}, {2}) # re_match(\n"), "{out}");
+        let own = "package a\nre_match(a, b) := true\nv { re_match(1, 2) }\n";
+        assert_eq!(rewrite(own), own, "a policy's own function keeps its name");
     }
 
     #[test]
