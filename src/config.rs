@@ -300,6 +300,10 @@ pub struct Server {
     /// A file holding the shared token of `POST /refresh` (Git host webhooks asking for a
     /// sync now). Unset turns the endpoint off; the token is never logged.
     pub refresh_token_file: Option<PathBuf>,
+    /// A second, plain-HTTP listener serving only `/metrics` and `/healthz` (e.g.
+    /// `0.0.0.0:9090`), so that Prometheus needs no certificate authority to scrape. Unset
+    /// (the default) leaves it off; `/metrics` is always served over HTTPS on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Server {
@@ -313,6 +317,7 @@ impl Default for Server {
             max_body_bytes: 8 * 1024 * 1024,
             timeout: Duration::from_millis(2500),
             refresh_token_file: None,
+            metrics_listen: None,
             max_decisions: 0,
         }
     }
@@ -482,6 +487,25 @@ impl Config {
                     key,
                     format!("{section}.{key} must be longer than 0s ({why})"),
                 ));
+            }
+        }
+        if let Some(metrics) = &self.server.metrics_listen {
+            let metrics = metrics.trim();
+            if metrics.is_empty() || !metrics.contains(':') {
+                return invalid(
+                    "metricsListen",
+                    format!(
+                        "server.metricsListen must be an address like 0.0.0.0:9090 or :9090 (leave it out to turn the plain-HTTP metrics listener off), got {metrics:?}"
+                    ),
+                );
+            }
+            if metrics == self.server.listen.trim() {
+                return invalid(
+                    "metricsListen",
+                    format!(
+                        "server.metricsListen ({metrics}) is server.listen's address: the metrics listener needs a port of its own"
+                    ),
+                );
             }
         }
         if self.audit.interval.is_some_and(|i| i.is_zero()) {
@@ -657,6 +681,7 @@ server:
   maxBodyBytes: 8388608
   timeout: 2500ms
   refreshTokenFile: /etc/gitgate/refresh/token
+  metricsListen: 0.0.0.0:9090
 render:
   kustomizeBinary: /usr/local/bin/kustomize
   helmBinary: /usr/local/bin/helm
@@ -764,6 +789,29 @@ render: {kustomizeBinary: /usr/bin/kubectl, helmBinary: /opt/helm, timeout: 30s,
         assert!(err.to_string().starts_with("g.yaml:2:"), "{err}");
         let err = Config::parse("g.yaml", "repository:\n  refresh: soon\n").unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_needs_a_port_of_its_own() {
+        assert_eq!(
+            Config::parse("g.yaml", "").unwrap().server.metrics_listen,
+            None
+        );
+        let c = Config::parse("g.yaml", "server:\n  metricsListen: 0.0.0.0:9090\n").unwrap();
+        assert_eq!(c.server.metrics_listen.as_deref(), Some("0.0.0.0:9090"));
+        for (text, want) in [
+            (
+                "server:\n  listen: 0.0.0.0:8443\n  metricsListen: 0.0.0.0:8443\n",
+                "g.yaml:3: server.metricsListen (0.0.0.0:8443) is server.listen's address",
+            ),
+            (
+                "server:\n  metricsListen: \"\"\n",
+                "g.yaml:2: server.metricsListen must be an address",
+            ),
+        ] {
+            let err = Config::parse("g.yaml", text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Helm chart in `charts/gitgate`: `Chart.yaml` and `values.yaml` parse, and every
 //! `.Values.a.b` path the templates use exists in `values.yaml` (a typo there renders as
-//! nothing, silently). Rendering with `helm template` is tested where helm is installed (the
-//! status webhook's test also with the stand-in on Helm's own engine, `engines::helm`).
+//! nothing, silently). Every documented option set is rendered and linted (`helm lint --strict`,
+//! values.schema.json applied) with helm, or with the stand-in on Helm's own engine
+//! (`engines::helm`), and every object parses as its kind.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -185,7 +186,7 @@ fn helm_template_renders_objects() {
 fn is_an_object_of_its_kind(doc: &Value) {
     use k8s_openapi::api::{
         admissionregistration::v1 as admission, apps::v1 as apps, core::v1 as core,
-        policy::v1 as policy, rbac::v1 as rbac,
+        networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     };
     fn read<T: serde::de::DeserializeOwned>(doc: &Value) {
         if let Err(e) = serde_json::from_value::<T>(doc.clone()) {
@@ -210,9 +211,50 @@ fn is_an_object_of_its_kind(doc: &Value) {
         "ClusterRoleBinding" => read::<rbac::ClusterRoleBinding>(doc),
         "Role" => read::<rbac::Role>(doc),
         "RoleBinding" => read::<rbac::RoleBinding>(doc),
-        // cert-manager's and the Prometheus Operator's kinds have no types here.
-        "Issuer" | "Certificate" | "ServiceMonitor" => {
-            assert!(doc["spec"].is_object(), "{doc}")
+        "NetworkPolicy" => read::<networking::NetworkPolicy>(doc),
+        // cert-manager's and the Prometheus Operator's kinds have no types here: their shape
+        // as the CRDs define it.
+        "Issuer" | "Certificate" => assert!(doc["spec"].is_object(), "{doc}"),
+        "ServiceMonitor" => {
+            assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{doc}");
+            assert!(doc["spec"]["selector"]["matchLabels"].is_object(), "{doc}");
+            let endpoints = doc["spec"]["endpoints"].as_array().expect("endpoints");
+            assert!(!endpoints.is_empty(), "{doc}");
+            for e in endpoints {
+                assert!(e["port"].is_string(), "{e}");
+                assert!(
+                    matches!(e["scheme"].as_str(), Some("http" | "https")),
+                    "{e}"
+                );
+                assert_eq!(e["path"], "/metrics", "{e}");
+                if !e["tlsConfig"].is_null() {
+                    assert!(e["tlsConfig"].is_object(), "{e}");
+                }
+            }
+        }
+        "PrometheusRule" => {
+            assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{doc}");
+            let duration = regex::Regex::new(r"^[0-9]+[smhdwy]$").unwrap();
+            let groups = doc["spec"]["groups"].as_array().expect("groups");
+            assert!(!groups.is_empty(), "{doc}");
+            for g in groups {
+                assert!(g["name"].is_string(), "{g}");
+                for r in g["rules"].as_array().expect("rules") {
+                    assert!(r["alert"].is_string() || r["record"].is_string(), "{r}");
+                    assert!(r["expr"].is_string(), "{r}");
+                    for key in ["labels", "annotations"] {
+                        if let Some(map) = r.get(key) {
+                            assert!(
+                                map.as_object().unwrap().values().all(Value::is_string),
+                                "{key} of {r}"
+                            );
+                        }
+                    }
+                    if let Some(f) = r.get("for") {
+                        assert!(duration.is_match(f.as_str().unwrap()), "{r}");
+                    }
+                }
+            }
         }
         other => panic!("an unexpected kind in the chart: {other}"),
     }
@@ -500,5 +542,434 @@ fn status_writes_are_sent_where_the_api_server_keeps_their_metadata() {
                 "{values}: {group}/{resource}"
             );
         }
+    }
+}
+
+/// `helm lint --strict` with the values file `values`: with helm where it is installed, else
+/// with the stand-in (the SDK's lint). Values are validated against values.schema.json there.
+fn lint_with_values(values: &str) {
+    let Some(helm) = engines::helm() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("values.yaml");
+    std::fs::write(&file, values).unwrap();
+    let mut command = std::process::Command::new(&helm);
+    command.args([
+        "lint",
+        chart().to_str().unwrap(),
+        "--strict",
+        "--namespace",
+        "gitgate-system",
+    ]);
+    if !helm.ends_with("helm_stand_in.py") {
+        command.args(["--kube-version", "1.33.0"]);
+    }
+    let out = command.arg("--values").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("only runs `helm template`") {
+        eprintln!("skipping helm lint: this stand-in cannot lint");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "helm lint with {values:?}:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The documented option sets of the chart's README, as values files.
+const OPTION_SETS: &[(&str, &str)] = &[
+    ("defaults", ""),
+    ("generated certificates", "certManager:\n  enabled: false\n"),
+    ("no NetworkPolicy", "networkPolicy:\n  enabled: false\n"),
+    ("no plain-HTTP metrics port", "metrics:\n  enabled: false\n"),
+    (
+        "monitoring over plain HTTP",
+        "serviceMonitor:\n  enabled: true\nprometheusRule:\n  enabled: true\n",
+    ),
+    (
+        "monitoring over HTTPS",
+        "serviceMonitor:\n  enabled: true\n  scheme: https\nprometheusRule:\n  enabled: true\n  alertLabels: {team: platform}\n",
+    ),
+    ("status rules off", "webhook:\n  statusRules: []\n"),
+    ("default priority class", "priorityClassName: \"\"\n"),
+    (
+        "narrowed NetworkPolicy",
+        "networkPolicy:\n  webhook:\n    from: [{ipBlock: {cidr: 10.0.0.0/24}}]\n  metrics:\n    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n  kubernetesApi:\n    cidrs: [10.0.0.10/32]\n    ports: [{port: 6443, protocol: TCP}]\n  git:\n    cidrs: [192.0.2.0/24]\n    ports: [{port: 22, protocol: TCP}]\n  extraEgress: [{to: [{ipBlock: {cidr: 10.1.0.0/16}}], ports: [{port: 3128, protocol: TCP}]}]\n",
+    ),
+    (
+        "private repository over SSH",
+        "config:\n  repository: {url: \"ssh://git@git.example.com/org/gitops.git\"}\n  approval: {requireSignatures: true}\n  audit: {interval: 1h, kinds: [{group: apps, version: v1, kind: Deployment}]}\ngitCredentials: {type: ssh, sshPrivateKey: KEY, knownHosts: \"git.example.com ssh-ed25519 AAAA\"}\ntrustedKeys: {allowedSigners: \"a@example.com ssh-ed25519 AAAA\"}\npolicyFiles: {team.rego: \"package team\"}\nserviceMonitor: {enabled: true}\n",
+    ),
+];
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| d["kind"] == kind)
+}
+
+/// Every documented option set renders (values.schema.json accepts it), lints, and every
+/// object parses as its kind; the webhook's rules, failurePolicy and namespaceSelector, the
+/// NetworkPolicy's ports and the pods' priority class are what the values say.
+#[test]
+fn every_option_set_renders_lints_and_parses() {
+    for (name, values) in OPTION_SETS {
+        let Some(docs) = render_with_values(values) else {
+            return;
+        };
+        lint_with_values(values);
+        for doc in &docs {
+            is_an_object_of_its_kind(doc);
+        }
+        // The configuration is one gitgate accepts.
+        let config = docs
+            .iter()
+            .find_map(|d| d["data"]["gitgate.yaml"].as_str())
+            .expect("a ConfigMap with gitgate.yaml");
+        let parsed = gitgate::config::Config::parse("gitgate.yaml", config)
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{config}"));
+
+        // The webhook: every write of everything, fail closed, system namespaces excluded.
+        let webhooks = webhooks_of(&docs);
+        let main = webhooks
+            .iter()
+            .find(|w| w["name"] == "validate.gitgate.dev")
+            .expect("the main webhook");
+        assert_eq!(main["failurePolicy"], "Fail", "{name}");
+        assert_eq!(
+            main["rules"],
+            serde_json::json!([{"apiGroups": ["*"], "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["*", "*/scale"],
+                "scope": "*"}]),
+            "{name}"
+        );
+        let expressions = main["namespaceSelector"]["matchExpressions"]
+            .as_array()
+            .expect("namespaceSelector.matchExpressions");
+        let not_in = expressions
+            .iter()
+            .find(|e| e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "NotIn")
+            .unwrap_or_else(|| panic!("{name}: {expressions:?}"));
+        for ns in [
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "gitgate-system",
+        ] {
+            assert!(
+                not_in["values"].as_array().unwrap().iter().any(|v| v == ns),
+                "{name}: {ns} excluded: {not_in}"
+            );
+        }
+        let status_hooks = webhooks.len() - 1;
+        assert_eq!(
+            status_hooks,
+            usize::from(!name.contains("status rules off")),
+            "{name}"
+        );
+
+        // The pods: priority class, ports, the metrics listener in the configuration.
+        let deployment = find(&docs, "Deployment").expect("a Deployment");
+        let pod = &deployment["spec"]["template"]["spec"];
+        if *name == "default priority class" {
+            assert!(pod["priorityClassName"].is_null(), "{name}: {pod}");
+        } else {
+            assert_eq!(
+                pod["priorityClassName"], "system-cluster-critical",
+                "{name}"
+            );
+        }
+        let ports = &pod["containers"][0]["ports"];
+        let port_named = |n: &str| {
+            ports
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == n)
+                .map(|p| p["containerPort"].as_i64().unwrap())
+        };
+        assert_eq!(port_named("https"), Some(8443), "{name}");
+        let service = find(&docs, "Service").expect("a Service");
+        let service_port = |n: &str| {
+            service["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == n)
+                .cloned()
+        };
+        if *name == "no plain-HTTP metrics port" {
+            assert_eq!(port_named("metrics"), None, "{name}");
+            assert!(service_port("metrics").is_none(), "{name}");
+            assert_eq!(parsed.server.metrics_listen, None, "{name}");
+        } else {
+            assert_eq!(port_named("metrics"), Some(9090), "{name}");
+            let p = service_port("metrics").expect("a metrics Service port");
+            assert_eq!(p["port"], 9090, "{name}");
+            assert_eq!(p["targetPort"], "metrics", "{name}");
+            assert_eq!(
+                parsed.server.metrics_listen.as_deref(),
+                Some("0.0.0.0:9090"),
+                "{name}"
+            );
+        }
+
+        // The NetworkPolicy: the ports it opens are the pods' ports.
+        let policy = find(&docs, "NetworkPolicy");
+        if *name == "no NetworkPolicy" {
+            assert!(policy.is_none(), "{name}");
+        } else {
+            let policy = policy.expect("a NetworkPolicy");
+            network_policy_ports(name, policy, pod);
+        }
+
+        // Monitoring.
+        match find(&docs, "ServiceMonitor") {
+            Some(monitor) => {
+                let endpoint = &monitor["spec"]["endpoints"][0];
+                if name.contains("HTTPS") {
+                    assert_eq!(endpoint["port"], "https", "{name}");
+                    assert_eq!(endpoint["scheme"], "https", "{name}");
+                    assert_eq!(endpoint["tlsConfig"]["ca"]["secret"]["key"], "ca.crt");
+                } else {
+                    assert_eq!(endpoint["port"], "metrics", "{name}");
+                    assert_eq!(endpoint["scheme"], "http", "{name}");
+                    assert!(endpoint["tlsConfig"].is_null(), "{name}: {endpoint}");
+                }
+            }
+            None => assert!(!values.contains("serviceMonitor"), "{name}"),
+        }
+        match find(&docs, "PrometheusRule") {
+            Some(rule) => prometheus_rule_alerts(name, rule),
+            None => assert!(!values.contains("prometheusRule"), "{name}"),
+        }
+    }
+}
+
+/// The NetworkPolicy of the default values (or of the narrowed option set): ingress to the
+/// webhook port from anywhere (or the given peers), to the metrics port from the metrics
+/// selector, egress to DNS, the API server and the Git server on their ports.
+fn network_policy_ports(name: &str, policy: &Value, pod: &Value) {
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"]),
+        "{name}"
+    );
+    let pod_port_names: Vec<&str> = pod["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let narrowed = name == "narrowed NetworkPolicy";
+    let ingress = spec["ingress"].as_array().unwrap();
+    let webhook = ingress
+        .iter()
+        .find(|r| r["ports"][0]["port"] == "https")
+        .expect("an ingress rule for the webhook port");
+    assert_eq!(webhook["ports"][0]["protocol"], "TCP");
+    if narrowed {
+        assert_eq!(
+            webhook["from"],
+            serde_json::json!([{"ipBlock": {"cidr": "10.0.0.0/24"}}])
+        );
+    } else {
+        // No `from`: every source, the API server included.
+        assert!(webhook["from"].is_null(), "{name}: {webhook}");
+    }
+    let metrics = ingress.iter().find(|r| r["ports"][0]["port"] == "metrics");
+    // No metrics port, no rule for it.
+    assert_eq!(
+        metrics.is_some(),
+        pod_port_names.contains(&"metrics"),
+        "{name}: {ingress:?}"
+    );
+    if let Some(metrics) = metrics {
+        let peer = &metrics["from"][0];
+        if narrowed {
+            assert_eq!(
+                peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                "monitoring"
+            );
+        } else {
+            assert_eq!(peer["namespaceSelector"], serde_json::json!({}), "{name}");
+        }
+    }
+    for rule in ingress {
+        for p in rule["ports"].as_array().unwrap() {
+            let port = p["port"].as_str().unwrap();
+            assert!(pod_port_names.contains(&port), "{name}: {port}");
+        }
+    }
+    let egress = spec["egress"].as_array().unwrap();
+    let ports_of = |rule: &Value| -> Vec<(i64, String)> {
+        rule["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["port"].as_i64().unwrap(),
+                    p["protocol"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let tcp = |p: i64| (p, "TCP".to_string());
+    assert_eq!(
+        ports_of(&egress[0]),
+        vec![(53, "UDP".to_string()), tcp(53)],
+        "{name}: DNS"
+    );
+    assert_eq!(
+        egress[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
+    let cidrs = |rule: &Value| -> Vec<String> {
+        rule["to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["ipBlock"]["cidr"].as_str().unwrap().to_string())
+            .collect()
+    };
+    if narrowed {
+        assert_eq!(ports_of(&egress[1]), vec![tcp(6443)]);
+        assert_eq!(cidrs(&egress[1]), vec!["10.0.0.10/32"]);
+        assert_eq!(ports_of(&egress[2]), vec![tcp(22)]);
+        assert_eq!(cidrs(&egress[2]), vec!["192.0.2.0/24"]);
+        assert_eq!(ports_of(&egress[3]), vec![tcp(3128)]);
+    } else {
+        assert_eq!(
+            ports_of(&egress[1]),
+            vec![tcp(443), tcp(6443)],
+            "{name}: API"
+        );
+        assert_eq!(ports_of(&egress[2]), vec![tcp(443), tcp(22)], "{name}: Git");
+        for rule in &egress[1..] {
+            assert_eq!(cidrs(rule), vec!["0.0.0.0/0", "::/0"], "{name}");
+        }
+        assert_eq!(egress.len(), 3, "{name}");
+    }
+}
+
+/// The PrometheusRule's alerts, each on the metric it is about, scoped to this release.
+fn prometheus_rule_alerts(name: &str, rule: &Value) {
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let expr_of = |alert: &str| -> String {
+        rules
+            .iter()
+            .find(|r| r["alert"] == alert)
+            .unwrap_or_else(|| panic!("{name}: the alert {alert}"))["expr"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (alert, wants) in [
+        (
+            "GitgateIndexStale",
+            &["gitgate_git_sync_age_seconds", "> 600"][..],
+        ),
+        (
+            "GitgateGitSyncFailing",
+            &["gitgate_git_syncs_total", "result=\"error\"", "increase("][..],
+        ),
+        (
+            "GitgateBranchRewound",
+            &["gitgate_window_rewound", "== 1", "result=\"rewound\""][..],
+        ),
+        (
+            "GitgateWindowEmpty",
+            &["gitgate_window_approved_commits", "== 0"][..],
+        ),
+        (
+            "GitgateInternalErrors",
+            &["gitgate_internal_errors_total"][..],
+        ),
+        ("GitgatePolicyErrors", &["gitgate_policy_errors_total"][..]),
+        (
+            "GitgateBreakGlassUsed",
+            &["gitgate_break_glass_total", "increase("][..],
+        ),
+    ] {
+        let expr = expr_of(alert);
+        for want in wants {
+            assert!(expr.contains(want), "{name}: {alert}: {want} in {expr}");
+        }
+        assert!(
+            expr.contains("namespace=\"gitgate-system\",service=\"gg-gitgate\""),
+            "{name}: {alert} is scoped to the release: {expr}"
+        );
+    }
+    // Prometheus' own templating survives Helm's.
+    let stale = rules
+        .iter()
+        .find(|r| r["alert"] == "GitgateIndexStale")
+        .unwrap();
+    assert!(
+        stale["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("{{ $labels.pod }}"),
+        "{stale}"
+    );
+    if name.contains("HTTPS") {
+        assert!(
+            rules.iter().all(|r| r["labels"]["team"] == "platform"),
+            "{name}"
+        );
+    }
+}
+
+/// values.schema.json is JSON Schema draft-07, types every value of values.yaml, and refuses
+/// a misspelled key or a value of the wrong type at render time.
+#[test]
+fn the_values_schema_types_every_value_and_refuses_bad_ones() {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let values = yaml(&chart().join("values.yaml"));
+    fn walk(path: &str, value: &Value, schema: &Value, missing: &mut Vec<String>) {
+        if schema["type"].is_null() && schema["enum"].is_null() {
+            missing.push(format!("{path}: no type"));
+        }
+        if let Some(map) = value.as_object() {
+            for (k, v) in map {
+                let sub = &schema["properties"][k];
+                if sub.is_null() {
+                    missing.push(format!("{path}.{k}: not in the schema"));
+                } else {
+                    walk(&format!("{path}.{k}"), v, sub, missing);
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    walk("", &values, &schema, &mut missing);
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+
+    let Some(helm) = engines::helm() else {
+        return;
+    };
+    for bad in [
+        "replicaCount: two\n",
+        "networkPolicy:\n  enabeld: true\n",
+        "webhook:\n  failurePolicy: Sometimes\n",
+        "serviceMonitor:\n  scheme: ftp\n",
+        "metrics:\n  port: \"9090\"\n",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("values.yaml");
+        std::fs::write(&file, bad).unwrap();
+        let out = std::process::Command::new(&helm)
+            .args(["template", "gg", chart().to_str().unwrap(), "--values"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("schema"), "{bad:?}: {stderr}");
     }
 }

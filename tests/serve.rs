@@ -931,3 +931,74 @@ async fn the_index_age_grows_between_syncs() {
     assert!(second >= first + 1.0, "{first} then {second}");
     server.handle.shutdown();
 }
+
+/// `server.metricsListen`: the real binary serves `/metrics` and `/healthz` over plain HTTP
+/// on a port of its own (Prometheus needs no CA), and nothing else there: no `/validate`.
+#[test]
+fn metrics_are_served_over_plain_http_on_metrics_listen() {
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let port = free_port();
+    let metrics_port = free_port();
+    std::fs::write(
+        pki.path("gitgate.yaml"),
+        format!(
+            "server:\n  listen: 127.0.0.1:{port}\n  metricsListen: 127.0.0.1:{metrics_port}\n  tlsCert: {}\n  tlsKey: {}\n",
+            pki.path("server.crt").display(),
+            pki.path("server.key").display(),
+        ),
+    )
+    .unwrap();
+    let config = pki.path("gitgate.yaml");
+    let served = Served::start(&["-c", config.to_str().unwrap(), "serve"], &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Plain http:// URLs: no TLS is spoken on the metrics port.
+        let client = pki.client(None);
+        let base = format!("http://127.0.0.1:{metrics_port}");
+        let mut body = None;
+        for _ in 0..200 {
+            match client.get(format!("{base}/metrics")).send().await {
+                Ok(resp) => {
+                    assert_eq!(resp.status(), 200);
+                    body = Some(resp.text().await.unwrap());
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let body = body.expect("the metrics listener did not come up");
+        assert!(body.contains("gitgate_admission_requests_total"), "{body}");
+        assert!(body.contains("# HELP"), "{body}");
+        let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        // Only metrics and liveness there: no decision, no readiness detail, no refresh.
+        for (method, path) in [
+            ("POST", "/validate"),
+            ("GET", "/readyz"),
+            ("POST", "/refresh"),
+        ] {
+            let resp = client
+                .request(method.parse().unwrap(), format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 404, "{method} {path}");
+        }
+        // The webhook itself is still HTTPS on its own port.
+        let resp = pki
+            .client(None)
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    });
+    drop(runtime);
+    let (status, logs) = served.stop();
+    assert!(status.success(), "{status:?}\n{logs}");
+    assert!(logs.contains("over plain HTTP"), "{logs}");
+}

@@ -279,6 +279,43 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// The plain-HTTP metrics listener (`server.metricsListen`): `/metrics` and `/healthz` only,
+/// never `/validate`, `/readyz` nor `/refresh`, so that it can be opened to Prometheus
+/// without a certificate authority and without exposing a decision.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+/// Starts the plain-HTTP metrics listener on `listen` and returns once it listens.
+pub async fn start_metrics(state: Arc<AppState>, listen: &str) -> Result<Running, ServeError> {
+    let addr = listen_address(listen).await?;
+    let app = metrics_router(state);
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server_handle = handle.clone();
+    let task = tokio::spawn(async move {
+        axum_server::bind(addr)
+            .handle(server_handle)
+            .serve(app.into_make_service())
+            .await
+    });
+    match handle.listening().await {
+        Some(addr) => Ok(Running { handle, addr, task }),
+        None => {
+            let message = match task.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "the server stopped".into(),
+            };
+            Err(ServeError::Listen {
+                addr: addr.to_string(),
+                message,
+            })
+        }
+    }
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     // Ready once policies are loaded (before the server listens) and, with provenance, once
     // the first index is built; a failed later sync keeps it ready on the last good index.
@@ -804,20 +841,34 @@ pub async fn listen_address(listen: &str) -> Result<SocketAddr, ServeError> {
         .ok_or_else(|| refused(format!("{host:?} resolves to no address")))
 }
 
-/// Serves until SIGTERM or SIGINT, then lets in-flight requests finish (up to 10 s).
+/// Serves until SIGTERM or SIGINT, then lets in-flight requests finish (up to 10 s). With
+/// `metrics_listen`, `/metrics` and `/healthz` are also served over plain HTTP there, on the
+/// same runtime, and stopped with the webhook.
 pub async fn run(
     state: Arc<AppState>,
     listen: &str,
+    metrics_listen: Option<&str>,
     files: TlsFiles,
     max_body_bytes: usize,
 ) -> Result<(), ServeError> {
+    let metrics = match metrics_listen {
+        Some(m) => Some(start_metrics(state.clone(), m).await?),
+        None => None,
+    };
     let running = start(state, listen, files, max_body_bytes).await?;
     tracing::info!(addr = %running.addr, "gitgate is serving admission reviews on https://{}/validate", running.addr);
+    if let Some(m) = &metrics {
+        tracing::info!(addr = %m.addr, "gitgate is serving metrics over plain HTTP on http://{}/metrics", m.addr);
+    }
     let handle = running.handle.clone();
+    let metrics_handle = metrics.as_ref().map(|m| m.handle.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        if let Some(h) = metrics_handle {
+            h.graceful_shutdown(Some(Duration::from_secs(1)));
+        }
     });
     match running.task.await {
         Ok(Ok(())) => Ok(()),

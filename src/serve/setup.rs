@@ -54,6 +54,7 @@ pub fn serve(
         super::run(
             state,
             &config.server.listen,
+            config.server.metrics_listen.as_deref(),
             files,
             config.server.max_body_bytes,
         )

@@ -8,9 +8,13 @@ runs is understood:
     helm template RELEASE CHART [--namespace NS] [--include-crds] [--values FILE]...
                   [--repository-cache DIR] [--repository-config FILE] [--registry-config FILE]
 
+    helm lint CHART [--namespace NS] [--values FILE]... [--strict] [--kube-version V]
+
 and the output is helm's: each document after a `# Source: <chart>/<path>` comment, CRDs first
 with --include-crds, NOTES.txt and partials left out, a template that renders invalid YAML an
-error naming it. Exits 1 with `Error: ...` on standard error, as helm does.
+error naming it; lint's findings one a line as `[SEVERITY] path: message`, exit 1 when
+one is an error (or, with --strict, a warning). Exits 1 with `Error: ...` on standard error,
+as helm does.
 """
 
 import sys
@@ -50,13 +54,84 @@ def documents(text):
     return kept
 
 
+def read_values(helm, values_files):
+    """The values files merged in order, as helm merges them."""
+    values = {}
+    for path in values_files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            fail("open %s: %s" % (path, e.strerror))
+        try:
+            parsed = helm.values_from_yaml(text) if text.strip() else {}
+        except helm.HelmError as e:
+            fail("failed to parse %s: %s" % (path, e))
+        values = merge(values, parsed or {})
+    return values
+
+
+def lint(helm, args):
+    """`helm lint` through the SDK's lint (schema validation and rendering included)."""
+    positional, values_files = [], []
+    namespace, strict, kube_version = "default", False, None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--namespace", "-n"):
+            namespace = args[i + 1]
+            i += 2
+        elif arg in ("--values", "-f"):
+            values_files.append(args[i + 1])
+            i += 2
+        elif arg == "--kube-version":
+            kube_version = args[i + 1]
+            i += 2
+        elif arg == "--strict":
+            strict = True
+            i += 1
+        elif arg.startswith("-"):
+            fail("the stand-in does not know the flag " + arg)
+        else:
+            positional.append(arg)
+            i += 1
+    if len(positional) != 1:
+        fail("expected CHART, got %r" % positional)
+    values = read_values(helm, values_files)
+    try:
+        report = helm.lint(
+            positional[0], values, strict=strict, namespace=namespace, kube_version=kube_version
+        )
+    except helm.HelmError as e:
+        fail(str(e))
+    names = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
+    sys.stdout.write("==> Linting %s\n" % positional[0])
+    failed = bool(report.get("errors"))
+    for m in report.get("messages") or []:
+        severity = m.get("severity", 0)
+        sys.stdout.write(
+            "[%s] %s: %s\n" % (names.get(severity, "UNKNOWN"), m.get("path"), m.get("error"))
+        )
+        if severity >= 3 or (strict and severity >= 2):
+            failed = True
+    for e in report.get("errors") or []:
+        sys.stdout.write("[ERROR] %s\n" % e)
+    sys.stdout.flush()
+    if failed:
+        fail("1 chart(s) linted, 1 chart(s) failed")
+    sys.stdout.write("\n1 chart(s) linted, 0 chart(s) failed\n")
+
+
 def main(argv):
     try:
         import helm_python as helm
     except ImportError:
         fail("the stand-in needs the Python package helm-python-sdk (pip install helm-python-sdk)")
+    if argv and argv[0] == "lint":
+        lint(helm, argv[1:])
+        return
     if not argv or argv[0] != "template":
-        fail("the stand-in only runs `helm template`")
+        fail("the stand-in only runs `helm template` and `helm lint`")
     positional, values_files = [], []
     namespace, include_crds = "default", False
     args = argv[1:]
@@ -82,18 +157,7 @@ def main(argv):
     if len(positional) != 2:
         fail("expected RELEASE and CHART, got %r" % positional)
     release, chart_path = positional
-    values = {}
-    for path in values_files:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            fail("open %s: %s" % (path, e.strerror))
-        try:
-            parsed = helm.values_from_yaml(text) if text.strip() else {}
-        except helm.HelmError as e:
-            fail("failed to parse %s: %s" % (path, e))
-        values = merge(values, parsed or {})
+    values = read_values(helm, values_files)
     try:
         chart = helm.Chart.load(chart_path)
         rendered = chart.render(

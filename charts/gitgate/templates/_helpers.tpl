@@ -114,6 +114,23 @@ The container port, taken from config.server.listen ("0.0.0.0:8443", "[::]:8443"
 {{- end }}
 
 {{/*
+The plain-HTTP metrics port: from config.server.metricsListen when set, else metrics.port;
+empty when metrics.enabled is false and metricsListen is unset.
+*/}}
+{{- define "gitgate.metricsPort" -}}
+{{- $listen := dig "server" "metricsListen" "" (.Values.config | default dict) | toString }}
+{{- if $listen }}
+{{- $port := splitList ":" $listen | last }}
+{{- if not (regexMatch "^[0-9]+$" $port) }}
+{{- fail (printf "config.server.metricsListen must end in :PORT, got %q" $listen) }}
+{{- end }}
+{{- $port }}
+{{- else if .Values.metrics.enabled }}
+{{- .Values.metrics.port | int }}
+{{- end }}
+{{- end }}
+
+{{/*
 Git credentials: "true" when they are mounted, and the name of their Secret.
 */}}
 {{- define "gitgate.gitCredentials.enabled" -}}
@@ -225,6 +242,14 @@ out.
 {{- end }}
 {{- $_ := set $policies "paths" $paths }}
 {{- $_ := set $config "policies" $policies }}
+{{- end }}
+{{- /* server: the plain-HTTP metrics listener */}}
+{{- if .Values.metrics.enabled }}
+{{- $server := get $config "server" | default dict }}
+{{- if not (get $server "metricsListen") }}
+{{- $_ := set $server "metricsListen" (printf "0.0.0.0:%d" (.Values.metrics.port | int)) }}
+{{- end }}
+{{- $_ := set $config "server" $server }}
 {{- end }}
 {{- /* exempt: the release namespace */}}
 {{- if .Values.webhook.excludeReleaseNamespace }}
