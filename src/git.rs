@@ -276,30 +276,35 @@ impl Repo {
         self.repo.workdir()
     }
 
+    /// Every entry of a commit's tree, walked breadth first.
+    fn entries(
+        &self,
+        commit: ObjectId,
+    ) -> Result<Vec<gix::traverse::tree::recorder::Entry>, GitError> {
+        let read = |what: &str, message: String| GitError::Read {
+            repo: self.name.clone(),
+            what: format!("{what} of commit {commit}"),
+            message,
+        };
+        self.repo
+            .find_commit(commit)
+            .map_err(|e| read("the commit", e.to_string()))?
+            .tree()
+            .map_err(|e| read("the tree", e.to_string()))?
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| read("the tree", e.to_string()))
+    }
+
     /// Every blob of a commit's tree whose path `keep` accepts.
     pub fn files_where(
         &self,
         commit: ObjectId,
         keep: impl Fn(&str) -> bool,
     ) -> Result<Files, GitError> {
-        let read = |what: &str, message: String| GitError::Read {
-            repo: self.name.clone(),
-            what: format!("{what} of commit {commit}"),
-            message,
-        };
-        let tree = self
-            .repo
-            .find_commit(commit)
-            .map_err(|e| read("the commit", e.to_string()))?
-            .tree()
-            .map_err(|e| read("the tree", e.to_string()))?;
-        let entries = tree
-            .traverse()
-            .breadthfirst
-            .files()
-            .map_err(|e| read("the tree", e.to_string()))?;
         let mut files = Files::new();
-        for entry in entries {
+        for entry in self.entries(commit)? {
             if !entry.mode.is_blob() {
                 continue;
             }
@@ -318,24 +323,8 @@ impl Repo {
         commit: ObjectId,
         keep: impl Fn(&str) -> bool,
     ) -> Result<BTreeMap<String, (ObjectId, &'static str)>, GitError> {
-        let read = |what: &str, message: String| GitError::Read {
-            repo: self.name.clone(),
-            what: format!("{what} of commit {commit}"),
-            message,
-        };
-        let tree = self
-            .repo
-            .find_commit(commit)
-            .map_err(|e| read("the commit", e.to_string()))?
-            .tree()
-            .map_err(|e| read("the tree", e.to_string()))?;
-        let entries = tree
-            .traverse()
-            .breadthfirst
-            .files()
-            .map_err(|e| read("the tree", e.to_string()))?;
         let mut out = BTreeMap::new();
-        for entry in entries {
+        for entry in self.entries(commit)? {
             let what = if entry.mode.is_link() {
                 "a symbolic link"
             } else if entry.mode.is_commit() {

@@ -301,19 +301,7 @@ pub async fn start_metrics(state: Arc<AppState>, listen: &str) -> Result<Running
             .serve(app.into_make_service())
             .await
     });
-    match handle.listening().await {
-        Some(addr) => Ok(Running { handle, addr, task }),
-        None => {
-            let message = match task.await {
-                Ok(Err(e)) => e.to_string(),
-                _ => "the server stopped".into(),
-            };
-            Err(ServeError::Listen {
-                addr: addr.to_string(),
-                message,
-            })
-        }
-    }
+    listening(handle, task, addr).await
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -777,19 +765,12 @@ pub async fn start(
     start_app(router(state, max_body_bytes), listen, files).await
 }
 
-/// Serves any application with gitgate's TLS setup (the load benchmark's fixed-answer
-/// baseline uses it, so that both measure the same stack).
-pub async fn start_app(app: Router, listen: &str, files: TlsFiles) -> Result<Running, ServeError> {
-    let addr = listen_address(listen).await?;
-    let config = tls::load_and_watch(files, Duration::from_secs(1))?;
-    let handle: Handle<SocketAddr> = Handle::new();
-    let server_handle = handle.clone();
-    let task = tokio::spawn(async move {
-        axum_server::bind_rustls(addr, config)
-            .handle(server_handle)
-            .serve(app.into_make_service())
-            .await
-    });
+/// The running server once it listens, or why it could not (the task's error).
+async fn listening(
+    handle: Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    addr: SocketAddr,
+) -> Result<Running, ServeError> {
     match handle.listening().await {
         Some(addr) => Ok(Running { handle, addr, task }),
         None => {
@@ -803,6 +784,22 @@ pub async fn start_app(app: Router, listen: &str, files: TlsFiles) -> Result<Run
             })
         }
     }
+}
+
+/// Serves any application with gitgate's TLS setup (the load benchmark's fixed-answer
+/// baseline uses it, so that both measure the same stack).
+pub async fn start_app(app: Router, listen: &str, files: TlsFiles) -> Result<Running, ServeError> {
+    let addr = listen_address(listen).await?;
+    let config = tls::load_and_watch(files, Duration::from_secs(1))?;
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server_handle = handle.clone();
+    let task = tokio::spawn(async move {
+        axum_server::bind_rustls(addr, config)
+            .handle(server_handle)
+            .serve(app.into_make_service())
+            .await
+    });
+    listening(handle, task, addr).await
 }
 
 /// The address `--listen` (or `server.listen`) names: `0.0.0.0:8443`, `[::1]:8443`, `:8443`
