@@ -35,6 +35,7 @@ RUN set -eu; \
     install -D -m 0755 "linux-${TARGETARCH}/helm" /out/helm
 
 # ---- build ----------------------------------------------------------------------------
+# The `dist` profile (Cargo.toml): the release build without debug info.
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
@@ -46,18 +47,18 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && (cargo build --release --locked \
+ && (cargo build --profile dist --locked \
      || echo 'warning: dependency pre-build failed; dependencies are built with the sources') \
- && rm -rf src target/release/gitgate target/release/deps/gitgate-* target/release/deps/libgitgate-* \
-           target/release/.fingerprint/gitgate-*
+ && rm -rf src target/dist/gitgate target/dist/deps/gitgate-* target/dist/deps/libgitgate-* \
+           target/dist/.fingerprint/gitgate-*
 
 # The real sources (and the policies/ library embedded into the binary).
 COPY . .
 # COPY keeps the files' own modification times, which may be older than the stub build:
 # touch them so that cargo rebuilds the gitgate crate.
 RUN find src -name '*.rs' -exec touch {} + \
- && cargo build --release --locked \
- && install -D -m 0755 target/release/gitgate /out/gitgate \
+ && cargo build --profile dist --locked \
+ && install -D -m 0755 target/dist/gitgate /out/gitgate \
  && install -d -m 0755 /out/var/lib/gitgate
 
 # ---- runtime with ssh (for ssh:// repositories): docker build --target ssh ------------------

@@ -6,16 +6,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 pub use crate::cluster::{KindRef, Settings as Cluster};
-pub(crate) use crate::manifest::duration;
+pub(crate) use crate::manifest::{duration, write_duration};
 pub use crate::provenance::fetch::Credentials;
 
 use crate::policy::Enforcement;
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
     pub repository: Repository,
@@ -33,7 +34,7 @@ pub struct Config {
 }
 
 /// The GitOps repository (serve mirrors it; check reads the one it runs in).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Repository {
     pub url: Option<String>,
@@ -44,7 +45,8 @@ pub struct Repository {
     /// What the GitOps controller applies, source by source (default: each of `paths`, or
     /// the whole repository, rendered `auto`).
     pub sources: Vec<crate::render::SourceSpec>,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(with = "String")]
     pub refresh: Duration,
     pub credentials: Credentials,
     /// Where `serve` keeps its bare mirror of a remote repository (the chart mounts a volume
@@ -75,7 +77,7 @@ impl Default for Repository {
 }
 
 /// What makes a commit approved.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Approval {
     pub window: Window,
@@ -92,11 +94,12 @@ pub struct Approval {
 }
 
 /// The window of recent approved commits that count.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Window {
     pub commits: usize,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(with = "String")]
     pub max_age: Duration,
 }
 
@@ -110,7 +113,7 @@ impl Default for Window {
 }
 
 /// Where policies come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Policies {
     /// The embedded `policies/` library.
@@ -120,7 +123,8 @@ pub struct Policies {
     /// Per-policy override of the enforcement action.
     pub enforcement: HashMap<String, Enforcement>,
     /// Limit of evaluating one document (all the policies that apply to it).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Run with no policy at all (by default an empty policy set is an error: a gate that
     /// checks nothing must not say "passed").
@@ -140,7 +144,7 @@ impl Default for Policies {
 }
 
 /// Traceability to an approved commit.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Provenance {
     /// On when a repository is configured, unless set to false.
@@ -174,7 +178,7 @@ impl Default for Provenance {
 /// applies: exact keys (a label entry `key=value` also fixes the value), and prefixes. A
 /// controller's control keys (`kustomize.toolkit.fluxcd.io/reconcile`,
 /// `argocd.argoproj.io/sync-options`, ...) are never stamps, even under a prefix.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ControllerStamps {
     pub labels: Vec<String>,
@@ -212,7 +216,7 @@ impl Default for ControllerStamps {
 /// operator, an autoscaler) sets in objects Git holds. The paths are written as gitgate reports
 /// them (`spec.containers[name=istio-proxy]`, `metadata.annotations["sidecar.istio.io/status"]`),
 /// with `*` in names and `[*]` for any list item; a path covers everything below it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Mutation {
     /// Kind names (`Pod`, `Deployment`); `*` for every kind.
@@ -223,7 +227,7 @@ pub struct Mutation {
 }
 
 /// Who and what is exempt from provenance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Exempt {
     pub namespaces: Vec<String>,
@@ -256,7 +260,7 @@ impl Default for Exempt {
 }
 
 /// The audited emergency path.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct BreakGlass {
     pub groups: Vec<String>,
@@ -273,7 +277,7 @@ impl Default for BreakGlass {
 }
 
 /// What an internal error answers at admission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {
     #[default]
@@ -282,7 +286,7 @@ pub enum FailureMode {
 }
 
 /// The webhook's server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Server {
     pub listen: String,
@@ -295,7 +299,8 @@ pub struct Server {
     /// (0: four per core, at least 8).
     pub max_decisions: usize,
     pub max_body_bytes: usize,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// A file holding the shared token of `POST /refresh` (Git host webhooks asking for a
     /// sync now). Unset turns the endpoint off; the token is never logged.
@@ -325,18 +330,19 @@ impl Default for Server {
 
 /// `data.inventory`: the kinds whose objects policies can read (Gatekeeper's `syncOnly`).
 /// Gatekeeper `Config` and `SyncSet` documents among the policies add theirs.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Inventory {
     pub sync: Vec<KindRef>,
 }
 
 /// What is already in the cluster, judged with the same policies and provenance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Audit {
     /// `serve` runs the audit this often (off when unset).
     #[serde(deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub interval: Option<Duration>,
     /// The kinds audited. Empty: the synced kinds, the kinds the policies name, and the
     /// kinds of the newest approved commit.
@@ -425,6 +431,29 @@ impl Config {
         })?;
         config.validate(file, text)?;
         Ok(config)
+    }
+
+    /// The JSON Schema (draft 2020-12) of the file, for editors and other tools: every key
+    /// with its type, default and description; `additionalProperties: false` wherever an
+    /// unknown key is an error. Durations are strings (`30s`). What only [`Config::parse`]
+    /// checks (keys that must agree, mutation paths, zero durations) is not in it.
+    pub fn json_schema() -> serde_json::Value {
+        let generated = schemars::schema_for!(Config).to_value();
+        let mut schema = serde_json::Map::new();
+        schema.insert("$schema".into(), generated["$schema"].clone());
+        schema.insert("title".into(), "gitgate.yaml".into());
+        schema.insert(
+            "description".into(),
+            "The configuration of gitgate (check, serve, audit). Every key is optional; an \
+             unknown key is an error."
+                .into(),
+        );
+        if let serde_json::Value::Object(rest) = generated {
+            for (key, value) in rest {
+                schema.entry(key).or_insert(value);
+            }
+        }
+        serde_json::Value::Object(schema)
     }
 
     /// Checks what each key cannot check alone. Signatures required with no trusted key would
@@ -628,6 +657,48 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_says_what_serde_reads() {
+        let schema = Config::json_schema();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(schema["additionalProperties"], false);
+        assert!(schema.get("required").is_none(), "every key is optional");
+        let defs = &schema["$defs"];
+        let server = &defs["Server"];
+        assert_eq!(server["additionalProperties"], false);
+        assert!(server["properties"]["clientCA"].is_object(), "{server:#}");
+        assert_eq!(server["properties"]["timeout"]["type"], "string");
+        assert_eq!(server["properties"]["timeout"]["default"], "2500ms");
+        assert_eq!(defs["Window"]["properties"]["maxAge"]["default"], "168h");
+        assert_eq!(
+            defs["Repository"]["properties"]["refresh"]["default"],
+            "30s"
+        );
+        assert_eq!(
+            defs["Repository"]["properties"]["branch"]["default"],
+            "main"
+        );
+        let render = &defs["RenderSettings"]["properties"];
+        assert_eq!(render["timeout"]["default"], "1m");
+        assert_eq!(
+            defs["ClusterSettings"]["properties"]["watchTimeout"]["default"],
+            "290s"
+        );
+        assert_eq!(defs["KindRef"]["additionalProperties"], false);
+        let required = defs["KindRef"]["required"].as_array().unwrap();
+        assert!(required.contains(&"kind".into()) && !required.contains(&"group".into()));
+        assert!(
+            defs["HelmSpec"]["properties"]["includeCRDs"].is_object(),
+            "{:#}",
+            defs["HelmSpec"]
+        );
+        let interval = &defs["Audit"]["properties"]["interval"];
+        assert_eq!(interval["type"], serde_json::json!(["string", "null"]));
+    }
 
     #[test]
     fn every_key_is_optional() {

@@ -629,9 +629,55 @@ pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Dur
     })
 }
 
+/// A duration written as [`duration`] reads it, in its largest whole unit (`168h`, `30s`,
+/// `2500ms`): the defaults the configuration's JSON Schema shows (`gitgate config schema`).
+pub fn write_duration<S: serde::Serializer>(
+    d: &std::time::Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&duration_text(*d))
+}
+
+/// The text of a duration in its largest whole unit: `168h`, `90m`, `30s`, `2500ms`, `10ns`.
+pub fn duration_text(d: std::time::Duration) -> String {
+    let nanos = d.as_nanos();
+    for (unit, per) in [
+        ("h", 3_600_000_000_000u128),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
+        if nanos != 0 && nanos.is_multiple_of(per) {
+            return format!("{}{unit}", nanos / per);
+        }
+    }
+    if nanos == 0 {
+        "0s".to_string()
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_as_they_are_read() {
+        use std::time::Duration;
+        for (d, text) in [
+            (Duration::from_secs(168 * 3600), "168h"),
+            (Duration::from_secs(90 * 60), "90m"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(2500), "2500ms"),
+            (Duration::from_nanos(10), "10ns"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(duration_text(d), text);
+            assert_eq!(humantime::parse_duration(text).unwrap(), d, "{text}");
+        }
+    }
 
     #[test]
     fn multi_document_yaml_keeps_lines() {

@@ -342,3 +342,40 @@ pub fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
         }
     }
 }
+
+/// `gitgate config check`: each file read as the commands read it (`FILE: ok`, or its error
+/// with file, line and key); exit 2 when one is not valid. Without files: `--config`, else
+/// `gitgate.yaml`, which must exist.
+pub fn config_check(files: &[PathBuf], config: Option<&std::path::Path>) -> ExitCode {
+    let default = [config.map_or_else(|| PathBuf::from("gitgate.yaml"), |c| c.to_path_buf())];
+    let files = if files.is_empty() {
+        &default[..]
+    } else {
+        files
+    };
+    let mut out = std::io::stdout().lock();
+    let mut code = 0;
+    let mut written = Ok(());
+    for file in files {
+        match Config::load(file, true) {
+            Ok(_) => {
+                if written.is_ok() {
+                    written = writeln!(out, "{}: ok", file.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                code = 2;
+            }
+        }
+    }
+    finish("config check", written, code)
+}
+
+/// `gitgate config schema`: the JSON Schema of gitgate.yaml.
+pub fn config_schema() -> ExitCode {
+    let schema = Config::json_schema();
+    let text = serde_json::to_string_pretty(&schema).expect("a JSON value serializes");
+    let written = writeln!(std::io::stdout(), "{text}");
+    finish("config schema", written, 0)
+}

@@ -153,6 +153,11 @@ pub enum Command {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
+    /// Check a configuration file, or print the JSON Schema of gitgate.yaml
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print the version
     Version,
     /// Run the whole story on this machine, with no setup: a GitOps repository with signed
@@ -165,4 +170,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
         color: ColorWhen,
     },
+}
+
+/// `gitgate config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate configuration files as `check`, `serve` and `audit` read them: `FILE: ok`
+    /// for each, or the error with its file, line and key (exit 2)
+    Check {
+        /// The files [default: --config, else gitgate.yaml]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema (draft 2020-12) of gitgate.yaml, for editors
+    /// (`# yaml-language-server: $schema=FILE`) and other tools
+    Schema,
 }

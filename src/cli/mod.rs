@@ -23,7 +23,7 @@ use clap::Parser;
 use crate::config::Config;
 use crate::policy::Options;
 use crate::report::Format;
-pub use flags::{Cli, ColorWhen, Command, LogFormat};
+pub use flags::{Cli, ColorWhen, Command, ConfigCommand, LogFormat};
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -180,6 +180,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 printed,
             )
         }
+        Command::Config { command } => match command {
+            ConfigCommand::Check { files } => commands::config_check(&files, cli.config.as_deref()),
+            ConfigCommand::Schema => commands::config_schema(),
+        },
         Command::Version => {
             use std::io::Write as _;
             let written = writeln!(std::io::stdout(), "gitgate {}", env!("CARGO_PKG_VERSION"));

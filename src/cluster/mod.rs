@@ -114,8 +114,9 @@ impl ClusterError {
 
 /// The Kubernetes API server gitgate reads (in-cluster, or a kubeconfig): Namespaces for
 /// `namespaceSelector`, the synced kinds for `data.inventory`, CRDs, and what `audit` lists.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "ClusterSettings")]
 pub struct Settings {
     /// Unset (auto): connect when something needs the cluster (a policy's `namespaceSelector`,
     /// a sync list, the in-cluster audit) and one is configured. `true`: connect, and be not
@@ -129,10 +130,18 @@ pub struct Settings {
     pub context: Option<String>,
     /// How long one watch request lasts (`timeoutSeconds`); a watch that sends nothing for
     /// this long plus a margin is taken for lost (an API server that stopped answering).
-    #[serde(deserialize_with = "crate::manifest::duration")]
+    #[serde(
+        deserialize_with = "crate::manifest::duration",
+        serialize_with = "crate::manifest::write_duration"
+    )]
+    #[schemars(with = "String")]
     pub watch_timeout: Duration,
     /// Limit of one list or discovery request.
-    #[serde(deserialize_with = "crate::manifest::duration")]
+    #[serde(
+        deserialize_with = "crate::manifest::duration",
+        serialize_with = "crate::manifest::write_duration"
+    )]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     /// Objects per list page (`limit`), for the caches and `audit`.
     pub page_size: u32,
@@ -152,7 +161,9 @@ impl Default for Settings {
 }
 
 /// A kind of the cluster, as Gatekeeper's sync lists name one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KindRef {
     /// The API group (`""` for the core group).

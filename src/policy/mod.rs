@@ -27,7 +27,9 @@ use matcher::{Match, NamespaceLabels};
 use rego::Program;
 
 /// What a policy's findings do to a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Enforcement {
     /// Rejects.

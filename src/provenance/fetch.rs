@@ -281,7 +281,7 @@ fn shell_quote(path: &Path) -> String {
 }
 
 /// Files holding Git credentials; their contents are never logged.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Credentials {
     pub username_file: Option<PathBuf>,

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// How a source is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// As Flux does: a folder with a kustomization is a kustomize build, a folder with
@@ -35,7 +36,7 @@ impl Kind {
 }
 
 /// One entry of `repository.sources`: what the GitOps controller applies from one folder.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SourceSpec {
     /// The folder, from the repository's root (`""` or `.` for the root).
@@ -48,7 +49,7 @@ pub struct SourceSpec {
 }
 
 /// How a Helm chart is templated (`helm template <releaseName> <path> ...`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct HelmSpec {
     /// Default: the chart's folder name.
@@ -65,8 +66,9 @@ pub struct HelmSpec {
 }
 
 /// `render:` in the configuration: the engines and the limits of one render.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "RenderSettings")]
 pub struct Settings {
     /// The `kustomize` binary; default `kustomize` on PATH, else `kubectl kustomize`. A
     /// binary named `kubectl` is run as `kubectl kustomize`.
@@ -74,7 +76,11 @@ pub struct Settings {
     /// The `helm` binary (default `helm` on PATH).
     pub helm_binary: Option<PathBuf>,
     /// The time one render may take; past it the engine's process group is killed.
-    #[serde(deserialize_with = "crate::manifest::duration")]
+    #[serde(
+        deserialize_with = "crate::manifest::duration",
+        serialize_with = "crate::manifest::write_duration"
+    )]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// The most output one render may write; past it reading stops and the engine is killed.
     pub max_output_bytes: usize,
