@@ -461,6 +461,10 @@ pub fn require_object(file: &str, doc: &Document) -> Result<(), ManifestError> {
 /// A document that does either is not read by gitgate: what it says depends on the reader.
 pub fn disputed(text: &str) -> Option<(usize, String)> {
     use granit_parser::{Event, Parser, ScalarStyle};
+    // Neither can be there without its characters: most files are not parsed a second time.
+    if !text.contains("<<") && !text.contains('!') {
+        return None;
+    }
     for event in Parser::new_from_str(text) {
         let Ok((event, span)) = event else {
             // Syntax errors are the parser's to report, with its line.

@@ -480,11 +480,13 @@ fn judge_page(ctx: &Context<'_>, kind: &Resolved, objects: Vec<Value>) -> Vec<Ju
         );
         (what, path)
     };
+    // What objects are judged by, built once for the page (not once per object).
+    let rules = verdict::Rules::from(ctx.config);
     guard::fan_out(
         objects,
         ctx.threads,
         describe,
-        |o| judge(ctx, kind, o),
+        |o| judge(ctx, &rules, kind, o),
         |(what, path), why| Judged::failed(&what, &path, format!("internal error (panic): {why}")),
     )
 }
@@ -492,7 +494,7 @@ fn judge_page(ctx: &Context<'_>, kind: &Resolved, objects: Vec<Value>) -> Vec<Ju
 /// The provenance verdict of an object already in the cluster: a CREATE of it now, by nobody
 /// in particular (so no user, group or break-glass exemption), except that an object a
 /// controller owns is exempt (see the module doc).
-fn audit_verdict(doc: &Document, index: &Index, config: &Config) -> Verdict {
+fn audit_verdict(doc: &Document, index: &Index, rules: &verdict::Rules) -> Verdict {
     let controlled = doc
         .review
         .object
@@ -522,11 +524,11 @@ fn audit_verdict(doc: &Document, index: &Index, config: &Config) -> Verdict {
             break_glass: None,
             source: None,
         },
-        None => verdict::judge(&doc.review, index, config),
+        None => verdict::judge(&doc.review, index, rules),
     }
 }
 
-fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
+fn judge(ctx: &Context<'_>, rules: &verdict::Rules, kind: &Resolved, object: Value) -> Judged {
     let identity = Identity::of_object(&object);
     let what = identity
         .as_ref()
@@ -589,7 +591,7 @@ fn judge(ctx: &Context<'_>, kind: &Resolved, object: Value) -> Judged {
     // the object's API path.
     let (mut path, mut line) = (api_path.clone(), 0);
     if let Some(index) = ctx.index {
-        let verdict = audit_verdict(&doc, index, ctx.config);
+        let verdict = audit_verdict(&doc, index, rules);
         status = Some(verdict.status);
         if let (Some(p), Some(l)) = (&verdict.path, verdict.line) {
             (path, line) = (p.clone(), l);

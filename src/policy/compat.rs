@@ -56,12 +56,8 @@ fn braceless_not_index_edits(text: &str) -> Vec<(usize, usize, String)> {
         if !mask.get(whole.start()).copied().unwrap_or(false) || head.as_str().contains('"') {
             continue;
         }
-        let first = key.chars().next().unwrap_or(' ');
-        let is_ref_or_call = (first.is_ascii_alphabetic() || first == '_')
-            && key.contains(['.', '[', '('])
-            && !key.starts_with("__gg");
         // The key must be one bracket's content (`x[a][b]` is left alone).
-        if !is_ref_or_call || key.contains("][") {
+        if !is_ref_or_call(key) || key.contains("][") {
             continue;
         }
         counter += 1;
@@ -265,11 +261,7 @@ fn hoist_not_arguments(
     let mut new_args = Vec::with_capacity(args.len());
     for arg in args {
         let a = arg.trim();
-        let first = a.chars().next().unwrap_or(' ');
-        let is_ref_or_call = (first.is_ascii_alphabetic() || first == '_')
-            && a.contains(['.', '[', '('])
-            && !a.starts_with("__gg");
-        if is_ref_or_call {
+        if is_ref_or_call(a) {
             *counter += 1;
             let var = format!("__gg{counter}");
             bindings.push_str(&format!("{var} := {a}; "));
@@ -311,17 +303,22 @@ fn hoist_not_index(
         return None;
     }
     let key = text[open + 1..close].trim();
-    let first = key.chars().next().unwrap_or(' ');
-    let is_ref_or_call = (first.is_ascii_alphabetic() || first == '_')
-        && key.contains(['.', '[', '('])
-        && !key.starts_with("__gg");
-    if !is_ref_or_call {
+    if !is_ref_or_call(key) {
         return None;
     }
     *counter += 1;
     let var = format!("__gg{counter}");
     let name = &text[at + (line.len() - rest.len())..open];
     Some((at, close + 1, format!("{var} := {key}; not {name}[{var}]")))
+}
+
+/// Whether an operand is a reference or a call (what OPA evaluates outside a negation), not a
+/// variable, a literal or one of the bindings these rewrites made.
+fn is_ref_or_call(operand: &str) -> bool {
+    let first = operand.chars().next().unwrap_or(' ');
+    (first.is_ascii_alphabetic() || first == '_')
+        && operand.contains(['.', '[', '('])
+        && !operand.starts_with("__gg")
 }
 
 /// The `)` matching the `(` at `open`, before `limit`, skipping strings and nesting.

@@ -182,7 +182,6 @@ pub fn judge_in(
     }
     let options = &rules.options;
     let crd = super::crd::lookup(index, review).or_else(cluster_crd);
-    let picks = merged_picks(index.picks(), cluster_picks);
     let automount = service_account_automount(index, review, object);
     let others: Vec<&Value> = versions.iter().map(|v| v.object.as_ref()).collect();
     let writer = writer_of(review, &rules);
@@ -200,7 +199,8 @@ pub fn judge_in(
         let context = matching::Context {
             crd: crd.as_deref(),
             writer,
-            picks: Some(&picks),
+            picks: Some(index.picks()),
+            cluster_picks,
             expected: Some(&expected),
             automount,
             others: &others,
@@ -392,32 +392,6 @@ fn writer_of(review: &Review, rules: &Rules) -> Writer {
     }
 }
 
-/// What Git's newest approved commit and the watched cluster say the admission plugins pick
-/// (the union: either is a source the plugin reads from).
-fn merged_picks(git: &Picks, cluster: Option<&Picks>) -> Picks {
-    let mut picks = git.clone();
-    if let Some(cluster) = cluster {
-        for (mine, theirs) in [
-            (&mut picks.ingress_classes, &cluster.ingress_classes),
-            (&mut picks.storage_classes, &cluster.storage_classes),
-            (
-                &mut picks.global_priority_classes,
-                &cluster.global_priority_classes,
-            ),
-        ] {
-            for name in theirs {
-                if !mine.contains(name) {
-                    mine.push(name.clone());
-                }
-            }
-        }
-        for (name, value) in &cluster.priority_values {
-            picks.priority_values.entry(name.clone()).or_insert(*value);
-        }
-    }
-    picks
-}
-
 /// A Pod's service account's `automountServiceAccountToken` as Git's newest approved commit
 /// holds it (`None` for another kind, or a service account Git does not hold).
 fn service_account_automount(index: &Index, review: &Review, object: &Value) -> Option<bool> {
@@ -462,19 +436,25 @@ pub fn fast_path(review: &Review, exempt: &Exemptions) -> Option<String> {
     subresource_only(review, sub).then(|| format!("subresource {sub} is exempt"))
 }
 
-/// Leases (`coordination.k8s.io`) and Events (core and `events.k8s.io`): never judged.
+/// Leases (`coordination.k8s.io`) and Events (core and `events.k8s.io`): never judged. Told by
+/// the resource the API server names (from the URL, which a request cannot choose), the kind
+/// only where a request carries no resource.
 fn never_judged(review: &Review) -> Option<String> {
-    let (group, resource) = match &review.resource {
-        Some(r) => (r.group.as_str(), r.resource.as_str()),
-        None => (review.kind.group.as_str(), ""),
+    let (group, lease, event) = match &review.resource {
+        Some(r) => (
+            r.group.as_str(),
+            r.resource == "leases",
+            r.resource == "events",
+        ),
+        None => (
+            review.kind.group.as_str(),
+            review.kind.kind == "Lease",
+            review.kind.kind == "Event",
+        ),
     };
-    let kind = review.kind.kind.as_str();
-    let lease = group == "coordination.k8s.io" && (resource == "leases" || kind == "Lease");
-    let event =
-        (group.is_empty() || group == "events.k8s.io") && (resource == "events" || kind == "Event");
-    if lease {
+    if lease && group == "coordination.k8s.io" {
         Some("Leases are never judged".into())
-    } else if event {
+    } else if event && (group.is_empty() || group == "events.k8s.io") {
         Some("Events are never judged".into())
     } else {
         None

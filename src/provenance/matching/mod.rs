@@ -96,9 +96,11 @@ pub struct Context<'a> {
     pub crd: Option<&'a Value>,
     /// Who writes: a tracking stamp may be added or changed by the GitOps controller only.
     pub writer: Writer,
-    /// The default classes Git (and the watched cluster) hold: what the admission plugins
+    /// The default classes Git's newest approved commit holds: what the admission plugins
     /// would pick. `None`: nothing is known, and a picked value is unattested.
     pub picks: Option<&'a Picks>,
+    /// The same, as the watched cluster holds them (either is a source the plugin reads).
+    pub cluster_picks: Option<&'a Picks>,
     /// The values the GitOps controller would stamp this object with, where known.
     pub expected: Option<&'a ExpectedStamps>,
     /// `automountServiceAccountToken` of the Pod's service account as Git holds it (`None`:

@@ -179,13 +179,17 @@ impl<'a> Walker<'a> {
     /// Whether `value` is what an admission plugin would pick at CREATE (see
     /// [`super::Context`]).
     fn picked(&self, pick: Pick, value: &Value) -> bool {
-        let picks = self.context.picks;
+        // Git's and the watched cluster's, read in place (no merged copy per request).
+        let picks = || {
+            self.context
+                .picks
+                .into_iter()
+                .chain(self.context.cluster_picks)
+        };
         let named = |list: fn(&super::Picks) -> &Vec<String>| {
-            picks.is_some_and(|p| {
-                value
-                    .as_str()
-                    .is_some_and(|v| list(p).iter().any(|n| n == v))
-            })
+            value
+                .as_str()
+                .is_some_and(|v| picks().any(|p| list(p).iter().any(|n| n == v)))
         };
         match pick {
             Pick::IngressClass => named(|p| &p.ingress_classes),
@@ -197,7 +201,7 @@ impl<'a> Walker<'a> {
                     .pointer("/spec/priorityClassName")
                     .and_then(Value::as_str)
                     .filter(|c| !c.is_empty());
-                let known = class.and_then(|c| picks.and_then(|p| p.priority_values.get(c)));
+                let known = class.and_then(|c| picks().find_map(|p| p.priority_values.get(c)));
                 match (class, known) {
                     (Some(_), Some(v)) => value.as_i64() == Some(*v),
                     // A class Git names whose value neither Git nor the cluster holds: the
