@@ -58,6 +58,19 @@ pub struct Repository {
     /// The namespace of namespaced objects whose manifest sets none (as `kubectl apply -n`,
     /// Flux's `targetNamespace` or Argo CD's destination namespace would give them).
     pub default_namespace: String,
+    /// A manifest file a pull request changes that no source renders or reads (applied by
+    /// nothing gitgate knows): `warn` (default) names it in a warning, `error` makes `check`
+    /// exit 2.
+    pub unrendered: Unrendered,
+}
+
+/// What `check` does with a changed manifest that no source renders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Unrendered {
+    #[default]
+    Warn,
+    Error,
 }
 
 impl Default for Repository {
@@ -72,6 +85,7 @@ impl Default for Repository {
             mirror_dir: PathBuf::from("/var/lib/gitgate/mirror"),
             ca_file: None,
             default_namespace: "default".into(),
+            unrendered: Unrendered::Warn,
         }
     }
 }

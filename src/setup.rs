@@ -34,6 +34,10 @@ impl crate::render::Renderer {
             config.render.clone(),
             &config.repository.default_namespace,
         )
+        .with_repository(crate::render::follow::ThisRepository {
+            url: config.repository.url.clone(),
+            branch: config.repository.branch.clone(),
+        })
     }
 }
 

@@ -784,7 +784,7 @@ fn flux_objects_are_traceable_to_the_file_they_came_from() {
 }
 
 #[test]
-fn a_whole_flux_repository_renders_each_overlay_and_no_base_alone() {
+fn a_whole_flux_repository_renders_each_overlay_and_its_base_as_flux_generates() {
     if !engines::kustomize() {
         return;
     }
@@ -812,13 +812,16 @@ fn a_whole_flux_repository_renders_each_overlay_and_no_base_alone() {
         })
         .collect();
     sources.sort();
+    // Flux's generated kustomization of the repository's root lists the base folder too:
+    // it is applied on its own as well as through each overlay.
     assert_eq!(
         sources,
         vec![
+            "apps/base/podinfo \"*\"".to_string(),
             "apps/production \">=6.0.0\"".to_string(),
             "apps/staging \">=6.0.0-0\"".to_string()
         ],
-        "both overlays, never the base on its own"
+        "both overlays and the base"
     );
     assert_eq!(
         admit(&index, &config, &production_release()).status,

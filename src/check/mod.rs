@@ -599,6 +599,18 @@ fn read_range(
     )?;
     let mut notes = pull_request.notes(&repo)?;
     notes.extend(unread_changes(&repo, &renderer, (base_id, head_id))?);
+    notes.extend(head_layout.said.iter().map(|s| Note {
+        path: s.path.clone(),
+        line: s.line,
+        message: s.message.clone(),
+        kind: NoteKind::Info,
+    }));
+    notes.extend(unrendered_changes(
+        &repo,
+        config,
+        (base_id, &base_layout),
+        (head_id, &head_layout),
+    )?);
     let mut files = 0;
     let mut groups = read_plain(
         &repo,
@@ -653,12 +665,17 @@ fn read_pull_request(
     trust: Option<&Trust>,
     hidden: &[ObjectId],
 ) -> Result<PullRequest, CheckError> {
-    let roots: Vec<String> = renderer
-        .sources()
-        .iter()
-        .map(|s| s.path.clone())
-        .filter(|p| !p.is_empty())
-        .collect();
+    // A followed source applies folders anywhere in the repository.
+    let roots: Vec<String> = if renderer.sources().iter().any(|s| s.follow.is_some()) {
+        Vec::new()
+    } else {
+        renderer
+            .sources()
+            .iter()
+            .map(|s| s.path.clone())
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
     let base_all = repo.manifest_files(base_id, &roots)?;
     let head_all = repo.manifest_files(head_id, &roots)?;
     let changed = head_all
@@ -708,6 +725,54 @@ fn unread_changes(
             path,
             line: 0,
             kind: NoteKind::Info,
+        })
+        .collect())
+}
+
+/// The manifest files the pull request changes that no source renders or reads, at either
+/// end: applied by nothing gitgate knows, each named (a warning, or an error under
+/// `repository.unrendered: error`), never passed in silence. What source-controller leaves
+/// out of the artifact (`.sourceignore`, CI files) is not applied by anything and not named.
+fn unrendered_changes(
+    repo: &Repo,
+    config: &Config,
+    (base_id, base_layout): (ObjectId, &crate::render::Layout),
+    (head_id, head_layout): (ObjectId, &crate::render::Layout),
+) -> Result<Vec<Note>, CheckError> {
+    let roots: Vec<String> = if config.repository.sources.is_empty() {
+        config.repository.paths.clone()
+    } else {
+        Vec::new()
+    };
+    let base = repo.manifest_files(base_id, &roots)?;
+    let head = repo.manifest_files(head_id, &roots)?;
+    let ignored = crate::render::ignore::Ignored::of(repo, head_id)?;
+    let changed: std::collections::BTreeSet<&String> = head
+        .iter()
+        .filter(|(p, id)| base.get(*p) != Some(id))
+        .chain(base.iter().filter(|(p, _)| !head.contains_key(*p)))
+        .map(|(p, _)| p)
+        .collect();
+    let error = config.repository.unrendered == crate::config::Unrendered::Error;
+    Ok(changed
+        .into_iter()
+        .filter(|p| !ignored.ignores(p) && !head_layout.reads(p) && !base_layout.reads(p))
+        .map(|path| Note {
+            path: path.clone(),
+            line: 0,
+            message: format!(
+                "applied by no source: no source renders or reads this file, so what it holds is not checked (repository.sources{})",
+                if error {
+                    "; repository.unrendered: error"
+                } else {
+                    "; repository.unrendered: error makes this an error"
+                }
+            ),
+            kind: if error {
+                NoteKind::Unreadable
+            } else {
+                NoteKind::Unverifiable
+            },
         })
         .collect())
 }
@@ -807,22 +872,22 @@ fn read_rendered(
     notes: &mut Vec<Note>,
     files: &mut usize,
 ) {
-    let key_at = |layout: &crate::render::Layout, dir: &str| {
+    let key_at = |layout: &crate::render::Layout, id: &str| {
         layout
             .units
             .iter()
-            .find(|u| u.dir == dir)
+            .find(|u| u.id == id)
             .map(|u| u.key.clone())
     };
     let head_units: Vec<&crate::render::Unit> = head_layout
         .units
         .iter()
-        .filter(|u| key_at(base_layout, &u.dir).as_ref() != Some(&u.key))
+        .filter(|u| key_at(base_layout, &u.id).as_ref() != Some(&u.key))
         .collect();
     let base_units: Vec<&crate::render::Unit> = base_layout
         .units
         .iter()
-        .filter(|u| key_at(head_layout, &u.dir).as_ref() != Some(&u.key))
+        .filter(|u| key_at(head_layout, &u.id).as_ref() != Some(&u.key))
         .collect();
     let head_rendered = renderer.render(repo, &head_units);
     let rendered_of = |unit: &crate::render::Unit| crate::input::Rendered {
@@ -862,7 +927,7 @@ fn read_rendered(
         match &**result {
             Ok(objects) => group.head = objects.iter().map(file_object).collect(),
             Err(e) => {
-                failed.push(unit.dir.clone());
+                failed.push(unit.id.clone());
                 notes.push(Note {
                     path: unit.file.clone(),
                     line: 1,
@@ -877,7 +942,7 @@ fn read_rendered(
     // not deleted either.
     let base_units: Vec<&crate::render::Unit> = base_units
         .into_iter()
-        .filter(|u| !failed.contains(&u.dir))
+        .filter(|u| !failed.contains(&u.id))
         .collect();
     let base_rendered = renderer.render(repo, &base_units);
     for (unit, result) in base_units.iter().zip(&base_rendered) {

@@ -513,11 +513,11 @@ impl Index {
         let mut used_units = HashSet::new();
         let mut still_held: Vec<Key> = Vec::new();
         for unit in &layout.units {
-            let source: Arc<str> = Arc::from(unit.name());
+            let source: Arc<str> = Arc::from(crate::render::paths::display(&unit.dir));
             match self.units.get(&unit.key) {
                 Some(parsed) => {
                     used_units.insert(unit.key.clone());
-                    self.last_good.insert(unit.dir.clone(), parsed.clone());
+                    self.last_good.insert(unit.id.clone(), parsed.clone());
                     for (k, path, line, object) in parsed.iter() {
                         held.push((k, path.clone(), source.clone(), *line, object));
                     }
@@ -531,7 +531,7 @@ impl Index {
                         tracing::warn!(commit = %commit, error = %e, "a source of an approved commit cannot be rendered: it adds nothing to the window, and what it rendered before is still taken as held");
                         self.render_errors.push(e);
                     }
-                    if let Some(last) = self.last_good.get(&unit.dir) {
+                    if let Some(last) = self.last_good.get(&unit.id) {
                         still_held.extend(last.iter().map(|(k, ..)| k.clone()));
                     }
                 }
@@ -596,7 +596,7 @@ impl Index {
         // Only the newest commit's blobs and units can be reused by the next one.
         self.blobs.retain(|b, _| used.contains(b));
         self.units.retain(|k, _| used_units.contains(k));
-        let dirs: HashSet<&str> = layout.units.iter().map(|u| u.dir.as_str()).collect();
+        let dirs: HashSet<&str> = layout.units.iter().map(|u| u.id.as_str()).collect();
         self.last_good.retain(|d, _| dirs.contains(d.as_str()));
         self.renderer.end_commit();
         self.commits.push_front((seq, commit));

@@ -1,14 +1,18 @@
 //! What a source folder holds, as the controller sees it: the folders it renders (a
 //! kustomization, a chart) and the manifests that are objects on their own.
 //!
-//! `auto` follows Flux's kustomize-controller, which generates a kustomization for a folder
-//! that has none: every manifest under the folder, except that a subfolder holding a
-//! kustomization is built as one (and not walked), and here a subfolder holding `Chart.yaml`
-//! is templated as one. What a kustomization found in the walk refers to (its bases, its
-//! patches, its resources) is not rendered or read on its own: a base is only applied through
-//! the overlays that build it, and a patch is never an object.
+//! `auto` is Flux's kustomize-controller exactly (fluxcd/pkg's kustomize generator): a folder
+//! with a kustomization is built as it is; a folder without one gets a generated kustomization
+//! that lists every `.yaml`/`.yml` file under it, except that a subfolder holding a
+//! kustomization is listed as a folder (built on its own, even when an overlay of the same
+//! folder also uses it) and not walked. Nothing outside the folder changes what it renders: a
+//! kustomization or a chart elsewhere never hides it. A chart folder inside a plain folder is
+//! not templated (Flux does not run Helm there): its `Chart.yaml`, `values.yaml` and
+//! templates are files like any other. The one departure: a source folder that is itself a
+//! chart (`Chart.yaml` at its root) is templated, as Argo CD does; and JSON manifests are
+//! read too (Argo CD applies them; Flux lists YAML only): more is checked, nothing less.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use gix::ObjectId;
 
@@ -27,109 +31,101 @@ pub struct Discovery {
 }
 
 /// Discovers what a source folder of kind `kind` holds. `files` are its blobs (paths relative
-/// to it); `read` gives a kustomization's text.
-pub fn discover(
-    kind: Kind,
-    files: &Files,
-    read: &dyn Fn(&str, ObjectId) -> Option<String>,
-) -> Discovery {
+/// to it).
+pub fn discover(kind: Kind, files: &Files) -> Discovery {
     match kind {
         Kind::Plain => Discovery {
-            plain: manifests(files, |_| true),
+            plain: manifests(files, |p| is_manifest_path(p)),
             units: Vec::new(),
         },
         Kind::Kustomize | Kind::Helm => Discovery {
             plain: Vec::new(),
             units: vec![(String::new(), kind)],
         },
-        Kind::Auto => auto(files, read),
+        Kind::Auto => auto(files),
     }
 }
 
 fn manifests(files: &Files, keep: impl Fn(&str) -> bool) -> Vec<(String, ObjectId)> {
     files
         .iter()
-        .filter(|(p, _)| is_manifest_path(p) && keep(p))
+        .filter(|(p, _)| keep(p))
         .map(|(p, id)| (p.clone(), *id))
         .collect()
 }
 
-/// The kustomization file of `dir` among `files`, if any.
-fn kustomization<'a>(files: &'a Files, dir: &str) -> Option<(String, &'a ObjectId)> {
-    kustomize::FILE_NAMES.iter().find_map(|name| {
-        let path = paths::child(dir, name);
-        files.get(&path).map(|id| (path, id))
-    })
+/// Whether Flux's generator lists the file: its extension is `.yaml` or `.yml` (as Go's
+/// `filepath.Ext` compares it: case matters).
+pub fn flux_lists(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
 }
 
-fn auto(files: &Files, read: &dyn Fn(&str, ObjectId) -> Option<String>) -> Discovery {
-    // Every folder that holds a kustomization or a chart.
-    let mut candidates: BTreeMap<String, Kind> = BTreeMap::new();
-    for path in files.keys() {
-        let (dir, name) = match path.rfind('/') {
-            Some(i) => (&path[..i], &path[i + 1..]),
-            None => ("", path.as_str()),
-        };
-        if kustomize::FILE_NAMES.contains(&name) {
-            candidates.insert(dir.to_string(), Kind::Kustomize);
-        } else if name == "Chart.yaml" {
-            candidates.entry(dir.to_string()).or_insert(Kind::Helm);
-        }
+/// Whether `dir` holds a kustomization among `files`.
+fn has_kustomization(files: &Files, dir: &str) -> bool {
+    kustomize::FILE_NAMES
+        .iter()
+        .any(|name| files.contains_key(&paths::child(dir, name)))
+}
+
+fn auto(files: &Files) -> Discovery {
+    if has_kustomization(files, "") {
+        return discover(Kind::Kustomize, files);
     }
-    // The outermost ones are rendered; what is inside them is theirs.
-    let roots: Vec<(String, Kind)> = candidates
-        .iter()
-        .filter(|(dir, _)| {
-            !candidates
-                .keys()
-                .any(|other| other != *dir && paths::under(dir, other))
-        })
-        .map(|(d, k)| (d.clone(), *k))
-        .collect();
-    // What the kustomizations refer to: folders (bases, components) and files.
-    let mut referenced_dirs = BTreeSet::new();
-    let mut referenced_files = BTreeSet::new();
-    let mut queue: Vec<String> = roots
-        .iter()
-        .filter(|(_, k)| *k == Kind::Kustomize)
-        .map(|(d, _)| d.clone())
-        .collect();
-    let mut seen: BTreeSet<String> = queue.iter().cloned().collect();
-    while let Some(dir) = queue.pop() {
-        let Some((file, blob)) = kustomization(files, &dir) else {
-            continue;
-        };
-        let Some(scan) = read(&file, *blob).and_then(|text| kustomize::scan(&file, &text).ok())
-        else {
-            continue;
-        };
-        for r in &scan.references {
-            let Some(target) = paths::join(&dir, &r.raw) else {
-                continue;
-            };
-            if files.contains_key(&target) {
-                referenced_files.insert(target);
-            } else if r.may_be_folder && kustomization(files, &target).is_some() {
-                referenced_dirs.insert(target.clone());
-                if seen.insert(target.clone()) {
-                    queue.push(target);
-                }
+    if files.contains_key("Chart.yaml") {
+        return discover(Kind::Helm, files);
+    }
+    let (mut plain, units) = generated(files);
+    // JSON manifests too (Argo CD applies them; Flux lists YAML only): read, not skipped.
+    plain.extend(
+        files
+            .keys()
+            .filter(|p| {
+                p.to_ascii_lowercase().ends_with(".json")
+                    && !units.iter().any(|d| paths::under(p, d))
+            })
+            .cloned(),
+    );
+    plain.sort();
+    Discovery {
+        plain: plain
+            .into_iter()
+            .filter_map(|p| files.get(&p).map(|id| (p, *id)))
+            .collect(),
+        units: units.into_iter().map(|d| (d, Kind::Kustomize)).collect(),
+    }
+}
+
+/// What Flux's generated kustomization of a folder without one lists (paths relative to it):
+/// the files, and the subfolders holding a kustomization (the outermost ones; nothing under
+/// them is walked).
+pub fn generated(files: &Files) -> (Vec<String>, Vec<String>) {
+    let mut built: BTreeSet<String> = BTreeSet::new();
+    for path in files.keys() {
+        let mut dir = path.as_str();
+        while let Some(i) = dir.rfind('/') {
+            dir = &dir[..i];
+            if has_kustomization(files, dir) {
+                built.insert(dir.to_string());
             }
         }
     }
-    let plain = manifests(files, |p| {
-        !referenced_files.contains(p) && !roots.iter().any(|(d, _)| paths::under(p, d))
-    });
-    let units = roots
-        .into_iter()
-        .filter(|(d, _)| !referenced_dirs.contains(d))
+    let outermost: Vec<String> = built
+        .iter()
+        .filter(|d| !built.iter().any(|o| o != *d && paths::under(d, o)))
+        .cloned()
         .collect();
-    Discovery { plain, units }
+    let plain = files
+        .keys()
+        .filter(|p| flux_lists(p) && !outermost.iter().any(|d| paths::under(p, d)))
+        .cloned()
+        .collect();
+    (plain, outermost)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn files(paths: &[(&str, &str)]) -> (Files, BTreeMap<ObjectId, String>) {
         let mut files = Files::new();
@@ -145,8 +141,8 @@ mod tests {
     }
 
     #[test]
-    fn a_flux_layout_renders_overlays_not_their_bases() {
-        let (files, texts) = files(&[
+    fn a_plain_folder_is_fluxs_generated_kustomization() {
+        let (files, _) = files(&[
             (
                 "apps/base/podinfo/kustomization.yaml",
                 "resources: [release.yaml]\n",
@@ -158,6 +154,7 @@ mod tests {
             ),
             ("apps/production/podinfo-values.yaml", ""),
             ("clusters/production/apps.yaml", ""),
+            ("clusters/production/notes.json", ""),
             (
                 "clusters/production/flux-system/kustomization.yaml",
                 "resources: [gotk-sync.yaml]\n",
@@ -168,27 +165,59 @@ mod tests {
             ("charts/web/templates/deploy.yaml", ""),
             ("README.md", ""),
         ]);
-        let read = |_: &str, id: ObjectId| texts.get(&id).cloned();
-        let d = discover(Kind::Auto, &files, &read);
+        let d = discover(Kind::Auto, &files);
+        // A base is built on its own as well as through its overlay, as Flux's generated
+        // kustomization lists both.
         assert_eq!(
             d.units,
             vec![
+                ("apps/base/podinfo".to_string(), Kind::Kustomize),
                 ("apps/production".to_string(), Kind::Kustomize),
-                ("charts/web".to_string(), Kind::Helm),
                 (
                     "clusters/production/flux-system".to_string(),
                     Kind::Kustomize
                 ),
             ]
         );
+        // A chart inside a plain folder is files, as Flux reads them.
         let plain: Vec<&str> = d.plain.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(plain, vec!["clusters/production/apps.yaml"]);
+        assert_eq!(
+            plain,
+            vec![
+                "charts/web/Chart.yaml",
+                "charts/web/templates/deploy.yaml",
+                "charts/web/values.yaml",
+                "clusters/production/apps.yaml",
+                "clusters/production/notes.json",
+            ]
+        );
         // A source that is itself a kustomization is one unit.
-        let (files, texts) = files_under_root();
-        let read = |_: &str, id: ObjectId| texts.get(&id).cloned();
-        let d = discover(Kind::Auto, &files, &read);
+        let (files, _) = files_under_root();
+        let d = discover(Kind::Auto, &files);
         assert_eq!(d.units, vec![(String::new(), Kind::Kustomize)]);
         assert!(d.plain.is_empty());
+    }
+
+    #[test]
+    fn what_a_folder_renders_depends_on_nothing_outside_the_folder_built() {
+        // An empty kustomization above the folder Flux builds hides it only where the source
+        // is the folder above; a decoy kustomization that refers to the folder does not.
+        let (files, _) = files(&[
+            ("prod/kustomization.yaml", "resources: [deploy.yaml]\n"),
+            ("prod/deploy.yaml", ""),
+            (
+                "docs/example/kustomization.yaml",
+                "resources: [../../prod]\npatches: []\n",
+            ),
+        ]);
+        let d = discover(Kind::Auto, &files);
+        assert_eq!(
+            d.units,
+            vec![
+                ("docs/example".to_string(), Kind::Kustomize),
+                ("prod".to_string(), Kind::Kustomize),
+            ]
+        );
     }
 
     fn files_under_root() -> (Files, BTreeMap<ObjectId, String>) {
@@ -202,10 +231,9 @@ mod tests {
     #[test]
     fn plain_and_forced_kinds() {
         let (files, _) = files_under_root();
-        let none = |_: &str, _: ObjectId| None;
-        let d = discover(Kind::Plain, &files, &none);
+        let d = discover(Kind::Plain, &files);
         assert_eq!(d.plain.len(), 3);
-        let d = discover(Kind::Helm, &files, &none);
+        let d = discover(Kind::Helm, &files);
         assert_eq!(d.units, vec![(String::new(), Kind::Helm)]);
     }
 }

@@ -33,9 +33,11 @@
 
 pub mod discover;
 pub mod error;
+pub mod follow;
 pub mod helm;
 pub mod ignore;
 pub mod kustomize;
+pub mod overlay;
 pub mod paths;
 pub mod sandbox;
 pub mod spec;
@@ -49,12 +51,14 @@ use serde_json::Value;
 use sha2::Digest;
 
 pub use error::RenderError;
-pub use spec::{HelmSpec, Kind, Settings, SourceSpec};
+pub use spec::{Follow, HelmSpec, Kind, Settings, SourceSpec};
 
 use crate::git::{GitError, Repo};
 use crate::input::Identity;
 use crate::manifest::{self, Lines};
 use discover::Discovery;
+use follow::{Build, Said, ThisRepository};
+use overlay::Overlay;
 use sandbox::{Failure, Sandbox};
 
 /// One rendered object and where it came from.
@@ -86,6 +90,12 @@ pub struct PlainFile {
 pub struct Unit {
     /// The folder (a repository path, `""` for the root).
     pub dir: String,
+    /// How messages and the diff name it: the folder, and the controller object whose build
+    /// it is when followed (`apps/prod (Kustomization flux-system/apps)`).
+    pub id: String,
+    /// The controller object whose build it is (`Kustomization flux-system/apps`), when
+    /// followed.
+    pub by: Option<String>,
     /// [`Kind::Kustomize`] or [`Kind::Helm`].
     pub kind: Kind,
     /// The file findings about the unit point at: its kustomization or `Chart.yaml`.
@@ -98,13 +108,18 @@ pub struct Unit {
     /// `.Capabilities.APIVersions`), with the template: Git alone cannot say what it applies.
     pub reads_cluster: Option<String>,
     helm: HelmSpec,
+    /// What the controller changes in the build (a followed Kustomization's fields).
+    overlay: Option<Arc<Overlay>>,
+    /// The controller object's file and its patches: an object a patch changed is found
+    /// there, at the patch's line.
+    patched: Option<Arc<(String, Vec<follow::Patched>)>>,
     inputs: Result<Inputs, RenderError>,
 }
 
 impl Unit {
     /// The folder as messages name it.
     pub fn name(&self) -> &str {
-        paths::display(&self.dir)
+        &self.id
     }
 }
 
@@ -115,6 +130,8 @@ struct Inputs {
     trees: Vec<(String, ObjectId, Option<Arc<Scanned>>)>,
     /// Single files written (Helm values files).
     blobs: Vec<(String, ObjectId)>,
+    /// What Flux's generated kustomization of the folder lists, when it has none.
+    generated: Option<Vec<String>>,
 }
 
 /// A kustomization file and what it refers to.
@@ -133,9 +150,35 @@ pub struct Layout {
     pub units: Vec<Unit>,
     /// Configured sources whose path the commit does not hold.
     pub absent: Vec<String>,
+    /// What `follow` says of controller objects it does not follow (another repository, a
+    /// chart from a chart repository, ...).
+    pub said: Vec<Said>,
 }
 
 impl Layout {
+    /// Whether a render or a plain file of the layout reads `path` (a file of a rendered
+    /// folder, a values file, a plain manifest).
+    pub fn reads(&self, path: &str) -> bool {
+        self.plain.contains_key(path)
+            || self.units.iter().any(|u| match &u.inputs {
+                // A chart reads its whole folder; a kustomization what it names.
+                Ok(i) => {
+                    i.blobs.iter().any(|(p, _)| p == path)
+                        || i.trees.iter().any(|(d, _, scanned)| match scanned {
+                            Some(s) => {
+                                s.file == path
+                                    || s.scan
+                                        .references
+                                        .iter()
+                                        .any(|r| paths::join(d, &r.raw).is_some_and(|t| t == path))
+                            }
+                            None => paths::under(path, d),
+                        })
+                }
+                Err(_) => paths::under(path, &u.dir),
+            })
+    }
+
     /// The plain files as path → blob.
     pub fn plain_files(&self) -> crate::git::Files {
         self.plain
@@ -152,6 +195,7 @@ pub type Rendered = Arc<Result<Vec<Object>, RenderError>>;
 #[derive(Clone)]
 pub struct Renderer {
     sources: Arc<[SourceSpec]>,
+    this: Arc<ThisRepository>,
     settings: Arc<Settings>,
     default_namespace: Arc<str>,
     cache: Arc<Mutex<Cache>>,
@@ -214,10 +258,20 @@ impl Renderer {
         }
         Renderer {
             sources: sources.into(),
+            this: Arc::new(ThisRepository {
+                url: None,
+                branch: "main".into(),
+            }),
             settings: Arc::new(settings),
             default_namespace: default_namespace.into(),
             cache: Arc::default(),
         }
+    }
+
+    /// The repository `follow` takes as this one (`repository.url` and `branch`).
+    pub fn with_repository(mut self, this: ThisRepository) -> Renderer {
+        self.this = Arc::new(this);
+        self
     }
 
     /// Whether a source whose output depends on the cluster is an error (`render.strict`).
@@ -248,77 +302,393 @@ impl Renderer {
 
     /// What the sources hold at `commit`: plain manifests and the units to render, each
     /// keyed by what it reads. Reading Git can fail; a unit that cannot be rendered carries
-    /// its error, which [`Renderer::render`] returns.
+    /// its error, which [`Renderer::render`] returns. A source with `follow` renders its
+    /// folder here, to read the controller objects it applies.
     pub fn layout(&self, repo: &Repo, commit: ObjectId) -> Result<Layout, GitError> {
+        // What source-controller leaves out of the artifact is not there for the controller.
         let at = At::new(repo, commit)?;
         let at = &at;
-        // What source-controller leaves out of the artifact is not there for the controller.
-        let ignored = ignore::Ignored::of(repo, commit)?;
         let mut layout = Layout::default();
         for (i, spec) in self.sources.iter().enumerate() {
-            if !spec.path.is_empty() && ignored.ignores(&spec.path) {
+            if !spec.path.is_empty() && at.ignored.ignores(&spec.path) {
                 layout.absent.push(spec.path.clone());
                 continue;
             }
-            let source: Arc<str> = paths::display(&spec.path).into();
-            let namespace: Option<Arc<str>> = spec.namespace.as_deref().map(Arc::from);
+            let first_unit = layout.units.len();
+            let mut new_plain = Vec::new();
+            let from = Place {
+                source: (i, &spec.path),
+                namespace: spec.namespace.as_deref(),
+                by: None,
+            };
             match at.entry(&spec.path)? {
                 None => layout.absent.push(spec.path.clone()),
                 Some((blob, false)) => {
                     if matches!(spec.render, Kind::Auto | Kind::Plain) {
-                        layout.plain.entry(spec.path.clone()).or_insert(PlainFile {
-                            blob,
-                            source,
-                            namespace,
-                        });
+                        add_plain(&mut layout, &spec.path, blob, &from, &mut new_plain);
                     } else {
-                        let unit = self.unit(at, spec, &spec.path, spec.render)?;
+                        let unit =
+                            self.unit(at, &spec.path, spec.render, How::of(spec, spec.render))?;
                         layout.units.push(unit);
                     }
                 }
                 Some((tree, true)) => {
-                    let discovery =
-                        self.discovery(repo, (i, &spec.path), spec.render, tree, &ignored)?;
-                    for (rel, blob) in &discovery.plain {
-                        layout
-                            .plain
-                            .entry(paths::child(&spec.path, rel))
-                            .or_insert(PlainFile {
-                                blob: *blob,
-                                source: source.clone(),
-                                namespace: namespace.clone(),
-                            });
+                    self.add_folder(
+                        at,
+                        spec,
+                        &from,
+                        spec.render,
+                        tree,
+                        &mut layout,
+                        &mut new_plain,
+                    )?;
+                }
+            }
+            if let Some(mode) = spec.follow {
+                let new_units = (first_unit..layout.units.len()).collect();
+                self.follow(at, (i, spec), mode, &mut layout, (new_plain, new_units))?;
+            }
+        }
+        Ok(layout)
+    }
+
+    /// Adds what a folder holds (`kind`: how it is rendered) to the layout: its plain files
+    /// (their paths pushed on `new_plain`) and its units (those with a key not there yet).
+    #[allow(clippy::too_many_arguments)]
+    fn add_folder(
+        &self,
+        at: &At<'_>,
+        spec: &SourceSpec,
+        from: &Place<'_>,
+        kind: Kind,
+        tree: ObjectId,
+        layout: &mut Layout,
+        new_plain: &mut Vec<String>,
+    ) -> Result<(), GitError> {
+        let discovery = self.discovery(at, from.source, kind, tree)?;
+        let dir = from.source.1;
+        for (rel, blob) in &discovery.plain {
+            add_plain(layout, &paths::child(dir, rel), *blob, from, new_plain);
+        }
+        for (rel, kind) in &discovery.units {
+            let unit_dir = paths::join(dir, rel).unwrap_or_default();
+            let mut how = How::of(spec, *kind);
+            if from.by.is_some() {
+                how.namespace = from.namespace.map(str::to_string);
+                how.by = from.by;
+            }
+            let unit = self.unit(at, &unit_dir, *kind, how)?;
+            if !layout.units.iter().any(|u| u.key == unit.key) {
+                layout.units.push(unit);
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the controller objects of a source: renders what its plain files and units
+    /// hold, reads the Flux and Argo CD objects there, adds what each applies from this
+    /// repository, and does the same with what those add, to a depth of [`FOLLOW_DEPTH`].
+    fn follow(
+        &self,
+        at: &At<'_>,
+        (index, spec): (usize, &SourceSpec),
+        mode: Follow,
+        layout: &mut Layout,
+        (mut new_plain, mut new_units): (Vec<String>, Vec<usize>),
+    ) -> Result<(), GitError> {
+        let controllers = match mode {
+            Follow::Flux => follow::Controllers::Flux,
+            Follow::Argocd => follow::Controllers::ArgoCd,
+            Follow::Auto => follow::Controllers::Both,
+        };
+        // Every object read so far: the pool the controller objects' references are read in.
+        let mut pool: Vec<(Value, String, usize, Lines)> = Vec::new();
+        // Targets whose variables or values Git did not hold when they were met: read again
+        // with every object once the walk is over (a ConfigMap may come from a later build).
+        let mut unresolved: Vec<(usize, usize)> = Vec::new();
+        for depth in 0..=FOLLOW_DEPTH {
+            let start = pool.len();
+            for path in &new_plain {
+                let Some(file) = layout.plain.get(path) else {
+                    continue;
+                };
+                let bytes = at.repo.read_blob(file.blob, path)?;
+                let (objects, _) = crate::objects::read_file_objects(path, &bytes);
+                pool.extend(
+                    objects
+                        .into_iter()
+                        .map(|o| (o.object, o.path, o.line, o.lines)),
+                );
+            }
+            let units: Vec<&Unit> = new_units.iter().map(|i| &layout.units[*i]).collect();
+            for rendered in self.render(at.repo, &units) {
+                if let Ok(objects) = &*rendered {
+                    pool.extend(
+                        objects
+                            .iter()
+                            .map(|o| (o.object.clone(), o.path.clone(), o.line, o.lines.clone())),
+                    );
+                }
+            }
+            if pool.len() == start {
+                break;
+            }
+            let found = |range: std::ops::Range<usize>| -> Vec<follow::Found<'_>> {
+                pool[range]
+                    .iter()
+                    .map(|(object, path, line, lines)| follow::Found {
+                        object,
+                        path,
+                        line: *line,
+                        lines: Some(lines),
+                    })
+                    .collect()
+            };
+            let (targets, said) = follow::targets(
+                &found(start..pool.len()),
+                &found(0..pool.len()),
+                controllers,
+                &self.this,
+            );
+            if depth == FOLLOW_DEPTH && !targets.is_empty() {
+                layout.said.push(Said {
+                    path: targets[0].path.clone(),
+                    line: targets[0].line,
+                    message: format!(
+                        "{}: not followed: controller objects nest deeper than {FOLLOW_DEPTH} levels (a cycle?)",
+                        targets[0].by
+                    ),
+                });
+                break;
+            }
+            layout.said.extend(said);
+            new_plain = Vec::new();
+            new_units = Vec::new();
+            for target in targets {
+                if matches!(&target.build, Build::Unverifiable(m) if m.contains("Git does not hold"))
+                {
+                    let object = pool
+                        .iter()
+                        .position(|(_, p, l, _)| *p == target.path && *l == target.line);
+                    if let Some(o) = object {
+                        unresolved.push((o, layout.units.len()));
                     }
-                    for (rel, kind) in &discovery.units {
-                        let dir = paths::join(&spec.path, rel).unwrap_or_default();
-                        if layout.units.iter().any(|u| u.dir == dir) {
-                            continue;
+                }
+                self.add_target(
+                    at,
+                    (index, spec),
+                    target,
+                    layout,
+                    (&mut new_plain, &mut new_units),
+                )?;
+            }
+            if new_plain.is_empty() && new_units.is_empty() {
+                break;
+            }
+        }
+        // A target read again with every object: what it names may have been rendered later.
+        let all: Vec<follow::Found<'_>> = pool
+            .iter()
+            .map(|(object, path, line, lines)| follow::Found {
+                object,
+                path,
+                line: *line,
+                lines: Some(lines),
+            })
+            .collect();
+        for (object, unit) in unresolved {
+            let (targets, _) =
+                follow::targets(&all[object..=object], &all, controllers, &self.this);
+            let Some(target) = targets.into_iter().next() else {
+                continue;
+            };
+            if matches!(target.build, Build::Unverifiable(_)) || unit >= layout.units.len() {
+                continue;
+            }
+            let mut added = Layout::default();
+            self.add_target(
+                at,
+                (index, spec),
+                target,
+                &mut added,
+                (&mut Vec::new(), &mut Vec::new()),
+            )?;
+            if let Some(replacement) = added.units.into_iter().next() {
+                layout.units[unit] = replacement;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds what one followed controller object applies.
+    fn add_target(
+        &self,
+        at: &At<'_>,
+        (index, spec): (usize, &SourceSpec),
+        target: follow::Target,
+        layout: &mut Layout,
+        (new_plain, new_units): (&mut Vec<String>, &mut Vec<usize>),
+    ) -> Result<(), GitError> {
+        let by = target.by.clone();
+        let id = format!("{} ({by})", paths::display(&target.dir));
+        let failed = |message: String| Unit {
+            dir: target.dir.clone(),
+            id: id.clone(),
+            by: Some(by.clone()),
+            kind: Kind::Kustomize,
+            file: target.path.clone(),
+            namespace: target.namespace.clone(),
+            key: {
+                let mut d = sha2::Sha256::new();
+                d.update(format!("failed\n{id}\n{message}\n"));
+                hex::encode(d.finalize())
+            },
+            reads_cluster: None,
+            helm: HelmSpec::default(),
+            overlay: None,
+            patched: None,
+            inputs: Err(RenderError::Source {
+                unit: id.clone(),
+                message,
+            }),
+        };
+        fn push(layout: &mut Layout, new_units: &mut Vec<usize>, unit: Unit) {
+            if !layout.units.iter().any(|u| u.key == unit.key) {
+                new_units.push(layout.units.len());
+                layout.units.push(unit);
+            }
+        }
+        let entry = at.entry(&target.dir)?;
+        let tree = match entry {
+            Some((tree, true)) if !at.ignored.ignores(&target.dir) || target.dir.is_empty() => tree,
+            _ => {
+                let what = if matches!(entry, Some((_, false))) {
+                    "a file, not a folder"
+                } else {
+                    "not in the commit"
+                };
+                push(
+                    layout,
+                    new_units,
+                    failed(format!(
+                        "{by} ({}:{}) applies {}, which is {what}",
+                        target.path,
+                        target.line,
+                        paths::display(&target.dir)
+                    )),
+                );
+                return Ok(());
+            }
+        };
+        let place = Place {
+            source: (usize::MAX - index, &target.dir),
+            namespace: target.namespace.as_deref(),
+            by: Some(&by),
+        };
+        let has_kustomization = kustomize::FILE_NAMES.iter().any(|n| {
+            matches!(
+                at.entry(&paths::child(&target.dir, n)),
+                Ok(Some((_, false)))
+            )
+        });
+        let has_chart = matches!(
+            at.entry(&paths::child(&target.dir, "Chart.yaml"))?,
+            Some((_, false))
+        );
+        let no_helm = HelmSpec::default();
+        let overlaid = |overlay: Overlay| -> Result<Unit, GitError> {
+            let unit = self.unit(
+                at,
+                &target.dir,
+                Kind::Kustomize,
+                How {
+                    helm: &no_helm,
+                    namespace: target.namespace.clone(),
+                    overlay: Some(Arc::new(overlay)),
+                    by: Some(&by),
+                },
+            )?;
+            let generated = unit.inputs.as_ref().is_ok_and(|i| i.generated.is_some());
+            Ok(Unit {
+                patched: (!target.patched.is_empty())
+                    .then(|| Arc::new((target.path.clone(), target.patched.clone()))),
+                file: if generated {
+                    target.path.clone()
+                } else {
+                    unit.file.clone()
+                },
+                ..unit
+            })
+        };
+        let followed = |helm| How {
+            helm,
+            namespace: target.namespace.clone(),
+            overlay: None,
+            by: Some(&by),
+        };
+        match target.build {
+            Build::Unverifiable(message) => push(layout, new_units, failed(message)),
+            Build::Flux(overlay) if overlay.is_empty() => {
+                // The folder as Flux builds it with nothing added: what `auto` reads.
+                let before = layout.units.len();
+                self.add_folder(at, spec, &place, Kind::Auto, tree, layout, new_plain)?;
+                new_units.extend(before..layout.units.len());
+            }
+            Build::Flux(overlay) => {
+                let unit = overlaid(overlay)?;
+                push(layout, new_units, unit);
+            }
+            Build::Helm(helm) => {
+                let unit = self.unit(at, &target.dir, Kind::Helm, followed(&helm))?;
+                push(layout, new_units, unit);
+            }
+            Build::ArgoCd {
+                overlay,
+                helm,
+                directory,
+            } => {
+                if has_kustomization {
+                    let unit = if overlay.is_empty() {
+                        self.unit(at, &target.dir, Kind::Kustomize, followed(&no_helm))?
+                    } else {
+                        overlaid(overlay)?
+                    };
+                    push(layout, new_units, unit);
+                } else if has_chart {
+                    let unit = self.unit(at, &target.dir, Kind::Helm, followed(&helm))?;
+                    push(layout, new_units, unit);
+                } else {
+                    match argo_directory(&directory) {
+                        Ok(keep) => {
+                            for (rel, blob) in at.repo.tree_files(tree)? {
+                                let path = paths::child(&target.dir, &rel);
+                                if crate::git::is_manifest_path(&rel)
+                                    && (directory.recurse || !rel.contains('/'))
+                                    && keep(&rel)
+                                    && !at.ignored.ignores(&path)
+                                {
+                                    add_plain(layout, &path, blob, &place, new_plain);
+                                }
+                            }
                         }
-                        layout.units.push(self.unit(at, spec, &dir, *kind)?);
+                        Err(message) => push(layout, new_units, failed(message)),
                     }
                 }
             }
         }
-        Ok(layout)
+        Ok(())
     }
 
     /// What source `source` (its index and folder) holds at `tree`, without what
     /// source-controller ignores.
     fn discovery(
         &self,
-        repo: &Repo,
+        at: &At<'_>,
         (source, dir): (usize, &str),
         kind: Kind,
         tree: ObjectId,
-        ignored: &ignore::Ignored,
     ) -> Result<Arc<Discovery>, GitError> {
-        let fingerprint = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            ignored.files.hash(&mut h);
-            h.finish()
-        };
-        let key = (source, tree, fingerprint);
+        let key = (source, tree, at.ignored_fingerprint);
         let generation = {
             let mut cache = self.cache();
             let generation = cache.generation;
@@ -328,14 +698,9 @@ impl Renderer {
             }
             generation
         };
-        let mut files = repo.tree_files(tree)?;
-        files.retain(|p, _| !ignored.ignores(&paths::child(dir, p)));
-        let read = |path: &str, blob: ObjectId| {
-            repo.read_blob(blob, path)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-        };
-        let discovery = Arc::new(discover::discover(kind, &files, &read));
+        let mut files = at.repo.tree_files(tree)?;
+        files.retain(|p, _| !at.ignored.ignores(&paths::child(dir, p)));
+        let discovery = Arc::new(discover::discover(kind, &files));
         self.cache()
             .discovered
             .insert(key, (generation, discovery.clone()));
@@ -343,24 +708,20 @@ impl Renderer {
     }
 
     /// The unit of `dir` rendered by `kind`, with its inputs and key.
-    fn unit(
-        &self,
-        at: &At<'_>,
-        spec: &SourceSpec,
-        dir: &str,
-        kind: Kind,
-    ) -> Result<Unit, GitError> {
-        let namespace = match kind {
-            Kind::Helm => spec.helm.namespace.clone().or(spec.namespace.clone()),
-            _ => spec.namespace.clone(),
-        };
+    fn unit(&self, at: &At<'_>, dir: &str, kind: Kind, how: How<'_>) -> Result<Unit, GitError> {
+        let How {
+            helm,
+            namespace,
+            overlay,
+            by,
+        } = how;
         let (inputs, file) = match kind {
             Kind::Helm => (
-                self.helm_inputs(at, dir, &spec.helm)?,
+                self.helm_inputs(at, dir, helm)?,
                 paths::child(dir, "Chart.yaml"),
             ),
             _ => {
-                let inputs = self.kustomize_inputs(at, dir)?;
+                let inputs = self.kustomize_inputs(at, dir, overlay.as_deref())?;
                 let file = inputs
                     .as_ref()
                     .ok()
@@ -375,9 +736,13 @@ impl Renderer {
         digest.update(format!(
             "{}\n{dir}\n{namespace:?}\n{:?}\n{}\n",
             kind.as_str(),
-            spec.helm,
+            helm,
             self.default_namespace
         ));
+        if let Some(o) = &overlay {
+            digest.update(serde_json::to_string(&**o).unwrap_or_default());
+            digest.update("\n");
+        }
         match &inputs {
             Ok(i) => {
                 for (path, id, _) in &i.trees {
@@ -386,6 +751,9 @@ impl Renderer {
                 for (path, id) in &i.blobs {
                     digest.update(format!("blob {path} {id}\n"));
                 }
+                if let Some(g) = &i.generated {
+                    digest.update(format!("generated {g:?}\n"));
+                }
             }
             Err(e) => digest.update(format!("error {e}\n")),
         }
@@ -393,14 +761,22 @@ impl Renderer {
             (Kind::Helm, Ok(i)) => self.chart_reads_cluster(at, &i.trees)?,
             _ => None,
         };
+        let id = match by {
+            Some(by) => format!("{} ({by})", paths::display(dir)),
+            None => paths::display(dir).to_string(),
+        };
         Ok(Unit {
             dir: dir.to_string(),
+            id,
+            by: by.map(str::to_string),
             kind,
             file,
             namespace,
             key: hex::encode(digest.finalize()),
             reads_cluster,
-            helm: spec.helm.clone(),
+            helm: helm.clone(),
+            overlay,
+            patched: None,
             inputs,
         })
     }
@@ -494,14 +870,37 @@ impl Renderer {
     /// The folders a kustomization reads: its own and, transitively, those its resources,
     /// bases and components name. Remote and outside references are errors here, before
     /// anything runs.
+    ///
+    /// With an `overlay` (a followed controller object's build), a folder without a
+    /// kustomization gets Flux's generated one, and the overlay's components are read too.
     fn kustomize_inputs(
         &self,
         at: &At<'_>,
         dir: &str,
+        overlay: Option<&Overlay>,
     ) -> Result<Result<Inputs, RenderError>, GitError> {
         let unit = paths::display(dir).to_string();
         let mut trees: Vec<(String, ObjectId, Option<Arc<Scanned>>)> = Vec::new();
+        let mut generated = None;
         let mut queue = vec![(dir.to_string(), None::<(String, &'static str, String)>)];
+        if let Some(o) = overlay {
+            let file = paths::child(dir, kustomize::FILE_NAMES[0]);
+            for c in o.components.iter().rev() {
+                match paths::join(dir, c) {
+                    Some(target) => {
+                        queue.insert(0, (target, Some((file.clone(), "components", c.clone()))))
+                    }
+                    None => {
+                        return Ok(Err(RenderError::Outside {
+                            unit,
+                            file,
+                            field: "components".into(),
+                            reference: c.clone(),
+                        }));
+                    }
+                }
+            }
+        }
         while let Some((folder, referrer)) = queue.pop() {
             if trees.iter().any(|(d, _, _)| *d == folder) {
                 continue;
@@ -525,6 +924,30 @@ impl Renderer {
             };
             let scanned = match self.scanned(at, &folder, tree)? {
                 Ok(Some(s)) => s,
+                Ok(None) if overlay.is_some() && folder == dir => {
+                    // Flux's generated kustomization: every YAML file and the outermost
+                    // folders holding a kustomization, without what the artifact leaves out.
+                    let mut files = at.repo.tree_files(tree)?;
+                    files.retain(|p, _| !at.ignored.ignores(&paths::child(dir, p)));
+                    let (plain, built) = discover::generated(&files);
+                    let list: Vec<String> = plain.into_iter().chain(built).collect();
+                    let scan = kustomize::Scan {
+                        references: list
+                            .iter()
+                            .map(|raw| kustomize::Reference {
+                                field: "resources",
+                                raw: raw.clone(),
+                                may_be_folder: true,
+                            })
+                            .collect(),
+                        ..kustomize::Scan::default()
+                    };
+                    generated = Some(list);
+                    Arc::new(Scanned {
+                        file: paths::child(dir, kustomize::FILE_NAMES[0]),
+                        scan,
+                    })
+                }
                 Ok(None) => {
                     return Ok(Err(missing(&format!(
                         "{} holds no kustomization.yaml",
@@ -577,9 +1000,15 @@ impl Renderer {
             }
             trees.push((folder, tree, Some(scanned)));
         }
+        // The folder itself first: its kustomization is the top one.
+        if let Some(i) = trees.iter().position(|(d, _, _)| d == dir) {
+            let top = trees.remove(i);
+            trees.insert(0, top);
+        }
         Ok(Ok(Inputs {
             trees,
             blobs: Vec::new(),
+            generated,
         }))
     }
 
@@ -630,6 +1059,7 @@ impl Renderer {
         Ok(Ok(Inputs {
             trees: vec![(dir.to_string(), tree, None)],
             blobs,
+            generated: None,
         }))
     }
 
@@ -823,7 +1253,64 @@ impl Renderer {
             .any(|(_, _, s)| s.as_ref().is_some_and(|s| s.scan.origin_annotations));
         let mut original = None;
         let mut added_origins = false;
-        if let (Some(top), false) = (&top, own_origins) {
+        if let (Some(top), Some(overlay)) = (&top, &unit.overlay) {
+            // The controller's fields merged into the kustomization (or into the one Flux
+            // generates), read and written again as the controller does.
+            let current = match &inputs.generated {
+                Some(_) => None,
+                None => {
+                    let text =
+                        std::fs::read_to_string(sandbox.repo().join(&top.file)).map_err(|e| {
+                            RenderError::Io {
+                                unit: name.clone(),
+                                message: format!("cannot read {}: {e}", top.file),
+                            }
+                        })?;
+                    if let Some((line, what)) = manifest::disputed(&text) {
+                        return Err(RenderError::Source {
+                            unit: name.clone(),
+                            message: format!(
+                                "{}:{line}: uses {what}, which YAML readers read differently: {} merges its fields into this kustomization through its own reader; write the values out",
+                                top.file,
+                                unit.by.as_deref().unwrap_or("the controller")
+                            ),
+                        });
+                    }
+                    let docs =
+                        manifest::parse_str(&top.file, &text).map_err(|e| RenderError::Source {
+                            unit: name.clone(),
+                            message: e.to_string(),
+                        })?;
+                    original = Some((top.file.clone(), text));
+                    docs.into_iter()
+                        .find(|d| !d.value.is_null())
+                        .map(|d| d.value)
+                }
+            };
+            let mut k = overlay.kustomization(current, inputs.generated.as_deref().unwrap_or(&[]));
+            if !own_origins {
+                added_origins = true;
+                let metadata = k.as_object_mut().map(|k| {
+                    k.entry("buildMetadata")
+                        .or_insert_with(|| Value::Array(Vec::new()))
+                });
+                if let Some(Value::Array(m)) = metadata {
+                    m.push(Value::String("originAnnotations".into()));
+                }
+            }
+            let text = serde_json::to_string_pretty(&k).unwrap_or_default();
+            // A kustomization named otherwise is replaced by the one written.
+            for n in kustomize::FILE_NAMES {
+                let _ = std::fs::remove_file(sandbox.repo().join(paths::child(&unit.dir, n)));
+            }
+            let file = paths::child(&unit.dir, kustomize::FILE_NAMES[0]);
+            sandbox
+                .write_file(&file, text.as_bytes())
+                .map_err(|e| RenderError::Io {
+                    unit: name.clone(),
+                    message: e.to_string(),
+                })?;
+        } else if let (Some(top), false) = (&top, own_origins) {
             let on_disk = sandbox.repo().join(&top.file);
             let text = std::fs::read_to_string(&on_disk).map_err(|e| RenderError::Io {
                 unit: name.clone(),
@@ -975,18 +1462,109 @@ fn kustomize_binary(settings: &Settings) -> Option<(PathBuf, &'static str)> {
         .or_else(|| sandbox::which("kubectl").map(|p| (p, "kustomize")))
 }
 
+/// How a unit is built: the chart's options, the namespace of its objects that set none,
+/// what the controller changes in the build, and the controller object it is followed from.
+struct How<'a> {
+    helm: &'a HelmSpec,
+    namespace: Option<String>,
+    overlay: Option<Arc<Overlay>>,
+    by: Option<&'a str>,
+}
+
+impl<'a> How<'a> {
+    /// As a configured source says.
+    fn of(spec: &'a SourceSpec, kind: Kind) -> How<'a> {
+        How {
+            helm: &spec.helm,
+            namespace: match kind {
+                Kind::Helm => spec.helm.namespace.clone().or(spec.namespace.clone()),
+                _ => spec.namespace.clone(),
+            },
+            overlay: None,
+            by: None,
+        }
+    }
+}
+
+/// Where plain files and units come from: the source (its index and folder; a followed
+/// folder has its own), the namespace it gives, the controller object it is followed from.
+struct Place<'a> {
+    source: (usize, &'a str),
+    namespace: Option<&'a str>,
+    by: Option<&'a str>,
+}
+
+/// How deep `follow` goes (a Kustomization applying Kustomizations applying ...).
+pub const FOLLOW_DEPTH: usize = 10;
+
+/// Adds a plain file (unless a source before has it), its path pushed on `new_plain`.
+fn add_plain(
+    layout: &mut Layout,
+    path: &str,
+    blob: ObjectId,
+    from: &Place<'_>,
+    new_plain: &mut Vec<String>,
+) {
+    if layout.plain.contains_key(path) {
+        return;
+    }
+    layout.plain.insert(
+        path.to_string(),
+        PlainFile {
+            blob,
+            source: paths::display(from.source.1).into(),
+            namespace: from.namespace.map(Arc::from),
+        },
+    );
+    new_plain.push(path.to_string());
+}
+
+/// Argo CD's `directory.include` and `exclude` as a test of a path relative to the folder.
+fn argo_directory(directory: &follow::Directory) -> Result<impl Fn(&str) -> bool + use<>, String> {
+    let glob = |pattern: &Option<String>| -> Result<Option<globset::GlobMatcher>, String> {
+        pattern
+            .as_deref()
+            .map(|p| {
+                globset::Glob::new(p)
+                    .map(|g| g.compile_matcher())
+                    .map_err(|e| format!("directory pattern {p:?}: {e}"))
+            })
+            .transpose()
+    };
+    let include = glob(&directory.include)?;
+    let exclude = glob(&directory.exclude)?;
+    Ok(move |rel: &str| {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let hit = |g: &globset::GlobMatcher| g.is_match(rel) || g.is_match(name);
+        include.as_ref().is_none_or(hit) && !exclude.as_ref().is_some_and(hit)
+    })
+}
+
 /// A commit's tree, its paths looked up once per layout.
 struct At<'a> {
     repo: &'a Repo,
     root: ObjectId,
+    /// What source-controller leaves out of the commit's artifact.
+    ignored: ignore::Ignored,
+    /// A digest of the `.sourceignore` files (what the exclusions depend on).
+    ignored_fingerprint: u64,
     seen: std::cell::RefCell<HashMap<String, Option<(ObjectId, bool)>>>,
 }
 
 impl<'a> At<'a> {
     fn new(repo: &'a Repo, commit: ObjectId) -> Result<At<'a>, GitError> {
+        let ignored = ignore::Ignored::of(repo, commit)?;
+        let ignored_fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            ignored.files.hash(&mut h);
+            h.finish()
+        };
         Ok(At {
             repo,
             root: repo.root_tree(commit)?,
+            ignored,
+            ignored_fingerprint,
             seen: Default::default(),
         })
     }
@@ -1094,7 +1672,7 @@ fn objects(unit: &Unit, engine: &str, text: &str, job: &Job) -> Result<Vec<Objec
     })?;
     let mut files: HashMap<String, Option<Vec<manifest::Document>>> = HashMap::new();
     let mut out = Vec::new();
-    for doc in manifest::expand_lists(docs) {
+    for mut doc in manifest::expand_lists(docs) {
         if doc.value.is_null() {
             continue;
         }
@@ -1104,6 +1682,19 @@ fn objects(unit: &Unit, engine: &str, text: &str, job: &Job) -> Result<Vec<Objec
                 doc.line,
                 from(doc.line)
             )));
+        }
+        // What the controller does after the build (substitutions, common metadata).
+        if let Some(overlay) = &unit.overlay {
+            let value = std::mem::take(&mut doc.value);
+            doc.value = overlay
+                .after_build(value)
+                .map_err(|e| RenderError::Source {
+                    unit: name.clone(),
+                    message: format!(
+                        "{} (postBuild): {e}",
+                        unit.by.as_deref().unwrap_or("the controller")
+                    ),
+                })?;
         }
         let Some(identity) = Identity::of_object(&doc.value) else {
             return Err(output_error(format!(
@@ -1134,17 +1725,30 @@ fn objects(unit: &Unit, engine: &str, text: &str, job: &Job) -> Result<Vec<Objec
                             // the build set or changed (a prefix, an image, a patch) is not
                             // on that line.
                             let mut lines = d.lines.clone();
+                            let mut changed = false;
                             lines.retain(|pointer| {
-                                match (d.value.pointer(pointer), object.pointer(pointer)) {
+                                let kept = match (d.value.pointer(pointer), object.pointer(pointer))
+                                {
                                     (Some(a @ (Value::Object(_) | Value::Array(_))), Some(b)) => {
                                         a.is_object() == b.is_object()
                                             && a.is_array() == b.is_array()
                                     }
                                     (Some(a), Some(b)) => a == b,
                                     _ => false,
-                                }
+                                };
+                                changed |= !kept && !pointer.starts_with("/metadata");
+                                kept
                             });
-                            (path, d.line, lines)
+                            // What a controller object's patch changed is found at the patch.
+                            let patch = unit.patched.as_ref().filter(|_| changed).and_then(|p| {
+                                p.1.iter()
+                                    .find(|x| x.targets(&object))
+                                    .map(|x| (p.0.clone(), x.line))
+                            });
+                            match patch {
+                                Some((file, line)) => (file, line, Lines::default()),
+                                None => (path, d.line, lines),
+                            }
                         }
                         None => (path, 1, Lines::default()),
                     }

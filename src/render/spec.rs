@@ -35,6 +35,18 @@ impl Kind {
     }
 }
 
+/// Whose objects a source's `follow` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Follow {
+    /// Flux's `Kustomization`s and `HelmRelease`s.
+    Flux,
+    /// Argo CD's `Application`s.
+    Argocd,
+    /// Both: whichever the folder holds.
+    Auto,
+}
+
 /// One entry of `repository.sources`: what the GitOps controller applies from one folder.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -46,6 +58,10 @@ pub struct SourceSpec {
     /// destination namespace); also Helm's release namespace unless `helm.namespace` is set.
     pub namespace: Option<String>,
     pub helm: HelmSpec,
+    /// Read the GitOps controller's own objects that the folder applies (Flux
+    /// `Kustomization`s and `HelmRelease`s, Argo CD `Application`s) and render what each of
+    /// them applies from this repository, as the controller does, in turn (app of apps).
+    pub follow: Option<Follow>,
 }
 
 /// How a Helm chart is templated (`helm template <releaseName> <path> ...`).

@@ -1,0 +1,544 @@
+//! `follow`: one entry point per cluster (issue 20). Repositories laid out as the public Flux
+//! and Argo CD examples lay them out (written here), read through the controllers' own
+//! objects, at both doors: `check` on pull requests and `serve` on what the controller applies.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::gate::{DEPLOYMENT, FLUX, Gate, Gvr, allowed, message, request};
+
+const CLUSTER_ISSUER: Gvr = Gvr {
+    group: "cert-manager.io",
+    version: "v1",
+    kind: "ClusterIssuer",
+    resource: "clusterissuers",
+};
+
+const GOTK_SYNC: &str = "apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 1m
+  ref: {branch: main}
+  url: ssh://git@github.com/acme/fleet
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./clusters/production
+  prune: true
+  sourceRef: {kind: GitRepository, name: flux-system}
+";
+
+const ARTIFACTS: &str = "apiVersion: source.extensions.fluxcd.io/v1beta1
+kind: ArtifactGenerator
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  sources:
+  - {alias: monorepo, kind: GitRepository, name: flux-system}
+  artifacts:
+  - name: infrastructure
+    copy:
+    - {from: \"@monorepo/infrastructure/**\", to: \"@artifact/\"}
+";
+
+const INFRASTRUCTURE: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: infra-configs, namespace: flux-system}
+spec:
+  interval: 1h
+  sourceRef: {kind: ExternalArtifact, name: infrastructure}
+  path: ./configs
+  prune: true
+  patches:
+  - patch: |
+      - op: replace
+        path: /spec/acme/server
+        value: https://acme-v02.api.letsencrypt.org/directory
+    target: {kind: ClusterIssuer, name: letsencrypt}
+";
+
+const WEB_KUSTOMIZATION: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: web, namespace: flux-system}
+spec:
+  interval: 1h
+  sourceRef: {kind: GitRepository, name: flux-system}
+  path: ./apps/web
+  targetNamespace: web
+  prune: true
+  postBuild:
+    substitute: {version: \"1.27\"}
+    substituteFrom:
+    - {kind: ConfigMap, name: cluster-vars}
+";
+
+const CLUSTER_VARS: &str = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: cluster-vars, namespace: flux-system}
+data: {replicas: \"3\"}
+";
+
+const STAGING: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: staging-only, namespace: flux-system}
+spec:
+  interval: 1h
+  sourceRef: {kind: GitRepository, name: flux-system}
+  path: ./apps/staging-only
+  prune: true
+";
+
+const ISSUERS_KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [cluster-issuers.yaml]
+";
+
+const ISSUER: &str = "apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: letsencrypt
+spec:
+  acme:
+    email: ops@example.com
+    server: https://acme-staging-v02.api.letsencrypt.org/directory
+    privateKeySecretRef: {name: letsencrypt}
+";
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: ${replicas}
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:${version}
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+          limits: {cpu: 200m, memory: 128Mi}
+        securityContext: {runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false}
+";
+
+const STAGING_CM: &str = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: staging-only, namespace: web}
+data: {a: b}
+";
+
+/// The production cluster of a Flux repository in the layout of the public
+/// flux2-kustomize-helm-example: a bootstrap folder, an ArtifactGenerator, Kustomizations in
+/// `clusters/production`, the folders they apply elsewhere; staging beside it.
+fn flux_repository(config: &str) -> tempfile::TempDir {
+    support::repo_with(&[
+        ("gitgate.yaml", config.as_bytes()),
+        (
+            "clusters/production/flux-system/kustomization.yaml",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [gotk-sync.yaml]\n",
+        ),
+        (
+            "clusters/production/flux-system/gotk-sync.yaml",
+            GOTK_SYNC.as_bytes(),
+        ),
+        ("clusters/production/artifacts.yaml", ARTIFACTS.as_bytes()),
+        (
+            "clusters/production/infrastructure.yaml",
+            INFRASTRUCTURE.as_bytes(),
+        ),
+        ("clusters/production/web.yaml", WEB_KUSTOMIZATION.as_bytes()),
+        ("clusters/production/vars.yaml", CLUSTER_VARS.as_bytes()),
+        ("clusters/staging/apps.yaml", STAGING.as_bytes()),
+        (
+            "infrastructure/configs/kustomization.yaml",
+            ISSUERS_KUSTOMIZATION.as_bytes(),
+        ),
+        ("infrastructure/configs/cluster-issuers.yaml", ISSUER.as_bytes()),
+        ("apps/web/deploy.yaml", WEB.as_bytes()),
+        ("apps/staging-only/cm.yaml", STAGING_CM.as_bytes()),
+    ])
+}
+
+const FOLLOW_FLUX: &str =
+    "repository:\n  sources:\n  - {path: clusters/production, follow: flux}\n";
+
+#[test]
+fn check_follows_a_kustomizations_patch_and_points_at_it() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let repo = flux_repository(FOLLOW_FLUX);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    let changed = INFRASTRUCTURE.replace(
+        "acme-v02.api.letsencrypt.org/directory",
+        "acme.example.org/directory",
+    );
+    support::commit_files(
+        dir,
+        &[(
+            "clusters/production/infrastructure.yaml",
+            changed.as_bytes(),
+        )],
+        "another ACME server",
+    );
+    let (code, out, err) = support::gitgate(
+        dir,
+        &["check", "--base", "main", "--head", "pr", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let issuers: Vec<&Value> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["object"].as_str().unwrap().starts_with("ClusterIssuer"))
+        .collect();
+    // One UPDATE of the ClusterIssuer, at the file and line of the patch.
+    assert_eq!(issuers.len(), 1, "{out}");
+    assert_eq!(issuers[0]["operation"], "UPDATE");
+    assert_eq!(
+        issuers[0]["path"], "clusters/production/infrastructure.yaml",
+        "{out}"
+    );
+    assert_eq!(issuers[0]["line"], 10, "{out}");
+}
+
+#[test]
+fn check_reads_a_folder_only_a_flux_kustomization_names_with_its_namespace_and_variables() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    // The layout of the common Flux monorepo template: a root kustomization listing each
+    // app's Flux Kustomization; the app's objects in a folder only that Kustomization names.
+    let app = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./apps/web/app\n  targetNamespace: web\n  postBuild:\n    substitute: {version: \"1.27\", replicas: \"2\"}\n";
+    let files = |config: &str| {
+        support::repo_with(&[
+            ("gitgate.yaml", config.as_bytes()),
+            (
+                "kustomization.yaml",
+                b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps/web/ks.yaml]\n",
+            ),
+            ("apps/web/ks.yaml", app.as_bytes()),
+            ("apps/web/app/deploy.yaml", WEB.as_bytes()),
+        ])
+    };
+    let privileged = WEB.replace("allowPrivilegeEscalation: false", "privileged: true");
+    // Without follow: the folder is under a kustomization that does not name it. Nothing
+    // renders it, and that is said, never "0 objects" alone.
+    let repo = files("repository:\n  sources: [{path: .}]\n");
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    support::commit_files(
+        dir,
+        &[("apps/web/app/deploy.yaml", privileged.as_bytes())],
+        "privileged",
+    );
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (code, out, err) = support::gitgate(
+            dir,
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
+        assert_eq!(code, 0, "{format}: {out}{err}");
+        assert!(
+            out.contains("apps/web/app/deploy.yaml") && out.contains("applied by no source"),
+            "{format}: {out}"
+        );
+    }
+    // The configuration is the base's: a repository configured to follow.
+    let repo = files("repository:\n  sources: [{path: ., follow: flux}]\n  unrendered: error\n");
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    support::commit_files(
+        dir,
+        &[("apps/web/app/deploy.yaml", privileged.as_bytes())],
+        "privileged",
+    );
+    // With follow: the Kustomization's path is rendered, in its target namespace, with its
+    // variables; the privileged container refused at its line.
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (code, out, err) = support::gitgate(
+            dir,
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(out.contains("privileged"), "{format}: {out}");
+        assert!(!out.contains("applied by no source"), "{format}: {out}");
+    }
+    let (_, out, _) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
+    assert!(
+        out.contains("apps/web/app/deploy.yaml:19") && out.contains("web/web"),
+        "{out}"
+    );
+    // And `repository.unrendered: error` makes a file no source renders an error.
+    support::commit_files(
+        dir,
+        &[(
+            "apps/other/pod.yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: y}\n",
+        )],
+        "unrendered",
+    );
+    let (code, out, _) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("apps/other/pod.yaml"), "{out}");
+}
+
+#[test]
+fn a_kustomization_that_substitutes_from_a_secret_git_does_not_hold_is_unverifiable() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let config = FOLLOW_FLUX;
+    let repo = flux_repository(config);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    let secret = WEB_KUSTOMIZATION.replace(
+        "kind: ConfigMap, name: cluster-vars",
+        "kind: Secret, name: keys",
+    );
+    support::commit_files(
+        dir,
+        &[("clusters/production/web.yaml", secret.as_bytes())],
+        "variables from a Secret",
+    );
+    let (code, out, err) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("Secret flux-system/keys") && out.contains("cannot be known from Git"),
+        "{out}"
+    );
+}
+
+/// A live object as kustomize-controller applies it for Kustomization `ks`.
+fn applied(mut object: Value, ks: &str) -> Value {
+    let api_version = object["apiVersion"].clone();
+    let meta = object["metadata"].as_object_mut().unwrap();
+    meta.insert("uid".into(), json!("0c7b2f7e-94a1-4d5e-9b8d-0d4b1a3f5e21"));
+    meta.insert("resourceVersion".into(), json!("811"));
+    meta.insert("creationTimestamp".into(), json!("2026-12-01T10:00:00Z"));
+    meta.insert(
+        "labels".into(),
+        json!({"kustomize.toolkit.fluxcd.io/name": ks, "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}),
+    );
+    meta.insert(
+        "managedFields".into(),
+        json!([{"apiVersion": api_version, "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}},
+                "manager": "kustomize-controller", "operation": "Apply", "time": "2026-12-01T10:00:00Z"}]),
+    );
+    object
+}
+
+#[test]
+fn serve_admits_what_flux_applies_through_its_kustomizations_and_nothing_else() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let repo = flux_repository("");
+    // Flux's GitRepository names the repository the webhook mirrors (here, by its path).
+    let sync = GOTK_SYNC.replace(
+        "ssh://git@github.com/acme/fleet",
+        &format!("file://{}", repo.path().display()),
+    );
+    support::commit_files(
+        repo.path(),
+        &[(
+            "clusters/production/flux-system/gotk-sync.yaml",
+            sync.as_bytes(),
+        )],
+        "the repository's URL",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::start(
+        dir.path(),
+        &format!(
+            "repository:\n  url: {}\n  refresh: 100ms\n  sources:\n  - {{path: clusters/production, follow: flux}}\n",
+            repo.path().display()
+        ),
+    );
+    gate.wait_ready();
+    let issuer = |server: &str| {
+        applied(
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                   "metadata": {"name": "letsencrypt"},
+                   "spec": {"acme": {"email": "ops@example.com", "server": server,
+                                     "privateKeySecretRef": {"name": "letsencrypt"}}}}),
+            "infra-configs",
+        )
+    };
+    // The Kustomization's patch: Flux applies the production server.
+    let patched = issuer("https://acme-v02.api.letsencrypt.org/directory");
+    let answer = gate.review(request(
+        "CREATE",
+        CLUSTER_ISSUER,
+        None,
+        FLUX,
+        &patched,
+        None,
+    ));
+    assert!(allowed(&answer), "the patched object: {answer}");
+    let unpatched = issuer("https://acme-staging-v02.api.letsencrypt.org/directory");
+    let answer = gate.review(request(
+        "CREATE",
+        CLUSTER_ISSUER,
+        None,
+        FLUX,
+        &unpatched,
+        None,
+    ));
+    assert!(
+        !allowed(&answer),
+        "the manifest without the patch: {answer}"
+    );
+    assert!(message(&answer).contains("spec.acme.server"), "{answer}");
+    // targetNamespace and the substituted variables (one from a Git-held ConfigMap).
+    let web = |image: &str| {
+        let mut d: Value = serde_saphyr::from_str(WEB).unwrap();
+        d["metadata"]["namespace"] = json!("web");
+        d["spec"]["replicas"] = json!(3);
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+        applied(d, "web")
+    };
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        FLUX,
+        &web("nginx:1.27"),
+        None,
+    ));
+    assert!(allowed(&answer), "moved and substituted: {answer}");
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        FLUX,
+        &web("nginx:1.28"),
+        None,
+    ));
+    assert!(!allowed(&answer), "another image: {answer}");
+    // What only staging's Kustomization applies is not production's.
+    let staging = applied(
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "staging-only", "namespace": "web"}, "data": {"a": "b"}}),
+        "staging-only",
+    );
+    let answer = gate.review(request(
+        "CREATE",
+        support::gate::CONFIGMAP,
+        None,
+        FLUX,
+        &staging,
+        None,
+    ));
+    assert!(!allowed(&answer), "staging's object: {answer}");
+}
+
+const ARGO_ROOT: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: root, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://github.com/acme/fleet.git, path: argocd/apps, targetRevision: HEAD}
+  destination: {server: https://kubernetes.default.svc, namespace: argocd}
+";
+
+const ARGO_GUESTBOOK: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: kustomize-guestbook, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/acme/fleet.git
+    path: kustomize-guestbook
+    targetRevision: main
+    kustomize: {namePrefix: kg-}
+  destination: {server: https://kubernetes.default.svc, namespace: guestbook}
+";
+
+const ARGO_ELSEWHERE: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: elsewhere, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://github.com/acme/other.git, path: x, targetRevision: HEAD}
+  destination: {server: https://kubernetes.default.svc, namespace: x}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: pinned, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://github.com/acme/fleet.git, path: kustomize-guestbook, targetRevision: v0.1.0}
+  destination: {server: https://kubernetes.default.svc, namespace: x}
+";
+
+#[test]
+fn check_follows_an_argo_cd_app_of_apps_and_reports_what_it_does_not_follow() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let deployment = WEB
+        .replace("  replicas: ${replicas}\n", "")
+        .replace("${version}", "1.27");
+    let repo = support::repo_with(&[
+        (
+            "gitgate.yaml",
+            b"repository:\n  url: git@github.com:acme/fleet.git\n  sources: [{path: argocd/root.yaml, follow: argocd}]\n",
+        ),
+        ("argocd/root.yaml", ARGO_ROOT.as_bytes()),
+        ("argocd/apps/guestbook.yaml", ARGO_GUESTBOOK.as_bytes()),
+        ("argocd/apps/elsewhere.yaml", ARGO_ELSEWHERE.as_bytes()),
+        (
+            "kustomize-guestbook/kustomization.yaml",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n",
+        ),
+        ("kustomize-guestbook/deploy.yaml", deployment.as_bytes()),
+    ]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    let prefix = ARGO_GUESTBOOK.replace("namePrefix: kg-", "namePrefix: guestbook-");
+    support::commit_files(
+        dir,
+        &[("argocd/apps/guestbook.yaml", prefix.as_bytes())],
+        "another prefix",
+    );
+    let (code, out, err) = support::gitgate(
+        dir,
+        &["check", "--base", "main", "--head", "pr", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let objects: Vec<(String, String)> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["operation"].as_str().unwrap().to_string(),
+                c["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // The objects the Application applies, renamed, in its destination namespace.
+    assert!(
+        objects.contains(&(
+            "CREATE".into(),
+            "Deployment.apps guestbook/guestbook-web".into()
+        )) && objects.contains(&("DELETE".into(), "Deployment.apps guestbook/kg-web".into())),
+        "{objects:?}"
+    );
+    let (_, text, _) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
+    assert!(
+        text.contains("Application argocd/elsewhere: not followed")
+            && text.contains("Application argocd/pinned: not followed: its revision v0.1.0"),
+        "{text}"
+    );
+}
