@@ -171,6 +171,10 @@ pub struct Provenance {
     /// accounts): only they may add or change a tracking stamp, or create an object with one
     /// whose value Git does not say.
     pub controllers: Vec<String>,
+    /// helm-controller's user name: what it writes for a HelmRelease of the newest approved
+    /// commit whose chart comes from a chart repository is `delegated` to that release (in its
+    /// target namespace; a release with `serviceAccountName` is applied as that account).
+    pub helm_controller: String,
 }
 
 impl Default for Provenance {
@@ -184,6 +188,7 @@ impl Default for Provenance {
                 "system:serviceaccount:flux-system:helm-controller".into(),
                 "system:serviceaccount:argocd:argocd-application-controller".into(),
             ],
+            helm_controller: "system:serviceaccount:flux-system:helm-controller".into(),
         }
     }
 }

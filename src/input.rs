@@ -655,6 +655,10 @@ pub enum Status {
     Untraceable,
     Modified,
     Exempt,
+    /// Written by helm-controller for a HelmRelease of the newest approved commit whose chart
+    /// comes from a chart repository: Git approves the release (its pinned chart version and
+    /// values), not each object.
+    Delegated,
 }
 
 impl Status {
@@ -665,6 +669,7 @@ impl Status {
             Status::Untraceable => "untraceable",
             Status::Modified => "modified",
             Status::Exempt => "exempt",
+            Status::Delegated => "delegated",
         }
     }
 }

@@ -183,6 +183,7 @@ impl From<&Config> for Rules {
             },
             options: MatchOptions::from(&config.provenance),
             controllers: config.provenance.controllers.clone(),
+            helm_controller: config.provenance.helm_controller.clone(),
         }
     }
 }

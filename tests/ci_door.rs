@@ -380,3 +380,75 @@ fn a_kustomization_is_built_as_written_never_rewritten_by_gitgate() {
         "{report}"
     );
 }
+
+#[test]
+fn what_a_folder_renders_depends_on_that_folder_alone() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let kustomization =
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [pod.yaml]\n";
+    let pod = |privileged: bool| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, namespace: demo}}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext: {{privileged: {privileged}}}\n"
+        )
+    };
+    let base = || {
+        let repo = support::repo_with(&[
+            ("apps/prod/kustomization.yaml", kustomization.as_bytes()),
+            ("apps/prod/pod.yaml", pod(false).as_bytes()),
+        ]);
+        support::git(
+            repo.path(),
+            "a@example.com",
+            0,
+            &["checkout", "-q", "-b", "pr"],
+        );
+        repo
+    };
+    // A decoy kustomization elsewhere that builds the folder and deletes the Pod: the folder
+    // is still built on its own, as Flux builds it.
+    let repo = base();
+    let decoy = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../apps/prod]\npatches:\n- patch: |\n    $patch: delete\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: web, namespace: demo}\n";
+    support::commit_files(
+        repo.path(),
+        &[
+            ("docs/example/kustomization.yaml", decoy.as_bytes()),
+            ("apps/prod/pod.yaml", pod(true).as_bytes()),
+        ],
+        "a decoy",
+    );
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (code, out, err) = support::gitgate(
+            repo.path(),
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(out.contains("privileged"), "{format}: {out}");
+    }
+    // An empty kustomization above it: where the source is the repository's root, Flux's
+    // generated kustomization would build `apps` alone; the Pod's file, read by no source, is
+    // named in every format, never passed in silence.
+    let repo = base();
+    support::commit_files(
+        repo.path(),
+        &[
+            (
+                "apps/kustomization.yaml",
+                b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+            ),
+            ("apps/prod/pod.yaml", pod(true).as_bytes()),
+        ],
+        "an empty parent",
+    );
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (_, out, err) = support::gitgate(
+            repo.path(),
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
+        assert!(
+            out.contains("apps/prod/pod.yaml") && out.contains("applied by no source"),
+            "{format}: {out}{err}"
+        );
+    }
+}

@@ -542,3 +542,134 @@ fn check_follows_an_argo_cd_app_of_apps_and_reports_what_it_does_not_follow() {
         "{text}"
     );
 }
+
+const PODINFO_RELEASE: &str = "apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: podinfo, namespace: podinfo}
+spec:
+  interval: 5m
+  url: https://stefanprodan.github.io/podinfo
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo, namespace: podinfo}
+spec:
+  interval: 50m
+  releaseName: podinfo
+  chart:
+    spec:
+      chart: podinfo
+      version: 6.9.2
+      sourceRef: {kind: HelmRepository, name: podinfo}
+  values:
+    replicaCount: 2
+";
+
+/// What helm-controller writes for release `podinfo/podinfo` in `namespace`.
+fn from_the_chart(namespace: &str) -> Value {
+    let mut d: Value = serde_saphyr::from_str(
+        &WEB.replace("${replicas}", "2")
+            .replace("${version}", "6.9.2"),
+    )
+    .unwrap();
+    d["metadata"] = json!({
+        "name": "podinfo", "namespace": namespace,
+        "uid": "5d1c0f7e-94a1-4d5e-9b8d-0d4b1a3f5e22", "resourceVersion": "912",
+        "creationTimestamp": "2026-12-01T10:00:00Z",
+        "labels": {"helm.toolkit.fluxcd.io/name": "podinfo", "helm.toolkit.fluxcd.io/namespace": "podinfo",
+                   "app.kubernetes.io/managed-by": "Helm"},
+        "annotations": {"meta.helm.sh/release-name": "podinfo", "meta.helm.sh/release-namespace": "podinfo"},
+        "managedFields": [{"apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}},
+                           "manager": "helm-controller", "operation": "Update", "time": "2026-12-01T10:00:00Z"}]
+    });
+    d
+}
+
+#[test]
+fn what_helm_controller_writes_for_a_chart_repository_release_is_delegated_to_it() {
+    let repo = support::repo_with(&[
+        (
+            "clusters/production/podinfo.yaml",
+            PODINFO_RELEASE.as_bytes(),
+        ),
+        ("clusters/production/vars.yaml", CLUSTER_VARS.as_bytes()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::start(
+        dir.path(),
+        &format!(
+            "repository:\n  url: {}\n  refresh: 100ms\n  sources:\n  - {{path: clusters/production, follow: flux}}\n",
+            repo.path().display()
+        ),
+    );
+    gate.wait_ready();
+    const HELM: &str = "system:serviceaccount:flux-system:helm-controller";
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        HELM,
+        &from_the_chart("podinfo"),
+        None,
+    ));
+    assert!(allowed(&answer), "helm-controller's object: {answer}");
+    assert_eq!(
+        answer["auditAnnotations"]["provenance"], "delegated",
+        "{answer}"
+    );
+    // Another identity, another namespace: refused.
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        FLUX,
+        &from_the_chart("podinfo"),
+        None,
+    ));
+    assert!(!allowed(&answer), "another writer: {answer}");
+    assert!(
+        message(&answer).contains("only system:serviceaccount:flux-system:helm-controller"),
+        "{answer}"
+    );
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        HELM,
+        &from_the_chart("shop"),
+        None,
+    ));
+    assert!(!allowed(&answer), "another namespace: {answer}");
+    // The release removed from Git: nothing is delegated to it any more.
+    support::git(
+        repo.path(),
+        "a@example.com",
+        1,
+        &["rm", "-q", "clusters/production/podinfo.yaml"],
+    );
+    support::git(
+        repo.path(),
+        "a@example.com",
+        1,
+        &["commit", "-qm", "no podinfo"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let answer = gate.review(request(
+            "CREATE",
+            DEPLOYMENT,
+            None,
+            HELM,
+            &from_the_chart("podinfo"),
+            None,
+        ));
+        if !allowed(&answer) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still delegated: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -756,7 +756,15 @@ fn unrendered_changes(
     let error = config.repository.unrendered == crate::config::Unrendered::Error;
     Ok(changed
         .into_iter()
-        .filter(|p| !ignored.ignores(p) && !head_layout.reads(p) && !base_layout.reads(p))
+        // A file the head holds counts as the head reads it; a removed one as the base did.
+        .filter(|p| {
+            let read = if head.contains_key(*p) {
+                head_layout.reads(p)
+            } else {
+                base_layout.reads(p)
+            };
+            !ignored.ignores(p) && !read
+        })
         .map(|path| Note {
             path: path.clone(),
             line: 0,

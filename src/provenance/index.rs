@@ -96,6 +96,23 @@ struct Newest {
     autoscaled: HashMap<(Option<String>, String, String), (i64, i64)>,
     /// Its LimitRanges' container defaults, by namespace.
     limits: HashMap<String, LimitDefaults>,
+    /// Its HelmReleases whose chart comes from a chart repository (nothing renders them
+    /// from Git): (namespace, name) → what helm-controller's objects for it may be.
+    delegated: HashMap<(String, String), Delegation>,
+}
+
+/// A HelmRelease whose chart comes from a chart repository: the objects helm-controller
+/// writes for it are delegated to it, in its target namespace, from the identity it applies
+/// as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    /// Where its objects go: `spec.targetNamespace`, else its own namespace.
+    pub namespace: String,
+    /// `spec.serviceAccountName` (Flux's multi-tenancy impersonation), when set: the
+    /// release's objects are written as `system:serviceaccount:<its namespace>:<name>`.
+    pub service_account: Option<String>,
+    /// The chart and its pinned version, for messages.
+    pub chart: String,
 }
 
 impl Newest {
@@ -131,6 +148,40 @@ impl Newest {
                         .unwrap_or(min);
                     self.autoscaled
                         .insert((key.2.clone(), kind, name), (min, max));
+                }
+            }
+            ("helm.toolkit.fluxcd.io", "HelmRelease") => {
+                let text = |p: &str| object.pointer(p).and_then(Value::as_str);
+                let from_repository = object.pointer("/spec/chartRef").is_some()
+                    || text("/spec/chart/spec/sourceRef/kind")
+                        .is_some_and(|k| k != "GitRepository");
+                let namespace = key.2.clone().unwrap_or_else(|| "flux-system".into());
+                if from_repository {
+                    let chart = match object.pointer("/spec/chartRef") {
+                        Some(r) => format!(
+                            "{} {}",
+                            r.get("kind").and_then(Value::as_str).unwrap_or(""),
+                            r.get("name").and_then(Value::as_str).unwrap_or("")
+                        ),
+                        None => format!(
+                            "{} {}",
+                            text("/spec/chart/spec/chart").unwrap_or(""),
+                            text("/spec/chart/spec/version").unwrap_or("*")
+                        ),
+                    };
+                    self.delegated.insert(
+                        (namespace.clone(), key.3.clone()),
+                        Delegation {
+                            namespace: text("/spec/targetNamespace")
+                                .filter(|s| !s.is_empty())
+                                .unwrap_or(&namespace)
+                                .to_string(),
+                            service_account: text("/spec/serviceAccountName")
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string),
+                            chart,
+                        },
+                    );
                 }
             }
             ("kustomize.toolkit.fluxcd.io", "Kustomization") => {
@@ -777,6 +828,14 @@ impl Index {
             .rev()
             .find(|(seq, _)| *seq > held)
             .map(|(_, c)| *c)
+    }
+
+    /// The HelmRelease `namespace/name` of the newest approved commit, when its chart comes
+    /// from a chart repository (what helm-controller writes for it is delegated to it).
+    pub fn delegation(&self, namespace: &str, name: &str) -> Option<&Delegation> {
+        self.newest
+            .delegated
+            .get(&(namespace.to_string(), name.to_string()))
     }
 
     /// Whether the window holds no approved commit: the gate fails closed.

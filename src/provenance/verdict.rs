@@ -40,6 +40,9 @@ pub struct Rules {
     pub options: MatchOptions,
     /// Who may add or change a tracking stamp (user names or groups).
     pub controllers: Vec<String>,
+    /// helm-controller's user name: the objects it writes for a HelmRelease whose chart comes
+    /// from a chart repository are delegated to that release.
+    pub helm_controller: String,
 }
 
 /// `exempt:`: who and what is exempt from provenance.
@@ -156,6 +159,11 @@ pub fn judge_in(
         );
     }
     let versions = index.lookup(&identity);
+    if versions.is_empty()
+        && let Some(v) = delegated(review, index, &rules, object, &identity)
+    {
+        return v;
+    }
     if versions.is_empty() {
         return Verdict::simple(
             Status::Untraceable,
@@ -376,6 +384,68 @@ fn identity_of(review: &Review, subject: Option<&Value>) -> Option<Identity> {
 /// Who writes, for tracking stamps: the GitOps controller (`provenance.controllers` names its
 /// user, or a group it is in, such as the service accounts of Flux's tenants), anyone else,
 /// or not known (a request with no user: an audit of the cluster).
+/// The verdict of an object Git does not hold that carries helm-controller's labels for a
+/// HelmRelease of the newest approved commit whose chart comes from a chart repository:
+/// delegated to that release when helm-controller (or the service account the release names)
+/// writes it in the release's target namespace; refused otherwise. `None` when the labels name
+/// no such release.
+fn delegated(
+    review: &Review,
+    index: &Index,
+    rules: &Rules,
+    object: &Value,
+    identity: &Identity,
+) -> Option<Verdict> {
+    let label = |k: &str| {
+        object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+    };
+    let name = label("helm.toolkit.fluxcd.io/name")?;
+    let namespace = label("helm.toolkit.fluxcd.io/namespace")?;
+    let release = index.delegation(namespace, name)?;
+    let what = identity.describe();
+    let writer = match &release.service_account {
+        Some(sa) => format!("system:serviceaccount:{namespace}:{sa}"),
+        None => rules.helm_controller.clone(),
+    };
+    let user = review
+        .user_info
+        .as_ref()
+        .and_then(|u| u.username.as_deref())
+        .unwrap_or("an unknown user");
+    if user != writer {
+        return Some(Verdict::simple(
+            Status::Untraceable,
+            format!(
+                "{what} carries the labels of HelmRelease {namespace}/{name}, but {user} writes it: only {writer} applies that release's objects"
+            ),
+        ));
+    }
+    if identity.namespace.as_deref() != Some(release.namespace.as_str()) {
+        return Some(Verdict::simple(
+            Status::Untraceable,
+            format!(
+                "{what} is not in namespace {}, where HelmRelease {namespace}/{name} installs its chart",
+                release.namespace
+            ),
+        ));
+    }
+    let commit = index.last_approved().map(|c| c.to_string());
+    Some(Verdict {
+        commit: commit.clone(),
+        ..Verdict::simple(
+            Status::Delegated,
+            format!(
+                "delegated to HelmRelease {namespace}/{name} of approved commit {} (chart {}): Git approves the release, its chart version and values, not each object",
+                commit.as_deref().map_or("?", short),
+                release.chart
+            ),
+        )
+    })
+}
+
 fn writer_of(review: &Review, rules: &Rules) -> Writer {
     let Some(user) = review.user_info.as_ref() else {
         return Writer::Unknown;

@@ -115,7 +115,14 @@ fn record(
     previous: &BTreeSet<(String, &'static str)>,
 ) -> BTreeSet<(String, &'static str)> {
     let audit = outcome.report.audit.clone().unwrap_or_default();
-    for status in ["traceable", "untraceable", "modified", "exempt", "none"] {
+    for status in [
+        "traceable",
+        "untraceable",
+        "modified",
+        "exempt",
+        "delegated",
+        "none",
+    ] {
         let n = audit.provenance.get(status).copied().unwrap_or(0);
         metrics::gauge!("gitgate_audit_objects", "status" => status).set(n as f64);
     }
