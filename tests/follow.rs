@@ -673,3 +673,46 @@ fn what_helm_controller_writes_for_a_chart_repository_release_is_delegated_to_it
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_helm_release_with_a_chart_of_this_repository_is_templated_as_helm_controller_does() {
+    let Some(helm) = support::engines::helm() else {
+        return;
+    };
+    let release = |privileged: bool| {
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {{name: web, namespace: flux-system}}\nspec:\n  targetNamespace: prod\n  chart:\n    spec:\n      chart: ./charts/web\n      sourceRef: {{kind: GitRepository, name: flux-system}}\n  values:\n    privileged: {privileged}\n"
+        )
+    };
+    let template = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n  namespace: {{ .Release.Namespace }}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext: {privileged: {{ .Values.privileged }}}\n";
+    let config = format!(
+        "repository:\n  sources: [{{path: clusters/production, follow: flux}}]\nrender:\n  helmBinary: {}\n",
+        helm.display()
+    );
+    let repo = support::repo_with(&[
+        ("gitgate.yaml", config.as_bytes()),
+        ("clusters/production/web.yaml", release(false).as_bytes()),
+        (
+            "charts/web/Chart.yaml",
+            b"apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        ("charts/web/values.yaml", b"privileged: false\n"),
+        ("charts/web/templates/pod.yaml", template.as_bytes()),
+    ]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    support::commit_files(
+        dir,
+        &[("clusters/production/web.yaml", release(true).as_bytes())],
+        "privileged values",
+    );
+    for format in ["text", "json", "sarif", "junit", "github"] {
+        let (code, out, err) =
+            support::gitgate(dir, &["check", "--base", "main", "--head", "pr", "-o", format]);
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(out.contains("privileged"), "{format}: {out}");
+    }
+    // Released as helm-controller names it: `<targetNamespace>-<name>` in the target namespace.
+    let (_, out, _) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
+    assert!(out.contains("Pod prod/prod-web"), "{out}");
+}
