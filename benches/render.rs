@@ -1,7 +1,9 @@
 //! Indexing a window of rendered sources: a repository of 50 kustomize overlays over 10
 //! shared bases and one Helm chart, 200 commits each bumping one overlay's image; the cold
 //! index of the 200-commit window, then one new commit touching one overlay, and one touching
-//! a shared base (five overlays render again).
+//! a shared base (five overlays render again). Then the same repository in follow mode: one
+//! cluster entry (`clusters/production`, `follow: flux`) holding 50 Flux Kustomizations, one
+//! per overlay, each with a `targetNamespace`; cold, and a new commit touching one overlay.
 //!
 //! `cargo bench --bench render`; kustomize is `kustomize` or `kubectl kustomize` on PATH, helm
 //! is `helm` on PATH or the stand-in of the tests (Python with helm-python-sdk); the chart is
@@ -242,5 +244,67 @@ fn main() {
         "| a new commit touching a base of five overlays | {:.0} ms | peak RSS {:.0} MiB |",
         t.elapsed().as_secs_f64() * 1000.0,
         peak_rss_mib()
+    );
+    follow(d, &repo, w);
+}
+
+/// The follow-mode rows: 50 Flux Kustomizations in one cluster folder, followed.
+fn follow(d: &Path, repo: &Repo, w: Window) {
+    write(
+        d,
+        "clusters/production/flux-system/gotk-sync.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {url: https://example.com/fleet, ref: {branch: main}}\n",
+    );
+    for i in 0..OVERLAYS {
+        write(
+            d,
+            &format!("clusters/production/app-{i:02}.yaml"),
+            &format!(
+                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: app-{i:02}, namespace: flux-system}}\nspec:\n  sourceRef: {{kind: GitRepository, name: flux-system}}\n  path: ./overlays/app-{i:02}\n  targetNamespace: prod-{i:02}\n"
+            ),
+        );
+    }
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-q", "-m", "50 Flux Kustomizations"]);
+    for c in 1..COMMITS {
+        let i = c % OVERLAYS;
+        for (p, t) in overlay(i, 2000 + c) {
+            write(d, &p, &t);
+        }
+        git(d, &["commit", "-q", "-am", &format!("app-{i:02} 2.{c}.0")]);
+    }
+    let sources = vec![SourceSpec {
+        path: "clusters/production".into(),
+        follow: Some(gitgate::render::Follow::Flux),
+        ..SourceSpec::default()
+    }];
+    let renderer = Renderer::new(sources, &[], Settings::default(), "default");
+    let tip = repo.resolve("main").unwrap();
+    let t = Instant::now();
+    let commits = window(repo, tip, w, None).unwrap();
+    let index = Index::build_with(repo, &commits, renderer, "default").unwrap();
+    let cold = t.elapsed();
+    assert!(
+        index.render_errors().is_empty(),
+        "{:?}",
+        index.render_errors()
+    );
+    println!(
+        "| follow: cold {COMMITS}-commit window, 1 cluster entry, {OVERLAYS} Flux Kustomizations ({} versions) | {:.2} s | peak RSS {:.0} MiB |",
+        index.len(),
+        cold.as_secs_f64(),
+        peak_rss_mib()
+    );
+    for (p, t) in overlay(7, 9999) {
+        write(d, &p, &t);
+    }
+    git(d, &["commit", "-q", "-am", "one overlay, followed"]);
+    let tip = repo.resolve("main").unwrap();
+    let t = Instant::now();
+    let commits = window(repo, tip, w, None).unwrap();
+    let _ = index.advance(repo, &commits).unwrap();
+    println!(
+        "| follow: a new commit touching one overlay | {:.0} ms | |",
+        t.elapsed().as_secs_f64() * 1000.0
     );
 }

@@ -817,7 +817,7 @@ fn a_whole_flux_repository_renders_each_overlay_and_its_base_as_flux_generates()
     assert_eq!(
         sources,
         vec![
-            "apps/base/podinfo \"*\"".to_string(),
+            "apps/base/podinfo \"6.5.x\"".to_string(),
             "apps/production \">=6.0.0\"".to_string(),
             "apps/staging \">=6.0.0-0\"".to_string()
         ],
