@@ -226,6 +226,17 @@ pub fn unreadable(path: &str, e: &manifest::ManifestError) -> Note {
 pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note>) {
     let mut objects = Vec::new();
     let mut notes = Vec::new();
+    // A Git LFS pointer: what the file holds is stored outside Git; a controller with LFS
+    // reads it, gitgate cannot.
+    if bytes.starts_with(b"version https://git-lfs.github.com/spec/") {
+        notes.push(Note {
+            path: path.to_string(),
+            line: 1,
+            message: "not checked: a Git LFS pointer (the file's content is stored outside Git, where gitgate does not read it)".into(),
+            kind: NoteKind::Unverifiable,
+        });
+        return (objects, notes);
+    }
     let docs = match manifest::parse_bytes(path, bytes) {
         Ok(docs) => manifest::expand_lists(docs),
         Err(e) => {

@@ -424,6 +424,30 @@ fn serve_admits_what_flux_applies_through_its_kustomizations_and_nothing_else() 
         None,
     ));
     assert!(!allowed(&answer), "another image: {answer}");
+    // Flux's tracking labels name the Kustomization that renders the object, no other.
+    let mut mislabelled = web("nginx:1.27");
+    mislabelled["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = json!("infra-configs");
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        FLUX,
+        &mislabelled,
+        None,
+    ));
+    assert!(!allowed(&answer), "another Kustomization's label: {answer}");
+    // Also where the Kustomization's path is its ExternalArtifact's, not the repository's.
+    let mut mislabelled = patched.clone();
+    mislabelled["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = json!("web");
+    let answer = gate.review(request(
+        "CREATE",
+        CLUSTER_ISSUER,
+        None,
+        FLUX,
+        &mislabelled,
+        None,
+    ));
+    assert!(!allowed(&answer), "another Kustomization's label: {answer}");
     // What only staging's Kustomization applies is not production's.
     let staging = applied(
         json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -707,8 +731,10 @@ fn a_helm_release_with_a_chart_of_this_repository_is_templated_as_helm_controlle
         "privileged values",
     );
     for format in ["text", "json", "sarif", "junit", "github"] {
-        let (code, out, err) =
-            support::gitgate(dir, &["check", "--base", "main", "--head", "pr", "-o", format]);
+        let (code, out, err) = support::gitgate(
+            dir,
+            &["check", "--base", "main", "--head", "pr", "-o", format],
+        );
         assert_eq!(code, 1, "{format}: {out}{err}");
         assert!(out.contains("privileged"), "{format}: {out}");
     }

@@ -564,7 +564,7 @@ impl Index {
         let mut used_units = HashSet::new();
         let mut still_held: Vec<Key> = Vec::new();
         for unit in &layout.units {
-            let source: Arc<str> = Arc::from(crate::render::paths::display(&unit.dir));
+            let source: Arc<str> = Arc::from(unit.name());
             match self.units.get(&unit.key) {
                 Some(parsed) => {
                     used_units.insert(unit.key.clone());
@@ -752,6 +752,18 @@ impl Index {
     /// file) most closely, as (name, namespace); `None` when none does, or when two with the
     /// same path do.
     pub fn flux_kustomization(&self, source: &str, path: &str) -> Option<(String, String)> {
+        // A followed source names the Kustomization that builds it: `dir (Kustomization ns/name)`.
+        if let Some(by) = source
+            .strip_suffix(')')
+            .and_then(|s| s.rsplit_once(" (Kustomization "))
+            .and_then(|(_, by)| by.split_once('/'))
+        {
+            return Some((by.1.to_string(), by.0.to_string()));
+        }
+        if source.ends_with(')') && source.contains(" (") {
+            // Followed from another controller object (a HelmRelease, an Application).
+            return None;
+        }
         let under = |dir: &str, p: &str| {
             dir.is_empty() || p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
         };

@@ -1512,7 +1512,10 @@ fn add_plain(
         path.to_string(),
         PlainFile {
             blob,
-            source: paths::display(from.source.1).into(),
+            source: match from.by {
+                Some(by) => format!("{} ({by})", paths::display(from.source.1)).into(),
+                None => paths::display(from.source.1).into(),
+            },
             namespace: from.namespace.map(Arc::from),
         },
     );
