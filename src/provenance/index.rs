@@ -99,6 +99,8 @@ struct Newest {
     /// Its HelmReleases whose chart comes from a chart repository (nothing renders them
     /// from Git): (namespace, name) → what helm-controller's objects for it may be.
     delegated: HashMap<(String, String), Delegation>,
+    /// Its Flux Kustomizations' `serviceAccountName`s: (namespace, name) → account.
+    flux_accounts: HashMap<(String, String), String>,
 }
 
 /// A HelmRelease whose chart comes from a chart repository: the objects helm-controller
@@ -191,6 +193,14 @@ impl Newest {
                     .unwrap_or("");
                 let path = crate::render::paths::join("", path).unwrap_or_default();
                 let namespace = key.2.clone().unwrap_or_default();
+                if let Some(sa) = object
+                    .pointer("/spec/serviceAccountName")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                {
+                    self.flux_accounts
+                        .insert((namespace.clone(), key.3.clone()), sa.to_string());
+                }
                 if !self
                     .flux
                     .iter()
@@ -848,6 +858,15 @@ impl Index {
         self.newest
             .delegated
             .get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// The `serviceAccountName` of Flux Kustomization `namespace/name` of the newest approved
+    /// commit, when it sets one.
+    pub fn flux_service_account(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.newest
+            .flux_accounts
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(String::as_str)
     }
 
     /// Whether the window holds no approved commit: the gate fails closed.

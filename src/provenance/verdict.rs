@@ -200,8 +200,23 @@ pub fn judge_in(
     );
     let mut closest = None;
     for version in versions {
+        let flux = index.flux_kustomization(&version.source, &version.path);
+        // A Kustomization's `serviceAccountName` (Flux's multi-tenancy) is the identity its
+        // objects are applied as: the GitOps controller for those objects only.
+        let writer = match (&flux, writer) {
+            (Some((name, namespace)), Writer::Other)
+                if index
+                    .flux_service_account(namespace, name)
+                    .is_some_and(|sa| {
+                        user_is(review, &format!("system:serviceaccount:{namespace}:{sa}"))
+                    }) =>
+            {
+                Writer::Controller
+            }
+            _ => writer,
+        };
         let expected = ExpectedStamps {
-            flux: index.flux_kustomization(&version.source, &version.path),
+            flux,
             argo_app: None,
         };
         let context = matching::Context {
@@ -444,6 +459,15 @@ fn delegated(
             ),
         )
     })
+}
+
+/// Whether the request's user is `name`.
+fn user_is(review: &Review, name: &str) -> bool {
+    review
+        .user_info
+        .as_ref()
+        .and_then(|u| u.username.as_deref())
+        == Some(name)
 }
 
 fn writer_of(review: &Review, rules: &Rules) -> Writer {
