@@ -757,3 +757,39 @@ fn a_helm_release_with_a_chart_of_this_repository_is_templated_as_helm_controlle
     let (_, out, _) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
     assert!(out.contains("Pod prod/prod-web"), "{out}");
 }
+
+#[test]
+fn a_parent_that_patches_its_child_kustomizations_is_applied_first() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let repo = flux_repository(FOLLOW_FLUX);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    // The bootstrap Kustomization patches every child Kustomization's variables.
+    let parent = format!(
+        "{GOTK_SYNC}  patches:\n  - patch: |\n      - op: replace\n        path: /spec/postBuild/substitute/version\n        value: \"1.28\"\n    target: {{kind: Kustomization, name: web}}\n"
+    );
+    support::commit_files(
+        dir,
+        &[(
+            "clusters/production/flux-system/gotk-sync.yaml",
+            parent.as_bytes(),
+        )],
+        "a newer version for every child",
+    );
+    let (code, out, err) = support::gitgate(
+        dir,
+        &["check", "--base", "main", "--head", "pr", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let deployments: Vec<&Value> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["object"] == "Deployment.apps web/web")
+        .collect();
+    assert_eq!(deployments.len(), 1, "{out}");
+    assert_eq!(deployments[0]["operation"], "UPDATE", "{out}");
+}

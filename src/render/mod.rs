@@ -396,6 +396,7 @@ impl Renderer {
         layout: &mut Layout,
         (mut new_plain, mut new_units): (Vec<String>, Vec<usize>),
     ) -> Result<(), GitError> {
+        let first_unit = new_units.first().copied().unwrap_or(layout.units.len());
         let controllers = match mode {
             Follow::Flux => follow::Controllers::Flux,
             Follow::Argocd => follow::Controllers::ArgoCd,
@@ -460,6 +461,32 @@ impl Renderer {
                     ),
                 });
                 break;
+            }
+            // The entry's own Kustomization (Flux's bootstrap `flux-system` applies the
+            // folder it sits in) with patches of its own: what Flux applies from the folder is
+            // that build, not the folder alone; its children are read from it (a parent that
+            // patches its child Kustomizations is applied first, as Flux does).
+            if depth == 0
+                && let Some(i) = targets.iter().position(|t| {
+                    t.dir == spec.path && matches!(&t.build, Build::Flux(o) if !o.is_empty())
+                })
+            {
+                let own = targets.into_iter().nth(i).expect("found above");
+                for path in &new_plain {
+                    layout.plain.remove(path);
+                }
+                layout.units.truncate(first_unit);
+                pool.clear();
+                new_plain = Vec::new();
+                new_units = Vec::new();
+                self.add_target(
+                    at,
+                    (index, spec),
+                    own,
+                    layout,
+                    (&mut new_plain, &mut new_units),
+                )?;
+                continue;
             }
             layout.said.extend(said);
             new_plain = Vec::new();
