@@ -793,3 +793,72 @@ fn a_parent_that_patches_its_child_kustomizations_is_applied_first() {
     assert_eq!(deployments.len(), 1, "{out}");
     assert_eq!(deployments[0]["operation"], "UPDATE", "{out}");
 }
+
+#[test]
+fn serve_admits_what_an_argo_cd_application_applies_with_its_tracking_label() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let deployment = WEB
+        .replace("  replicas: ${replicas}\n", "")
+        .replace("${version}", "1.27");
+    let repo = support::repo_with(&[
+        (
+            "kustomize-guestbook/kustomization.yaml",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n",
+        ),
+        ("kustomize-guestbook/deploy.yaml", deployment.as_bytes()),
+    ]);
+    // The Applications name the repository the webhook mirrors (here, by its path).
+    let url = format!("file://{}", repo.path().display());
+    let root = ARGO_ROOT.replace("https://github.com/acme/fleet.git", &url);
+    let guestbook = ARGO_GUESTBOOK.replace("https://github.com/acme/fleet.git", &url);
+    support::commit_files(
+        repo.path(),
+        &[
+            ("argocd/root.yaml", root.as_bytes()),
+            ("argocd/apps/guestbook.yaml", guestbook.as_bytes()),
+        ],
+        "the applications",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::start(
+        dir.path(),
+        &format!(
+            "repository:\n  url: {}\n  refresh: 100ms\n  sources:\n  - {{path: argocd/root.yaml, follow: argocd}}\n",
+            repo.path().display()
+        ),
+    );
+    gate.wait_ready();
+    const ARGO: &str = "system:serviceaccount:argocd:argocd-application-controller";
+    let live = |instance: &str| {
+        let mut d: Value = serde_saphyr::from_str(&deployment).unwrap();
+        d["metadata"] = json!({
+            "name": "kg-web", "namespace": "guestbook",
+            "uid": "7d1c0f7e-94a1-4d5e-9b8d-0d4b1a3f5e23", "resourceVersion": "77",
+            "creationTimestamp": "2026-12-01T10:00:00Z",
+            "labels": {"app.kubernetes.io/instance": instance},
+            "managedFields": [{"apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}},
+                               "manager": "argocd-controller", "operation": "Apply", "time": "2026-12-01T10:00:00Z"}]
+        });
+        d
+    };
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        ARGO,
+        &live("kustomize-guestbook"),
+        None,
+    ));
+    assert!(allowed(&answer), "the Application's object: {answer}");
+    let answer = gate.review(request(
+        "CREATE",
+        DEPLOYMENT,
+        None,
+        ARGO,
+        &live("another-app"),
+        None,
+    ));
+    assert!(!allowed(&answer), "another Application's label: {answer}");
+}

@@ -217,7 +217,7 @@ pub fn judge_in(
         };
         let expected = ExpectedStamps {
             flux,
-            argo_app: None,
+            argo_app: followed_application(&version.source),
         };
         let context = matching::Context {
             crd: crd.as_deref(),
@@ -459,6 +459,16 @@ fn delegated(
             ),
         )
     })
+}
+
+/// The Argo CD Application a followed source names (`dir (Application ns/name)`): the
+/// value of its tracking stamps.
+fn followed_application(source: &str) -> Option<String> {
+    source
+        .strip_suffix(')')
+        .and_then(|s| s.rsplit_once(" (Application "))
+        .and_then(|(_, by)| by.split_once('/'))
+        .map(|(_, name)| name.to_string())
 }
 
 /// Whether the request's user is `name`.
