@@ -416,6 +416,12 @@ impl Index {
                         Some(layout) => layout,
                         None => self.renderer.layout(repo, c.id)?,
                     };
+                    // What `follow` does not follow, said once, for the newest commit.
+                    if window.first().is_some_and(|n| n.id == c.id) {
+                        for said in &layout.said {
+                            tracing::info!(commit = %c.id, file = %said.path, line = said.line, "{}", said.message);
+                        }
+                    }
                     self.push(repo, c.id, layout, &prefetched)?
                 }
                 Err(e) => self.refused.push((c.id, e.to_string())),
