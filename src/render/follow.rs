@@ -815,6 +815,16 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
     let destination = text(app, "/spec/destination/namespace")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
+    // Sources that only lend their files to the others (`ref: values`, written `$values/...`
+    // in value files): those of this repository on the protected branch.
+    let refs: Vec<&str> = sources
+        .iter()
+        .filter(|s| {
+            this.is(text(s, "/repoURL").unwrap_or(""))
+                && this.on_branch(text(s, "/targetRevision").unwrap_or(""))
+        })
+        .filter_map(|s| text(s, "/ref"))
+        .collect();
     let mut out = Vec::new();
     for source in sources {
         let url = text(source, "/repoURL").unwrap_or("");
@@ -905,7 +915,24 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
                     .to_string(),
             ),
             namespace: destination.clone(),
-            value_files: strings(source.pointer("/helm/valueFiles")),
+            value_files: {
+                let up = "../".repeat(dir.split('/').filter(|s| !s.is_empty()).count());
+                let mut files = Vec::new();
+                for f in strings(source.pointer("/helm/valueFiles")) {
+                    match f.strip_prefix('$').and_then(|r| r.split_once('/')) {
+                        Some((name, rest)) if refs.contains(&name) => {
+                            files.push(format!("{up}{}", paths::clean(rest)))
+                        }
+                        Some((name, _)) => {
+                            return Err(format!(
+                                "{by}: not followed: its value file {f} comes from source ${name}, which is not this repository's protected branch"
+                            ));
+                        }
+                        None => files.push(f),
+                    }
+                }
+                files
+            },
             values: values
                 .as_object()
                 .is_some_and(|m| !m.is_empty())
@@ -1128,6 +1155,31 @@ mod tests {
         assert_eq!(said.len(), 2);
         assert!(said[0].message.contains("HelmRepository podinfo"));
         assert!(said[1].message.contains("revision v1.0.0"));
+    }
+
+    #[test]
+    fn a_multi_source_application_reads_value_files_of_its_ref_source() {
+        let app = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "web", "namespace": "argocd"},
+            "spec": {"sources": [
+                {"repoURL": "https://github.com/acme/fleet", "path": "charts/web", "targetRevision": "main",
+                 "helm": {"valueFiles": ["$values/envs/prod/web.yaml", "values-extra.yaml"]}},
+                {"repoURL": "https://github.com/acme/fleet", "targetRevision": "main", "ref": "values"}],
+                "destination": {"namespace": "web"}}});
+        let objects = vec![app];
+        let f = found(&objects);
+        let (targets, said) = targets(&f, &f, Controllers::ArgoCd, &this());
+        assert!(said.is_empty(), "{said:?}");
+        let Build::ArgoCd { helm, .. } = &targets[0].build else {
+            panic!()
+        };
+        assert_eq!(
+            helm.value_files,
+            vec![
+                "../../envs/prod/web.yaml".to_string(),
+                "values-extra.yaml".into()
+            ]
+        );
     }
 
     #[test]
