@@ -98,6 +98,7 @@ pub struct Target {
 
 /// How a target's folder is built.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a handful per layout: boxing would buy nothing
 pub enum Build {
     /// As Flux builds a Kustomization's path (a generated kustomization where it has none).
     Flux(Overlay),
@@ -488,6 +489,8 @@ fn flux_kustomization(
             .collect(),
         images: array("images"),
         components: strings(k.pointer("/spec/components")),
+        ignore_missing_components: k.pointer("/spec/ignoreMissingComponents")
+            == Some(&Value::Bool(true)),
         metadata_labels: object_at(k, "/spec/commonMetadata/labels"),
         metadata_annotations: object_at(k, "/spec/commonMetadata/annotations"),
         ..Overlay::default()

@@ -661,7 +661,20 @@ impl Renderer {
                 self.add_folder(at, spec, &place, Kind::Auto, tree, layout, new_plain)?;
                 new_units.extend(before..layout.units.len());
             }
-            Build::Flux(overlay) => {
+            Build::Flux(mut overlay) => {
+                if overlay.ignore_missing_components {
+                    let mut kept = Vec::new();
+                    for c in std::mem::take(&mut overlay.components) {
+                        let held = match paths::join(&target.dir, &c) {
+                            Some(p) => at.entry(&p)?.is_some(),
+                            None => true, // refused with its reference when built
+                        };
+                        if held {
+                            kept.push(c);
+                        }
+                    }
+                    overlay.components = kept;
+                }
                 let unit = overlaid(overlay)?;
                 push(layout, new_units, unit);
             }

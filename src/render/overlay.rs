@@ -31,6 +31,8 @@ pub struct Overlay {
     pub images: Vec<Value>,
     /// Components appended (paths relative to the folder).
     pub components: Vec<String>,
+    /// Flux's `ignoreMissingComponents`: a component the commit does not hold is left out.
+    pub ignore_missing_components: bool,
     /// Argo CD's `commonLabels` and `commonAnnotations` (kustomize's fields of those names).
     pub common_labels: Map<String, Value>,
     pub common_annotations: Map<String, Value>,
