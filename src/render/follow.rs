@@ -545,20 +545,13 @@ fn variables(
     pool: &[Found<'_>],
 ) -> Result<BTreeMap<String, String>, String> {
     let mut vars = BTreeMap::new();
-    for reference in post
-        .get("substituteFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let kind = text(reference, "/kind").unwrap_or("");
-        let name = text(reference, "/name").unwrap_or("");
-        let optional = reference.get("optional") == Some(&Value::Bool(true));
-        let held = pool.iter().find(|o| {
-            group_kind(o.object) == ("", kind)
-                && name_of(o.object) == name
-                && namespace_or(o.object, namespace) == namespace
-        });
+    for reference in items(post, "/substituteFrom") {
+        let DataRef {
+            kind,
+            name,
+            optional,
+            held,
+        } = data_ref(reference, namespace, pool);
         let Some(held) = held else {
             if optional {
                 continue;
@@ -586,6 +579,38 @@ fn variables(
         ));
     }
     Ok(vars)
+}
+
+/// The items of the array at `pointer` (none where there is no array).
+fn items<'a>(v: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A reference to a ConfigMap or a Secret (`{kind, name, optional}`), and the object of it
+/// Git holds in the referrer's namespace.
+struct DataRef<'a> {
+    kind: &'a str,
+    name: &'a str,
+    optional: bool,
+    held: Option<&'a Found<'a>>,
+}
+
+fn data_ref<'a>(reference: &'a Value, namespace: &str, pool: &'a [Found<'a>]) -> DataRef<'a> {
+    let kind = text(reference, "/kind").unwrap_or("");
+    let name = text(reference, "/name").unwrap_or("");
+    DataRef {
+        kind,
+        name,
+        optional: reference.get("optional") == Some(&Value::Bool(true)),
+        held: pool.iter().find(|o| {
+            group_kind(o.object) == ("", kind)
+                && name_of(o.object) == name
+                && namespace_or(o.object, namespace) == namespace
+        }),
+    }
 }
 
 /// The string data of a Git-held ConfigMap or Secret; a Secret encrypted with SOPS cannot be
@@ -688,21 +713,14 @@ fn helm_release(
         patched: Vec::new(),
     };
     let mut values = Value::Object(Map::new());
-    for reference in hr
-        .pointer("/spec/valuesFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let kind = text(reference, "/kind").unwrap_or("");
-        let name = text(reference, "/name").unwrap_or("");
+    for reference in items(hr, "/spec/valuesFrom") {
         let key = text(reference, "/valuesKey").unwrap_or("values.yaml");
-        let optional = reference.get("optional") == Some(&Value::Bool(true));
-        let held = pool.iter().find(|o| {
-            group_kind(o.object) == ("", kind)
-                && name_of(o.object) == name
-                && namespace_or(o.object, namespace) == namespace
-        });
+        let DataRef {
+            kind,
+            name,
+            optional,
+            held,
+        } = data_ref(reference, namespace, pool);
         let data = match held.map(|h| data_of(h.object, kind)) {
             Some(Ok(data)) => data,
             Some(Err(why)) => {
