@@ -862,3 +862,52 @@ fn serve_admits_what_an_argo_cd_application_applies_with_its_tracking_label() {
     ));
     assert!(!allowed(&answer), "another Application's label: {answer}");
 }
+
+#[test]
+fn variables_from_a_config_map_another_kustomization_applies_are_read() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let web = WEB_KUSTOMIZATION.replace(
+        "  postBuild:\n    substitute: {version: \"1.27\"}\n",
+        "  postBuild:\n    substitute: {replicas: \"2\"}\n",
+    );
+    let vars = |version: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cluster-vars, namespace: flux-system}}\ndata: {{version: \"{version}\"}}\n"
+        )
+    };
+    let config_ks = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: config, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./config\n";
+    let repo = support::repo_with(&[
+        ("gitgate.yaml", FOLLOW_FLUX.as_bytes()),
+        (
+            "clusters/production/flux-system/gotk-sync.yaml",
+            GOTK_SYNC.as_bytes(),
+        ),
+        ("clusters/production/web.yaml", web.as_bytes()),
+        ("clusters/production/config.yaml", config_ks.as_bytes()),
+        ("config/vars.yaml", vars("1.27").as_bytes()),
+        ("apps/web/deploy.yaml", WEB.as_bytes()),
+    ]);
+    let dir = repo.path();
+    support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+    support::commit_files(
+        dir,
+        &[("config/vars.yaml", vars("1.28").as_bytes())],
+        "a newer version",
+    );
+    let (code, out, err) = support::gitgate(
+        dir,
+        &["check", "--base", "main", "--head", "pr", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["object"] == "Deployment.apps web/web" && c["operation"] == "UPDATE"),
+        "{out}"
+    );
+}

@@ -492,15 +492,13 @@ impl Renderer {
             new_plain = Vec::new();
             new_units = Vec::new();
             for target in targets {
-                if matches!(&target.build, Build::Unverifiable(m) if m.contains("Git does not hold"))
-                {
-                    let object = pool
-                        .iter()
-                        .position(|(_, p, l, _)| *p == target.path && *l == target.line);
-                    if let Some(o) = object {
-                        unresolved.push((o, layout.units.len()));
-                    }
-                }
+                let missing = matches!(&target.build, Build::Unverifiable(m) if m.contains("Git does not hold"))
+                    .then(|| {
+                        pool.iter()
+                            .position(|(_, p, l, _)| *p == target.path && *l == target.line)
+                    })
+                    .flatten();
+                let before = layout.units.len();
                 self.add_target(
                     at,
                     (index, spec),
@@ -508,6 +506,13 @@ impl Renderer {
                     layout,
                     (&mut new_plain, &mut new_units),
                 )?;
+                // Only the unit this target added is replaced, should a later build hold
+                // what it lacked.
+                if let Some(o) = missing
+                    && layout.units.len() == before + 1
+                {
+                    unresolved.push((o, before));
+                }
             }
             if new_plain.is_empty() && new_units.is_empty() {
                 break;
