@@ -37,6 +37,7 @@ impl crate::render::Renderer {
         .with_repository(crate::render::follow::ThisRepository {
             url: config.repository.url.clone(),
             branch: config.repository.branch.clone(),
+            learned: Vec::new(),
         })
     }
 }

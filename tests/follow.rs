@@ -343,19 +343,8 @@ fn serve_admits_what_flux_applies_through_its_kustomizations_and_nothing_else() 
         return;
     }
     let repo = flux_repository("");
-    // Flux's GitRepository names the repository the webhook mirrors (here, by its path).
-    let sync = GOTK_SYNC.replace(
-        "ssh://git@github.com/acme/fleet",
-        &format!("file://{}", repo.path().display()),
-    );
-    support::commit_files(
-        repo.path(),
-        &[(
-            "clusters/production/flux-system/gotk-sync.yaml",
-            sync.as_bytes(),
-        )],
-        "the repository's URL",
-    );
+    // The webhook mirrors the repository by its path; the bootstrap GitRepository in the
+    // entry gives the URL Flux reads it by (ssh://git@github.com/acme/fleet).
     let dir = tempfile::tempdir().unwrap();
     let gate = Gate::start(
         dir.path(),
@@ -530,7 +519,7 @@ fn check_follows_an_argo_cd_app_of_apps_and_reports_what_it_does_not_follow() {
     let repo = support::repo_with(&[
         (
             "gitgate.yaml",
-            b"repository:\n  url: git@github.com:acme/fleet.git\n  sources: [{path: argocd/root.yaml, follow: argocd}]\n",
+            b"repository:\n  sources: [{path: argocd/root.yaml, follow: argocd}]\n",
         ),
         ("argocd/root.yaml", ARGO_ROOT.as_bytes()),
         ("argocd/apps/guestbook.yaml", ARGO_GUESTBOOK.as_bytes()),
@@ -809,15 +798,14 @@ fn serve_admits_what_an_argo_cd_application_applies_with_its_tracking_label() {
         ),
         ("kustomize-guestbook/deploy.yaml", deployment.as_bytes()),
     ]);
-    // The Applications name the repository the webhook mirrors (here, by its path).
-    let url = format!("file://{}", repo.path().display());
-    let root = ARGO_ROOT.replace("https://github.com/acme/fleet.git", &url);
-    let guestbook = ARGO_GUESTBOOK.replace("https://github.com/acme/fleet.git", &url);
+    // The webhook mirrors the repository by its path: the Applications' own URL is learned
+    // from the root Application, which the entry holds.
     support::commit_files(
         repo.path(),
         &[
-            ("argocd/root.yaml", root.as_bytes()),
-            ("argocd/apps/guestbook.yaml", guestbook.as_bytes()),
+            ("argocd/root.yaml", ARGO_ROOT.as_bytes()),
+            ("argocd/apps/guestbook.yaml", ARGO_GUESTBOOK.as_bytes()),
+            ("argocd/apps/elsewhere.yaml", ARGO_ELSEWHERE.as_bytes()),
         ],
         "the applications",
     );

@@ -135,17 +135,60 @@ pub struct Said {
 /// The repository the controllers' objects are compared with.
 #[derive(Debug, Clone, Default)]
 pub struct ThisRepository {
-    /// `repository.url`, when configured: `None` takes any URL as this repository's.
+    /// `repository.url`, when configured.
     pub url: Option<String>,
     /// The protected branch.
     pub branch: String,
+    /// Where `url` says nothing a controller could name (none is configured, or it is a path
+    /// on this machine): the URLs the entry's own controller objects give this repository
+    /// (see [`ThisRepository::learn`]). With none either, any URL is taken as this
+    /// repository's.
+    pub learned: Vec<String>,
 }
 
 impl ThisRepository {
+    /// Whether `repository.url` names a remote a controller would name too (not a path).
+    fn remote(&self) -> Option<&str> {
+        self.url
+            .as_deref()
+            .filter(|u| !(u.starts_with('/') || u.starts_with('.') || u.starts_with("file://")))
+    }
+
     fn is(&self, url: &str) -> bool {
-        match &self.url {
-            None => true,
-            Some(mine) => normalize(mine) == normalize(url),
+        if let Some(mine) = self.remote() {
+            return normalize(mine) == normalize(url);
+        }
+        self.learned.is_empty() || self.learned.contains(&normalize(url))
+    }
+
+    /// Learns this repository's URL from the controller objects of a source's own folder,
+    /// where `repository.url` cannot say it: Flux's bootstrap `GitRepository`
+    /// (`flux-system/flux-system`, the source of the folder that holds it) and the sources
+    /// of the Argo CD Applications written there.
+    pub fn learn(&mut self, found: &[Found<'_>]) {
+        if self.remote().is_some() {
+            return;
+        }
+        for f in found {
+            let urls: Vec<&str> = match group_kind(f.object) {
+                ("source.toolkit.fluxcd.io", "GitRepository")
+                    if name_of(f.object) == "flux-system"
+                        && namespace_or(f.object, "flux-system") == "flux-system" =>
+                {
+                    text(f.object, "/spec/url").into_iter().collect()
+                }
+                ("argoproj.io", "Application") => items(f.object, "/spec/sources")
+                    .chain(f.object.pointer("/spec/source"))
+                    .filter_map(|s| text(s, "/repoURL"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for url in urls {
+                let url = normalize(url);
+                if !url.is_empty() && !self.learned.contains(&url) {
+                    self.learned.push(url);
+                }
+            }
         }
     }
 
@@ -1045,6 +1088,7 @@ mod tests {
         ThisRepository {
             url: Some("https://github.com/acme/fleet.git".into()),
             branch: "main".into(),
+            learned: Vec::new(),
         }
     }
 
@@ -1201,6 +1245,31 @@ mod tests {
                 "values-extra.yaml".into()
             ]
         );
+    }
+
+    #[test]
+    fn without_a_remote_url_this_repository_is_what_the_entrys_own_objects_name() {
+        let objects = vec![
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                   "metadata": {"name": "root", "namespace": "argocd"},
+                   "spec": {"source": {"repoURL": "https://github.com/acme/fleet.git", "path": "apps"}}}),
+        ];
+        let mut local = ThisRepository {
+            url: Some("/tmp/mirror".into()),
+            branch: "main".into(),
+            learned: Vec::new(),
+        };
+        assert!(
+            local.is("https://github.com/acme/anything"),
+            "nothing learned: any"
+        );
+        local.learn(&found(&objects));
+        assert!(local.is("git@github.com:acme/fleet"));
+        assert!(!local.is("https://github.com/acme/other"));
+        // A remote URL configured is the one compared.
+        let mut strict = this();
+        strict.learn(&found(&objects));
+        assert!(strict.learned.is_empty());
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl Renderer {
             this: Arc::new(ThisRepository {
                 url: None,
                 branch: "main".into(),
+                learned: Vec::new(),
             }),
             settings: Arc::new(settings),
             default_namespace: default_namespace.into(),
@@ -402,6 +403,7 @@ impl Renderer {
             Follow::Argocd => follow::Controllers::ArgoCd,
             Follow::Auto => follow::Controllers::Both,
         };
+        let mut this = ThisRepository::clone(&self.this);
         // Every object read so far: the pool the controller objects' references are read in.
         let mut pool: Vec<(Value, String, usize, Lines)> = Vec::new();
         // Targets whose variables or values Git did not hold when they were met: read again
@@ -445,11 +447,16 @@ impl Renderer {
                     })
                     .collect()
             };
+            // What this repository's URL is, from the source's own folder, where the
+            // configuration cannot say it.
+            if depth == 0 {
+                this.learn(&found(0..pool.len()));
+            }
             let (targets, said) = follow::targets(
                 &found(start..pool.len()),
                 &found(0..pool.len()),
                 controllers,
-                &self.this,
+                &this,
             );
             if depth == FOLLOW_DEPTH && !targets.is_empty() {
                 layout.said.push(Said {
@@ -529,8 +536,7 @@ impl Renderer {
             })
             .collect();
         for (object, unit) in unresolved {
-            let (targets, _) =
-                follow::targets(&all[object..=object], &all, controllers, &self.this);
+            let (targets, _) = follow::targets(&all[object..=object], &all, controllers, &this);
             let Some(target) = targets.into_iter().next() else {
                 continue;
             };
