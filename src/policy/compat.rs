@@ -36,7 +36,143 @@ pub fn rewrite(text: &str) -> String {
     let text = apply(&text, import_edits(&text));
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
-    apply(&text, sprintf_edits(&text))
+    let text = apply(&text, with_rule_edits(&text));
+    let text = apply(&text, sprintf_edits(&text));
+    apply(&text, metadata_edits(&text))
+}
+
+/// `with name as value` where `name` is a rule of this module (OPA resolves a bare rule name
+/// against the package; regorus answers "undefined rule"): the target is written by its full
+/// path, `with data.pkg.name as value`. Functions (`with f as g`) are left as they are.
+fn with_rule_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static WITH: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bwith[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+as\b").expect("a valid regex")
+    });
+    static PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^package[ \t]+([A-Za-z0-9_.]+)").expect("a valid regex")
+    });
+    let Some(package) = PACKAGE.captures(text).map(|c| c[1].to_string()) else {
+        return Vec::new();
+    };
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    for c in WITH.captures_iter(text) {
+        let name = c.get(1).expect("group 1");
+        if matches!(name.as_str(), "input" | "data") || !mask[name.start()] {
+            continue;
+        }
+        let head = Regex::new(&format!(
+            r"(?m)^{}[ \t]*(:=|=|\bif\b|\{{|\bcontains\b|\[)",
+            regex::escape(name.as_str())
+        ))
+        .expect("escaped name");
+        let function = format!("\n{}(", name.as_str());
+        if head.is_match(text) && !text.contains(&function) {
+            edits.push((
+                name.start(),
+                name.end(),
+                format!("data.{package}.{}", name.as_str()),
+            ));
+        }
+    }
+    edits
+}
+
+/// `rego.metadata.rule()` and `rego.metadata.chain()`, which regorus does not have, written
+/// as the literal value OPA would return: the METADATA block above the enclosing rule (its
+/// `scope` `rule` unless it says otherwise), `{}` without one; the chain is the rule's entry
+/// then the package's, as OPA orders it.
+fn metadata_edits(text: &str) -> Vec<(usize, usize, String)> {
+    const RULE: &str = "rego.metadata.rule()";
+    const CHAIN: &str = "rego.metadata.chain()";
+    if !text.contains(RULE) && !text.contains(CHAIN) {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .scan(0, |at, l| {
+            let start = *at;
+            *at += l.len();
+            Some((start, l.trim_end_matches(['\n', '\r'])))
+        })
+        .collect();
+    // The METADATA block directly above line `i`, as JSON, with its default scope.
+    let block_above = |i: usize, scope: &str| -> Option<serde_json::Value> {
+        let mut start = i;
+        while start > 0 && lines[start - 1].1.starts_with('#') {
+            start -= 1;
+        }
+        let meta = (start..i).rev().find(|&j| lines[j].1.trim() == "# METADATA")?;
+        let yaml: String = lines[meta + 1..i]
+            .iter()
+            .map(|(_, l)| {
+                let l = l.trim_start_matches('#');
+                l.strip_prefix(' ').unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut value: serde_json::Value = serde_saphyr::from_str(&yaml).ok()?;
+        let object = value.as_object_mut()?;
+        object
+            .entry("scope")
+            .or_insert_with(|| serde_json::Value::from(scope));
+        Some(value)
+    };
+    let package_line = lines.iter().position(|(_, l)| l.starts_with("package "));
+    let package: Vec<String> = package_line
+        .map(|i| {
+            lines[i].1["package ".len()..]
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .split('.')
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut edits = Vec::new();
+    for call in [RULE, CHAIN] {
+        for (at, _) in text.match_indices(call) {
+            if !mask.get(at).copied().unwrap_or(false) {
+                continue;
+            }
+            // The rule: the last line before `at` that starts a top-level statement.
+            let line = lines.partition_point(|(start, _)| *start <= at) - 1;
+            let Some(rule_line) = (0..=line).rev().find(|&i| {
+                let l = lines[i].1;
+                l.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && !l.starts_with("else")
+            }) else {
+                continue;
+            };
+            let rule_text = lines[rule_line].1;
+            let name: String = rule_text
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let annotations = block_above(rule_line, "rule");
+            let value = if call == RULE {
+                annotations.unwrap_or_else(|| serde_json::json!({}))
+            } else {
+                let mut path: Vec<String> = vec!["data".into()];
+                path.extend(package.iter().cloned());
+                let full: Vec<String> = path.iter().cloned().chain([name]).collect();
+                let mut rule = serde_json::json!({"path": full});
+                if let Some(a) = annotations {
+                    rule["annotations"] = a;
+                }
+                let mut chain = vec![rule];
+                if let Some(a) = package_line.and_then(|i| block_above(i, "package")) {
+                    chain.push(serde_json::json!({"path": path, "annotations": a}));
+                }
+                serde_json::Value::Array(chain)
+            };
+            edits.push((at, at + call.len(), value.to_string()));
+        }
+    }
+    edits
 }
 
 /// `head if not x[key]` on one line, a body of one negated lookup without braces (Rego v1):
@@ -149,7 +285,7 @@ fn structural_edits(text: &str) -> Vec<(usize, usize, String)> {
             head_end = None;
             after_body = false;
         }
-        if line_start
+        if (line_start || last_sig.is_some_and(|(_, c)| matches!(c, b'{' | b';')))
             && stack.last() == Some(&Open::Brace)
             && text[i..].starts_with("not ")
             && let Some(edit) = hoist_not_arguments(text, i, &mut hoisted)
@@ -252,8 +388,7 @@ fn hoist_not_arguments(
     }
     let open = at + (line.len() - rest.len()) + name_len;
     let close = matching_paren(text, open, line_end)?;
-    let tail = text[close + 1..line_end].trim();
-    if !(tail.is_empty() || tail.starts_with('#')) {
+    if !ends_expression(&text[close + 1..line_end]) {
         return None;
     }
     let args = split_top_level(&text[open + 1..close]);
@@ -295,11 +430,7 @@ fn hoist_not_index(
     let line = &text[at..line_end];
     let open = at + (line.len() - rest.len()) + name_len;
     let close = matching_bracket(text, open)?;
-    if close >= line_end {
-        return None;
-    }
-    let tail = text[close + 1..line_end].trim();
-    if !(tail.is_empty() || tail.starts_with('#')) {
+    if close >= line_end || !ends_expression(&text[close + 1..line_end]) {
         return None;
     }
     let key = text[open + 1..close].trim();
@@ -310,6 +441,13 @@ fn hoist_not_index(
     let var = format!("__gg{counter}");
     let name = &text[at + (line.len() - rest.len())..open];
     Some((at, close + 1, format!("{var} := {key}; not {name}[{var}]")))
+}
+
+/// Whether what follows a negated expression on its line ends it: nothing, a comment, `;` or
+/// the `}` closing a one-line body (`deny if { not allowed[input.x] }`).
+fn ends_expression(tail: &str) -> bool {
+    let tail = tail.trim();
+    tail.is_empty() || tail.starts_with(['#', ';', '}'])
 }
 
 /// Whether an operand is a reference or a call (what OPA evaluates outside a negation), not a
@@ -698,6 +836,42 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn not_index_in_one_line_bodies_binds_the_key_first() {
+        let src = "package a\ndeny if { not allowed[input.x] }\nd2 { x := 1; not f(input.y) }\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("deny if { __gg1 := input.x; not allowed[__gg1] }"),
+            "{out}"
+        );
+        assert!(out.contains("x := 1; __gg2 := input.y; not f(__gg2) }"), "{out}");
+    }
+
+    #[test]
+    fn with_a_bare_rule_name_is_written_by_path() {
+        let src = "package a.b\nf := 1\ng(x) := x\ntest_x if { f == 2 with f as 2; g(1) with g as h; x with input as 1 }\n";
+        let out = rewrite(src);
+        assert!(out.contains("f == 2 with data.a.b.f as 2"), "{out}");
+        assert!(out.contains("with g as h"), "functions stay: {out}");
+        assert!(out.contains("with input as 1"), "{out}");
+    }
+
+    #[test]
+    fn rego_metadata_is_the_literal_block() {
+        let src = "# METADATA\n# title: P\npackage p\n\n# METADATA\n# title: R\n# custom:\n#   severity: high\nr := m if {\n  m := rego.metadata.rule()\n}\nc := rego.metadata.chain()\nnone := rego.metadata.rule()\n";
+        let out = rewrite(src);
+        assert_eq!(out.lines().count(), src.lines().count());
+        assert!(
+            out.contains(r#"m := {"title":"R","custom":{"severity":"high"},"scope":"rule"}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"c := [{"path":["data","p","c"]},{"path":["data","p"],"annotations":{"title":"P","scope":"package"}}]"#),
+            "{out}"
+        );
+        assert!(out.contains("none := {}"), "{out}");
     }
 
     #[test]

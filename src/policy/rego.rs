@@ -89,6 +89,14 @@ impl Program {
             limit: timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
+        // regorus refuses a line longer than 1,024 columns; OPA has no such limit. A line stays
+        // bounded by the file-size limit, which is kept.
+        let mut limits = regorus::utils::limits::PolicyLengthConfig::default();
+        limits.max_col = NonZeroU32::new(
+            u32::try_from(limits.max_file_bytes.get()).unwrap_or(u32::MAX),
+        )
+        .expect("non-zero");
+        engine.set_policy_length_config(limits);
         let mut packages = Vec::with_capacity(modules.len());
         for module in modules {
             packages.push(add_module(&mut engine, module)?);
@@ -459,6 +467,21 @@ mod tests {
         };
         let err = Program::compile(&[m], Duration::from_secs(1)).unwrap_err();
         assert!(err.to_string().contains("t.yaml:13:"), "{err}");
+    }
+
+    #[test]
+    fn long_lines_are_accepted() {
+        let long = format!("package a\nx := [{}]\n", vec!["\"abcdefgh\""; 400].join(", "));
+        let p = compile(&long).unwrap();
+        let x = p.eval_rule("data.a.x", regorus::Value::new_object(), None);
+        assert_eq!(x.unwrap().unwrap().as_array().unwrap().len(), 400);
+    }
+
+    #[test]
+    fn json_patch_is_there() {
+        let p = compile("package a\nx := json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}])\n").unwrap();
+        let x = p.eval_rule("data.a.x", regorus::Value::new_object(), None);
+        assert_eq!(x.unwrap().unwrap()["b"], regorus::Value::from(2));
     }
 
     #[test]
