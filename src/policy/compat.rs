@@ -37,6 +37,7 @@ pub fn rewrite(text: &str) -> String {
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
     let text = apply(&text, with_rule_edits(&text));
+    let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
     apply(&text, metadata_edits(&text))
 }
@@ -76,6 +77,69 @@ fn with_rule_edits(text: &str) -> Vec<(usize, usize, String)> {
         }
     }
     edits
+}
+
+/// `f(x) := m[k] if { k := x.k } else := 0`: regorus evaluates the first clause's value with
+/// the body's variables unbound ("multiple outputs"); OPA binds them first. The value moves
+/// to the end of the body: `f(x) := __ggv1 if { k := x.k; __ggv1 := m[k] } else := 0`.
+fn else_value_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static HEAD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?m)^[A-Za-z_][A-Za-z0-9_.]*(?:\([^()\n]*\))?[ \t]*:?=[ \t]*([^{}\n#\x22`]+?)(?:[ \t]+if)?[ \t]*\{",
+        )
+        .expect("a valid regex")
+    });
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    let mut n = 0;
+    for c in HEAD.captures_iter(text) {
+        let whole = c.get(0).expect("the match");
+        let value = c.get(1).expect("the value");
+        if !mask[whole.start()] || !value.as_str().contains(['[', '(']) {
+            continue;
+        }
+        let open = whole.end() - 1;
+        let Some(close) = matching_brace(text, open) else {
+            continue;
+        };
+        if !text[close + 1..].trim_start().starts_with("else") {
+            continue;
+        }
+        n += 1;
+        let var = format!("__ggv{n}");
+        let line_start = text[..close].rfind('\n').map_or(0, |p| p + 1);
+        let sep = if text[line_start..close].trim().is_empty() { "" } else { "; " };
+        edits.push((value.start(), value.end(), var.clone()));
+        edits.push((
+            close,
+            close,
+            format!("{sep}{var} := {} ", value.as_str().trim()),
+        ));
+    }
+    edits
+}
+
+/// The `}` matching the `{` at `open`, skipping strings, raw strings and comments.
+fn matching_brace(text: &str, open: usize) -> Option<usize> {
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    for i in open..bytes.len() {
+        if !mask[i] {
+            continue;
+        }
+        match bytes[i] {
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (bytes[i] == b'}').then_some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `rego.metadata.rule()` and `rego.metadata.chain()`, which regorus does not have, written
@@ -856,6 +920,19 @@ mod tests {
         assert!(out.contains("f == 2 with data.a.b.f as 2"), "{out}");
         assert!(out.contains("with g as h"), "functions stay: {out}");
         assert!(out.contains("with input as 1"), "{out}");
+    }
+
+    #[test]
+    fn else_chain_values_are_bound_in_the_body() {
+        let src = "package a\nf(x) := m[k] if { k := x.k } else := 0\ng(x) = m[k] {\n  k := x.k # why\n} else = 1\nh := 1 if { true } else := 2\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("f(x) := __ggv1 if { k := x.k ; __ggv1 := m[k] } else := 0"),
+            "{out}"
+        );
+        assert!(out.contains("g(x) = __ggv2 {\n  k := x.k # why\n__ggv2 := m[k] } else = 1"), "{out}");
+        assert!(out.contains("h := 1 if { true } else := 2"), "{out}");
+        assert_eq!(out.lines().count(), src.lines().count());
     }
 
     #[test]
