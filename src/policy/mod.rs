@@ -6,6 +6,7 @@
 
 pub mod compat;
 pub mod expansion;
+pub mod host;
 pub mod lint;
 pub mod load;
 pub mod matcher;

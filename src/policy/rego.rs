@@ -85,6 +85,10 @@ impl Program {
         let mut engine = regorus::Engine::new();
         // OPA's default: a built-in function error makes its expression undefined.
         engine.set_strict_builtin_errors(false);
+        super::host::register(&mut engine).map_err(|e| PolicyError::Compile {
+            file: modules.first().map_or("<policy>", |m| m.file.as_str()).to_string(),
+            message: format!("registering host functions: {e}"),
+        })?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
