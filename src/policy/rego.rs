@@ -212,6 +212,64 @@ impl Program {
     }
 }
 
+/// One evaluation with what a test runner wants beside the value: the `print()` output and
+/// the lines it covered.
+pub struct Traced {
+    pub value: Result<Option<regorus::Value>, String>,
+    pub prints: Vec<String>,
+    pub coverage: Option<regorus::coverage::Report>,
+}
+
+impl Program {
+    /// The same program with `data` as its base data document (data files beside policies),
+    /// prepared again once here rather than on every evaluation.
+    pub fn with_data(mut self, data: regorus::Value) -> Result<Program, String> {
+        self.engine.add_data(data).map_err(|e| e.to_string())?;
+        self.engine
+            .eval_query("true".to_string(), false)
+            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        Ok(self)
+    }
+
+    /// Evaluates a query, as `opa eval` does, with `input` when given: OPA's JSON result
+    /// shape (`{"result": [{"expressions": [...], "bindings": {...}}]}`, `{}` when undefined).
+    pub fn eval_query(
+        &self,
+        query: &str,
+        input: Option<regorus::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let mut engine = self.engine.clone();
+        if let Some(input) = input {
+            engine.set_input(input);
+        }
+        let results = self
+            .guarded(|| engine.eval_query(query.to_string(), false))?
+            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        serde_json::to_value(&results).map_err(|e| e.to_string())
+    }
+
+    /// Evaluates the rule at `path`, gathering `print()` output and, when asked, coverage.
+    pub fn eval_traced(&self, path: &str, input: regorus::Value, coverage: bool) -> Traced {
+        let mut engine = self.engine.clone();
+        engine.set_gather_prints(true);
+        engine.set_enable_coverage(coverage);
+        engine.set_input(input);
+        let value = match self.guarded(|| engine.eval_rule(path.to_string())) {
+            Err(e) => Err(e),
+            Ok(Ok(regorus::Value::Undefined)) => Ok(None),
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err(e)) => Err(format_error(&e.to_string(), &[])),
+        };
+        Traced {
+            value,
+            prints: engine.take_prints().unwrap_or_default(),
+            coverage: coverage
+                .then(|| engine.get_coverage_report().ok())
+                .flatten(),
+        }
+    }
+}
+
 impl Program {
     /// Evaluates several rules in one pass, so that what they share (library helpers, the
     /// pod spec, the list of containers) is computed once. Each result is `None` when the
