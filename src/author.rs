@@ -29,7 +29,7 @@ pub enum AuthorError {
     Read { file: String, message: String },
     #[error("{0}")]
     Eval(String),
-    #[error("no policy named {0} under the given --policy paths")]
+    #[error("no policy named {0} (`gitgate policies` lists them)")]
     NoPolicy(String),
 }
 
