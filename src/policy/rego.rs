@@ -85,6 +85,8 @@ impl Program {
         let mut engine = regorus::Engine::new();
         // OPA's default: a built-in function error makes its expression undefined.
         engine.set_strict_builtin_errors(false);
+        // print() output is gathered and written attributed to what was evaluated.
+        engine.set_gather_prints(true);
         super::host::register(&mut engine).map_err(|e| PolicyError::Compile {
             file: modules.first().map_or("<policy>", |m| m.file.as_str()).to_string(),
             message: format!("registering host functions: {e}"),
@@ -184,7 +186,9 @@ impl Program {
             engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         }
         engine.set_input(input);
-        match self.guarded(|| engine.eval_rule(path.to_string()))? {
+        let result = self.guarded(|| engine.eval_rule(path.to_string()));
+        emit_prints(&mut engine, path);
+        match result? {
             Ok(regorus::Value::Undefined) => Ok(None),
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(format_error(&e.to_string(), &[])),
@@ -242,9 +246,9 @@ impl Program {
         if let Some(input) = input {
             engine.set_input(input);
         }
-        let results = self
-            .guarded(|| engine.eval_query(query.to_string(), false))?
-            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        let results = self.guarded(|| engine.eval_query(query.to_string(), false));
+        emit_prints(&mut engine, query);
+        let results = results?.map_err(|e| format_error(&e.to_string(), &[]))?;
         serde_json::to_value(&results).map_err(|e| e.to_string())
     }
 
@@ -295,9 +299,9 @@ impl Program {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let results = self
-            .guarded(|| engine.eval_query(query, false))?
-            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        let results = self.guarded(|| engine.eval_query(query, false));
+        emit_prints(&mut engine, &packages_of(paths));
+        let results = results?.map_err(|e| format_error(&e.to_string(), &[]))?;
         let value = results
             .result
             .first()
@@ -352,6 +356,28 @@ impl Program {
             })
             .collect()
     }
+}
+
+/// Writes what `print()` gathered during an evaluation to stderr, each line attributed to
+/// what was evaluated (`print: data.pkg.deny: policy.rego:12: value`), as OPA writes it
+/// beside `opa eval`'s result; without the label, lines of concurrent decisions could not be
+/// told apart.
+fn emit_prints(engine: &mut regorus::Engine, label: &str) {
+    for line in engine.take_prints().unwrap_or_default() {
+        eprintln!("print: {label}: {line}");
+    }
+}
+
+/// The packages of rule paths (`data.a.deny, data.b.warn` → `data.a, data.b`), once each.
+fn packages_of(paths: &[String]) -> String {
+    let mut packages: Vec<&str> = Vec::new();
+    for p in paths {
+        let package = p.rsplit_once('.').map_or(p.as_str(), |(pkg, _)| pkg);
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    packages.join(", ")
 }
 
 /// The roots of `data` that modules name (`data.inventory...`, `import data.inventory`), or
