@@ -184,9 +184,11 @@ fn documents(file: &str, text: &str, req: &InputRequest<'_>) -> Result<Vec<Docum
             let old_text = read_text(path)?;
             let old_file = path.display().to_string();
             crate::manifest::expand_lists(
-                crate::manifest::parse_str(&old_file, &old_text).map_err(|e| AuthorError::Read {
-                    file: old_file.clone(),
-                    message: e.to_string(),
+                crate::manifest::parse_str(&old_file, &old_text).map_err(|e| {
+                    AuthorError::Read {
+                        file: old_file.clone(),
+                        message: e.to_string(),
+                    }
                 })?,
             )
         }
@@ -216,8 +218,13 @@ fn documents(file: &str, text: &str, req: &InputRequest<'_>) -> Result<Vec<Docum
             lines: doc.lines.clone(),
             rendered: None,
         };
-        let document = crate::check::document(&change, &Source::premerge(None, None))
-            .ok_or_else(|| read(&format!("line {}: not a Kubernetes object (no apiVersion and kind)", doc.line)))?;
+        let document =
+            crate::check::document(&change, &Source::premerge(None, None)).ok_or_else(|| {
+                read(&format!(
+                    "line {}: not a Kubernetes object (no apiVersion and kind)",
+                    doc.line
+                ))
+            })?;
         out.push(document);
     }
     Ok(out)

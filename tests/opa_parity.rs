@@ -72,8 +72,15 @@ fn an_opa_library_passes_as_a_whole_tree_and_per_directory_with_no_test_twice() 
     assert_eq!(code, 0, "{out}{err}");
     // Two plain tests and three sub-cases, each once.
     assert!(out.contains("PASS: 5/5"), "{out}");
-    assert_eq!(out.matches("data.k8s.labels.test_missing: PASS").count(), 1, "{out}");
-    assert!(!out.contains("note:"), "one program, no per-directory note: {out}");
+    assert_eq!(
+        out.matches("data.k8s.labels.test_missing: PASS").count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        !out.contains("note:"),
+        "one program, no per-directory note: {out}"
+    );
     // Per directory, as a Makefile runs `opa test DIR` per policy (the data beside it).
     write(
         &dir.path().join("k8s/images"),
@@ -91,11 +98,23 @@ fn the_gatekeeper_library_layout_is_tested_per_directory_and_says_so() {
     let lib = "package lib.helpers\nname(o) := o.metadata.name\n";
     let dir = library(&[
         ("a/lib/helpers.rego", lib),
-        ("a/src.rego", "package a\nimport data.lib.helpers\nok { helpers.name(input) == \"x\" }\n"),
-        ("a/src_test.rego", "package a\ntest_a { ok with input as {\"metadata\": {\"name\": \"x\"}} }\n"),
+        (
+            "a/src.rego",
+            "package a\nimport data.lib.helpers\nok { helpers.name(input) == \"x\" }\n",
+        ),
+        (
+            "a/src_test.rego",
+            "package a\ntest_a { ok with input as {\"metadata\": {\"name\": \"x\"}} }\n",
+        ),
         ("b/lib/helpers.rego", lib),
-        ("b/src.rego", "package b\nimport data.lib.helpers\nok { helpers.name(input) == \"y\" }\n"),
-        ("b/src_test.rego", "package b\ntest_b { ok with input as {\"metadata\": {\"name\": \"y\"}} }\n"),
+        (
+            "b/src.rego",
+            "package b\nimport data.lib.helpers\nok { helpers.name(input) == \"y\" }\n",
+        ),
+        (
+            "b/src_test.rego",
+            "package b\ntest_b { ok with input as {\"metadata\": {\"name\": \"y\"}} }\n",
+        ),
     ]);
     let (code, out, err) = test(&[], dir.path());
     assert_eq!(code, 0, "{out}{err}");
@@ -113,8 +132,14 @@ fn parameterized_tests_report_each_sub_case_and_count_them() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("data.p.test_under_ten: FAIL"), "{out}");
     assert!(out.contains("  large: FAIL"), "{out}");
-    assert!(!out.contains("  small: PASS"), "passing sub-cases only with -v: {out}");
-    assert!(out.contains("PASS: 2/3") && out.contains("FAIL: 1/3"), "{out}");
+    assert!(
+        !out.contains("  small: PASS"),
+        "passing sub-cases only with -v: {out}"
+    );
+    assert!(
+        out.contains("PASS: 2/3") && out.contains("FAIL: 1/3"),
+        "{out}"
+    );
     let (_, json, _) = test(&["-f", "json"], dir.path());
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v[0]["fail"], true, "{v}");
@@ -141,12 +166,30 @@ fn run_filter_verbose_prints_json_and_exit_codes() {
     assert_eq!(v[0]["output"], "Y29tcGxldGUgbGFiZWxzCg=="); // "complete labels\n"
     assert!(v[0]["duration"].is_u64());
     // A failing test: 1; an erroring one: 2.
-    write(dir.path(), &[("k8s/labels/tests/more_test.rego", "package k8s.labels\ntest_wrong { count(deny) == 5 }\n")]);
+    write(
+        dir.path(),
+        &[(
+            "k8s/labels/tests/more_test.rego",
+            "package k8s.labels\ntest_wrong { count(deny) == 5 }\n",
+        )],
+    );
     assert_eq!(test(&[], dir.path()).0, 1);
-    write(dir.path(), &[("k8s/labels/tests/more_test.rego", "package k8s.labels\ntest_wrong { to_number(\"x\") == 1 }\n")]);
+    write(
+        dir.path(),
+        &[(
+            "k8s/labels/tests/more_test.rego",
+            "package k8s.labels\ntest_wrong { to_number(\"x\") == 1 }\n",
+        )],
+    );
     let (code, out, err) = test(&[], dir.path());
     assert!(code == 1 || code == 2, "{out}{err}");
-    write(dir.path(), &[("k8s/labels/tests/more_test.rego", "package k8s.labels\ntest_slow { count([x | some x in numbers.range(1, 100000000)]) > 0 }\n")]);
+    write(
+        dir.path(),
+        &[(
+            "k8s/labels/tests/more_test.rego",
+            "package k8s.labels\ntest_slow { count([x | some x in numbers.range(1, 100000000)]) > 0 }\n",
+        )],
+    );
     let (code, out, err) = test(&["--timeout-ms", "200"], dir.path());
     assert_eq!(code, 2, "{out}{err}");
 }
@@ -158,7 +201,10 @@ fn coverage_per_file_and_line_in_text_and_json() {
             "policy.rego",
             "package c\nimport rego.v1\n\nallow if input.role == \"admin\"\n\nallow if {\n  input.role == \"dev\"\n  input.env == \"test\"\n}\n",
         ),
-        ("tests/policy_test.rego", "package c\nimport rego.v1\n\ntest_admin if allow with input as {\"role\": \"admin\"}\n"),
+        (
+            "tests/policy_test.rego",
+            "package c\nimport rego.v1\n\ntest_admin if allow with input as {\"role\": \"admin\"}\n",
+        ),
     ]);
     let (code, out, err) = test(&["--coverage"], dir.path());
     assert_eq!(code, 0, "{out}{err}");
@@ -182,7 +228,8 @@ fn coverage_per_file_and_line_in_text_and_json() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["start"]["row"].as_u64().unwrap() <= 8 && r["end"]["row"].as_u64().unwrap() >= 8),
+            .any(|r| r["start"]["row"].as_u64().unwrap() <= 8
+                && r["end"]["row"].as_u64().unwrap() >= 8),
         "{v}"
     );
     assert!(v["coverage"].as_f64().unwrap() < 100.0, "{v}");
@@ -192,13 +239,22 @@ fn coverage_per_file_and_line_in_text_and_json() {
 fn a_file_that_does_not_compile_is_reported_and_the_rest_runs() {
     let dir = library(&[
         ("a/policy.rego", "package a\nimport rego.v1\nok if true\n"),
-        ("a/tests/a_test.rego", "package a\nimport rego.v1\ntest_ok if ok\n"),
-        ("b/policy.rego", "package b\nimport rego.v1\nbroken if {\n  x :=\n}\n"),
+        (
+            "a/tests/a_test.rego",
+            "package a\nimport rego.v1\ntest_ok if ok\n",
+        ),
+        (
+            "b/policy.rego",
+            "package b\nimport rego.v1\nbroken if {\n  x :=\n}\n",
+        ),
     ]);
     let (code, out, err) = test(&[], dir.path());
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("b/policy.rego:"), "{err}");
-    assert!(out.contains("PASS: 1/2") && out.contains("ERROR: 1/2"), "{out}");
+    assert!(
+        out.contains("PASS: 1/2") && out.contains("ERROR: 1/2"),
+        "{out}"
+    );
 }
 
 /// A test file per parity difference; each failed (or could not compile) before the fix.
@@ -250,7 +306,13 @@ fn engine_parity_with_opa() {
 #[test]
 fn eval_is_opa_eval() {
     let dir = library(LIBRARY);
-    write(dir.path(), &[("input.json", "{\"spec\": {\"containers\": [{\"image\": \"x:latest\"}, {\"image\": \"ok:latest\"}]}}")]);
+    write(
+        dir.path(),
+        &[(
+            "input.json",
+            "{\"spec\": {\"containers\": [{\"image\": \"x:latest\"}, {\"image\": \"ok:latest\"}]}}",
+        )],
+    );
     let input = dir.path().join("input.json");
     let (code, out, err) = gitgate(&[
         "eval",
@@ -269,10 +331,25 @@ fn eval_is_opa_eval() {
         serde_json::json!(["x:latest uses latest"]),
         "{v}"
     );
-    assert_eq!(v["result"][0]["expressions"][0]["text"], "data.k8s.images.deny");
-    let (code, out, _) = gitgate(&["eval", "-d", dir.path().to_str().unwrap(), "--fail", "data.k8s.nothing"]);
+    assert_eq!(
+        v["result"][0]["expressions"][0]["text"],
+        "data.k8s.images.deny"
+    );
+    let (code, out, _) = gitgate(&[
+        "eval",
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--fail",
+        "data.k8s.nothing",
+    ]);
     assert_eq!((code, out.trim()), (1, "{}"));
-    let (code, _, err) = gitgate(&["eval", "-d", dir.path().to_str().unwrap(), "data.k8s[", "--fail"]);
+    let (code, _, err) = gitgate(&[
+        "eval",
+        "-d",
+        dir.path().to_str().unwrap(),
+        "data.k8s[",
+        "--fail",
+    ]);
     assert_eq!(code, 2, "{err}");
 }
 
@@ -293,13 +370,19 @@ fn input_is_the_document_a_policy_sees() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["review"]["operation"], "CREATE");
-    assert_eq!(v["review"]["object"]["spec"]["containers"][0]["image"], "nginx:latest");
+    assert_eq!(
+        v["review"]["object"]["spec"]["containers"][0]["image"],
+        "nginx:latest"
+    );
     assert_eq!(v["source"]["context"], "premerge");
     assert_eq!(v["source"]["line"], 1);
     let (_, out, _) = gitgate(&["input", "--old", &path("old.yaml"), &path("pod.yaml")]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["review"]["operation"], "UPDATE");
-    assert_eq!(v["review"]["oldObject"]["spec"]["containers"][0]["image"], "nginx:1.0");
+    assert_eq!(
+        v["review"]["oldObject"]["spec"]["containers"][0]["image"],
+        "nginx:1.0"
+    );
     let (_, out, _) = gitgate(&["input", &path("review.json")]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["review"]["userInfo"]["username"], "alice");
@@ -319,10 +402,19 @@ fn verify_run_and_output_as_gator() {
     let suite = "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: labels\n  template: template.yaml\n  constraint: constraint.yaml\n  cases:\n  - name: bad\n    object: bad.yaml\n    assertions:\n    - violations: 1\n  - name: good\n    object: good.yaml\n    assertions:\n    - violations: no\n";
     let dir = library(&[
         ("template.yaml", template),
-        ("constraint.yaml", "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sDemo\nmetadata:\n  name: demo\n"),
+        (
+            "constraint.yaml",
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sDemo\nmetadata:\n  name: demo\n",
+        ),
         ("suite.yaml", suite),
-        ("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: \"yes\"}}\n"),
-        ("good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: \"yes\"}}\n"),
+        (
+            "bad.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: \"yes\"}}\n",
+        ),
+        (
+            "good.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {bad: \"yes\"}}\n",
+        ),
     ]);
     let d = dir.path().to_str().unwrap();
     assert_eq!(gitgate(&["verify", d]).0, 1, "good.yaml is bad");
@@ -333,7 +425,12 @@ fn verify_run_and_output_as_gator() {
     assert_eq!(code, 1);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["tests"][0]["cases"][1]["name"], "good");
-    assert!(!v[0]["tests"][0]["cases"][1]["failures"].as_array().unwrap().is_empty());
+    assert!(
+        !v[0]["tests"][0]["cases"][1]["failures"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let (_, out, _) = gitgate(&["verify", "-o", "yaml", d]);
     assert!(out.contains("name: labels"), "{out}");
     assert_eq!(gitgate(&["verify", "--run", "nothing", d]).0, 2);

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use regex::Regex;
 
-use super::{Printed, finish, load_config, use_color};
 use super::flags::{DataFormat, TestFormat};
+use super::{Printed, finish, load_config, use_color};
 use crate::check::Target;
 use crate::config::Config;
 use crate::decision::suite;
@@ -330,7 +330,10 @@ pub fn test(paths: &[PathBuf], args: &TestArgs<'_>, options: &Options) -> ExitCo
             match read {
                 Ok((f, placed)) => {
                     if let Err(key) = unit::merge(&mut data, placed) {
-                        eprintln!("gitgate test: {}: data merge conflict at data.{key}", p.display());
+                        eprintln!(
+                            "gitgate test: {}: data merge conflict at data.{key}",
+                            p.display()
+                        );
                         return ExitCode::from(2);
                     }
                     files.extend(f);

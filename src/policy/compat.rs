@@ -49,9 +49,8 @@ fn with_rule_edits(text: &str) -> Vec<(usize, usize, String)> {
     static WITH: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\bwith[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+as\b").expect("a valid regex")
     });
-    static PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?m)^package[ \t]+([A-Za-z0-9_.]+)").expect("a valid regex")
-    });
+    static PACKAGE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?m)^package[ \t]+([A-Za-z0-9_.]+)").expect("a valid regex"));
     let Some(package) = PACKAGE.captures(text).map(|c| c[1].to_string()) else {
         return Vec::new();
     };
@@ -108,7 +107,11 @@ fn else_value_edits(text: &str) -> Vec<(usize, usize, String)> {
         n += 1;
         let var = format!("__ggv{n}");
         let line_start = text[..close].rfind('\n').map_or(0, |p| p + 1);
-        let sep = if text[line_start..close].trim().is_empty() { "" } else { "; " };
+        let sep = if text[line_start..close].trim().is_empty() {
+            ""
+        } else {
+            "; "
+        };
         edits.push((value.start(), value.end(), var.clone()));
         edits.push((
             close,
@@ -167,7 +170,9 @@ fn metadata_edits(text: &str) -> Vec<(usize, usize, String)> {
         while start > 0 && lines[start - 1].1.starts_with('#') {
             start -= 1;
         }
-        let meta = (start..i).rev().find(|&j| lines[j].1.trim() == "# METADATA")?;
+        let meta = (start..i)
+            .rev()
+            .find(|&j| lines[j].1.trim() == "# METADATA")?;
         let yaml: String = lines[meta + 1..i]
             .iter()
             .map(|(_, l)| {
@@ -910,7 +915,10 @@ mod tests {
             out.contains("deny if { __gg1 := input.x; not allowed[__gg1] }"),
             "{out}"
         );
-        assert!(out.contains("x := 1; __gg2 := input.y; not f(__gg2) }"), "{out}");
+        assert!(
+            out.contains("x := 1; __gg2 := input.y; not f(__gg2) }"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -930,7 +938,10 @@ mod tests {
             out.contains("f(x) := __ggv1 if { k := x.k ; __ggv1 := m[k] } else := 0"),
             "{out}"
         );
-        assert!(out.contains("g(x) = __ggv2 {\n  k := x.k # why\n__ggv2 := m[k] } else = 1"), "{out}");
+        assert!(
+            out.contains("g(x) = __ggv2 {\n  k := x.k # why\n__ggv2 := m[k] } else = 1"),
+            "{out}"
+        );
         assert!(out.contains("h := 1 if { true } else := 2"), "{out}");
         assert_eq!(out.lines().count(), src.lines().count());
     }

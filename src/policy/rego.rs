@@ -88,7 +88,10 @@ impl Program {
         // print() output is gathered and written attributed to what was evaluated.
         engine.set_gather_prints(true);
         super::host::register(&mut engine).map_err(|e| PolicyError::Compile {
-            file: modules.first().map_or("<policy>", |m| m.file.as_str()).to_string(),
+            file: modules
+                .first()
+                .map_or("<policy>", |m| m.file.as_str())
+                .to_string(),
             message: format!("registering host functions: {e}"),
         })?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
@@ -98,10 +101,9 @@ impl Program {
         // regorus refuses a line longer than 1,024 columns; OPA has no such limit. A line stays
         // bounded by the file-size limit, which is kept.
         let mut limits = regorus::utils::limits::PolicyLengthConfig::default();
-        limits.max_col = NonZeroU32::new(
-            u32::try_from(limits.max_file_bytes.get()).unwrap_or(u32::MAX),
-        )
-        .expect("non-zero");
+        limits.max_col =
+            NonZeroU32::new(u32::try_from(limits.max_file_bytes.get()).unwrap_or(u32::MAX))
+                .expect("non-zero");
         engine.set_policy_length_config(limits);
         let mut packages = Vec::with_capacity(modules.len());
         for module in modules {
@@ -559,7 +561,10 @@ mod tests {
 
     #[test]
     fn long_lines_are_accepted() {
-        let long = format!("package a\nx := [{}]\n", vec!["\"abcdefgh\""; 400].join(", "));
+        let long = format!(
+            "package a\nx := [{}]\n",
+            vec!["\"abcdefgh\""; 400].join(", ")
+        );
         let p = compile(&long).unwrap();
         let x = p.eval_rule("data.a.x", regorus::Value::new_object(), None);
         assert_eq!(x.unwrap().unwrap().as_array().unwrap().len(), 400);

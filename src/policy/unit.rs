@@ -150,9 +150,10 @@ pub fn test_rules(text: &str) -> (String, Vec<TestRule>) {
             let rule = format!("__ggcases_{internal}");
             appended.push_str(&format!(
                 "\n{rule}{} {{\n{prefix}\n}}\n",
-                &text[head.start()..text[head.end()..]
-                    .find('{')
-                    .map_or(head.end(), |at| head.end() + at)]
+                &text[head.start()
+                    ..text[head.end()..]
+                        .find('{')
+                        .map_or(head.end(), |at| head.end() + at)]
             ));
             Some(rule)
         });
@@ -371,15 +372,14 @@ fn run_program(
                 Module::new(&f.path, text.as_str()).with_version(options.rego_version)
             })
             .collect();
-        let compiled = crate::isolate::catch_panic(|| {
-            Program::compile(&modules, options.eval_timeout)
-        })
-        .unwrap_or_else(|panic| {
-            Err(PolicyError::Compile {
-                file: files[0].path.clone(),
-                message: format!("the Rego engine panicked: {panic}"),
-            })
-        });
+        let compiled =
+            crate::isolate::catch_panic(|| Program::compile(&modules, options.eval_timeout))
+                .unwrap_or_else(|panic| {
+                    Err(PolicyError::Compile {
+                        file: files[0].path.clone(),
+                        message: format!("the Rego engine panicked: {panic}"),
+                    })
+                });
         match compiled {
             Ok(program) => break (program, numbered),
             Err(e) => {
@@ -658,9 +658,18 @@ mod tests {
         assert_eq!(
             sub,
             vec![
-                SubCase { name: "one".into(), pass: true },
-                SubCase { name: "three".into(), pass: false },
-                SubCase { name: "two".into(), pass: true },
+                SubCase {
+                    name: "one".into(),
+                    pass: true
+                },
+                SubCase {
+                    name: "three".into(),
+                    pass: false
+                },
+                SubCase {
+                    name: "two".into(),
+                    pass: true
+                },
             ]
         );
         assert_eq!(r.cases[1].outcome, Outcome::Pass);

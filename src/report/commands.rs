@@ -187,7 +187,10 @@ pub fn tests(out: &mut impl Write, report: &Report, verbose: bool) -> std::io::R
 
 fn coverage_counts<'a>(files: impl Iterator<Item = &'a FileCoverage>) -> (usize, usize) {
     files.fold((0, 0), |(c, t), f| {
-        (c + f.covered.len(), t + f.covered.len() + f.not_covered.len())
+        (
+            c + f.covered.len(),
+            t + f.covered.len() + f.not_covered.len(),
+        )
     })
 }
 
@@ -203,7 +206,13 @@ fn percent(n: usize, all: usize) -> f64 {
 fn ranges(lines: &std::collections::BTreeSet<u32>) -> String {
     range_pairs(lines)
         .iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -244,7 +253,9 @@ pub fn tests_json(out: &mut impl Write, report: &Report) -> std::io::Result<()> 
         }
         if !t.output.is_empty() {
             let text: String = t.output.iter().map(|l| format!("{l}\n")).collect();
-            o["output"] = base64::engine::general_purpose::STANDARD.encode(text).into();
+            o["output"] = base64::engine::general_purpose::STANDARD
+                .encode(text)
+                .into();
         }
         if !t.sub.is_empty() {
             let mut subs = serde_json::Map::new();
@@ -326,7 +337,11 @@ pub fn suites_value(results: &[SuiteResult]) -> serde_json::Value {
 }
 
 /// A JSON value, pretty, or as YAML.
-pub fn write_data(out: &mut impl Write, value: &serde_json::Value, yaml: bool) -> std::io::Result<()> {
+pub fn write_data(
+    out: &mut impl Write,
+    value: &serde_json::Value,
+    yaml: bool,
+) -> std::io::Result<()> {
     let text = if yaml {
         serde_saphyr::to_string(value).map_err(std::io::Error::other)?
     } else {
