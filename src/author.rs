@@ -3,7 +3,8 @@
 //! input document a policy sees for a manifest, a change or an AdmissionReview.
 //!
 //! Nothing here builds a document of its own: a manifest's objects become [`Change`]s and go
-//! through [`crate::check::document`], as `check` builds them; an AdmissionReview goes through
+//! through [`crate::check::document`], as `check` builds them; a pull request's changes are
+//! the documents `check` itself decides (it runs with one policy that reports its input); an AdmissionReview goes through
 //! [`crate::input::parse_admission_review`], as the webhook reads it; the input one policy
 //! sees (its parameters, or the manifest for a conftest-style policy) is
 //! [`Policy::input_for`](crate::policy::Policy::input_for), as the decision evaluates it.
@@ -118,7 +119,10 @@ fn read_document(path: &Path, text: &str) -> Result<Value, AuthorError> {
 
 /// What `gitgate input` prints about.
 pub struct InputRequest<'a> {
-    pub file: &'a Path,
+    /// A manifest or an AdmissionReview; in a range, the manifest roots (may be empty).
+    pub file: Option<&'a Path>,
+    /// A Git range to read the changes of, as `check` reads them, with its configuration.
+    pub range: Option<RangeRequest<'a>>,
     pub old: Option<&'a Path>,
     pub delete: bool,
     pub policies: &'a [PathBuf],
@@ -126,12 +130,70 @@ pub struct InputRequest<'a> {
     pub rego_version: crate::policy::rego::RegoVersion,
 }
 
+/// A Git range for `gitgate input`.
+pub struct RangeRequest<'a> {
+    pub repo: &'a Path,
+    pub base: Option<&'a str>,
+    pub head: Option<&'a str>,
+    pub config: &'a crate::config::Config,
+}
+
+/// The policy `gitgate input` runs `check` with: its only finding is the input it was given.
+const ECHO: &str = "# METADATA\n# title: The input document\n# custom:\n#   name: gitgate-input\n#   enforcement: warn\npackage gitgate.input_document\n\nimport rego.v1\n\nwarn contains json.marshal(input) if true\n";
+
+/// The documents `check` decides for the changes of a range: `check` itself runs, with one
+/// policy that reports its input, so that the document is the one `check` builds (rendered
+/// sources, operations, `input.source`, `input.provenance`), not a copy of how it does it.
+fn range_documents(
+    range: &RangeRequest<'_>,
+    roots: Option<&Path>,
+) -> Result<Vec<Document>, AuthorError> {
+    let options = Options {
+        eval_timeout: Duration::from_secs(10),
+        rego_version: crate::policy::rego::RegoVersion::Auto,
+    };
+    let echo = SourceFile {
+        path: "gitgate-input.rego".into(),
+        text: ECHO.into(),
+    };
+    let set = crate::policy::load::load(&[echo], &options)?;
+    let mut config = range.config.clone();
+    if let Some(root) = roots {
+        config.repository.paths = vec![root.display().to_string()];
+    }
+    let target = crate::check::Target::Range {
+        repo: range.repo.to_path_buf(),
+        base: range.base.map(str::to_string),
+        head: range.head.map(str::to_string),
+    };
+    let report = crate::check::run_with(&target, &set, &config, Default::default())
+        .map_err(|e| AuthorError::Eval(e.to_string()))?;
+    let mut docs = Vec::new();
+    for item in report.items.iter().filter(|i| i.policy == "gitgate-input") {
+        let mut doc: Document =
+            serde_json::from_str(&item.message).map_err(|e| AuthorError::Eval(e.to_string()))?;
+        doc.parameters = None;
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
 /// `gitgate input`: the input document of each object of `file` (or of the AdmissionReview it
-/// holds), as a policy sees it.
+/// holds, or of each change of a range), as a policy sees it.
 pub fn input(req: &InputRequest<'_>) -> Result<Vec<Value>, AuthorError> {
-    let text = read_text(req.file)?;
-    let file = req.file.display().to_string();
-    let docs = documents(&file, &text, req)?;
+    let docs = match (&req.range, req.file) {
+        (Some(range), roots) => range_documents(range, roots)?,
+        (None, Some(path)) => {
+            let text = read_text(path)?;
+            documents(&path.display().to_string(), &text, req)?
+        }
+        (None, None) => {
+            return Err(AuthorError::Read {
+                file: "-".into(),
+                message: "a manifest, an AdmissionReview, or --base/--head is needed".into(),
+            });
+        }
+    };
     let Some(name) = req.for_policy else {
         return Ok(docs
             .iter()

@@ -435,3 +435,42 @@ fn verify_run_and_output_as_gator() {
     assert!(out.contains("name: labels"), "{out}");
     assert_eq!(gitgate(&["verify", "--run", "nothing", d]).0, 2);
 }
+
+#[test]
+fn input_of_a_pull_request_is_what_check_decides() {
+    let dir = library(&[("apps/web.yaml", &POD.replace("latest", "1.0"))]);
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=a", "-c", "user.email=a@example.com"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "base"]);
+    git(&["checkout", "-qb", "pr"]);
+    write(dir.path(), &[("apps/web.yaml", POD)]);
+    git(&["commit", "-qam", "latest"]);
+    let repo = dir.path().to_str().unwrap();
+    let (code, out, err) = gitgate(&["input", "--repo", repo, "--base", "main", "--head", "pr"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["review"]["operation"], "UPDATE", "{v}");
+    assert_eq!(
+        v["review"]["object"]["spec"]["containers"][0]["image"],
+        "nginx:latest"
+    );
+    assert_eq!(
+        v["review"]["oldObject"]["spec"]["containers"][0]["image"],
+        "nginx:1.0"
+    );
+    assert_eq!(v["source"]["path"], "apps/web.yaml");
+    assert!(v.get("parameters").is_none(), "{v}");
+}

@@ -415,9 +415,42 @@ pub fn eval(args: &EvalArgs<'_>, options: &Options) -> ExitCode {
     }
 }
 
+/// Where `gitgate input` reads a range from.
+pub struct InputArgs<'a> {
+    pub repo: &'a std::path::Path,
+    pub base: Option<&'a str>,
+    pub head: Option<&'a str>,
+    pub config: Option<&'a std::path::Path>,
+}
+
 /// `gitgate input`: one document per object (a JSON array for several), or YAML documents.
-pub fn input(req: &crate::author::InputRequest<'_>, output: DataFormat) -> ExitCode {
-    match crate::author::input(req) {
+pub fn input<'a>(
+    args: InputArgs<'a>,
+    req: crate::author::InputRequest<'a>,
+    output: DataFormat,
+) -> ExitCode {
+    let config;
+    let range = if args.base.is_some() || args.head.is_some() {
+        // As `check` finds it in range mode: --config, else REPO/gitgate.yaml.
+        let default_file = args.repo.join("gitgate.yaml");
+        let file = args
+            .config
+            .or_else(|| default_file.exists().then_some(default_file.as_path()));
+        config = match load_config(file) {
+            Ok((c, _)) => c,
+            Err(code) => return code,
+        };
+        Some(crate::author::RangeRequest {
+            repo: args.repo,
+            base: args.base,
+            head: args.head,
+            config: &config,
+        })
+    } else {
+        None
+    };
+    let req = crate::author::InputRequest { range, ..req };
+    match crate::author::input(&req) {
         Ok(docs) => {
             let value = match <[serde_json::Value; 1]>::try_from(docs) {
                 Ok([one]) => one,

@@ -116,10 +116,21 @@ pub enum Command {
         timeout_ms: u64,
     },
     /// Print the input document a policy sees: for each object of a manifest file (a CREATE,
-    /// or with --old an UPDATE, as `check` builds it), or for an AdmissionReview JSON file
+    /// or with --old an UPDATE, as `check` builds it), for each change of a Git range (with
+    /// --base/--head, as `check` decides it), or for an AdmissionReview JSON file
     Input {
-        /// A manifest (YAML or JSON) or an AdmissionReview
-        file: PathBuf,
+        /// A manifest (YAML or JSON) or an AdmissionReview; with --base/--head, the manifest
+        /// roots in the repository [default: repository.paths]
+        file: Option<PathBuf>,
+        /// The repository of --base/--head
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The revision the change merges into (as `check --base`)
+        #[arg(long)]
+        base: Option<String>,
+        /// The head revision of the change (as `check --head`)
+        #[arg(long)]
+        head: Option<String>,
         /// The manifest before the change: objects of the same identity are UPDATEs
         #[arg(long)]
         old: Option<PathBuf>,

@@ -133,14 +133,24 @@ pub fn run(cli: Cli) -> ExitCode {
         ),
         Command::Input {
             file,
+            repo,
+            base,
+            head,
             old,
             delete,
             policy,
             for_policy,
             output,
         } => commands::input(
-            &crate::author::InputRequest {
-                file: &file,
+            commands::InputArgs {
+                repo: &repo,
+                base: base.as_deref(),
+                head: head.as_deref(),
+                config: cli.config.as_deref(),
+            },
+            crate::author::InputRequest {
+                file: file.as_deref(),
+                range: None,
                 old: old.as_deref(),
                 delete,
                 policies: &policy,
