@@ -278,7 +278,7 @@ fn engine_parity_with_opa() {
         ("long/policy_test.rego", long.as_str()),
         (
             "builtins/policy_test.rego",
-            "package builtins\n\n# METADATA\n# title: Patched\n# custom:\n#   severity: high\npatched := json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}]) {\n  meta := rego.metadata.rule()\n  meta.custom.severity == \"high\"\n}\n\ntest_json_patch { patched == {\"a\": 1, \"b\": 2} }\ntest_re_match { re_match(\"^v[0-9]+$\", \"v12\") }\ntest_metadata_chain { rego.metadata.chain()[0].path == [\"data\", \"builtins\", \"test_metadata_chain\"] }\n",
+            "package builtins\n\n# METADATA\n# title: Patched\n# custom:\n#   severity: high\npatched := json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}]) {\n  meta := rego.metadata.rule()\n  meta.custom.severity == \"high\"\n}\n\ntest_json_patch { patched == {\"a\": 1, \"b\": 2} }\ntest_re_match { re_match(\"^v[0-9]+$\", \"v12\") }\ntest_metadata_chain { rego.metadata.chain()[0].path == [\"data\", \"builtins\", \"test_metadata_chain\"] }\ntest_all_any { all([true, true]); any([false, true]); not any([false]) }\n",
         ),
         (
             "engine/policy_test.rego",
@@ -295,6 +295,7 @@ fn engine_parity_with_opa() {
         "test_json_patch",
         "test_re_match",
         "test_metadata_chain",
+        "test_all_any",
         "test_else_value",
         "test_with_bare_rule",
         "test_large_regex",

@@ -742,12 +742,9 @@ fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
 
 /// OPA's deprecated built-in names that regorus does not know, each with the name OPA made of
 /// it (same arguments, same result).
-const DEPRECATED_BUILTINS: &[(&str, &str)] = &[
-    ("re_match", "regex.match"),
-    ("set_diff", "minus"),
-    ("all", "every_true_in"),
-    ("any", "any_true_in"),
-];
+/// (`all` and `any` have no one-call equivalent in regorus: they are host functions,
+/// `policy::host`.)
+const DEPRECATED_BUILTINS: &[(&str, &str)] = &[("re_match", "regex.match"), ("set_diff", "minus")];
 
 /// Calls of OPA's deprecated built-ins written by their current names (`re_match(p, s)` →
 /// `regex.match(p, s)`), in code only, and only where the policy does not define a function
@@ -755,8 +752,7 @@ const DEPRECATED_BUILTINS: &[(&str, &str)] = &[
 fn deprecated_builtin_edits(text: &str) -> Vec<(usize, usize, String)> {
     let mask = code_mask(text);
     let mut edits = Vec::new();
-    // `all`/`any` have no one-call equivalent in regorus: left to the linter to name.
-    for (old, new) in DEPRECATED_BUILTINS.iter().take(2) {
+    for (old, new) in DEPRECATED_BUILTINS {
         let call = format!("{old}(");
         let mut from = 0;
         while let Some(found) = text[from..].find(&call) {

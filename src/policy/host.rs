@@ -9,6 +9,8 @@
 //!   tens of megabytes of UTF-8 automaton) is matched against ASCII text with ASCII classes,
 //!   which for an ASCII haystack is the same match; against other text it stays undefined.
 //!   Compiled patterns are kept in a small cache, as regorus does.
+//! - **`all` and `any`**, OPA's deprecated built-ins over a collection of booleans, which v0
+//!   policies still call and regorus does not have.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -32,10 +34,38 @@ enum Compiled {
 
 static CACHE: LazyLock<Mutex<HashMap<String, Compiled>>> = LazyLock::new(Default::default);
 
+/// The host functions and their number of arguments (the linter knows them by this list).
+pub const FUNCTIONS: &[(&str, u8)] = &[("regex.match", 2), ("all", 1), ("any", 1)];
+
 /// Registers the host functions on `engine`.
 pub fn register(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     engine.add_extension("regex.match".to_string(), 2, Box::new(regex_match))?;
+    engine.add_extension(
+        "all".to_string(),
+        1,
+        Box::new(|a: Vec<Value>| every(a, true)),
+    )?;
+    engine.add_extension(
+        "any".to_string(),
+        1,
+        Box::new(|a: Vec<Value>| every(a, false)),
+    )?;
     Ok(())
+}
+
+/// `all(c)` (`want_all`) or `any(c)` over an array or set of booleans; undefined otherwise.
+fn every(args: Vec<Value>, want_all: bool) -> anyhow::Result<Value> {
+    let items: Vec<&Value> = match args.first() {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(Value::Set(s)) => s.iter().collect(),
+        _ => return Ok(Value::Undefined),
+    };
+    let t = Value::Bool(true);
+    Ok(Value::Bool(if want_all {
+        items.iter().all(|v| **v == t)
+    } else {
+        items.iter().any(|v| **v == t)
+    }))
 }
 
 fn compiled(pattern: &str) -> Compiled {
@@ -79,6 +109,33 @@ fn regex_match(args: Vec<Value>) -> anyhow::Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_and_any() {
+        let arr = |v: Vec<bool>| {
+            vec![Value::from(
+                v.into_iter().map(Value::from).collect::<Vec<Value>>(),
+            )]
+        };
+        assert_eq!(
+            every(arr(vec![true, true]), true).unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            every(arr(vec![true, false]), true).unwrap(),
+            Value::Bool(false)
+        );
+        assert_eq!(every(arr(vec![]), true).unwrap(), Value::Bool(true));
+        assert_eq!(
+            every(arr(vec![false, true]), false).unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(every(arr(vec![]), false).unwrap(), Value::Bool(false));
+        assert_eq!(
+            every(vec![Value::from(1)], false).unwrap(),
+            Value::Undefined
+        );
+    }
 
     #[test]
     fn large_patterns_match() {
