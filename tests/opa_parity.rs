@@ -281,8 +281,12 @@ fn engine_parity_with_opa() {
             "package builtins\n\n# METADATA\n# title: Patched\n# custom:\n#   severity: high\npatched := json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}]) {\n  meta := rego.metadata.rule()\n  meta.custom.severity == \"high\"\n}\n\ntest_json_patch { patched == {\"a\": 1, \"b\": 2} }\ntest_re_match { re_match(\"^v[0-9]+$\", \"v12\") }\ntest_metadata_chain { rego.metadata.chain()[0].path == [\"data\", \"builtins\", \"test_metadata_chain\"] }\ntest_all_any { all([true, true]); any([false, true]); not any([false]) }\n",
         ),
         (
-            "engine/policy_test.rego",
-            "package engine\nimport rego.v1\n\nlevels := {\"low\": 1, \"high\": 3}\nlevel(x) := levels[k] if { k := x.severity } else := 0\ntest_else_value if { [level({\"severity\": \"high\"}), level({})] == [3, 0] }\n\nlimit := 3\nover if input.n > limit\ntest_with_bare_rule if { over with input as {\"n\": 2} with limit as 1 }\n\ntest_large_regex if regex.match(`^[\\w.-]{1,253}$`, \"my-app.example\")\n",
+            "engine/policy.rego",
+            "package engine\nimport rego.v1\n\nlevels := {\"low\": 1, \"high\": 3}\nlevel(x) := levels[k] if { k := x.severity } else := 0\n\nlimit := 3\nover if input.n > limit\n",
+        ),
+        (
+            "engine/tests/policy_test.rego",
+            "package engine\nimport rego.v1\n\ntest_else_value if { [level({\"severity\": \"high\"}), level({})] == [3, 0] }\n\n# `limit` is a rule of policy.rego, another file of the package.\ntest_with_bare_rule if { over with input as {\"n\": 2} with limit as 1 }\n\ntest_large_regex if regex.match(`^[\\w.-]{1,253}$`, \"my-app.example\")\n",
         ),
     ]);
     let (code, out, err) = test(&["-v"], dir.path());

@@ -29,14 +29,67 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// The rule and function names of each package, over every module of one program, for
+/// rewrites that must know what another file of the same package defines (tests in
+/// `tests/x_test.rego` that write `with allowed as {...}` for a rule of `policy.rego`).
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub rules: std::collections::HashSet<String>,
+    pub functions: std::collections::HashSet<String>,
+}
+
+static RULE_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)^(?:default[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*(\(|:=|=|\bif\b|\{|\bcontains\b|\[)",
+    )
+    .expect("a valid regex")
+});
+
+/// The package of a module text (`a.b` of `package a.b`).
+fn package_name(text: &str) -> Option<String> {
+    static PACKAGE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?m)^package[ \t]+([A-Za-z0-9_.]+)").expect("a valid regex"));
+    PACKAGE.captures(text).map(|c| c[1].to_string())
+}
+
+/// [`Names`] per package (`a.b`), from the texts of a program's modules.
+pub fn package_names<'t>(
+    texts: impl IntoIterator<Item = &'t str>,
+) -> std::collections::HashMap<String, Names> {
+    let mut out: std::collections::HashMap<String, Names> = Default::default();
+    for text in texts {
+        let Some(package) = package_name(text) else {
+            continue;
+        };
+        let names = out.entry(package).or_default();
+        for c in RULE_NAME.captures_iter(text) {
+            let name = c[1].to_string();
+            if matches!(name.as_str(), "package" | "import" | "default" | "else") {
+                continue;
+            }
+            if &c[2] == "(" {
+                names.functions.insert(name);
+            } else {
+                names.rules.insert(name);
+            }
+        }
+    }
+    out
+}
+
 /// Rewrites `text`; returns it unchanged when nothing applies. The passes run one after the
 /// other, each on the previous one's output, so their edits never overlap.
 pub fn rewrite(text: &str) -> String {
+    rewrite_in(text, None)
+}
+
+/// [`rewrite`], knowing the names `text`'s package defines in the program's other modules.
+pub fn rewrite_in(text: &str, package: Option<&Names>) -> String {
     let text = apply(text, deprecated_builtin_edits(text));
     let text = apply(&text, import_edits(&text));
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
-    let text = apply(&text, with_rule_edits(&text));
+    let text = apply(&text, with_rule_edits(&text, package));
     let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
     apply(&text, metadata_edits(&text))
@@ -45,34 +98,30 @@ pub fn rewrite(text: &str) -> String {
 /// `with name as value` where `name` is a rule of this module (OPA resolves a bare rule name
 /// against the package; regorus answers "undefined rule"): the target is written by its full
 /// path, `with data.pkg.name as value`. Functions (`with f as g`) are left as they are.
-fn with_rule_edits(text: &str) -> Vec<(usize, usize, String)> {
+fn with_rule_edits(text: &str, others: Option<&Names>) -> Vec<(usize, usize, String)> {
     static WITH: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\bwith[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+as\b").expect("a valid regex")
     });
-    static PACKAGE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?m)^package[ \t]+([A-Za-z0-9_.]+)").expect("a valid regex"));
-    let Some(package) = PACKAGE.captures(text).map(|c| c[1].to_string()) else {
+    if !text.contains("with") {
+        return Vec::new();
+    }
+    let Some(package) = package_name(text) else {
         return Vec::new();
     };
+    let own = package_names([text]).remove(&package).unwrap_or_default();
     let mask = code_mask(text);
     let mut edits = Vec::new();
     for c in WITH.captures_iter(text) {
         let name = c.get(1).expect("group 1");
-        if matches!(name.as_str(), "input" | "data") || !mask[name.start()] {
+        let n = name.as_str();
+        if matches!(n, "input" | "data") || !mask[name.start()] {
             continue;
         }
-        let head = Regex::new(&format!(
-            r"(?m)^{}[ \t]*(:=|=|\bif\b|\{{|\bcontains\b|\[)",
-            regex::escape(name.as_str())
-        ))
-        .expect("escaped name");
-        let function = format!("\n{}(", name.as_str());
-        if head.is_match(text) && !text.contains(&function) {
-            edits.push((
-                name.start(),
-                name.end(),
-                format!("data.{package}.{}", name.as_str()),
-            ));
+        let is_rule = own.rules.contains(n) || others.is_some_and(|o| o.rules.contains(n));
+        let is_function =
+            own.functions.contains(n) || others.is_some_and(|o| o.functions.contains(n));
+        if is_rule && !is_function {
+            edits.push((name.start(), name.end(), format!("data.{package}.{n}")));
         }
     }
     edits
@@ -940,6 +989,18 @@ mod tests {
         );
         assert!(out.contains("h := 1 if { true } else := 2"), "{out}");
         assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn with_a_rule_of_another_file_of_the_package() {
+        let policy = "package a\nallowed := {1}\nf(x) := x\n";
+        let test = "package a\ntest_x if { deny with allowed as {2} with f as g }\n";
+        let names = package_names([policy, test]);
+        let out = rewrite_in(test, names.get("a"));
+        assert!(
+            out.contains("with data.a.allowed as {2} with f as g"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -106,8 +106,9 @@ impl Program {
                 .expect("non-zero");
         engine.set_policy_length_config(limits);
         let mut packages = Vec::with_capacity(modules.len());
+        let names = super::compat::package_names(modules.iter().map(|m| m.text.as_str()));
         for module in modules {
-            packages.push(add_module(&mut engine, module)?);
+            packages.push(add_module(&mut engine, module, &names)?);
         }
         // Analysis (unsafe variables, conflicts) happens on first use: do it now so that a
         // broken policy fails at load time, not on the request path.
@@ -412,8 +413,16 @@ fn data_roots(modules: &[Module]) -> Option<Vec<String>> {
 }
 
 /// Adds one module with its syntax version; errors name the file and the line in that file.
-fn add_module(engine: &mut regorus::Engine, module: &Module) -> Result<String, PolicyError> {
-    let text = super::compat::rewrite(&module.text);
+fn add_module(
+    engine: &mut regorus::Engine,
+    module: &Module,
+    names: &std::collections::HashMap<String, super::compat::Names>,
+) -> Result<String, PolicyError> {
+    let package = super::load::package_of(&module.text);
+    let package = package
+        .as_deref()
+        .and_then(|p| names.get(p.trim_start_matches("data.")));
+    let text = super::compat::rewrite_in(&module.text, package);
     let attempt = |engine: &mut regorus::Engine, v0: bool| {
         engine.set_rego_v0(v0);
         engine.add_policy(module.file.clone(), text.clone())
