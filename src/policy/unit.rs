@@ -1,6 +1,6 @@
 //! Rego unit tests, run as `opa test` runs them: every `.rego` file under the paths is compiled
-//! into one program, with the data files beside them (`data.json`, `data.yaml`, placed at their
-//! directory's path under `data`), and every `test_` rule is evaluated; it passes when it is
+//! into one program, with the JSON and YAML files beside them as data (placed at their
+//! directory's path under `data`, as OPA's loader places them), and every `test_` rule is evaluated; it passes when it is
 //! `true`. `todo_test_` rules are reported as skipped. A parameterized test (`test_x[name] if
 //! { some name, tc in cases; ... }`, or `contains`) is reported per sub-case, as OPA does.
 //!
@@ -268,28 +268,40 @@ pub fn programs(files: &[SourceFile]) -> (Mode, Vec<Vec<&SourceFile>>) {
     (Mode::PerDirectory, groups)
 }
 
-/// The data document of the data files among `files` read from `root`: each `data.json`,
-/// `data.yaml` or `data.yml` placed at its directory's path relative to `root`, as OPA's
-/// loader places it; two files that set the same key differently are an error.
+/// The data document of the data files among `files` read from `root`, as OPA's loader
+/// makes it: each JSON or YAML file placed at its directory's path relative to `root`
+/// (`root/data.json` is `data`, `root/k8s/data.yaml` is `data.k8s`). A file named `data.json`,
+/// `data.yaml` or `data.yml` that does not parse, is not an object or conflicts with another
+/// is an error; any other JSON or YAML file (a sample manifest, a suite) that does is left
+/// out, where OPA would refuse the whole run.
 pub fn data_document(root: &Path, files: &[SourceFile]) -> Result<serde_json::Value, PolicyError> {
     let mut data = serde_json::Value::Object(Default::default());
     for f in files {
         let path = Path::new(&f.path);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !matches!(name, "data.json" | "data.yaml" | "data.yml") {
+        let is_json = name.ends_with(".json");
+        if !(is_json || name.ends_with(".yaml") || name.ends_with(".yml")) {
             continue;
         }
+        let named = matches!(name, "data.json" | "data.yaml" | "data.yml");
         let invalid = |message: String| PolicyError::Invalid {
             file: f.path.clone(),
             line: 0,
             message,
         };
-        let value: serde_json::Value = if name.ends_with(".json") {
-            serde_json::from_str(&f.text).map_err(|e| invalid(e.to_string()))?
-        } else if f.text.trim().is_empty() {
+        if f.text.trim().is_empty() {
             continue;
+        }
+        let parsed: Result<serde_json::Value, String> = if is_json {
+            serde_json::from_str(&f.text).map_err(|e| e.to_string())
         } else {
-            serde_saphyr::from_str(&f.text).map_err(|e| invalid(e.to_string()))?
+            serde_saphyr::from_str(&f.text).map_err(|e| e.to_string())
+        };
+        let value = match parsed {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) if named => return Err(invalid("a data file holds an object".into())),
+            Err(e) if named => return Err(invalid(e)),
+            _ => continue,
         };
         let mut prefixed = value;
         let dir = path.parent().unwrap_or(Path::new(""));
@@ -299,7 +311,12 @@ pub fn data_document(root: &Path, files: &[SourceFile]) -> Result<serde_json::Va
             o.insert(part.to_string_lossy().into_owned(), prefixed);
             prefixed = serde_json::Value::Object(o);
         }
-        merge(&mut data, prefixed).map_err(|key| invalid(format!("merge conflict at {key}")))?;
+        let mut merged = data.clone();
+        match merge(&mut merged, prefixed) {
+            Ok(()) => data = merged,
+            Err(key) if named => return Err(invalid(format!("merge conflict at data.{key}"))),
+            Err(_) => {}
+        }
     }
     Ok(data)
 }
@@ -694,9 +711,13 @@ mod tests {
         let files = [
             file("root/data.json", "{\"allowed\": [\"a\"]}"),
             file("root/sub/data.yaml", "limit: 3\n"),
+            file("root/sub/other.json", "{\"more\": true}"),
+            file("root/samples/pod.yaml", "apiVersion: v1\nkind: Pod\n"),
+            file("root/samples/svc.yaml", "apiVersion: v1\nkind: Service\n"),
+            file("root/samples/list.yaml", "- 1\n"),
             file(
                 "root/t_test.rego",
-                "package t\ntest_d { data.allowed[0] == \"a\"; data.sub.limit == 3 }\n",
+                "package t\ntest_d { data.allowed[0] == \"a\"; data.sub.limit == 3; data.sub.more }\n",
             ),
         ];
         let data = data_document(Path::new("root"), &files).unwrap();
