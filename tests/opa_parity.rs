@@ -479,3 +479,25 @@ fn input_of_a_pull_request_is_what_check_decides() {
     assert_eq!(v["source"]["path"], "apps/web.yaml");
     assert!(v.get("parameters").is_none(), "{v}");
 }
+
+#[test]
+fn opa_test_flags_are_accepted() {
+    let dir = library(LIBRARY);
+    // --ignore leaves out the parameterized tests' directory.
+    let (code, out, err) = test(
+        &["--ignore", "images", "--explain", "fails", "-b"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS: 2/2"), "{out}");
+    // --v1-compatible reads every module as v1: the v0 modules (labels) no longer parse.
+    let (code, _, _) = test(&["--v1-compatible"], dir.path());
+    assert_eq!(code, 2);
+    let (code, _, _) = test(&["--v1-compatible", "--ignore", "labels"], dir.path());
+    assert_eq!(code, 0);
+    assert_eq!(test(&["--v0-compatible"], dir.path()).0, 0);
+    // --threshold with --coverage.
+    let (code, _, err) = test(&["--coverage", "--threshold", "100.5"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("below the threshold"), "{err}");
+}

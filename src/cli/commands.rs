@@ -298,6 +298,10 @@ pub struct TestArgs<'a> {
     pub verbose: bool,
     pub format: TestFormat,
     pub coverage: bool,
+    /// With `coverage`: the least total coverage (%) that passes.
+    pub threshold: f64,
+    /// Globs of file and directory names to leave out (OPA's `--ignore`).
+    pub ignore: &'a [String],
 }
 
 /// `gitgate test`: 0 when every test passes (skipped `todo_` tests do not count), 1 when one
@@ -327,6 +331,26 @@ pub fn test(paths: &[PathBuf], args: &TestArgs<'_>, options: &Options) -> ExitCo
                 let placed = unit::data_document(&root, &f)?;
                 Ok((f, placed))
             });
+            let ignored = match ignore_set(args.ignore) {
+                Ok(set) => set,
+                Err(e) => {
+                    eprintln!("gitgate test: invalid --ignore pattern: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let read = read.map(|(f, placed)| {
+                let kept = f
+                    .into_iter()
+                    .filter(|f| {
+                        !std::path::Path::new(&f.path)
+                            .strip_prefix(p)
+                            .unwrap_or(std::path::Path::new(&f.path))
+                            .iter()
+                            .any(|part| ignored.is_match(&part.to_string_lossy()))
+                    })
+                    .collect::<Vec<_>>();
+                (kept, placed)
+            });
             match read {
                 Ok((f, placed)) => {
                     if let Err(key) = unit::merge(&mut data, placed) {
@@ -355,6 +379,17 @@ pub fn test(paths: &[PathBuf], args: &TestArgs<'_>, options: &Options) -> ExitCo
     let count = |f: fn(&Outcome) -> bool| report.cases.iter().filter(|t| f(&t.outcome)).count();
     let fail = count(|o| matches!(o, Outcome::Fail));
     let error = count(|o| matches!(o, Outcome::Error(_))) + report.errors.len();
+    let below = args
+        .coverage
+        .then(|| report.total_coverage())
+        .flatten()
+        .filter(|c| *c < args.threshold);
+    if let Some(c) = below {
+        eprintln!(
+            "gitgate test: coverage {c:.2}% is below the threshold {:.2}%",
+            args.threshold
+        );
+    }
     let code = if report.cases.is_empty() && report.errors.is_empty() {
         // A run that tested nothing must not look like one that passed.
         eprintln!(
@@ -364,7 +399,7 @@ pub fn test(paths: &[PathBuf], args: &TestArgs<'_>, options: &Options) -> ExitCo
                 .unwrap_or_default()
         );
         2
-    } else if error > 0 {
+    } else if error > 0 || below.is_some() {
         2
     } else if fail > 0 {
         1
@@ -385,6 +420,22 @@ pub fn test(paths: &[PathBuf], args: &TestArgs<'_>, options: &Options) -> ExitCo
     }
     .and_then(|()| out.flush());
     finish("test", written, code)
+}
+
+/// OPA's `--ignore` globs (`*`, `?`), matched against each part of a path.
+fn ignore_set(patterns: &[String]) -> Result<regex::RegexSet, regex::Error> {
+    regex::RegexSet::new(patterns.iter().map(|p| {
+        let mut re = String::from("^");
+        for c in p.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        re
+    }))
 }
 
 /// What `gitgate eval` was given.

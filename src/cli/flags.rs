@@ -93,6 +93,24 @@ pub enum Command {
         /// Report coverage per file and line (text, or OPA's JSON report with -f json)
         #[arg(long)]
         coverage: bool,
+        /// With --coverage: exit 2 when the total coverage (in %) is below this
+        #[arg(long, default_value_t = 0.0)]
+        threshold: f64,
+        /// Leave out files and directories whose name matches this glob (repeatable), as OPA's
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// Parse modules as Rego v0 (as --rego-version v0), as OPA's flag
+        #[arg(long, conflicts_with = "v1_compatible")]
+        v0_compatible: bool,
+        /// Parse modules as Rego v1 (as --rego-version v1), as OPA's flag
+        #[arg(long)]
+        v1_compatible: bool,
+        /// Accepted as OPA's (a directory is read the same way as a bundle's files)
+        #[arg(short = 'b', long, hide = true)]
+        bundle: bool,
+        /// Accepted as OPA's; a failing test is reported by name, with its print() output
+        #[arg(long, hide = true)]
+        explain: Option<String>,
     },
     /// Evaluate a query against policies, data files and an input, like `opa eval`; prints
     /// OPA's JSON result ({} when undefined)

@@ -104,16 +104,32 @@ pub fn run(cli: Cli) -> ExitCode {
             timeout_ms,
             format,
             coverage,
-        } => commands::test(
-            &paths,
-            &commands::TestArgs {
-                run: run.as_deref(),
-                verbose: cli.verbose > 0,
-                format,
-                coverage,
-            },
-            &options(timeout_ms),
-        ),
+            threshold,
+            ignore,
+            v0_compatible,
+            v1_compatible,
+            bundle: _,
+            explain: _,
+        } => {
+            let mut options = options(timeout_ms);
+            if v0_compatible {
+                options.rego_version = crate::policy::rego::RegoVersion::V0;
+            } else if v1_compatible {
+                options.rego_version = crate::policy::rego::RegoVersion::V1;
+            }
+            commands::test(
+                &paths,
+                &commands::TestArgs {
+                    run: run.as_deref(),
+                    verbose: cli.verbose > 0,
+                    format,
+                    coverage,
+                    threshold,
+                    ignore: &ignore,
+                },
+                &options,
+            )
+        }
         Command::Eval {
             query,
             data,

@@ -90,6 +90,23 @@ pub struct Report {
     pub coverage: Option<BTreeMap<String, FileCoverage>>,
 }
 
+impl Report {
+    /// The share of lines covered over every file, in %, when coverage was gathered.
+    pub fn total_coverage(&self) -> Option<f64> {
+        let files = self.coverage.as_ref()?;
+        let covered: usize = files.values().map(|f| f.covered.len()).sum();
+        let all: usize = files
+            .values()
+            .map(|f| f.covered.len() + f.not_covered.len())
+            .sum();
+        Some(if all == 0 {
+            100.0
+        } else {
+            covered as f64 * 100.0 / all as f64
+        })
+    }
+}
+
 /// What to run and gather.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
