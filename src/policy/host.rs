@@ -9,6 +9,7 @@
 //!   tens of megabytes of UTF-8 automaton) is matched against ASCII text with ASCII classes,
 //!   which for an ASCII haystack is the same match; against other text it stays undefined.
 //!   Compiled patterns are kept in a small cache, as regorus does.
+//! - **`regex.is_valid`** by the same limits, so that a pattern `regex.match` takes is valid.
 //! - **`all` and `any`**, OPA's deprecated built-ins over a collection of booleans, which v0
 //!   policies still call and regorus does not have.
 
@@ -35,11 +36,17 @@ enum Compiled {
 static CACHE: LazyLock<Mutex<HashMap<String, Compiled>>> = LazyLock::new(Default::default);
 
 /// The host functions and their number of arguments (the linter knows them by this list).
-pub const FUNCTIONS: &[(&str, u8)] = &[("regex.match", 2), ("all", 1), ("any", 1)];
+pub const FUNCTIONS: &[(&str, u8)] = &[
+    ("regex.match", 2),
+    ("regex.is_valid", 1),
+    ("all", 1),
+    ("any", 1),
+];
 
 /// Registers the host functions on `engine`.
 pub fn register(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     engine.add_extension("regex.match".to_string(), 2, Box::new(regex_match))?;
+    engine.add_extension("regex.is_valid".to_string(), 1, Box::new(regex_is_valid))?;
     engine.add_extension(
         "all".to_string(),
         1,
@@ -106,6 +113,15 @@ fn regex_match(args: Vec<Value>) -> anyhow::Result<Value> {
     })
 }
 
+/// `regex.is_valid(pattern)`, by the same limits as `regex.match` (a pattern it matches with
+/// is valid); `false` for anything else, as OPA.
+fn regex_is_valid(args: Vec<Value>) -> anyhow::Result<Value> {
+    Ok(Value::Bool(match args.first() {
+        Some(Value::String(pattern)) => !matches!(compiled(pattern), Compiled::Invalid),
+        _ => false,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +159,9 @@ mod tests {
         assert_eq!(m(r"^[\w.-]{1,253}$", "a.b-c"), Value::Bool(true));
         assert_eq!(m(r"^[\w.-]{1,253}$", "a b"), Value::Bool(false));
         assert_eq!(m(r"(", "a"), Value::Undefined);
+        let valid = |p: &str| regex_is_valid(vec![Value::from(p)]).unwrap();
+        assert_eq!(valid(r"^[\w.-]{1,253}$"), Value::Bool(true));
+        assert_eq!(valid(r"("), Value::Bool(false));
         assert_eq!(
             regex_match(vec![Value::from(1), Value::from("a")]).unwrap(),
             Value::Undefined
