@@ -46,21 +46,17 @@ pub fn eval(
     let mut data = serde_json::json!({});
     for root in paths {
         let files = read_paths(std::slice::from_ref(root))?;
-        let base = if root.is_file() {
-            root.parent().unwrap_or(Path::new("")).to_path_buf()
-        } else {
-            root.clone()
-        };
-        // A data file named on the command line is data whatever its name.
-        let named = root.is_file() && !root.to_string_lossy().ends_with(".rego");
-        for f in &files {
-            if named {
+        let is_rego = root.to_string_lossy().ends_with(".rego");
+        if root.is_file() && !is_rego {
+            // A data file named with -d is data at the root, whatever its name, and must read.
+            for f in &files {
                 let value = read_document(Path::new(&f.path), &f.text)?;
                 merge_into(&mut data, value, &f.path)?;
             }
+        } else if root.is_dir() {
+            let placed = unit::data_document(root, &files)?;
+            merge_into(&mut data, placed, &root.display().to_string())?;
         }
-        let placed = unit::data_document(&base, &files)?;
-        merge_into(&mut data, placed, &root.display().to_string())?;
         rego.extend(files.into_iter().filter(|f| f.path.ends_with(".rego")));
     }
     let modules: Vec<Module> = rego
