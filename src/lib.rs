@@ -24,6 +24,7 @@
 //!   printers of `verify`, `test`, `policies`); [`cli`] (parse and dispatch).
 
 pub mod audit;
+pub mod author;
 pub mod builtin;
 pub mod check;
 pub mod cli;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use regex::Regex;
 
+use super::flags::{DataFormat, TestFormat};
 use super::{Printed, finish, load_config, use_color};
 use crate::check::Target;
 use crate::config::Config;
@@ -209,7 +210,22 @@ pub fn serve(
     }
 }
 
-pub fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
+/// What `gitgate verify` was given beside the paths.
+pub struct VerifyArgs<'a> {
+    pub verbose: bool,
+    /// Only tests (or cases) whose name matches.
+    pub run: Option<&'a str>,
+    pub output: DataFormat,
+}
+
+pub fn verify(paths: &[PathBuf], args: &VerifyArgs<'_>, options: &Options) -> ExitCode {
+    let filter = match args.run.map(Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gitgate verify: invalid --run expression: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let files = match suite::find_suites(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -222,7 +238,27 @@ pub fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
         return ExitCode::from(2);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let results = suite::run_suites(&files, options, threads);
+    let mut results = suite::run_suites(&files, options, threads);
+    if let Some(re) = &filter {
+        // gator's --run: a test whose name matches, with all its cases, or the cases that do.
+        for r in &mut results {
+            r.tests.retain_mut(|t| {
+                if !re.is_match(&t.name) {
+                    t.cases.retain(|c| re.is_match(&c.name));
+                    return !t.cases.is_empty();
+                }
+                true
+            });
+        }
+        results.retain(|r| r.error.is_some() || !r.tests.is_empty());
+        if results.is_empty() {
+            eprintln!(
+                "gitgate verify: no test or case matches --run {}",
+                args.run.unwrap_or_default()
+            );
+            return ExitCode::from(2);
+        }
+    }
     let (mut tests, mut cases, mut failed, mut errors) = (0, 0, 0, 0);
     for r in &results {
         let (t, c) = r.counts();
@@ -239,73 +275,249 @@ pub fn verify(paths: &[PathBuf], verbose: bool, options: &Options) -> ExitCode {
         0
     };
     let mut out = std::io::stdout().lock();
-    let written = crate::report::commands::suites(
-        &mut out,
-        &results,
-        verbose,
-        (tests, cases, failed, errors),
-    )
+    let written = match args.output {
+        DataFormat::Text => crate::report::commands::suites(
+            &mut out,
+            &results,
+            args.verbose,
+            (tests, cases, failed, errors),
+        ),
+        format => crate::report::commands::write_data(
+            &mut out,
+            &crate::report::commands::suites_value(&results),
+            format == DataFormat::Yaml,
+        ),
+    }
     .and_then(|()| out.flush());
     finish("verify", written, code)
 }
 
+/// What `gitgate test` was given beside the paths.
+pub struct TestArgs<'a> {
+    pub run: Option<&'a str>,
+    pub verbose: bool,
+    pub format: TestFormat,
+    pub coverage: bool,
+    /// With `coverage`: the least total coverage (%) that passes.
+    pub threshold: f64,
+    /// Globs of file and directory names to leave out (OPA's `--ignore`).
+    pub ignore: &'a [String],
+}
+
 /// `gitgate test`: 0 when every test passes (skipped `todo_` tests do not count), 1 when one
-/// fails, 2 when one errors, the policies do not load or compile, or no test is found.
-pub fn test(paths: &[PathBuf], run: Option<&str>, verbose: bool, options: &Options) -> ExitCode {
-    let filter = match run.map(Regex::new).transpose() {
+/// fails, 2 when one errors, a file does not compile (the others still run), or no test is
+/// found.
+pub fn test(paths: &[PathBuf], args: &TestArgs<'_>, options: &Options) -> ExitCode {
+    let filter = match args.run.map(Regex::new).transpose() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("gitgate test: invalid --run expression: {e}");
             return ExitCode::from(2);
         }
     };
-    let mut groups = Vec::new();
-    if paths.is_empty() {
-        groups.push(("built-in library".to_string(), crate::builtin::files()));
+    // One program over every path, with the data files found under each.
+    let (files, data) = if paths.is_empty() {
+        (crate::builtin::files(), serde_json::json!({}))
     } else {
+        let mut files = Vec::new();
+        let mut data = serde_json::json!({});
         for p in paths {
-            match policy::load::read_paths(std::slice::from_ref(p)) {
-                Ok(files) => groups.push((p.display().to_string(), files)),
+            let read = policy::load::read_paths(std::slice::from_ref(p)).and_then(|f| {
+                let root = if p.is_file() {
+                    p.parent().map(PathBuf::from).unwrap_or_default()
+                } else {
+                    p.clone()
+                };
+                let placed = unit::data_document(&root, &f)?;
+                Ok((f, placed))
+            });
+            let ignored = match ignore_set(args.ignore) {
+                Ok(set) => set,
+                Err(e) => {
+                    eprintln!("gitgate test: invalid --ignore pattern: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let read = read.map(|(f, placed)| {
+                let kept = f
+                    .into_iter()
+                    .filter(|f| {
+                        !std::path::Path::new(&f.path)
+                            .strip_prefix(p)
+                            .unwrap_or(std::path::Path::new(&f.path))
+                            .iter()
+                            .any(|part| ignored.is_match(&part.to_string_lossy()))
+                    })
+                    .collect::<Vec<_>>();
+                (kept, placed)
+            });
+            match read {
+                Ok((f, placed)) => {
+                    if let Err(key) = unit::merge(&mut data, placed) {
+                        eprintln!(
+                            "gitgate test: {}: data merge conflict at data.{key}",
+                            p.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                    files.extend(f);
+                }
                 Err(e) => {
                     eprintln!("gitgate test: {e}");
                     return ExitCode::from(2);
                 }
             }
         }
-    }
-    let mut results = Vec::new();
-    for (name, files) in &groups {
-        match unit::run(files, filter.as_ref(), options) {
-            Ok(r) => results.extend(r),
-            Err(e) => {
-                eprintln!("gitgate test: {name}: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|t| f(&t.outcome)).count();
+        (files, data)
+    };
+    let run = unit::RunOptions {
+        filter,
+        coverage: args.coverage,
+        options: options.clone(),
+    };
+    let report = unit::run(&files, Some(&data), &run);
+    let count = |f: fn(&Outcome) -> bool| report.cases.iter().filter(|t| f(&t.outcome)).count();
     let fail = count(|o| matches!(o, Outcome::Fail));
-    let error = count(|o| matches!(o, Outcome::Error(_)));
-    let total = results.len();
-    let code = if total == 0 {
+    let error = count(|o| matches!(o, Outcome::Error(_))) + report.errors.len();
+    let below = args
+        .coverage
+        .then(|| report.total_coverage())
+        .flatten()
+        .filter(|c| *c < args.threshold);
+    if let Some(c) = below {
+        eprintln!(
+            "gitgate test: coverage {c:.2}% is below the threshold {:.2}%",
+            args.threshold
+        );
+    }
+    let code = if report.cases.is_empty() && report.errors.is_empty() {
         // A run that tested nothing must not look like one that passed.
         eprintln!(
             "gitgate test: no test_ rule found{}",
-            run.map(|r| format!(" matching --run {r}"))
+            args.run
+                .map(|r| format!(" matching --run {r}"))
                 .unwrap_or_default()
         );
         2
-    } else if error > 0 {
+    } else if error > 0 || below.is_some() {
         2
     } else if fail > 0 {
         1
     } else {
         0
     };
+    for e in &report.errors {
+        eprintln!("gitgate test: {e}");
+    }
+    if report.mode == unit::Mode::PerDirectory && args.format == TestFormat::Json {
+        eprintln!("gitgate test: {}", crate::report::commands::PER_DIRECTORY);
+    }
     let mut out = std::io::stdout().lock();
-    let written =
-        crate::report::commands::tests(&mut out, &results, verbose).and_then(|()| out.flush());
+    let written = match (args.format, args.coverage) {
+        (TestFormat::Json, true) => crate::report::commands::coverage_json(&mut out, &report),
+        (TestFormat::Json, false) => crate::report::commands::tests_json(&mut out, &report),
+        (TestFormat::Pretty, _) => crate::report::commands::tests(&mut out, &report, args.verbose),
+    }
+    .and_then(|()| out.flush());
     finish("test", written, code)
+}
+
+/// OPA's `--ignore` globs (`*`, `?`), matched against each part of a path.
+fn ignore_set(patterns: &[String]) -> Result<regex::RegexSet, regex::Error> {
+    regex::RegexSet::new(patterns.iter().map(|p| {
+        let mut re = String::from("^");
+        for c in p.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        re
+    }))
+}
+
+/// What `gitgate eval` was given.
+pub struct EvalArgs<'a> {
+    pub query: &'a str,
+    pub data: &'a [PathBuf],
+    pub input: Option<&'a std::path::Path>,
+    pub fail: bool,
+    pub fail_defined: bool,
+}
+
+/// `gitgate eval`: OPA's JSON result; 2 when something does not load or the query errors, 1
+/// under --fail (undefined) or --fail-defined (defined).
+pub fn eval(args: &EvalArgs<'_>, options: &Options) -> ExitCode {
+    match crate::author::eval(args.data, args.input, args.query, options) {
+        Ok(value) => {
+            let defined = value.get("result").is_some();
+            let code = u8::from((args.fail && !defined) || (args.fail_defined && defined));
+            let mut out = std::io::stdout().lock();
+            let written = crate::report::commands::write_data(&mut out, &value, false)
+                .and_then(|()| out.flush());
+            finish("eval", written, code)
+        }
+        Err(e) => {
+            eprintln!("gitgate eval: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Where `gitgate input` reads a range from.
+pub struct InputArgs<'a> {
+    pub repo: &'a std::path::Path,
+    pub base: Option<&'a str>,
+    pub head: Option<&'a str>,
+    pub config: Option<&'a std::path::Path>,
+}
+
+/// `gitgate input`: one document per object (a JSON array for several), or YAML documents.
+pub fn input<'a>(
+    args: InputArgs<'a>,
+    req: crate::author::InputRequest<'a>,
+    output: DataFormat,
+) -> ExitCode {
+    let config;
+    let range = if args.base.is_some() || args.head.is_some() {
+        // As `check` finds it in range mode: --config, else REPO/gitgate.yaml.
+        let default_file = args.repo.join("gitgate.yaml");
+        let file = args
+            .config
+            .or_else(|| default_file.exists().then_some(default_file.as_path()));
+        config = match load_config(file) {
+            Ok((c, _)) => c,
+            Err(code) => return code,
+        };
+        Some(crate::author::RangeRequest {
+            repo: args.repo,
+            base: args.base,
+            head: args.head,
+            config: &config,
+        })
+    } else {
+        None
+    };
+    let req = crate::author::InputRequest { range, ..req };
+    match crate::author::input(&req) {
+        Ok(docs) => {
+            let value = match <[serde_json::Value; 1]>::try_from(docs) {
+                Ok([one]) => one,
+                Err(many) => serde_json::Value::Array(many),
+            };
+            let mut out = std::io::stdout().lock();
+            let written =
+                crate::report::commands::write_data(&mut out, &value, output == DataFormat::Yaml)
+                    .and_then(|()| out.flush());
+            finish("input", written, 0)
+        }
+        Err(e) => {
+            eprintln!("gitgate input: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 pub fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {

@@ -36,6 +36,19 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ColorWhen {
     Auto,
@@ -56,6 +69,12 @@ pub enum Command {
         /// Limit of one policy evaluation, in milliseconds
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
+        /// Run only the tests whose name matches this regular expression (gator's --run)
+        #[arg(short = 'r', long = "run")]
+        run: Option<String>,
+        /// Output format (text as gator prints; json or yaml, as gator's -o)
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Text)]
+        output: DataFormat,
     },
     /// Run the test_ rules of Rego policy directories, like `opa test`
     Test {
@@ -68,6 +87,84 @@ pub enum Command {
         /// Limit of one test's evaluation, in milliseconds
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        /// Output format: pretty (as `opa test` prints) or json (OPA's shape)
+        #[arg(short = 'f', long = "format", value_enum, default_value_t = TestFormat::Pretty)]
+        format: TestFormat,
+        /// Report coverage per file and line (text, or OPA's JSON report with -f json)
+        #[arg(long)]
+        coverage: bool,
+        /// With --coverage: exit 2 when the total coverage (in %) is below this
+        #[arg(long, default_value_t = 0.0)]
+        threshold: f64,
+        /// Leave out files and directories whose name matches this glob (repeatable), as OPA's
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// Parse modules as Rego v0 (as --rego-version v0), as OPA's flag
+        #[arg(long, conflicts_with = "v1_compatible")]
+        v0_compatible: bool,
+        /// Parse modules as Rego v1 (as --rego-version v1), as OPA's flag
+        #[arg(long)]
+        v1_compatible: bool,
+        /// Accepted as OPA's (a directory is read the same way as a bundle's files)
+        #[arg(short = 'b', long, hide = true)]
+        bundle: bool,
+        /// Accepted as OPA's; a failing test is reported by name, with its print() output
+        #[arg(long, hide = true)]
+        explain: Option<String>,
+    },
+    /// Evaluate a query against policies, data files and an input, like `opa eval`; prints
+    /// OPA's JSON result ({} when undefined)
+    Eval {
+        /// The query (`data.main.deny`)
+        query: String,
+        /// Rego files, data files (JSON/YAML) or directories of them (repeatable)
+        #[arg(short = 'd', long = "data")]
+        data: Vec<PathBuf>,
+        /// The input document (JSON or YAML); `-` reads standard input
+        #[arg(short = 'i', long = "input")]
+        input: Option<PathBuf>,
+        /// Exit 1 when the result is undefined
+        #[arg(long)]
+        fail: bool,
+        /// Exit 1 when the result is defined
+        #[arg(long)]
+        fail_defined: bool,
+        /// Limit of the evaluation, in milliseconds
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+    /// Print the input document a policy sees: for each object of a manifest file (a CREATE,
+    /// or with --old an UPDATE, as `check` builds it), for each change of a Git range (with
+    /// --base/--head, as `check` decides it), or for an AdmissionReview JSON file
+    Input {
+        /// A manifest (YAML or JSON) or an AdmissionReview; with --base/--head, the manifest
+        /// roots in the repository [default: repository.paths]
+        file: Option<PathBuf>,
+        /// The repository of --base/--head
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The revision the change merges into (as `check --base`)
+        #[arg(long)]
+        base: Option<String>,
+        /// The head revision of the change (as `check --head`)
+        #[arg(long)]
+        head: Option<String>,
+        /// The manifest before the change: objects of the same identity are UPDATEs
+        #[arg(long)]
+        old: Option<PathBuf>,
+        /// Judge the objects as deleted (input.review.oldObject, no object)
+        #[arg(long)]
+        delete: bool,
+        /// Policies (with --for): the input as that policy sees it
+        #[arg(short = 'p', long = "policy")]
+        policy: Vec<PathBuf>,
+        /// The policy whose input to print: with its parameters, or the manifest itself for
+        /// a conftest-style policy [default: the document, without parameters]
+        #[arg(long = "for")]
+        for_policy: Option<String>,
+        /// Output format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Json)]
+        output: DataFormat,
     },
     /// List the policies a set of paths (or the built-in library) loads
     Policies {

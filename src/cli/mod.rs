@@ -87,20 +87,93 @@ pub fn run(cli: Cli) -> ExitCode {
             paths,
             verbose_cases,
             timeout_ms,
+            run,
+            output,
         } => commands::verify(
             &paths,
-            verbose_cases || cli.verbose > 0,
+            &commands::VerifyArgs {
+                verbose: verbose_cases || cli.verbose > 0,
+                run: run.as_deref(),
+                output,
+            },
             &options(timeout_ms),
         ),
         Command::Test {
             paths,
             run,
             timeout_ms,
-        } => commands::test(
-            &paths,
-            run.as_deref(),
-            cli.verbose > 0,
+            format,
+            coverage,
+            threshold,
+            ignore,
+            v0_compatible,
+            v1_compatible,
+            bundle: _,
+            explain: _,
+        } => {
+            let mut options = options(timeout_ms);
+            if v0_compatible {
+                options.rego_version = crate::policy::rego::RegoVersion::V0;
+            } else if v1_compatible {
+                options.rego_version = crate::policy::rego::RegoVersion::V1;
+            }
+            commands::test(
+                &paths,
+                &commands::TestArgs {
+                    run: run.as_deref(),
+                    verbose: cli.verbose > 0,
+                    format,
+                    coverage,
+                    threshold,
+                    ignore: &ignore,
+                },
+                &options,
+            )
+        }
+        Command::Eval {
+            query,
+            data,
+            input,
+            fail,
+            fail_defined,
+            timeout_ms,
+        } => commands::eval(
+            &commands::EvalArgs {
+                query: &query,
+                data: &data,
+                input: input.as_deref(),
+                fail,
+                fail_defined,
+            },
             &options(timeout_ms),
+        ),
+        Command::Input {
+            file,
+            repo,
+            base,
+            head,
+            old,
+            delete,
+            policy,
+            for_policy,
+            output,
+        } => commands::input(
+            commands::InputArgs {
+                repo: &repo,
+                base: base.as_deref(),
+                head: head.as_deref(),
+                config: cli.config.as_deref(),
+            },
+            crate::author::InputRequest {
+                file: file.as_deref(),
+                range: None,
+                old: old.as_deref(),
+                delete,
+                policies: &policy,
+                for_policy: for_policy.as_deref(),
+                rego_version: cli.rego_version,
+            },
+            output,
         ),
         Command::Policies { paths } => commands::list_policies(&paths, &options(1000)),
         Command::Check {

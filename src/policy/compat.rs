@@ -29,14 +29,268 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// The rule and function names of each package, over every module of one program, for
+/// rewrites that must know what another file of the same package defines (tests in
+/// `tests/x_test.rego` that write `with allowed as {...}` for a rule of `policy.rego`).
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub rules: std::collections::HashSet<String>,
+    pub functions: std::collections::HashSet<String>,
+}
+
+static RULE_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)^(?:default[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*(\(|:=|=|\bif\b|\{|\bcontains\b|\[)",
+    )
+    .expect("a valid regex")
+});
+
+/// The package of a module text (`a.b` of `package a.b`).
+fn package_name(text: &str) -> Option<String> {
+    static PACKAGE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?m)^package[ \t]+([A-Za-z0-9_.]+)").expect("a valid regex"));
+    PACKAGE.captures(text).map(|c| c[1].to_string())
+}
+
+/// [`Names`] per package (`a.b`), from the texts of a program's modules.
+pub fn package_names<'t>(
+    texts: impl IntoIterator<Item = &'t str>,
+) -> std::collections::HashMap<String, Names> {
+    let mut out: std::collections::HashMap<String, Names> = Default::default();
+    for text in texts {
+        let Some(package) = package_name(text) else {
+            continue;
+        };
+        let names = out.entry(package).or_default();
+        for c in RULE_NAME.captures_iter(text) {
+            let name = c[1].to_string();
+            if matches!(name.as_str(), "package" | "import" | "default" | "else") {
+                continue;
+            }
+            if &c[2] == "(" {
+                names.functions.insert(name);
+            } else {
+                names.rules.insert(name);
+            }
+        }
+    }
+    out
+}
+
 /// Rewrites `text`; returns it unchanged when nothing applies. The passes run one after the
 /// other, each on the previous one's output, so their edits never overlap.
 pub fn rewrite(text: &str) -> String {
+    rewrite_in(text, None)
+}
+
+/// [`rewrite`], knowing the names `text`'s package defines in the program's other modules.
+pub fn rewrite_in(text: &str, package: Option<&Names>) -> String {
     let text = apply(text, deprecated_builtin_edits(text));
     let text = apply(&text, import_edits(&text));
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
-    apply(&text, sprintf_edits(&text))
+    let text = apply(&text, with_rule_edits(&text, package));
+    let text = apply(&text, else_value_edits(&text));
+    let text = apply(&text, sprintf_edits(&text));
+    apply(&text, metadata_edits(&text))
+}
+
+/// `with name as value` where `name` is a rule of this module (OPA resolves a bare rule name
+/// against the package; regorus answers "undefined rule"): the target is written by its full
+/// path, `with data.pkg.name as value`. Functions (`with f as g`) are left as they are.
+fn with_rule_edits(text: &str, others: Option<&Names>) -> Vec<(usize, usize, String)> {
+    static WITH: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bwith[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+as\b").expect("a valid regex")
+    });
+    if !text.contains("with") {
+        return Vec::new();
+    }
+    let Some(package) = package_name(text) else {
+        return Vec::new();
+    };
+    let own = package_names([text]).remove(&package).unwrap_or_default();
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    for c in WITH.captures_iter(text) {
+        let name = c.get(1).expect("group 1");
+        let n = name.as_str();
+        if matches!(n, "input" | "data") || !mask[name.start()] {
+            continue;
+        }
+        let is_rule = own.rules.contains(n) || others.is_some_and(|o| o.rules.contains(n));
+        let is_function =
+            own.functions.contains(n) || others.is_some_and(|o| o.functions.contains(n));
+        if is_rule && !is_function {
+            edits.push((name.start(), name.end(), format!("data.{package}.{n}")));
+        }
+    }
+    edits
+}
+
+/// `f(x) := m[k] if { k := x.k } else := 0`: regorus evaluates the first clause's value with
+/// the body's variables unbound ("multiple outputs"); OPA binds them first. The value moves
+/// to the end of the body: `f(x) := __ggv1 if { k := x.k; __ggv1 := m[k] } else := 0`.
+fn else_value_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static HEAD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?m)^[A-Za-z_][A-Za-z0-9_.]*(?:\([^()\n]*\))?[ \t]*:?=[ \t]*([^{}\n#\x22`]+?)(?:[ \t]+if)?[ \t]*\{",
+        )
+        .expect("a valid regex")
+    });
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    let mut n = 0;
+    for c in HEAD.captures_iter(text) {
+        let whole = c.get(0).expect("the match");
+        let value = c.get(1).expect("the value");
+        if !mask[whole.start()] || !value.as_str().contains(['[', '(']) {
+            continue;
+        }
+        let open = whole.end() - 1;
+        let Some(close) = matching_brace(text, open) else {
+            continue;
+        };
+        if !text[close + 1..].trim_start().starts_with("else") {
+            continue;
+        }
+        n += 1;
+        let var = format!("__ggv{n}");
+        let line_start = text[..close].rfind('\n').map_or(0, |p| p + 1);
+        let sep = if text[line_start..close].trim().is_empty() {
+            ""
+        } else {
+            "; "
+        };
+        edits.push((value.start(), value.end(), var.clone()));
+        edits.push((
+            close,
+            close,
+            format!("{sep}{var} := {} ", value.as_str().trim()),
+        ));
+    }
+    edits
+}
+
+/// The `}` matching the `{` at `open`, skipping strings, raw strings and comments.
+fn matching_brace(text: &str, open: usize) -> Option<usize> {
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    for i in open..bytes.len() {
+        if !mask[i] {
+            continue;
+        }
+        match bytes[i] {
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (bytes[i] == b'}').then_some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `rego.metadata.rule()` and `rego.metadata.chain()`, which regorus does not have, written
+/// as the literal value OPA would return: the METADATA block above the enclosing rule (its
+/// `scope` `rule` unless it says otherwise), `{}` without one; the chain is the rule's entry
+/// then the package's, as OPA orders it.
+fn metadata_edits(text: &str) -> Vec<(usize, usize, String)> {
+    const RULE: &str = "rego.metadata.rule()";
+    const CHAIN: &str = "rego.metadata.chain()";
+    if !text.contains(RULE) && !text.contains(CHAIN) {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .scan(0, |at, l| {
+            let start = *at;
+            *at += l.len();
+            Some((start, l.trim_end_matches(['\n', '\r'])))
+        })
+        .collect();
+    // The METADATA block directly above line `i`, as JSON, with its default scope.
+    let block_above = |i: usize, scope: &str| -> Option<serde_json::Value> {
+        let mut start = i;
+        while start > 0 && lines[start - 1].1.starts_with('#') {
+            start -= 1;
+        }
+        let meta = (start..i)
+            .rev()
+            .find(|&j| lines[j].1.trim() == "# METADATA")?;
+        let yaml: String = lines[meta + 1..i]
+            .iter()
+            .map(|(_, l)| {
+                let l = l.trim_start_matches('#');
+                l.strip_prefix(' ').unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut value: serde_json::Value = serde_saphyr::from_str(&yaml).ok()?;
+        let object = value.as_object_mut()?;
+        object
+            .entry("scope")
+            .or_insert_with(|| serde_json::Value::from(scope));
+        Some(value)
+    };
+    let package_line = lines.iter().position(|(_, l)| l.starts_with("package "));
+    let package: Vec<String> = package_line
+        .map(|i| {
+            lines[i].1["package ".len()..]
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .split('.')
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut edits = Vec::new();
+    for call in [RULE, CHAIN] {
+        for (at, _) in text.match_indices(call) {
+            if !mask.get(at).copied().unwrap_or(false) {
+                continue;
+            }
+            // The rule: the last line before `at` that starts a top-level statement.
+            let line = lines.partition_point(|(start, _)| *start <= at) - 1;
+            let Some(rule_line) = (0..=line).rev().find(|&i| {
+                let l = lines[i].1;
+                l.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && !l.starts_with("else")
+            }) else {
+                continue;
+            };
+            let rule_text = lines[rule_line].1;
+            let name: String = rule_text
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let annotations = block_above(rule_line, "rule");
+            let value = if call == RULE {
+                annotations.unwrap_or_else(|| serde_json::json!({}))
+            } else {
+                let mut path: Vec<String> = vec!["data".into()];
+                path.extend(package.iter().cloned());
+                let full: Vec<String> = path.iter().cloned().chain([name]).collect();
+                let mut rule = serde_json::json!({"path": full});
+                if let Some(a) = annotations {
+                    rule["annotations"] = a;
+                }
+                let mut chain = vec![rule];
+                if let Some(a) = package_line.and_then(|i| block_above(i, "package")) {
+                    chain.push(serde_json::json!({"path": path, "annotations": a}));
+                }
+                serde_json::Value::Array(chain)
+            };
+            edits.push((at, at + call.len(), value.to_string()));
+        }
+    }
+    edits
 }
 
 /// `head if not x[key]` on one line, a body of one negated lookup without braces (Rego v1):
@@ -149,7 +403,7 @@ fn structural_edits(text: &str) -> Vec<(usize, usize, String)> {
             head_end = None;
             after_body = false;
         }
-        if line_start
+        if (line_start || last_sig.is_some_and(|(_, c)| matches!(c, b'{' | b';')))
             && stack.last() == Some(&Open::Brace)
             && text[i..].starts_with("not ")
             && let Some(edit) = hoist_not_arguments(text, i, &mut hoisted)
@@ -252,8 +506,7 @@ fn hoist_not_arguments(
     }
     let open = at + (line.len() - rest.len()) + name_len;
     let close = matching_paren(text, open, line_end)?;
-    let tail = text[close + 1..line_end].trim();
-    if !(tail.is_empty() || tail.starts_with('#')) {
+    if !ends_expression(&text[close + 1..line_end]) {
         return None;
     }
     let args = split_top_level(&text[open + 1..close]);
@@ -295,11 +548,7 @@ fn hoist_not_index(
     let line = &text[at..line_end];
     let open = at + (line.len() - rest.len()) + name_len;
     let close = matching_bracket(text, open)?;
-    if close >= line_end {
-        return None;
-    }
-    let tail = text[close + 1..line_end].trim();
-    if !(tail.is_empty() || tail.starts_with('#')) {
+    if close >= line_end || !ends_expression(&text[close + 1..line_end]) {
         return None;
     }
     let key = text[open + 1..close].trim();
@@ -310,6 +559,13 @@ fn hoist_not_index(
     let var = format!("__gg{counter}");
     let name = &text[at + (line.len() - rest.len())..open];
     Some((at, close + 1, format!("{var} := {key}; not {name}[{var}]")))
+}
+
+/// Whether what follows a negated expression on its line ends it: nothing, a comment, `;` or
+/// the `}` closing a one-line body (`deny if { not allowed[input.x] }`).
+fn ends_expression(tail: &str) -> bool {
+    let tail = tail.trim();
+    tail.is_empty() || tail.starts_with(['#', ';', '}'])
 }
 
 /// Whether an operand is a reference or a call (what OPA evaluates outside a negation), not a
@@ -535,12 +791,9 @@ fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
 
 /// OPA's deprecated built-in names that regorus does not know, each with the name OPA made of
 /// it (same arguments, same result).
-const DEPRECATED_BUILTINS: &[(&str, &str)] = &[
-    ("re_match", "regex.match"),
-    ("set_diff", "minus"),
-    ("all", "every_true_in"),
-    ("any", "any_true_in"),
-];
+/// (`all` and `any` have no one-call equivalent in regorus: they are host functions,
+/// `policy::host`.)
+const DEPRECATED_BUILTINS: &[(&str, &str)] = &[("re_match", "regex.match"), ("set_diff", "minus")];
 
 /// Calls of OPA's deprecated built-ins written by their current names (`re_match(p, s)` →
 /// `regex.match(p, s)`), in code only, and only where the policy does not define a function
@@ -548,8 +801,7 @@ const DEPRECATED_BUILTINS: &[(&str, &str)] = &[
 fn deprecated_builtin_edits(text: &str) -> Vec<(usize, usize, String)> {
     let mask = code_mask(text);
     let mut edits = Vec::new();
-    // `all`/`any` have no one-call equivalent in regorus: left to the linter to name.
-    for (old, new) in DEPRECATED_BUILTINS.iter().take(2) {
+    for (old, new) in DEPRECATED_BUILTINS {
         let call = format!("{old}(");
         let mut from = 0;
         while let Some(found) = text[from..].find(&call) {
@@ -698,6 +950,73 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn not_index_in_one_line_bodies_binds_the_key_first() {
+        let src = "package a\ndeny if { not allowed[input.x] }\nd2 { x := 1; not f(input.y) }\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("deny if { __gg1 := input.x; not allowed[__gg1] }"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x := 1; __gg2 := input.y; not f(__gg2) }"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn with_a_bare_rule_name_is_written_by_path() {
+        let src = "package a.b\nf := 1\ng(x) := x\ntest_x if { f == 2 with f as 2; g(1) with g as h; x with input as 1 }\n";
+        let out = rewrite(src);
+        assert!(out.contains("f == 2 with data.a.b.f as 2"), "{out}");
+        assert!(out.contains("with g as h"), "functions stay: {out}");
+        assert!(out.contains("with input as 1"), "{out}");
+    }
+
+    #[test]
+    fn else_chain_values_are_bound_in_the_body() {
+        let src = "package a\nf(x) := m[k] if { k := x.k } else := 0\ng(x) = m[k] {\n  k := x.k # why\n} else = 1\nh := 1 if { true } else := 2\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("f(x) := __ggv1 if { k := x.k ; __ggv1 := m[k] } else := 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("g(x) = __ggv2 {\n  k := x.k # why\n__ggv2 := m[k] } else = 1"),
+            "{out}"
+        );
+        assert!(out.contains("h := 1 if { true } else := 2"), "{out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn with_a_rule_of_another_file_of_the_package() {
+        let policy = "package a\nallowed := {1}\nf(x) := x\n";
+        let test = "package a\ntest_x if { deny with allowed as {2} with f as g }\n";
+        let names = package_names([policy, test]);
+        let out = rewrite_in(test, names.get("a"));
+        assert!(
+            out.contains("with data.a.allowed as {2} with f as g"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn rego_metadata_is_the_literal_block() {
+        let src = "# METADATA\n# title: P\npackage p\n\n# METADATA\n# title: R\n# custom:\n#   severity: high\nr := m if {\n  m := rego.metadata.rule()\n}\nc := rego.metadata.chain()\nnone := rego.metadata.rule()\n";
+        let out = rewrite(src);
+        assert_eq!(out.lines().count(), src.lines().count());
+        assert!(
+            out.contains(r#"m := {"title":"R","custom":{"severity":"high"},"scope":"rule"}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"c := [{"path":["data","p","c"]},{"path":["data","p"],"annotations":{"title":"P","scope":"package"}}]"#),
+            "{out}"
+        );
+        assert!(out.contains("none := {}"), "{out}");
     }
 
     #[test]

@@ -370,6 +370,8 @@ impl Walker<'_> {
             None
         } else if let Some((_, n)) = BUILTINS.get(path.as_str()) {
             Some(usize::from(*n))
+        } else if let Some((_, n)) = super::host::FUNCTIONS.iter().find(|(f, _)| *f == path) {
+            Some(usize::from(*n))
         } else {
             let namespace = path.split('.').next().unwrap_or_default();
             let message = if OPA_NAMESPACES.contains(&namespace) {

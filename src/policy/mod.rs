@@ -6,6 +6,7 @@
 
 pub mod compat;
 pub mod expansion;
+pub mod host;
 pub mod lint;
 pub mod load;
 pub mod matcher;
@@ -192,22 +193,9 @@ impl Policy {
         input: &regorus::Value,
         data: Option<&regorus::Value>,
     ) -> Result<Vec<Finding>, PolicyError> {
-        let input = match self.flavor {
-            Flavor::Conftest => match doc.review.object.as_ref().filter(|o| !o.is_null()) {
-                Some(obj) => json_to_rego(obj),
-                // conftest judges manifests; a DELETE has none.
-                None => return Ok(Vec::new()),
-            },
-            Flavor::Gatekeeper | Flavor::Native => {
-                let mut input = input.clone();
-                if let Ok(map) = input.as_object_mut() {
-                    map.insert(
-                        regorus::Value::from("parameters"),
-                        self.parameters_rego.clone(),
-                    );
-                }
-                input
-            }
+        let Some(input) = self.input_for(doc, input) else {
+            // conftest judges manifests; a DELETE has none.
+            return Ok(Vec::new());
         };
         let excepted = if self.flavor == Flavor::Conftest {
             self.exceptions(&input, data)?
@@ -224,6 +212,30 @@ impl Policy {
             }
         }
         Ok(findings)
+    }
+
+    /// The input this policy sees for `doc` (`input`, the document as Rego): the document with
+    /// this policy's `input.parameters`, or the manifest itself for a conftest-style policy
+    /// (`None` for a DELETE, which has no manifest). `gitgate input --for` prints it.
+    pub fn input_for(&self, doc: &Document, input: &regorus::Value) -> Option<regorus::Value> {
+        match self.flavor {
+            Flavor::Conftest => doc
+                .review
+                .object
+                .as_ref()
+                .filter(|o| !o.is_null())
+                .map(json_to_rego),
+            Flavor::Gatekeeper | Flavor::Native => {
+                let mut input = input.clone();
+                if let Ok(map) = input.as_object_mut() {
+                    map.insert(
+                        regorus::Value::from("parameters"),
+                        self.parameters_rego.clone(),
+                    );
+                }
+                Some(input)
+            }
+        }
     }
 
     /// Whether this policy may read `data.<root>` (`inventory`): extra data is given only to

@@ -85,13 +85,30 @@ impl Program {
         let mut engine = regorus::Engine::new();
         // OPA's default: a built-in function error makes its expression undefined.
         engine.set_strict_builtin_errors(false);
+        // print() output is gathered and written attributed to what was evaluated.
+        engine.set_gather_prints(true);
+        super::host::register(&mut engine).map_err(|e| PolicyError::Compile {
+            file: modules
+                .first()
+                .map_or("<policy>", |m| m.file.as_str())
+                .to_string(),
+            message: format!("registering host functions: {e}"),
+        })?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
+        // regorus refuses a line longer than 1,024 columns; OPA has no such limit. A line stays
+        // bounded by the file-size limit, which is kept.
+        let mut limits = regorus::utils::limits::PolicyLengthConfig::default();
+        limits.max_col =
+            NonZeroU32::new(u32::try_from(limits.max_file_bytes.get()).unwrap_or(u32::MAX))
+                .expect("non-zero");
+        engine.set_policy_length_config(limits);
         let mut packages = Vec::with_capacity(modules.len());
+        let names = super::compat::package_names(modules.iter().map(|m| m.text.as_str()));
         for module in modules {
-            packages.push(add_module(&mut engine, module)?);
+            packages.push(add_module(&mut engine, module, &names)?);
         }
         // Analysis (unsafe variables, conflicts) happens on first use: do it now so that a
         // broken policy fails at load time, not on the request path.
@@ -172,7 +189,9 @@ impl Program {
             engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         }
         engine.set_input(input);
-        match self.guarded(|| engine.eval_rule(path.to_string()))? {
+        let result = self.guarded(|| engine.eval_rule(path.to_string()));
+        emit_prints(&mut engine, path);
+        match result? {
             Ok(regorus::Value::Undefined) => Ok(None),
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(format_error(&e.to_string(), &[])),
@@ -197,6 +216,64 @@ impl Program {
             ));
         }
         Ok(result)
+    }
+}
+
+/// One evaluation with what a test runner wants beside the value: the `print()` output and
+/// the lines it covered.
+pub struct Traced {
+    pub value: Result<Option<regorus::Value>, String>,
+    pub prints: Vec<String>,
+    pub coverage: Option<regorus::coverage::Report>,
+}
+
+impl Program {
+    /// The same program with `data` as its base data document (data files beside policies),
+    /// prepared again once here rather than on every evaluation.
+    pub fn with_data(mut self, data: regorus::Value) -> Result<Program, String> {
+        self.engine.add_data(data).map_err(|e| e.to_string())?;
+        self.engine
+            .eval_query("true".to_string(), false)
+            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        Ok(self)
+    }
+
+    /// Evaluates a query, as `opa eval` does, with `input` when given: OPA's JSON result
+    /// shape (`{"result": [{"expressions": [...], "bindings": {...}}]}`, `{}` when undefined).
+    pub fn eval_query(
+        &self,
+        query: &str,
+        input: Option<regorus::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let mut engine = self.engine.clone();
+        if let Some(input) = input {
+            engine.set_input(input);
+        }
+        let results = self.guarded(|| engine.eval_query(query.to_string(), false));
+        emit_prints(&mut engine, query);
+        let results = results?.map_err(|e| format_error(&e.to_string(), &[]))?;
+        serde_json::to_value(&results).map_err(|e| e.to_string())
+    }
+
+    /// Evaluates the rule at `path`, gathering `print()` output and, when asked, coverage.
+    pub fn eval_traced(&self, path: &str, input: regorus::Value, coverage: bool) -> Traced {
+        let mut engine = self.engine.clone();
+        engine.set_gather_prints(true);
+        engine.set_enable_coverage(coverage);
+        engine.set_input(input);
+        let value = match self.guarded(|| engine.eval_rule(path.to_string())) {
+            Err(e) => Err(e),
+            Ok(Ok(regorus::Value::Undefined)) => Ok(None),
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err(e)) => Err(format_error(&e.to_string(), &[])),
+        };
+        Traced {
+            value,
+            prints: engine.take_prints().unwrap_or_default(),
+            coverage: coverage
+                .then(|| engine.get_coverage_report().ok())
+                .flatten(),
+        }
     }
 }
 
@@ -225,9 +302,9 @@ impl Program {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let results = self
-            .guarded(|| engine.eval_query(query, false))?
-            .map_err(|e| format_error(&e.to_string(), &[]))?;
+        let results = self.guarded(|| engine.eval_query(query, false));
+        emit_prints(&mut engine, &packages_of(paths));
+        let results = results?.map_err(|e| format_error(&e.to_string(), &[]))?;
         let value = results
             .result
             .first()
@@ -284,6 +361,28 @@ impl Program {
     }
 }
 
+/// Writes what `print()` gathered during an evaluation to stderr, each line attributed to
+/// what was evaluated (`print: data.pkg.deny: policy.rego:12: value`), as OPA writes it
+/// beside `opa eval`'s result; without the label, lines of concurrent decisions could not be
+/// told apart.
+fn emit_prints(engine: &mut regorus::Engine, label: &str) {
+    for line in engine.take_prints().unwrap_or_default() {
+        eprintln!("print: {label}: {line}");
+    }
+}
+
+/// The packages of rule paths (`data.a.deny, data.b.warn` → `data.a, data.b`), once each.
+fn packages_of(paths: &[String]) -> String {
+    let mut packages: Vec<&str> = Vec::new();
+    for p in paths {
+        let package = p.rsplit_once('.').map_or(p.as_str(), |(pkg, _)| pkg);
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    packages.join(", ")
+}
+
 /// The roots of `data` that modules name (`data.inventory...`, `import data.inventory`), or
 /// `None` when one indexes `data` itself (`data[x]`), which could read any root.
 fn data_roots(modules: &[Module]) -> Option<Vec<String>> {
@@ -314,8 +413,16 @@ fn data_roots(modules: &[Module]) -> Option<Vec<String>> {
 }
 
 /// Adds one module with its syntax version; errors name the file and the line in that file.
-fn add_module(engine: &mut regorus::Engine, module: &Module) -> Result<String, PolicyError> {
-    let text = super::compat::rewrite(&module.text);
+fn add_module(
+    engine: &mut regorus::Engine,
+    module: &Module,
+    names: &std::collections::HashMap<String, super::compat::Names>,
+) -> Result<String, PolicyError> {
+    let package = super::load::package_of(&module.text);
+    let package = package
+        .as_deref()
+        .and_then(|p| names.get(p.trim_start_matches("data.")));
+    let text = super::compat::rewrite_in(&module.text, package);
     let attempt = |engine: &mut regorus::Engine, v0: bool| {
         engine.set_rego_v0(v0);
         engine.add_policy(module.file.clone(), text.clone())
@@ -459,6 +566,24 @@ mod tests {
         };
         let err = Program::compile(&[m], Duration::from_secs(1)).unwrap_err();
         assert!(err.to_string().contains("t.yaml:13:"), "{err}");
+    }
+
+    #[test]
+    fn long_lines_are_accepted() {
+        let long = format!(
+            "package a\nx := [{}]\n",
+            vec!["\"abcdefgh\""; 400].join(", ")
+        );
+        let p = compile(&long).unwrap();
+        let x = p.eval_rule("data.a.x", regorus::Value::new_object(), None);
+        assert_eq!(x.unwrap().unwrap().as_array().unwrap().len(), 400);
+    }
+
+    #[test]
+    fn json_patch_is_there() {
+        let p = compile("package a\nx := json.patch({\"a\": 1}, [{\"op\": \"add\", \"path\": \"/b\", \"value\": 2}])\n").unwrap();
+        let x = p.eval_rule("data.a.x", regorus::Value::new_object(), None);
+        assert_eq!(x.unwrap().unwrap()["b"], regorus::Value::from(2));
     }
 
     #[test]
