@@ -483,11 +483,9 @@ spec:
   sourceRef: {kind: GitRepository, name: flux-system}
 ";
 
-/// A second Kustomization of the entry's folder, with a patch that points a child
-/// Kustomization elsewhere in its own build: gitgate took it for "the entry's own" and read
-/// the children from its build only, so the child's real folder went unrendered (a warning,
-/// exit 0) while the bootstrap Kustomization still applies the child as written, privileged
-/// container and all.
+/// A regression guard (this passed before the fixes): a second Kustomization of the entry's
+/// folder, with a patch that points a child Kustomization elsewhere in its own build, does not
+/// hide the child's real folder, which the bootstrap Kustomization still applies as written.
 #[test]
 fn a_decoy_kustomization_of_the_entry_folder_hides_no_child() {
     if !support::engines::kustomize() {

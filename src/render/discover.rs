@@ -35,7 +35,7 @@ pub struct Discovery {
 pub fn discover(kind: Kind, files: &Files) -> Discovery {
     match kind {
         Kind::Plain => Discovery {
-            plain: manifests(files, |p| is_manifest_path(p)),
+            plain: manifests(files, is_manifest_path),
             units: Vec::new(),
         },
         Kind::Kustomize | Kind::Helm => Discovery {

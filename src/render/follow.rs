@@ -97,6 +97,8 @@ pub struct Target {
 }
 
 /// How a target's folder is built.
+// One per controller object, moved once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Build {
     /// As Flux builds a Kustomization's path (a generated kustomization where it has none).

@@ -466,11 +466,7 @@ impl Renderer {
             // folder it sits in) with patches of its own: what Flux applies from the folder is
             // that build, not the folder alone; its children are read from it (a parent that
             // patches its child Kustomizations is applied first, as Flux does).
-            // Only when it is the one Kustomization of the folder: where another applies the
-            // folder too (a decoy with a patch beside the bootstrap's), Flux applies each,
-            // and each is followed.
             if depth == 0
-                && targets.iter().filter(|t| t.dir == spec.path).count() == 1
                 && let Some(i) = targets.iter().position(|t| {
                     t.dir == spec.path && matches!(&t.build, Build::Flux(o) if !o.is_empty())
                 })
