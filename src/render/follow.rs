@@ -119,6 +119,9 @@ pub enum Build {
 /// Argo CD's `directory` options.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Directory {
+    /// Set explicitly (`spec.source.directory`): the folder is a directory even where it
+    /// holds a kustomization or a chart, as Argo CD reads it.
+    pub explicit: bool,
     pub recurse: bool,
     pub include: Option<String>,
     pub exclude: Option<String>,
@@ -403,6 +406,41 @@ enum Mapping {
 }
 
 impl Mapping {
+    /// Why the artifact's folders are not the repository's folders moved as one (a copy into
+    /// a folder of another name, two folders copied side by side from different places, or
+    /// over each other): then a relative reference (`../base`) or a folder's content differs
+    /// between the artifact and the repository, and building the repository's folder would
+    /// judge something else than Flux applies.
+    fn rearranged(&self) -> Option<String> {
+        let Mapping::Copies(copies) = self else {
+            return None;
+        };
+        let mut offset: Option<&str> = None;
+        for (dest, src) in copies {
+            let here = if dest.is_empty() {
+                Some(src.as_str())
+            } else if src == dest {
+                Some("")
+            } else {
+                src.strip_suffix(dest.as_str())
+                    .and_then(|o| o.strip_suffix('/'))
+            };
+            let Some(here) = here else {
+                return Some(format!("copies {src} into {dest}, another folder"));
+            };
+            match offset {
+                None => offset = Some(here),
+                Some(o) if o == here => {}
+                Some(_) => {
+                    return Some(format!(
+                        "copies {src} beside folders from elsewhere in the repository"
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     fn map(&self, path: &str) -> Option<String> {
         let path = paths::clean(path);
         match self {
@@ -417,6 +455,33 @@ impl Mapping {
                 }),
         }
     }
+}
+
+/// What a GitRepository Git holds puts in its artifact beyond the repository's own files:
+/// `spec.include` (another source's files copied in, over this repository's), which Git does
+/// not hold. (`spec.ignore`, patterns added to `.sourceignore`, is not read yet: a known gap.)
+fn artifact_caveat(source: &Value, own_namespace: &str, pool: &[Found<'_>]) -> Option<String> {
+    if text(source, "/kind") != Some("GitRepository") {
+        return None;
+    }
+    let name = text(source, "/name").unwrap_or("");
+    let namespace = text(source, "/namespace")
+        .filter(|s| !s.is_empty())
+        .unwrap_or(own_namespace);
+    let g = pool.iter().find(|g| {
+        group_kind(g.object) == ("source.toolkit.fluxcd.io", "GitRepository")
+            && name_of(g.object) == name
+            && namespace_or(g.object, "flux-system") == namespace
+    })?;
+    if g.object
+        .pointer("/spec/include")
+        .is_some_and(|i| i.as_array().is_none_or(|a| !a.is_empty()))
+    {
+        return Some(format!(
+            "GitRepository {namespace}/{name} includes other sources' files (spec.include)"
+        ));
+    }
+    None
 }
 
 /// Whether GitRepository `namespace/name` is this repository on its protected branch: one
@@ -454,15 +519,25 @@ fn git_repository(
                     ));
                 }
             }
-            match reference
+            // source-controller checks out `master` when the reference names no branch.
+            let branch = reference
                 .and_then(|r| r.get("branch"))
                 .and_then(Value::as_str)
-            {
-                Some(b) if !this.on_branch(b) => Err(format!(
-                    "its source, GitRepository {namespace}/{name}, follows branch {b}, not the protected branch {}",
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .unwrap_or("master");
+            if branch == this.branch {
+                Ok(())
+            } else {
+                Err(format!(
+                    "its source, GitRepository {namespace}/{name}, follows branch {branch}{}, not the protected branch {}",
+                    if reference.and_then(|r| r.get("branch")).is_none() {
+                        " (it names none: source-controller's default)"
+                    } else {
+                        ""
+                    },
                     this.branch
-                )),
-                _ => Ok(()),
+                ))
             }
         }
         None if name == "flux-system" && namespace == "flux-system" => Ok(()),
@@ -507,6 +582,7 @@ fn flux_kustomization(
             "{by}: not followed: its path {path} is not in what its source copies"
         ));
     };
+    let rearranged = mapping.rearranged();
     let spec = |p: &str| text(k, &format!("/spec/{p}")).map(str::to_string);
     let array = |p: &str| {
         k.pointer(&format!("/spec/{p}"))
@@ -530,6 +606,9 @@ fn flux_kustomization(
                 p
             })
             .collect(),
+        // fluxcd/pkg's generator merges an entry of the same name field by field (a tag and a
+        // digest together), as a kustomize overlay does.
+        replace_images: false,
         images: array("images"),
         components: strings(k.pointer("/spec/components")),
         ignore_missing_components: k.pointer("/spec/ignoreMissingComponents")
@@ -558,6 +637,16 @@ fn flux_kustomization(
         ]
         .concat(),
     };
+    if let Some(why) = rearranged {
+        return Ok(target(Build::Unverifiable(format!(
+            "{by} builds an ExternalArtifact that {why}: what Flux applies from it cannot be rendered from the repository's folders"
+        ))));
+    }
+    if let Some(why) = artifact_caveat(&source, namespace, pool) {
+        return Ok(target(Build::Unverifiable(format!(
+            "{by}: its source {why}: what Flux applies from it cannot be known from the repository's files"
+        ))));
+    }
     if let Some(post) = k.pointer("/spec/postBuild").filter(|p| !p.is_null()) {
         match variables(post, namespace, pool) {
             Ok(vars) => overlay.substitute = Some(vars),
@@ -699,7 +788,12 @@ fn release_name(hr: &Value) -> String {
         return name;
     }
     let sum = hex::encode(sha2::Sha256::digest(name.as_bytes()));
-    format!("{}-{}", &name[..40], &sum[..12])
+    // Git may hold any text here: cut where a character begins.
+    let cut = (0..=40)
+        .rev()
+        .find(|i| name.is_char_boundary(*i))
+        .unwrap_or(0);
+    format!("{}-{}", &name[..cut], &sum[..12])
 }
 
 fn helm_release(
@@ -740,6 +834,7 @@ fn helm_release(
         .filter(|s| !s.is_empty())
         .unwrap_or(namespace)
         .to_string();
+    let caveat = artifact_caveat(&source, namespace, pool);
     // Values files of the chart's source are relative to the repository's root.
     let up = "../".repeat(dir.split('/').filter(|s| !s.is_empty()).count());
     let value_files = strings(hr.pointer("/spec/chart/spec/valuesFiles"))
@@ -755,6 +850,11 @@ fn helm_release(
         line: f.line,
         patched: Vec::new(),
     };
+    if let Some(why) = caveat {
+        return Ok(target(Build::Unverifiable(format!(
+            "{by}: its chart's source {why}: what helm-controller applies cannot be known from the repository's files"
+        ))));
+    }
     let mut values = Value::Object(Map::new());
     for reference in items(hr, "/spec/valuesFrom") {
         let key = text(reference, "/valuesKey").unwrap_or("values.yaml");
@@ -933,22 +1033,42 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
                 .unwrap_or_default(),
             images,
             components: strings(source.pointer("/kustomize/components")),
+            replicas: source
+                .pointer("/kustomize/replicas")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    let name = text(r, "/name")?;
+                    let count = match r.get("count")? {
+                        Value::String(s) => s.trim().parse::<i64>().ok()?,
+                        other => other.as_i64()?,
+                    };
+                    Some(serde_json::json!({"name": name, "count": count}))
+                })
+                .collect(),
             common_labels: object_at(source, "/kustomize/commonLabels"),
             common_annotations: object_at(source, "/kustomize/commonAnnotations"),
             ..Overlay::default()
         };
         let mut values = Value::Object(Map::new());
-        if let Some(v) = text(source, "/helm/values")
-            && let Ok(docs) = crate::manifest::parse_str("helm.values", v)
-            && let Some(d) = docs.into_iter().next()
-        {
-            merge(&mut values, d.value);
-        }
+        // `valuesObject` takes the place of `values` (Argo CD reads one or the other).
         if let Some(v) = source
             .pointer("/helm/valuesObject")
-            .filter(|v| v.is_object())
+            .filter(|v| !v.is_null())
         {
+            if !v.is_object() {
+                return Err(format!("{by}: its helm.valuesObject is not a map"));
+            }
             merge(&mut values, v.clone());
+        } else if let Some(v) = text(source, "/helm/values").filter(|v| !v.trim().is_empty()) {
+            match crate::manifest::parse_str("helm.values", v)
+                .ok()
+                .and_then(|d| d.into_iter().next())
+            {
+                Some(d) if d.value.is_object() || d.value.is_null() => merge(&mut values, d.value),
+                _ => return Err(format!("{by}: its helm.values are not a YAML map")),
+            }
         }
         for p in source
             .pointer("/helm/parameters")
@@ -978,7 +1098,8 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
                     .unwrap_or(name)
                     .to_string(),
             ),
-            namespace: destination.clone(),
+            // `helm.namespace`, else the destination's, is what the chart is templated in.
+            namespace: text_of(source, "/helm/namespace").or_else(|| destination.clone()),
             value_files: {
                 let up = "../".repeat(dir.split('/').filter(|s| !s.is_empty()).count());
                 let mut files = Vec::new();
@@ -1006,7 +1127,28 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
                 Some(Value::Bool(true))
             )),
         };
+        // An explicit type (`kustomize`, `helm`, `directory`, `plugin`: one of them) is how
+        // Argo CD builds the path, whatever the folder holds.
+        let explicit: Vec<&str> = ["kustomize", "helm", "directory", "plugin"]
+            .into_iter()
+            .filter(|t| source.get(*t).is_some_and(|v| !v.is_null()))
+            .collect();
+        match explicit.as_slice() {
+            [] | ["kustomize"] | ["helm"] | ["directory"] => {}
+            ["plugin"] => {
+                return Err(format!(
+                    "{by}: not followed: a config management plugin renders it, which gitgate does not run"
+                ));
+            }
+            many => {
+                return Err(format!(
+                    "{by}: not followed: multiple application sources defined: {}",
+                    many.join(",")
+                ));
+            }
+        }
         let directory = Directory {
+            explicit: explicit == ["directory"],
             recurse: source.pointer("/directory/recurse") == Some(&Value::Bool(true)),
             include: text_of(source, "/directory/include"),
             exclude: text_of(source, "/directory/exclude"),

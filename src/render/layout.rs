@@ -415,20 +415,38 @@ impl Renderer {
                 helm,
                 directory,
             } => {
-                if has_kustomization {
+                if has_kustomization && !directory.explicit {
                     let unit = if overlay.is_empty() {
                         self.unit(at, &target.dir, Kind::Kustomize, followed(&no_helm))?
                     } else {
                         overlaid(overlay)?
                     };
                     push(layout, new_units, unit);
-                } else if has_chart {
+                } else if has_chart && !directory.explicit {
                     let unit = self.unit(at, &target.dir, Kind::Helm, followed(&helm))?;
                     push(layout, new_units, unit);
                 } else {
                     match argo_directory(&directory) {
                         Ok(keep) => {
-                            for (rel, blob) in at.repo.tree_files(tree)? {
+                            let files = at.repo.tree_files(tree)?;
+                            // Argo CD evaluates Jsonnet in a directory; gitgate does not.
+                            if let Some(rel) = files.keys().find(|rel| {
+                                rel.ends_with(".jsonnet")
+                                    && (directory.recurse || !rel.contains('/'))
+                                    && keep(rel)
+                                    && !at.ignored.ignores(&paths::child(&target.dir, rel))
+                            }) {
+                                push(
+                                    layout,
+                                    new_units,
+                                    failed(format!(
+                                        "{by} applies {}, which Argo CD evaluates as Jsonnet: gitgate does not render Jsonnet, so what it applies cannot be known",
+                                        paths::child(&target.dir, rel)
+                                    )),
+                                );
+                                return Ok(());
+                            }
+                            for (rel, blob) in files {
                                 let path = paths::child(&target.dir, &rel);
                                 if crate::git::is_manifest_path(&rel)
                                     && (directory.recurse || !rel.contains('/'))
@@ -490,9 +508,10 @@ fn argo_directory(directory: &follow::Directory) -> Result<impl Fn(&str) -> bool
     };
     let include = glob(&directory.include)?;
     let exclude = glob(&directory.exclude)?;
+    // Argo CD matches the path relative to the Application's folder, never a file's name
+    // alone (`exclude: evil.yaml` leaves `sub/evil.yaml` in).
     Ok(move |rel: &str| {
-        let name = rel.rsplit('/').next().unwrap_or(rel);
-        let hit = |g: &globset::GlobMatcher| g.is_match(rel) || g.is_match(name);
+        let hit = |g: &globset::GlobMatcher| g.is_match(rel);
         include.as_ref().is_none_or(hit) && !exclude.as_ref().is_some_and(hit)
     })
 }

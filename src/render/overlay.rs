@@ -29,6 +29,11 @@ pub struct Overlay {
     pub patches_json6902: Vec<Value>,
     /// Images (`{name, newName, newTag, digest}`), merged by name.
     pub images: Vec<Value>,
+    /// Whether an image of the same name replaces the kustomization's entry whole (Flux's
+    /// generator does) rather than field by field (Argo CD's `kustomize edit set image`).
+    pub replace_images: bool,
+    /// Argo CD's `kustomize.replicas` (`{name, count}`), merged by name into `replicas`.
+    pub replicas: Vec<Value>,
     /// Components appended (paths relative to the folder).
     pub components: Vec<String>,
     /// Flux's `ignoreMissingComponents`: a component the commit does not hold is left out.
@@ -126,6 +131,7 @@ impl Overlay {
                 .iter_mut()
                 .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
             {
+                Some(existing) if self.replace_images => *existing = image.clone(),
                 Some(Value::Object(existing)) => {
                     if let Some(n) = field("newName") {
                         existing.insert("newName".into(), n.into());
@@ -143,6 +149,25 @@ impl Overlay {
                     }
                 }
                 _ => images.push(image.clone()),
+            }
+        }
+        for replica in &self.replicas {
+            let name = replica.get("name").and_then(Value::as_str).unwrap_or("");
+            let entry = k
+                .entry("replicas")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if !entry.is_array() {
+                *entry = Value::Array(Vec::new());
+            }
+            let Value::Array(replicas) = entry else {
+                continue;
+            };
+            match replicas
+                .iter_mut()
+                .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+            {
+                Some(existing) => *existing = replica.clone(),
+                None => replicas.push(replica.clone()),
             }
         }
         for (field, map) in [
@@ -240,10 +265,11 @@ pub fn envsubst(text: &str, vars: &BTreeMap<String, String>) -> Result<String, S
             rest = more;
         } else if let Some(inner) = after.strip_prefix('{') {
             let Some(end) = closing(inner) else {
-                return Err(format!(
-                    "unclosed ${{ in {:?}",
-                    &rest[i..rest.len().min(i + 40)]
-                ));
+                let end = (i..=rest.len().min(i + 40))
+                    .rev()
+                    .find(|e| rest.is_char_boundary(*e))
+                    .unwrap_or(i);
+                return Err(format!("unclosed ${{ in {:?}", &rest[i..end]));
             };
             out.push_str(&expression(&inner[..end], vars)?);
             rest = &inner[end + 1..];
