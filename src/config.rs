@@ -55,6 +55,12 @@ pub struct Repository {
     /// The certificate authorities (PEM) an HTTPS repository's server is verified with, for a
     /// Git server with a private CA, instead of the system's roots (as git's `http.sslCAInfo`).
     pub ca_file: Option<PathBuf>,
+    /// The longest one HTTP(S) request of a fetch may take, the pack included: a Git server
+    /// that stalls fails the sync after this (the last good index keeps deciding) instead of
+    /// holding the mirror's thread, and with it every later sync and `/refresh`.
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(with = "String")]
+    pub fetch_timeout: Duration,
     /// The namespace of namespaced objects whose manifest sets none (as `kubectl apply -n`,
     /// Flux's `targetNamespace` or Argo CD's destination namespace would give them).
     pub default_namespace: String,
@@ -71,6 +77,7 @@ impl Default for Repository {
             credentials: Credentials::default(),
             mirror_dir: PathBuf::from("/var/lib/gitgate/mirror"),
             ca_file: None,
+            fetch_timeout: Duration::from_secs(120),
             default_namespace: "default".into(),
         }
     }

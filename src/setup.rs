@@ -58,6 +58,7 @@ impl crate::provenance::mirror::Source {
                 dir: config.repository.mirror_dir.clone(),
                 credentials: config.repository.credentials.clone(),
                 ca_file: config.repository.ca_file.clone(),
+                timeout: config.repository.fetch_timeout,
                 // The window's first-parent chain lies within this depth of the tip when its
                 // commits are approved (a merge's other parents are history the window never
                 // reads); a sync deepens the fetch when unapproved commits on top need it.

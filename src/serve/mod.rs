@@ -136,6 +136,10 @@ fn describe_metrics() {
         "Reloads of the TLS certificate and key"
     );
     describe_counter!(
+        "gitgate_tls_reload_errors_total",
+        "Changes of the TLS files that do not load (deleted, garbage, a key that does not fit): the current certificate is kept"
+    );
+    describe_counter!(
         "gitgate_git_syncs_total",
         "Syncs of the Git repository, by result (ok, error, rewound)"
     );
@@ -217,6 +221,7 @@ fn describe_metrics() {
         metrics::counter!("gitgate_admission_bad_requests_total", "reason" => reason).increment(0);
     }
     metrics::counter!("gitgate_internal_errors_total").increment(0);
+    metrics::counter!("gitgate_tls_reload_errors_total").increment(0);
     metrics::counter!("gitgate_break_glass_total").increment(0);
     for dry_run in ["false", "true"] {
         for verdict in ["allowed", "denied"] {

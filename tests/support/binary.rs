@@ -38,6 +38,14 @@ impl Served {
         Served { child, logs }
     }
 
+    /// Kills the process (SIGKILL: no cleanup, as the kernel's OOM killer or a node failure
+    /// ends it), waits for it, and returns everything it logged.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.logs.join().unwrap()
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns how it exited and everything it logged.
     pub fn stop(mut self) -> (ExitStatus, String) {
         unsafe extern "C" {

@@ -125,6 +125,21 @@ impl Gate {
         })
     }
 
+    /// The CA and the server certificate's files (`server.crt`, `server.key`).
+    pub fn pki(&self) -> &Pki {
+        &self._pki
+    }
+
+    /// `https://localhost:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Kills the server (SIGKILL) and returns its logs.
+    pub fn kill(self) -> String {
+        self.served.kill()
+    }
+
     /// Stops the server (SIGTERM) and returns its logs.
     pub fn stop(self) -> String {
         self.served.stop().1
