@@ -567,3 +567,143 @@ fn deleted_or_garbage_certificates_keep_the_last_good_one() {
     assert!(lines.len() <= 4, "logged once per problem: {lines:?}");
     assert!(logs.contains("reloaded the TLS certificate"), "{logs}");
 }
+
+// --- the mirror's storage ----------------------------------------------------------------------
+
+/// Runs `program args` and says whether it succeeded.
+fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// While the storage fails, syncs fail (counted, logged, named in `/readyz`), the webhook
+/// stays ready on the last good index and decides with it; once it is writable again the
+/// next sync brings the commits pushed meanwhile.
+fn storage_fails_then_recovers(
+    gate: &Gate,
+    work: &Path,
+    bare: &Path,
+    fail: impl FnOnce(),
+    recover: impl FnOnce(),
+    said: &str,
+) {
+    gate.wait_ready();
+    assert!(allowed(&create(gate, "web-config")));
+    fail();
+    push_configmap(work, bare, "while-it-fails");
+    let before = metric(&gate.metrics(), SYNC_ERRORS);
+    wait_metrics(gate, "two failed syncs", |page| {
+        metric(page, SYNC_ERRORS) >= before + 2.0
+    });
+    let (status, ready) = gate.readyz().expect("the webhook answers");
+    assert_eq!(status, 200, "still ready on the last good index: {ready}");
+    let error = ready["provenance"]["lastError"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains(said), "/readyz says what failed: {error}");
+    assert!(allowed(&create(gate, "web-config")));
+    assert!(!allowed(&create(gate, "while-it-fails")));
+    recover();
+    gate.wait_readyz("no error", |status, body| {
+        status == 200 && body["provenance"]["lastError"].is_null()
+    });
+    let answer = create(gate, "while-it-fails");
+    assert!(allowed(&answer), "{answer}");
+}
+
+/// The mirror directory becomes read-only (every file and directory in it immutable, which
+/// binds root too: `chattr +i`). Skips where `chattr` cannot set the flag (not root, or a file
+/// system without it).
+#[test]
+fn a_read_only_mirror_directory_leaves_the_last_good_index_deciding() {
+    if !git_is_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    if !runs("chattr", &["+i", probe.to_str().unwrap()]) {
+        eprintln!("skipping: chattr +i is not available here (needs root and ext4/xfs/btrfs)");
+        return;
+    }
+    runs("chattr", &["-i", probe.to_str().unwrap()]);
+    let (bare, work) = upstream(dir.path());
+    let git_server = git_server(dir.path());
+    let mirror = dir.path().join("mirror");
+    let gate = Gate::start(dir.path(), &remote_config(&git_server.url, &mirror));
+    let mirror_arg = mirror.to_str().unwrap().to_string();
+    storage_fails_then_recovers(
+        &gate,
+        &work,
+        &bare,
+        || assert!(runs("chattr", &["-R", "+i", &mirror_arg])),
+        || assert!(runs("chattr", &["-R", "-i", &mirror_arg])),
+        "Operation not permitted",
+    );
+    let logs = gate.stop();
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+/// The mirror's disk fills up: the binary runs in a mount namespace of its own (`unshare`)
+/// where the mirror directory is a 4 MiB tmpfs, and a filler in the same namespace writes
+/// until no space is left, then deletes its file. Skips where unprivileged (or root) mount
+/// namespaces are not available.
+#[test]
+fn a_full_disk_leaves_the_last_good_index_deciding() {
+    if !git_is_here() {
+        return;
+    }
+    if !runs(
+        "unshare",
+        &["-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+    ) {
+        eprintln!("skipping: unshare -rm with a tmpfs mount is not available here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = upstream(dir.path());
+    let git_server = git_server(dir.path());
+    let mirror = dir.path().join("mirror");
+    std::fs::create_dir(&mirror).unwrap();
+    let (fill, free) = (dir.path().join("fill"), dir.path().join("free"));
+    // sh -c SCRIPT MIRROR FILL FREE gitgate ARGS...: the tmpfs, the filler in the background,
+    // then exec the binary.
+    let script = r#"mount -t tmpfs -o size=4m tmpfs "$1" || exit 1
+m="$1"; fill="$2"; free="$3"; shift 3
+( while [ ! -e "$fill" ]; do sleep 0.1; done
+  dd if=/dev/zero of="$m/filler" bs=64k 2>/dev/null
+  while [ ! -e "$free" ]; do sleep 0.1; done
+  rm -f "$m/filler" ) &
+exec "$@""#;
+    let launcher: Vec<String> = [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        mirror.to_str().unwrap(),
+        fill.to_str().unwrap(),
+        free.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let gate = Gate::start_via(
+        dir.path(),
+        &remote_config(&git_server.url, &mirror),
+        &launcher,
+    );
+    storage_fails_then_recovers(
+        &gate,
+        &work,
+        &bare,
+        || std::fs::write(&fill, "").unwrap(),
+        || std::fs::write(&free, "").unwrap(),
+        "No space left on device",
+    );
+    let logs = gate.stop();
+    assert!(!logs.contains("panicked"), "{logs}");
+}

@@ -24,12 +24,18 @@ impl Gate {
     /// Writes `config` (YAML) to `dir/gitgate.yaml`, starts `gitgate serve` with it and waits
     /// until `/readyz` answers (ready or not).
     pub fn start(dir: &Path, config: &str) -> Gate {
+        Gate::start_via(dir, config, &[])
+    }
+
+    /// [`Gate::start`] through a launcher ([`Served::start_via`]).
+    pub fn start_via(dir: &Path, config: &str, launcher: &[String]) -> Gate {
         let file = dir.join("gitgate.yaml");
         std::fs::write(&file, config).unwrap();
         let pki = Pki::new();
         pki.issue("server", "gitgate");
         let port = free_port();
-        let served = Served::start(
+        let served = Served::start_via(
+            launcher,
             &[
                 "serve",
                 "-c",
