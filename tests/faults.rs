@@ -707,3 +707,104 @@ exec "$@""#;
     let logs = gate.stop();
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+// --- the clock -----------------------------------------------------------------------------------
+
+/// Shifts every first-seen time the mirror recorded by `by` seconds: the times a clock that
+/// was `by` ahead of this one would have written (the file is the mirror's whole memory of
+/// time).
+fn shift_first_seen(mirror: &Path, by: i64) {
+    let file = mirror.join(gitgate::provenance::seen::FILE_NAME);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let shifted: String = text
+        .lines()
+        .map(|line| match line.split_once(' ') {
+            Some((id, at)) if id.len() == 40 => {
+                format!("{id} {}\n", at.parse::<i64>().unwrap() + by)
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&file, shifted).unwrap();
+}
+
+fn mirror_holds(mirror: &gitgate::provenance::mirror::Mirror, name: &str) -> bool {
+    let id = gitgate::input::Identity {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: Some("shop".into()),
+        name: name.into(),
+    };
+    !mirror.snapshot().unwrap().index.lookup(&id).is_empty()
+}
+
+/// The clock jumps: forward past `maxAge` (only the newest approved commit still counts: the
+/// gate stays ready on it), then back (the window is whole again); and set back a year, with
+/// a commit pushed at the real time: the mirror's clock holds at the latest time it recorded,
+/// so the commit is approved, not refused as dated in the future (before the fix, it and
+/// every commit before it were refused for good).
+#[test]
+fn the_clock_jumps_forward_and_back() {
+    use gitgate::provenance::mirror::{Mirror, Source};
+    if !git_is_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = upstream(dir.path());
+    push_configmap(&work, &bare, "second");
+    let mirror_dir = dir.path().join("mirror");
+    let config = gitgate::config::Config::parse(
+        "gitgate.yaml",
+        &format!(
+            "repository:\n  url: file://{}\n  mirrorDir: {}\napproval:\n  window: {{commits: 10, maxAge: 1h}}\n",
+            bare.display(),
+            mirror_dir.display()
+        ),
+    )
+    .unwrap();
+    let source = Source::from_config(&config).unwrap().unwrap();
+    // Each sync by a new Mirror, as a restart: the times come from the file.
+    let sync = || {
+        let mirror = Mirror::default();
+        mirror.sync(&source).unwrap();
+        mirror
+    };
+    let mirror = sync();
+    assert_eq!(mirror.snapshot().unwrap().index.commits().count(), 2);
+
+    // Forward two hours (the times recorded look two hours old): only the newest counts.
+    shift_first_seen(&mirror_dir, -7200);
+    let mirror = sync();
+    let index = &mirror.snapshot().unwrap().index;
+    assert_eq!(index.commits().count(), 1, "older than maxAge: out");
+    assert!(
+        index.empty_window_reason().is_none(),
+        "the newest always counts"
+    );
+    assert!(mirror_holds(&mirror, "second"));
+    // And back: the window is whole again.
+    shift_first_seen(&mirror_dir, 7200);
+    assert_eq!(sync().snapshot().unwrap().index.commits().count(), 2);
+
+    // The system clock is set back a year (the times recorded look a year ahead), and a
+    // commit is pushed at the real time, a year ahead of the system clock.
+    let year = 365 * 24 * 3600;
+    shift_first_seen(&mirror_dir, year);
+    let real_now = support::signed::now() + year;
+    std::fs::write(work.join("pushed-later.yaml"), configmap("pushed-later")).unwrap();
+    support::git(&work, "gitops@example.com", real_now, &["add", "-A"]);
+    support::git(
+        &work,
+        "gitops@example.com",
+        real_now,
+        &["commit", "-q", "-m", "later"],
+    );
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let mirror = sync();
+    assert!(
+        mirror_holds(&mirror, "pushed-later"),
+        "approved: the mirror's clock does not run backwards"
+    );
+    assert_eq!(mirror.snapshot().unwrap().index.commits().count(), 3);
+}
