@@ -119,6 +119,59 @@ impl Default for Window {
     }
 }
 
+/// `policies.memoryLimit` in bytes: `None` for `off`, and for `auto` 80% of the container's
+/// memory limit (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`), 2 GiB without one.
+pub fn memory_limit(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    match text {
+        "off" => return Ok(None),
+        "auto" => {
+            let cgroup = [
+                "/sys/fs/cgroup/memory.max",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
+            // cgroup v1 says "no limit" with a huge number.
+            .find(|&n| n < 1 << 50);
+            return Ok(Some(cgroup.map_or(2 << 30, |n| n / 5 * 4)));
+        }
+        _ => {}
+    }
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let times: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "write auto, off or a size such as 512Mi or 2Gi, got {text:?}"
+            ));
+        }
+    };
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(times))
+    {
+        Some(n) if n >= 16 << 20 => Ok(Some(n)),
+        Some(_) => Err(format!(
+            "{text:?} is too small for any evaluation: at least 16Mi"
+        )),
+        None => Err(format!(
+            "write auto, off or a size such as 512Mi or 2Gi, got {text:?}"
+        )),
+    }
+}
+
 /// Where policies come from.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -136,6 +189,11 @@ pub struct Policies {
     /// Run with no policy at all (by default an empty policy set is an error: a gate that
     /// checks nothing must not say "passed").
     pub allow_empty: bool,
+    /// The process's heap above which a Rego evaluation stops with an error of its policy
+    /// (fail closed) instead of growing until the kernel kills the process: `auto` (80% of
+    /// the container's memory limit, 2Gi without one), a size (`384Mi`, `2Gi`, bytes), or
+    /// `off`.
+    pub memory_limit: String,
 }
 
 impl Default for Policies {
@@ -146,6 +204,7 @@ impl Default for Policies {
             enforcement: HashMap::new(),
             timeout: Duration::from_millis(1000),
             allow_empty: false,
+            memory_limit: "auto".into(),
         }
     }
 }
@@ -490,6 +549,15 @@ impl Config {
                     ),
                 );
             }
+        }
+        if let Err(e) = memory_limit(&self.policies.memory_limit) {
+            return Err(at_nested_key(
+                file,
+                text,
+                "policies",
+                "memoryLimit",
+                format!("policies.memoryLimit: {e}"),
+            ));
         }
         if self.cluster.page_size == 0 {
             return invalid("pageSize", "cluster.pageSize must be at least 1".into());

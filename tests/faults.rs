@@ -808,3 +808,97 @@ fn the_clock_jumps_forward_and_back() {
     );
     assert_eq!(mirror.snapshot().unwrap().index.commits().count(), 3);
 }
+
+// --- memory ------------------------------------------------------------------------------------
+
+/// A ConstraintTemplate whose violation builds a list of 100,000 strings of 64 KiB step by
+/// step (some 6 GB), for every ConfigMap.
+const HOG: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8shog}
+spec:
+  crd: {spec: {names: {kind: K8sHog}}}
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package k8shog
+      import future.keywords.in
+      violation[{"msg": msg}] {
+        pad := concat("", [s | some k in numbers.range(1, 4096); s := "0123456789abcdef"])
+        big := [sprintf("%s%d", [pad, i]) | some i in numbers.range(1, 100000)]
+        count(big) > 0
+        msg := "never reached"
+      }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sHog
+metadata: {name: hog}
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: ["ConfigMap"]}]
+"#;
+
+/// The peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A policy that allocates without end is stopped at `policies.memoryLimit`: an error of that
+/// policy (the failure mode answers: refused), logged with the cause and counted; the process
+/// stays far below what the evaluation would have taken, lives on and answers the next
+/// request. Deadlines are set long, so that only the memory cap can stop the evaluation.
+#[test]
+fn an_evaluation_that_allocates_without_end_is_stopped_at_the_memory_limit() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipping: no /proc to read the peak memory from");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("hog.yaml"), HOG).unwrap();
+    let gate = Gate::start(
+        dir.path(),
+        &format!(
+            "policies:\n  builtin: false\n  paths: [{}]\n  timeout: 60s\n  memoryLimit: 256Mi\nserver:\n  timeout: 60s\n",
+            policies.display()
+        ),
+    );
+    gate.wait_ready();
+    let object = support::gate::stored(&configmap("web-config"), "kubectl");
+    let answer = gate.review(request("CREATE", CONFIGMAP, None, FLUX, &object, None));
+    assert!(!allowed(&answer), "fail closed: {answer}");
+    assert!(
+        message(&answer).contains("policies failed: hog"),
+        "{answer}"
+    );
+    let peak = peak_rss(gate.pid());
+    assert!(
+        peak < 1 << 30,
+        "the evaluation stopped near the limit, the process peaked at {} MiB",
+        peak >> 20
+    );
+    // The process lives on and decides.
+    let (status, _) = gate.readyz().expect("the webhook answers");
+    assert_eq!(status, 200);
+    let again = gate.review(request("CREATE", CONFIGMAP, None, FLUX, &object, None));
+    assert!(!allowed(&again), "{again}");
+    let page = gate.metrics();
+    assert!(
+        page.lines()
+            .any(|l| l.starts_with("gitgate_policy_errors_total{") && l.contains("hog")),
+        "{page}"
+    );
+    let logs = gate.stop();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("a policy failed") && l.contains("exceeded memory limit")),
+        "{logs}"
+    );
+}

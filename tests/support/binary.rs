@@ -52,6 +52,11 @@ impl Served {
         Served { child, logs }
     }
 
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process (SIGKILL: no cleanup, as the kernel's OOM killer or a node failure
     /// ends it), waits for it, and returns everything it logged.
     pub fn kill(mut self) -> String {

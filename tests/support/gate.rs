@@ -141,6 +141,11 @@ impl Gate {
         &self.base
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.served.pid()
+    }
+
     /// Kills the server (SIGKILL) and returns its logs.
     pub fn kill(self) -> String {
         self.served.kill()
