@@ -364,6 +364,11 @@ pub struct Server {
     /// Decisions that may run at once, evaluations abandoned at their deadline included
     /// (0: four per core, at least 8).
     pub max_decisions: usize,
+    /// Requests to `/validate` in flight at once, their bodies included: past it a request
+    /// is refused at once (429), so that what requests hold in memory is bounded by
+    /// `maxRequests` × `maxBodyBytes`; a request whose body and answer take longer than twice
+    /// `timeout` (a client that sends its body slowly) is cut off (408) and frees its place.
+    pub max_requests: usize,
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     #[schemars(with = "String")]
@@ -390,6 +395,7 @@ impl Default for Server {
             refresh_token_file: None,
             metrics_listen: None,
             max_decisions: 0,
+            max_requests: 64,
         }
     }
 }
@@ -557,6 +563,15 @@ impl Config {
                 "policies",
                 "memoryLimit",
                 format!("policies.memoryLimit: {e}"),
+            ));
+        }
+        if self.server.max_requests == 0 {
+            return Err(at_nested_key(
+                file,
+                text,
+                "server",
+                "maxRequests",
+                "server.maxRequests must be at least 1".into(),
             ));
         }
         if self.cluster.page_size == 0 {

@@ -902,3 +902,91 @@ fn an_evaluation_that_allocates_without_end_is_stopped_at_the_memory_limit() {
         "{logs}"
     );
 }
+
+/// Requests in flight are capped (`server.maxRequests`): a client that sends its body slowly
+/// holds the only place; another request is refused at once (429) rather than queued with its
+/// body; the slow one is cut off at twice `server.timeout` (408) and frees its place; each is
+/// counted and logged.
+#[test]
+fn requests_in_flight_are_capped_and_a_slow_body_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::start(dir.path(), "server:\n  maxRequests: 1\n  timeout: 2s\n");
+    gate.wait_ready();
+    let port: u16 = gate.base().rsplit(':').next().unwrap().parse().unwrap();
+    let object = support::gate::stored(&configmap("web-config"), "kubectl");
+    let review = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": request("CREATE", CONFIGMAP, None, FLUX, &object, None)}))
+    .unwrap();
+
+    // A slow client: the headers and ten bytes of a 100,000-byte body, then nothing.
+    let slow = std::thread::spawn({
+        let mut config = gate.pki().rustls_client(None);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        move || {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let connection =
+                rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+            let socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut tls = rustls::StreamOwned::new(connection, socket);
+            tls.write_all(
+                b"POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"apiVersi",
+            )
+            .unwrap();
+            tls.flush().unwrap();
+            let mut answer = Vec::new();
+            let _ = tls.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).to_string()
+        }
+    });
+    // While it holds the place (4 s), another request is refused at once.
+    let mut refused = None;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        let (status, body) = gate.post(review.clone());
+        if status == 429 {
+            refused = Some(body);
+            break;
+        }
+    }
+    let refused = refused.expect("a second request in flight is refused");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("server.maxRequests: 1"),
+        "{refused}"
+    );
+    let answer = slow.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The place is free again.
+    let (status, body) = gate.post(review);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["response"]["allowed"].is_boolean(), "{body}");
+    let page = gate.metrics();
+    assert!(
+        metric(
+            &page,
+            "gitgate_admission_bad_requests_total{reason=\"overloaded\"}"
+        ) >= 1.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "gitgate_admission_bad_requests_total{reason=\"too_slow\"}"
+        ),
+        1.0,
+        "{page}"
+    );
+    let logs = gate.stop();
+    assert!(
+        logs.contains("server.maxRequests requests are in flight"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("cut off a request whose body did not arrive in time"),
+        "{logs}"
+    );
+}

@@ -53,6 +53,9 @@ pub struct AppState {
     /// pile up evaluations without bound (CPU, memory); past the bound a request waits for a
     /// permit until its deadline, then gets the failure mode.
     pub decisions: crate::decision::guard::Limited,
+    /// Requests to `/validate` in flight, bodies included (`server.maxRequests`, see
+    /// [`bounded`]).
+    pub requests: Arc<tokio::sync::Semaphore>,
     /// Namespaces for `namespaceSelector`, `data.inventory` (see [`crate::cluster`]).
     pub cluster: crate::cluster::Cluster,
     /// What the policies and the configuration need of the cluster.
@@ -100,7 +103,14 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// Why a request to `/validate` was refused before any decision: the `reason` label of
 /// `gitgate_admission_bad_requests_total`.
-const BAD_REQUEST_REASONS: [&str; 4] = ["malformed", "empty", "too_large", "unauthenticated"];
+const BAD_REQUEST_REASONS: [&str; 6] = [
+    "malformed",
+    "empty",
+    "too_large",
+    "unauthenticated",
+    "overloaded",
+    "too_slow",
+];
 
 /// Every metric gitgate emits, described once (the `# HELP` lines), and the main counters
 /// registered at zero so that the first scrape shows them.
@@ -117,7 +127,7 @@ fn describe_metrics() {
     );
     describe_counter!(
         "gitgate_admission_bad_requests_total",
-        "Requests to /validate refused before a decision (400, 401, 413), by reason"
+        "Requests to /validate refused before a decision (400, 401, 408, 413, 429), by reason"
     );
     describe_counter!(
         "gitgate_policy_findings_total",
@@ -244,6 +254,9 @@ impl AppState {
             decisions: crate::decision::guard::Limited::new(decision_permits(
                 config.server.max_decisions,
             )),
+            requests: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_requests.max(1),
+            )),
             cluster: crate::cluster::Cluster::Off,
             needs: crate::cluster::sync::Needs::default(),
         }
@@ -274,7 +287,11 @@ struct BodyLimit(usize);
 /// The application: routes, body limit.
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/validate", post(validate))
+        .route(
+            "/validate",
+            post(validate)
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), bounded)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -389,6 +406,53 @@ fn bad_request(reason: &'static str, message: String) -> Response {
         StatusCode::BAD_REQUEST,
         serde_json::json!({"error": message}),
     )
+}
+
+/// What requests to `/validate` may hold: at most `server.maxRequests` at once, each for at
+/// most twice `server.timeout` (its body, then its decision, answered by the deadline counted
+/// from the body's arrival). A place is taken before the body is read, so that requests
+/// refused here hold no body; one more is refused at once (429: the API server applies its
+/// failurePolicy) rather than queued, since a queue of bodies is what this bounds. A
+/// request cut off (408) frees its place: a client sending its body slowly cannot hold one.
+async fn bounded(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_place) = state.requests.clone().try_acquire_owned() else {
+        metrics::counter!("gitgate_admission_bad_requests_total", "reason" => "overloaded")
+            .increment(1);
+        tracing::warn!(
+            max_requests = state.config.server.max_requests,
+            "refused a request: server.maxRequests requests are in flight"
+        );
+        return json(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::json!({"error": format!(
+                "too many requests in flight (server.maxRequests: {})",
+                state.config.server.max_requests
+            )}),
+        );
+    };
+    let limit = state.deadline.saturating_mul(2);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("gitgate_admission_bad_requests_total", "reason" => "too_slow")
+                .increment(1);
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "cut off a request whose body did not arrive in time"
+            );
+            json(
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({"error": format!(
+                    "the request was not read and answered within {} ms (twice server.timeout)",
+                    limit.as_millis()
+                )}),
+            )
+        }
+    }
 }
 
 /// `POST /validate`.

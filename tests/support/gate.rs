@@ -151,6 +151,22 @@ impl Gate {
         self.served.kill()
     }
 
+    /// Posts `body` to `/validate`: the HTTP status and the JSON answer (null if none).
+    pub fn post(&self, body: Vec<u8>) -> (u16, Value) {
+        self.runtime.block_on(async {
+            let resp = self
+                .client
+                .post(format!("{}/validate", self.base))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        })
+    }
+
     /// Stops the server (SIGTERM) and returns its logs.
     pub fn stop(self) -> String {
         self.served.stop().1
