@@ -239,8 +239,13 @@ fn main() {
 
         // A signed commit every few seconds, then POST /refresh.
         let committer = {
-            let (repo, key, client, base, commits) =
-                (repo.clone(), key.clone(), client.clone(), base.clone(), commits.clone());
+            let (repo, key, client, base, commits) = (
+                repo.clone(),
+                key.clone(),
+                client.clone(),
+                base.clone(),
+                commits.clone(),
+            );
             tokio::spawn(async move {
                 let mut n = 0;
                 while Instant::now() < end {
@@ -249,7 +254,11 @@ fn main() {
                     let (repo, key) = (repo.clone(), key.clone());
                     tokio::task::spawn_blocking(move || {
                         std::fs::write(repo.join("demo/soak-tick.yaml"), tick(n)).unwrap();
-                        git(&repo, &key, &["commit", "-q", "-a", "-m", &format!("soak: tick {n}")]);
+                        git(
+                            &repo,
+                            &key,
+                            &["commit", "-q", "-a", "-m", &format!("soak: tick {n}")],
+                        );
                     })
                     .await
                     .unwrap();
@@ -276,12 +285,24 @@ fn main() {
         };
         // The report, every 10 s.
         let reporter = {
-            let (interval, client, base, commits) =
-                (interval.clone(), client.clone(), base.clone(), commits.clone());
+            let (interval, client, base, commits) = (
+                interval.clone(),
+                client.clone(),
+                base.clone(),
+                commits.clone(),
+            );
             tokio::spawn(async move {
                 println!(
                     "{:>5} {:>7} {:>9} {:>9} {:>6} {:>5} {:>9} {:>7} {:>7}",
-                    "t(s)", "sent", "p50(ms)", "p99(ms)", "errors", "late", "rss(MiB)", "commits", "reloads"
+                    "t(s)",
+                    "sent",
+                    "p50(ms)",
+                    "p99(ms)",
+                    "errors",
+                    "late",
+                    "rss(MiB)",
+                    "commits",
+                    "reloads"
                 );
                 let t0 = Instant::now();
                 while Instant::now() < end {

@@ -990,3 +990,33 @@ fn requests_in_flight_are_capped_and_a_slow_body_is_cut_off() {
         "{logs}"
     );
 }
+
+/// `policies.memoryLimit` and `server.maxRequests` are read as documented, and a bad value is
+/// an error naming the key and its line.
+#[test]
+fn the_limits_are_configured_and_checked() {
+    use gitgate::config::{Config, memory_limit};
+    assert_eq!(memory_limit("off"), Ok(None));
+    assert_eq!(memory_limit("512Mi"), Ok(Some(512 << 20)));
+    assert_eq!(memory_limit("2Gi"), Ok(Some(2 << 30)));
+    assert_eq!(memory_limit("100000000"), Ok(Some(100_000_000)));
+    assert!(memory_limit("auto").unwrap().unwrap() >= 16 << 20);
+    for bad in ["lots", "1Mi", "12Qi", "-5Mi", ""] {
+        let yaml = format!("policies:\n  memoryLimit: \"{bad}\"\n");
+        let error = Config::parse("gitgate.yaml", &yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("gitgate.yaml:2") && error.contains("policies.memoryLimit"),
+            "{bad}: {error}"
+        );
+    }
+    let error = Config::parse("gitgate.yaml", "server:\n  maxRequests: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("server.maxRequests"), "{error}");
+    let config = Config::parse("gitgate.yaml", "{}\n").unwrap();
+    assert_eq!(config.server.max_requests, 64);
+    assert_eq!(config.policies.memory_limit, "auto");
+    assert_eq!(config.repository.fetch_timeout, Duration::from_secs(120));
+}
