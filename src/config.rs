@@ -120,7 +120,8 @@ impl Default for Window {
 }
 
 /// `policies.memoryLimit` in bytes: `None` for `off`, and for `auto` 80% of the container's
-/// memory limit (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`), 2 GiB without one.
+/// memory limit (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`) or, without one, of
+/// the machine's memory (2 GiB when neither can be read).
 pub fn memory_limit(text: &str) -> Result<Option<u64>, String> {
     let text = text.trim();
     match text {
@@ -134,7 +135,18 @@ pub fn memory_limit(text: &str) -> Result<Option<u64>, String> {
             .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
             // cgroup v1 says "no limit" with a huge number.
             .find(|&n| n < 1 << 50);
-            return Ok(Some(cgroup.map_or(2 << 30, |n| n / 5 * 4)));
+            let machine = || {
+                let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+                let kib = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+                kib.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()?
+                    .checked_mul(1024)
+            };
+            let total = cgroup.or_else(machine).unwrap_or(5 << 29);
+            return Ok(Some(total / 5 * 4));
         }
         _ => {}
     }
@@ -191,8 +203,8 @@ pub struct Policies {
     pub allow_empty: bool,
     /// The process's heap above which a Rego evaluation stops with an error of its policy
     /// (fail closed) instead of growing until the kernel kills the process: `auto` (80% of
-    /// the container's memory limit, 2Gi without one), a size (`384Mi`, `2Gi`, bytes), or
-    /// `off`.
+    /// the container's memory limit, or of the machine's memory without one), a size
+    /// (`384Mi`, `2Gi`, bytes), or `off`.
     pub memory_limit: String,
 }
 

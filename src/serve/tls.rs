@@ -115,7 +115,8 @@ pub fn load_and_watch(files: TlsFiles, every: Duration) -> Result<RustlsConfig, 
                 server_config(&files).map(|new| Some((now, new)))
             });
             match loaded {
-                Ok(None) => {}
+                // As they were: a later problem is a new one.
+                Ok(None) => reported = None,
                 Ok(Some((now, new))) => {
                     watched.reload_from_config(new);
                     seen = now;
