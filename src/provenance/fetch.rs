@@ -6,6 +6,11 @@
 //! it), into `refs/remotes/origin/<branch>`, where [`crate::provenance::mirror`] reads it. Credentials come from files, read on every fetch so
 //! that a rotated Secret needs no restart, and never reach an error message or a log: URLs are
 //! shown without their user-info part.
+//!
+//! A fetch fails in bounded time (`repository.fetchTimeout` per HTTP request: a server that
+//! stalls mid-pack does not hold the mirror's thread) and leaves the mirror usable whatever
+//! ends it: a fetch claims the directory ([`claim`]) and removes the lock files a process
+//! killed mid-fetch left, which would otherwise fail every later fetch (`tests/faults.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
