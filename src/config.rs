@@ -376,10 +376,11 @@ pub struct Server {
     /// Decisions that may run at once, evaluations abandoned at their deadline included
     /// (0: four per core, at least 8).
     pub max_decisions: usize,
-    /// Requests to `/validate` in flight at once, their bodies included: past it a request
-    /// is refused at once (429), so that what requests hold in memory is bounded by
-    /// `maxRequests` × `maxBodyBytes`; a request whose body and answer take longer than twice
-    /// `timeout` (a client that sends its body slowly) is cut off (408) and frees its place.
+    /// Requests to `/validate` in flight at once, their bodies included, so that what requests
+    /// hold in memory is bounded by `maxRequests` × `maxBodyBytes`: one more waits for a place
+    /// (without reading its body) up to `timeout`, then is refused (429); a request whose body
+    /// and answer take longer than twice `timeout` (a client that sends its body slowly) is
+    /// cut off (408) and frees its place.
     pub max_requests: usize,
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]

@@ -904,9 +904,10 @@ fn an_evaluation_that_allocates_without_end_is_stopped_at_the_memory_limit() {
 }
 
 /// Requests in flight are capped (`server.maxRequests`): a client that sends its body slowly
-/// holds the only place; another request is refused at once (429) rather than queued with its
-/// body; the slow one is cut off at twice `server.timeout` (408) and frees its place; each is
-/// counted and logged.
+/// holds the only place; another request waits for it without its body being read, and is
+/// refused (429) at its deadline (`server.timeout`, before the slow one's twice that); the
+/// slow one is cut off at twice `server.timeout` (408) and frees its place; each is counted
+/// and logged.
 #[test]
 fn requests_in_flight_are_capped_and_a_slow_body_is_cut_off() {
     use std::io::{Read, Write};
@@ -940,7 +941,7 @@ fn requests_in_flight_are_capped_and_a_slow_body_is_cut_off() {
             String::from_utf8_lossy(&answer).to_string()
         }
     });
-    // While it holds the place (4 s), another request is refused at once.
+    // While it holds the place (4 s), another request waits 2 s for it and is refused.
     let mut refused = None;
     for _ in 0..30 {
         std::thread::sleep(Duration::from_millis(100));
@@ -982,7 +983,7 @@ fn requests_in_flight_are_capped_and_a_slow_body_is_cut_off() {
     );
     let logs = gate.stop();
     assert!(
-        logs.contains("server.maxRequests requests are in flight"),
+        logs.contains("server.maxRequests requests were in flight until its deadline"),
         "{logs}"
     );
     assert!(
