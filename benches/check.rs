@@ -11,9 +11,6 @@ use gitgate::check::{Target, run};
 use gitgate::config::Config;
 use gitgate::policy::Options;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .args(args)

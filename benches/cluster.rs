@@ -15,9 +15,6 @@ use gitgate::policy::matcher::NoNamespaces;
 use kube_core::admission::Operation;
 use serde_json::{Value, json};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A referential template and its constraint (`data.inventory`), shared with the tests.
 const UNIQUE_HOST: &str = include_str!("../tests/data/unique-host.yaml");
 

@@ -13,9 +13,6 @@ use gitgate::git::Repo;
 use gitgate::provenance::approval::{Window, window};
 use gitgate::provenance::index::Index;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn git(dir: &Path, args: &[&str]) {
     let ok = Command::new("git")
         .args(args)

@@ -12,9 +12,6 @@ use gitgate::config::ControllerStamps;
 use gitgate::provenance::matching::{MatchOptions, Status, compare};
 use serde_json::{Value, json};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1")
 }

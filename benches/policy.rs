@@ -12,10 +12,6 @@ use gitgate::decision::{self, Context};
 use gitgate::input::{Document, parse_admission_review};
 use gitgate::policy::Options;
 
-/// The allocator of the gitgate binary, so that the numbers are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Fixture 004 (a Deployment created with `kubectl apply`), from ../shared when present, or a
 /// copy of its object otherwise so that the benchmark always runs.
 fn fixture_004() -> Vec<u8> {

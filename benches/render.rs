@@ -18,9 +18,6 @@ use gitgate::provenance::approval::{Window, window};
 use gitgate::provenance::index::Index;
 use gitgate::render::{Kind, Renderer, Settings, SourceSpec};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const OVERLAYS: usize = 50;
 const BASES: usize = 10;
 const COMMITS: usize = 200;

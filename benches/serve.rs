@@ -17,9 +17,6 @@ use gitgate::config::Config;
 use gitgate::policy::Options;
 use gitgate::serve::{AppState, TlsFiles, start, start_app};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

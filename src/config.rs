@@ -55,6 +55,12 @@ pub struct Repository {
     /// The certificate authorities (PEM) an HTTPS repository's server is verified with, for a
     /// Git server with a private CA, instead of the system's roots (as git's `http.sslCAInfo`).
     pub ca_file: Option<PathBuf>,
+    /// The longest one HTTP(S) request of a fetch may take, the pack included: a Git server
+    /// that stalls fails the sync after this (the last good index keeps deciding) instead of
+    /// holding the mirror's thread, and with it every later sync and `/refresh`.
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    #[schemars(with = "String")]
+    pub fetch_timeout: Duration,
     /// The namespace of namespaced objects whose manifest sets none (as `kubectl apply -n`,
     /// Flux's `targetNamespace` or Argo CD's destination namespace would give them).
     pub default_namespace: String,
@@ -84,6 +90,7 @@ impl Default for Repository {
             credentials: Credentials::default(),
             mirror_dir: PathBuf::from("/var/lib/gitgate/mirror"),
             ca_file: None,
+            fetch_timeout: Duration::from_secs(120),
             default_namespace: "default".into(),
             unrendered: Unrendered::Warn,
         }
@@ -126,6 +133,71 @@ impl Default for Window {
     }
 }
 
+/// `policies.memoryLimit` in bytes: `None` for `off`, and for `auto` 80% of the container's
+/// memory limit (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`) or, without one, of
+/// the machine's memory (2 GiB when neither can be read).
+pub fn memory_limit(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    match text {
+        "off" => return Ok(None),
+        "auto" => {
+            let cgroup = [
+                "/sys/fs/cgroup/memory.max",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
+            // cgroup v1 says "no limit" with a huge number.
+            .find(|&n| n < 1 << 50);
+            let machine = || {
+                let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+                let kib = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+                kib.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()?
+                    .checked_mul(1024)
+            };
+            let total = cgroup.or_else(machine).unwrap_or(5 << 29);
+            return Ok(Some(total / 5 * 4));
+        }
+        _ => {}
+    }
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let times: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "write auto, off or a size such as 512Mi or 2Gi, got {text:?}"
+            ));
+        }
+    };
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(times))
+    {
+        Some(n) if n >= 16 << 20 => Ok(Some(n)),
+        Some(_) => Err(format!(
+            "{text:?} is too small for any evaluation: at least 16Mi"
+        )),
+        None => Err(format!(
+            "write auto, off or a size such as 512Mi or 2Gi, got {text:?}"
+        )),
+    }
+}
+
 /// Where policies come from.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
@@ -143,6 +215,11 @@ pub struct Policies {
     /// Run with no policy at all (by default an empty policy set is an error: a gate that
     /// checks nothing must not say "passed").
     pub allow_empty: bool,
+    /// The process's heap above which a Rego evaluation stops with an error of its policy
+    /// (fail closed) instead of growing until the kernel kills the process: `auto` (80% of
+    /// the container's memory limit, or of the machine's memory without one), a size
+    /// (`384Mi`, `2Gi`, bytes), or `off`.
+    pub memory_limit: String,
 }
 
 impl Default for Policies {
@@ -153,6 +230,7 @@ impl Default for Policies {
             enforcement: HashMap::new(),
             timeout: Duration::from_millis(1000),
             allow_empty: false,
+            memory_limit: "auto".into(),
         }
     }
 }
@@ -317,6 +395,12 @@ pub struct Server {
     /// Decisions that may run at once, evaluations abandoned at their deadline included
     /// (0: four per core, at least 8).
     pub max_decisions: usize,
+    /// Requests to `/validate` in flight at once, their bodies included, so that what requests
+    /// hold in memory is bounded by `maxRequests` × `maxBodyBytes`: one more waits for a place
+    /// (without reading its body) up to `timeout`, then is refused (429); a request whose body
+    /// and answer take longer than twice `timeout` (a client that sends its body slowly) is
+    /// cut off (408) and frees its place.
+    pub max_requests: usize,
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     #[schemars(with = "String")]
@@ -343,6 +427,7 @@ impl Default for Server {
             refresh_token_file: None,
             metrics_listen: None,
             max_decisions: 0,
+            max_requests: 64,
         }
     }
 }
@@ -502,6 +587,24 @@ impl Config {
                     ),
                 );
             }
+        }
+        if let Err(e) = memory_limit(&self.policies.memory_limit) {
+            return Err(at_nested_key(
+                file,
+                text,
+                "policies",
+                "memoryLimit",
+                format!("policies.memoryLimit: {e}"),
+            ));
+        }
+        if self.server.max_requests == 0 {
+            return Err(at_nested_key(
+                file,
+                text,
+                "server",
+                "maxRequests",
+                "server.maxRequests must be at least 1".into(),
+            ));
         }
         if self.cluster.page_size == 0 {
             return invalid("pageSize", "cluster.pageSize must be at least 1".into());

@@ -63,6 +63,7 @@ impl crate::provenance::mirror::Source {
                 dir: config.repository.mirror_dir.clone(),
                 credentials: config.repository.credentials.clone(),
                 ca_file: config.repository.ca_file.clone(),
+                timeout: config.repository.fetch_timeout,
                 // The window's first-parent chain lies within this depth of the tip when its
                 // commits are approved (a merge's other parents are history the window never
                 // reads); a sync deepens the fetch when unapproved commits on top need it.
@@ -239,6 +240,20 @@ pub fn from_config(
     from_config_read(policies, base_dir, replace, rego_version, read_paths)
 }
 
+/// Caps the heap Rego evaluations may grow the process to (`policies.memoryLimit`, validated
+/// with the configuration). The cap is regorus's: its allocator counts what the process has
+/// allocated, and the interpreter checks the count as it goes (every few steps, and after
+/// each 32 KiB), so that an evaluation that allocates without end stops with an error of its
+/// policy (fail closed: the failure mode at admission, exit 2 in CI) and frees what it
+/// held, where it would otherwise grow the process until the kernel killed it, and with it
+/// every decision. It is one ceiling for the process, not a budget per evaluation: an
+/// evaluation that starts while the heap is above it fails too. One built-in call that
+/// allocates at once (a `numbers.range` of a billion) is not interrupted inside the call.
+fn set_memory_limit(text: &str) {
+    let limit = crate::config::memory_limit(text).unwrap_or(None);
+    regorus::set_global_memory_limit(limit);
+}
+
 /// [`from_config`] with the configured paths read by `read` (the files of a commit, for
 /// `check`, which takes its gate from the protected branch); `replace` is read by `read` too.
 pub fn from_config_read(
@@ -248,6 +263,7 @@ pub fn from_config_read(
     rego_version: crate::policy::rego::RegoVersion,
     read: impl Fn(&[PathBuf]) -> Result<Vec<SourceFile>, PolicyError>,
 ) -> Result<PolicySet, PolicyError> {
+    set_memory_limit(&policies.memory_limit);
     let options = Options {
         eval_timeout: policies.timeout,
         rego_version,

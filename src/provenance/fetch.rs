@@ -6,16 +6,17 @@
 //! it), into `refs/remotes/origin/<branch>`, where [`crate::provenance::mirror`] reads it. Credentials come from files, read on every fetch so
 //! that a rotated Secret needs no restart, and never reach an error message or a log: URLs are
 //! shown without their user-info part.
+//!
+//! A fetch fails in bounded time (`repository.fetchTimeout` per HTTP request: a server that
+//! stalls mid-pack does not hold the mirror's thread) and leaves the mirror usable whatever
+//! ends it: a fetch claims the directory ([`claim`]) and removes the lock files a process
+//! killed mid-fetch left, which would otherwise fail every later fetch (`tests/faults.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use gix::remote::Direction;
-
-/// The longest one HTTP request of a fetch may take, the pack included. A stalled server
-/// fails the sync (the last good index keeps deciding) instead of holding the mirror's thread.
-const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where and how to fetch.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct Remote {
     /// The certificate authorities (PEM) an HTTPS Git server with a private CA is verified
     /// with, instead of the system's roots (as git's `http.sslCAInfo`).
     pub ca_file: Option<PathBuf>,
+    /// The longest one HTTP request of a fetch may take, the pack included
+    /// (`repository.fetchTimeout`). A stalled server fails the sync (the last good index keeps
+    /// deciding) instead of holding the mirror's thread.
+    pub timeout: std::time::Duration,
 }
 
 /// Whether a `repository.url` names a remote to fetch (rather than a local path).
@@ -100,6 +105,8 @@ impl Remote {
         };
         let mut repo =
             open_or_init(&self.dir).map_err(|e| format!("{shown}: cannot open the mirror: {e}"))?;
+        // Held until the fetch ends: the lock files a fetch leaves behind are then stale.
+        let _claim = claim(&self.dir).map_err(|e| format!("{shown}: {e}"))?;
         if let Some(command) = self.ssh_command() {
             let mut config = repo.config_snapshot_mut();
             config
@@ -144,9 +151,10 @@ impl Remote {
                 .and_then(|o| o.downcast::<http::Options>().ok())
                 .unwrap_or_default();
             let tls = self.tls_config()?;
+            let timeout = self.timeout;
             let backend = http::reqwest::Options {
                 configure_client: Some(Box::new(move |builder| {
-                    let builder = builder.timeout(HTTP_TIMEOUT);
+                    let builder = builder.timeout(timeout).connect_timeout(timeout);
                     Ok(match &tls {
                         Some(tls) => builder.tls_backend_preconfigured((**tls).clone()),
                         None => builder,
@@ -258,6 +266,50 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Claims the mirror for one fetch: an exclusive `flock` on `gitgate.lock` in its directory
+/// (released by the kernel when the process dies), then removes the lock files Git leaves
+/// when a process is killed in the middle of a fetch (`shallow.lock`, a reference's
+/// `.lock`, ...). With the claim held nothing else is fetching into the mirror, so they are
+/// stale; left in place, every later fetch would fail on them and a restarted webhook would
+/// never become ready. Another process fetching into the same directory is an error, not a
+/// wait.
+fn claim(dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("gitgate.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "{}: another process is fetching into this mirror directory (each replica needs its own repository.mirrorDir)",
+            path.display()
+        ));
+    }
+    let stale = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != "objects")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".lock"))
+        .filter(|e| e.path() != path);
+    for entry in stale {
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => tracing::warn!(file = %entry.path().display(),
+                "removed a lock file left by a fetch that did not end (the process was killed)"),
+            Err(e) => {
+                return Err(format!(
+                    "{}: a stale lock file cannot be removed: {e}",
+                    entry.path().display()
+                ));
+            }
+        }
+    }
+    Ok(file)
+}
+
 fn open_or_init(dir: &Path) -> Result<gix::Repository, String> {
     if dir.join("HEAD").exists() {
         gix::open(dir).map_err(|e| e.to_string())
@@ -350,6 +402,7 @@ mod tests {
                 ..Credentials::default()
             },
             ca_file: None,
+            timeout: std::time::Duration::from_secs(1),
         };
         assert_eq!(
             remote.ssh_command().unwrap(),

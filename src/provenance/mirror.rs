@@ -135,7 +135,7 @@ impl Mirror {
                     None => FirstSeen::in_memory(),
                 }),
             };
-            let now = seen::now();
+            let now = seen.clock(seen::now());
             // Whether the approved state moves forward, on history deep enough to tell: a
             // fetched mirror fetches deeper (as deep as a walk reads, then all of it) until
             // it can; what still cannot be told fails closed.

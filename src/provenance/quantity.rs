@@ -71,8 +71,45 @@ pub fn canonical_value(value: &Value) -> Option<String> {
 
 /// Whether two JSON values are the same quantity as the API server stores it: equal canonical
 /// forms. `None` when either is not a quantity.
+///
+/// Equal forms, or the same number in two forms: the API server writes `17656.25Ki` as
+/// `18080000` (binary SI, not a multiple of 1024) and reads that back as decimal SI, whose
+/// canonical form is `18080k`; both are what Git's `17656.25Ki` is stored as (the comparison
+/// of forms alone refused them: found by `tests/fuzz.rs`).
 pub fn same(a: &Value, b: &Value) -> Option<bool> {
-    Some(canonical_value(a)? == canonical_value(b)?)
+    let (a, b) = (canonical_value(a)?, canonical_value(b)?);
+    Some(a == b || exact(&a).is_some_and(|x| exact(&b) == Some(x)))
+}
+
+/// The exact value of a quantity's canonical text, normalized (no trailing zeros in the
+/// mantissa), so that two forms of one number compare equal.
+fn exact(canonical: &str) -> Option<Decimal> {
+    let p = split(canonical)?;
+    let (base, exponent, _) = interpret(p.suffix)?;
+    let mut d = Decimal {
+        negative: !p.positive,
+        mantissa: format!("{}{}", p.num, p.denom).parse().ok()?,
+        exponent: -(p.denom.len() as i32),
+    };
+    if base == 10 {
+        d.exponent = d.exponent.checked_add(exponent)?;
+    } else {
+        d.mantissa = d
+            .mantissa
+            .checked_mul(1u128.checked_shl(exponent as u32)?)?;
+    }
+    if d.mantissa == 0 {
+        return Some(Decimal {
+            negative: false,
+            mantissa: 0,
+            exponent: 0,
+        });
+    }
+    while d.mantissa.is_multiple_of(10) {
+        d.mantissa /= 10;
+        d.exponent = d.exponent.checked_add(1)?;
+    }
+    Some(d)
 }
 
 /// The text Go's `encoding/json` writes for a number that was decoded into `interface{}`
@@ -449,6 +486,28 @@ fn format_canonical(d: Decimal, format: Format) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by `tests/fuzz.rs` (seed 335350 of `canonical_quantities_...`, minimized): a
+    /// binary quantity that is a whole number but not a multiple of 1024 is written without a
+    /// suffix, and that text read back is decimal SI with another canonical form.
+    #[test]
+    fn one_number_in_two_canonical_forms_is_the_same_quantity() {
+        assert_eq!(c("1.953125Ki"), "2000");
+        assert_eq!(c("2000"), "2k");
+        for (a, b) in [
+            ("1.953125Ki", "2000"),
+            ("1.953125Ki", "2k"),
+            ("17656.25Ki", "18080k"),
+            ("1Ki", "1024"),
+            ("0", "0m"),
+            ("-1.953125Ki", "-2k"),
+        ] {
+            assert_eq!(same(&json!(a), &json!(b)), Some(true), "{a} {b}");
+        }
+        for (a, b) in [("1Ki", "1k"), ("2000", "2001"), ("-2k", "2k"), ("1n", "1u")] {
+            assert_eq!(same(&json!(a), &json!(b)), Some(false), "{a} {b}");
+        }
+    }
 
     fn c(s: &str) -> String {
         canonical(s).unwrap_or_else(|| panic!("{s:?} should parse"))

@@ -8,7 +8,9 @@
 //! - a commit is first seen when a sync first reads it, and never later than the commit after
 //!   it on the first-parent chain was (a parent existed before its child; history that a
 //!   deeper fetch reveals later is not "new");
-//! - a time, once recorded, never moves.
+//! - a time, once recorded, never moves;
+//! - the mirror's clock never runs backwards ([`FirstSeen::clock`]): a system clock set back
+//!   leaves it at the latest time recorded until it catches up.
 //!
 //! Where the times live: for a fetched mirror, in the file [`FILE_NAME`] inside the mirror's
 //! directory (one `<commit id> <seconds since the epoch>` line per commit, written atomically
@@ -133,6 +135,28 @@ impl FirstSeen {
         let at = self.get(&id).unwrap_or(now).min(not_after);
         self.record(id, at);
         at
+    }
+
+    /// The mirror's clock at a sync, given the system's: never earlier than a time already
+    /// recorded, so that it never runs backwards. When the system clock jumps back (a bad
+    /// NTP step, a node restored from a snapshot), the commits pushed meanwhile would
+    /// otherwise be first seen before their own committer dates and refused as "dated in the
+    /// future", and every commit before them on the chain with them, for good (a time, once
+    /// recorded, never moves later): the window would empty and the gate fail closed until
+    /// new commits came. The mirror's clock holds at the latest recorded time instead until
+    /// the system's catches up, and says so.
+    pub fn clock(&self, system: i64) -> i64 {
+        let latest = self.times.values().copied().max().unwrap_or(i64::MIN);
+        if latest <= system {
+            return system;
+        }
+        if latest - system > super::approval::MAX_SKEW {
+            tracing::warn!(
+                behind_seconds = latest - system,
+                "the system clock is behind the times the mirror already recorded (it was set back): the mirror's clock holds at the latest recorded time until the system's catches up"
+            );
+        }
+        latest
     }
 
     /// The newest approved commit of the last window accepted, if one was.

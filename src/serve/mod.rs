@@ -53,6 +53,9 @@ pub struct AppState {
     /// pile up evaluations without bound (CPU, memory); past the bound a request waits for a
     /// permit until its deadline, then gets the failure mode.
     pub decisions: crate::decision::guard::Limited,
+    /// Requests to `/validate` in flight, bodies included (`server.maxRequests`, see
+    /// [`bounded`]).
+    pub requests: Arc<tokio::sync::Semaphore>,
     /// Namespaces for `namespaceSelector`, `data.inventory` (see [`crate::cluster`]).
     pub cluster: crate::cluster::Cluster,
     /// What the policies and the configuration need of the cluster.
@@ -100,7 +103,14 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// Why a request to `/validate` was refused before any decision: the `reason` label of
 /// `gitgate_admission_bad_requests_total`.
-const BAD_REQUEST_REASONS: [&str; 4] = ["malformed", "empty", "too_large", "unauthenticated"];
+const BAD_REQUEST_REASONS: [&str; 6] = [
+    "malformed",
+    "empty",
+    "too_large",
+    "unauthenticated",
+    "overloaded",
+    "too_slow",
+];
 
 /// Every metric gitgate emits, described once (the `# HELP` lines), and the main counters
 /// registered at zero so that the first scrape shows them.
@@ -117,7 +127,7 @@ fn describe_metrics() {
     );
     describe_counter!(
         "gitgate_admission_bad_requests_total",
-        "Requests to /validate refused before a decision (400, 401, 413), by reason"
+        "Requests to /validate refused before a decision (400, 401, 408, 413, 429), by reason"
     );
     describe_counter!(
         "gitgate_policy_findings_total",
@@ -134,6 +144,10 @@ fn describe_metrics() {
     describe_counter!(
         "gitgate_tls_reloads_total",
         "Reloads of the TLS certificate and key"
+    );
+    describe_counter!(
+        "gitgate_tls_reload_errors_total",
+        "Changes of the TLS files that do not load (deleted, garbage, a key that does not fit): the current certificate is kept"
     );
     describe_counter!(
         "gitgate_git_syncs_total",
@@ -217,6 +231,7 @@ fn describe_metrics() {
         metrics::counter!("gitgate_admission_bad_requests_total", "reason" => reason).increment(0);
     }
     metrics::counter!("gitgate_internal_errors_total").increment(0);
+    metrics::counter!("gitgate_tls_reload_errors_total").increment(0);
     metrics::counter!("gitgate_break_glass_total").increment(0);
     for dry_run in ["false", "true"] {
         for verdict in ["allowed", "denied"] {
@@ -238,6 +253,9 @@ impl AppState {
             rules: crate::provenance::verdict::Rules::from(config),
             decisions: crate::decision::guard::Limited::new(decision_permits(
                 config.server.max_decisions,
+            )),
+            requests: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_requests.max(1),
             )),
             cluster: crate::cluster::Cluster::Off,
             needs: crate::cluster::sync::Needs::default(),
@@ -269,7 +287,11 @@ struct BodyLimit(usize);
 /// The application: routes, body limit.
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/validate", post(validate))
+        .route(
+            "/validate",
+            post(validate)
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), bounded)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -384,6 +406,55 @@ fn bad_request(reason: &'static str, message: String) -> Response {
         StatusCode::BAD_REQUEST,
         serde_json::json!({"error": message}),
     )
+}
+
+/// What requests to `/validate` may hold: at most `server.maxRequests` at once, each for at
+/// most twice `server.timeout` (its body, then its decision, answered by the deadline counted
+/// from the body's arrival). A place is taken before the body is read, so that a request
+/// waiting for one holds no body (only what the kernel buffers); it waits at most
+/// `server.timeout` (a stall of a moment is absorbed, as the soak run showed a refusal at
+/// once was not), then is refused (429: the API server applies its failurePolicy). A request
+/// cut off (408) frees its place: a client sending its body slowly cannot hold one.
+async fn bounded(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let place = tokio::time::timeout(state.deadline, state.requests.clone().acquire_owned());
+    let Ok(Ok(_place)) = place.await else {
+        metrics::counter!("gitgate_admission_bad_requests_total", "reason" => "overloaded")
+            .increment(1);
+        tracing::warn!(
+            max_requests = state.config.server.max_requests,
+            "refused a request: server.maxRequests requests were in flight until its deadline"
+        );
+        return json(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::json!({"error": format!(
+                "too many requests in flight (server.maxRequests: {}) until the deadline",
+                state.config.server.max_requests
+            )}),
+        );
+    };
+    let limit = state.deadline.saturating_mul(2);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("gitgate_admission_bad_requests_total", "reason" => "too_slow")
+                .increment(1);
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "cut off a request whose body did not arrive in time"
+            );
+            json(
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({"error": format!(
+                    "the request was not read and answered within {} ms (twice server.timeout)",
+                    limit.as_millis()
+                )}),
+            )
+        }
+    }
 }
 
 /// `POST /validate`.

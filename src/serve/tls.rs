@@ -94,8 +94,9 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
 }
 
 /// Loads the files and starts a task that reloads them when they change. A half-written
-/// rotation (a certificate that does not match its key yet) keeps the old configuration
-/// until the next look.
+/// rotation (a certificate that does not match its key yet), files deleted or replaced by
+/// garbage keep the current configuration until the next look; each such problem is logged
+/// and counted (`gitgate_tls_reload_errors_total`) once, not at every look.
 pub fn load_and_watch(files: TlsFiles, every: Duration) -> Result<RustlsConfig, TlsError> {
     let config = RustlsConfig::from_config(server_config(&files)?);
     let mut seen = read_all(&files)?;
@@ -103,21 +104,33 @@ pub fn load_and_watch(files: TlsFiles, every: Duration) -> Result<RustlsConfig, 
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The problem last reported, so that a lasting one is reported once.
+        let mut reported: Option<String> = None;
         loop {
             tick.tick().await;
-            let Ok(now) = read_all(&files) else { continue };
-            if now == seen {
-                continue;
-            }
-            match server_config(&files) {
-                Ok(new) => {
+            let loaded = read_all(&files).and_then(|now| {
+                if now == seen {
+                    return Ok(None);
+                }
+                server_config(&files).map(|new| Some((now, new)))
+            });
+            match loaded {
+                // As they were: a later problem is a new one.
+                Ok(None) => reported = None,
+                Ok(Some((now, new))) => {
                     watched.reload_from_config(new);
                     seen = now;
+                    reported = None;
                     metrics::counter!("gitgate_tls_reloads_total").increment(1);
                     tracing::info!(cert = %files.cert.display(), "reloaded the TLS certificate");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "the TLS files changed but do not load yet; keeping the current certificate")
+                    let problem = e.to_string();
+                    if reported.as_ref() != Some(&problem) {
+                        metrics::counter!("gitgate_tls_reload_errors_total").increment(1);
+                        tracing::warn!(error = %problem, "the TLS files changed but do not load; keeping the current certificate");
+                        reported = Some(problem);
+                    }
                 }
             }
         }

@@ -20,7 +20,21 @@ pub struct Served {
 impl Served {
     /// Runs `gitgate` with `args` (and `env` on top of the test's own environment).
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Served {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gitgate"));
+        Served::start_via(&[], args, env)
+    }
+
+    /// [`Served::start`] through `launcher` (a program and its arguments, such as `unshare`),
+    /// which is given the binary's path and `args` after its own and must exec it.
+    pub fn start_via(launcher: &[String], args: &[&str], env: &[(&str, String)]) -> Served {
+        let binary = env!("CARGO_BIN_EXE_gitgate");
+        let mut command = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(args)
             .stderr(Stdio::piped())
@@ -36,6 +50,19 @@ impl Served {
             logs
         });
         Served { child, logs }
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process (SIGKILL: no cleanup, as the kernel's OOM killer or a node failure
+    /// ends it), waits for it, and returns everything it logged.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.logs.join().unwrap()
     }
 
     /// Sends SIGTERM, waits for the exit, and returns how it exited and everything it logged.

@@ -24,12 +24,18 @@ impl Gate {
     /// Writes `config` (YAML) to `dir/gitgate.yaml`, starts `gitgate serve` with it and waits
     /// until `/readyz` answers (ready or not).
     pub fn start(dir: &Path, config: &str) -> Gate {
+        Gate::start_via(dir, config, &[])
+    }
+
+    /// [`Gate::start`] through a launcher ([`Served::start_via`]).
+    pub fn start_via(dir: &Path, config: &str, launcher: &[String]) -> Gate {
         let file = dir.join("gitgate.yaml");
         std::fs::write(&file, config).unwrap();
         let pki = Pki::new();
         pki.issue("server", "gitgate");
         let port = free_port();
-        let served = Served::start(
+        let served = Served::start_via(
+            launcher,
             &[
                 "serve",
                 "-c",
@@ -122,6 +128,42 @@ impl Gate {
                 .await
                 .unwrap();
             answer["response"].clone()
+        })
+    }
+
+    /// The CA and the server certificate's files (`server.crt`, `server.key`).
+    pub fn pki(&self) -> &Pki {
+        &self._pki
+    }
+
+    /// `https://localhost:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.served.pid()
+    }
+
+    /// Kills the server (SIGKILL) and returns its logs.
+    pub fn kill(self) -> String {
+        self.served.kill()
+    }
+
+    /// Posts `body` to `/validate`: the HTTP status and the JSON answer (null if none).
+    pub fn post(&self, body: Vec<u8>) -> (u16, Value) {
+        self.runtime.block_on(async {
+            let resp = self
+                .client
+                .post(format!("{}/validate", self.base))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
         })
     }
 
