@@ -37,6 +37,18 @@ fn decide_builtin(c: &mut Criterion) {
     c.bench_function("decide: built-in library, fixture 004", |b| {
         b.iter(|| decision::decide(&set, &doc, &ctx))
     });
+    c.bench_function("input: Document::to_rego, fixture 004", |b| {
+        b.iter(|| doc.to_rego())
+    });
+    let interpreted = gitgate::builtin::policy_set(&Options {
+        vm: false,
+        ..Options::default()
+    })
+    .expect("built-in policies");
+    c.bench_function(
+        "decide: built-in library, fixture 004, interpreter only",
+        |b| b.iter(|| decision::decide(&interpreted, &doc, &ctx)),
+    );
     c.bench_function("decide: parse AdmissionReview + decide, fixture 004", |b| {
         b.iter(|| {
             let (_, review) = parse_admission_review("004", &body).unwrap();

@@ -106,6 +106,22 @@ fn both_engines_decide_every_fixture_alike() {
     assert!(denied > fixtures.len(), "only {denied} denials");
 }
 
+/// `input` is the document's JSON, whichever way it is built (the objects are converted
+/// apart from the rest of the document, see `Document::to_rego`).
+#[test]
+fn the_input_is_the_documents_json() {
+    let Some(fixtures) = fixtures() else { return };
+    for (name, body) in &fixtures {
+        let (_, review) = parse_admission_review(name, body).unwrap();
+        for verdict in [None, Some(modified())] {
+            let mut doc = Document::from_review(review.clone());
+            doc.provenance = verdict;
+            let json = serde_json::to_value(&doc).unwrap();
+            assert_eq!(doc.to_rego(), gitgate::input::json_to_rego(&json), "{name}");
+        }
+    }
+}
+
 #[test]
 fn both_engines_decide_every_gatekeeper_library_case_alike() {
     let Some(lib) = std::env::var_os("GITGATE_GK_LIBRARY") else {
