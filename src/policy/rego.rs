@@ -519,7 +519,8 @@ impl Program {
 }
 
 /// Why regorus 0.14's VM would decide a program differently from the interpreter, if it
-/// would: a function with a `_` parameter (`accept("RunAsAny", _, _)`, as the
+/// would: a complete rule with several definitions (a conflict between them is an error on
+/// the interpreter, not on the VM: tests/policy_engine.rs), or a function with a `_` parameter (`accept("RunAsAny", _, _)`, as the
 /// gatekeeper-library's `K8sPSPAllowedUsers` has). The VM takes such a call as undefined when
 /// every argument is defined, and as defined when the argument under `_` is undefined, the
 /// opposite of the interpreter (and of OPA) both times; tests/rego_engines.rs found it on the
@@ -534,6 +535,36 @@ fn vm_decides_differently(
             .any(|token| token == "_")
     };
     for module in modules {
+        // A complete rule defined more than once (`value := 1 if ...`, `value := 2 if ...`):
+        // the interpreter reports a conflict when the definitions disagree, the VM does not.
+        let mut complete: HashMap<&str, usize> = HashMap::new();
+        for rule in &module.policy {
+            // (`x if ...` twice is `true` both times: no conflict is possible.)
+            if let Rule::Spec {
+                head:
+                    RuleHead::Compr {
+                        refr,
+                        assign: Some(_),
+                        ..
+                    },
+                ..
+            } = rule.as_ref()
+            {
+                let name = refr.span().text();
+                if !name.contains('[') {
+                    let seen = complete.entry(name).or_default();
+                    *seen += 1;
+                    if *seen > 1 {
+                        let span = refr.span();
+                        return Some(format!(
+                            "{}:{}: rule {name} has several definitions, whose conflicts regorus's VM does not report",
+                            span.source.file(),
+                            span.line
+                        ));
+                    }
+                }
+            }
+        }
         for rule in &module.policy {
             if let Rule::Spec {
                 head: RuleHead::Func { refr, args, .. },
