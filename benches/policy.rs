@@ -33,6 +33,18 @@ fn decide_builtin(c: &mut Criterion) {
     c.bench_function("decide: built-in library, fixture 004", |b| {
         b.iter(|| decision::decide(&set, &doc, &ctx))
     });
+    c.bench_function("input: Document::to_rego, fixture 004", |b| {
+        b.iter(|| doc.to_rego())
+    });
+    let interpreted = gitgate::builtin::policy_set(&Options {
+        vm: false,
+        ..Options::default()
+    })
+    .expect("built-in policies");
+    c.bench_function(
+        "decide: built-in library, fixture 004, interpreter only",
+        |b| b.iter(|| decision::decide(&interpreted, &doc, &ctx)),
+    );
     c.bench_function("decide: parse AdmissionReview + decide, fixture 004", |b| {
         b.iter(|| {
             let (_, review) = parse_admission_review("004", &body).unwrap();
@@ -89,6 +101,45 @@ fn status_fast_path(c: &mut Criterion) {
     }
 }
 
+/// What the webhook's hand-off to tokio's blocking pool costs (`decision::guard::Limited`, a
+/// permit, `spawn_blocking` and a timeout), beside the same work run inline in the async task:
+/// for no work at all (the hand-off alone), and for a decision of fixture 004.
+fn hand_off(c: &mut Criterion) {
+    use std::sync::Arc;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let limited = decision::guard::Limited::new(8);
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    c.bench_function(
+        "hand-off: nothing, on the blocking pool (Limited::decide)",
+        |b| b.iter(|| runtime.block_on(limited.decide(deadline(), || ()))),
+    );
+    c.bench_function("hand-off: nothing, inline", |b| {
+        b.iter(|| runtime.block_on(async {}))
+    });
+    let set = Arc::new(gitgate::builtin::policy_set(&Options::default()).expect("built-in"));
+    let body = fixture_004();
+    let (_, review) = parse_admission_review("004", &body).expect("fixture parses");
+    let doc = Arc::new(Document::from_review(review));
+    c.bench_function("hand-off: decide fixture 004 on the blocking pool", |b| {
+        b.iter(|| {
+            let (set, doc) = (set.clone(), doc.clone());
+            runtime.block_on(limited.decide(deadline(), move || {
+                decision::decide(&set, &doc, &Context::default())
+            }))
+        })
+    });
+    c.bench_function("hand-off: decide fixture 004 inline", |b| {
+        b.iter(|| {
+            let (set, doc) = (set.clone(), doc.clone());
+            runtime.block_on(async move { decision::decide(&set, &doc, &Context::default()) })
+        })
+    });
+}
+
 fn verify_library(c: &mut Criterion) {
     let Some(lib) = std::env::var_os("GITGATE_GK_LIBRARY") else {
         eprintln!(
@@ -110,7 +161,13 @@ fn verify_library(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide_builtin, status_fast_path, verify_library);
+criterion_group!(
+    benches,
+    decide_builtin,
+    status_fast_path,
+    hand_off,
+    verify_library
+);
 
 fn main() {
     // As the gitgate binary does: no backtrace capture for every Rego error (RUST_BACKTRACE

@@ -147,6 +147,7 @@ fn range_documents(
     let options = Options {
         eval_timeout: Duration::from_secs(10),
         rego_version: crate::policy::rego::RegoVersion::Auto,
+        ..Options::default()
     };
     let echo = SourceFile {
         path: "gitgate-input.rego".into(),
@@ -199,6 +200,7 @@ pub fn input(req: &InputRequest<'_>) -> Result<Vec<Value>, AuthorError> {
     let options = Options {
         eval_timeout: Duration::from_secs(5),
         rego_version: req.rego_version,
+        ..Options::default()
     };
     let set = if req.policies.is_empty() {
         crate::builtin::policy_set(&options)?

@@ -267,6 +267,7 @@ pub fn from_config_read(
     let options = Options {
         eval_timeout: policies.timeout,
         rego_version,
+        ..Options::default()
     };
     let mut set = PolicySet::default();
     if replace.is_empty() {

@@ -520,7 +520,7 @@ pub fn input<'a>(
     }
 }
 
-pub fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
+pub fn list_policies(paths: &[PathBuf], options: &Options, verbose: bool) -> ExitCode {
     let set = if paths.is_empty() {
         crate::builtin::policy_set(options)
     } else {
@@ -544,8 +544,8 @@ pub fn list_policies(paths: &[PathBuf], options: &Options) -> ExitCode {
         }
         Ok(set) => {
             let mut out = std::io::stdout().lock();
-            let written =
-                crate::report::commands::policies(&mut out, &set).and_then(|()| out.flush());
+            let written = crate::report::commands::policies(&mut out, &set, verbose)
+                .and_then(|()| out.flush());
             finish("policies", written, 0)
         }
         Err(e) => {

@@ -81,6 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let options = |timeout_ms: u64| Options {
         eval_timeout: Duration::from_millis(timeout_ms),
         rego_version: cli.rego_version,
+        ..Options::default()
     };
     match cli.command {
         Command::Verify {
@@ -175,7 +176,9 @@ pub fn run(cli: Cli) -> ExitCode {
             },
             output,
         ),
-        Command::Policies { paths } => commands::list_policies(&paths, &options(1000)),
+        Command::Policies { paths } => {
+            commands::list_policies(&paths, &options(1000), cli.verbose > 0)
+        }
         Command::Check {
             paths,
             repo,

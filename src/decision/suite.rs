@@ -357,6 +357,46 @@ fn run_case(base: &Path, spec: &CaseSpec, set: &super::PolicySet) -> CaseResult 
     result
 }
 
+/// The decision of every case of a suite (`test/case`), without its assertions: what the
+/// differential test of the two Rego engines compares (tests/rego_engines.rs). A test whose
+/// template or constraint cannot be read gives one `Err` under the test's name.
+pub fn decide_cases(
+    file: &Path,
+    options: &Options,
+) -> Vec<(String, Result<super::Decision, String>)> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let spec = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_saphyr::from_str::<SuiteSpec>(&t).map_err(|e| e.to_string()))
+    {
+        Ok(spec) => spec,
+        Err(e) => return vec![(file.display().to_string(), Err(e))],
+    };
+    let mut out = Vec::new();
+    for t in spec.tests.iter().filter(|t| !t.skip) {
+        let mut set = match prepare_test(base, t, options) {
+            Ok((template, program, constraint)) => {
+                crate::policy::PolicySet::new(vec![constraint_policy(
+                    &template,
+                    program,
+                    &constraint,
+                )])
+            }
+            Err(e) => {
+                out.push((t.name.clone(), Err(e.to_string())));
+                continue;
+            }
+        };
+        if let Some(Ok(expansions)) = t.expansion.as_deref().map(|e| read_expansions(base, e)) {
+            set.expansions = expansions;
+        }
+        for c in t.cases.iter().filter(|c| !c.skip) {
+            out.push((format!("{}/{}", t.name, c.name), decide_case(base, c, &set)));
+        }
+    }
+    out
+}
+
 /// Reviews the case's object and returns the messages of all findings (any action: gator
 /// counts every result).
 fn review_case(
@@ -364,6 +404,19 @@ fn review_case(
     spec: &CaseSpec,
     set: &super::PolicySet,
 ) -> Result<Vec<String>, String> {
+    let decision = decide_case(base, spec, set)?;
+    if let Some(e) = decision.errors.first() {
+        return Err(e.message.clone());
+    }
+    Ok(decision.findings().map(|f| f.message.clone()).collect())
+}
+
+/// Decides the case's object (with its inventory).
+fn decide_case(
+    base: &Path,
+    spec: &CaseSpec,
+    set: &super::PolicySet,
+) -> Result<super::Decision, String> {
     let object_path = base.join(&spec.object);
     let file = object_path.display().to_string();
     let docs = manifest::read_objects(&object_path).map_err(|e| e.to_string())?;
@@ -398,11 +451,7 @@ fn review_case(
         namespaces: &inventory,
         data: Some(&data),
     };
-    let decision = decision::decide(set, &doc, &ctx);
-    if let Some(e) = decision.errors.first() {
-        return Err(e.message.clone());
-    }
-    Ok(decision.findings().map(|f| f.message.clone()).collect())
+    Ok(decision::decide(set, &doc, &ctx))
 }
 
 fn check_assertion(a: &AssertionSpec, messages: &[String]) -> Result<(), String> {

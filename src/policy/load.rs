@@ -180,8 +180,11 @@ pub fn compile_template(t: &Template, options: &Options) -> Result<Arc<Program>,
         .iter()
         .map(|m| m.clone().with_version(options.rego_version))
         .collect();
-    let program = Program::compile(&modules, options.eval_timeout)?;
+    let mut program = Program::compile(&modules, options.eval_timeout)?;
     let main = program.packages.first().cloned().unwrap_or_default();
+    if options.vm {
+        program.compile_vm(&[format!("{main}.violation")]);
+    }
     if !decision_rules(&t.modules[0].text)
         .iter()
         .any(|r| r == "violation")
@@ -356,18 +359,40 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             batch: None,
         });
     }
-    let (batch_module, batches) = batch_rules(&out);
-    let mut modules: Vec<Module> = files
+    let modules: Vec<Module> = files
         .iter()
         .map(|f| Module::new(&f.path, &f.text).with_version(options.rego_version))
         .collect();
+    let mut program = Program::compile(&modules, options.eval_timeout)?;
+    // Each policy's rules on the VM first: a batch rule runs on the VM only when all its
+    // members do, so policies are batched with those on the same engine.
+    let on_vm: Vec<bool> = if options.vm {
+        let entries: Vec<String> = out.iter().flat_map(Policy::entry_points).collect();
+        program.compile_vm(&entries);
+        out.iter()
+            .map(|p| program.engine_of(&p.entry_points()) == super::rego::Engine::Vm)
+            .collect()
+    } else {
+        vec![false; out.len()]
+    };
+    let (batch_module, batches) = batch_rules(&out, &on_vm);
     if let Some(text) = batch_module {
-        modules.push(Module::new(
+        program.add_module(&Module::new(
             format!("<gitgate batch rules for {}>", files[0].path),
             text,
-        ));
+        ))?;
+        if options.vm {
+            let mut paths: Vec<String> = batches
+                .iter()
+                .zip(&on_vm)
+                .filter_map(|(b, vm)| b.as_ref().filter(|_| *vm).map(|b| b.path.clone()))
+                .collect();
+            paths.sort();
+            paths.dedup();
+            program.compile_vm(&paths);
+        }
     }
-    let program = Arc::new(Program::compile(&modules, options.eval_timeout)?);
+    let program = Arc::new(program);
     for (policy, batch) in out.iter_mut().zip(batches) {
         policy.program = program.clone();
         policy.batch = batch;
@@ -375,21 +400,22 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
     Ok(out)
 }
 
-/// One rule per group of policies that share their parameters, evaluating all their decision
-/// rules in one pass: `b0 := [[x | x := data.p.violation], ...]` (`[]` when undefined).
-/// Precompiled, so that a decision parses no query.
-fn batch_rules(policies: &[Policy]) -> (Option<String>, Vec<Option<Arc<super::Batch>>>) {
-    let mut groups: Vec<(Value, Vec<usize>)> = Vec::new();
+/// One rule per group of policies that share their parameters and their engine (`on_vm`),
+/// evaluating all their decision rules in one pass: `b0 := [[x | x := data.p.violation], ...]`
+/// (`[]` when undefined). Precompiled, so that a decision parses no query.
+fn batch_rules(
+    policies: &[Policy],
+    on_vm: &[bool],
+) -> (Option<String>, Vec<Option<Arc<super::Batch>>>) {
+    let mut groups: Vec<((&Value, bool), Vec<usize>)> = Vec::new();
     for (i, p) in policies.iter().enumerate() {
         if p.flavor == Flavor::Conftest {
             continue;
         }
-        match groups
-            .iter_mut()
-            .find(|(params, _)| *params == p.parameters)
-        {
+        let key = (&p.parameters, on_vm.get(i).copied().unwrap_or(false));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(i),
-            None => groups.push((p.parameters.clone(), vec![i])),
+            None => groups.push((key, vec![i])),
         }
     }
     let mut text = format!("package {BATCH_PACKAGE}\n");

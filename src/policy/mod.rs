@@ -173,6 +173,10 @@ pub struct Options {
     pub eval_timeout: Duration,
     /// The Rego syntax modules are read with (default: per module, see [`rego::RegoVersion`]).
     pub rego_version: rego::RegoVersion,
+    /// Whether decision rules are also compiled for regorus's VM (default: yes; each rule the
+    /// VM cannot take stays on the interpreter). Off, every rule runs on the interpreter (the
+    /// differential tests and benchmarks compare the two).
+    pub vm: bool,
 }
 
 impl Default for Options {
@@ -180,6 +184,7 @@ impl Default for Options {
         Options {
             eval_timeout: Duration::from_millis(1000),
             rego_version: rego::RegoVersion::Auto,
+            vm: true,
         }
     }
 }
@@ -238,6 +243,30 @@ impl Policy {
         }
     }
 
+    /// The rules a decision may ask for on this policy's own (`data.pkg.violation`, and a
+    /// conftest package's `exception`).
+    pub fn entry_points(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .rules
+            .iter()
+            .map(|r| format!("{}.{}", self.package, r))
+            .collect();
+        if self.has_exceptions {
+            paths.push(format!("{}.exception", self.package));
+        }
+        paths
+    }
+
+    /// The engine that evaluates this policy: the VM when it runs every rule of the policy
+    /// (and its batch rule), otherwise the interpreter and why (`gitgate policies -v`).
+    pub fn engine(&self) -> rego::Engine {
+        let mut paths = self.entry_points();
+        if let Some(batch) = &self.batch {
+            paths.push(batch.path.clone());
+        }
+        self.program.engine_of(&paths)
+    }
+
     /// Whether this policy may read `data.<root>` (`inventory`): extra data is given only to
     /// policies that read it.
     pub fn reads_data(&self, root: &str) -> bool {
@@ -251,6 +280,11 @@ impl Policy {
             && other.flavor != Flavor::Conftest
             && Arc::ptr_eq(&self.program, &other.program)
             && self.parameters == other.parameters
+            && match (&self.batch, &other.batch) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 
     /// Evaluates policies that [batch](Policy::batches_with) with the first in one pass. When

@@ -1,10 +1,24 @@
 //! One compiled Rego program: modules parsed (v0 or v1, per module) and prepared once, then
 //! evaluated many times from many threads by cloning the prepared engine, which shares the
 //! compiled policy and takes no lock.
+//!
+//! **Two engines.** Each rule a decision asks for (a policy's `violation`, a batch rule) is
+//! also compiled, once at load, to regorus's register VM ([`Program::compile_vm`]), which runs
+//! the built-in library about five times faster than the interpreter (BENCHMARKS.md). The VM
+//! does not take every construct (`with`, `walk`, partial objects with constant keys, the
+//! bare `data` root...): a rule it cannot compile stays on the interpreter, named with the
+//! compiler's reason ([`Engine`], `gitgate policies -v`), and a VM run that fails for any
+//! reason but its time limit is run again on the interpreter, whose answer is the one given.
+//! So the VM is only ever a faster way to the interpreter's result, never a new way to fail.
+//! `gitgate test` (which needs `with`) never asks for the VM.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use regorus::rvm::RegoVM;
+use regorus::rvm::vm::VmError;
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use super::PolicyError;
@@ -48,6 +62,41 @@ impl Module {
     }
 }
 
+/// Which engine evaluates a rule or a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// regorus's compiled register VM.
+    Vm,
+    /// regorus's interpreter, with the reason the VM does not run it.
+    Interpreter(String),
+}
+
+impl Engine {
+    /// `vm`, or `interpreter (REASON)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Vm => "vm".to_string(),
+            Engine::Interpreter(why) => format!("interpreter ({why})"),
+        }
+    }
+}
+
+/// One rule compiled for the VM, and the machines that run it: taken from `idle` for one
+/// evaluation and put back after (a machine costs a few µs to set up; keeping them keeps its
+/// registers and buffers allocated). A machine whose run panicked is dropped.
+struct Compiled {
+    program: Arc<regorus::rvm::Program>,
+    idle: Mutex<Vec<RegoVM>>,
+}
+
+/// The most machines kept idle per rule: more than the threads that decide at once is waste.
+const IDLE_MACHINES: usize = 64;
+
+/// The VM's own instruction limit is a fuel gauge the interpreter does not have (its default,
+/// 25,000, stops the built-in library on an ordinary Pod); the time limit is what bounds an
+/// evaluation on both engines, so this is only a backstop far above any real policy.
+const MAX_INSTRUCTIONS: usize = 1 << 40;
+
 /// A prepared Rego program.
 #[derive(Clone)]
 pub struct Program {
@@ -59,6 +108,10 @@ pub struct Program {
     /// The roots of the data document the modules read (`inventory` for `data.inventory`),
     /// or `None` when a module reads data in a way this cannot tell (`data[x]`).
     data_roots: Option<Vec<String>>,
+    /// The rules compiled for the VM, by path (`data.k8sallowedrepos.violation`).
+    vm: HashMap<String, Arc<Compiled>>,
+    /// The rules the VM was asked to take and could not, with the compiler's reason.
+    not_vm: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Program {
@@ -77,6 +130,8 @@ impl Program {
             packages: Vec::new(),
             timeout: Duration::from_secs(1),
             data_roots: Some(Vec::new()),
+            vm: HashMap::new(),
+            not_vm: HashMap::new(),
         }
     }
 
@@ -155,7 +210,161 @@ impl Program {
             packages,
             timeout,
             data_roots: data_roots(modules),
+            vm: HashMap::new(),
+            not_vm: HashMap::new(),
         })
+    }
+
+    /// Adds a module gitgate writes (the batch rules) to a compiled program, and prepares the
+    /// program again.
+    pub fn add_module(&mut self, module: &Module) -> Result<(), PolicyError> {
+        self.packages.push(add_module(
+            &mut self.engine,
+            module,
+            &std::collections::HashMap::new(),
+        )?);
+        if let (Some(roots), Some(more)) = (
+            self.data_roots.as_mut(),
+            data_roots(std::slice::from_ref(module)),
+        ) {
+            for root in more {
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+        } else {
+            self.data_roots = None;
+        }
+        if let Err(e) = self.engine.eval_query("true".to_string(), false) {
+            return Err(PolicyError::Compile {
+                file: module.file.clone(),
+                message: format_error(&e.to_string(), std::slice::from_ref(module)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Compiles each rule of `paths` (`data.pkg.violation`) for the VM, once; a rule the VM
+    /// cannot take is remembered with the reason and stays on the interpreter. Never fails:
+    /// the interpreter can always run what [`Program::compile`] accepted.
+    pub fn compile_vm(&mut self, paths: &[String]) {
+        let wanted: Vec<&String> = paths
+            .iter()
+            .filter(|p| !self.vm.contains_key(*p) && !self.not_vm.contains_key(*p))
+            .collect();
+        let Some(first) = wanted.first() else {
+            return;
+        };
+        if let Some(why) = vm_decides_differently(self.engine.get_modules()) {
+            for path in wanted {
+                self.not_vm.insert(path.clone(), why.clone());
+            }
+            return;
+        }
+        let mut engine = self.engine.clone();
+        let entry: regorus::Rc<str> = first.as_str().into();
+        let policy = match crate::isolate::catch_panic(|| engine.compile_with_entrypoint(&entry)) {
+            Ok(Ok(policy)) => policy,
+            Ok(Err(e)) => {
+                let why = first_line(&e.to_string());
+                for path in wanted {
+                    self.not_vm.insert(path.clone(), why.clone());
+                }
+                return;
+            }
+            Err(panic) => {
+                for path in wanted {
+                    self.not_vm
+                        .insert(path.clone(), format!("the VM compiler panicked: {panic}"));
+                }
+                return;
+            }
+        };
+        for path in wanted {
+            let compiled = crate::isolate::catch_panic(|| {
+                regorus::languages::rego::compiler::Compiler::compile_from_policy(
+                    &policy,
+                    &[path.as_str()],
+                )
+            });
+            match compiled {
+                Ok(Ok(program)) => {
+                    self.vm.insert(
+                        path.clone(),
+                        Arc::new(Compiled {
+                            program,
+                            idle: Mutex::new(Vec::new()),
+                        }),
+                    );
+                }
+                Ok(Err(e)) => {
+                    self.not_vm.insert(path.clone(), first_line(&e.to_string()));
+                }
+                Err(panic) => {
+                    self.not_vm
+                        .insert(path.clone(), format!("the VM compiler panicked: {panic}"));
+                }
+            }
+        }
+    }
+
+    /// The engine that evaluates all of `paths`: the VM when it runs every one of them,
+    /// otherwise the interpreter, with the reason of the first it does not run.
+    pub fn engine_of(&self, paths: &[String]) -> Engine {
+        for path in paths {
+            if !self.vm.contains_key(path) {
+                return Engine::Interpreter(
+                    self.not_vm
+                        .get(path)
+                        .cloned()
+                        .unwrap_or_else(|| "not compiled for the VM".to_string()),
+                );
+            }
+        }
+        if paths.is_empty() {
+            Engine::Interpreter("no rule".to_string())
+        } else {
+            Engine::Vm
+        }
+    }
+
+    /// Runs one rule on the VM: one machine from the idle ones (or a new one), given `input`
+    /// and `data`, put back afterwards.
+    fn run_vm(
+        &self,
+        compiled: &Compiled,
+        input: regorus::Value,
+        data: Option<&regorus::Value>,
+    ) -> Result<regorus::Value, VmError> {
+        let idle = compiled.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut vm = idle.unwrap_or_else(|| {
+            let mut vm = RegoVM::new();
+            vm.load_program(compiled.program.clone());
+            vm.set_max_instructions(MAX_INSTRUCTIONS);
+            vm.set_strict_builtin_errors(false);
+            vm.set_execution_timer_config(Some(ExecutionTimerConfig {
+                limit: self.timeout,
+                check_interval: NonZeroU32::new(64).expect("non-zero"),
+            }));
+            vm
+        });
+        // Data is given only when the program reads it, and taken back after, so that a
+        // machine never keeps another request's data.
+        if let Some(data) = data {
+            vm.set_data(data.clone())?;
+        }
+        vm.set_input(input);
+        let result = vm.execute_entry_point_by_index(0);
+        vm.set_input(regorus::Value::Undefined);
+        if data.is_some() {
+            vm.set_data(regorus::Value::Null)?;
+        }
+        if let Ok(mut idle) = compiled.idle.lock()
+            && idle.len() < IDLE_MACHINES
+        {
+            idle.push(vm);
+        }
+        result
     }
 
     /// Whether the modules may read `data.<root>` (extra data is only added for programs
@@ -178,18 +387,46 @@ impl Program {
 
     /// Evaluates the rule at `path` (`data.pkg.violation`) with `input`, and extra `data`
     /// merged into the data document (a suite's inventory). Undefined is `Ok(None)`.
+    ///
+    /// On the VM when the rule was compiled for it ([`Program::compile_vm`]); a VM run that
+    /// fails for another reason than its time limit is run again on the interpreter, within
+    /// what is left of the limit.
     pub fn eval_rule(
         &self,
         path: &str,
         input: regorus::Value,
         data: Option<&regorus::Value>,
     ) -> Result<Option<regorus::Value>, String> {
+        let started = Instant::now();
+        let data = self.wanted(data);
+        let mut limit = self.timeout;
+        if let Some(compiled) = self.vm.get(path) {
+            // A Value's clone shares its contents: this is a reference count.
+            let vm_input = input.clone();
+            match self.guarded(started, || self.run_vm(compiled, vm_input, data))? {
+                Ok(regorus::Value::Undefined) => return Ok(None),
+                Ok(v) => return Ok(Some(v)),
+                Err(e @ VmError::TimeLimitExceeded { .. }) => {
+                    return Err(format!("execution exceeded the time limit: {e}"));
+                }
+                Err(e) => {
+                    tracing::debug!(rule = path, error = %e, "the VM could not run a rule: the interpreter runs it");
+                    limit = self.timeout.saturating_sub(started.elapsed());
+                }
+            }
+        }
         let mut engine = self.engine.clone();
-        if let Some(data) = self.wanted(data) {
+        if limit < self.timeout {
+            engine.set_execution_timer_config(ExecutionTimerConfig {
+                limit,
+                check_interval: NonZeroU32::new(64).expect("non-zero"),
+            });
+        }
+        if let Some(data) = data {
             engine.add_data(data.clone()).map_err(|e| e.to_string())?;
         }
         engine.set_input(input);
-        let result = self.guarded(|| engine.eval_rule(path.to_string()));
+        let result = self.guarded(started, || engine.eval_rule(path.to_string()));
         emit_prints(&mut engine, path);
         match result? {
             Ok(regorus::Value::Undefined) => Ok(None),
@@ -203,8 +440,9 @@ impl Program {
     /// evaluation that returns after its limit is an error even when the engine's own timer
     /// did not fire (it is read between steps, never inside a long built-in call such as
     /// `numbers.range(1, 1e8)`).
-    fn guarded<T>(&self, f: impl FnOnce() -> T) -> Result<T, String> {
-        let started = std::time::Instant::now();
+    /// `started` is when the evaluation began (a rule the VM gave back to the interpreter is
+    /// one evaluation).
+    fn guarded<T>(&self, started: Instant, f: impl FnOnce() -> T) -> Result<T, String> {
         let result = crate::isolate::catch_panic(f)
             .map_err(|panic| format!("the Rego engine panicked: {panic}"))?;
         let elapsed = started.elapsed();
@@ -249,7 +487,9 @@ impl Program {
         if let Some(input) = input {
             engine.set_input(input);
         }
-        let results = self.guarded(|| engine.eval_query(query.to_string(), false));
+        let results = self.guarded(Instant::now(), || {
+            engine.eval_query(query.to_string(), false)
+        });
         emit_prints(&mut engine, query);
         let results = results?.map_err(|e| format_error(&e.to_string(), &[]))?;
         serde_json::to_value(&results).map_err(|e| e.to_string())
@@ -261,7 +501,7 @@ impl Program {
         engine.set_gather_prints(true);
         engine.set_enable_coverage(coverage);
         engine.set_input(input);
-        let value = match self.guarded(|| engine.eval_rule(path.to_string())) {
+        let value = match self.guarded(Instant::now(), || engine.eval_rule(path.to_string())) {
             Err(e) => Err(e),
             Ok(Ok(regorus::Value::Undefined)) => Ok(None),
             Ok(Ok(v)) => Ok(Some(v)),
@@ -302,7 +542,7 @@ impl Program {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let results = self.guarded(|| engine.eval_query(query, false));
+        let results = self.guarded(Instant::now(), || engine.eval_query(query, false));
         emit_prints(&mut engine, &packages_of(paths));
         let results = results?.map_err(|e| format_error(&e.to_string(), &[]))?;
         let value = results
@@ -381,6 +621,83 @@ fn packages_of(paths: &[String]) -> String {
         }
     }
     packages.join(", ")
+}
+
+/// Why regorus 0.14's VM would decide a program differently from the interpreter, if it
+/// would: a complete rule with several definitions (a conflict between them is an error on
+/// the interpreter, not on the VM: tests/policy_engine.rs), or a function with a `_` parameter (`accept("RunAsAny", _, _)`, as the
+/// gatekeeper-library's `K8sPSPAllowedUsers` has). The VM takes such a call as undefined when
+/// every argument is defined, and as defined when the argument under `_` is undefined, the
+/// opposite of the interpreter (and of OPA) both times; tests/rego_engines.rs found it on the
+/// library's suites. The whole program stays on the interpreter: whether a rule reaches the
+/// function is not worth guessing.
+fn vm_decides_differently(
+    modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
+) -> Option<String> {
+    use regorus::unstable::{Rule, RuleHead};
+    let wildcard = |text: &str| {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|token| token == "_")
+    };
+    for module in modules {
+        // A complete rule defined more than once (`value := 1 if ...`, `value := 2 if ...`):
+        // the interpreter reports a conflict when the definitions disagree, the VM does not.
+        let mut complete: HashMap<&str, usize> = HashMap::new();
+        for rule in &module.policy {
+            // (`x if ...` twice is `true` both times: no conflict is possible.)
+            if let Rule::Spec {
+                head:
+                    RuleHead::Compr {
+                        refr,
+                        assign: Some(_),
+                        ..
+                    },
+                ..
+            } = rule.as_ref()
+            {
+                let name = refr.span().text();
+                if !name.contains('[') {
+                    let seen = complete.entry(name).or_default();
+                    *seen += 1;
+                    if *seen > 1 {
+                        let span = refr.span();
+                        return Some(format!(
+                            "{}:{}: rule {name} has several definitions, whose conflicts regorus's VM does not report",
+                            span.source.file(),
+                            span.line
+                        ));
+                    }
+                }
+            }
+        }
+        for rule in &module.policy {
+            if let Rule::Spec {
+                head: RuleHead::Func { refr, args, .. },
+                ..
+            } = rule.as_ref()
+                && args.iter().any(|a| wildcard(a.span().text()))
+            {
+                let span = refr.span();
+                return Some(format!(
+                    "{}:{}: function {} has a `_` parameter, which regorus's VM decides differently",
+                    span.source.file(),
+                    span.line,
+                    span.text()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The first line of a message (the VM compiler's errors carry a source snippet).
+fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("the VM cannot compile this rule")
+        .to_string()
 }
 
 /// The roots of `data` that modules name (`data.inventory...`, `import data.inventory`), or

@@ -350,8 +350,9 @@ pub fn write_data(
     writeln!(out, "{}", text.trim_end())
 }
 
-/// `gitgate policies`: documents skipped, expansion templates and policies, one per line.
-pub fn policies(out: &mut impl Write, set: &PolicySet) -> std::io::Result<()> {
+/// `gitgate policies`: documents skipped, expansion templates and policies, one per line;
+/// `verbose` adds, under each policy, the engine that evaluates it (and why not the VM).
+pub fn policies(out: &mut impl Write, set: &PolicySet, verbose: bool) -> std::io::Result<()> {
     for s in &set.skipped {
         writeln!(out, "skipped: {s}")?;
     }
@@ -376,6 +377,9 @@ pub fn policies(out: &mut impl Write, set: &PolicySet) -> std::io::Result<()> {
             format!("{:?}", p.flavor).to_lowercase(),
             p.title.as_deref().unwrap_or(&p.origin)
         )?;
+        if verbose {
+            writeln!(out, "    engine: {}", p.engine().describe())?;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,310 @@
+//! The two Rego engines decide alike: regorus's compiled VM (the default, for every rule it
+//! can compile) and its interpreter (`Options { vm: false }`), over the built-in library on
+//! every AdmissionReview of `../shared/fixtures/admission-v1/`, and over every case of the
+//! gatekeeper-library's suites when `GITGATE_GK_LIBRARY` names an export of it. A policy the
+//! VM cannot compile stays on the interpreter and still decides, beside one the VM runs.
+
+use std::path::PathBuf;
+
+use gitgate::decision::{self, Context, Decision, suite};
+use gitgate::input::{Document, Status, Verdict, parse_admission_review};
+use gitgate::policy::load::{SourceFile, load};
+use gitgate::policy::rego::Engine;
+use gitgate::policy::{Options, PolicySet};
+use kube_core::admission::Operation;
+use serde_json::json;
+
+fn vm() -> Options {
+    Options::default()
+}
+
+fn interpreter() -> Options {
+    Options {
+        vm: false,
+        ..Options::default()
+    }
+}
+
+fn fixtures() -> Option<Vec<(String, Vec<u8>)>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/admission-v1");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipping: {} is absent", dir.display());
+        return None;
+    };
+    let mut out: Vec<(String, Vec<u8>)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+/// What the provenance policy reads, so that its messages are compared too.
+fn modified() -> Verdict {
+    Verdict {
+        status: Status::Modified,
+        reason: "spec.template.spec.containers[name=web].image differs from Git".into(),
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        path: Some("apps/web/deploy.yaml".into()),
+        line: Some(3),
+        source: None,
+        differing: vec!["spec.template.spec.containers[name=web].image".into()],
+        unattested: vec!["metadata.annotations[\"x\"]".into()],
+        break_glass: None,
+    }
+}
+
+#[test]
+fn the_builtin_library_runs_on_the_vm() {
+    let on_vm = gitgate::builtin::policy_set(&vm()).unwrap();
+    let interpreted = gitgate::builtin::policy_set(&interpreter()).unwrap();
+    assert!(!on_vm.is_empty());
+    for p in on_vm.policies() {
+        assert_eq!(p.engine(), Engine::Vm, "{} is not on the VM", p.name);
+    }
+    for p in interpreted.policies() {
+        assert!(
+            matches!(p.engine(), Engine::Interpreter(_)),
+            "{} is on the VM with vm: false",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn both_engines_decide_every_fixture_alike() {
+    let Some(fixtures) = fixtures() else { return };
+    assert!(fixtures.len() >= 30, "{} fixtures", fixtures.len());
+    let on_vm = gitgate::builtin::policy_set(&vm()).unwrap();
+    let interpreted = gitgate::builtin::policy_set(&interpreter()).unwrap();
+    let ctx = Context::default();
+    let mut denied = 0;
+    for (name, body) in &fixtures {
+        let (_, review) = parse_admission_review(name, body).unwrap();
+        for verdict in [None, Some(modified())] {
+            let mut doc = Document::from_review(review.clone());
+            doc.provenance = verdict.clone();
+            let a = decision::decide(&on_vm, &doc, &ctx);
+            let b = decision::decide(&interpreted, &doc, &ctx);
+            assert_eq!(
+                a,
+                b,
+                "{name} (provenance {:?}): the VM and the interpreter disagree",
+                verdict.map(|v| v.status)
+            );
+            assert!(a.errors.is_empty(), "{name}: {:?}", a.errors);
+            denied += usize::from(!a.allowed);
+        }
+    }
+    // The fixtures deny something (a `:latest` image, a hostPath pod) and the modified
+    // verdict is refused by the provenance policy: the comparison is not of empty decisions.
+    assert!(denied > fixtures.len(), "only {denied} denials");
+}
+
+/// `input` is the document's JSON, whichever way it is built (the objects are converted
+/// apart from the rest of the document, see `Document::to_rego`).
+#[test]
+fn the_input_is_the_documents_json() {
+    let Some(fixtures) = fixtures() else { return };
+    for (name, body) in &fixtures {
+        let (_, review) = parse_admission_review(name, body).unwrap();
+        for verdict in [None, Some(modified())] {
+            let mut doc = Document::from_review(review.clone());
+            doc.provenance = verdict;
+            let json = serde_json::to_value(&doc).unwrap();
+            assert_eq!(doc.to_rego(), gitgate::input::json_to_rego(&json), "{name}");
+        }
+    }
+}
+
+#[test]
+fn both_engines_decide_every_gatekeeper_library_case_alike() {
+    let Some(lib) = std::env::var_os("GITGATE_GK_LIBRARY") else {
+        eprintln!(
+            "skipping: set GITGATE_GK_LIBRARY to an export of open-policy-agent/gatekeeper-library to compare the engines on its suites"
+        );
+        return;
+    };
+    let files = suite::find_suites(&[PathBuf::from(lib).join("library")]).unwrap();
+    assert!(!files.is_empty(), "no suite.yaml found");
+    let (mut cases, mut findings) = (0, 0);
+    let mut disagree = Vec::new();
+    for file in &files {
+        let a = suite::decide_cases(file, &vm());
+        let b = suite::decide_cases(file, &interpreter());
+        assert_eq!(a.len(), b.len(), "{}", file.display());
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            if x != y {
+                disagree.push(format!(
+                    "{} {name}:\n  vm:          {x:?}\n  interpreter: {y:?}",
+                    file.display()
+                ));
+            }
+            if let Ok(d) = x {
+                cases += 1;
+                findings += d.findings().count();
+            }
+        }
+    }
+    assert!(
+        disagree.is_empty(),
+        "the VM and the interpreter disagree on {} cases:\n{}",
+        disagree.len(),
+        disagree.join("\n")
+    );
+    eprintln!(
+        "compared {cases} cases of {} suites ({findings} findings)",
+        files.len()
+    );
+    assert!(cases >= 200, "only {cases} cases decided");
+    assert!(findings >= 100, "only {findings} findings");
+}
+
+fn file(path: &str, text: &str) -> SourceFile {
+    SourceFile {
+        path: path.into(),
+        text: text.into(),
+    }
+}
+
+fn decide(set: &PolicySet, obj: serde_json::Value) -> Decision {
+    let doc = Document::from_manifest(
+        "t",
+        Operation::Create,
+        Some(obj),
+        None,
+        gitgate::input::Source::premerge(None, None),
+    )
+    .unwrap();
+    decision::decide(set, &doc, &Context::default())
+}
+
+/// `walk` and `with`: constructs regorus's VM compiler refuses.
+const WALKS: &str = r#"package team.walks
+import rego.v1
+deny contains msg if {
+  walk(input.review.object, [path, value])
+  value == "forbidden"
+  msg := sprintf("forbidden value at %v", [path])
+}
+"#;
+
+const WITH: &str = r#"package team.with
+import rego.v1
+flagged if input.flag
+deny contains "flagged with `with`" if {
+  flagged with input.flag as true
+  input.review.object.metadata.name == "bad"
+}
+"#;
+
+const PLAIN: &str = r#"package team.plain
+import rego.v1
+deny contains msg if {
+  some c in input.review.object.spec.containers
+  endswith(c.image, ":latest")
+  msg := sprintf("container %v uses :latest", [c.name])
+}
+"#;
+
+fn pod(name: &str, image: &str, label: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "demo", "labels": {"x": label}},
+           "spec": {"containers": [{"name": "c", "image": image}]}})
+}
+
+#[test]
+fn a_policy_the_vm_cannot_compile_falls_back_and_still_decides() {
+    let files = [
+        file("walks.rego", WALKS),
+        file("with.rego", WITH),
+        file("plain.rego", PLAIN),
+    ];
+    let set = load(&files, &vm()).unwrap();
+    let interpreted = load(&files, &interpreter()).unwrap();
+    let engine = |name: &str| {
+        set.policies()
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .engine()
+    };
+    assert!(
+        matches!(engine("team.walks"), Engine::Interpreter(ref why) if !why.is_empty()),
+        "{:?}",
+        engine("team.walks")
+    );
+    assert!(
+        matches!(engine("team.with"), Engine::Interpreter(_)),
+        "{:?}",
+        engine("team.with")
+    );
+    assert_eq!(engine("team.plain"), Engine::Vm);
+
+    let d = decide(&set, pod("bad", "nginx:latest", "forbidden"));
+    let mut messages: Vec<&str> = d.violations.iter().map(|f| f.message.as_str()).collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        vec![
+            "container c uses :latest",
+            "flagged with `with`",
+            "forbidden value at [\"metadata\", \"labels\", \"x\"]",
+        ],
+        "{d:?}"
+    );
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let ok = decide(&set, pod("good", "nginx:1.27", "fine"));
+    assert!(ok.allowed && ok.violations.is_empty(), "{ok:?}");
+    for obj in [
+        pod("bad", "nginx:latest", "forbidden"),
+        pod("good", "nginx:1.27", "fine"),
+    ] {
+        assert_eq!(decide(&set, obj.clone()), decide(&interpreted, obj));
+    }
+}
+
+#[test]
+fn a_slow_policy_on_the_vm_hits_its_time_limit() {
+    let slow = "package team.slow\nimport rego.v1\ndeny contains n if { some i in numbers.range(1, 100000); some j in numbers.range(1, 100000); n := i * j; n < 0 }\n";
+    let options = Options {
+        eval_timeout: std::time::Duration::from_millis(50),
+        ..Options::default()
+    };
+    let set = load(&[file("slow.rego", slow)], &options).unwrap();
+    assert_eq!(set.policies()[0].engine(), Engine::Vm);
+    let d = decide(&set, pod("p", "a:1", "y"));
+    assert_eq!(d.errors.len(), 1, "{d:?}");
+    assert!(
+        d.errors[0].message.contains("time limit"),
+        "{}",
+        d.errors[0].message
+    );
+}
+
+/// regorus 0.14's VM decides calls of a function with a `_` parameter differently from the
+/// interpreter (found on the gatekeeper-library's `K8sPSPAllowedUsers`): such a program stays
+/// on the interpreter, and decides as it always did.
+#[test]
+fn a_function_with_a_wildcard_parameter_stays_on_the_interpreter() {
+    let text = r#"package team.groups
+accept("RunAsAny", _, _)
+accept("MustRunAs", value, ranges) := value >= ranges[0]
+deny[msg] {
+  params := input.parameters.rule
+  not accept(params.rule, 1000, params.ranges)
+  msg := "group 1000 is not accepted"
+}
+"#;
+    let set = load(&[file("groups.rego", text)], &vm()).unwrap();
+    let engine = set.policies()[0].engine();
+    assert!(
+        matches!(engine, Engine::Interpreter(ref why) if why.contains("`_` parameter")),
+        "{engine:?}"
+    );
+}
