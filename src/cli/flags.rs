@@ -47,8 +47,8 @@ pub enum ColorWhen {
 pub enum Command {
     /// Run Gatekeeper suite.yaml test suites, like `gator verify`
     Verify {
-        /// Suite files, or directories searched for suites
-        #[arg(required = true)]
+        /// Suite files, or directories searched for suites (with -p: conftest's `verify`)
+        #[arg(required_unless_present = "policy")]
         paths: Vec<PathBuf>,
         /// Print every test and case, not only failures
         #[arg(long)]
@@ -56,6 +56,10 @@ pub enum Command {
         /// Limit of one policy evaluation, in milliseconds
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
+        #[command(flatten)]
+        tests: ConftestTests,
+        #[command(flatten)]
+        conftest: ConftestFlags,
     },
     /// Run the test_ rules of Rego policy directories, like `opa test`
     Test {
@@ -68,6 +72,10 @@ pub enum Command {
         /// Limit of one test's evaluation, in milliseconds
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        #[command(flatten)]
+        tests: ConftestTests,
+        #[command(flatten)]
+        conftest: ConftestFlags,
     },
     /// List the policies a set of paths (or the built-in library) loads
     Policies {
@@ -111,6 +119,8 @@ pub enum Command {
         /// cluster of this kubeconfig (the head's Namespace manifests win)
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        conftest: ConftestFlags,
     },
     /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
     /// /metrics)
@@ -184,4 +194,82 @@ pub enum ConfigCommand {
     /// Print the JSON Schema (draft 2020-12) of gitgate.yaml, for editors
     /// (`# yaml-language-server: $schema=FILE`) and other tools
     Schema,
+}
+
+/// conftest's flags, with conftest's meaning (files mode of `check`; `test`/`verify` with `-p`).
+/// Any of them (or `-` as a file, or a `conftest.toml`) selects conftest mode: see
+/// `crate::conftest`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConftestFlags {
+    /// Packages to evaluate (conftest's namespaces, `*` globs) [default: main] (repeatable)
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Vec<String>,
+    /// Evaluate every package
+    #[arg(long)]
+    pub all_namespaces: bool,
+    /// Data files or directories (.json, .yaml), loaded as `data` (repeatable)
+    #[arg(short = 'd', long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Print the queries evaluated, their values and the rules they refer to
+    #[arg(long)]
+    pub trace: bool,
+    /// Refuse unused variables and arguments in policies
+    #[arg(long)]
+    pub strict: bool,
+    /// A built-in function's error fails the evaluation
+    #[arg(long)]
+    pub show_builtin_errors: bool,
+    /// Evaluate all documents as one input: an array of {path, contents}
+    #[arg(long)]
+    pub combine: bool,
+    /// The parser of the inputs (yaml, json, dockerfile) [default: by file name; stdin: yaml]
+    #[arg(long)]
+    pub parser: Option<String>,
+    /// OPA capabilities file (JSON): built-ins it does not list are refused
+    #[arg(long)]
+    pub capabilities: Option<PathBuf>,
+    /// No output when nothing fails nor warns
+    #[arg(long)]
+    pub quiet: bool,
+    /// Do not print exceptions (still counted)
+    #[arg(long)]
+    pub suppress_exceptions: bool,
+    /// No colour (as --color never)
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+impl ConftestFlags {
+    /// Whether any flag was given.
+    pub fn any(&self) -> bool {
+        !self.namespace.is_empty()
+            || self.all_namespaces
+            || !self.data.is_empty()
+            || self.trace
+            || self.strict
+            || self.show_builtin_errors
+            || self.combine
+            || self.parser.is_some()
+            || self.capabilities.is_some()
+            || self.quiet
+            || self.suppress_exceptions
+            || self.no_color
+    }
+}
+
+/// conftest `verify`'s own flags, on `test` and `verify`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConftestTests {
+    /// Policy files or directories, as conftest's `verify -p` (repeatable)
+    #[arg(short = 'p', long = "policy")]
+    pub policy: Vec<PathBuf>,
+    /// Output format (conftest mode): stdout, tap, table, json, junit, ...
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Format>,
+    /// OPA's test report: fails, notes or full (stdout output only)
+    #[arg(long)]
+    pub report: Option<String>,
+    /// Fail (exit 1) on warnings too
+    #[arg(long)]
+    pub fail_on_warn: bool,
 }

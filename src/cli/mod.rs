@@ -85,8 +85,25 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Verify {
             paths,
+            tests,
+            conftest,
+            ..
+        } if commands::conftest_tests(&tests, &conftest) => {
+            commands::conftest_verify(&paths, tests, conftest, cli.config.as_deref(), cli.rego_version)
+        }
+        Command::Test {
+            paths,
+            tests,
+            conftest,
+            ..
+        } if commands::conftest_tests(&tests, &conftest) => {
+            commands::conftest_verify(&paths, tests, conftest, cli.config.as_deref(), cli.rego_version)
+        }
+        Command::Verify {
+            paths,
             verbose_cases,
             timeout_ms,
+            ..
         } => commands::verify(
             &paths,
             verbose_cases || cli.verbose > 0,
@@ -96,6 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
             paths,
             run,
             timeout_ms,
+            ..
         } => commands::test(
             &paths,
             run.as_deref(),
@@ -114,6 +132,7 @@ pub fn run(cli: Cli) -> ExitCode {
             color,
             trust_head,
             kubeconfig,
+            conftest,
         } => commands::check(commands::CheckArgs {
             paths,
             repo,
@@ -129,6 +148,7 @@ pub fn run(cli: Cli) -> ExitCode {
             kubeconfig,
             config: cli.config.clone(),
             rego_version: cli.rego_version,
+            conftest,
         }),
         Command::Serve {
             listen,

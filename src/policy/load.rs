@@ -277,6 +277,16 @@ pub fn decision_rules(text: &str) -> Vec<String> {
     rules
 }
 
+/// Whether a module follows gitgate's own convention: a METADATA block with `custom:` (name,
+/// enforcement, match) or rules over the input document (`input.review`, `input.provenance`,
+/// `input.source`, `input.parameters`).
+pub fn is_native(text: &str) -> bool {
+    (text.contains("# METADATA") && text.contains("custom:"))
+        || ["input.review", "input.provenance", "input.source", "input.parameters"]
+            .iter()
+            .any(|k| text.contains(k))
+}
+
 /// The package a module declares (`data.` prefixed), if any.
 pub fn package_of(text: &str) -> Option<String> {
     PACKAGE.captures(text).map(|c| format!("data.{}", &c[1]))
@@ -290,6 +300,7 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
     // rules can be compiled in): a package with decision rules is one policy.
     let mut packages: BTreeMap<String, (Vec<String>, String, Option<metadata::Metadata>)> =
         BTreeMap::new();
+    let mut native: Vec<String> = Vec::new();
     for f in files {
         let Some(package) = package_of(&f.text) else {
             continue; // the compiler reports a module without a package
@@ -298,6 +309,9 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             .entry(package)
             .or_insert_with(|| (Vec::new(), f.path.clone(), None));
         entry.0.extend(decision_rules(&f.text));
+        if is_native(&f.text) {
+            native.push(package_of(&f.text).unwrap_or_default());
+        }
         if entry.2.is_none()
             && let Some(meta) = metadata::parse(&f.path, &f.text)?
         {
@@ -315,6 +329,21 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             continue; // a library package
         }
         let conftest = package == "data.main" || package.starts_with("data.main.");
+        if !conftest && !native.contains(&package) {
+            // It would read `input.review` that it never names, and silently never fire.
+            return Err(PolicyError::Invalid {
+                file: origin,
+                line: 1,
+                message: format!(
+                    "package {} has {} rules but follows no policy convention: a conftest \
+                     policy is `package main` (or `main.*`; other packages with `gitgate check \
+                     --namespace`), a gitgate policy has a METADATA block with `custom:` or \
+                     reads the input document (`input.review`)",
+                    package.trim_start_matches("data."),
+                    rules.join("/")
+                ),
+            });
+        }
         let meta = meta.unwrap_or_default();
         let enforcement = match meta.custom.enforcement.as_deref() {
             None => Enforcement::Deny,
