@@ -87,7 +87,9 @@ pub enum Command {
     /// files and no --base/--head, every object in them
     Check {
         /// Without --base/--head: files or directories to check. With them: the manifest roots
-        /// in the repository (instead of repository.paths)
+        /// in the repository (instead of repository.paths). `-` is stdin; an empty name is
+        /// ignored (as conftest ignores it)
+        #[arg(value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
         paths: Vec<PathBuf>,
         /// The repository [default: the current directory]
         #[arg(long, default_value = ".")]

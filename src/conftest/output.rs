@@ -238,6 +238,7 @@ pub fn references(engine: &Engine, namespace: &str) -> Vec<String> {
         let Ok(text) = std::fs::read_to_string(&m.file) else {
             continue;
         };
+        let text = super::strict::code(&text);
         for c in import.captures_iter(&text) {
             let target = c[1].to_string();
             let alias = c

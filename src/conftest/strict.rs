@@ -30,7 +30,7 @@ static IMPORT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The code of a module without comments and string contents.
-fn code(text: &str) -> String {
+pub(crate) fn code(text: &str) -> String {
     let no_comments: Vec<String> = text
         .lines()
         .map(|l| {
