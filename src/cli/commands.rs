@@ -437,6 +437,8 @@ fn conftest_settings(
         fail_on_warn,
         no_color: flags.no_color,
         capabilities: flags.capabilities,
+        ignore: flags.ignore,
+        stdin_filename: flags.stdin_filename,
         rego_version,
     };
     let file = config.filter(|c| c.extension().is_some_and(|e| e == "toml"));
@@ -449,6 +451,7 @@ fn conftest_check(args: CheckArgs) -> ExitCode {
     use crate::report::Format;
     let color = !args.conftest.no_color && use_color(args.printed.color);
     let fail_on_warn = args.printed.fail_on_warn;
+    let no_fail = args.conftest.no_fail;
     let settings = match conftest_settings(
         args.conftest,
         args.policy,
@@ -470,10 +473,9 @@ fn conftest_check(args: CheckArgs) -> ExitCode {
         }
     };
     let code = crate::conftest::exit_code(&results, fail_on_warn);
-    let quiet = settings.quiet
-        && results
-            .iter()
-            .all(|r| r.failures.is_empty() && r.warnings.is_empty());
+    // --quiet: no output when the run passes (conftest's "disable successful test output").
+    let quiet = settings.quiet && code == 0;
+    let code = if no_fail { 0 } else { code };
     let mut out = std::io::stdout().lock();
     let written = if quiet {
         Ok(())
@@ -550,6 +552,7 @@ pub fn conftest_verify(
     let code = u8::from(outcomes.iter().any(|o| !o.passed));
     let mut out = std::io::stdout().lock();
     let written = match (format, tests.report.as_deref()) {
+        _ if settings.quiet && code == 0 => Ok(()),
         (_, Some(which)) => output::tests_report(&mut out, &outcomes, which),
         (Format::Tap, _) => output::tap(&mut out, &output::tests_as_results(&outcomes)),
         (Format::Table, _) => output::table(&mut out, &output::tests_as_results(&outcomes)),

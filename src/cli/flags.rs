@@ -239,6 +239,15 @@ pub struct ConftestFlags {
     /// No colour (as --color never)
     #[arg(long)]
     pub no_color: bool,
+    /// Exit 0 even when a policy fails
+    #[arg(long)]
+    pub no_fail: bool,
+    /// Skip input paths this regular expression matches
+    #[arg(long)]
+    pub ignore: Option<String>,
+    /// The name stdin (`-`) is reported and parsed as
+    #[arg(long)]
+    pub stdin_filename: Option<String>,
 }
 
 impl ConftestFlags {
@@ -256,6 +265,9 @@ impl ConftestFlags {
             || self.quiet
             || self.suppress_exceptions
             || self.no_color
+            || self.no_fail
+            || self.ignore.is_some()
+            || self.stdin_filename.is_some()
     }
 }
 

@@ -38,15 +38,27 @@ pub fn selected(namespace: &str, patterns: &[String]) -> bool {
     patterns.iter().any(|p| glob_match(p, namespace))
 }
 
+/// `*` any run of characters (dots included), `?` one character, `[...]` a class.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let re = format!(
-        "^{}$",
-        pattern
-            .split('*')
-            .map(regex::escape)
-            .collect::<Vec<_>>()
-            .join(".*")
-    );
+    let mut re = String::from("^");
+    let mut class = false;
+    for c in pattern.chars() {
+        match c {
+            '[' if !class => {
+                class = true;
+                re.push('[');
+            }
+            ']' if class => {
+                class = false;
+                re.push(']');
+            }
+            _ if class => re.push_str(&regex::escape(&c.to_string())),
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
     regex::Regex::new(&re).is_ok_and(|r| r.is_match(text))
 }
 
@@ -64,7 +76,21 @@ pub fn namespaces(engine: &Engine, settings: &Settings) -> Vec<String> {
 /// `gitgate check` in conftest mode: every input in every selected namespace.
 pub fn check(settings: &Settings, paths: &[PathBuf]) -> Result<Vec<CheckResult>, ConftestError> {
     let engine = Engine::load(&settings.policy, &settings.data, &settings.compile(false))?;
-    let inputs = parse::inputs(paths, settings.parser.as_deref())?;
+    let ignore = match &settings.ignore {
+        Some(re) => Some(
+            regex::Regex::new(re)
+                .map_err(|e| ConftestError::new(format!("--ignore {re:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut inputs = parse::inputs(
+        paths,
+        settings.parser.as_deref(),
+        settings.stdin_filename.as_deref(),
+    )?;
+    if let Some(re) = &ignore {
+        inputs.retain(|i| !re.is_match(&i.name));
+    }
     if inputs.is_empty() {
         return Err(ConftestError::new(
             "no input: name files, directories or - (stdin) to check",

@@ -218,7 +218,11 @@ fn is_multi(docs: &[Value]) -> bool {
 
 /// The inputs named on the command line: files, directories (every file a parser reads,
 /// recursively), `-` for stdin; an empty name is ignored, as conftest ignores it.
-pub fn inputs(paths: &[PathBuf], parser: Option<&str>) -> Result<Vec<Input>, ConftestError> {
+pub fn inputs(
+    paths: &[PathBuf],
+    parser: Option<&str>,
+    stdin_name: Option<&str>,
+) -> Result<Vec<Input>, ConftestError> {
     let mut out = Vec::new();
     for p in paths {
         let name = p.display().to_string();
@@ -230,10 +234,12 @@ pub fn inputs(paths: &[PathBuf], parser: Option<&str>) -> Result<Vec<Input>, Con
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|e| ConftestError::new(format!("stdin: cannot read: {e}")))?;
-            // stdin has no name: YAML unless --parser says otherwise (JSON is YAML too).
-            let documents = parse_text("-", &text, Some(parser.unwrap_or("yaml")))?;
+            // stdin has no name: YAML unless --parser (or --stdin-filename) says otherwise.
+            let name = stdin_name.unwrap_or("-");
+            let parser = parser.or_else(|| parser_for(name)).unwrap_or("yaml");
+            let documents = parse_text(name, &text, Some(parser))?;
             out.push(Input {
-                name: "-".to_string(),
+                name: name.to_string(),
                 documents,
             });
             continue;

@@ -26,6 +26,10 @@ pub struct Settings {
     pub fail_on_warn: bool,
     pub no_color: bool,
     pub capabilities: Option<PathBuf>,
+    /// `--ignore REGEX`: input paths it matches are skipped.
+    pub ignore: Option<String>,
+    /// `--stdin-filename NAME`: the name stdin is reported (and parsed) as.
+    pub stdin_filename: Option<String>,
     pub rego_version: RegoVersion,
 }
 
@@ -78,6 +82,7 @@ impl Settings {
                     "suppress-exceptions" => self.suppress_exceptions |= flag,
                     "show-builtin-errors" => self.show_builtin_errors |= flag,
                     "parser" if self.parser.is_none() => self.parser = strings().pop(),
+                    "ignore" if self.ignore.is_none() => self.ignore = strings().pop(),
                     "capabilities" if self.capabilities.is_none() => {
                         self.capabilities = strings().pop().map(PathBuf::from)
                     }
