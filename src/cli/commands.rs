@@ -399,19 +399,33 @@ fn conftest_files(args: &CheckArgs) -> bool {
         || (!args.policy.is_empty() && only_conftest_policies(&args.policy))
 }
 
-/// No Gatekeeper document and no gitgate policy (METADATA `custom:` or `input.review`) under
-/// `paths`.
+/// conftest-style policies under `paths`: at least one package with decision rules, each of
+/// them `main` (or `main.*`) or reading the raw manifest with no gitgate convention, and no
+/// Gatekeeper document.
 fn only_conftest_policies(paths: &[PathBuf]) -> bool {
+    use crate::policy::load::{decision_rules, is_native, is_test_file, package_of, reads_raw_input};
     let Ok(files) = crate::policy::load::read_paths(paths) else {
-        return true; // conftest mode names the error
+        return false; // the gate names the error
     };
-    !files.iter().any(|f| {
-        if f.path.ends_with(".rego") {
-            !crate::policy::load::is_test_file(&f.path) && crate::policy::load::is_native(&f.text)
-        } else {
-            f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/")
+    let mut any = false;
+    for f in &files {
+        if !f.path.ends_with(".rego") {
+            if f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/") {
+                return false;
+            }
+            continue;
         }
-    })
+        if is_test_file(&f.path) || decision_rules(&f.text).iter().all(|r| r == "exception") {
+            continue;
+        }
+        let package = package_of(&f.text).unwrap_or_default();
+        let main = package == "data.main" || package.starts_with("data.main.");
+        if !main && (is_native(&f.text) || !reads_raw_input(&f.text)) {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 fn conftest_settings(
