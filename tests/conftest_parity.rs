@@ -437,10 +437,13 @@ fn verify_counts_filters_and_reports() {
     assert!(out.contains("ok 1"), "{out}");
     let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "--trace"], None);
     assert!(out.contains("data.kubernetes.is_deployment"), "{out}");
-    write(dir.path(), &[("policy/fail_test.rego", "package main\nimport rego.v1\ntest_fails if false\n")]);
+    write(dir.path(), &[("policy/fail_test.rego", "package main\nimport rego.v1\ntest_fails if {\n  trace(\"a note\")\n  false\n}\n")]);
     let (code, out, _) = run(dir.path(), &["test", "-p", "policy", "--report", "fails"], None);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAILURES") && out.contains("data.main.test_fails: FAIL") && out.contains("FAIL: 1/3"), "{out}");
+    assert!(!out.contains("Note"), "notes with --report notes only: {out}");
+    let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "--report", "notes"], None);
+    assert!(out.contains("Note \"a note\""), "{out}");
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub struct ModuleInfo {
 #[derive(Clone)]
 pub struct Engine {
     engine: regorus::Engine,
+    /// What `trace()` calls noted (OPA's notes), shared by the engine's clones.
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub modules: Vec<ModuleInfo>,
     builtin_errors: bool,
 }
@@ -90,6 +92,11 @@ static RULE_HEAD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[|contains\b|if\b|=|:=|\{)")
         .expect("valid regex")
 });
+
+/// The host function `trace()` calls are sent to.
+const NOTE: &str = "gitgate_conftest_note";
+static TRACE_CALL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(^|[^A-Za-z0-9_.])trace\(").expect("valid regex"));
 
 pub fn is_warning(rule: &str) -> bool {
     WARNING.is_match(rule)
@@ -251,13 +258,31 @@ impl Engine {
             check_interval: std::num::NonZeroU32::new(64).expect("non-zero"),
         });
         register_builtins(&mut engine, policy_paths)?;
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = notes.clone();
+        engine
+            .add_extension(
+                NOTE.to_string(),
+                1,
+                Box::new(move |args: Vec<regorus::Value>| {
+                    let note = args[0].as_string()?.to_string();
+                    if let Ok(mut n) = noted.lock() {
+                        n.push(note);
+                    }
+                    Ok(regorus::Value::from(true))
+                }),
+            )
+            .map_err(|e| ConftestError::new(format!("builtins: {e}")))?;
         let mut modules = Vec::new();
         let mut sources = Vec::new();
         for file in &files {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(file)
                 .map_err(|e| ConftestError::new(format!("{name}: cannot read: {e}")))?;
-            add_module(&mut engine, &name, &text, options.rego_version)?;
+            // OPA's `trace(note)`: regorus keeps its notes to itself, so they go through a host
+            // function that records them (for `--report notes`).
+            let traced = TRACE_CALL.replace_all(&text, format!("${{1}}{NOTE}(").as_str());
+            add_module(&mut engine, &name, &traced, options.rego_version)?;
             if let Some(info) = module_info(&name, &text) {
                 modules.push(info);
             }
@@ -305,7 +330,7 @@ impl Engine {
         let problems = crate::policy::lint::check(engine.get_modules());
         // The linter does not know conftest's builtins, which are host functions here.
         if let Some(p) = problems.iter().find(|p| {
-            !["parse_config", "parse_config_file", "parse_combined_config_files"]
+            !["parse_config", "parse_config_file", "parse_combined_config_files", NOTE]
                 .iter()
                 .any(|b| p.message.contains(&format!("function {b}:")) || p.message.ends_with(&format!("function {b}")))
         }) {
@@ -313,6 +338,7 @@ impl Engine {
         }
         Ok(Engine {
             engine,
+            notes,
             modules,
             builtin_errors: options.builtin_errors,
         })
@@ -597,17 +623,21 @@ pub fn tests_by_namespace(modules: &[ModuleInfo]) -> BTreeMap<String, Vec<String
 }
 
 impl Engine {
-    /// Runs one `test_` rule: passes when it is defined and not false. Returns the outcome and
-    /// the prints of the run.
-    pub fn run_test(&self, path: &str) -> (Result<bool, String>, Vec<String>) {
+    /// Runs one `test_` rule: passes when it is defined and not false. Returns the outcome,
+    /// the prints and the notes (`trace()`) of the run.
+    pub fn run_test(&self, path: &str) -> (Result<bool, String>, Vec<String>, Vec<String>) {
         let mut engine = self.engine.clone();
         let mut prints = Vec::new();
+        if let Ok(mut n) = self.notes.lock() {
+            n.clear();
+        }
         let r = self.eval(&mut engine, path, &mut prints);
+        let notes = self.notes.lock().map(|n| n.clone()).unwrap_or_default();
         let r = match r {
             Ok(Some(Value::Bool(false))) | Ok(None) => Ok(false),
             Ok(Some(_)) => Ok(true),
             Err(e) => Err(e.to_string()),
         };
-        (r, prints)
+        (r, prints, notes)
     }
 }

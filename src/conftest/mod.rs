@@ -10,6 +10,7 @@
 //! never see.
 
 pub mod engine;
+pub mod formats;
 pub mod output;
 pub mod parse;
 pub mod settings;
@@ -164,6 +165,8 @@ pub struct TestOutcome {
     pub passed: bool,
     pub error: Option<String>,
     pub prints: Vec<String>,
+    /// `trace()` notes.
+    pub notes: Vec<String>,
 }
 
 /// Runs the `test_` rules of the selected namespaces, in one program with the data files.
@@ -184,7 +187,7 @@ pub fn verify(settings: &Settings) -> Result<Vec<TestOutcome>, ConftestError> {
             if out.iter().any(|o: &TestOutcome| o.name == name) {
                 continue;
             }
-            let (result, prints) = engine.run_test(&name);
+            let (result, prints, notes) = engine.run_test(&name);
             out.push(TestOutcome {
                 file: m.file.clone(),
                 namespace: m.package.clone(),
@@ -192,6 +195,7 @@ pub fn verify(settings: &Settings) -> Result<Vec<TestOutcome>, ConftestError> {
                 error: result.err(),
                 name,
                 prints,
+                notes,
             });
         }
     }

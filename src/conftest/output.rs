@@ -320,8 +320,8 @@ pub fn tests_report(out: &mut dyn Write, outcomes: &[TestOutcome], which: &str) 
                 writeln!(out, "  {e}")?;
             }
             if which != "fails" {
-                for p in &o.prints {
-                    writeln!(out, "  {p}")?;
+                for n in &o.notes {
+                    writeln!(out, "  | Note {n:?}")?;
                 }
             }
             writeln!(out)?;

@@ -1,17 +1,26 @@
 //! The documents conftest evaluates: a file (or stdin, `-`) read by its parser, chosen by
 //! `--parser` or by the file's name. YAML (documents split on `---` lines as conftest splits
-//! them, an empty one being `null`), JSON and Dockerfiles are read; another parser is an error
-//! that names it.
+//! them, an empty one being `null`), JSON, Dockerfiles and the formats of `formats` are read;
+//! another parser (HCL, XML, CUE, ...) is an error that names it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::ConftestError;
+use super::{ConftestError, formats};
 
 /// The parsers gitgate reads, by conftest's names.
-pub const PARSERS: &[&str] = &["yaml", "json", "dockerfile"];
+pub const PARSERS: &[&str] = &[
+    "yaml",
+    "json",
+    "dockerfile",
+    "toml",
+    "ini",
+    "properties",
+    "dotenv",
+    "ignore",
+];
 
 /// One input: its name as conftest prints it and its documents.
 #[derive(Debug, Clone)]
@@ -41,6 +50,16 @@ fn parser_for(name: &str) -> Option<&'static str> {
     } else if base == "dockerfile" || base.starts_with("dockerfile.") || base.ends_with(".dockerfile")
     {
         Some("dockerfile")
+    } else if base.ends_with(".toml") {
+        Some("toml")
+    } else if base.ends_with(".ini") {
+        Some("ini")
+    } else if base.ends_with(".properties") {
+        Some("properties")
+    } else if base.ends_with(".env") || base == ".env" {
+        Some("dotenv")
+    } else if base.ends_with("ignore") && base.starts_with('.') {
+        Some("ignore")
     } else {
         None
     }
@@ -55,6 +74,11 @@ pub fn parse_text(name: &str, text: &str, parser: Option<&str>) -> Result<Vec<Va
                 "yaml" | "yml" => "yaml",
                 "json" => "json",
                 "dockerfile" | "docker" => "dockerfile",
+                "toml" => "toml",
+                "ini" => "ini",
+                "properties" => "properties",
+                "dotenv" | "env" => "dotenv",
+                "ignore" => "ignore",
                 other => {
                     return Err(ConftestError::new(format!(
                         "parser {other:?} is not supported: gitgate reads {} documents",
@@ -80,6 +104,17 @@ pub fn parse_text(name: &str, text: &str, parser: Option<&str>) -> Result<Vec<Va
             Ok(vec![value])
         }
         "dockerfile" => Ok(vec![dockerfile(text)]),
+        "ignore" => Ok(vec![formats::ignore(text)]),
+        "toml" | "ini" | "properties" | "dotenv" => {
+            let value = match parser {
+                "toml" => formats::toml(text),
+                "ini" => formats::ini(text),
+                "properties" => formats::properties(text),
+                _ => formats::dotenv(text),
+            }
+            .map_err(|e| ConftestError::new(format!("{name}: invalid {parser}: {e}")))?;
+            Ok(vec![value])
+        }
         _ => yaml(name, text),
     }
 }
@@ -282,7 +317,7 @@ mod tests {
 
     #[test]
     fn yaml_documents_split_as_conftest_splits_them() {
-        let docs = parse_text("a.yaml", "a: 1\n---\n---\nb: 2\n", None).unwrap();
+        let docs = parse_text("a.yaml", "a: 1\n---\n\n---\nb: 2\n", None).unwrap();
         assert_eq!(docs, vec![json!({"a": 1}), Value::Null, json!({"b": 2})]);
         assert_eq!(parse_text("e.yaml", "", None).unwrap(), vec![Value::Null]);
     }
@@ -300,6 +335,7 @@ mod tests {
     #[test]
     fn unknown_parsers_are_named() {
         let e = parse_text("x", "a=1", Some("hcl2")).unwrap_err().to_string();
+        assert!(parse_text("x.tf", "a = 1", None).is_err());
         assert!(e.contains("\"hcl2\""), "{e}");
     }
 }
