@@ -495,3 +495,27 @@ fn a_package_that_follows_no_convention_is_refused() {
     );
     assert_eq!(code, 1, "{out}");
 }
+
+#[test]
+fn beside_gitgate_policies_conftest_policies_still_read_the_manifest_as_written() {
+    // A gitgate policy in the set: gitgate's mode (every document a CREATE), where a
+    // namespaced object with no namespace is given the default one; conftest-style policies
+    // still see the manifest as written.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("policy/ns.rego", "package main\nimport rego.v1\ndeny contains \"a namespace is required\" if not input.metadata.namespace\n"),
+            ("policy/native.rego", "# METADATA\n# custom:\n#   name: no-debug\npackage team.nodebug\nimport rego.v1\nviolation contains {\"msg\": \"debug\"} if input.review.object.metadata.name == \"debug\"\n"),
+            ("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"),
+            ("ok.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ok, namespace: default}\n"),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-o", "json", "-p", "policy", "deploy.yaml", "ok.yaml"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{report:#}");
+    assert_eq!(items[0]["message"], "a namespace is required");
+    assert_eq!(items[0]["path"], "deploy.yaml");
+}

@@ -193,7 +193,12 @@ impl Policy {
         data: Option<&regorus::Value>,
     ) -> Result<Vec<Finding>, PolicyError> {
         let input = match self.flavor {
-            Flavor::Conftest => match doc.review.object.as_ref().filter(|o| !o.is_null()) {
+            Flavor::Conftest => match doc
+                .as_written
+                .as_ref()
+                .or(doc.review.object.as_ref())
+                .filter(|o| !o.is_null())
+            {
                 Some(obj) => json_to_rego(obj),
                 // conftest judges manifests; a DELETE has none.
                 None => return Ok(Vec::new()),
