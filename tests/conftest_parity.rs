@@ -115,7 +115,10 @@ fn warnings_pass_unless_fail_on_warn() {
     let dir = k8s_dir();
     let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "service.yaml"], None);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("WARN - service.yaml - main - service front"), "{out}");
+    assert!(
+        out.contains("WARN - service.yaml - main - service front"),
+        "{out}"
+    );
     assert!(
         out.contains("3 tests, 2 passed, 1 warning, 0 failures, 0 exceptions"),
         "{out}"
@@ -145,9 +148,18 @@ fn namespaces_are_selected_by_glob_or_all() {
     write(
         dir.path(),
         &[
-            ("policy/main.rego", "package main\nimport rego.v1\ndeny contains \"main says no\" if input.x\n"),
-            ("policy/commands.rego", "package commands\nimport rego.v1\ndeny contains \"commands says no\" if input.x\n"),
-            ("policy/nested.rego", "package main.gke\nimport rego.v1\ndeny contains \"gke says no\" if input.x\n"),
+            (
+                "policy/main.rego",
+                "package main\nimport rego.v1\ndeny contains \"main says no\" if input.x\n",
+            ),
+            (
+                "policy/commands.rego",
+                "package commands\nimport rego.v1\ndeny contains \"commands says no\" if input.x\n",
+            ),
+            (
+                "policy/nested.rego",
+                "package main.gke\nimport rego.v1\ndeny contains \"gke says no\" if input.x\n",
+            ),
             ("in.json", "{\"x\": true}"),
         ],
     );
@@ -159,15 +171,35 @@ fn namespaces_are_selected_by_glob_or_all() {
     };
     let (code, out) = says(&[]);
     assert_eq!(code, 1);
-    assert!(out.contains("main says no") && !out.contains("commands says no") && !out.contains("gke says no"), "{out}");
+    assert!(
+        out.contains("main says no")
+            && !out.contains("commands says no")
+            && !out.contains("gke says no"),
+        "{out}"
+    );
     let (_, out) = says(&["--namespace", "c*"]);
-    assert!(!out.contains("main says no") && out.contains("commands says no"), "{out}");
+    assert!(
+        !out.contains("main says no") && out.contains("commands says no"),
+        "{out}"
+    );
     let (_, out) = says(&["-n", "main.gke"]);
-    assert!(out.contains("gke says no") && out.contains("1 test, 0 passed, 0 warnings, 1 failure, 0 exceptions"), "{out}");
+    assert!(
+        out.contains("gke says no")
+            && out.contains("1 test, 0 passed, 0 warnings, 1 failure, 0 exceptions"),
+        "{out}"
+    );
     let (_, out) = says(&["--namespace", "*"]);
-    assert!(out.contains("main says no") && out.contains("commands says no") && out.contains("gke says no"), "{out}");
+    assert!(
+        out.contains("main says no")
+            && out.contains("commands says no")
+            && out.contains("gke says no"),
+        "{out}"
+    );
     let (_, out) = says(&["--all-namespaces"]);
-    assert!(out.contains("3 tests, 0 passed, 0 warnings, 3 failures"), "{out}");
+    assert!(
+        out.contains("3 tests, 0 passed, 0 warnings, 3 failures"),
+        "{out}"
+    );
     let (code, out) = says(&["--namespace", "notpresent"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 tests, 0 passed"), "{out}");
@@ -176,9 +208,16 @@ fn namespaces_are_selected_by_glob_or_all() {
 #[test]
 fn stdin_is_read_as_yaml_or_with_the_parser_given() {
     let dir = k8s_dir();
-    let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "-"], Some(DEPLOYMENT));
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "-p", "policy", "-"],
+        Some(DEPLOYMENT),
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL - - main - web runs as root"), "stdin is `-`: {out}");
+    assert!(
+        out.contains("FAIL - - main - web runs as root"),
+        "stdin is `-`: {out}"
+    );
     let json = "{\"kind\": \"Service\", \"metadata\": {\"name\": \"s\"}}";
     let (code, out, _) = run(
         dir.path(),
@@ -201,8 +240,14 @@ fn conftest_toml_in_the_working_directory_is_read() {
     write(
         dir.path(),
         &[
-            ("conftest.toml", "# as conftest reads it\npolicy = \"rules\"\nnamespace = \"team\"\n"),
-            ("rules/deny.rego", "package team\nimport rego.v1\ndeny contains \"no root\" if not input.spec.runAsNonRoot\n"),
+            (
+                "conftest.toml",
+                "# as conftest reads it\npolicy = \"rules\"\nnamespace = \"team\"\n",
+            ),
+            (
+                "rules/deny.rego",
+                "package team\nimport rego.v1\ndeny contains \"no root\" if not input.spec.runAsNonRoot\n",
+            ),
             ("pod.yaml", "kind: Pod\nspec: {}\n"),
         ],
     );
@@ -210,7 +255,11 @@ fn conftest_toml_in_the_working_directory_is_read() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("FAIL - pod.yaml - team - no root"), "{out}");
     // -c FILE.toml names it.
-    std::fs::rename(dir.path().join("conftest.toml"), dir.path().join("other.toml")).unwrap();
+    std::fs::rename(
+        dir.path().join("conftest.toml"),
+        dir.path().join("other.toml"),
+    )
+    .unwrap();
     let (code, out, _) = run(dir.path(), &["-c", "other.toml", "check", "pod.yaml"], None);
     assert_eq!(code, 1, "{out}");
 }
@@ -221,7 +270,10 @@ fn data_flag_and_data_files_beside_policies_are_data() {
     write(
         dir.path(),
         &[
-            ("policy/ports.rego", "package main\nimport rego.v1\nimport data.services\ndeny contains sprintf(\"port %v\", [p]) if { p := input.spec.ports[_].port; p == services.ports[_] }\n"),
+            (
+                "policy/ports.rego",
+                "package main\nimport rego.v1\nimport data.services\ndeny contains sprintf(\"port %v\", [p]) if { p := input.spec.ports[_].port; p == services.ports[_] }\n",
+            ),
             ("exclusions/services.yaml", "services:\n  ports: [22, 21]\n"),
             ("svc.yaml", "kind: Service\nspec:\n  ports: [{port: 22}]\n"),
         ],
@@ -236,7 +288,10 @@ fn data_flag_and_data_files_beside_policies_are_data() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("port 22"), "{out}");
     // A data file beside the policies is data too (an allow-list must not allow everything).
-    write(dir.path(), &[("policy/data.json", "{\"services\": {\"ports\": [22]}}")]);
+    write(
+        dir.path(),
+        &[("policy/data.json", "{\"services\": {\"ports\": [22]}}")],
+    );
     let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "svc.yaml"], None);
     assert_eq!(code, 1, "{out}");
 }
@@ -247,7 +302,10 @@ fn combine_gives_one_input_of_paths_and_contents() {
     write(
         dir.path(),
         &[
-            ("policy/dup.rego", "package main\nimport rego.v1\ndeny contains sprintf(\"duplicate %s in %s\", [input[i].contents.metadata.name, input[i].path]) if { some i, j; i != j; input[i].contents.metadata.name == input[j].contents.metadata.name }\n"),
+            (
+                "policy/dup.rego",
+                "package main\nimport rego.v1\ndeny contains sprintf(\"duplicate %s in %s\", [input[i].contents.metadata.name, input[i].path]) if { some i, j; i != j; input[i].contents.metadata.name == input[j].contents.metadata.name }\n",
+            ),
             ("a.yaml", "metadata: {name: x}\n"),
             ("b.yaml", "metadata: {name: y}\n---\nmetadata: {name: x}\n"),
         ],
@@ -258,9 +316,16 @@ fn combine_gives_one_input_of_paths_and_contents() {
         None,
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("- Combined - main - duplicate x in a.yaml"), "{out}");
+    assert!(
+        out.contains("- Combined - main - duplicate x in a.yaml"),
+        "{out}"
+    );
     assert!(out.contains("duplicate x in b.yaml"), "{out}");
-    let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "a.yaml", "b.yaml"], None);
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "-p", "policy", "a.yaml", "b.yaml"],
+        None,
+    );
     assert_eq!(code, 0, "without --combine each document alone: {out}");
 }
 
@@ -270,21 +335,49 @@ fn any_document_is_input_as_written() {
     write(
         dir.path(),
         &[
-            ("policy/deny.rego", "package main\nimport rego.v1\ndeny contains \"a namespace is required\" if { input.kind == \"Deployment\"; not input.metadata.namespace }\ndeny contains \"no latest\" if endswith(input.services[_].image, \":latest\")\n"),
-            ("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"),
-            ("compose.yml", "version: \"3.9\"\nservices:\n  web: {image: \"nginx:latest\"}\n"),
-            ("plan.json", "{\"format_version\": \"1.2\", \"resource_changes\": []}"),
+            (
+                "policy/deny.rego",
+                "package main\nimport rego.v1\ndeny contains \"a namespace is required\" if { input.kind == \"Deployment\"; not input.metadata.namespace }\ndeny contains \"no latest\" if endswith(input.services[_].image, \":latest\")\n",
+            ),
+            (
+                "deploy.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+            ),
+            (
+                "compose.yml",
+                "version: \"3.9\"\nservices:\n  web: {image: \"nginx:latest\"}\n",
+            ),
+            (
+                "plan.json",
+                "{\"format_version\": \"1.2\", \"resource_changes\": []}",
+            ),
         ],
     );
     let (code, out, err) = run(
         dir.path(),
-        &["check", "-p", "policy", "deploy.yaml", "compose.yml", "plan.json"],
+        &[
+            "check",
+            "-p",
+            "policy",
+            "deploy.yaml",
+            "compose.yml",
+            "plan.json",
+        ],
         None,
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("FAIL - deploy.yaml - main - a namespace is required"), "no namespace injected: {out}");
-    assert!(out.contains("FAIL - compose.yml - main - no latest"), "a compose file is evaluated: {out}");
-    assert!(out.contains("6 tests, 4 passed, 0 warnings, 2 failures"), "{out}");
+    assert!(
+        out.contains("FAIL - deploy.yaml - main - a namespace is required"),
+        "no namespace injected: {out}"
+    );
+    assert!(
+        out.contains("FAIL - compose.yml - main - no latest"),
+        "a compose file is evaluated: {out}"
+    );
+    assert!(
+        out.contains("6 tests, 4 passed, 0 warnings, 2 failures"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -293,13 +386,19 @@ fn an_empty_document_is_evaluated() {
     write(
         dir.path(),
         &[
-            ("policy/deny.rego", "package main\nimport rego.v1\ndeny contains \"empty\" if input == null\n"),
+            (
+                "policy/deny.rego",
+                "package main\nimport rego.v1\ndeny contains \"empty\" if input == null\n",
+            ),
             ("empty.yaml", "# nothing\n"),
         ],
     );
     let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "empty.yaml"], None);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("1 test, 0 passed, 0 warnings, 1 failure"), "{out}");
+    assert!(
+        out.contains("1 test, 0 passed, 0 warnings, 1 failure"),
+        "{out}"
+    );
 }
 
 const EXCEPTIONS: &str = r#"package main
@@ -320,43 +419,101 @@ fn exceptions_are_counted_printed_and_suppressible() {
         dir.path(),
         &[
             ("policy/p.rego", EXCEPTIONS),
-            ("d.yaml", "kind: Deployment\nmetadata: {name: allowed}\n---\nkind: Deployment\nmetadata: {name: other}\n"),
+            (
+                "d.yaml",
+                "kind: Deployment\nmetadata: {name: allowed}\n---\nkind: Deployment\nmetadata: {name: other}\n",
+            ),
         ],
     );
     let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "d.yaml"], None);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("EXCP - d.yaml - main - data.main.exception[_][_] == \"run_as_root\""), "{out}");
-    assert!(out.contains("2 tests, 0 passed, 0 warnings, 1 failure, 1 exception"), "{out}");
+    assert!(
+        out.contains("EXCP - d.yaml - main - data.main.exception[_][_] == \"run_as_root\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 tests, 0 passed, 0 warnings, 1 failure, 1 exception"),
+        "{out}"
+    );
     let (_, out, _) = run(
         dir.path(),
         &["check", "--suppress-exceptions", "-p", "policy", "d.yaml"],
         None,
     );
     assert!(!out.contains("EXCP"), "{out}");
-    assert!(out.contains("1 failure, 1 exception"), "still counted: {out}");
+    assert!(
+        out.contains("1 failure, 1 exception"),
+        "still counted: {out}"
+    );
 }
 
 #[test]
 fn tap_table_json_and_quiet() {
     let dir = k8s_dir();
-    let (_, out, _) = run(dir.path(), &["check", "-p", "policy", "-o", "tap", "deployment.yaml"], None);
-    assert!(out.starts_with("1..3\nnot ok 1 - deployment.yaml - main - app label required"), "{out}");
-    assert!(out.contains("ok 3 - deployment.yaml - main - SUCCESS"), "{out}");
-    let (_, out, _) = run(dir.path(), &["check", "-p", "policy", "-o", "table", "deployment.yaml"], None);
+    let (_, out, _) = run(
+        dir.path(),
+        &["check", "-p", "policy", "-o", "tap", "deployment.yaml"],
+        None,
+    );
+    assert!(
+        out.starts_with("1..3\nnot ok 1 - deployment.yaml - main - app label required"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok 3 - deployment.yaml - main - SUCCESS"),
+        "{out}"
+    );
+    let (_, out, _) = run(
+        dir.path(),
+        &["check", "-p", "policy", "-o", "table", "deployment.yaml"],
+        None,
+    );
     assert!(out.contains("failure") && out.contains("success"), "{out}");
-    let (code, out, _) = run(dir.path(), &["check", "-p", "policy", "-o", "json", "deployment.yaml"], None);
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "-p", "policy", "-o", "json", "deployment.yaml"],
+        None,
+    );
     assert_eq!(code, 1);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["items"][0]["policy"], "main", "{report:#}");
     assert_eq!(report["items"].as_array().unwrap().len(), 2);
-    let (code, out, _) = run(dir.path(), &["check", "--quiet", "-p", "policy", "service.yaml"], None);
-    assert_eq!((code, out.as_str()), (0, ""), "a run that passes prints nothing: {out}");
-    let (code, out, _) = run(dir.path(), &["check", "--quiet", "-p", "policy", "deployment.yaml"], None);
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "--quiet", "-p", "policy", "service.yaml"],
+        None,
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, ""),
+        "a run that passes prints nothing: {out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "--quiet", "-p", "policy", "deployment.yaml"],
+        None,
+    );
     assert_eq!(code, 1);
     assert!(out.contains("2 failures"), "a failing run prints: {out}");
-    let (code, _, _) = run(dir.path(), &["check", "--no-fail", "-p", "policy", "deployment.yaml"], None);
+    let (code, _, _) = run(
+        dir.path(),
+        &["check", "--no-fail", "-p", "policy", "deployment.yaml"],
+        None,
+    );
     assert_eq!(code, 0, "--no-fail");
-    let (code, _, _) = run(dir.path(), &["check", "--ignore", "deploy", "-p", "policy", "deployment.yaml", "service.yaml"], None);
+    let (code, _, _) = run(
+        dir.path(),
+        &[
+            "check",
+            "--ignore",
+            "deploy",
+            "-p",
+            "policy",
+            "deployment.yaml",
+            "service.yaml",
+        ],
+        None,
+    );
     assert_eq!(code, 0, "--ignore skips deployment.yaml");
 }
 
@@ -366,11 +523,18 @@ fn print_output_comes_first() {
     write(
         dir.path(),
         &[
-            ("policy/p.rego", "package main\nimport rego.v1\ndeny contains \"x\" if {\n  print(input.name)\n  input.name == \"web\"\n}\n"),
+            (
+                "policy/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"x\" if {\n  print(input.name)\n  input.name == \"web\"\n}\n",
+            ),
             ("in.yaml", "name: web\n"),
         ],
     );
-    let (_, out, _) = run(dir.path(), &["check", "--no-color", "-p", "policy", "in.yaml"], None);
+    let (_, out, _) = run(
+        dir.path(),
+        &["check", "--no-color", "-p", "policy", "in.yaml"],
+        None,
+    );
     let first = out.lines().next().unwrap_or("");
     assert_eq!(first, "PRNT   policy/p.rego:4: web", "{out}");
 }
@@ -381,12 +545,25 @@ fn dockerfiles_are_read_as_conftest_reads_them() {
     write(
         dir.path(),
         &[
-            ("policy/images.rego", "package main\nimport rego.v1\ndeny contains sprintf(\"image %s\", [v]) if { input[i].Cmd == \"from\"; v := input[i].Value[0]; startswith(v, \"openjdk\") }\n"),
-            ("policy/commands.rego", "package commands\nimport rego.v1\ndeny contains sprintf(\"run %s\", [v]) if { input[i].Cmd == \"run\"; v := input[i].Value[0]; contains(v, \"apk\") }\n"),
-            ("Dockerfile", "FROM openjdk:8-jdk-alpine\nRUN apk add --no-cache \\\n    curl\n"),
+            (
+                "policy/images.rego",
+                "package main\nimport rego.v1\ndeny contains sprintf(\"image %s\", [v]) if { input[i].Cmd == \"from\"; v := input[i].Value[0]; startswith(v, \"openjdk\") }\n",
+            ),
+            (
+                "policy/commands.rego",
+                "package commands\nimport rego.v1\ndeny contains sprintf(\"run %s\", [v]) if { input[i].Cmd == \"run\"; v := input[i].Value[0]; contains(v, \"apk\") }\n",
+            ),
+            (
+                "Dockerfile",
+                "FROM openjdk:8-jdk-alpine\nRUN apk add --no-cache \\\n    curl\n",
+            ),
         ],
     );
-    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "Dockerfile", "--all-namespaces"], None);
+    let (code, out, err) = run(
+        dir.path(),
+        &["check", "-p", "policy", "Dockerfile", "--all-namespaces"],
+        None,
+    );
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("image openjdk:8-jdk-alpine"), "{out}");
     assert!(out.contains("run apk add --no-cache"), "{out}");
@@ -398,15 +575,24 @@ fn conftest_builtins_read_files() {
     write(
         dir.path(),
         &[
-            ("policy/p.rego", "package main\nimport rego.v1\ndeny contains \"no replicas\" if not input.spec.replicas\n"),
-            ("policy/p_test.rego", "package main\nimport rego.v1\ntest_file if {\n  cfg := parse_config_file(\"fixture.yaml\")\n  deny[\"no replicas\"] with input as cfg\n}\ntest_combined if {\n  all := parse_combined_config_files([\"fixture.yaml\", \"other.json\"])\n  count(all) == 2\n  all[1].contents.a == 1\n}\ntest_parse_config if {\n  parse_config(\"json\", \"{\\\"a\\\": 2}\").a == 2\n}\n"),
+            (
+                "policy/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"no replicas\" if not input.spec.replicas\n",
+            ),
+            (
+                "policy/p_test.rego",
+                "package main\nimport rego.v1\ntest_file if {\n  cfg := parse_config_file(\"fixture.yaml\")\n  deny[\"no replicas\"] with input as cfg\n}\ntest_combined if {\n  all := parse_combined_config_files([\"fixture.yaml\", \"other.json\"])\n  count(all) == 2\n  all[1].contents.a == 1\n}\ntest_parse_config if {\n  parse_config(\"json\", \"{\\\"a\\\": 2}\").a == 2\n}\n",
+            ),
             ("policy/fixture.yaml", "kind: Deployment\nspec: {}\n"),
             ("policy/other.json", "{\"a\": 1}"),
         ],
     );
     let (code, out, err) = run(dir.path(), &["test", "-p", "policy"], None);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("3 tests, 3 passed, 0 warnings, 0 failures, 0 exceptions"), "{out}");
+    assert!(
+        out.contains("3 tests, 3 passed, 0 warnings, 0 failures, 0 exceptions"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -424,25 +610,66 @@ fn verify_counts_filters_and_reports() {
         assert_eq!(code, 0, "{command}: {out}{err}");
         assert!(out.contains("2 tests, 2 passed"), "{command}: {out}");
     }
-    let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "--namespace", "ma*"], None);
+    let (_, out, _) = run(
+        dir.path(),
+        &["test", "-p", "policy", "--namespace", "ma*"],
+        None,
+    );
     assert!(out.contains("2 tests, 2 passed"), "{out}");
-    let (code, out, _) = run(dir.path(), &["test", "-p", "policy", "--namespace", "none"], None);
+    let (code, out, _) = run(
+        dir.path(),
+        &["test", "-p", "policy", "--namespace", "none"],
+        None,
+    );
     assert_eq!(code, 0);
     assert!(out.contains("0 tests, 0 passed"), "{out}");
-    let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "--report", "fails"], None);
-    assert!(out.contains("data.main.test_root: PASS") && out.contains("PASS: 2/2"), "{out}");
-    let (_, out, err) = run(dir.path(), &["test", "-p", "policy", "-o", "json", "--report", "fails"], None);
+    let (_, out, _) = run(
+        dir.path(),
+        &["test", "-p", "policy", "--report", "fails"],
+        None,
+    );
+    assert!(
+        out.contains("data.main.test_root: PASS") && out.contains("PASS: 2/2"),
+        "{out}"
+    );
+    let (_, out, err) = run(
+        dir.path(),
+        &["test", "-p", "policy", "-o", "json", "--report", "fails"],
+        None,
+    );
     assert!(format!("{out}{err}").contains("report flag is supported with stdout only"));
     let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "-o", "tap"], None);
     assert!(out.contains("ok 1"), "{out}");
     let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "--trace"], None);
     assert!(out.contains("data.kubernetes.is_deployment"), "{out}");
-    write(dir.path(), &[("policy/fail_test.rego", "package main\nimport rego.v1\ntest_fails if {\n  trace(\"a note\")\n  false\n}\n")]);
-    let (code, out, _) = run(dir.path(), &["test", "-p", "policy", "--report", "fails"], None);
+    write(
+        dir.path(),
+        &[(
+            "policy/fail_test.rego",
+            "package main\nimport rego.v1\ntest_fails if {\n  trace(\"a note\")\n  false\n}\n",
+        )],
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["test", "-p", "policy", "--report", "fails"],
+        None,
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAILURES") && out.contains("data.main.test_fails: FAIL") && out.contains("FAIL: 1/3"), "{out}");
-    assert!(!out.contains("Note"), "notes with --report notes only: {out}");
-    let (_, out, _) = run(dir.path(), &["test", "-p", "policy", "--report", "notes"], None);
+    assert!(
+        out.contains("FAILURES")
+            && out.contains("data.main.test_fails: FAIL")
+            && out.contains("FAIL: 1/3"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Note"),
+        "notes with --report notes only: {out}"
+    );
+    let (_, out, _) = run(
+        dir.path(),
+        &["test", "-p", "policy", "--report", "notes"],
+        None,
+    );
     assert!(out.contains("Note \"a note\""), "{out}");
 }
 
@@ -452,18 +679,38 @@ fn strict_and_capabilities_refuse_what_conftest_refuses() {
     write(
         dir.path(),
         &[
-            ("policy/p.rego", "package main\nimport rego.v1\nf(x, y) if input.a == x\ndeny contains \"d\" if {\n  unused := 1\n  f(1, 2)\n}\n"),
-            ("send/p.rego", "package main\nimport rego.v1\ndeny contains \"d\" if http.send({\"url\": \"https://x\", \"method\": \"GET\"}).status_code == 200\n"),
+            (
+                "policy/p.rego",
+                "package main\nimport rego.v1\nf(x, y) if input.a == x\ndeny contains \"d\" if {\n  unused := 1\n  f(1, 2)\n}\n",
+            ),
+            (
+                "send/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"d\" if http.send({\"url\": \"https://x\", \"method\": \"GET\"}).status_code == 200\n",
+            ),
             ("caps.json", "{\"builtins\": [{\"name\": \"count\"}]}"),
             ("in.yaml", "a: 1\n"),
         ],
     );
-    let (code, _, err) = run(dir.path(), &["check", "--strict", "-p", "policy", "in.yaml"], None);
-    assert_eq!(code, 2);
-    assert!(err.contains("assigned var unused unused") && err.contains("unused argument y"), "{err}");
     let (code, _, err) = run(
         dir.path(),
-        &["check", "--capabilities", "caps.json", "-p", "send", "in.yaml"],
+        &["check", "--strict", "-p", "policy", "in.yaml"],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("assigned var unused unused") && err.contains("unused argument y"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "check",
+            "--capabilities",
+            "caps.json",
+            "-p",
+            "send",
+            "in.yaml",
+        ],
         None,
     );
     assert_eq!(code, 2);
@@ -483,14 +730,23 @@ fn a_package_that_follows_no_convention_is_refused() {
     let (code, out, err) = run(dir.path(), &["policies", "policy"], None);
     assert_eq!(code, 2, "{out}");
     assert!(
-        err.contains("policy/security.rego") && err.contains("package kubernetes.security") && err.contains("no policy convention"),
+        err.contains("policy/security.rego")
+            && err.contains("package kubernetes.security")
+            && err.contains("no policy convention"),
         "{err}"
     );
     // conftest mode evaluates it when asked for its namespace.
     write(dir.path(), &[("pod.yaml", "spec: {privileged: true}\n")]);
     let (code, out, _) = run(
         dir.path(),
-        &["check", "-p", "policy", "--namespace", "kubernetes.security", "pod.yaml"],
+        &[
+            "check",
+            "-p",
+            "policy",
+            "--namespace",
+            "kubernetes.security",
+            "pod.yaml",
+        ],
         None,
     );
     assert_eq!(code, 1, "{out}");
@@ -505,13 +761,37 @@ fn beside_gitgate_policies_conftest_policies_still_read_the_manifest_as_written(
     write(
         dir.path(),
         &[
-            ("policy/ns.rego", "package main\nimport rego.v1\ndeny contains \"a namespace is required\" if not input.metadata.namespace\n"),
-            ("policy/native.rego", "# METADATA\n# custom:\n#   name: no-debug\npackage team.nodebug\nimport rego.v1\nviolation contains {\"msg\": \"debug\"} if input.review.object.metadata.name == \"debug\"\n"),
-            ("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"),
-            ("ok.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ok, namespace: default}\n"),
+            (
+                "policy/ns.rego",
+                "package main\nimport rego.v1\ndeny contains \"a namespace is required\" if not input.metadata.namespace\n",
+            ),
+            (
+                "policy/native.rego",
+                "# METADATA\n# custom:\n#   name: no-debug\npackage team.nodebug\nimport rego.v1\nviolation contains {\"msg\": \"debug\"} if input.review.object.metadata.name == \"debug\"\n",
+            ),
+            (
+                "deploy.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+            ),
+            (
+                "ok.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ok, namespace: default}\n",
+            ),
         ],
     );
-    let (code, out, err) = run(dir.path(), &["check", "-o", "json", "-p", "policy", "deploy.yaml", "ok.yaml"], None);
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "check",
+            "-o",
+            "json",
+            "-p",
+            "policy",
+            "deploy.yaml",
+            "ok.yaml",
+        ],
+        None,
+    );
     assert_eq!(code, 1, "{out}{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let items = report["items"].as_array().unwrap();

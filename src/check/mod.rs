@@ -21,8 +21,8 @@ use crate::policy::matcher::NamespaceMap;
 use crate::provenance::approval::Trust;
 use changes::{Change, FileObject, Note, NoteKind, Scopes};
 use gix::ObjectId;
-use serde_json::Value;
 use provenance::PullRequest;
+use serde_json::Value;
 
 pub use crate::decision::findings::{
     Audited, Checked, Counts, Item, Level, Range, Report, Verdict,

@@ -403,14 +403,18 @@ fn conftest_files(args: &CheckArgs) -> bool {
 /// them `main` (or `main.*`) or reading the raw manifest with no gitgate convention, and no
 /// Gatekeeper document.
 fn only_conftest_policies(paths: &[PathBuf]) -> bool {
-    use crate::policy::load::{decision_rules, is_native, is_test_file, package_of, reads_raw_input};
+    use crate::policy::load::{
+        decision_rules, is_native, is_test_file, package_of, reads_raw_input,
+    };
     let Ok(files) = crate::policy::load::read_paths(paths) else {
         return false; // the gate names the error
     };
     let mut any = false;
     for f in &files {
         if !f.path.ends_with(".rego") {
-            if f.text.contains("ConstraintTemplate") || f.text.contains("constraints.gatekeeper.sh/") {
+            if f.text.contains("ConstraintTemplate")
+                || f.text.contains("constraints.gatekeeper.sh/")
+            {
                 return false;
             }
             continue;
@@ -572,7 +576,12 @@ pub fn conftest_verify(
         (Format::Table, _) => output::table(&mut out, &output::tests_as_results(&outcomes)),
         (Format::Text | Format::Stdout, _) => {
             let engine = if trace {
-                crate::conftest::Engine::load(&settings.policy, &settings.data, &settings.compile(true)).ok()
+                crate::conftest::Engine::load(
+                    &settings.policy,
+                    &settings.data,
+                    &settings.compile(true),
+                )
+                .ok()
             } else {
                 None
             };

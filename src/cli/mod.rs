@@ -88,17 +88,25 @@ pub fn run(cli: Cli) -> ExitCode {
             tests,
             conftest,
             ..
-        } if commands::conftest_tests(&tests, &conftest) => {
-            commands::conftest_verify(&paths, tests, conftest, cli.config.as_deref(), cli.rego_version)
-        }
+        } if commands::conftest_tests(&tests, &conftest) => commands::conftest_verify(
+            &paths,
+            tests,
+            conftest,
+            cli.config.as_deref(),
+            cli.rego_version,
+        ),
         Command::Test {
             paths,
             tests,
             conftest,
             ..
-        } if commands::conftest_tests(&tests, &conftest) => {
-            commands::conftest_verify(&paths, tests, conftest, cli.config.as_deref(), cli.rego_version)
-        }
+        } if commands::conftest_tests(&tests, &conftest) => commands::conftest_verify(
+            &paths,
+            tests,
+            conftest,
+            cli.config.as_deref(),
+            cli.rego_version,
+        ),
         Command::Verify {
             paths,
             verbose_cases,

@@ -210,7 +210,11 @@ fn data_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConftestError> {
 
 /// Merges `value` into `into` at the root, as OPA's loader does (an object merges key by key;
 /// the same leaf twice is a conflict).
-fn merge(into: &mut serde_json::Map<String, Value>, value: Value, file: &str) -> Result<(), ConftestError> {
+fn merge(
+    into: &mut serde_json::Map<String, Value>,
+    value: Value,
+    file: &str,
+) -> Result<(), ConftestError> {
     let Value::Object(map) = value else {
         return Err(ConftestError::new(format!(
             "{file}: data must be an object at its root"
@@ -244,7 +248,10 @@ impl Engine {
     ) -> Result<Engine, ConftestError> {
         let files = rego_files(policy_paths, options.tests)?;
         if files.is_empty() {
-            let shown: Vec<String> = policy_paths.iter().map(|p| p.display().to_string()).collect();
+            let shown: Vec<String> = policy_paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             return Err(ConftestError::new(format!(
                 "no policies found in [{}]",
                 shown.join(" ")
@@ -302,7 +309,11 @@ impl Engine {
                 merge(&mut data, value, &name)?;
             }
         }
-        let dirs: Vec<PathBuf> = policy_paths.iter().filter(|p| p.is_dir()).cloned().collect();
+        let dirs: Vec<PathBuf> = policy_paths
+            .iter()
+            .filter(|p| p.is_dir())
+            .cloned()
+            .collect();
         for file in data_files(&dirs)? {
             let name = file.display().to_string();
             // Beside policies, only a single mapping document is data (a suite or a manifest
@@ -330,9 +341,17 @@ impl Engine {
         let problems = crate::policy::lint::check(engine.get_modules());
         // The linter does not know conftest's builtins, which are host functions here.
         if let Some(p) = problems.iter().find(|p| {
-            !["parse_config", "parse_config_file", "parse_combined_config_files", NOTE]
-                .iter()
-                .any(|b| p.message.contains(&format!("function {b}:")) || p.message.ends_with(&format!("function {b}")))
+            ![
+                "parse_config",
+                "parse_config_file",
+                "parse_combined_config_files",
+                NOTE,
+            ]
+            .iter()
+            .any(|b| {
+                p.message.contains(&format!("function {b}:"))
+                    || p.message.ends_with(&format!("function {b}"))
+            })
         }) {
             return Err(ConftestError::new(format!("policy does not compile: {p}")));
         }

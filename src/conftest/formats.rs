@@ -45,7 +45,8 @@ pub fn ini(text: &str) -> Result<Value, String> {
             let name = name.trim().to_string();
             section = (name != "DEFAULT").then_some(name.clone());
             if let Some(s) = &section {
-                out.entry(s.clone()).or_insert_with(|| Value::Object(Map::new()));
+                out.entry(s.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
             }
             continue;
         }
@@ -79,7 +80,8 @@ pub fn properties(text: &str) -> Result<Value, String> {
     let mut logical = String::new();
     for raw in text.lines() {
         let line = raw.trim_start();
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         if let Some(head) = line.strip_suffix('\\') {
@@ -173,11 +175,17 @@ pub fn toml(text: &str) -> Result<Value, String> {
                     .entry(last)
                     .or_insert_with(|| Value::Array(Vec::new()));
                 let Value::Array(items) = list else {
-                    return Err(format!("line {}: {} is not an array of tables", chars.line, key.join(".")));
+                    return Err(format!(
+                        "line {}: {} is not an array of tables",
+                        chars.line,
+                        key.join(".")
+                    ));
                 };
                 items.push(Value::Object(Map::new()));
             } else {
-                table.entry(last).or_insert_with(|| Value::Object(Map::new()));
+                table
+                    .entry(last)
+                    .or_insert_with(|| Value::Object(Map::new()));
             }
             path = key;
             continue;
@@ -194,14 +202,22 @@ pub fn toml(text: &str) -> Result<Value, String> {
         chars.skip_comment();
         match chars.peek() {
             None | Some('\n') | Some('\r') => {}
-            Some(c) => return Err(format!("line {}: unexpected {c:?} after a value", chars.line)),
+            Some(c) => {
+                return Err(format!(
+                    "line {}: unexpected {c:?} after a value",
+                    chars.line
+                ));
+            }
         }
     }
     Ok(Value::Object(root))
 }
 
 /// The table at `path` (the last element of an array of tables), made when missing.
-fn table_at<'a>(root: &'a mut Map<String, Value>, path: &[String]) -> Result<&'a mut Map<String, Value>, String> {
+fn table_at<'a>(
+    root: &'a mut Map<String, Value>,
+    path: &[String],
+) -> Result<&'a mut Map<String, Value>, String> {
     let mut table = root;
     for key in path {
         let next = table
@@ -247,7 +263,10 @@ impl Toml {
         self.skip_spaces();
         match self.bump() {
             Some(c) if c == want => Ok(()),
-            other => Err(format!("line {}: expected {want:?}, found {other:?}", self.line)),
+            other => Err(format!(
+                "line {}: expected {want:?}, found {other:?}",
+                self.line
+            )),
         }
     }
 
@@ -336,14 +355,18 @@ impl Toml {
                             Some('\\') => out.push('\\'),
                             Some('u') => {
                                 let hex: String = (0..4).filter_map(|_| self.bump()).collect();
-                                out.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
+                                out.extend(
+                                    u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32),
+                                );
                             }
                             Some('\n') if multi => {
                                 while matches!(self.peek(), Some(' ' | '\t' | '\n' | '\r')) {
                                     self.bump();
                                 }
                             }
-                            other => return Err(format!("line {}: bad escape {other:?}", self.line)),
+                            other => {
+                                return Err(format!("line {}: bad escape {other:?}", self.line));
+                            }
                         },
                         Some(c) => out.push(c),
                     }
@@ -360,7 +383,9 @@ impl Toml {
                     match self.bump() {
                         None => return Err(format!("line {}: unterminated string", self.line)),
                         Some('\'') if !multi => return Ok(Value::String(out)),
-                        Some('\'') if self.peek() == Some('\'') && self.peek_at(1) == Some('\'') => {
+                        Some('\'')
+                            if self.peek() == Some('\'') && self.peek_at(1) == Some('\'') =>
+                        {
                             self.i += 2;
                             return Ok(Value::String(out));
                         }
@@ -382,7 +407,12 @@ impl Toml {
                     match self.bump() {
                         Some(',') => continue,
                         Some(']') => return Ok(Value::Array(items)),
-                        other => return Err(format!("line {}: expected , or ] in an array, found {other:?}", self.line)),
+                        other => {
+                            return Err(format!(
+                                "line {}: expected , or ] in an array, found {other:?}",
+                                self.line
+                            ));
+                        }
                     }
                 }
             }
@@ -405,7 +435,12 @@ impl Toml {
                     match self.bump() {
                         Some(',') => continue,
                         Some('}') => return Ok(Value::Object(map)),
-                        other => return Err(format!("line {}: expected , or }} in a table, found {other:?}", self.line)),
+                        other => {
+                            return Err(format!(
+                                "line {}: expected , or }} in a table, found {other:?}",
+                                self.line
+                            ));
+                        }
                     }
                 }
             }
@@ -417,7 +452,11 @@ impl Toml {
                 {
                     self.i += 1;
                 }
-                let word: String = self.s[start..self.i].iter().collect::<String>().trim().to_string();
+                let word: String = self.s[start..self.i]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
                 match word.as_str() {
                     "true" => Ok(Value::Bool(true)),
                     "false" => Ok(Value::Bool(false)),
@@ -455,7 +494,9 @@ mod tests {
 
     #[test]
     fn ini_sections_are_typed() {
-        let v = ini("top = 1\n[server]\nport = 3000\nprotocol = http ; web\n[users]\nallow = false\n").unwrap();
+        let v =
+            ini("top = 1\n[server]\nport = 3000\nprotocol = http ; web\n[users]\nallow = false\n")
+                .unwrap();
         assert_eq!(
             v,
             json!({"server": {"port": 3000.0, "protocol": "http"}, "users": {"allow": false}})
@@ -464,8 +505,14 @@ mod tests {
 
     #[test]
     fn flat_formats_and_ignore_files() {
-        assert_eq!(properties("a.b=c\n# x\nd: e\n").unwrap(), json!({"a.b": "c", "d": "e"}));
-        assert_eq!(dotenv("export A=\"1\"\nB=2 # c\n").unwrap(), json!({"A": "1", "B": "2"}));
+        assert_eq!(
+            properties("a.b=c\n# x\nd: e\n").unwrap(),
+            json!({"a.b": "c", "d": "e"})
+        );
+        assert_eq!(
+            dotenv("export A=\"1\"\nB=2 # c\n").unwrap(),
+            json!({"A": "1", "B": "2"})
+        );
         let v = ignore("foo\n!bar\n# Baz\n");
         assert_eq!(v[1]["Kind"], "NegatedPath");
         assert_eq!(v[2]["Kind"], "Comment");

@@ -74,14 +74,29 @@ pub fn standard(
     for r in results {
         let (file, ns) = indicator(r);
         for w in &r.warnings {
-            writeln!(out, "{} {file} {ns} {}", paint(color, "33", "WARN"), w.message)?;
+            writeln!(
+                out,
+                "{} {file} {ns} {}",
+                paint(color, "33", "WARN"),
+                w.message
+            )?;
         }
         for f in &r.failures {
-            writeln!(out, "{} {file} {ns} {}", paint(color, "31", "FAIL"), f.message)?;
+            writeln!(
+                out,
+                "{} {file} {ns} {}",
+                paint(color, "31", "FAIL"),
+                f.message
+            )?;
         }
         if !suppress_exceptions {
             for e in &r.exceptions {
-                writeln!(out, "{} {file} {ns} {}", paint(color, "36", "EXCP"), e.message)?;
+                writeln!(
+                    out,
+                    "{} {file} {ns} {}",
+                    paint(color, "36", "EXCP"),
+                    e.message
+                )?;
             }
         }
     }
@@ -163,7 +178,11 @@ pub fn table(out: &mut dyn Write, results: &[CheckResult]) -> std::io::Result<()
     write_table(out, &["RESULT", "FILE", "NAMESPACE", "MESSAGE"], &rows)
 }
 
-fn write_table(out: &mut dyn Write, header: &[&str; 4], rows: &[[String; 4]]) -> std::io::Result<()> {
+fn write_table(
+    out: &mut dyn Write,
+    header: &[&str; 4],
+    rows: &[[String; 4]],
+) -> std::io::Result<()> {
     let mut widths = header.map(str::len);
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -282,7 +301,11 @@ pub fn tests_standard(
         }
     }
     for o in outcomes.iter().filter(|o| !o.passed) {
-        let detail = o.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+        let detail = o
+            .error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
         writeln!(
             out,
             "{} - {} - {} - {}{detail}",
@@ -309,7 +332,11 @@ pub fn tests_standard(
 
 /// `--report fails|notes|full`: OPA's test report (each test's verdict, its print output,
 /// `PASS: n/m` or `FAIL: n/m`).
-pub fn tests_report(out: &mut dyn Write, outcomes: &[TestOutcome], which: &str) -> std::io::Result<()> {
+pub fn tests_report(
+    out: &mut dyn Write,
+    outcomes: &[TestOutcome],
+    which: &str,
+) -> std::io::Result<()> {
     let failed: Vec<&TestOutcome> = outcomes.iter().filter(|o| !o.passed).collect();
     let rule = "-".repeat(80);
     if !failed.is_empty() {
@@ -334,7 +361,12 @@ pub fn tests_report(out: &mut dyn Write, outcomes: &[TestOutcome], which: &str) 
             file = &o.file;
             writeln!(out, "{file}:")?;
         }
-        writeln!(out, "{}: {}", o.name, if o.passed { "PASS" } else { "FAIL" })?;
+        writeln!(
+            out,
+            "{}: {}",
+            o.name,
+            if o.passed { "PASS" } else { "FAIL" }
+        )?;
         for p in &o.prints {
             writeln!(out, "  {p}")?;
         }

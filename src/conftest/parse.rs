@@ -47,7 +47,9 @@ fn parser_for(name: &str) -> Option<&'static str> {
         Some("yaml")
     } else if base.ends_with(".json") {
         Some("json")
-    } else if base == "dockerfile" || base.starts_with("dockerfile.") || base.ends_with(".dockerfile")
+    } else if base == "dockerfile"
+        || base.starts_with("dockerfile.")
+        || base.ends_with(".dockerfile")
     {
         Some("dockerfile")
     } else if base.ends_with(".toml") {
@@ -66,7 +68,11 @@ fn parser_for(name: &str) -> Option<&'static str> {
 }
 
 /// Parses `text` (named `name` in errors) with `parser`, or the one its name implies.
-pub fn parse_text(name: &str, text: &str, parser: Option<&str>) -> Result<Vec<Value>, ConftestError> {
+pub fn parse_text(
+    name: &str,
+    text: &str,
+    parser: Option<&str>,
+) -> Result<Vec<Value>, ConftestError> {
     let parser = match parser {
         Some(p) => {
             let p = p.to_ascii_lowercase();
@@ -79,6 +85,8 @@ pub fn parse_text(name: &str, text: &str, parser: Option<&str>) -> Result<Vec<Va
                 "properties" => "properties",
                 "dotenv" | "env" => "dotenv",
                 "ignore" => "ignore",
+                // A CycloneDX or SPDX JSON document is read as the JSON it is.
+                "cyclonedx" | "spdx" if text.trim_start().starts_with('{') => "json",
                 other => {
                     return Err(ConftestError::new(format!(
                         "parser {other:?} is not supported: gitgate reads {} documents",
@@ -144,7 +152,10 @@ fn dockerfile(text: &str) -> Value {
     let mut stage: i64 = -1;
     let mut logical = String::new();
     let mut comments: Vec<String> = Vec::new();
-    let flush = |line: &str, comments: &mut Vec<String>, commands: &mut Vec<Value>, stage: &mut i64| {
+    let flush = |line: &str,
+                 comments: &mut Vec<String>,
+                 commands: &mut Vec<Value>,
+                 stage: &mut i64| {
         let line = line.trim();
         if line.is_empty() {
             return;
@@ -165,16 +176,16 @@ fn dockerfile(text: &str) -> Value {
             flags.push(flag.to_string());
             rest = more.trim_start();
         }
-        let (is_json, values): (bool, Vec<String>) =
-            match serde_json::from_str::<Vec<String>>(rest) {
-                Ok(v) if rest.starts_with('[') => (true, v),
-                _ => match cmd.as_str() {
-                    "run" | "cmd" | "entrypoint" | "shell" | "healthcheck" | "onbuild" => {
-                        (false, vec![rest.to_string()])
-                    }
-                    _ => (false, rest.split_whitespace().map(str::to_string).collect()),
-                },
-            };
+        let (is_json, values): (bool, Vec<String>) = match serde_json::from_str::<Vec<String>>(rest)
+        {
+            Ok(v) if rest.starts_with('[') => (true, v),
+            _ => match cmd.as_str() {
+                "run" | "cmd" | "entrypoint" | "shell" | "healthcheck" | "onbuild" => {
+                    (false, vec![rest.to_string()])
+                }
+                _ => (false, rest.split_whitespace().map(str::to_string).collect()),
+            },
+        };
         commands.push(json!({"Cmd": cmd, "SubCmd": "", "JSON": is_json, "Flags": flags, "Value": values, "Stage": current}));
     };
     for raw in text.lines() {
@@ -224,7 +235,10 @@ pub fn config_value(path: &Path, parser: Option<&str>) -> Result<Value, Conftest
 
 /// The documents of a data file.
 pub fn data_file(path: &Path) -> Result<Vec<Value>, ConftestError> {
-    Ok(read(path, None)?.into_iter().filter(|v| !v.is_null()).collect())
+    Ok(read(path, None)?
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect())
 }
 
 /// conftest's `--combine`: one array of `{path, contents}`, each document of each file, by path.
@@ -289,7 +303,9 @@ pub fn inputs(
                 .sort_by_file_name()
                 .follow_links(true)
                 .into_iter()
-                .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+                .filter_entry(|e| {
+                    e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
+                })
             {
                 let entry = entry.map_err(|e| ConftestError::new(e.to_string()))?;
                 let file = entry.path().display().to_string();
@@ -324,17 +340,29 @@ mod tests {
 
     #[test]
     fn dockerfile_instructions() {
-        let v = dockerfile("# syntax=docker/dockerfile:1\nFROM alpine AS base\n# hi\nRUN apk add \\\n  curl\nCOPY --link a b\nCMD [\"x\", \"y\"]\n");
-        let cmds: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["Cmd"].as_str().unwrap()).collect();
+        let v = dockerfile(
+            "# syntax=docker/dockerfile:1\nFROM alpine AS base\n# hi\nRUN apk add \\\n  curl\nCOPY --link a b\nCMD [\"x\", \"y\"]\n",
+        );
+        let cmds: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Cmd"].as_str().unwrap())
+            .collect();
         assert_eq!(cmds, vec!["from", "comment", "run", "copy", "cmd"]);
-        assert!(v[2]["Value"][0].as_str().unwrap().ends_with("add  curl"), "{v}");
+        assert!(
+            v[2]["Value"][0].as_str().unwrap().ends_with("add  curl"),
+            "{v}"
+        );
         assert_eq!(v[3]["Flags"], json!(["--link"]));
         assert_eq!(v[4]["JSON"], json!(true));
     }
 
     #[test]
     fn unknown_parsers_are_named() {
-        let e = parse_text("x", "a=1", Some("hcl2")).unwrap_err().to_string();
+        let e = parse_text("x", "a=1", Some("hcl2"))
+            .unwrap_err()
+            .to_string();
         assert!(parse_text("x.tf", "a = 1", None).is_err());
         assert!(e.contains("\"hcl2\""), "{e}");
     }

@@ -16,9 +16,8 @@ static STRING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#""(?:[^"\\]|\\.)*"|`[^`]*`"#).expect("valid regex"));
 static ASSIGN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:=").expect("valid regex"));
-static FUNC_HEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*)\(([^)]*)\)").expect("valid regex")
-});
+static FUNC_HEAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*)\(([^)]*)\)").expect("valid regex"));
 static CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\(").expect("valid regex")
 });
@@ -46,7 +45,10 @@ pub(crate) fn code(text: &str) -> String {
 fn blocks(code: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for (n, line) in code.lines().enumerate() {
-        let starts = line.chars().next().is_some_and(|c| !c.is_whitespace() && c != '}');
+        let starts = line
+            .chars()
+            .next()
+            .is_some_and(|c| !c.is_whitespace() && c != '}');
         if starts || out.is_empty() {
             out.push((n + 1, String::new()));
         }
@@ -60,8 +62,11 @@ fn blocks(code: &str) -> Vec<(usize, String)> {
 
 /// Uses of `name` as a variable: not after a `.` (a field) nor as part of a longer word.
 fn uses(text: &str, name: &str) -> usize {
-    let re = Regex::new(&format!(r"(^|[^A-Za-z0-9_.]){}([^A-Za-z0-9_]|$)", regex::escape(name)))
-        .expect("valid regex");
+    let re = Regex::new(&format!(
+        r"(^|[^A-Za-z0-9_.]){}([^A-Za-z0-9_]|$)",
+        regex::escape(name)
+    ))
+    .expect("valid regex");
     // Overlapping matches (`a,a`) are rare enough in this check.
     re.find_iter(text).count()
 }
@@ -183,7 +188,9 @@ mod tests {
     #[test]
     fn strict_finds_unused_variables_and_arguments() {
         let src = "package main\n\nallow if {\n  input.b == \"foo\"\n  a := 1\n  b := 2\n  x := {\"a\": a}\n}\n\nf(x, y) if {\n  input.t == x\n} else := false if {\n  true\n}\n";
-        let e = unused(&[("p.rego".into(), src.into())]).unwrap_err().to_string();
+        let e = unused(&[("p.rego".into(), src.into())])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("assigned var b unused"), "{e}");
         assert!(e.contains("assigned var x unused"), "{e}");
         assert!(!e.contains("var a unused"), "{e}");

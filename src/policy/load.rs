@@ -282,9 +282,14 @@ pub fn decision_rules(text: &str) -> Vec<String> {
 /// `input.source`, `input.parameters`).
 pub fn is_native(text: &str) -> bool {
     (text.contains("# METADATA") && text.contains("custom:"))
-        || ["input.review", "input.provenance", "input.source", "input.parameters"]
-            .iter()
-            .any(|k| text.contains(k))
+        || [
+            "input.review",
+            "input.provenance",
+            "input.source",
+            "input.parameters",
+        ]
+        .iter()
+        .any(|k| text.contains(k))
 }
 
 static RAW_INPUT: LazyLock<Regex> =
@@ -350,7 +355,11 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             continue; // a library package
         }
         let conftest = package == "data.main" || package.starts_with("data.main.");
-        if !conftest && raw.contains(&package) && !native.contains(&package) && no_convention.is_none() {
+        if !conftest
+            && raw.contains(&package)
+            && !native.contains(&package)
+            && no_convention.is_none()
+        {
             // It reads the raw manifest where gitgate gives the input document: it would
             // silently never fire. Reported once the program compiles (a compile error first).
             no_convention = Some(PolicyError::Invalid {

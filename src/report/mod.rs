@@ -90,8 +90,20 @@ fn tap(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(out, "1..{}", report.items.len())?;
     for (n, i) in report.items.iter().enumerate() {
-        let ok = if i.level == Level::Note { "ok" } else { "not ok" };
-        writeln!(out, "{ok} {} - {}:{} - {} - {}", n + 1, i.path, i.line, i.policy, i.message)?;
+        let ok = if i.level == Level::Note {
+            "ok"
+        } else {
+            "not ok"
+        };
+        writeln!(
+            out,
+            "{ok} {} - {}:{} - {} - {}",
+            n + 1,
+            i.path,
+            i.line,
+            i.policy,
+            i.message
+        )?;
     }
     Ok(())
 }
@@ -104,7 +116,11 @@ fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             Level::Warning => "warning",
             Level::Note => "note",
         };
-        writeln!(out, "{level}\t{}:{}\t{}\t{}", i.path, i.line, i.policy, i.message)?;
+        writeln!(
+            out,
+            "{level}\t{}:{}\t{}\t{}",
+            i.path, i.line, i.policy, i.message
+        )?;
     }
     writeln!(out, "{}", summary(report, ""))
 }
