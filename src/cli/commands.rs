@@ -385,8 +385,8 @@ pub fn config_schema() -> ExitCode {
 }
 
 /// Whether `check` of files runs in conftest mode: a conftest flag, `-` (stdin), a
-/// `conftest.toml` (here or as `-c`), or `-p` policies that are all conftest-style (no
-/// ConstraintTemplate, constraint or gitgate policy among them).
+/// `conftest.toml` (as `-c`, or here without a `gitgate.yaml`), or `-p` policies that are all
+/// conftest-style (no ConstraintTemplate, constraint or gitgate policy among them).
 fn conftest_files(args: &CheckArgs) -> bool {
     let toml = args
         .config
@@ -395,7 +395,9 @@ fn conftest_files(args: &CheckArgs) -> bool {
     args.conftest.any()
         || toml
         || args.paths.iter().any(|p| p.as_os_str() == "-")
-        || (args.config.is_none() && std::path::Path::new("conftest.toml").is_file())
+        || (args.config.is_none()
+            && std::path::Path::new("conftest.toml").is_file()
+            && !std::path::Path::new("gitgate.yaml").is_file())
         || (!args.policy.is_empty() && only_conftest_policies(&args.policy))
 }
 

@@ -224,7 +224,8 @@ pub struct ConftestFlags {
     /// Evaluate all documents as one input: an array of {path, contents}
     #[arg(long)]
     pub combine: bool,
-    /// The parser of the inputs (yaml, json, dockerfile) [default: by file name; stdin: yaml]
+    /// The parser of the inputs (yaml, json, dockerfile, toml, ini, properties, dotenv, ignore)
+    /// [default: by file name; stdin: yaml]
     #[arg(long)]
     pub parser: Option<String>,
     /// OPA capabilities file (JSON): built-ins it does not list are refused
