@@ -30,6 +30,10 @@ pub struct Document {
     /// read it as it is; policies read its JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Verdict>,
+    /// The object as its manifest writes it, when gitgate gave it a namespace it does not
+    /// write: what conftest-style policies read as `input` (never part of the input document).
+    #[serde(skip)]
+    pub as_written: Option<Value>,
 }
 
 /// `input.review`: the AdmissionRequest shape (Gatekeeper's `input.review`), with objects kept
@@ -439,6 +443,7 @@ impl Document {
             parameters: None,
             source: Source::admission(),
             provenance: None,
+            as_written: None,
         }
     }
 
@@ -490,6 +495,7 @@ impl Document {
             parameters: None,
             source,
             provenance: None,
+            as_written: None,
         })
     }
 
@@ -530,6 +536,7 @@ impl Document {
             parameters: self.parameters.clone(),
             source: self.source.clone(),
             provenance: self.provenance.clone(),
+            as_written: None,
         };
         let json = serde_json::to_value(&shell).unwrap_or(Value::Null);
         let mut input = json_to_rego(&json);

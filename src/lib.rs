@@ -30,6 +30,7 @@ pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod conftest;
 pub mod decision;
 pub mod demo;
 pub mod git;

@@ -40,6 +40,11 @@ impl Lines {
         self.find(&pointer_of(path))
     }
 
+    /// Whether no line is known (a JSON file, a rendered object).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The line of exactly `pointer`, not of an ancestor.
     pub fn exact(&self, pointer: &str) -> Option<usize> {
         self.0.get(pointer).copied()

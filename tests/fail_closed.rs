@@ -126,7 +126,7 @@ fn undefined_functions_and_wrong_arities_are_refused_at_load_with_file_and_line(
             ),
             (
                 "fine/p.rego",
-                "package fine\nimport rego.v1\nimport data.fine.lib as l\ndeny contains m if { m := l.f(input.kind); count(m, 3) }\n",
+                "package fine\nimport rego.v1\nimport data.fine.lib as l\ndeny contains m if { m := l.f(input.review.object.kind); count(m, 3) }\n",
             ),
             (
                 "fine/lib.rego",

@@ -22,6 +22,7 @@ use crate::provenance::approval::Trust;
 use changes::{Change, FileObject, Note, NoteKind, Scopes};
 use gix::ObjectId;
 use provenance::PullRequest;
+use serde_json::Value;
 
 pub use crate::decision::findings::{
     Audited, Checked, Counts, Item, Level, Range, Report, Verdict,
@@ -392,14 +393,26 @@ pub fn document(change: &Change, source: &Source) -> Option<Document> {
     source.path = Some(change.path.clone());
     source.line = Some(change.line);
     source.rendered = change.rendered.clone();
-    Document::from_manifest(
+    let mut doc = Document::from_manifest(
         &change.path,
         change.operation.clone(),
         change.object.clone(),
         change.old_object.clone(),
         source,
     )
-    .ok()
+    .ok()?;
+    // conftest-style policies read the manifest as written: not the namespace gitgate gave
+    // an object whose file sets none (a YAML file says which fields it writes).
+    if change.rendered.is_none()
+        && !change.lines.is_empty()
+        && change.lines.exact("/metadata/namespace").is_none()
+        && let Some(mut object) = change.object.clone()
+        && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+        && meta.remove("namespace").is_some()
+    {
+        doc.as_written = Some(object);
+    }
+    Some(doc)
 }
 
 fn decide_one(

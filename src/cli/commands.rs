@@ -28,12 +28,16 @@ pub struct CheckArgs {
     pub kubeconfig: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub rego_version: RegoVersion,
+    pub conftest: super::flags::ConftestFlags,
 }
 
 /// `gitgate check`: the gate (configuration and policies) from the protected branch in range
 /// mode, or from the configuration given; then the check and its report.
 pub fn check(args: CheckArgs) -> ExitCode {
     let range = args.paths.is_empty() || args.base.is_some() || args.head.is_some();
+    if !range && conftest_files(&args) {
+        return conftest_check(args);
+    }
     let (mut config, set, target, gate_items) = if range && !args.trust_head {
         // The gate comes from the protected branch, not from the pull request.
         let options = crate::check::gate::Options {
@@ -590,4 +594,238 @@ pub fn config_schema() -> ExitCode {
     let text = serde_json::to_string_pretty(&schema).expect("a JSON value serializes");
     let written = writeln!(std::io::stdout(), "{text}");
     finish("config schema", written, 0)
+}
+
+/// Whether `check` of files runs in conftest mode: a conftest flag, `-` (stdin), a
+/// `conftest.toml` (as `-c`, or here without a `gitgate.yaml`), or `-p` policies that are all
+/// conftest-style (no ConstraintTemplate, constraint or gitgate policy among them).
+fn conftest_files(args: &CheckArgs) -> bool {
+    let toml = args
+        .config
+        .as_ref()
+        .is_some_and(|c| c.extension().is_some_and(|e| e == "toml"));
+    args.conftest.any()
+        || toml
+        || args.paths.iter().any(|p| p.as_os_str() == "-")
+        || (args.config.is_none()
+            && std::path::Path::new("conftest.toml").is_file()
+            && !std::path::Path::new("gitgate.yaml").is_file())
+        || (!args.policy.is_empty() && only_conftest_policies(&args.policy))
+}
+
+/// conftest-style policies under `paths`: at least one package with decision rules, each of
+/// them `main` (or `main.*`) or reading the raw manifest with no gitgate convention, and no
+/// Gatekeeper document.
+fn only_conftest_policies(paths: &[PathBuf]) -> bool {
+    use crate::policy::load::{
+        decision_rules, is_native, is_test_file, package_of, reads_raw_input,
+    };
+    let Ok(files) = crate::policy::load::read_paths(paths) else {
+        return false; // the gate names the error
+    };
+    let mut any = false;
+    for f in &files {
+        if !f.path.ends_with(".rego") {
+            if f.text.contains("ConstraintTemplate")
+                || f.text.contains("constraints.gatekeeper.sh/")
+            {
+                return false;
+            }
+            continue;
+        }
+        if is_test_file(&f.path) || decision_rules(&f.text).iter().all(|r| r == "exception") {
+            continue;
+        }
+        let package = package_of(&f.text).unwrap_or_default();
+        let main = package == "data.main" || package.starts_with("data.main.");
+        if !main && (is_native(&f.text) || !reads_raw_input(&f.text)) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+fn conftest_settings(
+    flags: super::flags::ConftestFlags,
+    policy: Vec<PathBuf>,
+    fail_on_warn: bool,
+    config: Option<&std::path::Path>,
+    rego_version: RegoVersion,
+) -> Result<crate::conftest::Settings, crate::conftest::ConftestError> {
+    let settings = crate::conftest::Settings {
+        policy,
+        data: flags.data,
+        namespaces_given: !flags.namespace.is_empty(),
+        namespaces: flags.namespace,
+        all_namespaces: flags.all_namespaces,
+        combine: flags.combine,
+        parser: flags.parser,
+        trace: flags.trace,
+        strict: flags.strict,
+        show_builtin_errors: flags.show_builtin_errors,
+        quiet: flags.quiet,
+        suppress_exceptions: flags.suppress_exceptions,
+        fail_on_warn,
+        no_color: flags.no_color,
+        capabilities: flags.capabilities,
+        ignore: flags.ignore,
+        stdin_filename: flags.stdin_filename,
+        rego_version,
+    };
+    let file = config.filter(|c| c.extension().is_some_and(|e| e == "toml"));
+    settings.with_file(file)
+}
+
+/// `gitgate check FILES` in conftest mode: conftest's evaluation, counts, output and exit codes.
+fn conftest_check(args: CheckArgs) -> ExitCode {
+    use crate::conftest::output;
+    use crate::report::Format;
+    let color = !args.conftest.no_color && use_color(args.printed.color);
+    let fail_on_warn = args.printed.fail_on_warn;
+    let no_fail = args.conftest.no_fail;
+    let settings = match conftest_settings(
+        args.conftest,
+        args.policy,
+        fail_on_warn,
+        args.config.as_deref(),
+        args.rego_version,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gitgate check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = match crate::conftest::check(&settings, &args.paths) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gitgate check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = crate::conftest::exit_code(&results, fail_on_warn);
+    // --quiet: no output when the run passes (conftest's "disable successful test output").
+    let quiet = settings.quiet && code == 0;
+    let code = if no_fail { 0 } else { code };
+    let mut out = std::io::stdout().lock();
+    let written = if quiet {
+        Ok(())
+    } else {
+        match args.printed.format {
+            Format::Text | Format::Stdout => {
+                output::standard(&mut out, &results, color, settings.suppress_exceptions)
+            }
+            Format::Tap => output::tap(&mut out, &results),
+            Format::Table => output::table(&mut out, &results),
+            format => crate::report::write(
+                format,
+                &output::to_report(&results, fail_on_warn),
+                color,
+                &mut out,
+            ),
+        }
+    };
+    finish("check", written.and_then(|()| out.flush()), code)
+}
+
+/// Whether `test`/`verify` run as conftest's `verify`: `-p`, `-o`, `--report` or a conftest flag.
+/// Whether `verify`'s flags are gator's: suites named, `-o json|yaml|text` and nothing else of
+/// conftest's.
+pub fn gator_output(
+    paths: &[PathBuf],
+    tests: &super::flags::ConftestTests,
+    flags: &super::flags::ConftestFlags,
+) -> bool {
+    use crate::report::Format;
+    !paths.is_empty()
+        && tests.policy.is_empty()
+        && tests.report.is_none()
+        && !tests.fail_on_warn
+        && !flags.any()
+        && matches!(
+            tests.output,
+            Some(Format::Json | Format::Yaml | Format::Text)
+        )
+}
+
+pub fn conftest_tests(
+    tests: &super::flags::ConftestTests,
+    flags: &super::flags::ConftestFlags,
+) -> bool {
+    !tests.policy.is_empty() || tests.output.is_some() || tests.report.is_some() || flags.any()
+}
+
+/// conftest's `verify`: the `test_` rules of the policies, counted and printed as conftest does.
+pub fn conftest_verify(
+    paths: &[PathBuf],
+    tests: super::flags::ConftestTests,
+    flags: super::flags::ConftestFlags,
+    config: Option<&std::path::Path>,
+    rego_version: RegoVersion,
+) -> ExitCode {
+    use crate::conftest::output;
+    use crate::report::Format;
+    let format = tests.output.unwrap_or(Format::Stdout);
+    if tests.report.is_some() && !matches!(format, Format::Stdout | Format::Text) {
+        eprintln!("Error: report flag is supported with stdout only");
+        return ExitCode::from(2);
+    }
+    if let Some(r) = tests.report.as_deref()
+        && !matches!(r, "fails" | "notes" | "full")
+    {
+        eprintln!("gitgate: --report {r:?}: expected fails, notes or full");
+        return ExitCode::from(2);
+    }
+    let color = !flags.no_color && use_color(super::flags::ColorWhen::Auto);
+    let trace = flags.trace;
+    // Without -p, the paths are the policies (as `gitgate test`'s); with -p, conftest ignores them.
+    let policy = if tests.policy.is_empty() {
+        paths.to_vec()
+    } else {
+        tests.policy
+    };
+    let settings = match conftest_settings(flags, policy, tests.fail_on_warn, config, rego_version)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gitgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcomes = match crate::conftest::verify(&settings) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("gitgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = u8::from(outcomes.iter().any(|o| !o.passed));
+    let mut out = std::io::stdout().lock();
+    let written = match (format, tests.report.as_deref()) {
+        _ if settings.quiet && code == 0 => Ok(()),
+        (_, Some(which)) => output::tests_report(&mut out, &outcomes, which),
+        (Format::Tap, _) => output::tap(&mut out, &output::tests_as_results(&outcomes)),
+        (Format::Table, _) => output::table(&mut out, &output::tests_as_results(&outcomes)),
+        (Format::Text | Format::Stdout, _) => {
+            let engine = if trace {
+                crate::conftest::Engine::load(
+                    &settings.policy,
+                    &settings.data,
+                    &settings.compile(true),
+                )
+                .ok()
+            } else {
+                None
+            };
+            output::tests_standard(&mut out, &outcomes, color, engine.as_ref())
+        }
+        (format, _) => crate::report::write(
+            format,
+            &output::to_report(&output::tests_as_results(&outcomes), false),
+            color,
+            &mut out,
+        ),
+    };
+    finish("test", written.and_then(|()| out.flush()), code)
 }

@@ -60,8 +60,8 @@ pub enum ColorWhen {
 pub enum Command {
     /// Run Gatekeeper suite.yaml test suites, like `gator verify`
     Verify {
-        /// Suite files, or directories searched for suites
-        #[arg(required = true)]
+        /// Suite files, or directories searched for suites (with -p: conftest's `verify`)
+        #[arg(required_unless_present = "policy")]
         paths: Vec<PathBuf>,
         /// Print every test and case, not only failures
         #[arg(long)]
@@ -72,9 +72,10 @@ pub enum Command {
         /// Run only the tests whose name matches this regular expression (gator's --run)
         #[arg(short = 'r', long = "run")]
         run: Option<String>,
-        /// Output format (text as gator prints; json or yaml, as gator's -o)
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Text)]
-        output: DataFormat,
+        #[command(flatten)]
+        tests: ConftestTests,
+        #[command(flatten)]
+        conftest: ConftestFlags,
     },
     /// Run the test_ rules of Rego policy directories, like `opa test`
     Test {
@@ -111,6 +112,10 @@ pub enum Command {
         /// Accepted as OPA's; a failing test is reported by name, with its print() output
         #[arg(long, hide = true)]
         explain: Option<String>,
+        #[command(flatten)]
+        tests: ConftestTests,
+        #[command(flatten)]
+        conftest: ConftestFlags,
     },
     /// Evaluate a query against policies, data files and an input, like `opa eval`; prints
     /// OPA's JSON result ({} when undefined)
@@ -176,7 +181,9 @@ pub enum Command {
     /// files and no --base/--head, every object in them
     Check {
         /// Without --base/--head: files or directories to check. With them: the manifest roots
-        /// in the repository (instead of repository.paths)
+        /// in the repository (instead of repository.paths). `-` is stdin; an empty name is
+        /// ignored (as conftest ignores it)
+        #[arg(value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
         paths: Vec<PathBuf>,
         /// The repository [default: the current directory]
         #[arg(long, default_value = ".")]
@@ -208,6 +215,8 @@ pub enum Command {
         /// cluster of this kubeconfig (the head's Namespace manifests win)
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        conftest: ConftestFlags,
     },
     /// Serve the validating admission webhook over HTTPS (POST /validate, /healthz, /readyz,
     /// /metrics)
@@ -281,4 +290,95 @@ pub enum ConfigCommand {
     /// Print the JSON Schema (draft 2020-12) of gitgate.yaml, for editors
     /// (`# yaml-language-server: $schema=FILE`) and other tools
     Schema,
+}
+
+/// conftest's flags, with conftest's meaning (files mode of `check`; `test`/`verify` with `-p`).
+/// Any of them (or `-` as a file, or a `conftest.toml`) selects conftest mode: see
+/// `crate::conftest`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConftestFlags {
+    /// Packages to evaluate (conftest's namespaces, `*` globs) [default: main] (repeatable)
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Vec<String>,
+    /// Evaluate every package
+    #[arg(long)]
+    pub all_namespaces: bool,
+    /// Data files or directories (.json, .yaml), loaded as `data` (repeatable)
+    #[arg(short = 'd', long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Print the queries evaluated, their values and the rules they refer to
+    #[arg(long)]
+    pub trace: bool,
+    /// Refuse unused variables and arguments in policies
+    #[arg(long)]
+    pub strict: bool,
+    /// A built-in function's error fails the evaluation
+    #[arg(long)]
+    pub show_builtin_errors: bool,
+    /// Evaluate all documents as one input: an array of {path, contents}
+    #[arg(long)]
+    pub combine: bool,
+    /// The parser of the inputs (yaml, json, dockerfile, toml, ini, properties, dotenv, ignore)
+    /// [default: by file name; stdin: yaml]
+    #[arg(long)]
+    pub parser: Option<String>,
+    /// OPA capabilities file (JSON): built-ins it does not list are refused
+    #[arg(long)]
+    pub capabilities: Option<PathBuf>,
+    /// No output when nothing fails nor warns
+    #[arg(long)]
+    pub quiet: bool,
+    /// Do not print exceptions (still counted)
+    #[arg(long)]
+    pub suppress_exceptions: bool,
+    /// No colour (as --color never)
+    #[arg(long)]
+    pub no_color: bool,
+    /// Exit 0 even when a policy fails
+    #[arg(long)]
+    pub no_fail: bool,
+    /// Skip input paths this regular expression matches
+    #[arg(long)]
+    pub ignore: Option<String>,
+    /// The name stdin (`-`) is reported and parsed as
+    #[arg(long)]
+    pub stdin_filename: Option<String>,
+}
+
+impl ConftestFlags {
+    /// Whether any flag was given.
+    pub fn any(&self) -> bool {
+        !self.namespace.is_empty()
+            || self.all_namespaces
+            || !self.data.is_empty()
+            || self.trace
+            || self.strict
+            || self.show_builtin_errors
+            || self.combine
+            || self.parser.is_some()
+            || self.capabilities.is_some()
+            || self.quiet
+            || self.suppress_exceptions
+            || self.no_color
+            || self.no_fail
+            || self.ignore.is_some()
+            || self.stdin_filename.is_some()
+    }
+}
+
+/// conftest `verify`'s own flags, on `test` and `verify`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConftestTests {
+    /// Policy files or directories, as conftest's `verify -p` (repeatable)
+    #[arg(short = 'p', long = "policy")]
+    pub policy: Vec<PathBuf>,
+    /// Output format (conftest mode): stdout, tap, table, json, junit, ...
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Format>,
+    /// OPA's test report: fails, notes or full (stdout output only)
+    #[arg(long)]
+    pub report: Option<String>,
+    /// Fail (exit 1) on warnings too
+    #[arg(long)]
+    pub fail_on_warn: bool,
 }

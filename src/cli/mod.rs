@@ -84,18 +84,53 @@ pub fn run(cli: Cli) -> ExitCode {
         ..Options::default()
     };
     match cli.command {
+        // gator's `verify SUITE -o json|yaml` stays gator's; any other conftest flag is
+        // conftest's.
+        Command::Verify {
+            paths,
+            tests,
+            conftest,
+            ..
+        } if commands::conftest_tests(&tests, &conftest)
+            && !commands::gator_output(&paths, &tests, &conftest) =>
+        {
+            commands::conftest_verify(
+                &paths,
+                tests,
+                conftest,
+                cli.config.as_deref(),
+                cli.rego_version,
+            )
+        }
+        Command::Test {
+            paths,
+            tests,
+            conftest,
+            ..
+        } if commands::conftest_tests(&tests, &conftest) => commands::conftest_verify(
+            &paths,
+            tests,
+            conftest,
+            cli.config.as_deref(),
+            cli.rego_version,
+        ),
         Command::Verify {
             paths,
             verbose_cases,
             timeout_ms,
             run,
-            output,
+            tests,
+            ..
         } => commands::verify(
             &paths,
             &commands::VerifyArgs {
                 verbose: verbose_cases || cli.verbose > 0,
                 run: run.as_deref(),
-                output,
+                output: match tests.output {
+                    Some(crate::report::Format::Json) => flags::DataFormat::Json,
+                    Some(crate::report::Format::Yaml) => flags::DataFormat::Yaml,
+                    _ => flags::DataFormat::Text,
+                },
             },
             &options(timeout_ms),
         ),
@@ -111,6 +146,7 @@ pub fn run(cli: Cli) -> ExitCode {
             v1_compatible,
             bundle: _,
             explain: _,
+            ..
         } => {
             let mut options = options(timeout_ms);
             if v0_compatible {
@@ -190,6 +226,7 @@ pub fn run(cli: Cli) -> ExitCode {
             color,
             trust_head,
             kubeconfig,
+            conftest,
         } => commands::check(commands::CheckArgs {
             paths,
             repo,
@@ -205,6 +242,7 @@ pub fn run(cli: Cli) -> ExitCode {
             kubeconfig,
             config: cli.config.clone(),
             rego_version: cli.rego_version,
+            conftest,
         }),
         Command::Serve {
             listen,

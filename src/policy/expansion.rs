@@ -199,6 +199,7 @@ impl Expansion {
             source: doc.source.clone(),
             // The resultant is judged by policies, never by provenance: Git holds the parent.
             provenance: None,
+            as_written: None,
         })
     }
 }

@@ -280,6 +280,38 @@ pub fn decision_rules(text: &str) -> Vec<String> {
     rules
 }
 
+/// Whether a module follows gitgate's own convention: a METADATA block with `custom:` (name,
+/// enforcement, match) or rules over the input document (`input.review`, `input.provenance`,
+/// `input.source`, `input.parameters`).
+pub fn is_native(text: &str) -> bool {
+    (text.contains("# METADATA") && text.contains("custom:"))
+        || [
+            "input.review",
+            "input.provenance",
+            "input.source",
+            "input.parameters",
+        ]
+        .iter()
+        .any(|k| text.contains(k))
+}
+
+static RAW_INPUT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\binput(\.([A-Za-z_][A-Za-z0-9_]*)|\[)").expect("valid regex"));
+
+/// Whether a module reads the raw manifest as conftest policies do (`input.spec`,
+/// `input.kind`, `input[_]`), not the input document (`input.review`, ...).
+pub fn reads_raw_input(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| RAW_INPUT.captures_iter(l).collect::<Vec<_>>())
+        .any(|c| {
+            !matches!(
+                c.get(2).map(|m| m.as_str()),
+                Some("review" | "provenance" | "source" | "parameters")
+            )
+        })
+}
+
 /// The package a module declares (`data.` prefixed), if any.
 pub fn package_of(text: &str) -> Option<String> {
     PACKAGE.captures(text).map(|c| format!("data.{}", &c[1]))
@@ -293,6 +325,9 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
     // rules can be compiled in): a package with decision rules is one policy.
     let mut packages: BTreeMap<String, (Vec<String>, String, Option<metadata::Metadata>)> =
         BTreeMap::new();
+    let mut native: Vec<String> = Vec::new();
+    let mut raw: Vec<String> = Vec::new();
+    let mut no_convention: Option<PolicyError> = None;
     for f in files {
         let Some(package) = package_of(&f.text) else {
             continue; // the compiler reports a module without a package
@@ -301,6 +336,11 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             .entry(package)
             .or_insert_with(|| (Vec::new(), f.path.clone(), None));
         entry.0.extend(decision_rules(&f.text));
+        if is_native(&f.text) {
+            native.push(package_of(&f.text).unwrap_or_default());
+        } else if reads_raw_input(&f.text) {
+            raw.push(package_of(&f.text).unwrap_or_default());
+        }
         if entry.2.is_none()
             && let Some(meta) = metadata::parse(&f.path, &f.text)?
         {
@@ -318,6 +358,27 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
             continue; // a library package
         }
         let conftest = package == "data.main" || package.starts_with("data.main.");
+        if !conftest
+            && raw.contains(&package)
+            && !native.contains(&package)
+            && no_convention.is_none()
+        {
+            // It reads the raw manifest where gitgate gives the input document: it would
+            // silently never fire. Reported once the program compiles (a compile error first).
+            no_convention = Some(PolicyError::Invalid {
+                file: origin.clone(),
+                line: 1,
+                message: format!(
+                    "package {} has {} rules over the raw manifest (`input.<field>`) but \
+                     follows no policy convention, so it would never fire: a conftest policy \
+                     is `package main` (or `main.*`; other packages with `gitgate check \
+                     --namespace`), a gitgate policy has a METADATA block with `custom:` or \
+                     reads the input document (`input.review.object`)",
+                    package.trim_start_matches("data."),
+                    rules.join("/")
+                ),
+            });
+        }
         let meta = meta.unwrap_or_default();
         let enforcement = match meta.custom.enforcement.as_deref() {
             None => Enforcement::Deny,
@@ -393,6 +454,9 @@ fn rego_policies(files: &[&SourceFile], options: &Options) -> Result<Vec<Policy>
         }
     }
     let program = Arc::new(program);
+    if let Some(e) = no_convention {
+        return Err(e);
+    }
     for (policy, batch) in out.iter_mut().zip(batches) {
         policy.program = program.clone();
         policy.batch = batch;

@@ -224,10 +224,11 @@ impl Policy {
     /// (`None` for a DELETE, which has no manifest). `gitgate input --for` prints it.
     pub fn input_for(&self, doc: &Document, input: &regorus::Value) -> Option<regorus::Value> {
         match self.flavor {
+            // The manifest as written (not the namespace gitgate gives it).
             Flavor::Conftest => doc
-                .review
-                .object
+                .as_written
                 .as_ref()
+                .or(doc.review.object.as_ref())
                 .filter(|o| !o.is_null())
                 .map(json_to_rego),
             Flavor::Gatekeeper | Flavor::Native => {

@@ -28,3 +28,16 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)
 }
+
+/// The same document as YAML (gator's `-o yaml`).
+pub fn write_yaml(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let verdict = report.verdict();
+    let document = Document {
+        verdict,
+        exit_code: verdict.exit_code(),
+        counts: report.counts(),
+        report,
+    };
+    let text = serde_saphyr::to_string(&document).map_err(std::io::Error::other)?;
+    write!(out, "{text}")
+}

@@ -24,6 +24,14 @@ pub enum Format {
     Junit,
     /// GitHub Actions workflow commands: findings appear on the pull request's diff.
     Github,
+    /// conftest's name of its standard output; `text` outside conftest mode.
+    Stdout,
+    /// Test Anything Protocol, as conftest prints it.
+    Tap,
+    /// A table of results, as conftest prints it.
+    Table,
+    /// The JSON report written as YAML (gator's `-o yaml`).
+    Yaml,
 }
 
 /// Writes `report` in `format`. `color` applies to the text format only. Every format carries
@@ -35,8 +43,11 @@ pub fn write(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Text => text::write(report, color, out),
+        Format::Text | Format::Stdout => text::write(report, color, out),
+        Format::Tap => tap(report, out),
+        Format::Table => table(report, out),
         Format::Json => json::write(report, out),
+        Format::Yaml => json::write_yaml(report, out),
         Format::Sarif => sarif::write(report, out),
         Format::Junit => junit::write(report, out),
         Format::Github => github::write(report, out),
@@ -73,4 +84,46 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// TAP: one line per item (`not ok` errors and warnings, `ok` notes).
+fn tap(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    if report.items.is_empty() {
+        return writeln!(out, "1..1\nok 1 - {}", summary(report, ""));
+    }
+    writeln!(out, "1..{}", report.items.len())?;
+    for (n, i) in report.items.iter().enumerate() {
+        let ok = if i.level == Level::Note {
+            "ok"
+        } else {
+            "not ok"
+        };
+        writeln!(
+            out,
+            "{ok} {} - {}:{} - {} - {}",
+            n + 1,
+            i.path,
+            i.line,
+            i.policy,
+            i.message
+        )?;
+    }
+    Ok(())
+}
+
+/// A table: level, file:line, policy, message.
+fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    for i in &report.items {
+        let level = match i.level {
+            Level::Error => "failure",
+            Level::Warning => "warning",
+            Level::Note => "note",
+        };
+        writeln!(
+            out,
+            "{level}\t{}:{}\t{}\t{}",
+            i.path, i.line, i.policy, i.message
+        )?;
+    }
+    writeln!(out, "{}", summary(report, ""))
 }

@@ -1,0 +1,369 @@
+//! The documents conftest evaluates: a file (or stdin, `-`) read by its parser, chosen by
+//! `--parser` or by the file's name. YAML (documents split on `---` lines as conftest splits
+//! them, an empty one being `null`), JSON, Dockerfiles and the formats of `formats` are read;
+//! another parser (HCL, XML, CUE, ...) is an error that names it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{ConftestError, formats};
+
+/// The parsers gitgate reads, by conftest's names.
+pub const PARSERS: &[&str] = &[
+    "yaml",
+    "json",
+    "dockerfile",
+    "toml",
+    "ini",
+    "properties",
+    "dotenv",
+    "ignore",
+];
+
+/// One input: its name as conftest prints it and its documents.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    pub documents: Vec<Value>,
+}
+
+/// `[a]` → `a`; several documents → the array of them (conftest's configuration of a file).
+pub fn single(mut docs: Vec<Value>) -> Value {
+    if docs.len() == 1 {
+        docs.remove(0)
+    } else {
+        Value::Array(docs)
+    }
+}
+
+fn parser_for(name: &str) -> Option<&'static str> {
+    let base = Path::new(name)
+        .file_name()
+        .map(|f| f.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if base.ends_with(".yaml") || base.ends_with(".yml") {
+        Some("yaml")
+    } else if base.ends_with(".json") {
+        Some("json")
+    } else if base == "dockerfile"
+        || base.starts_with("dockerfile.")
+        || base.ends_with(".dockerfile")
+    {
+        Some("dockerfile")
+    } else if base.ends_with(".toml") {
+        Some("toml")
+    } else if base.ends_with(".ini") {
+        Some("ini")
+    } else if base.ends_with(".properties") {
+        Some("properties")
+    } else if base.ends_with(".env") || base == ".env" {
+        Some("dotenv")
+    } else if base.ends_with("ignore") && base.starts_with('.') {
+        Some("ignore")
+    } else {
+        None
+    }
+}
+
+/// Parses `text` (named `name` in errors) with `parser`, or the one its name implies.
+pub fn parse_text(
+    name: &str,
+    text: &str,
+    parser: Option<&str>,
+) -> Result<Vec<Value>, ConftestError> {
+    let parser = match parser {
+        Some(p) => {
+            let p = p.to_ascii_lowercase();
+            match p.as_str() {
+                "yaml" | "yml" => "yaml",
+                "json" => "json",
+                "dockerfile" | "docker" => "dockerfile",
+                "toml" => "toml",
+                "ini" => "ini",
+                "properties" => "properties",
+                "dotenv" | "env" => "dotenv",
+                "ignore" => "ignore",
+                // A CycloneDX or SPDX JSON document is read as the JSON it is.
+                "cyclonedx" | "spdx" if text.trim_start().starts_with('{') => "json",
+                other => {
+                    return Err(ConftestError::new(format!(
+                        "parser {other:?} is not supported: gitgate reads {} documents",
+                        PARSERS.join(", ")
+                    )));
+                }
+            }
+        }
+        None => match parser_for(name) {
+            Some(p) => p,
+            None => {
+                return Err(ConftestError::new(format!(
+                    "{name}: unknown file type: gitgate reads {} documents (choose one with --parser)",
+                    PARSERS.join(", ")
+                )));
+            }
+        },
+    };
+    match parser {
+        "json" => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| ConftestError::new(format!("{name}: invalid JSON: {e}")))?;
+            Ok(vec![value])
+        }
+        "dockerfile" => Ok(vec![dockerfile(text)]),
+        "ignore" => Ok(vec![formats::ignore(text)]),
+        "toml" | "ini" | "properties" | "dotenv" => {
+            let value = match parser {
+                "toml" => formats::toml(text),
+                "ini" => formats::ini(text),
+                "properties" => formats::properties(text),
+                _ => formats::dotenv(text),
+            }
+            .map_err(|e| ConftestError::new(format!("{name}: invalid {parser}: {e}")))?;
+            Ok(vec![value])
+        }
+        _ => yaml(name, text),
+    }
+}
+
+/// conftest's YAML reading: a `---` line separates documents; each part is one document, an
+/// empty one `null`.
+fn yaml(name: &str, text: &str) -> Result<Vec<Value>, ConftestError> {
+    let break_ = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let separator = format!("{break_}---{break_}");
+    let parts: Vec<&str> = text.split(separator.as_str()).collect();
+    let mut out = Vec::new();
+    for part in &parts {
+        let docs = crate::manifest::parse_str(name, part)
+            .map_err(|e| ConftestError::new(e.to_string()))?;
+        match docs.len() {
+            0 => out.push(Value::Null),
+            _ => out.extend(docs.into_iter().map(|d| d.value)),
+        }
+    }
+    Ok(out)
+}
+
+/// A Dockerfile as conftest's parser gives it: a list of `{Cmd, Flags, Value, ...}`, one per
+/// instruction, comments as `comment` commands.
+fn dockerfile(text: &str) -> Value {
+    let mut commands = Vec::new();
+    let mut stage: i64 = -1;
+    let mut logical = String::new();
+    let mut comments: Vec<String> = Vec::new();
+    let flush = |line: &str,
+                 comments: &mut Vec<String>,
+                 commands: &mut Vec<Value>,
+                 stage: &mut i64| {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let cmd = cmd.to_ascii_lowercase();
+        if cmd == "from" {
+            *stage += 1;
+        }
+        let current = (*stage).max(0);
+        for c in comments.drain(..) {
+            commands.push(json!({"Cmd": "comment", "SubCmd": "", "JSON": false, "Flags": [], "Value": [c], "Stage": current}));
+        }
+        let mut rest = rest.trim_start();
+        let mut flags = Vec::new();
+        while rest.starts_with("--") {
+            let (flag, more) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            flags.push(flag.to_string());
+            rest = more.trim_start();
+        }
+        let (is_json, values): (bool, Vec<String>) = match serde_json::from_str::<Vec<String>>(rest)
+        {
+            Ok(v) if rest.starts_with('[') => (true, v),
+            _ => match cmd.as_str() {
+                "run" | "cmd" | "entrypoint" | "shell" | "healthcheck" | "onbuild" => {
+                    (false, vec![rest.to_string()])
+                }
+                _ => (false, rest.split_whitespace().map(str::to_string).collect()),
+            },
+        };
+        commands.push(json!({"Cmd": cmd, "SubCmd": "", "JSON": is_json, "Flags": flags, "Value": values, "Stage": current}));
+    };
+    for raw in text.lines() {
+        let trimmed = raw.trim();
+        if logical.is_empty() && trimmed.starts_with('#') {
+            let c = trimmed.trim_start_matches('#').trim();
+            // Parser directives (`# syntax=...`) are not comments.
+            if !(commands.is_empty() && c.contains('=') && !c.contains(' ')) {
+                comments.push(c.to_string());
+            }
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            logical.push_str(head);
+            logical.push(' ');
+            continue;
+        }
+        if !logical.is_empty() && trimmed.starts_with('#') {
+            continue;
+        }
+        logical.push_str(trimmed);
+        let line = std::mem::take(&mut logical);
+        flush(&line, &mut comments, &mut commands, &mut stage);
+    }
+    let line = std::mem::take(&mut logical);
+    flush(&line, &mut comments, &mut commands, &mut stage);
+    Value::Array(commands)
+}
+
+/// Reads a file with `parser` (or by its name).
+pub fn read(path: &Path, parser: Option<&str>) -> Result<Vec<Value>, ConftestError> {
+    let name = path.display().to_string();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConftestError::new(format!("{name}: cannot read: {e}")))?;
+    if meta.len() as usize > crate::manifest::MAX_FILE_BYTES {
+        return Err(ConftestError::new(format!("{name}: over 16 MiB, not read")));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConftestError::new(format!("{name}: cannot read: {e}")))?;
+    parse_text(&name, &text, parser)
+}
+
+/// One file's configuration (what `parse_config_file` returns).
+pub fn config_value(path: &Path, parser: Option<&str>) -> Result<Value, ConftestError> {
+    Ok(single(read(path, parser)?))
+}
+
+/// The documents of a data file.
+pub fn data_file(path: &Path) -> Result<Vec<Value>, ConftestError> {
+    Ok(read(path, None)?
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+/// conftest's `--combine`: one array of `{path, contents}`, each document of each file, by path.
+pub fn combine(files: Vec<(String, Value)>) -> Value {
+    let mut all: Vec<(String, Value)> = Vec::new();
+    for (path, value) in files {
+        match value {
+            Value::Array(docs) if !path.is_empty() && is_multi(&docs) => {
+                all.extend(docs.into_iter().map(|d| (path.clone(), d)))
+            }
+            other => all.push((path, other)),
+        }
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Array(
+        all.into_iter()
+            .map(|(path, contents)| json!({"path": path, "contents": contents}))
+            .collect(),
+    )
+}
+
+/// An array read from a YAML stream of several documents (not a JSON array document).
+fn is_multi(docs: &[Value]) -> bool {
+    docs.iter().all(|d| d.is_object() || d.is_null())
+}
+
+/// The inputs named on the command line: files, directories (every file a parser reads,
+/// recursively), `-` for stdin; an empty name is ignored, as conftest ignores it.
+pub fn inputs(
+    paths: &[PathBuf],
+    parser: Option<&str>,
+    stdin_name: Option<&str>,
+) -> Result<Vec<Input>, ConftestError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let name = p.display().to_string();
+        if name.is_empty() {
+            continue;
+        }
+        if name == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| ConftestError::new(format!("stdin: cannot read: {e}")))?;
+            // stdin has no name: YAML unless --parser (or --stdin-filename) says otherwise.
+            let name = stdin_name.unwrap_or("-");
+            let parser = parser.or_else(|| parser_for(name)).unwrap_or("yaml");
+            let documents = parse_text(name, &text, Some(parser))?;
+            out.push(Input {
+                name: name.to_string(),
+                documents,
+            });
+            continue;
+        }
+        if !p.exists() {
+            return Err(ConftestError::new(format!(
+                "{name}: no such file or directory"
+            )));
+        }
+        if p.is_dir() {
+            for entry in walkdir::WalkDir::new(p)
+                .sort_by_file_name()
+                .follow_links(true)
+                .into_iter()
+                .filter_entry(|e| {
+                    e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
+                })
+            {
+                let entry = entry.map_err(|e| ConftestError::new(e.to_string()))?;
+                let file = entry.path().display().to_string();
+                if entry.file_type().is_file() && (parser.is_some() || parser_for(&file).is_some())
+                {
+                    out.push(Input {
+                        documents: read(entry.path(), parser)?,
+                        name: file,
+                    });
+                }
+            }
+            continue;
+        }
+        out.push(Input {
+            documents: read(p, parser)?,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_split_as_conftest_splits_them() {
+        let docs = parse_text("a.yaml", "a: 1\n---\n\n---\nb: 2\n", None).unwrap();
+        assert_eq!(docs, vec![json!({"a": 1}), Value::Null, json!({"b": 2})]);
+        assert_eq!(parse_text("e.yaml", "", None).unwrap(), vec![Value::Null]);
+    }
+
+    #[test]
+    fn dockerfile_instructions() {
+        let v = dockerfile(
+            "# syntax=docker/dockerfile:1\nFROM alpine AS base\n# hi\nRUN apk add \\\n  curl\nCOPY --link a b\nCMD [\"x\", \"y\"]\n",
+        );
+        let cmds: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Cmd"].as_str().unwrap())
+            .collect();
+        assert_eq!(cmds, vec!["from", "comment", "run", "copy", "cmd"]);
+        assert!(
+            v[2]["Value"][0].as_str().unwrap().ends_with("add  curl"),
+            "{v}"
+        );
+        assert_eq!(v[3]["Flags"], json!(["--link"]));
+        assert_eq!(v[4]["JSON"], json!(true));
+    }
+
+    #[test]
+    fn unknown_parsers_are_named() {
+        let e = parse_text("x", "a=1", Some("hcl2"))
+            .unwrap_err()
+            .to_string();
+        assert!(parse_text("x.tf", "a = 1", None).is_err());
+        assert!(e.contains("\"hcl2\""), "{e}");
+    }
+}
