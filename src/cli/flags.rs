@@ -97,9 +97,6 @@ pub enum Command {
         /// With --coverage: exit 2 when the total coverage (in %) is below this
         #[arg(long, default_value_t = 0.0)]
         threshold: f64,
-        /// Leave out files and directories whose name matches this glob (repeatable), as OPA's
-        #[arg(long)]
-        ignore: Vec<String>,
         /// Parse modules as Rego v0 (as --rego-version v0), as OPA's flag
         #[arg(long, conflicts_with = "v1_compatible")]
         v0_compatible: bool,
@@ -337,7 +334,8 @@ pub struct ConftestFlags {
     /// Exit 0 even when a policy fails
     #[arg(long)]
     pub no_fail: bool,
-    /// Skip input paths this regular expression matches
+    /// Skip input paths this regular expression matches (`gitgate test` outside conftest's
+    /// mode: leave out files and directories whose name matches this glob, as OPA's)
     #[arg(long)]
     pub ignore: Option<String>,
     /// The name stdin (`-`) is reported and parsed as
@@ -381,4 +379,15 @@ pub struct ConftestTests {
     /// Fail (exit 1) on warnings too
     #[arg(long)]
     pub fail_on_warn: bool,
+}
+
+#[cfg(test)]
+mod consistency {
+    /// clap's own checks of the whole command line (two arguments of one name, a short flag
+    /// used twice): a merge of two sets of flags that collide fails here, not at a user's run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

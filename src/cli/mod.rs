@@ -102,18 +102,28 @@ pub fn run(cli: Cli) -> ExitCode {
                 cli.rego_version,
             )
         }
+        // `--ignore` is OPA's on `test`: it alone does not make conftest's mode.
         Command::Test {
             paths,
             tests,
             conftest,
             ..
-        } if commands::conftest_tests(&tests, &conftest) => commands::conftest_verify(
-            &paths,
-            tests,
-            conftest,
-            cli.config.as_deref(),
-            cli.rego_version,
-        ),
+        } if commands::conftest_tests(
+            &tests,
+            &flags::ConftestFlags {
+                ignore: None,
+                ..conftest.clone()
+            },
+        ) =>
+        {
+            commands::conftest_verify(
+                &paths,
+                tests,
+                conftest,
+                cli.config.as_deref(),
+                cli.rego_version,
+            )
+        }
         Command::Verify {
             paths,
             verbose_cases,
@@ -141,13 +151,14 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
             coverage,
             threshold,
-            ignore,
             v0_compatible,
             v1_compatible,
             bundle: _,
             explain: _,
+            conftest,
             ..
         } => {
+            let ignore: Vec<String> = conftest.ignore.into_iter().collect();
             let mut options = options(timeout_ms);
             if v0_compatible {
                 options.rego_version = crate::policy::rego::RegoVersion::V0;
