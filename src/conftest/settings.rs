@@ -107,76 +107,37 @@ enum TomlValue {
     List(Vec<String>),
 }
 
-/// The part of TOML a `conftest.toml` uses: `key = "string"`, `key = true`,
-/// `key = ["a", "b"]` (on one or several lines), comments. Anything else names its line.
+/// The top-level keys of a `conftest.toml` (read by the `toml` crate) that conftest uses:
+/// strings, booleans and lists of strings; a table is conftest's business, not a setting.
 fn read_toml(file: &str, text: &str) -> Result<Vec<(String, TomlValue)>, ConftestError> {
+    let value =
+        super::formats::toml(text).map_err(|e| ConftestError::new(format!("{file}: {e}")))?;
     let mut out = Vec::new();
-    let mut lines = text.lines().enumerate();
-    while let Some((n, raw)) = lines.next() {
-        let line = strip_comment(raw).trim().to_string();
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            continue; // a table header: conftest reads top-level keys only
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(ConftestError::new(format!(
-                "{file}:{}: expected `key = value`",
-                n + 1
-            )));
-        };
-        let key = key.trim().trim_matches('"').to_string();
-        let mut value = value.trim().to_string();
-        if value.starts_with('[') {
-            while !value.contains(']') {
-                let Some((_, more)) = lines.next() else { break };
-                value.push_str(strip_comment(more).trim());
+    for (key, v) in value.as_object().cloned().unwrap_or_default() {
+        let parsed = match v {
+            serde_json::Value::String(s) => TomlValue::Str(s),
+            serde_json::Value::Bool(b) => TomlValue::Bool(b),
+            serde_json::Value::Array(items) => TomlValue::List(
+                items
+                    .into_iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(s) => Ok(s),
+                        other => Err(ConftestError::new(format!(
+                            "{file}: {key}: {other} is not a string"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            serde_json::Value::Object(_) => continue,
+            other => {
+                return Err(ConftestError::new(format!(
+                    "{file}: {key} = {other}: a string, a boolean or a list of strings"
+                )));
             }
-        }
-        let parsed = parse_value(&value).ok_or_else(|| {
-            ConftestError::new(format!("{file}:{}: cannot read the value of {key}", n + 1))
-        })?;
+        };
         out.push((key, parsed));
     }
     Ok(out)
-}
-
-fn strip_comment(line: &str) -> &str {
-    let mut in_string = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' | '\'' => in_string = !in_string,
-            '#' if !in_string => return &line[..i],
-            _ => {}
-        }
-    }
-    line
-}
-
-fn parse_value(value: &str) -> Option<TomlValue> {
-    let unquote = |s: &str| {
-        let s = s.trim();
-        (s.len() >= 2
-            && ((s.starts_with('"') && s.ends_with('"'))
-                || (s.starts_with('\'') && s.ends_with('\''))))
-        .then(|| s[1..s.len() - 1].to_string())
-    };
-    match value {
-        "true" => Some(TomlValue::Bool(true)),
-        "false" => Some(TomlValue::Bool(false)),
-        v if v.starts_with('[') && v.ends_with(']') => {
-            let inner = &v[1..v.len() - 1];
-            let items: Option<Vec<String>> = inner
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(unquote)
-                .collect();
-            items.map(TomlValue::List)
-        }
-        v => unquote(v).map(TomlValue::Str),
-    }
 }
 
 #[cfg(test)]
