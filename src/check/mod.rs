@@ -782,7 +782,7 @@ fn unrendered_changes(
             path: path.clone(),
             line: 0,
             message: format!(
-                "applied by no source: no source renders or reads this file, so what it holds is not checked (repository.sources{})",
+                "applied by no source: no source renders or reads this file, so what it holds is not checked; add its folder to repository.sources, or let a source follow the GitOps controller's objects that apply it (follow: flux|argocd){}",
                 if error {
                     "; repository.unrendered: error"
                 } else {
