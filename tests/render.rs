@@ -1303,30 +1303,56 @@ fn a_template_that_floods_or_writes_invalid_yaml_is_refused_with_helm_engine() {
 // ---------------------------------------------------------------------------------------
 // The cache and the origin annotations.
 
-#[test]
-fn a_commit_that_does_not_touch_a_source_does_not_render_it_again() {
+/// A kustomize that counts its runs in a file, then runs the real engine (`build DIR ...` as
+/// kustomize takes it): the script, and the file. `None` (with a message) where no engine runs.
+fn counting_kustomize(bin: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     if !engines::kustomize() {
-        return;
+        return None;
     }
-    let Some(kubectl) = gitgate::render::sandbox::which("kustomize")
+    let engine = gitgate::render::sandbox::which("kustomize")
         .map(|k| (k, "build"))
-        .or_else(|| gitgate::render::sandbox::which("kubectl").map(|k| (k, "kustomize")))
-    else {
-        return;
-    };
-    let bin = tempfile::tempdir().unwrap();
-    let counter = bin.path().join("renders");
-    // Counts its runs, then runs the real engine (`build DIR ...` as kustomize takes it).
+        .or_else(|| gitgate::render::sandbox::which("kubectl").map(|k| (k, "kustomize")))?;
+    let counter = bin.join("renders");
     let wrapper = script(
-        bin.path(),
+        bin,
         "counting-kustomize",
         &format!(
             "echo run >> {}\nshift\nexec {} {} \"$@\"",
             counter.display(),
-            kubectl.0.display(),
-            kubectl.1
+            engine.0.display(),
+            engine.1
         ),
     );
+    Some((wrapper, counter))
+}
+
+fn runs(counter: &Path) -> usize {
+    std::fs::read_to_string(counter)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+fn window_of(repo: &Repo) -> Vec<gitgate::provenance::approval::WindowCommit> {
+    let tip = repo.resolve_ref("refs/heads/main").unwrap().unwrap();
+    window(
+        repo,
+        tip,
+        Window {
+            commits: 10,
+            max_age: Duration::from_secs(3650 * 86_400),
+        },
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_commit_that_does_not_touch_a_source_does_not_render_it_again() {
+    let bin = tempfile::tempdir().unwrap();
+    let Some((wrapper, counter)) = counting_kustomize(bin.path()) else {
+        return;
+    };
     let gate = format!(
         "repository:\n  sources: [{{path: apps/prod}}, {{path: other}}]\nrender: {{kustomizeBinary: {}}}\n",
         wrapper.display()
@@ -1354,14 +1380,8 @@ fn a_commit_that_does_not_touch_a_source_does_not_render_it_again() {
     );
     let config = config_of(dir.path());
     let index = index_of(dir.path(), &config);
-    let runs = || {
-        std::fs::read_to_string(&counter)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
     assert_eq!(
-        runs(),
+        runs(&counter),
         1,
         "two commits, one render: the second did not touch apps/"
     );
@@ -1377,25 +1397,92 @@ fn a_commit_that_does_not_touch_a_source_does_not_render_it_again() {
         "the base",
     );
     let repo = Repo::open(dir.path()).unwrap();
-    let tip = repo.resolve_ref("refs/heads/main").unwrap().unwrap();
-    let w = window(
-        &repo,
-        tip,
-        Window {
-            commits: 10,
-            max_age: Duration::from_secs(3650 * 86_400),
-        },
-        None,
-    )
-    .unwrap();
-    let index = index.advance(&repo, &w).unwrap();
-    assert_eq!(runs(), 2);
+    let index = index.advance(&repo, &window_of(&repo)).unwrap();
+    assert_eq!(runs(&counter), 2);
     let mut two = echo_deployment("1.0.0");
     two["metadata"]["namespace"] = json!("prod");
     two["spec"]["replicas"] = json!(2);
     let v = admit(&index, &config, &two);
     assert_eq!(v.status, Status::Traceable, "{}", v.reason);
     assert_eq!(v.source.as_deref(), Some("apps/prod"));
+}
+
+/// A Flux Kustomization of the followed entry, applying `./apps/NAME`.
+fn flux_app(name: &str) -> String {
+    format!(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: {name}, namespace: flux-system}}\nspec:\n  interval: 10m\n  sourceRef: {{kind: GitRepository, name: flux-system}}\n  path: ./apps/{name}\n  targetNamespace: {name}\n  prune: true\n"
+    )
+}
+
+#[test]
+fn a_followed_entry_renders_only_what_a_new_commit_changed() {
+    let bin = tempfile::tempdir().unwrap();
+    let Some((wrapper, counter)) = counting_kustomize(bin.path()) else {
+        return;
+    };
+    let gate = format!(
+        "repository:\n  sources: [{{path: clusters/prod, follow: flux}}]\nrender: {{kustomizeBinary: {}}}\n",
+        wrapper.display()
+    );
+    let sync = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec:\n  interval: 1m\n  ref: {branch: main}\n  url: ssh://git@example.com/acme/fleet\n";
+    let dir = repo_of(&[
+        ("gitgate.yaml".into(), gate),
+        (
+            "clusters/prod/flux-system/gotk-sync.yaml".into(),
+            sync.into(),
+        ),
+        ("clusters/prod/a.yaml".into(), flux_app("a")),
+        ("clusters/prod/b.yaml".into(), flux_app("b")),
+        (
+            "apps/a/kustomization.yaml".into(),
+            kustomization("resources: [deployment.yaml]\n"),
+        ),
+        ("apps/a/deployment.yaml".into(), ECHO_DEPLOYMENT.into()),
+        (
+            "apps/b/kustomization.yaml".into(),
+            kustomization("resources: [settings.yaml]\n"),
+        ),
+        ("apps/b/settings.yaml".into(), CONFIG_MAP.into()),
+    ]);
+    for level in ["debug", "trace"] {
+        commit_files(
+            dir.path(),
+            &[(
+                "apps/b/settings.yaml",
+                CONFIG_MAP.replace("info", level).as_bytes(),
+            )],
+            "b's level",
+        );
+    }
+    let config = config_of(dir.path());
+    let index = index_of(dir.path(), &config);
+    assert!(
+        index.render_errors().is_empty(),
+        "{:?}",
+        index.render_errors()
+    );
+    // a once, b once per distinct content: three commits of b.
+    assert_eq!(runs(&counter), 4, "each distinct build once in the window");
+    // The first commit after the window was built renders what it changed, and only that
+    // (the walk of the entry finds the other build in the cache).
+    commit_files(
+        dir.path(),
+        &[(
+            "apps/a/deployment.yaml",
+            ECHO_DEPLOYMENT
+                .replace("replicas: 1", "replicas: 3")
+                .as_bytes(),
+        )],
+        "a's replicas",
+    );
+    let repo = Repo::open(dir.path()).unwrap();
+    let index = index.advance(&repo, &window_of(&repo)).unwrap();
+    assert_eq!(runs(&counter), 5, "only apps/a was rendered again");
+    let mut three = echo_deployment("1.0.0");
+    three["metadata"]["namespace"] = json!("a");
+    three["spec"]["replicas"] = json!(3);
+    let v = admit(&index, &config, &three);
+    assert_eq!(v.status, Status::Traceable, "{}", v.reason);
 }
 
 #[test]

@@ -665,7 +665,13 @@ impl Index {
         self.units.retain(|k, _| used_units.contains(k));
         let dirs: HashSet<&str> = layout.units.iter().map(|u| u.id.as_str()).collect();
         self.last_good.retain(|d, _| dirs.contains(d.as_str()));
-        self.renderer.end_commit();
+        self.renderer.end_commit(layout.units.iter().map(|u| {
+            let rendered = to_render
+                .iter()
+                .position(|r| r.key == u.key)
+                .map(|i| &rendered[i]);
+            (u.key.as_str(), rendered)
+        }));
         self.commits.push_front((seq, commit));
         self.newest = newest;
         Ok(())

@@ -296,9 +296,25 @@ impl Renderer {
     }
 
     /// Drops what neither this commit nor the one before it used; called once per commit
-    /// by a caller that renders commits one after another.
-    pub fn end_commit(&self) {
+    /// by a caller that renders commits one after another. `used` are the keys of the units
+    /// the commit holds, with their renders where the caller holds them: they are kept
+    /// whenever they were rendered (a window built at once lays out and renders every commit
+    /// before folding them in, so the newest commit's renders are older than the folds), and
+    /// the next commit's walk of followed sources finds them.
+    pub fn end_commit<'a>(&self, used: impl IntoIterator<Item = (&'a str, Option<&'a Rendered>)>) {
         let mut cache = self.cache();
+        let generation = cache.generation;
+        for (key, rendered) in used {
+            match (cache.outputs.get_mut(key), rendered) {
+                (Some((g, _)), _) => *g = generation,
+                (None, Some(r)) if !matches!(&**r, Err(e) if e.is_transient()) => {
+                    cache
+                        .outputs
+                        .insert(key.to_string(), (generation, r.clone()));
+                }
+                (None, _) => {}
+            }
+        }
         cache.generation += 1;
         let keep = cache.generation.saturating_sub(1);
         cache.discovered.retain(|_, (g, _)| *g >= keep);
