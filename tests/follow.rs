@@ -748,6 +748,87 @@ fn a_helm_release_with_a_chart_of_this_repository_is_templated_as_helm_controlle
 }
 
 #[test]
+fn a_helm_releases_values_files_replace_the_charts_own_values_as_source_controller_does() {
+    let Some(helm) = support::engines::helm() else {
+        return;
+    };
+    // source-controller merges `valuesFiles` into the chart's defaults in place of its
+    // values.yaml: a default the chart's values.yaml turns off is on again where the list
+    // leaves values.yaml out.
+    let release = |spec: &str| {
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {{name: web, namespace: flux-system}}\nspec:\n  targetNamespace: prod\n  chart:\n    spec:\n      chart: ./charts/web\n      sourceRef: {{kind: GitRepository, name: flux-system}}\n{spec}"
+        )
+    };
+    let template = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n  namespace: {{ .Release.Namespace }}\nspec:\n  containers:\n  - name: c\n    image: busybox:{{ .Values.tag }}\n    securityContext: {privileged: {{ if hasKey .Values \"privileged\" }}{{ .Values.privileged }}{{ else }}true{{ end }}}\n";
+    let config = format!(
+        "repository:\n  sources: [{{path: clusters/production, follow: flux}}]\nrender:\n  helmBinary: {}\n",
+        helm.display()
+    );
+    let repo = support::repo_with(&[
+        ("gitgate.yaml", config.as_bytes()),
+        ("clusters/production/web.yaml", release("").as_bytes()),
+        (
+            "charts/web/Chart.yaml",
+            b"apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        (
+            "charts/web/values.yaml",
+            b"privileged: false\ntag: \"1.36\"\n",
+        ),
+        ("charts/web/values-prod.yaml", b"tag: \"1.37\"\n"),
+        ("charts/web/templates/pod.yaml", template.as_bytes()),
+    ]);
+    let dir = repo.path();
+    let cases = [
+        // values.yaml left out: privileged, as Flux applies it.
+        ("      valuesFiles: [charts/web/values-prod.yaml]\n", 1),
+        // values.yaml listed first: its values count, the next file's go over them.
+        (
+            "      valuesFiles: [charts/web/values.yaml, charts/web/values-prod.yaml]\n",
+            0,
+        ),
+        // A file Git does not hold: source-controller fails the chart...
+        (
+            "      valuesFiles: [charts/web/values.yaml, charts/web/missing.yaml]\n",
+            2,
+        ),
+        // ...unless told to leave missing files out.
+        (
+            "      valuesFiles: [charts/web/values.yaml, charts/web/missing.yaml]\n      ignoreMissingValuesFiles: true\n",
+            0,
+        ),
+    ];
+    for (i, (spec, expected)) in cases.into_iter().enumerate() {
+        let branch = format!("pr{i}");
+        support::git(
+            dir,
+            "a@example.com",
+            0,
+            &["checkout", "-q", "-B", &branch, "main"],
+        );
+        support::commit_files(
+            dir,
+            &[("clusters/production/web.yaml", release(spec).as_bytes())],
+            "values files",
+        );
+        let (code, out, err) =
+            support::gitgate(dir, &["check", "--base", "main", "--head", &branch]);
+        assert_eq!(code, expected, "{spec}: {out}{err}");
+        if expected == 1 {
+            assert!(out.contains("privileged"), "{out}");
+            assert!(out.contains("Pod prod/prod-web"), "{out}");
+        }
+        if expected == 2 {
+            assert!(
+                out.contains("missing.yaml") || err.contains("missing.yaml"),
+                "{out}{err}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_parent_that_patches_its_child_kustomizations_is_applied_first() {
     if !support::engines::kustomize() {
         return;

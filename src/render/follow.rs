@@ -837,10 +837,13 @@ fn helm_release(
     let caveat = artifact_caveat(&source, namespace, pool);
     // Values files of the chart's source are relative to the repository's root.
     let up = "../".repeat(dir.split('/').filter(|s| !s.is_empty()).count());
-    let value_files = strings(hr.pointer("/spec/chart/spec/valuesFiles"))
+    let value_files: Vec<String> = strings(hr.pointer("/spec/chart/spec/valuesFiles"))
         .into_iter()
         .map(|f| format!("{up}{}", paths::clean(&f)))
         .collect();
+    // source-controller merges the listed files into the chart's defaults, in place of its
+    // values.yaml; helm-controller's values go over those.
+    let replace_chart_values = !value_files.is_empty();
     let target = |build: Build| Target {
         dir: dir.clone(),
         build,
@@ -914,6 +917,11 @@ fn helm_release(
             .is_some_and(|m| !m.is_empty())
             .then_some(values),
         include_crds: Some(true),
+        replace_chart_values,
+        ignore_missing_values_files: hr
+            .pointer("/spec/chart/spec/ignoreMissingValuesFiles")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     };
     Ok(target(Build::Helm(helm)))
 }
@@ -1126,6 +1134,12 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
                 source.pointer("/helm/skipCrds"),
                 Some(Value::Bool(true))
             )),
+            // Argo CD layers its value files over the chart's values.yaml, as `helm -f`.
+            replace_chart_values: false,
+            ignore_missing_values_files: matches!(
+                source.pointer("/helm/ignoreMissingValueFiles"),
+                Some(Value::Bool(true))
+            ),
         };
         // An explicit type (`kustomize`, `helm`, `directory`, `plugin`: one of them) is how
         // Argo CD builds the path, whatever the folder holds.

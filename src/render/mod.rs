@@ -690,6 +690,7 @@ impl Renderer {
             };
             match at.entry(&path)? {
                 Some((blob, false)) => blobs.push((path, blob)),
+                None if helm.ignore_missing_values_files => {}
                 _ => {
                     return Ok(Err(RenderError::Missing {
                         unit,
@@ -1057,9 +1058,30 @@ impl Renderer {
         if unit.helm.include_crds.unwrap_or(true) {
             cmd.arg("--include-crds");
         }
+        // Flux's values files are the chart's defaults: its own values.yaml is moved out of
+        // the chart (read from there only where the list names it) and an empty one left.
+        let own_values = paths::child(&unit.dir, "values.yaml");
+        let moved = sandbox.path("chart-values.yaml");
+        if unit.helm.replace_chart_values {
+            let on_disk = sandbox.repo().join(&own_values);
+            let held = std::fs::read(&on_disk).unwrap_or_default();
+            std::fs::write(&moved, held)
+                .and_then(|()| std::fs::write(&on_disk, b"{}\n"))
+                .map_err(|e| RenderError::Io {
+                    unit: name.clone(),
+                    message: format!("cannot set the chart's values from its values files: {e}"),
+                })?;
+        }
         for f in &unit.helm.value_files {
             if let Some(path) = paths::join(&unit.dir, f) {
-                cmd.arg("--values").arg(sandbox.repo().join(path));
+                let on_disk = if unit.helm.replace_chart_values && path == own_values {
+                    moved.clone()
+                } else {
+                    sandbox.repo().join(&path)
+                };
+                if on_disk.is_file() {
+                    cmd.arg("--values").arg(on_disk);
+                }
             }
         }
         if let Some(values) = &unit.helm.values {

@@ -79,6 +79,17 @@ pub struct HelmSpec {
     /// `--include-crds`: the chart's `crds/` are applied too (Argo CD and Flux do by default).
     #[serde(rename = "includeCRDs")]
     pub include_crds: Option<bool>,
+    /// The values files replace the chart's own `values.yaml` (which counts only where they
+    /// list it) instead of being layered over it: Flux's `HelmChart.spec.valuesFiles`, which
+    /// source-controller merges into the packaged chart's defaults. Set by `follow` only.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub replace_chart_values: bool,
+    /// A values file Git does not hold is left out rather than an error (Flux's
+    /// `ignoreMissingValuesFiles`). Set by `follow` only.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub ignore_missing_values_files: bool,
 }
 
 /// `render:` in the configuration: the engines and the limits of one render.
