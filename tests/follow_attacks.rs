@@ -261,6 +261,65 @@ fn check_excludes_only_what_argo_cd_excludes() {
     assert!(out.contains("privileged"), "{out}");
 }
 
+/// `.sourceignore` is Flux's source-controller's: Argo CD reads the repository as it is. A
+/// pull request that lists its own manifest in `.sourceignore` (or the kustomization that
+/// leaves it out) hid it from gitgate, while Argo CD applied it.
+#[test]
+fn check_reads_an_argo_cd_folder_whole_whatever_sourceignore_says() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let app = |path: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: {path}, namespace: argocd}}\nspec:\n  source:\n    repoURL: https://github.com/acme/fleet\n    targetRevision: HEAD\n    path: {path}\n  destination: {{namespace: web}}\n"
+        )
+    };
+    let built = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n";
+    let evil = privileged();
+    let cases: [(&str, &[(&str, &[u8])]); 2] = [
+        // A directory source: the hidden file is applied.
+        (
+            "web/evil.yaml",
+            &[
+                ("web/evil.yaml", evil.as_bytes()),
+                (".sourceignore", b"web/evil.yaml\n"),
+            ],
+        ),
+        // A kustomize source: Argo CD builds the kustomization .sourceignore names, which
+        // takes in the new file.
+        (
+            "built/kustomization.yaml",
+            &[
+                ("built/evil.yaml", evil.as_bytes()),
+                (
+                    "built/kustomization.yaml",
+                    b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml, evil.yaml]\n",
+                ),
+                (".sourceignore", b"built/kustomization.yaml\nbuilt/evil.yaml\n"),
+            ],
+        ),
+    ];
+    for (what, pr) in cases {
+        let (code, out, err) = check_pr(
+            &[
+                (
+                    "gitgate.yaml",
+                    b"repository:\n  url: git@github.com:acme/fleet.git\n  sources: [{path: argocd, follow: argocd}]\n",
+                ),
+                ("argocd/web.yaml", app("web").as_bytes()),
+                ("argocd/built.yaml", app("built").as_bytes()),
+                ("web/deploy.yaml", DEPLOYMENT.as_bytes()),
+                ("built/kustomization.yaml", built.as_bytes()),
+                ("built/deploy.yaml", DEPLOYMENT.as_bytes()),
+            ],
+            pr,
+            "text",
+        );
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        assert!(out.contains("privileged"), "{what}: {out}");
+    }
+}
+
 /// Argo CD evaluates `.jsonnet` files of a directory source; gitgate does not render Jsonnet
 /// and did not name the file either (not a manifest path): `check` passed, exit 0.
 #[test]
@@ -534,7 +593,6 @@ fn a_git_repository_that_includes_another_source_is_unverifiable() {
 /// `kustomization.yaml` there makes Flux apply the folder's files raw (the unpatched base,
 /// files the kustomization does not name) while gitgate builds the kustomization.
 #[test]
-#[ignore = "spec.ignore is not read: the layout's ignore rules are one per commit, not one per GitRepository (needs plumbing in render/mod.rs)"]
 fn check_honours_a_git_repositorys_own_ignore_patterns() {
     if !support::engines::kustomize() {
         return;

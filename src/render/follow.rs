@@ -13,7 +13,7 @@
 //! This module reads objects and says what to render ([`Target`]) or why not ([`Said`]); the
 //! renderer renders the targets, whose output is followed in turn.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -94,6 +94,18 @@ pub struct Target {
     pub line: usize,
     /// Its patches.
     pub patched: Vec<Patched>,
+    /// What the controller leaves out of the files it reads.
+    pub exclusions: Exclusions,
+}
+
+/// What a controller leaves out of the repository's files before it builds a folder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exclusions {
+    /// Flux's source-controller: its defaults, the commit's `.sourceignore` files, then the
+    /// GitRepository's own `spec.ignore` (patterns from the root, last, so they can re-include).
+    Flux(Option<String>),
+    /// Argo CD reads the repository's files as they are.
+    None,
 }
 
 /// How a target's folder is built.
@@ -301,19 +313,23 @@ pub fn targets(
 
 /// Where a Flux source reference leads in this repository: the path prefix mapping
 /// (artifact path → repository path), or why it is not this repository.
+/// Where a Flux object's source puts this repository's folders, and the source's own
+/// exclusions (`spec.ignore`).
 fn flux_source(
     source: &Value,
     own_namespace: &str,
     pool: &[Found<'_>],
     this: &ThisRepository,
-) -> Result<Mapping, String> {
+) -> Result<(Mapping, Option<String>), String> {
     let kind = text(source, "/kind").unwrap_or("");
     let name = text(source, "/name").unwrap_or("");
     let namespace = text(source, "/namespace")
         .filter(|s| !s.is_empty())
         .unwrap_or(own_namespace);
     match kind {
-        "GitRepository" => git_repository(name, namespace, pool, this).map(|()| Mapping::Same),
+        "GitRepository" => {
+            git_repository(name, namespace, pool, this).map(|ignore| (Mapping::Same, ignore))
+        }
         "ExternalArtifact" => {
             let generator = pool.iter().find(|g| {
                 group_kind(g.object) == ("source.extensions.fluxcd.io", "ArtifactGenerator")
@@ -346,6 +362,7 @@ fn flux_source(
                 })
                 .unwrap_or_default();
             let mut copies = Vec::new();
+            let mut ignores = BTreeSet::new();
             for copy in artifact
                 .get("copy")
                 .and_then(Value::as_array)
@@ -368,14 +385,14 @@ fn flux_source(
                         "ArtifactGenerator source {alias} is not a GitRepository"
                     ));
                 }
-                git_repository(
+                ignores.insert(git_repository(
                     text(source, "/name").unwrap_or(""),
                     text(source, "/namespace")
                         .filter(|s| !s.is_empty())
                         .unwrap_or(namespace),
                     pool,
                     this,
-                )?;
+                )?);
                 let Some(src) = path.strip_suffix("/**").or(path.strip_suffix("/*")) else {
                     return Err(format!(
                         "ArtifactGenerator copy from {from:?}: gitgate reads copies of a folder's content (@source/dir/**) only"
@@ -389,7 +406,12 @@ fn flux_source(
                     paths::clean(src),
                 ));
             }
-            Ok(Mapping::Copies(copies))
+            if ignores.len() > 1 {
+                return Err(format!(
+                    "ExternalArtifact {namespace}/{name} copies from GitRepositories that leave out different files (spec.ignore): what it holds is not read"
+                ));
+            }
+            Ok((Mapping::Copies(copies), ignores.pop_first().flatten()))
         }
         "" => Err("it has no sourceRef".into()),
         other => Err(format!(
@@ -486,13 +508,13 @@ fn artifact_caveat(source: &Value, own_namespace: &str, pool: &[Found<'_>]) -> O
 
 /// Whether GitRepository `namespace/name` is this repository on its protected branch: one
 /// Git holds with this repository's URL, or Flux's bootstrap source (`flux-system`), which
-/// Git need not hold.
+/// Git need not hold. Its `spec.ignore`, where it has one.
 fn git_repository(
     name: &str,
     namespace: &str,
     pool: &[Found<'_>],
     this: &ThisRepository,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let held = pool.iter().find(|g| {
         group_kind(g.object) == ("source.toolkit.fluxcd.io", "GitRepository")
             && name_of(g.object) == name
@@ -527,7 +549,7 @@ fn git_repository(
                 .filter(|b| !b.is_empty())
                 .unwrap_or("master");
             if branch == this.branch {
-                Ok(())
+                Ok(text(g.object, "/spec/ignore").map(str::to_string))
             } else {
                 Err(format!(
                     "its source, GitRepository {namespace}/{name}, follows branch {branch}{}, not the protected branch {}",
@@ -540,7 +562,7 @@ fn git_repository(
                 ))
             }
         }
-        None if name == "flux-system" && namespace == "flux-system" => Ok(()),
+        None if name == "flux-system" && namespace == "flux-system" => Ok(None),
         None => Err(format!(
             "its source, GitRepository {namespace}/{name}, is not in this repository, so which repository it reads cannot be told"
         )),
@@ -574,7 +596,7 @@ fn flux_kustomization(
     let namespace = namespace_or(k, "flux-system");
     let by = format!("Kustomization {namespace}/{name}");
     let source = k.pointer("/spec/sourceRef").cloned().unwrap_or(Value::Null);
-    let mapping = flux_source(&source, namespace, pool, this)
+    let (mapping, ignore) = flux_source(&source, namespace, pool, this)
         .map_err(|m| format!("{by}: not followed: {m}"))?;
     let path = text(k, "/spec/path").unwrap_or("./");
     let Some(dir) = paths::join("", path).and_then(|p| mapping.map(&p)) else {
@@ -636,6 +658,7 @@ fn flux_kustomization(
             patched_at(f, "/spec/patchesJson6902"),
         ]
         .concat(),
+        exclusions: Exclusions::Flux(ignore.clone()),
     };
     if let Some(why) = rearranged {
         return Ok(target(Build::Unverifiable(format!(
@@ -823,7 +846,7 @@ fn helm_release(
             text(&source, "/name").unwrap_or("")
         ));
     }
-    let mapping = flux_source(&source, namespace, pool, this)
+    let (mapping, ignore) = flux_source(&source, namespace, pool, this)
         .map_err(|m| format!("{by}: not followed: {m}"))?;
     let Some(dir) = paths::join("", chart).and_then(|p| mapping.map(&p)) else {
         return Err(format!(
@@ -852,6 +875,7 @@ fn helm_release(
         path: f.path.to_string(),
         line: f.line,
         patched: Vec::new(),
+        exclusions: Exclusions::Flux(ignore.clone()),
     };
     if let Some(why) = caveat {
         return Ok(target(Build::Unverifiable(format!(
@@ -1179,6 +1203,7 @@ fn application(f: &Found<'_>, this: &ThisRepository) -> Result<Vec<Target>, Stri
             path: f.path.to_string(),
             line: f.line,
             patched: patched_at(f, "/spec/source/kustomize/patches"),
+            exclusions: Exclusions::None,
         });
     }
     Ok(out)

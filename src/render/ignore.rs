@@ -86,6 +86,25 @@ impl Ignored {
         Ok(Ignored { search, files })
     }
 
+    /// These exclusions and then `patterns` (a GitRepository's `spec.ignore`: relative to the
+    /// repository's root, read after every `.sourceignore`, so the last word).
+    pub fn with_patterns(&self, patterns: &str) -> Ignored {
+        let mut search = self.search.clone();
+        add(&mut search, patterns.as_bytes(), FILE_NAME);
+        Ignored {
+            search,
+            files: self.files.clone(),
+        }
+    }
+
+    /// No exclusions at all (a controller that reads the repository as it is: Argo CD).
+    pub fn nothing() -> Ignored {
+        Ignored {
+            search: Search::default(),
+            files: Vec::new(),
+        }
+    }
+
     /// Whether source-controller leaves `path` (relative to the repository's root) out: the
     /// path or one of its folders is matched by a pattern that is not negated.
     pub fn ignores(&self, path: &str) -> bool {
@@ -147,6 +166,20 @@ mod tests {
         assert!(ignored.ignores(".github/workflows/ci.yaml"));
         assert!(ignored.ignores("apps/.sops.yaml"));
         assert!(!ignored.ignores("apps/base/deploy.yaml"));
+    }
+
+    #[test]
+    fn a_git_repositorys_own_patterns_come_last() {
+        let ignored = with(&[("", "apps/web/kustomization.yaml\n")]);
+        let more = ignored.with_patterns("# all but deploy/\n/*\n!/deploy/\n");
+        assert!(more.ignores("apps/web/deploy.yaml"));
+        assert!(!more.ignores("deploy/web.yaml"));
+        // The defaults and the .sourceignore files still count below what is re-included.
+        assert!(more.ignores("deploy/logo.png"));
+        let back = ignored.with_patterns("!apps/web/kustomization.yaml\n");
+        assert!(!back.ignores("apps/web/kustomization.yaml"));
+        assert!(ignored.ignores("apps/web/kustomization.yaml"));
+        assert!(!Ignored::nothing().ignores(".github/workflows/ci.yaml"));
     }
 
     #[test]

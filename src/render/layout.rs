@@ -284,6 +284,9 @@ impl Renderer {
         layout: &mut Layout,
         (new_plain, new_units): (&mut Vec<String>, &mut Vec<usize>),
     ) -> Result<(), GitError> {
+        // What the target's controller leaves out of the files, where not the commit's own.
+        let excluding = at.excluding(&target.exclusions);
+        let at = excluding.as_ref().unwrap_or(at);
         let by = target.by.clone();
         let id = format!("{} ({by})", paths::display(&target.dir));
         let failed = |message: String| Unit {

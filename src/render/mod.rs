@@ -228,7 +228,8 @@ struct Cache {
     generation: u64,
     /// (source, its tree, the commit's `.sourceignore` files) → what it holds.
     discovered: HashMap<(usize, ObjectId, u64), (u64, Arc<Discovery>)>,
-    scans: HashMap<ObjectId, (u64, Option<Arc<Scanned>>)>,
+    /// (a folder's tree, its path, the exclusions) → its kustomization, read.
+    scans: HashMap<(ObjectId, String, u64), (u64, Option<Arc<Scanned>>)>,
     /// A chart's tree → what in its templates reads the cluster.
     cluster_reads: HashMap<ObjectId, (u64, Option<String>)>,
     outputs: HashMap<String, (u64, Rendered)>,
@@ -477,10 +478,13 @@ impl Renderer {
         dir: &str,
         tree: ObjectId,
     ) -> Result<Result<Option<Arc<Scanned>>, String>, GitError> {
+        // A kustomization the controller leaves out is not there: what is left out depends
+        // on where the tree is and on the exclusions.
+        let key = (tree, dir.to_string(), at.ignored_fingerprint);
         {
             let mut cache = self.cache();
             let generation = cache.generation;
-            if let Some((g, s)) = cache.scans.get_mut(&tree) {
+            if let Some((g, s)) = cache.scans.get_mut(&key) {
                 *g = generation;
                 return Ok(Ok(s.clone()));
             }
@@ -488,6 +492,9 @@ impl Renderer {
         let mut found = None;
         for name in kustomize::FILE_NAMES {
             let file = paths::child(dir, name);
+            if at.ignored.ignores(&file) {
+                continue;
+            }
             if let Some((blob, false)) = at.entry(&file)? {
                 found = Some((file, blob));
                 break;
@@ -507,7 +514,7 @@ impl Renderer {
         };
         let mut cache = self.cache();
         let generation = cache.generation;
-        cache.scans.insert(tree, (generation, scanned.clone()));
+        cache.scans.insert(key, (generation, scanned.clone()));
         Ok(Ok(scanned))
     }
 
@@ -1186,6 +1193,29 @@ impl<'a> At<'a> {
             ignored,
             ignored_fingerprint,
             seen: Default::default(),
+        })
+    }
+
+    /// The same commit read with other exclusions: a followed object's controller's (Flux
+    /// with its GitRepository's `spec.ignore`, or Argo CD, which leaves nothing out). `None`
+    /// where they are this commit's own.
+    fn excluding(&self, exclusions: &follow::Exclusions) -> Option<At<'a>> {
+        use std::hash::{Hash, Hasher};
+        let (ignored, salt) = match exclusions {
+            follow::Exclusions::Flux(None) => return None,
+            follow::Exclusions::Flux(Some(patterns)) => {
+                (self.ignored.with_patterns(patterns), patterns.as_str())
+            }
+            follow::Exclusions::None => (ignore::Ignored::nothing(), "\0argocd"),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.ignored_fingerprint, salt).hash(&mut h);
+        Some(At {
+            repo: self.repo,
+            root: self.root,
+            ignored,
+            ignored_fingerprint: h.finish(),
+            seen: self.seen.clone(),
         })
     }
 
