@@ -224,12 +224,15 @@ impl Default for Renderer {
 
 /// Entries used by the current or the previous commit are kept.
 #[derive(Default)]
+/// A folder's tree, its path and the fingerprint of the exclusions it was read with.
+type ScanKey = (ObjectId, String, u64);
+
 struct Cache {
     generation: u64,
     /// (source, its tree, the commit's `.sourceignore` files) → what it holds.
     discovered: HashMap<(usize, ObjectId, u64), (u64, Arc<Discovery>)>,
     /// (a folder's tree, its path, the exclusions) → its kustomization, read.
-    scans: HashMap<(ObjectId, String, u64), (u64, Option<Arc<Scanned>>)>,
+    scans: HashMap<ScanKey, (u64, Option<Arc<Scanned>>)>,
     /// A chart's tree → what in its templates reads the cluster.
     cluster_reads: HashMap<ObjectId, (u64, Option<String>)>,
     outputs: HashMap<String, (u64, Rendered)>,
