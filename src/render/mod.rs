@@ -223,10 +223,10 @@ impl Default for Renderer {
 }
 
 /// Entries used by the current or the previous commit are kept.
-#[derive(Default)]
 /// A folder's tree, its path and the fingerprint of the exclusions it was read with.
 type ScanKey = (ObjectId, String, u64);
 
+#[derive(Default)]
 struct Cache {
     generation: u64,
     /// (source, its tree, the commit's `.sourceignore` files) → what it holds.
