@@ -276,7 +276,8 @@ fn check_reads_an_argo_cd_folder_whole_whatever_sourceignore_says() {
     };
     let built = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n";
     let evil = privileged();
-    let cases: [(&str, &[(&str, &[u8])]); 2] = [
+    type Files<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: [(&str, Files); 2] = [
         // A directory source: the hidden file is applied.
         (
             "web/evil.yaml",
