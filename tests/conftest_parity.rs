@@ -227,11 +227,14 @@ fn stdin_is_read_as_yaml_or_with_the_parser_given() {
     assert_eq!(code, 0, "{out}");
     let (code, _, err) = run(
         dir.path(),
-        &["check", "--parser", "hocon", "-p", "policy", "-"],
+        &["check", "--parser", "cue", "-p", "policy", "-"],
         Some("a = 1"),
     );
-    assert_eq!(code, 2);
-    assert!(err.contains("parser \"hocon\" is not supported"), "{err}");
+    assert_eq!(code, 1, "conftest's error exit");
+    assert!(
+        err.contains("\"cue\" parser is not supported") && err.contains("-: "),
+        "the parser and the input are named: {err}"
+    );
 }
 
 #[test]
@@ -696,7 +699,10 @@ fn strict_and_capabilities_refuse_what_conftest_refuses() {
         &["check", "--strict", "-p", "policy", "in.yaml"],
         None,
     );
-    assert_eq!(code, 2);
+    assert_eq!(
+        code, 1,
+        "conftest answers 1 when its policies do not compile"
+    );
     assert!(
         err.contains("assigned var unused unused") && err.contains("unused argument y"),
         "{err}"
@@ -713,7 +719,10 @@ fn strict_and_capabilities_refuse_what_conftest_refuses() {
         ],
         None,
     );
-    assert_eq!(code, 2);
+    assert_eq!(
+        code, 1,
+        "conftest answers 1 when its policies do not compile"
+    );
     assert!(err.contains("undefined function http.send"), "{err}");
 }
 
@@ -798,4 +807,225 @@ fn beside_gitgate_policies_conftest_policies_still_read_the_manifest_as_written(
     assert_eq!(items.len(), 1, "{report:#}");
     assert_eq!(items[0]["message"], "a namespace is required");
     assert_eq!(items[0]["path"], "deploy.yaml");
+}
+
+/// conftest's exit codes in its mode (docs/options.md, `--fail-on-warn`): a run that cannot
+/// start (no policy under `-p`, a policy that does not compile) is its command's error, exit 1;
+/// under `--fail-on-warn`, failures are 2 and warnings alone 1.
+#[test]
+fn exit_codes_are_conftests() {
+    let dir = k8s_dir();
+    write(dir.path(), &[("empty/readme.md", "no policies here\n")]);
+    let (code, _, err) = run(
+        dir.path(),
+        &["check", "-p", "empty", "deployment.yaml"],
+        None,
+    );
+    assert_eq!(code, 1, "no policies: {err}");
+    assert!(err.contains("no policies found"), "{err}");
+    let (code, _, _) = run(dir.path(), &["test", "-p", "empty"], None);
+    assert_eq!(code, 1, "verify without policies");
+    let (code, _, _) = run(
+        dir.path(),
+        &["check", "--fail-on-warn", "-p", "policy", "deployment.yaml"],
+        None,
+    );
+    assert_eq!(code, 2, "failures under --fail-on-warn");
+    let (code, _, _) = run(
+        dir.path(),
+        &["check", "--fail-on-warn", "-p", "policy", "service.yaml"],
+        None,
+    );
+    assert_eq!(code, 1, "warnings only under --fail-on-warn");
+}
+
+/// HCL: `.tf`, `.tfvars` and `.hcl` files are HCL 2 in hcl2json's shape (a block's labels
+/// nest, its body is a list); `--parser hcl1` gives HCL 1's lists of objects.
+#[test]
+fn terraform_is_read_as_hcl2_and_hcl1() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "main.tf",
+                "provider \"cloud\" {\n  region = \"eu-1\"\n}\n\nresource \"lb_listener\" \"web\" {\n  port     = 80\n  protocol = \"HTTP\"\n  target   = \"${lb.web.arn}\"\n}\n",
+            ),
+            (
+                "policy/lb.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  some name, listeners in input.resource.lb_listener\n  listeners[0].protocol == \"HTTP\"\n  msg := sprintf(\"listener %s uses HTTP (%v)\", [name, listeners[0].target])\n}\n",
+            ),
+            (
+                "hcl1/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"region\" if input.provider[0].cloud[0].region != \"us-1\"\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "main.tf"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL - main.tf - main - listener web uses HTTP (${lb.web.arn})"),
+        "{out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "--parser", "hcl1", "-p", "hcl1", "main.tf"],
+        None,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL - main.tf - main - region"), "{out}");
+    write(dir.path(), &[("bad.tf", "resource \"a\" {\n")]);
+    let (code, _, err) = run(dir.path(), &["check", "-p", "policy", "bad.tf"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.tf: invalid hcl2"), "{err}");
+}
+
+/// XML as goxml2json gives it: attributes `-name`, repeated elements a list, text a string.
+#[test]
+fn xml_is_read_as_goxml2json_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "app.xml",
+                "<?xml version=\"1.0\"?>\n<app version=\"2\">\n  <module><name>core</name><level>1</level></module>\n  <module><name>web &amp; api</name><level>3</level></module>\n</app>\n",
+            ),
+            (
+                "policy/xml.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  some m in input.app.module\n  to_number(m.level) > 2\n  msg := sprintf(\"%s is level %s of app v%s\", [m.name, m.level, input.app[\"-version\"]])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.xml"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("web & api is level 3 of app v2"), "{out}");
+}
+
+/// SPDX's tag-value form is read (as the SPDX JSON document), and `gitgate parse` prints
+/// what conftest mode reads, as `conftest parse` does.
+#[test]
+fn spdx_tag_value_and_parse() {
+    let dir = k8s_dir();
+    write(
+        dir.path(),
+        &[
+            (
+                "sbom.spdx",
+                "SPDXVersion: SPDX-2.2\nDataLicense: CC0-1.0\nSPDXID: SPDXRef-DOCUMENT\nDocumentName: demo\nDocumentNamespace: https://example.com/demo\nCreator: Tool: handmade\nCreated: 2024-01-01T00:00:00Z\n",
+            ),
+            (
+                "spdx/p.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.dataLicense != \"MIT\"\n  msg := sprintf(\"data license %s\", [input.dataLicense])\n}\n",
+            ),
+            ("Dockerfile", "FROM alpine\nRUN echo hi\n"),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "spdx", "sbom.spdx"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("data license CC0-1.0"), "{out}");
+
+    let (code, out, _) = run(dir.path(), &["parse", "deployment.yaml"], None);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["kind"], "Deployment", "one file: its document");
+    assert!(
+        out.contains("\n  \"kind\": \"Deployment\""),
+        "indented: {out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["parse", "deployment.yaml", "service.yaml"],
+        None,
+    );
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["service.yaml"]["kind"], "Service",
+        "by file name: {out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["parse", "--parser", "dockerfile", "-"],
+        Some("# syntax=docker/dockerfile:1.4\nFROM alpine\nCOPY --link /a /b\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"Cmd\": \"copy\""), "{out}");
+    let (code, _, err) = run(
+        dir.path(),
+        &["parse", "--parser", "jsonnet", "Dockerfile"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Dockerfile") && err.contains("\"jsonnet\""),
+        "{err}"
+    );
+}
+
+/// A file of a format gitgate has no parser for is an error naming the parser and the file,
+/// never a silent pass.
+#[test]
+fn a_format_without_a_parser_is_named() {
+    let dir = k8s_dir();
+    write(dir.path(), &[("app.cue", "a: 1\n")]);
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.cue"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("app.cue") && err.contains("\"cue\" parser is not supported"),
+        "{err}"
+    );
+}
+
+/// `--combine` over a policy whose comprehension declares again a variable of its rule (valid
+/// OPA: the comprehension's own local), and `net.lookup_ip_addr`, whose failure is a built-in
+/// error (`--show-builtin-errors` fails the run with it).
+#[test]
+fn combined_policies_and_builtin_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("a.yaml", "metadata:\n  name: x\n"),
+            ("b.yaml", "metadata:\n  name: x\n"),
+            (
+                "policy/dup.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  name := input[_].contents.metadata.name\n  same := [name | some i; input[i].contents.metadata.name == name; name := input[i].path]\n  count(same) > 1\n  msg := sprintf(\"%s in %v\", [name, same])\n}\n",
+            ),
+            (
+                "dns/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"resolves\" if net.lookup_ip_addr(\"no-such-host.invalid\")\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "check",
+            "--combine",
+            "-p",
+            "policy",
+            "a.yaml",
+            "b.yaml",
+            "--no-color",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL - Combined - main - x in [\"a.yaml\", \"b.yaml\"]"),
+        "{out}"
+    );
+    let (code, out, _) = run(dir.path(), &["check", "-p", "dns", "a.yaml"], None);
+    assert_eq!(code, 0, "an error is undefined: {out}");
+    let (code, _, err) = run(
+        dir.path(),
+        &["check", "--show-builtin-errors", "-p", "dns", "a.yaml"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("built-in error") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
 }
