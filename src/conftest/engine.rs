@@ -264,7 +264,7 @@ impl Engine {
             limit: std::time::Duration::from_secs(30),
             check_interval: std::num::NonZeroU32::new(64).expect("non-zero"),
         });
-        register_builtins(&mut engine, policy_paths)?;
+        register_builtins(&mut engine, policy_paths, options.builtin_errors)?;
         let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let noted = notes.clone();
         engine
@@ -580,7 +580,11 @@ fn locate(name: &str, roots: &[PathBuf]) -> PathBuf {
     direct
 }
 
-fn register_builtins(engine: &mut regorus::Engine, roots: &[PathBuf]) -> Result<(), ConftestError> {
+fn register_builtins(
+    engine: &mut regorus::Engine,
+    roots: &[PathBuf],
+    builtin_errors: bool,
+) -> Result<(), ConftestError> {
     let to_err = |e: anyhow::Error| ConftestError::new(format!("builtins: {e}"));
     let r = roots.to_vec();
     engine
@@ -630,9 +634,15 @@ fn register_builtins(engine: &mut regorus::Engine, roots: &[PathBuf]) -> Result<
         .add_extension(
             "net.lookup_ip_addr".to_string(),
             1,
-            Box::new(|args: Vec<regorus::Value>| {
+            Box::new(move |args: Vec<regorus::Value>| {
                 let name = args[0].as_string()?.to_string();
-                let addrs: std::collections::BTreeSet<regorus::Value> = lookup_ip_addr(&name)?
+                // OPA's built-in error: the call is undefined, unless --show-builtin-errors.
+                let found = match lookup_ip_addr(&name) {
+                    Ok(found) => found,
+                    Err(e) if builtin_errors => return Err(e),
+                    Err(_) => return Ok(regorus::Value::Undefined),
+                };
+                let addrs: std::collections::BTreeSet<regorus::Value> = found
                     .into_iter()
                     .map(|a| regorus::Value::from(a.as_str()))
                     .collect();

@@ -144,6 +144,25 @@ pub fn parse_text(
         "properties" => Ok(vec![formats::properties(text).map_err(invalid)?]),
         "dotenv" => Ok(vec![formats::dotenv(text).map_err(invalid)?]),
         "xml" => Ok(vec![formats::xml(text).map_err(invalid)?]),
+        // conftest resolves a text proto's `# proto-message: NAME` among the messages of its
+        // `--proto-file-dirs`; gitgate reads no .proto files, so the type is never found.
+        "textproto" => {
+            let message = text
+                .lines()
+                .find_map(|l| {
+                    let l = l.trim_start().strip_prefix('#')?.trim_start();
+                    Some(l.strip_prefix("proto-message:")?.trim().to_string())
+                })
+                .ok_or_else(|| {
+                    ConftestError::new(format!(
+                        "{name}: extract proto message type: no `# proto-message: NAME` comment"
+                    ))
+                })?;
+            Err(ConftestError::new(format!(
+                "{name}: look up message type {message:?}: gitgate reads no .proto files \
+                 (conftest's \"textproto\" parser is not supported)"
+            )))
+        }
         "hcl2" => Ok(vec![super::hcl::hcl2(text).map_err(invalid)?]),
         "hcl1" => Ok(vec![super::hcl::hcl1(text).map_err(invalid)?]),
         // SPDX's tag-value form, read by spdx-rs into the document's JSON form.
