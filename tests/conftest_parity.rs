@@ -1029,3 +1029,27 @@ fn combined_policies_and_builtin_errors() {
         "{err}"
     );
 }
+
+/// VCL as go-vcl decodes it: declarations by type and name, `.field = "value"` attributes, an
+/// ACL's entries as a list.
+#[test]
+fn vcl_declarations_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "cache.vcl",
+                "vcl 4.1;\nbackend api {\n    .host = \"10.1.2.3\";\n    .port = \"9090\";\n}\nacl admins {\n    \"192.168.0.1\";\n}\nsub vcl_recv {\n    return (pass);\n}\n",
+            ),
+            (
+                "policy/vcl.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.backend.api.port != \"80\"\n  msg := sprintf(\"api backend on port %s\", [input.backend.api.port])\n}\ndeny contains msg if {\n  some a in input.acl.admins\n  msg := sprintf(\"admin %s\", [a])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "cache.vcl"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("api backend on port 9090"), "{out}");
+    assert!(out.contains("admin 192.168.0.1"), "{out}");
+}

@@ -16,6 +16,7 @@ pub mod output;
 pub mod parse;
 pub mod settings;
 pub mod strict;
+pub mod vcl;
 
 use std::path::PathBuf;
 

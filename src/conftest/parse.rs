@@ -25,6 +25,7 @@ pub const PARSERS: &[&str] = &[
     "xml",
     "spdx",
     "cyclonedx",
+    "vcl",
 ];
 
 /// conftest's parsers gitgate does not have: a file they would read is an error naming the
@@ -144,6 +145,7 @@ pub fn parse_text(
         "properties" => Ok(vec![formats::properties(text).map_err(invalid)?]),
         "dotenv" => Ok(vec![formats::dotenv(text).map_err(invalid)?]),
         "xml" => Ok(vec![formats::xml(text).map_err(invalid)?]),
+        "vcl" => Ok(vec![super::vcl::vcl(text).map_err(invalid)?]),
         // conftest resolves a text proto's `# proto-message: NAME` among the messages of its
         // `--proto-file-dirs`; gitgate reads no .proto files, so the type is never found.
         "textproto" => {
