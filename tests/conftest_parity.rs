@@ -1053,3 +1053,30 @@ fn vcl_declarations_are_read() {
     assert!(out.contains("api backend on port 9090"), "{out}");
     assert!(out.contains("admin 192.168.0.1"), "{out}");
 }
+
+/// EDN as conftest's parser gives it: keyword keys and values as their text (`":env"`), other
+/// scalars as strings.
+#[test]
+fn edn_is_read_with_keywords_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "app.edn",
+                ";; settings\n{:env :staging\n :replicas 3\n :zones #{:a :b}\n :db {:host \"db.local\"}}\n",
+            ),
+            (
+                "policy/edn.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input[\":env\"] == \":staging\"\n  input[\":replicas\"] == \"3\"\n  msg := sprintf(\"staging on %s in %d zones\", [input[\":db\"][\":host\"], count(input[\":zones\"])])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.edn"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("staging on db.local in 2 zones"), "{out}");
+    write(dir.path(), &[("bad.edn", "{:a \n")]);
+    let (code, _, err) = run(dir.path(), &["check", "-p", "policy", "bad.edn"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.edn: invalid edn"), "{err}");
+}

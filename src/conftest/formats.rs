@@ -338,3 +338,34 @@ pub fn xml(text: &str) -> Result<Value, String> {
     }
     Ok(root.into_value())
 }
+
+/// EDN, read by edn-format, as conftest's `edn` parser gives it: maps keyed by the key's text
+/// (a keyword with its colon, `":env"`), strings as they are, every other scalar as its EDN
+/// text (`:production`, `5432`, `true`), vectors, lists and sets as lists, a tagged value
+/// (`#inst "..."`) as its value. `nil` is `null`.
+pub fn edn(text: &str) -> Result<Value, String> {
+    use edn_format::Value as Edn;
+    fn key(k: &Edn) -> String {
+        match k {
+            Edn::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    fn convert(v: &Edn) -> Value {
+        match v {
+            Edn::Nil => Value::Null,
+            Edn::String(s) => Value::String(s.clone()),
+            Edn::Character(c) => Value::String(c.to_string()),
+            Edn::List(items) | Edn::Vector(items) => {
+                Value::Array(items.iter().map(convert).collect())
+            }
+            Edn::Set(items) => Value::Array(items.iter().map(convert).collect()),
+            Edn::Map(map) => Value::Object(map.iter().map(|(k, v)| (key(k), convert(v))).collect()),
+            Edn::TaggedElement(_, inner) => convert(inner),
+            Edn::Inst(t) => Value::String(t.to_rfc3339()),
+            other => Value::String(other.to_string()),
+        }
+    }
+    let value = edn_format::parse_str(text).map_err(|e| e.to_string())?;
+    Ok(convert(&value))
+}

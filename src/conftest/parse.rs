@@ -26,6 +26,7 @@ pub const PARSERS: &[&str] = &[
     "spdx",
     "cyclonedx",
     "vcl",
+    "edn",
 ];
 
 /// conftest's parsers gitgate does not have: a file they would read is an error naming the
@@ -146,6 +147,7 @@ pub fn parse_text(
         "dotenv" => Ok(vec![formats::dotenv(text).map_err(invalid)?]),
         "xml" => Ok(vec![formats::xml(text).map_err(invalid)?]),
         "vcl" => Ok(vec![super::vcl::vcl(text).map_err(invalid)?]),
+        "edn" => Ok(vec![formats::edn(text).map_err(invalid)?]),
         // conftest resolves a text proto's `# proto-message: NAME` among the messages of its
         // `--proto-file-dirs`; gitgate reads no .proto files, so the type is never found.
         "textproto" => {
