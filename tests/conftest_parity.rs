@@ -1080,3 +1080,53 @@ fn edn_is_read_with_keywords_as_text() {
     assert_eq!(code, 1);
     assert!(err.contains("bad.edn: invalid edn"), "{err}");
 }
+
+/// Text protos: the `# proto-message:` type looked up in the `.proto` files of
+/// `--proto-file-dirs`, the message as protobuf's JSON with proto field names; without the
+/// flag, the type cannot be looked up and the run says so.
+#[test]
+fn text_protos_are_read_through_their_proto_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "protos/limits.proto",
+                "syntax = \"proto3\";\npackage shop.config;\nmessage Limits {\n  string service_name = 1;\n  int32 max_connections = 2;\n}\n",
+            ),
+            (
+                "limits.textproto",
+                "# proto-message: shop.config.Limits\nservice_name: \"cart\"\nmax_connections: 5000\n",
+            ),
+            (
+                "policy/limits.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.max_connections > 1000\n  msg := sprintf(\"%s allows %d connections\", [input.service_name, input.max_connections])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "check",
+            "--proto-file-dirs",
+            "protos",
+            "-p",
+            "policy",
+            "limits.textproto",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("cart allows 5000 connections"), "{out}");
+    let (code, _, err) = run(
+        dir.path(),
+        &["check", "-p", "policy", "limits.textproto"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("limits.textproto")
+            && err.contains("look up message type \"shop.config.Limits\""),
+        "{err}"
+    );
+}

@@ -689,6 +689,7 @@ fn conftest_settings(
         capabilities: flags.capabilities,
         ignore: flags.ignore,
         stdin_filename: flags.stdin_filename,
+        proto_file_dirs: flags.proto_file_dirs,
         rego_version,
     };
     let file = config.filter(|c| c.extension().is_some_and(|e| e == "toml"));

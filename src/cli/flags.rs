@@ -355,6 +355,10 @@ pub struct ConftestFlags {
     /// The name stdin (`-`) is reported and parsed as
     #[arg(long)]
     pub stdin_filename: Option<String>,
+    /// Directories of the .proto files text protos name their message type from (repeatable,
+    /// or comma-separated)
+    #[arg(long = "proto-file-dirs", value_delimiter = ',')]
+    pub proto_file_dirs: Vec<PathBuf>,
 }
 
 impl ConftestFlags {
@@ -375,6 +379,7 @@ impl ConftestFlags {
             || self.no_fail
             || self.ignore.is_some()
             || self.stdin_filename.is_some()
+            || !self.proto_file_dirs.is_empty()
     }
 }
 

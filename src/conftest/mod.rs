@@ -16,6 +16,7 @@ pub mod output;
 pub mod parse;
 pub mod settings;
 pub mod strict;
+pub mod textproto;
 pub mod vcl;
 
 use std::path::PathBuf;
@@ -86,6 +87,7 @@ pub fn check(settings: &Settings, paths: &[PathBuf]) -> Result<Vec<CheckResult>,
         ),
         None => None,
     };
+    textproto::set_dirs(settings.proto_file_dirs.clone());
     let mut inputs = parse::inputs(
         paths,
         settings.parser.as_deref(),

@@ -27,6 +27,7 @@ pub const PARSERS: &[&str] = &[
     "cyclonedx",
     "vcl",
     "edn",
+    "textproto",
 ];
 
 /// conftest's parsers gitgate does not have: a file they would read is an error naming the
@@ -148,25 +149,7 @@ pub fn parse_text(
         "xml" => Ok(vec![formats::xml(text).map_err(invalid)?]),
         "vcl" => Ok(vec![super::vcl::vcl(text).map_err(invalid)?]),
         "edn" => Ok(vec![formats::edn(text).map_err(invalid)?]),
-        // conftest resolves a text proto's `# proto-message: NAME` among the messages of its
-        // `--proto-file-dirs`; gitgate reads no .proto files, so the type is never found.
-        "textproto" => {
-            let message = text
-                .lines()
-                .find_map(|l| {
-                    let l = l.trim_start().strip_prefix('#')?.trim_start();
-                    Some(l.strip_prefix("proto-message:")?.trim().to_string())
-                })
-                .ok_or_else(|| {
-                    ConftestError::new(format!(
-                        "{name}: extract proto message type: no `# proto-message: NAME` comment"
-                    ))
-                })?;
-            Err(ConftestError::new(format!(
-                "{name}: look up message type {message:?}: gitgate reads no .proto files \
-                 (conftest's \"textproto\" parser is not supported)"
-            )))
-        }
+        "textproto" => Ok(vec![super::textproto::textproto(text).map_err(invalid)?]),
         "hcl2" => Ok(vec![super::hcl::hcl2(text).map_err(invalid)?]),
         "hcl1" => Ok(vec![super::hcl::hcl1(text).map_err(invalid)?]),
         // SPDX's tag-value form, read by spdx-rs into the document's JSON form.
