@@ -1130,3 +1130,32 @@ fn text_protos_are_read_through_their_proto_files() {
         "{err}"
     );
 }
+
+/// CycloneDX's XML form is read as the JSON document of its specification version.
+#[test]
+fn cyclonedx_xml_is_read_as_its_json_form() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "bom.xml",
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<bom xmlns=\"http://cyclonedx.org/schema/bom/1.4\" version=\"1\">\n  <components>\n    <component type=\"library\">\n      <name>left-pad</name>\n      <version>1.0.0</version>\n    </component>\n  </components>\n</bom>\n",
+            ),
+            (
+                "policy/bom.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  some c in input.components\n  c.name == \"left-pad\"\n  msg := sprintf(\"%s %s in a CycloneDX %s BOM\", [c.name, c.version, input.specVersion])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &["check", "--parser", "cyclonedx", "-p", "policy", "bom.xml"],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("left-pad 1.0.0 in a CycloneDX 1.4 BOM"),
+        "{out}"
+    );
+}

@@ -160,14 +160,35 @@ pub fn parse_text(
                 serde_json::to_value(&doc).map_err(|e| invalid(e.to_string()))?,
             ])
         }
-        "cyclonedx" => Err(ConftestError::new(format!(
-            "{name}: the CycloneDX XML form is not read by gitgate: give its JSON form"
-        ))),
+        // CycloneDX's XML form, read by cyclonedx-bom into the JSON form of its version.
+        "cyclonedx" => Ok(vec![cyclonedx_xml(text).map_err(invalid)?]),
         other => Err(ConftestError::new(format!(
             "{name}: conftest's {other:?} parser is not supported by gitgate (it reads {} documents)",
             PARSERS.join(", ")
         ))),
     }
+}
+
+/// A CycloneDX XML document as the JSON document of its specification version (1.3 to 1.5,
+/// by its namespace).
+fn cyclonedx_xml(text: &str) -> Result<Value, String> {
+    use cyclonedx_bom::models::bom::{Bom, SpecVersion};
+    let text = text.trim_start_matches('\u{feff}');
+    let version = match text.find("http://cyclonedx.org/schema/bom/") {
+        Some(at) => match &text[at + 32..(at + 35).min(text.len())] {
+            "1.3" => SpecVersion::V1_3,
+            "1.4" => SpecVersion::V1_4,
+            "1.5" => SpecVersion::V1_5,
+            other => return Err(format!("CycloneDX {other} is not read (1.3 to 1.5 are)")),
+        },
+        None => return Err("not a CycloneDX document (no bom namespace)".to_string()),
+    };
+    let bom =
+        Bom::parse_from_xml_with_version(text.as_bytes(), version).map_err(|e| e.to_string())?;
+    let mut json = Vec::new();
+    bom.output_as_json(&mut json, version)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
 }
 
 /// conftest's YAML reading: a `---` line separates documents; each part is one document, an
