@@ -953,12 +953,12 @@ fn spdx_tag_value_and_parse() {
     assert!(out.contains("\"Cmd\": \"copy\""), "{out}");
     let (code, _, err) = run(
         dir.path(),
-        &["parse", "--parser", "jsonnet", "Dockerfile"],
+        &["parse", "--parser", "cue", "Dockerfile"],
         None,
     );
     assert_eq!(code, 1);
     assert!(
-        err.contains("Dockerfile") && err.contains("\"jsonnet\""),
+        err.contains("Dockerfile") && err.contains("\"cue\""),
         "{err}"
     );
 }
@@ -1158,4 +1158,31 @@ fn cyclonedx_xml_is_read_as_its_json_form() {
         out.contains("left-pad 1.0.0 in a CycloneDX 1.4 BOM"),
         "{out}"
     );
+}
+
+/// Jsonnet is evaluated (standard library included) and its JSON is the input; an error names
+/// the file.
+#[test]
+fn jsonnet_is_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "app.jsonnet",
+                "local replicas = 2 * 3;\n{\n  name: std.asciiUpper('web'),\n  replicas: replicas,\n  ports: [8080 + i for i in std.range(0, 1)],\n}\n",
+            ),
+            (
+                "policy/app.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.replicas > 4\n  msg := sprintf(\"%s has %d replicas on %v\", [input.name, input.replicas, input.ports])\n}\n",
+            ),
+            ("bad.jsonnet", "{ a: 1 + }\n"),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.jsonnet"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("WEB has 6 replicas on [8080, 8081]"), "{out}");
+    let (code, _, err) = run(dir.path(), &["check", "-p", "policy", "bad.jsonnet"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.jsonnet: invalid jsonnet"), "{err}");
 }

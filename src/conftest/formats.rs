@@ -369,3 +369,21 @@ pub fn edn(text: &str) -> Result<Value, String> {
     let value = edn_format::parse_str(text).map_err(|e| e.to_string())?;
     Ok(convert(&value))
 }
+
+/// Jsonnet, evaluated by jrsonnet with its standard library and no imports (conftest's
+/// `jsonnet` parser evaluates the file the same way): the JSON the program gives.
+pub fn jsonnet(name: &str, text: &str) -> Result<Value, String> {
+    use jrsonnet_evaluator::EvaluationState;
+    let state = EvaluationState::default();
+    state.with_stdlib();
+    let path: std::rc::Rc<std::path::Path> = std::path::PathBuf::from(name).into();
+    let value = state
+        .evaluate_snippet_raw(path, text.into())
+        .and_then(|v| state.manifest(v))
+        .map_err(|e| {
+            // The message and the first frames of its trace (a runaway recursion has many).
+            let trace = state.stringify_err(&e);
+            trace.trim().lines().take(4).collect::<Vec<_>>().join("\n")
+        })?;
+    serde_json::from_str(&value).map_err(|e| e.to_string())
+}

@@ -28,6 +28,7 @@ pub const PARSERS: &[&str] = &[
     "vcl",
     "edn",
     "textproto",
+    "jsonnet",
 ];
 
 /// conftest's parsers gitgate does not have: a file they would read is an error naming the
@@ -149,6 +150,7 @@ pub fn parse_text(
         "xml" => Ok(vec![formats::xml(text).map_err(invalid)?]),
         "vcl" => Ok(vec![super::vcl::vcl(text).map_err(invalid)?]),
         "edn" => Ok(vec![formats::edn(text).map_err(invalid)?]),
+        "jsonnet" => Ok(vec![formats::jsonnet(name, text).map_err(invalid)?]),
         "textproto" => Ok(vec![super::textproto::textproto(text).map_err(invalid)?]),
         "hcl2" => Ok(vec![super::hcl::hcl2(text).map_err(invalid)?]),
         "hcl1" => Ok(vec![super::hcl::hcl1(text).map_err(invalid)?]),
