@@ -168,46 +168,6 @@ fn toml_to_json(v: toml::Value) -> Value {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn toml_tables_and_arrays() {
-        let v = toml("a = [\"x\",\n  \"y\", # c\n]\n[t.u]\n  b = true\n  n = 3\n[[t.list]]\n  k = 'v'\n[[t.list]]\n  k = \"w\"\ninline = {p = 1.5}\n").unwrap();
-        assert_eq!(
-            v,
-            json!({"a": ["x", "y"], "t": {"u": {"b": true, "n": 3}, "list": [{"k": "v"}, {"k": "w", "inline": {"p": 1.5}}]}})
-        );
-    }
-
-    #[test]
-    fn ini_sections_are_typed() {
-        let v =
-            ini("top = 1\n[server]\nport = 3000\nprotocol = http ; web\n[users]\nallow = false\n")
-                .unwrap();
-        assert_eq!(
-            v,
-            json!({"server": {"port": 3000.0, "protocol": "http"}, "users": {"allow": false}})
-        );
-    }
-
-    #[test]
-    fn flat_formats_and_ignore_files() {
-        assert_eq!(
-            properties("a.b=c\n# x\nd: e\n").unwrap(),
-            json!({"a.b": "c", "d": "e"})
-        );
-        assert_eq!(
-            dotenv("export A=\"1\"\nB=2 # c\n").unwrap(),
-            json!({"A": "1", "B": "2"})
-        );
-        let v = ignore("foo\n!bar\n# Baz\n");
-        assert_eq!(v[1]["Kind"], "NegatedPath");
-        assert_eq!(v[2]["Kind"], "Comment");
-    }
-}
-
 /// XML as goxml2json converts it (conftest's `xml` parser): the root element is the one key; an
 /// element with neither attributes nor children is its text; otherwise an object of its
 /// attributes (`-name`), its children by local name (a list when the name repeats) and its text
@@ -386,4 +346,44 @@ pub fn jsonnet(name: &str, text: &str) -> Result<Value, String> {
             trace.trim().lines().take(4).collect::<Vec<_>>().join("\n")
         })?;
     serde_json::from_str(&value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_tables_and_arrays() {
+        let v = toml("a = [\"x\",\n  \"y\", # c\n]\n[t.u]\n  b = true\n  n = 3\n[[t.list]]\n  k = 'v'\n[[t.list]]\n  k = \"w\"\ninline = {p = 1.5}\n").unwrap();
+        assert_eq!(
+            v,
+            json!({"a": ["x", "y"], "t": {"u": {"b": true, "n": 3}, "list": [{"k": "v"}, {"k": "w", "inline": {"p": 1.5}}]}})
+        );
+    }
+
+    #[test]
+    fn ini_sections_are_typed() {
+        let v =
+            ini("top = 1\n[server]\nport = 3000\nprotocol = http ; web\n[users]\nallow = false\n")
+                .unwrap();
+        assert_eq!(
+            v,
+            json!({"server": {"port": 3000.0, "protocol": "http"}, "users": {"allow": false}})
+        );
+    }
+
+    #[test]
+    fn flat_formats_and_ignore_files() {
+        assert_eq!(
+            properties("a.b=c\n# x\nd: e\n").unwrap(),
+            json!({"a.b": "c", "d": "e"})
+        );
+        assert_eq!(
+            dotenv("export A=\"1\"\nB=2 # c\n").unwrap(),
+            json!({"A": "1", "B": "2"})
+        );
+        let v = ignore("foo\n!bar\n# Baz\n");
+        assert_eq!(v[1]["Kind"], "NegatedPath");
+        assert_eq!(v[2]["Kind"], "Comment");
+    }
 }

@@ -217,10 +217,13 @@ impl Parser {
     }
 }
 
+/// A nested declaration: its labels and its body.
+type Labeled = (Vec<String>, Body);
+
 /// go-vcl's decoding of a declaration's body: an object of its attributes and nested blocks.
 fn block_value(body: Body) -> Value {
     let mut out = body.attributes;
-    let mut by_type: Vec<(String, Vec<(Vec<String>, Body)>)> = Vec::new();
+    let mut by_type: Vec<(String, Vec<Labeled>)> = Vec::new();
     for (kind, labels, inner) in body.blocks {
         match by_type.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, list)) => list.push((labels, inner)),

@@ -303,7 +303,7 @@ fn comprehension_outer_some_edits(text: &str) -> Vec<(usize, usize, String)> {
                     && uses(start + 1, end, n)
                         .into_iter()
                         .filter(|&u| {
-                            !inside_any(u, start, end) && !(u >= names && u < names + c[1].len())
+                            !inside_any(u, start, end) && !(names..names + c[1].len()).contains(&u)
                         })
                         .count()
                         == 0
