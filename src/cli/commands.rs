@@ -617,17 +617,16 @@ fn conftest_files(args: &CheckArgs) -> bool {
             && holds_no_policy(&args.policy))
 }
 
-/// `-p` paths that hold no policy of any kind (no `.rego` file, no Gatekeeper document): with
-/// no gitgate.yaml either, the command is conftest's, whose answer is "no policies found"
-/// (exit 1).
+/// `-p` paths that hold no policy of any kind (no `.rego` file, no document with an
+/// `apiVersion` and a `kind`, such as a ConstraintTemplate or another engine's policy, which
+/// gitgate names): with no gitgate.yaml either, the command is conftest's, whose answer is
+/// "no policies found" (exit 1).
 fn holds_no_policy(paths: &[PathBuf]) -> bool {
     let Ok(files) = crate::policy::load::read_paths(paths) else {
         return false; // the gate names the error
     };
     !files.iter().any(|f| {
-        f.path.ends_with(".rego")
-            || f.text.contains("ConstraintTemplate")
-            || f.text.contains("constraints.gatekeeper.sh/")
+        f.path.ends_with(".rego") || (f.text.contains("apiVersion") && f.text.contains("kind"))
     })
 }
 
