@@ -131,32 +131,11 @@ fn comprehension_shadow_edits(text: &str) -> Vec<(usize, usize, String)> {
     };
     let mut edits = Vec::new();
     let mut counter = 0;
-    // Each `|` directly inside a `[` or `{` (not inside parentheses: that is a set union).
-    let mut stack: Vec<(u8, usize, Option<usize>)> = Vec::new();
-    let mut comprehensions: Vec<(usize, usize, usize)> = Vec::new();
-    for (i, &b) in bytes.iter().enumerate() {
-        if !mask[i] {
-            continue;
-        }
-        match b {
-            b'[' | b'{' | b'(' => stack.push((b, i, None)),
-            b']' | b'}' | b')' => {
-                if let Some((open, start, Some(bar))) = stack.pop()
-                    && open != b'('
-                {
-                    comprehensions.push((start, bar, i));
-                }
-            }
-            b'|' => {
-                if let Some((open, _, bar @ None)) = stack.last_mut()
-                    && *open != b'('
-                {
-                    *bar = Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
+    let comprehensions: Vec<(usize, usize, usize)> = brackets(text, &mask)
+        .into_iter()
+        .filter(|b| b.0 != b'(')
+        .filter_map(|(_, start, end, bar)| bar.map(|bar| (start, bar, end)))
+        .collect();
     static SOME: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\bsome[ \t]+([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*,[ \t]*[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(?:;|\n|$)")
             .expect("a valid regex")
@@ -238,10 +217,15 @@ fn brackets(text: &str, mask: &[bool]) -> Vec<(u8, usize, usize, Option<usize>)>
                 }
             }
             b'|' => {
-                if let Some((open, _, bar @ None)) = stack.last_mut()
+                // A comprehension's head is one term: a `|` after a statement (a newline, a
+                // `;` or an assignment since the bracket opened) is a set union in a body.
+                if let Some((open, start, bar @ None)) = stack.last_mut()
                     && *open != b'('
                 {
-                    *bar = Some(i);
+                    let head = &text[*start + 1..i];
+                    if !head.contains(['\n', ';']) && !head.contains(":=") {
+                        *bar = Some(i);
+                    }
                 }
             }
             _ => {}
@@ -1192,6 +1176,10 @@ mod tests {
             serde_json::to_value(&v).unwrap(),
             serde_json::json!(["a@x"])
         );
+        // A set union in a rule body is no comprehension (the gatekeeper-library's
+        // `all_keys := keys | {"name"}` then `{k: v | k := all_keys[_]; ...}`).
+        let union = "package p\nf(obj) = out {\n  keys := {k | obj[k]}\n  all := keys | {\"name\"}\n  out := {k: v | k := all[_]; v := k}\n}\n";
+        assert_eq!(rewrite(union), union);
         // A comprehension that only declares its own variable is left as it is.
         let plain = "package main\nx := [y | some i; y := input[i]]\n";
         assert_eq!(rewrite(plain), plain);
