@@ -227,11 +227,14 @@ fn stdin_is_read_as_yaml_or_with_the_parser_given() {
     assert_eq!(code, 0, "{out}");
     let (code, _, err) = run(
         dir.path(),
-        &["check", "--parser", "hocon", "-p", "policy", "-"],
+        &["check", "--parser", "cue", "-p", "policy", "-"],
         Some("a = 1"),
     );
-    assert_eq!(code, 2);
-    assert!(err.contains("parser \"hocon\" is not supported"), "{err}");
+    assert_eq!(code, 1, "conftest's error exit");
+    assert!(
+        err.contains("\"cue\" parser is not supported") && err.contains("-: "),
+        "the parser and the input are named: {err}"
+    );
 }
 
 #[test]
@@ -696,7 +699,10 @@ fn strict_and_capabilities_refuse_what_conftest_refuses() {
         &["check", "--strict", "-p", "policy", "in.yaml"],
         None,
     );
-    assert_eq!(code, 2);
+    assert_eq!(
+        code, 1,
+        "conftest answers 1 when its policies do not compile"
+    );
     assert!(
         err.contains("assigned var unused unused") && err.contains("unused argument y"),
         "{err}"
@@ -713,7 +719,10 @@ fn strict_and_capabilities_refuse_what_conftest_refuses() {
         ],
         None,
     );
-    assert_eq!(code, 2);
+    assert_eq!(
+        code, 1,
+        "conftest answers 1 when its policies do not compile"
+    );
     assert!(err.contains("undefined function http.send"), "{err}");
 }
 
@@ -798,4 +807,382 @@ fn beside_gitgate_policies_conftest_policies_still_read_the_manifest_as_written(
     assert_eq!(items.len(), 1, "{report:#}");
     assert_eq!(items[0]["message"], "a namespace is required");
     assert_eq!(items[0]["path"], "deploy.yaml");
+}
+
+/// conftest's exit codes in its mode (docs/options.md, `--fail-on-warn`): a run that cannot
+/// start (no policy under `-p`, a policy that does not compile) is its command's error, exit 1;
+/// under `--fail-on-warn`, failures are 2 and warnings alone 1.
+#[test]
+fn exit_codes_are_conftests() {
+    let dir = k8s_dir();
+    write(dir.path(), &[("empty/readme.md", "no policies here\n")]);
+    let (code, _, err) = run(
+        dir.path(),
+        &["check", "-p", "empty", "deployment.yaml"],
+        None,
+    );
+    assert_eq!(code, 1, "no policies: {err}");
+    assert!(err.contains("no policies found"), "{err}");
+    let (code, _, _) = run(dir.path(), &["test", "-p", "empty"], None);
+    assert_eq!(code, 1, "verify without policies");
+    let (code, _, _) = run(
+        dir.path(),
+        &["check", "--fail-on-warn", "-p", "policy", "deployment.yaml"],
+        None,
+    );
+    assert_eq!(code, 2, "failures under --fail-on-warn");
+    let (code, _, _) = run(
+        dir.path(),
+        &["check", "--fail-on-warn", "-p", "policy", "service.yaml"],
+        None,
+    );
+    assert_eq!(code, 1, "warnings only under --fail-on-warn");
+}
+
+/// HCL: `.tf`, `.tfvars` and `.hcl` files are HCL 2 in hcl2json's shape (a block's labels
+/// nest, its body is a list); `--parser hcl1` gives HCL 1's lists of objects.
+#[test]
+fn terraform_is_read_as_hcl2_and_hcl1() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "main.tf",
+                "provider \"cloud\" {\n  region = \"eu-1\"\n}\n\nresource \"lb_listener\" \"web\" {\n  port     = 80\n  protocol = \"HTTP\"\n  target   = \"${lb.web.arn}\"\n}\n",
+            ),
+            (
+                "policy/lb.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  some name, listeners in input.resource.lb_listener\n  listeners[0].protocol == \"HTTP\"\n  msg := sprintf(\"listener %s uses HTTP (%v)\", [name, listeners[0].target])\n}\n",
+            ),
+            (
+                "hcl1/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"region\" if input.provider[0].cloud[0].region != \"us-1\"\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "main.tf"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL - main.tf - main - listener web uses HTTP (${lb.web.arn})"),
+        "{out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["check", "--parser", "hcl1", "-p", "hcl1", "main.tf"],
+        None,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL - main.tf - main - region"), "{out}");
+    write(dir.path(), &[("bad.tf", "resource \"a\" {\n")]);
+    let (code, _, err) = run(dir.path(), &["check", "-p", "policy", "bad.tf"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.tf: invalid hcl2"), "{err}");
+}
+
+/// XML as goxml2json gives it: attributes `-name`, repeated elements a list, text a string.
+#[test]
+fn xml_is_read_as_goxml2json_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "app.xml",
+                "<?xml version=\"1.0\"?>\n<app version=\"2\">\n  <module><name>core</name><level>1</level></module>\n  <module><name>web &amp; api</name><level>3</level></module>\n</app>\n",
+            ),
+            (
+                "policy/xml.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  some m in input.app.module\n  to_number(m.level) > 2\n  msg := sprintf(\"%s is level %s of app v%s\", [m.name, m.level, input.app[\"-version\"]])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.xml"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("web & api is level 3 of app v2"), "{out}");
+}
+
+/// SPDX's tag-value form is read (as the SPDX JSON document), and `gitgate parse` prints
+/// what conftest mode reads, as `conftest parse` does.
+#[test]
+fn spdx_tag_value_and_parse() {
+    let dir = k8s_dir();
+    write(
+        dir.path(),
+        &[
+            (
+                "sbom.spdx",
+                "SPDXVersion: SPDX-2.2\nDataLicense: CC0-1.0\nSPDXID: SPDXRef-DOCUMENT\nDocumentName: demo\nDocumentNamespace: https://example.com/demo\nCreator: Tool: handmade\nCreated: 2024-01-01T00:00:00Z\n",
+            ),
+            (
+                "spdx/p.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.dataLicense != \"MIT\"\n  msg := sprintf(\"data license %s\", [input.dataLicense])\n}\n",
+            ),
+            ("Dockerfile", "FROM alpine\nRUN echo hi\n"),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "spdx", "sbom.spdx"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("data license CC0-1.0"), "{out}");
+
+    let (code, out, _) = run(dir.path(), &["parse", "deployment.yaml"], None);
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["kind"], "Deployment", "one file: its document");
+    assert!(
+        out.contains("\n  \"kind\": \"Deployment\""),
+        "indented: {out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["parse", "deployment.yaml", "service.yaml"],
+        None,
+    );
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["service.yaml"]["kind"], "Service",
+        "by file name: {out}"
+    );
+    let (code, out, _) = run(
+        dir.path(),
+        &["parse", "--parser", "dockerfile", "-"],
+        Some("# syntax=docker/dockerfile:1.4\nFROM alpine\nCOPY --link /a /b\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"Cmd\": \"copy\""), "{out}");
+    let (code, _, err) = run(
+        dir.path(),
+        &["parse", "--parser", "cue", "Dockerfile"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Dockerfile") && err.contains("\"cue\""),
+        "{err}"
+    );
+}
+
+/// A file of a format gitgate has no parser for is an error naming the parser and the file,
+/// never a silent pass.
+#[test]
+fn a_format_without_a_parser_is_named() {
+    let dir = k8s_dir();
+    write(dir.path(), &[("app.cue", "a: 1\n")]);
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.cue"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("app.cue") && err.contains("\"cue\" parser is not supported"),
+        "{err}"
+    );
+}
+
+/// `--combine` over a policy whose comprehension declares again a variable of its rule (valid
+/// OPA: the comprehension's own local), and `net.lookup_ip_addr`, whose failure is a built-in
+/// error (`--show-builtin-errors` fails the run with it).
+#[test]
+fn combined_policies_and_builtin_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("a.yaml", "metadata:\n  name: x\n"),
+            ("b.yaml", "metadata:\n  name: x\n"),
+            (
+                "policy/dup.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  name := input[_].contents.metadata.name\n  same := [name | some i; input[i].contents.metadata.name == name; name := input[i].path]\n  count(same) > 1\n  msg := sprintf(\"%s in %v\", [name, same])\n}\n",
+            ),
+            (
+                "dns/p.rego",
+                "package main\nimport rego.v1\ndeny contains \"resolves\" if net.lookup_ip_addr(\"no-such-host.invalid\")\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "check",
+            "--combine",
+            "-p",
+            "policy",
+            "a.yaml",
+            "b.yaml",
+            "--no-color",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL - Combined - main - x in [\"a.yaml\", \"b.yaml\"]"),
+        "{out}"
+    );
+    let (code, out, _) = run(dir.path(), &["check", "-p", "dns", "a.yaml"], None);
+    assert_eq!(code, 0, "an error is undefined: {out}");
+    let (code, _, err) = run(
+        dir.path(),
+        &["check", "--show-builtin-errors", "-p", "dns", "a.yaml"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("built-in error") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
+}
+
+/// VCL as go-vcl decodes it: declarations by type and name, `.field = "value"` attributes, an
+/// ACL's entries as a list.
+#[test]
+fn vcl_declarations_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "cache.vcl",
+                "vcl 4.1;\nbackend api {\n    .host = \"10.1.2.3\";\n    .port = \"9090\";\n}\nacl admins {\n    \"192.168.0.1\";\n}\nsub vcl_recv {\n    return (pass);\n}\n",
+            ),
+            (
+                "policy/vcl.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.backend.api.port != \"80\"\n  msg := sprintf(\"api backend on port %s\", [input.backend.api.port])\n}\ndeny contains msg if {\n  some a in input.acl.admins\n  msg := sprintf(\"admin %s\", [a])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "cache.vcl"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("api backend on port 9090"), "{out}");
+    assert!(out.contains("admin 192.168.0.1"), "{out}");
+}
+
+/// EDN as conftest's parser gives it: keyword keys and values as their text (`":env"`), other
+/// scalars as strings.
+#[test]
+fn edn_is_read_with_keywords_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "app.edn",
+                ";; settings\n{:env :staging\n :replicas 3\n :zones #{:a :b}\n :db {:host \"db.local\"}}\n",
+            ),
+            (
+                "policy/edn.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input[\":env\"] == \":staging\"\n  input[\":replicas\"] == \"3\"\n  msg := sprintf(\"staging on %s in %d zones\", [input[\":db\"][\":host\"], count(input[\":zones\"])])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.edn"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("staging on db.local in 2 zones"), "{out}");
+    write(dir.path(), &[("bad.edn", "{:a \n")]);
+    let (code, _, err) = run(dir.path(), &["check", "-p", "policy", "bad.edn"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.edn: invalid edn"), "{err}");
+}
+
+/// Text protos: the `# proto-message:` type looked up in the `.proto` files of
+/// `--proto-file-dirs`, the message as protobuf's JSON with proto field names; without the
+/// flag, the type cannot be looked up and the run says so.
+#[test]
+fn text_protos_are_read_through_their_proto_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "protos/limits.proto",
+                "syntax = \"proto3\";\npackage shop.config;\nmessage Limits {\n  string service_name = 1;\n  int32 max_connections = 2;\n}\n",
+            ),
+            (
+                "limits.textproto",
+                "# proto-message: shop.config.Limits\nservice_name: \"cart\"\nmax_connections: 5000\n",
+            ),
+            (
+                "policy/limits.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.max_connections > 1000\n  msg := sprintf(\"%s allows %d connections\", [input.service_name, input.max_connections])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "check",
+            "--proto-file-dirs",
+            "protos",
+            "-p",
+            "policy",
+            "limits.textproto",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("cart allows 5000 connections"), "{out}");
+    let (code, _, err) = run(
+        dir.path(),
+        &["check", "-p", "policy", "limits.textproto"],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("limits.textproto")
+            && err.contains("look up message type \"shop.config.Limits\""),
+        "{err}"
+    );
+}
+
+/// CycloneDX's XML form is read as the JSON document of its specification version.
+#[test]
+fn cyclonedx_xml_is_read_as_its_json_form() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "bom.xml",
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<bom xmlns=\"http://cyclonedx.org/schema/bom/1.4\" version=\"1\">\n  <components>\n    <component type=\"library\">\n      <name>left-pad</name>\n      <version>1.0.0</version>\n    </component>\n  </components>\n</bom>\n",
+            ),
+            (
+                "policy/bom.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  some c in input.components\n  c.name == \"left-pad\"\n  msg := sprintf(\"%s %s in a CycloneDX %s BOM\", [c.name, c.version, input.specVersion])\n}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(
+        dir.path(),
+        &["check", "--parser", "cyclonedx", "-p", "policy", "bom.xml"],
+        None,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("left-pad 1.0.0 in a CycloneDX 1.4 BOM"),
+        "{out}"
+    );
+}
+
+/// Jsonnet is evaluated (standard library included) and its JSON is the input; an error names
+/// the file.
+#[test]
+fn jsonnet_is_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "app.jsonnet",
+                "local replicas = 2 * 3;\n{\n  name: std.asciiUpper('web'),\n  replicas: replicas,\n  ports: [8080 + i for i in std.range(0, 1)],\n}\n",
+            ),
+            (
+                "policy/app.rego",
+                "package main\nimport rego.v1\ndeny contains msg if {\n  input.replicas > 4\n  msg := sprintf(\"%s has %d replicas on %v\", [input.name, input.replicas, input.ports])\n}\n",
+            ),
+            ("bad.jsonnet", "{ a: 1 + }\n"),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "app.jsonnet"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("WEB has 6 replicas on [8080, 8081]"), "{out}");
+    let (code, _, err) = run(dir.path(), &["check", "-p", "policy", "bad.jsonnet"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.jsonnet: invalid jsonnet"), "{err}");
 }

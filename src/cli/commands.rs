@@ -611,6 +611,23 @@ fn conftest_files(args: &CheckArgs) -> bool {
             && std::path::Path::new("conftest.toml").is_file()
             && !std::path::Path::new("gitgate.yaml").is_file())
         || (!args.policy.is_empty() && only_conftest_policies(&args.policy))
+        || (!args.policy.is_empty()
+            && args.config.is_none()
+            && !std::path::Path::new("gitgate.yaml").is_file()
+            && holds_no_policy(&args.policy))
+}
+
+/// `-p` paths that hold no policy of any kind (no `.rego` file, no document with an
+/// `apiVersion` and a `kind`, such as a ConstraintTemplate or another engine's policy, which
+/// gitgate names): with no gitgate.yaml either, the command is conftest's, whose answer is
+/// "no policies found" (exit 1).
+fn holds_no_policy(paths: &[PathBuf]) -> bool {
+    let Ok(files) = crate::policy::load::read_paths(paths) else {
+        return false; // the gate names the error
+    };
+    !files.iter().any(|f| {
+        f.path.ends_with(".rego") || (f.text.contains("apiVersion") && f.text.contains("kind"))
+    })
 }
 
 /// conftest-style policies under `paths`: at least one package with decision rules, each of
@@ -671,11 +688,17 @@ fn conftest_settings(
         capabilities: flags.capabilities,
         ignore: flags.ignore,
         stdin_filename: flags.stdin_filename,
+        proto_file_dirs: flags.proto_file_dirs,
         rego_version,
     };
     let file = config.filter(|c| c.extension().is_some_and(|e| e == "toml"));
     settings.with_file(file)
 }
+
+/// What conftest answers when it cannot run (no policy, a policy that does not compile, an
+/// input it cannot read, a flag it refuses): its command's error, exit 1. In conftest mode its
+/// exit codes win over gitgate's 2, so that scripts written for conftest read them unchanged.
+const CONFTEST_ERROR: u8 = 1;
 
 /// `gitgate check FILES` in conftest mode: conftest's evaluation, counts, output and exit codes.
 fn conftest_check(args: CheckArgs) -> ExitCode {
@@ -694,14 +717,14 @@ fn conftest_check(args: CheckArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gitgate check: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(CONFTEST_ERROR);
         }
     };
     let results = match crate::conftest::check(&settings, &args.paths) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gitgate check: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(CONFTEST_ERROR);
         }
     };
     let code = crate::conftest::exit_code(&results, fail_on_warn);
@@ -769,13 +792,13 @@ pub fn conftest_verify(
     let format = tests.output.unwrap_or(Format::Stdout);
     if tests.report.is_some() && !matches!(format, Format::Stdout | Format::Text) {
         eprintln!("Error: report flag is supported with stdout only");
-        return ExitCode::from(2);
+        return ExitCode::from(CONFTEST_ERROR);
     }
     if let Some(r) = tests.report.as_deref()
         && !matches!(r, "fails" | "notes" | "full")
     {
         eprintln!("gitgate: --report {r:?}: expected fails, notes or full");
-        return ExitCode::from(2);
+        return ExitCode::from(CONFTEST_ERROR);
     }
     let color = !flags.no_color && use_color(super::flags::ColorWhen::Auto);
     let trace = flags.trace;
@@ -790,14 +813,14 @@ pub fn conftest_verify(
         Ok(s) => s,
         Err(e) => {
             eprintln!("gitgate: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(CONFTEST_ERROR);
         }
     };
     let outcomes = match crate::conftest::verify(&settings) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("gitgate: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(CONFTEST_ERROR);
         }
     };
     let code = u8::from(outcomes.iter().any(|o| !o.passed));
@@ -828,4 +851,39 @@ pub fn conftest_verify(
         ),
     };
     finish("test", written.and_then(|()| out.flush()), code)
+}
+
+/// `gitgate parse`, conftest's `parse`: the documents of each file as conftest mode reads them,
+/// as indented JSON (one file: its document, or the list of its documents; several: an object
+/// by file name; `--combine`: the combined input).
+pub fn conftest_parse(paths: &[PathBuf], parser: Option<&str>, combine: bool) -> ExitCode {
+    use crate::conftest::parse;
+    let inputs = match parse::inputs(paths, parser, None) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("gitgate parse: {e}");
+            return ExitCode::from(CONFTEST_ERROR);
+        }
+    };
+    let value = if combine {
+        parse::combine(
+            inputs
+                .into_iter()
+                .map(|i| (i.name, serde_json::Value::Array(i.documents)))
+                .collect(),
+        )
+    } else if inputs.len() == 1 {
+        let input = inputs.into_iter().next().expect("one input");
+        parse::single(input.documents)
+    } else {
+        serde_json::Value::Object(
+            inputs
+                .into_iter()
+                .map(|i| (i.name, parse::single(i.documents)))
+                .collect(),
+        )
+    };
+    let text = serde_json::to_string_pretty(&value).expect("a JSON value serializes");
+    let written = writeln!(std::io::stdout(), "{text}");
+    finish("parse", written, 0)
 }

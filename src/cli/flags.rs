@@ -168,6 +168,20 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = DataFormat::Json)]
         output: DataFormat,
     },
+    /// Print the documents conftest mode reads from files, as `conftest parse` prints them:
+    /// one file's document (or list of documents), or an object of them by file name
+    Parse {
+        /// Files to read; `-` is stdin
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The parser (conftest's names: yaml, json, hcl2, xml, dockerfile, ...) [default: by
+        /// each file's name]
+        #[arg(long)]
+        parser: Option<String>,
+        /// Print all files as the one input `--combine` checks: [{path, contents}, ...]
+        #[arg(long)]
+        combine: bool,
+    },
     /// List the policies a set of paths (or the built-in library) loads
     Policies {
         /// Policy files or directories (default: the built-in library)
@@ -341,6 +355,10 @@ pub struct ConftestFlags {
     /// The name stdin (`-`) is reported and parsed as
     #[arg(long)]
     pub stdin_filename: Option<String>,
+    /// Directories of the .proto files text protos name their message type from (repeatable,
+    /// or comma-separated)
+    #[arg(long = "proto-file-dirs", value_delimiter = ',')]
+    pub proto_file_dirs: Vec<PathBuf>,
 }
 
 impl ConftestFlags {
@@ -361,6 +379,7 @@ impl ConftestFlags {
             || self.no_fail
             || self.ignore.is_some()
             || self.stdin_filename.is_some()
+            || !self.proto_file_dirs.is_empty()
     }
 }
 

@@ -309,6 +309,11 @@ pub fn run(cli: Cli) -> ExitCode {
             ConfigCommand::Check { files } => commands::config_check(&files, cli.config.as_deref()),
             ConfigCommand::Schema => commands::config_schema(),
         },
+        Command::Parse {
+            paths,
+            parser,
+            combine,
+        } => commands::conftest_parse(&paths, parser.as_deref(), combine),
         Command::Version => {
             use std::io::Write as _;
             let written = writeln!(std::io::stdout(), "gitgate {}", env!("CARGO_PKG_VERSION"));

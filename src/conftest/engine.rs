@@ -264,7 +264,7 @@ impl Engine {
             limit: std::time::Duration::from_secs(30),
             check_interval: std::num::NonZeroU32::new(64).expect("non-zero"),
         });
-        register_builtins(&mut engine, policy_paths)?;
+        register_builtins(&mut engine, policy_paths, options.builtin_errors)?;
         let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let noted = notes.clone();
         engine
@@ -339,12 +339,14 @@ impl Engine {
             )));
         }
         let problems = crate::policy::lint::check(engine.get_modules());
-        // The linter does not know conftest's builtins, which are host functions here.
+        // The linter does not know conftest's builtins (and OPA's `net.lookup_ip_addr`), which
+        // are host functions here.
         if let Some(p) = problems.iter().find(|p| {
             ![
                 "parse_config",
                 "parse_config_file",
                 "parse_combined_config_files",
+                "net.lookup_ip_addr",
                 NOTE,
             ]
             .iter()
@@ -578,7 +580,11 @@ fn locate(name: &str, roots: &[PathBuf]) -> PathBuf {
     direct
 }
 
-fn register_builtins(engine: &mut regorus::Engine, roots: &[PathBuf]) -> Result<(), ConftestError> {
+fn register_builtins(
+    engine: &mut regorus::Engine,
+    roots: &[PathBuf],
+    builtin_errors: bool,
+) -> Result<(), ConftestError> {
     let to_err = |e: anyhow::Error| ConftestError::new(format!("builtins: {e}"));
     let r = roots.to_vec();
     engine
@@ -624,7 +630,44 @@ fn register_builtins(engine: &mut regorus::Engine, roots: &[PathBuf]) -> Result<
             }),
         )
         .map_err(to_err)?;
+    engine
+        .add_extension(
+            "net.lookup_ip_addr".to_string(),
+            1,
+            Box::new(move |args: Vec<regorus::Value>| {
+                let name = args[0].as_string()?.to_string();
+                // OPA's built-in error: the call is undefined, unless --show-builtin-errors.
+                let found = match lookup_ip_addr(&name) {
+                    Ok(found) => found,
+                    Err(e) if builtin_errors => return Err(e),
+                    Err(_) => return Ok(regorus::Value::Undefined),
+                };
+                let addrs: std::collections::BTreeSet<regorus::Value> = found
+                    .into_iter()
+                    .map(|a| regorus::Value::from(a.as_str()))
+                    .collect();
+                Ok(regorus::Value::from(addrs))
+            }),
+        )
+        .map_err(to_err)?;
     Ok(())
+}
+
+/// OPA's `net.lookup_ip_addr(name)`: the addresses the system resolver gives `name` (an IP
+/// address is itself); an error when it resolves to nothing (a built-in error: undefined,
+/// or the run's error with `--show-builtin-errors`).
+fn lookup_ip_addr(name: &str) -> anyhow::Result<Vec<String>> {
+    use std::net::ToSocketAddrs;
+    let addrs = (name, 0)
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("net.lookup_ip_addr: lookup {name}: {e}"))?;
+    let mut out: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        anyhow::bail!("net.lookup_ip_addr: lookup {name}: no such host");
+    }
+    Ok(out)
 }
 
 /// Tests by namespace, for `verify`.

@@ -168,6 +168,186 @@ fn toml_to_json(v: toml::Value) -> Value {
     }
 }
 
+/// XML as goxml2json converts it (conftest's `xml` parser): the root element is the one key; an
+/// element with neither attributes nor children is its text; otherwise an object of its
+/// attributes (`-name`), its children by local name (a list when the name repeats) and its text
+/// (`#content`). Every value is a string.
+pub fn xml(text: &str) -> Result<Value, String> {
+    use quick_xml::XmlVersion;
+    use quick_xml::events::{BytesStart, Event};
+
+    #[derive(Default)]
+    struct Node {
+        children: Vec<(String, Node)>,
+        data: String,
+    }
+    impl Node {
+        fn into_value(self) -> Value {
+            if self.children.is_empty() {
+                return Value::String(self.data);
+            }
+            let mut out = Map::new();
+            if !self.data.is_empty() {
+                out.insert("#content".to_string(), Value::String(self.data));
+            }
+            let mut grouped: Vec<(String, Vec<Value>)> = Vec::new();
+            for (name, child) in self.children {
+                let value = child.into_value();
+                match grouped.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, list)) => list.push(value),
+                    None => grouped.push((name, vec![value])),
+                }
+            }
+            for (name, mut list) in grouped {
+                let value = if list.len() == 1 {
+                    list.remove(0)
+                } else {
+                    Value::Array(list)
+                };
+                out.insert(name, value);
+            }
+            Value::Object(out)
+        }
+    }
+    fn open(e: &BytesStart) -> Result<(String, Node), String> {
+        let name = e.local_name().as_ref().to_string();
+        let mut node = Node::default();
+        for a in e.attributes() {
+            let a = a.map_err(|e| e.to_string())?;
+            let key = a.key.local_name().as_ref().to_string();
+            let value = a
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| e.to_string())?;
+            node.children.push((
+                format!("-{key}"),
+                Node {
+                    children: vec![],
+                    data: value.into_owned(),
+                },
+            ));
+        }
+        Ok((name, node))
+    }
+
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack: Vec<(String, Node)> = vec![(String::new(), Node::default())];
+    // goxml2json keeps the last run of text of an element (runs split by children), trimmed.
+    let mut run = String::new();
+    let mut in_run = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
+        let text_event = matches!(
+            event,
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)
+        );
+        if !text_event && in_run {
+            if let Some((_, node)) = stack.last_mut() {
+                node.data = run.trim().to_string();
+            }
+            run.clear();
+            in_run = false;
+        }
+        match event {
+            Event::Start(e) => stack.push(open(&e)?),
+            Event::Empty(e) => {
+                let (name, node) = open(&e)?;
+                if let Some((_, parent)) = stack.last_mut() {
+                    parent.children.push((name, node));
+                }
+            }
+            Event::End(_) => {
+                let Some((name, node)) = stack.pop() else {
+                    return Err("unbalanced end tag".to_string());
+                };
+                match stack.last_mut() {
+                    Some((_, parent)) => parent.children.push((name, node)),
+                    None => return Err("unbalanced end tag".to_string()),
+                }
+            }
+            Event::Text(t) => {
+                run.push_str(&t.xml_content(XmlVersion::Implicit1_0));
+                in_run = true;
+            }
+            Event::CData(t) => {
+                run.push_str(&t);
+                in_run = true;
+            }
+            Event::GeneralRef(r) => {
+                let name = r.to_string();
+                match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) => run.push(c),
+                    None => match quick_xml::escape::resolve_predefined_entity(&name) {
+                        Some(s) => run.push_str(s),
+                        None => return Err(format!("unknown entity &{name};")),
+                    },
+                }
+                in_run = true;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if stack.len() != 1 {
+        return Err("unclosed element".to_string());
+    }
+    let (_, root) = stack.remove(0);
+    if root.children.is_empty() {
+        return Err("no element".to_string());
+    }
+    Ok(root.into_value())
+}
+
+/// EDN, read by edn-format, as conftest's `edn` parser gives it: maps keyed by the key's text
+/// (a keyword with its colon, `":env"`), strings as they are, every other scalar as its EDN
+/// text (`:production`, `5432`, `true`), vectors, lists and sets as lists, a tagged value
+/// (`#inst "..."`) as its value. `nil` is `null`.
+pub fn edn(text: &str) -> Result<Value, String> {
+    use edn_format::Value as Edn;
+    fn key(k: &Edn) -> String {
+        match k {
+            Edn::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    fn convert(v: &Edn) -> Value {
+        match v {
+            Edn::Nil => Value::Null,
+            Edn::String(s) => Value::String(s.clone()),
+            Edn::Character(c) => Value::String(c.to_string()),
+            Edn::List(items) | Edn::Vector(items) => {
+                Value::Array(items.iter().map(convert).collect())
+            }
+            Edn::Set(items) => Value::Array(items.iter().map(convert).collect()),
+            Edn::Map(map) => Value::Object(map.iter().map(|(k, v)| (key(k), convert(v))).collect()),
+            Edn::TaggedElement(_, inner) => convert(inner),
+            Edn::Inst(t) => Value::String(t.to_rfc3339()),
+            other => Value::String(other.to_string()),
+        }
+    }
+    let value = edn_format::parse_str(text).map_err(|e| e.to_string())?;
+    Ok(convert(&value))
+}
+
+/// Jsonnet, evaluated by jrsonnet with its standard library and no imports (conftest's
+/// `jsonnet` parser evaluates the file the same way): the JSON the program gives.
+pub fn jsonnet(name: &str, text: &str) -> Result<Value, String> {
+    use jrsonnet_evaluator::EvaluationState;
+    let state = EvaluationState::default();
+    state.with_stdlib();
+    let path: std::rc::Rc<std::path::Path> = std::path::PathBuf::from(name).into();
+    let value = state
+        .evaluate_snippet_raw(path, text.into())
+        .and_then(|v| state.manifest(v))
+        .map_err(|e| {
+            // The message and the first frames of its trace (a runaway recursion has many).
+            let trace = state.stringify_err(&e);
+            trace.trim().lines().take(4).collect::<Vec<_>>().join("\n")
+        })?;
+    serde_json::from_str(&value).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

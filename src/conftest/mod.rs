@@ -11,10 +11,13 @@
 
 pub mod engine;
 pub mod formats;
+pub mod hcl;
 pub mod output;
 pub mod parse;
 pub mod settings;
 pub mod strict;
+pub mod textproto;
+pub mod vcl;
 
 use std::path::PathBuf;
 
@@ -84,6 +87,7 @@ pub fn check(settings: &Settings, paths: &[PathBuf]) -> Result<Vec<CheckResult>,
         ),
         None => None,
     };
+    textproto::set_dirs(settings.proto_file_dirs.clone());
     let mut inputs = parse::inputs(
         paths,
         settings.parser.as_deref(),
@@ -146,13 +150,17 @@ fn trace_refs(engine: &Engine, namespace: &str, trace: bool, result: &mut CheckR
     }
 }
 
-/// The exit code of conftest-mode results: 1 when something fails (or warns, with
-/// `--fail-on-warn`), else 0. (conftest answers 2 for failures under `--fail-on-warn`; gitgate
-/// keeps 2 for "could not be checked".)
+/// The exit code of conftest-mode results, as conftest's: 1 when something fails; with
+/// `--fail-on-warn`, 2 when something fails and 1 when something only warns; else 0.
 pub fn exit_code(results: &[CheckResult], fail_on_warn: bool) -> u8 {
     let failures = results.iter().any(|r| !r.failures.is_empty());
     let warnings = results.iter().any(|r| !r.warnings.is_empty());
-    u8::from(failures || (fail_on_warn && warnings))
+    match (failures, warnings, fail_on_warn) {
+        (true, _, true) => 2,
+        (true, _, false) => 1,
+        (false, true, true) => 1,
+        _ => 0,
+    }
 }
 
 /// One unit test's outcome (`verify`/`test` in conftest mode).

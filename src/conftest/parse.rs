@@ -1,7 +1,7 @@
 //! The documents conftest evaluates: a file (or stdin, `-`) read by its parser, chosen by
 //! `--parser` or by the file's name. YAML (documents split on `---` lines as conftest splits
-//! them, an empty one being `null`), JSON, Dockerfiles and the formats of `formats` are read;
-//! another parser (HCL, XML, CUE, ...) is an error that names it.
+//! them, an empty one being `null`), JSON, Dockerfiles, HCL (`hcl`) and the formats of `formats`
+//! are read; another of conftest's parsers (CUE, Jsonnet, ...) is an error that names it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,29 @@ pub const PARSERS: &[&str] = &[
     "properties",
     "dotenv",
     "ignore",
+    "hcl1",
+    "hcl2",
+    "xml",
+    "spdx",
+    "cyclonedx",
+    "vcl",
+    "edn",
+    "textproto",
+    "jsonnet",
+];
+
+/// conftest's parsers gitgate does not have: a file they would read is an error naming the
+/// parser, never skipped.
+const UNSUPPORTED: &[&str] = &[
+    "cue",
+    "edn",
+    "groovy",
+    "hocon",
+    "jsonc",
+    "jsonnet",
+    "nginx",
+    "textproto",
+    "vcl",
 ];
 
 /// One input: its name as conftest prints it and its documents.
@@ -38,33 +61,42 @@ pub fn single(mut docs: Vec<Value>) -> Value {
     }
 }
 
+/// The parser conftest chooses by a file's name (`parser.NewFromPath`): Dockerfiles, YAML,
+/// `.tf`/`.tfvars`/`.hcl` as HCL 2, ignore files, dotenv, `nginx.conf`, Jenkinsfiles,
+/// text protos, else the parser named by the extension.
 fn parser_for(name: &str) -> Option<&'static str> {
     let base = Path::new(name)
         .file_name()
         .map(|f| f.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    if base.ends_with(".yaml") || base.ends_with(".yml") {
-        Some("yaml")
-    } else if base.ends_with(".json") {
-        Some("json")
-    } else if base == "dockerfile"
-        || base.starts_with("dockerfile.")
-        || base.ends_with(".dockerfile")
-    {
-        Some("dockerfile")
-    } else if base.ends_with(".toml") {
-        Some("toml")
-    } else if base.ends_with(".ini") {
-        Some("ini")
-    } else if base.ends_with(".properties") {
-        Some("properties")
-    } else if base.ends_with(".env") || base == ".env" {
-        Some("dotenv")
-    } else if base.ends_with("ignore") && base.starts_with('.') {
-        Some("ignore")
-    } else {
-        None
+    // Go's `filepath.Ext`: a dot file's extension is its name (`.gitignore` → `gitignore`).
+    let ext = base
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_string())
+        .unwrap_or_default();
+    if base == "dockerfile" || base.starts_with("dockerfile.") || ext == "dockerfile" {
+        return Some("dockerfile");
     }
+    Some(match ext.as_str() {
+        "yaml" | "yml" => "yaml",
+        "hcl" | "tf" | "tfvars" => "hcl2",
+        "gitignore" | "dockerignore" => "ignore",
+        "env" => "dotenv",
+        _ if base == ".env" || base.starts_with(".env.") => "dotenv",
+        _ if base == "nginx.conf" => "nginx",
+        _ if base == "jenkinsfile" || base.starts_with("jenkinsfile.") => "groovy",
+        "textproto" | "textpb" => "textproto",
+        other => return canonical(other),
+    })
+}
+
+/// A parser's name as conftest spells it (`--parser`), or `None` when conftest has none.
+fn canonical(name: &str) -> Option<&'static str> {
+    PARSERS
+        .iter()
+        .chain(UNSUPPORTED)
+        .find(|p| **p == name)
+        .copied()
 }
 
 /// Parses `text` (named `name` in errors) with `parser`, or the one its name implies.
@@ -76,20 +108,11 @@ pub fn parse_text(
     let parser = match parser {
         Some(p) => {
             let p = p.to_ascii_lowercase();
-            match p.as_str() {
-                "yaml" | "yml" => "yaml",
-                "json" => "json",
-                "dockerfile" | "docker" => "dockerfile",
-                "toml" => "toml",
-                "ini" => "ini",
-                "properties" => "properties",
-                "dotenv" | "env" => "dotenv",
-                "ignore" => "ignore",
-                // A CycloneDX or SPDX JSON document is read as the JSON it is.
-                "cyclonedx" | "spdx" if text.trim_start().starts_with('{') => "json",
-                other => {
+            match canonical(&p) {
+                Some(p) => p,
+                None => {
                     return Err(ConftestError::new(format!(
-                        "parser {other:?} is not supported: gitgate reads {} documents",
+                        "{name}: unknown parser {p:?}: gitgate reads {} documents",
                         PARSERS.join(", ")
                     )));
                 }
@@ -105,7 +128,14 @@ pub fn parse_text(
             }
         },
     };
+    // A CycloneDX or SPDX JSON document is read as the JSON it is.
+    let parser = match parser {
+        "cyclonedx" | "spdx" if text.trim_start().starts_with('{') => "json",
+        p => p,
+    };
+    let invalid = |e: String| ConftestError::new(format!("{name}: invalid {parser}: {e}"));
     match parser {
+        "yaml" => yaml(name, text),
         "json" => {
             let value: Value = serde_json::from_str(text)
                 .map_err(|e| ConftestError::new(format!("{name}: invalid JSON: {e}")))?;
@@ -113,18 +143,54 @@ pub fn parse_text(
         }
         "dockerfile" => Ok(vec![dockerfile(text)]),
         "ignore" => Ok(vec![formats::ignore(text)]),
-        "toml" | "ini" | "properties" | "dotenv" => {
-            let value = match parser {
-                "toml" => formats::toml(text),
-                "ini" => formats::ini(text),
-                "properties" => formats::properties(text),
-                _ => formats::dotenv(text),
-            }
-            .map_err(|e| ConftestError::new(format!("{name}: invalid {parser}: {e}")))?;
-            Ok(vec![value])
+        "toml" => Ok(vec![formats::toml(text).map_err(invalid)?]),
+        "ini" => Ok(vec![formats::ini(text).map_err(invalid)?]),
+        "properties" => Ok(vec![formats::properties(text).map_err(invalid)?]),
+        "dotenv" => Ok(vec![formats::dotenv(text).map_err(invalid)?]),
+        "xml" => Ok(vec![formats::xml(text).map_err(invalid)?]),
+        "vcl" => Ok(vec![super::vcl::vcl(text).map_err(invalid)?]),
+        "edn" => Ok(vec![formats::edn(text).map_err(invalid)?]),
+        "jsonnet" => Ok(vec![formats::jsonnet(name, text).map_err(invalid)?]),
+        "textproto" => Ok(vec![super::textproto::textproto(text).map_err(invalid)?]),
+        "hcl2" => Ok(vec![super::hcl::hcl2(text).map_err(invalid)?]),
+        "hcl1" => Ok(vec![super::hcl::hcl1(text).map_err(invalid)?]),
+        // SPDX's tag-value form, read by spdx-rs into the document's JSON form.
+        "spdx" => {
+            let doc =
+                spdx_rs::parsers::spdx_from_tag_value(text).map_err(|e| invalid(e.to_string()))?;
+            Ok(vec![
+                serde_json::to_value(&doc).map_err(|e| invalid(e.to_string()))?,
+            ])
         }
-        _ => yaml(name, text),
+        // CycloneDX's XML form, read by cyclonedx-bom into the JSON form of its version.
+        "cyclonedx" => Ok(vec![cyclonedx_xml(text).map_err(invalid)?]),
+        other => Err(ConftestError::new(format!(
+            "{name}: conftest's {other:?} parser is not supported by gitgate (it reads {} documents)",
+            PARSERS.join(", ")
+        ))),
     }
+}
+
+/// A CycloneDX XML document as the JSON document of its specification version (1.3 to 1.5,
+/// by its namespace).
+fn cyclonedx_xml(text: &str) -> Result<Value, String> {
+    use cyclonedx_bom::models::bom::{Bom, SpecVersion};
+    let text = text.trim_start_matches('\u{feff}');
+    let version = match text.find("http://cyclonedx.org/schema/bom/") {
+        Some(at) => match &text[at + 32..(at + 35).min(text.len())] {
+            "1.3" => SpecVersion::V1_3,
+            "1.4" => SpecVersion::V1_4,
+            "1.5" => SpecVersion::V1_5,
+            other => return Err(format!("CycloneDX {other} is not read (1.3 to 1.5 are)")),
+        },
+        None => return Err("not a CycloneDX document (no bom namespace)".to_string()),
+    };
+    let bom =
+        Bom::parse_from_xml_with_version(text.as_bytes(), version).map_err(|e| e.to_string())?;
+    let mut json = Vec::new();
+    bom.output_as_json(&mut json, version)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
 }
 
 /// conftest's YAML reading: a `---` line separates documents; each part is one document, an
@@ -360,10 +426,15 @@ mod tests {
 
     #[test]
     fn unknown_parsers_are_named() {
-        let e = parse_text("x", "a=1", Some("hcl2"))
+        let e = parse_text("x", "a: 1", Some("cue"))
             .unwrap_err()
             .to_string();
-        assert!(parse_text("x.tf", "a = 1", None).is_err());
-        assert!(e.contains("\"hcl2\""), "{e}");
+        assert!(e.contains("\"cue\""), "{e}");
+        let e = parse_text("app.cue", "a: 1", None).unwrap_err().to_string();
+        assert!(e.contains("app.cue") && e.contains("\"cue\""), "{e}");
+        let e = parse_text("x", "a: 1", Some("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown parser \"nope\""), "{e}");
     }
 }

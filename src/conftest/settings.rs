@@ -30,6 +30,8 @@ pub struct Settings {
     pub ignore: Option<String>,
     /// `--stdin-filename NAME`: the name stdin is reported (and parsed) as.
     pub stdin_filename: Option<String>,
+    /// `--proto-file-dirs`: where text protos' message types are looked up.
+    pub proto_file_dirs: Vec<PathBuf>,
     pub rego_version: RegoVersion,
 }
 

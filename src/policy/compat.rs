@@ -24,6 +24,17 @@
 //!   `minus`), same arguments, same result.
 //! - **Imported functions** (`import data.lib.exclude_update.is_update`, then
 //!   `is_update(x)`): regorus does not resolve the alias for calls, so calls use the full path.
+//! - **A comprehension that declares a variable of the enclosing body again**
+//!   (`name := ...; [name | input[i].n == name; name := input[i].m]`): OPA reads the uses
+//!   before the `:=` as the outer variable and the `:=` as a new local of the comprehension
+//!   (its head included); regorus refuses it ("used before definition"). The local gets a
+//!   name of its own from its declaration on, and in the head: `[__ggc1_name | ... == name;
+//!   __ggc1_name := input[i].m]`. Likewise a comprehension's `some i` under an `i` of the
+//!   enclosing body.
+//! - **`some i` of a rule used only inside its comprehensions** (`some i; a := [x | x :=
+//!   input[i]]; b := {y | y := m[i]}`): the rule never binds `i`, so for OPA each comprehension
+//!   binds its own; regorus fails at run time ("duplicated definition of local variable").
+//!   Each comprehension gets its own name for it.
 
 use std::sync::LazyLock;
 
@@ -92,7 +103,227 @@ pub fn rewrite_in(text: &str, package: Option<&Names>) -> String {
     let text = apply(&text, with_rule_edits(&text, package));
     let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
+    let text = apply(&text, comprehension_outer_some_edits(&text));
+    let text = apply(&text, comprehension_shadow_edits(&text));
     apply(&text, metadata_edits(&text))
+}
+
+/// A comprehension's `NAME :=` after a use of `NAME` in the same comprehension body (the
+/// outer variable, for OPA): the declaration, the uses after it and those in the head get a
+/// name of their own.
+fn comprehension_shadow_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static DECLARE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*:=").expect("a valid regex"));
+    static WORD: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").expect("a valid regex"));
+    if !text.contains('|') || !text.contains(":=") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    // A variable use: a whole word that is not a field (`.name`) nor an object key (`name:`).
+    let uses = |from: usize, to: usize, name: &str| -> Vec<usize> {
+        WORD.find_iter(&text[from..to])
+            .filter(|m| m.as_str() == name && mask[from + m.start()])
+            .map(|m| from + m.start())
+            .filter(|&at| at == 0 || bytes[at - 1] != b'.')
+            .collect()
+    };
+    let mut edits = Vec::new();
+    let mut counter = 0;
+    let comprehensions: Vec<(usize, usize, usize)> = brackets(text, &mask)
+        .into_iter()
+        .filter(|b| b.0 != b'(')
+        .filter_map(|(_, start, end, bar)| bar.map(|bar| (start, bar, end)))
+        .collect();
+    static SOME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bsome[ \t]+([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*,[ \t]*[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(?:;|\n|$)")
+            .expect("a valid regex")
+    });
+    // Declared before `at` in the text, outside `start..end` (`some x`, `x :=`): a variable
+    // of an enclosing body the comprehension's own `some x` shadows.
+    let declared_before = |name: &str, start: usize| -> bool {
+        let before = &text[..start];
+        SOME.captures_iter(before).any(|c| {
+            mask[c.get(0).expect("match").start()] && c[1].split(',').any(|v| v.trim() == name)
+        }) || DECLARE.captures_iter(before).any(|c| {
+            let m = c.get(1).expect("group 1");
+            m.as_str() == name
+                && mask[m.start()]
+                && (m.start() == 0 || bytes[m.start() - 1] != b'.')
+        })
+    };
+    for (start, bar, end) in comprehensions {
+        // Nested comprehensions already renamed are left to their own pass.
+        if comprehensions_overlap(&edits, start, end) {
+            continue;
+        }
+        let body = &text[bar + 1..end];
+        // (name, where its own declaration starts)
+        let mut own: Vec<(String, usize)> = Vec::new();
+        for c in DECLARE.captures_iter(body) {
+            let name = c.get(1).expect("group 1");
+            let at = bar + 1 + name.start();
+            let n = name.as_str();
+            if !mask[at] || (at > 0 && bytes[at - 1] == b'.') || n == "_" {
+                continue;
+            }
+            // Used before its declaration in this body: OPA's outer variable.
+            if !uses(bar + 1, at, n).is_empty() && !own.iter().any(|(o, _)| o == n) {
+                own.push((n.to_string(), at));
+            }
+        }
+        for c in SOME.captures_iter(body) {
+            let whole = c.get(0).expect("match");
+            if !mask[bar + 1 + whole.start()] {
+                continue;
+            }
+            let at = bar + 1 + whole.start();
+            for n in c[1].split(',').map(str::trim) {
+                if n != "_" && declared_before(n, start) && !own.iter().any(|(o, _)| o == n) {
+                    own.push((n.to_string(), at));
+                }
+            }
+        }
+        for (n, at) in own {
+            counter += 1;
+            let local = format!("__ggc{counter}_{n}");
+            for u in uses(start + 1, bar, &n)
+                .into_iter()
+                .chain(uses(at, end, &n))
+            {
+                edits.push((u, u + n.len(), local.clone()));
+            }
+        }
+    }
+    edits.sort_by_key(|e| e.0);
+    edits.dedup_by_key(|e| e.0);
+    edits
+}
+
+/// The brackets of `text` (code only): (opening byte, start, end, the `|` directly inside).
+fn brackets(text: &str, mask: &[bool]) -> Vec<(u8, usize, usize, Option<usize>)> {
+    let mut stack: Vec<(u8, usize, Option<usize>)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if !mask[i] {
+            continue;
+        }
+        match b {
+            b'[' | b'{' | b'(' => stack.push((b, i, None)),
+            b']' | b'}' | b')' => {
+                if let Some((open, start, bar)) = stack.pop() {
+                    out.push((open, start, i, bar));
+                }
+            }
+            b'|' => {
+                // A comprehension's head is one term: a `|` after a statement (a newline, a
+                // `;` or an assignment since the bracket opened) is a set union in a body.
+                if let Some((open, start, bar @ None)) = stack.last_mut()
+                    && *open != b'('
+                {
+                    let head = &text[*start + 1..i];
+                    if !head.contains(['\n', ';']) && !head.contains(":=") {
+                        *bar = Some(i);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A rule body's `some NAME` whose every other use is inside the body's comprehensions: each
+/// comprehension (the outermost ones of the body) gets its own name for it.
+fn comprehension_outer_some_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static SOME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bsome[ \t]+([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*,[ \t]*[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(?:;|\n|$)")
+            .expect("a valid regex")
+    });
+    static WORD: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").expect("a valid regex"));
+    if !text.contains('|') || !text.contains("some") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let all = brackets(text, &mask);
+    let comprehensions: Vec<(usize, usize, usize)> = all
+        .iter()
+        .filter(|b| b.0 != b'(')
+        .filter_map(|&(_, start, end, bar)| bar.map(|bar| (start, bar, end)))
+        .collect();
+    let inside_any = |at: usize, from: usize, to: usize| {
+        comprehensions
+            .iter()
+            .any(|&(s, _, e)| s > from && e < to && at > s && at < e)
+    };
+    let uses = |from: usize, to: usize, name: &str| -> Vec<usize> {
+        WORD.find_iter(&text[from..to])
+            .filter(|m| m.as_str() == name && mask[from + m.start()])
+            .map(|m| from + m.start())
+            .filter(|&at| at == 0 || bytes[at - 1] != b'.')
+            .collect()
+    };
+    let mut edits = Vec::new();
+    let mut counter = 0;
+    // Rule bodies: `{` blocks that are not comprehensions nor inside one.
+    for &(open, start, end, bar) in &all {
+        if open != b'{' || bar.is_some() || inside_any(start, 0, text.len()) {
+            continue;
+        }
+        let body = &text[start + 1..end];
+        for c in SOME.captures_iter(body) {
+            let decl = start + 1 + c.get(0).expect("match").start();
+            if !mask[decl] || inside_any(decl, start, end) {
+                continue;
+            }
+            let names = start + 1 + c.get(1).expect("group 1").start();
+            let declared: Vec<&str> = c[1].split(',').map(str::trim).collect();
+            // Every name used only inside comprehensions (else the rule binds it: leave it).
+            let only_inside = declared.iter().all(|n| {
+                *n != "_"
+                    && uses(start + 1, end, n)
+                        .into_iter()
+                        .filter(|&u| {
+                            !inside_any(u, start, end) && !(names..names + c[1].len()).contains(&u)
+                        })
+                        .count()
+                        == 0
+            });
+            if !only_inside {
+                continue;
+            }
+            // The declaration goes (regorus fails on it), the line stays: `true`.
+            edits.push((decl, names + c[1].len(), "true".to_string()));
+            for n in declared {
+                // The outermost comprehensions of this body.
+                for &(cs, _, ce) in &comprehensions {
+                    if cs <= start || ce >= end || inside_any(cs, start, end) {
+                        continue;
+                    }
+                    let found = uses(cs + 1, ce, n);
+                    if found.is_empty() {
+                        continue;
+                    }
+                    counter += 1;
+                    let local = format!("__ggs{counter}_{n}");
+                    for u in found {
+                        edits.push((u, u + n.len(), local.clone()));
+                    }
+                }
+            }
+        }
+    }
+    edits.sort_by_key(|e| e.0);
+    edits.dedup_by_key(|e| e.0);
+    edits
+}
+
+/// Whether an edit already falls within `start..end` (one rename per comprehension a pass).
+fn comprehensions_overlap(edits: &[(usize, usize, String)], start: usize, end: usize) -> bool {
+    edits.iter().any(|e| e.0 > start && e.0 < end)
 }
 
 /// `with name as value` where `name` is a rule of this module (OPA resolves a bare rule name
@@ -877,6 +1108,94 @@ fn defines_at(text: &str, at: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comprehension_local_that_shadows_an_outer_variable_is_renamed() {
+        let src = "package main\nimport rego.v1\ndeny contains msg if {\n  name := input[_].a.name\n  names := [name | some i; input[i].a.name == name; name := input[i].b]\n  count(names) > 1\n  msg := name\n}\n";
+        let out = rewrite(src);
+        assert_eq!(out.lines().count(), src.lines().count());
+        assert!(
+            out.contains("names := [__ggc1_name | some i; input[i].a.name == name; __ggc1_name := input[i].b]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msg := name\n"),
+            "the outer variable is untouched: {out}"
+        );
+        // `some i` in a comprehension under the rule's own `some i`: the comprehension's own.
+        let some = "package main\nimport rego.v1\nusers contains u if {\n  some i\n  input[i].kind == \"team\"\n  known := {e | some i; input[i].kind == \"user\"; e := input[i].email}\n  u := input[i].owner\n  not known[u]\n}\n";
+        let some_out = rewrite(some);
+        assert!(
+            some_out.contains(
+                "{e | some __ggc1_i; input[__ggc1_i].kind == \"user\"; e := input[__ggc1_i].email}"
+            ),
+            "{some_out}"
+        );
+        assert!(some_out.contains("u := input[i].owner"), "{some_out}");
+        let mut some_engine = regorus::Engine::new();
+        some_engine
+            .add_policy("s.rego".to_string(), some_out)
+            .unwrap();
+        some_engine.set_input(
+            regorus::Value::from_json_str(
+                r#"[{"kind": "team", "owner": "a@x"}, {"kind": "user", "email": "b@x"}]"#,
+            )
+            .unwrap(),
+        );
+        let v = some_engine
+            .eval_rule("data.main.users".to_string())
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!(["a@x"])
+        );
+        // `some i` of a rule used only inside its comprehensions: each comprehension its own.
+        let outer = "package main\nimport rego.v1\nmissing contains u if {\n  some i\n  users := {e | some i; input[i].kind == \"user\"; e := input[i].email}\n  owners := [o | input[i].kind == \"team\"; o := input[i].owner]\n  some u in owners\n  not users[u]\n}\n";
+        let outer_out = rewrite(outer);
+        assert!(
+            outer_out.contains(
+                "owners := [o | input[__ggs2_i].kind == \"team\"; o := input[__ggs2_i].owner]"
+            ),
+            "{outer_out}"
+        );
+        assert!(
+            outer_out.contains("\n  true\n  users"),
+            "the declaration goes: {outer_out}"
+        );
+        let mut outer_engine = regorus::Engine::new();
+        outer_engine
+            .add_policy("o.rego".to_string(), outer_out)
+            .unwrap();
+        outer_engine.set_input(regorus::Value::from_json_str(
+            r#"[{"kind": "team", "owner": "a@x"}, {"kind": "user", "email": "b@x"}, {"kind": "team", "owner": "b@x"}]"#,
+        ).unwrap());
+        let v = outer_engine
+            .eval_rule("data.main.missing".to_string())
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!(["a@x"])
+        );
+        // A set union in a rule body is no comprehension (the gatekeeper-library's
+        // `all_keys := keys | {"name"}` then `{k: v | k := all_keys[_]; ...}`).
+        let union = "package p\nf(obj) = out {\n  keys := {k | obj[k]}\n  all := keys | {\"name\"}\n  out := {k: v | k := all[_]; v := k}\n}\n";
+        assert_eq!(rewrite(union), union);
+        // A comprehension that only declares its own variable is left as it is.
+        let plain = "package main\nx := [y | some i; y := input[i]]\n";
+        assert_eq!(rewrite(plain), plain);
+        // Regorus compiles the rewritten policy, and evaluates it as OPA: the local is the
+        // comprehension's own.
+        let mut engine = regorus::Engine::new();
+        engine.add_policy("p.rego".to_string(), out).unwrap();
+        engine.set_input(
+            regorus::Value::from_json_str(
+                r#"[{"a": {"name": "x"}, "b": "x"}, {"a": {"name": "x"}, "b": "y"}]"#,
+            )
+            .unwrap(),
+        );
+        let v = engine.eval_rule("data.main.deny".to_string()).unwrap();
+        assert_eq!(serde_json::to_value(&v).unwrap(), serde_json::json!(["x"]));
+    }
 
     #[test]
     fn multi_body_rules_get_their_head() {
