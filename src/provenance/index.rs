@@ -256,6 +256,13 @@ pub struct Version {
     oldest_seq: u64,
 }
 
+impl Version {
+    /// The manifest of this version.
+    pub fn manifest(&self) -> Arc<Value> {
+        self.object.clone()
+    }
+}
+
 /// The objects of one blob, parsed (and defaulted) once: (key, line, object).
 type Parsed = Arc<Vec<(Key, usize, Arc<Value>)>>;
 
