@@ -47,8 +47,22 @@ fn pick(a: usize, b: usize, n: usize) -> usize {
 }
 
 const WORDS: [&str; 16] = [
-    "the", "field", "selects", "which", "Prometheus", "instances", "should", "be", "configured",
-    "when", "empty", "defaults", "to", "namespace", "of", "object",
+    "the",
+    "field",
+    "selects",
+    "which",
+    "Prometheus",
+    "instances",
+    "should",
+    "be",
+    "configured",
+    "when",
+    "empty",
+    "defaults",
+    "to",
+    "namespace",
+    "of",
+    "object",
 ];
 
 /// A description of `n` words, the same for the same (seed, revision).
@@ -61,9 +75,20 @@ fn words(seed: usize, n: usize) -> String {
 
 /// The properties of a schema, nested, as a CRD's openAPIV3Schema: each has a description
 /// (one in 40 says which revision it is at, so the text changes from one revision to the next).
-fn properties(out: &mut String, seed: usize, depth: usize, indent: usize, budget: &mut isize, rev: usize) {
+fn properties(
+    out: &mut String,
+    seed: usize,
+    depth: usize,
+    indent: usize,
+    budget: &mut isize,
+    rev: usize,
+) {
     let pad = " ".repeat(indent);
-    let fan = if depth == 0 { 12 } else { 2 + pick(seed, depth, 5) };
+    let fan = if depth == 0 {
+        12
+    } else {
+        2 + pick(seed, depth, 5)
+    };
     for p in 0..fan {
         if *budget <= 0 {
             return;
@@ -271,9 +296,21 @@ fn child(repo: &Path, source: &str, commits: usize, verdicts: bool) {
     drifted["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"] =
         "changed in the cluster".into();
     for (what, object, status) in [
-        ("newest version", (*newest.manifest()).clone(), Status::Traceable),
-        ("oldest version", (*oldest.manifest()).clone(), Status::Traceable),
-        ("drifted (every version compared)", drifted, Status::Modified),
+        (
+            "newest version",
+            (*newest.manifest()).clone(),
+            Status::Traceable,
+        ),
+        (
+            "oldest version",
+            (*oldest.manifest()).clone(),
+            Status::Traceable,
+        ),
+        (
+            "drifted (every version compared)",
+            drifted,
+            Status::Modified,
+        ),
     ] {
         let review = review(object);
         assert_eq!(judge(&review, &index, &config).status, status);
@@ -323,10 +360,14 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // GITGATE_HISTORY_MAKE=dir: the history is made there and kept (to time the children
+    // with other tools), nothing is measured.
+    let make = std::env::var("GITGATE_HISTORY_MAKE").ok();
     let repo_dir = match std::env::var("GITGATE_HISTORY_REPO") {
         Ok(path) => std::path::PathBuf::from(path),
         Err(_) => {
-            let root = dir.path();
+            let root = make.as_deref().map_or(dir.path(), Path::new);
+            std::fs::create_dir_all(root).unwrap();
             git(root, &["init", "-q", "-b", "main"]);
             std::fs::create_dir_all(root.join("manifests/setup")).unwrap();
             let t = Instant::now();
@@ -335,7 +376,16 @@ fn main() {
             git(root, &["commit", "-q", "-m", "kube-prometheus's shape"]);
             for c in 1..220 {
                 write_commit(root, c);
-                git(root, &["commit", "-q", "--allow-empty", "-am", &format!("change {c}")]);
+                git(
+                    root,
+                    &[
+                        "commit",
+                        "-q",
+                        "--allow-empty",
+                        "-am",
+                        &format!("change {c}"),
+                    ],
+                );
             }
             let head: u64 = std::fs::read_dir(root.join("manifests"))
                 .unwrap()
@@ -352,6 +402,9 @@ fn main() {
             root.to_path_buf()
         }
     };
+    if make.is_some() {
+        return;
+    }
     let me = std::env::current_exe().unwrap();
     for commits in [20, 200] {
         let out = Command::new(&me)
