@@ -191,6 +191,22 @@ impl<'de> serde::Deserialize<'de> for Tree {
     }
 }
 
+/// Turns a tree into JSON, without the line of each field.
+fn unlined(tree: Spanned<Tree>) -> Value {
+    match tree.value {
+        Tree::Leaf(v) => v,
+        Tree::Seq(items) => Value::Array(items.into_iter().map(unlined).collect()),
+        Tree::Map(entries) => {
+            let mut map = serde_json::Map::with_capacity(entries.len());
+            for (key, item) in entries {
+                // As `flatten`: a merge key (`<<`) may repeat a key, the last one wins.
+                map.insert(key, unlined(item));
+            }
+            Value::Object(map)
+        }
+    }
+}
+
 /// Turns a tree into JSON, recording the line of every field under `pointer`.
 fn flatten(tree: Spanned<Tree>, pointer: &mut String, lines: &mut Lines) -> Value {
     lines
@@ -324,6 +340,17 @@ pub fn read_file(path: &Path) -> Result<Vec<Document>, ManifestError> {
 
 /// Parses bytes (from a file or a Git blob) named `file` in errors.
 pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Document>, ManifestError> {
+    parse_bytes_with(file, bytes, true)
+}
+
+/// [`parse_bytes`], with [`Document::lines`] left empty when `lines` is false (what keeps
+/// only a document's line: the provenance index, which reads every version of every file
+/// of its window, and whose largest files have a line for each of 100,000 fields).
+pub fn parse_bytes_with(
+    file: &str,
+    bytes: &[u8],
+    lines: bool,
+) -> Result<Vec<Document>, ManifestError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(ManifestError::TooLarge {
             file: file.to_string(),
@@ -334,11 +361,20 @@ pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Document>, ManifestEr
     let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::NotText {
         file: file.to_string(),
     })?;
-    parse_str(file, text)
+    parse_str_with(file, text, lines)
 }
 
 /// Parses text: JSON when the file name ends in `.json`, YAML (which includes JSON) otherwise.
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    parse_str_with(file, text, true)
+}
+
+/// [`parse_str`], with the line of each field only when `lines` is true.
+fn parse_str_with(
+    file: &str,
+    text: &str,
+    with_lines: bool,
+) -> Result<Vec<Document>, ManifestError> {
     if file.ends_with(".json") {
         return parse_json(file, text);
     }
@@ -360,7 +396,11 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, ManifestError>
         .map(|(index, d)| {
             let line = (d.referenced.line() as usize).max(1);
             let mut lines = Lines::default();
-            let value = flatten(d, &mut String::new(), &mut lines);
+            let value = if with_lines {
+                flatten(d, &mut String::new(), &mut lines)
+            } else {
+                unlined(d)
+            };
             Document {
                 line,
                 value,
@@ -467,7 +507,7 @@ pub fn require_object(file: &str, doc: &Document) -> Result<(), ManifestError> {
 pub fn disputed(text: &str) -> Option<(usize, String)> {
     use granit_parser::{Event, Parser, ScalarStyle};
     // Neither can be there without its characters: most files are not parsed a second time.
-    if !text.contains("<<") && !text.contains('!') {
+    if !text.contains("<<") && !may_hold_a_tag(text) {
         return None;
     }
     for event in Parser::new_from_str(text) {
@@ -500,6 +540,23 @@ pub fn disputed(text: &str) -> Option<(usize, String)> {
         }
     }
     None
+}
+
+/// Whether a `!` of `text` may start a tag: one at the start of a node, after a space, a
+/// line break or a flow indicator (`[`, `{`, `,`, or `:` right after a JSON-like key). A `!`
+/// inside a scalar (`'!has(self.x)'`, `code!="200"`) is not one: a CRD's validation rules
+/// and Prometheus rules hold many, and their files need no second parse.
+fn may_hold_a_tag(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'!'
+            && (i == 0
+                // The last byte of a byte-order mark, conservatively any 0xBF.
+                || matches!(
+                    bytes[i - 1],
+                    b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':' | 0xBF
+                ))
+    })
 }
 
 /// How deep lists nest inside lists before an item is taken as it is (kustomize and kubectl
@@ -670,6 +727,36 @@ pub fn duration_text(d: std::time::Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tag_is_found_wherever_a_node_may_start_and_a_bang_in_a_scalar_is_none() {
+        for text in [
+            "!thing a",
+            "a: !thing b",
+            "a:\n  !thing b",
+            "- !thing b",
+            "a: [!thing b]",
+            "a: [x,!thing b]",
+            "a: {b: !thing c}",
+            "a: {\"b\":!thing c}",
+            "a: {b:  !thing c}",
+            "a: ! true",
+            "--- !thing\na: b",
+        ] {
+            assert!(super::may_hold_a_tag(text), "{text:?}");
+            assert!(super::disputed(text).is_some(), "{text:?}");
+        }
+        for text in [
+            "rule: '!has(self.a) || has(self.b)'",
+            "expr: sum(rate(x{code!=\"200\"}[5m]))",
+            "a: \"!x\"",
+            "a: b!c",
+        ] {
+            assert!(!super::may_hold_a_tag(text), "{text:?}");
+            assert!(super::disputed(text).is_none(), "{text:?}");
+        }
+        assert!(super::may_hold_a_tag("\u{feff}!thing a"));
+    }
+
     use super::*;
 
     #[test]

@@ -224,6 +224,16 @@ pub fn unreadable(path: &str, e: &manifest::ManifestError) -> Note {
 /// file's other documents are still checked); mappings that are not Kubernetes objects (a
 /// kustomization.yaml) are skipped with a note. An empty document (`null`) is nothing.
 pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note>) {
+    read_objects(path, bytes, true)
+}
+
+/// [`read_file_objects`] without the line of each field ([`FileObject::lines`] empty):
+/// the same objects and notes, read faster.
+pub fn read_file_objects_unlined(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note>) {
+    read_objects(path, bytes, false)
+}
+
+fn read_objects(path: &str, bytes: &[u8], lines: bool) -> (Vec<FileObject>, Vec<Note>) {
     let mut objects = Vec::new();
     let mut notes = Vec::new();
     // A Git LFS pointer: what the file holds is stored outside Git; a controller with LFS
@@ -237,7 +247,7 @@ pub fn read_file_objects(path: &str, bytes: &[u8]) -> (Vec<FileObject>, Vec<Note
         });
         return (objects, notes);
     }
-    let docs = match manifest::parse_bytes(path, bytes) {
+    let docs = match manifest::parse_bytes_with(path, bytes, lines) {
         Ok(docs) => manifest::expand_lists(docs),
         Err(e) => {
             notes.push(unreadable(path, &e));

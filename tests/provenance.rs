@@ -420,7 +420,7 @@ fn the_index_holds_each_identity_of_the_approved_window() {
         ),
         (three.clone(), two.clone())
     );
-    assert_eq!(versions[0].object["spec"]["replicas"], 3);
+    assert_eq!(versions[0].manifest()["spec"]["replicas"], 3);
     assert_eq!(
         (
             versions[1].commit.to_string(),
@@ -428,7 +428,7 @@ fn the_index_holds_each_identity_of_the_approved_window() {
         ),
         (one.clone(), one.clone())
     );
-    assert_eq!(versions[1].object["spec"]["replicas"], 2);
+    assert_eq!(versions[1].manifest()["spec"]["replicas"], 2);
     assert_eq!(
         (&*versions[0].path, versions[0].line),
         ("apps/deploy.yaml", 1)

@@ -807,7 +807,8 @@ fn a_whole_flux_repository_renders_each_overlay_and_its_base_as_flux_generates()
         .map(|v| {
             format!(
                 "{} {}",
-                v.source, v.object["spec"]["chart"]["spec"]["version"]
+                v.source,
+                v.manifest()["spec"]["chart"]["spec"]["version"]
             )
         })
         .collect();

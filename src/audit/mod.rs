@@ -117,7 +117,7 @@ pub fn plan(ctx: &Context<'_>, needs: &Needs) -> Plan {
             add(s.kind.clone(), true, &mut wanted);
         }
         for (_, version) in ctx.index.iter().flat_map(|i| i.newest_objects()) {
-            if let Some(id) = Identity::of_object(&version.object) {
+            if let Some(id) = Identity::of_object(&version.manifest()) {
                 add(
                     KindRef {
                         group: id.group,

@@ -29,7 +29,7 @@ pub fn lookup(index: &Index, review: &Review) -> Option<Arc<Value>> {
         namespace: None,
         name: format!("{}.{}", resource.resource, resource.group),
     };
-    index.lookup(&id).first().map(|v| v.object.clone())
+    index.lookup(&id).first().map(|v| v.manifest())
 }
 
 /// The structural schema of the CRD's version `version` (`spec.versions[].schema.openAPIV3Schema`).

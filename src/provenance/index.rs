@@ -25,6 +25,21 @@
 //! and a new commit is folded in by touching only what it holds ([`Index::advance`]).
 //! Blobs are parsed once and shared.
 //!
+//! **Memory and time on a real history** (issue 22: kube-prometheus, whose CRDs of up to
+//! 0.8 MB change in one commit in four, so a 200-commit window holds ~40 distinct versions of
+//! each): a parsed `serde_json::Value` costs several times its YAML, and one per distinct
+//! version was ~450 MB. So a version is held parsed only while the newest approved commit
+//! holds it (what nearly every request is matched against, at no extra cost); once a newer
+//! commit changes it, it is kept compact ([`super::stored`]: its JSON, LZ4-compressed) and
+//! parsed again when a decision reads it (a request matched against an older version, or the
+//! `others` a removed picked value is checked against, read only then). Versions cannot share
+//! unchanged subtrees: a `Value` owns its children, and a shared tree would need its own value
+//! type through the whole match. A cold build keeps only each document's line (not each
+//! field's, which only `check`'s findings use), skips the second YAML parse that looks for
+//! tags when no `!` can start one, and parses the new blobs of the next commits on all cores,
+//! 4 MB of YAML at a time so that their parsed trees do not add up. BENCHMARKS.md has the
+//! numbers, before and after each of these.
+//!
 //! **What is indexed is what the controller applies**: each configured source rendered at each
 //! approved commit ([`crate::render`]): plain manifests as written, kustomizations built,
 //! charts templated. A patch file is never an object; a rendered object's path and line are
@@ -43,6 +58,7 @@ use gix::ObjectId;
 use serde_json::Value;
 
 use super::approval::WindowCommit;
+use super::stored::Stored;
 use crate::git::{GitError, Repo};
 use crate::input::Identity;
 use crate::objects::{self as changes, FileObject, Scopes};
@@ -251,9 +267,18 @@ pub struct Version {
     /// The source it comes from: the folder rendered (a kustomization's, a chart's), or for
     /// a plain manifest the configured source holding it (`.` for the repository).
     pub source: Arc<str>,
-    pub object: Arc<Value>,
+    /// The manifest: parsed while the newest approved commit holds it, else compact.
+    stored: Stored,
     newest_seq: u64,
     oldest_seq: u64,
+}
+
+impl Version {
+    /// The manifest of this version: at hand for a version the newest approved commit holds,
+    /// parsed from its compact form for an older one ([`Stored`]).
+    pub fn manifest(&self) -> Arc<Value> {
+        self.stored.get()
+    }
 }
 
 /// The objects of one blob, parsed (and defaulted) once: (key, line, object).
@@ -405,13 +430,24 @@ impl Index {
             let rendered = self.renderer.render(repo, &units);
             prefetched = units.iter().map(|u| u.key.clone()).zip(rendered).collect();
         }
-        // Fold in the new commits, oldest first.
+        // Fold in the new commits, oldest first; with several, the new blobs of the next
+        // commits (up to [`AHEAD_BYTES`]) are parsed first, as many at a time as there are
+        // cores.
+        let mut ahead = Ahead::new();
+        let (mut position, mut parsed_until) = (0, 0);
         for c in window.iter().rev() {
             if known.contains(&c.id) || refused_before.contains(&c.id) {
                 continue;
             }
             match &c.approval {
                 Ok(_) => {
+                    if position == parsed_until && !layouts.is_empty() {
+                        let next = new[position..].iter().filter_map(|id| layouts.get(id));
+                        let commits;
+                        (ahead, commits) = self.parse_ahead(repo, next)?;
+                        parsed_until = position + commits.max(1);
+                    }
+                    position += 1;
                     let layout = match layouts.remove(&c.id) {
                         Some(layout) => layout,
                         None => self.renderer.layout(repo, c.id)?,
@@ -422,7 +458,7 @@ impl Index {
                             tracing::info!(commit = %c.id, file = %said.path, line = said.line, "{}", said.message);
                         }
                     }
-                    self.push(repo, c.id, layout, &prefetched)?
+                    self.push(repo, c.id, layout, &prefetched, &mut ahead)?
                 }
                 Err(e) => self.refused.push((c.id, e.to_string())),
             }
@@ -459,6 +495,63 @@ impl Index {
         Ok(())
     }
 
+    /// The objects of the blobs of the next commits' `layouts` that the index has not
+    /// parsed, parsed on as many threads as there are cores (the blobs are read on this one),
+    /// for as many commits as hold [`AHEAD_BYTES`] of them; with how many commits that is.
+    fn parse_ahead<'l>(
+        &self,
+        repo: &Repo,
+        layouts: impl Iterator<Item = &'l crate::render::Layout>,
+    ) -> Result<(Ahead, usize), GitError> {
+        let parsed: HashSet<ObjectId> = self.blobs.keys().map(|(id, _)| *id).collect();
+        let mut jobs: Vec<((ObjectId, String), Vec<u8>)> = Vec::new();
+        let mut seen = HashSet::new();
+        let (mut bytes_read, mut commits) = (0, 0);
+        for layout in layouts {
+            if bytes_read >= AHEAD_BYTES {
+                break;
+            }
+            commits += 1;
+            for (path, file) in &layout.plain {
+                if !parsed.contains(&file.blob) && seen.insert((file.blob, path.as_str())) {
+                    let bytes = repo.read_blob(file.blob, path)?;
+                    bytes_read += bytes.len();
+                    jobs.push(((file.blob, path.clone()), bytes));
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len())
+            .max(1);
+        let queue = std::sync::Mutex::new(jobs.into_iter());
+        let ahead = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let next = queue
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .next();
+                            let Some((blob, bytes)) = next else { break };
+                            let objects = read_blob_objects(&blob.1, &bytes);
+                            out.push((blob, objects));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            // A worker that panicked parsed nothing the fold needs: it parses those itself.
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        Ok((ahead, commits))
+    }
+
     /// Drops the namespaces of `unscoped` that neither the window nor the newest approved
     /// commit holds any more.
     fn prune_unscoped(&mut self) {
@@ -482,6 +575,7 @@ impl Index {
         commit: ObjectId,
         layout: crate::render::Layout,
         prefetched: &HashMap<String, crate::render::Rendered>,
+        ahead: &mut Ahead,
     ) -> Result<(), GitError> {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -492,8 +586,10 @@ impl Index {
         for (path, file) in &layout.plain {
             let blob = (file.blob, file.namespace.clone());
             if !self.blobs.contains_key(&blob) && !fresh.iter().any(|(b, _)| *b == blob) {
-                let bytes = repo.read_blob(file.blob, path)?;
-                let (objects, _) = changes::read_file_objects(path, &bytes);
+                let objects = match ahead.remove(&(file.blob, path.clone())) {
+                    Some(objects) => objects,
+                    None => read_blob_objects(path, &repo.read_blob(file.blob, path)?),
+                };
                 self.scopes.learn(&objects);
                 fresh.push((blob, objects));
             }
@@ -621,9 +717,8 @@ impl Index {
                     .insert(ns.clone());
             }
             let versions = self.versions.entry(k.clone()).or_default();
-            let same = |v: &Version| {
-                (Arc::ptr_eq(&v.object, object) || v.object == *object) && v.path == path
-            };
+            // Only versions the previous or this commit holds are compared: parsed ones.
+            let same = |v: &Version| v.path == path && v.stored.is(object);
             // The same identity twice in one commit (two overlays of one base) is one
             // version each; the same object twice is one.
             if versions.iter().any(|v| v.newest_seq == seq && same(v)) {
@@ -650,7 +745,7 @@ impl Index {
                         path,
                         line,
                         source,
-                        object: object.clone(),
+                        stored: Stored::parsed(object.clone()),
                         newest_seq: seq,
                         oldest_seq: seq,
                     },
@@ -659,6 +754,15 @@ impl Index {
         }
         for k in &still_held {
             newest.insert(k);
+        }
+        // The versions the previous commit held and this one does not are older versions
+        // now: kept compact.
+        for k in &self.newest.keys {
+            for v in self.versions.get_mut(k).into_iter().flatten() {
+                if v.newest_seq != seq && v.stored.is_parsed() {
+                    v.stored.compact();
+                }
+            }
         }
         // Only the newest commit's blobs and units can be reused by the next one.
         self.blobs.retain(|b, _| used.contains(b));
@@ -931,6 +1035,18 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.versions.is_empty()
     }
+}
+
+/// How many bytes of new blobs a cold build parses at once: enough to keep the cores busy,
+/// few enough that their parsed trees (several times their text) do not add up.
+const AHEAD_BYTES: usize = 4 << 20;
+
+/// Blobs parsed ahead of the fold, by id and path (a path ending in `.json` is read as JSON).
+type Ahead = HashMap<(ObjectId, String), Vec<FileObject>>;
+
+/// The objects of a blob at `path`. The index keeps a document's line, not each field's.
+fn read_blob_objects(path: &str, bytes: &[u8]) -> Vec<FileObject> {
+    changes::read_file_objects_unlined(path, bytes).0
 }
 
 /// A commit id as messages show it (12 hex digits).

@@ -5,7 +5,8 @@
 //!   a key's validity are judged by).
 //! - [`signers`]: trusted SSH signers (git's allowed_signers) and commit signature checks.
 //! - [`openpgp`]: trusted OpenPGP keys and OpenPGP commit signatures.
-//! - [`index`]: identity → the manifests for it in the approved window.
+//! - [`index`]: identity → the manifests for it in the approved window, each older version
+//!   kept compact ([`stored`]).
 //! - [`fetch`]: the bare mirror of a remote repository, fetched with gix over HTTPS or SSH.
 //! - [`mirror`]: the index kept fresh off the request path and swapped in atomically.
 //! - [`kcm`]: the identities kube-controller-manager writes as (exempt by default).
@@ -34,6 +35,7 @@ pub mod quantity;
 pub mod schema;
 pub mod seen;
 pub mod signers;
+pub mod stored;
 pub mod value;
 pub mod verdict;
 

@@ -191,7 +191,7 @@ pub fn judge_in(
     let options = &rules.options;
     let crd = super::crd::lookup(index, review).or_else(cluster_crd);
     let automount = service_account_automount(index, review, object);
-    let others: Vec<&Value> = versions.iter().map(|v| v.object.as_ref()).collect();
+    let others = WindowVersions(versions);
     let writer = writer_of(review, &rules);
     let replicas = index.autoscaled(
         identity.namespace.as_deref(),
@@ -233,9 +233,10 @@ pub fn judge_in(
                 .as_deref()
                 .and_then(|ns| index.limit_defaults(ns)),
         };
-        let in_scope = in_request_scope(&version.object, &identity);
+        let manifest = version.manifest();
+        let in_scope = in_request_scope(&manifest, &identity);
         let outcome = matching::compare_in(
-            in_scope.as_ref().unwrap_or(&version.object),
+            in_scope.as_ref().unwrap_or(&manifest),
             object,
             review.old_object.as_ref(),
             options,
@@ -279,6 +280,16 @@ pub fn judge_in(
     closest.unwrap_or_else(|| Verdict::simple(Status::Untraceable, "no version matched"))
 }
 
+/// The versions of the window a comparison may read besides its own: parsed only when read
+/// (an older version is kept compact by the index).
+struct WindowVersions<'a>(&'a [super::index::Version]);
+
+impl matching::Others for WindowVersions<'_> {
+    fn any(&self, sets: &mut dyn FnMut(&Value) -> bool) -> bool {
+        self.0.iter().any(|v| sets(&v.manifest()))
+    }
+}
+
 /// Git's manifest with the request's namespace, when they differ: a manifest that named a
 /// namespace for a kind the API server keeps cluster-scoped (its CRD not in Git) is found by
 /// a request without one ([`Index::lookup`]), and the API server has dropped the namespace.
@@ -320,7 +331,7 @@ fn cascade(
                 index
                     .lookup(identity)
                     .first()
-                    .and_then(|v| defines(&v.object))
+                    .and_then(|v| defines(&v.manifest()))
             })?;
             (index.of_kind(&group, &kind)?, "of the kind it defines")
         }
@@ -516,7 +527,7 @@ fn service_account_automount(index: &Index, review: &Review, object: &Value) -> 
     };
     index
         .in_newest_version(&account)?
-        .object
+        .manifest()
         .get("automountServiceAccountToken")
         .and_then(Value::as_bool)
 }

@@ -88,6 +88,40 @@ pub struct MatchOptions {
     pub mutations: Vec<Allowance>,
 }
 
+/// The other versions of a manifest in the window, read only when a comparison needs them
+/// (an older version is kept compact by the index and parsed when read).
+pub trait Others {
+    /// Whether `sets` holds for one of them.
+    fn any(&self, sets: &mut dyn FnMut(&Value) -> bool) -> bool;
+}
+
+impl Others for [&Value] {
+    fn any(&self, sets: &mut dyn FnMut(&Value) -> bool) -> bool {
+        self.iter().any(|v| sets(v))
+    }
+}
+
+/// No other version.
+struct NoOthers;
+
+impl Others for NoOthers {
+    fn any(&self, _: &mut dyn FnMut(&Value) -> bool) -> bool {
+        false
+    }
+}
+
+impl Default for &dyn Others {
+    fn default() -> Self {
+        &NoOthers
+    }
+}
+
+impl std::fmt::Debug for dyn Others + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Others")
+    }
+}
+
 /// What one comparison may borrow besides the options: the CustomResourceDefinition of a
 /// custom resource (its schema's defaults explain fields), when Git holds it; who makes the
 /// request; what the admission plugins would pick; the stamps' expected values.
@@ -108,7 +142,7 @@ pub struct Context<'a> {
     pub automount: Option<bool>,
     /// The other versions of the manifest in the window: a picked value may vanish at UPDATE
     /// when one of them set it (Git dropped it).
-    pub others: &'a [&'a Value],
+    pub others: &'a dyn Others,
     /// `minReplicas..=maxReplicas` of a HorizontalPodAutoscaler Git's newest approved commit
     /// holds for this object: it explains `spec.replicas` within that range.
     pub replicas: Option<(i64, i64)>,

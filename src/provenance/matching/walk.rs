@@ -280,7 +280,7 @@ impl<'a> Walker<'a> {
     /// Whether another version of the manifest in the window sets the current path (Git
     /// changed it, so a picked value may vanish).
     fn others_set(&self) -> bool {
-        self.context.others.iter().any(|v| {
+        self.context.others.any(&mut |v| {
             crate::provenance::path::resolve(v, &self.path, &key_default)
                 .is_some_and(|x| !x.is_null())
         })
