@@ -24,6 +24,16 @@
 //!   `minus`), same arguments, same result.
 //! - **Imported functions** (`import data.lib.exclude_update.is_update`, then
 //!   `is_update(x)`): regorus does not resolve the alias for calls, so calls use the full path.
+//! - **`x = r[x]`** (a variable unified with a reference that the same variable indexes,
+//!   `container = containers[container]`): OPA binds `x` through the reference; regorus
+//!   reads `x` as defined by the right side and refuses it as unsafe. The statement is
+//!   written `r[x] == x`, which binds `x` the same way and means the same where it is bound.
+//! - **Stand-ins for a host's built-ins**: a library written for a host that adds built-ins
+//!   to OPA (`result.new(msg, cause)`) is tested with a small Rego file, passed as one more
+//!   path, that defines each as a function of that name (`package result` with
+//!   `new(msg, cause) := ...`). A call of such a name (or `with` naming it) that is neither a
+//!   built-in nor an import alias of the module, where OPA would refuse the program, calls the
+//!   stand-in: `data.result.new(msg, cause)`.
 
 use std::sync::LazyLock;
 
@@ -85,14 +95,60 @@ pub fn rewrite(text: &str) -> String {
 
 /// [`rewrite`], knowing the names `text`'s package defines in the program's other modules.
 pub fn rewrite_in(text: &str, package: Option<&Names>) -> String {
+    rewrite_with(text, package, None)
+}
+
+/// [`rewrite_in`], also knowing every package's names in the program (for stand-ins).
+pub fn rewrite_with(
+    text: &str,
+    package: Option<&Names>,
+    all: Option<&std::collections::HashMap<String, Names>>,
+) -> String {
     let text = apply(text, deprecated_builtin_edits(text));
     let text = apply(&text, import_edits(&text));
+    let text = match all {
+        Some(all) => apply(&text, stand_in_edits(&text, all)),
+        None => text,
+    };
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
+    let text = apply(&text, self_index_edits(&text));
     let text = apply(&text, with_rule_edits(&text, package));
     let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
     apply(&text, metadata_edits(&text))
+}
+
+/// `x = r[x]` on a line of its own in a body → `r[x] == x` (see the module documentation).
+fn self_index_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static UNIFY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?m)^[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*([A-Za-z_][A-Za-z0-9_.]*\[[^\n#]*\])[ \t]*(?:#[^\n]*)?$",
+        )
+        .expect("a valid regex")
+    });
+    if !text.contains('=') {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    for c in UNIFY.captures_iter(text) {
+        let (var, rhs) = (c.get(1).expect("group 1"), c.get(2).expect("group 2"));
+        if !mask[var.start()] || !mask[rhs.end() - 1] || var.as_str() == "_" {
+            continue;
+        }
+        // The variable must index the reference: `[x]`, `[x]...`, `[_][x]`.
+        let index = format!("[{}]", var.as_str());
+        if !rhs.as_str().contains(&index) {
+            continue;
+        }
+        edits.push((
+            var.start(),
+            rhs.end(),
+            format!("{} == {}", rhs.as_str(), var.as_str()),
+        ));
+    }
+    edits
 }
 
 /// `with name as value` where `name` is a rule of this module (OPA resolves a bare rule name
@@ -789,6 +845,62 @@ fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
     edits
 }
 
+/// Calls of a host's built-in (`result.new(`, `with ec.oci.blob as`) that a Rego function of
+/// the program stands in for (`data.result.new`), written by the function's full path. Only
+/// where the name is not a built-in (nor a host function) and its first part is not a name
+/// the module imports: there OPA refuses the program, so no program OPA runs changes meaning.
+fn stand_in_edits(
+    text: &str,
+    all: &std::collections::HashMap<String, Names>,
+) -> Vec<(usize, usize, String)> {
+    static DOTTED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(^|[^A-Za-z0-9_.])([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+)([ \t]*\(|[ \t]+as\b)")
+            .expect("a valid regex")
+    });
+    static WITH_BEFORE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\bwith[ \t]+$").expect("a valid regex"));
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let aliases: std::collections::HashSet<String> = IMPORT
+        .captures_iter(text)
+        .map(|c| {
+            c.get(2)
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| c[1].rsplit('.').next().unwrap_or(&c[1]).to_string())
+        })
+        .collect();
+    let mut mask: Option<Vec<bool>> = None;
+    let mut edits = Vec::new();
+    for c in DOTTED.captures_iter(text) {
+        let name = c.get(2).expect("group 2");
+        let n = name.as_str();
+        let (head, _) = n.split_once('.').expect("a dotted name");
+        if matches!(head, "data" | "input") || aliases.contains(head) {
+            continue;
+        }
+        let (package, function) = n.rsplit_once('.').expect("a dotted name");
+        if !all.get(package).is_some_and(|p| p.functions.contains(function)) {
+            continue;
+        }
+        if regorus::unstable::BUILTINS.contains_key(n)
+            || super::host::FUNCTIONS.iter().any(|(f, _)| *f == n)
+        {
+            continue;
+        }
+        // A call, or the target of `with`.
+        if c[3].trim_start().starts_with("as") && !WITH_BEFORE.is_match(&text[..name.start()]) {
+            continue;
+        }
+        let mask = mask.get_or_insert_with(|| code_mask(text));
+        if !mask[name.start()] {
+            continue;
+        }
+        edits.push((name.start(), name.end(), format!("data.{n}")));
+    }
+    edits
+}
+
 /// OPA's deprecated built-in names that regorus does not know, each with the name OPA made of
 /// it (same arguments, same result).
 /// (`all` and `any` have no one-call equivalent in regorus: they are host functions,
@@ -1064,6 +1176,42 @@ mod tests {
         assert!(
             out.contains("  data.lib.v.x\n"),
             "package aliases are written out: {out}"
+        );
+    }
+
+    #[test]
+    fn a_variable_unified_with_the_reference_it_indexes() {
+        let src = "package a\napi[c] {\n  c = containers[c]\n  d = m[k] # k is bound\n  e = m[e].x\n}\n";
+        let out = rewrite(src);
+        assert!(out.contains("  containers[c] == c\n"), "{out}");
+        assert!(out.contains("  d = m[k] # k is bound\n"), "{out}");
+        assert!(out.contains("  m[e].x == e\n"), "{out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn host_built_ins_call_their_stand_ins() {
+        let stand_in = "package host.report\nmake(msg, at) := {\"msg\": msg, \"at\": at}\n";
+        let policy = "package p\nimport data.lib.x as report\ndeny[r] {\n  r := host.report.make(\"m\", input)\n}\nq := report.make(1, 2)\ns := \"host.report.make(1)\" # host.report.make(\nt := count([1])\n";
+        let test = "package p\ntest_d { deny with host.report.make as mock }\n";
+        let names = package_names([stand_in, policy, test]);
+        let out = rewrite_with(policy, names.get("p"), Some(&names));
+        assert!(
+            out.contains("r := data.host.report.make(\"m\", input)"),
+            "{out}"
+        );
+        assert!(out.contains("q := data.lib.x.make(1, 2)"), "an alias: {out}");
+        assert!(
+            out.contains("s := \"host.report.make(1)\" # host.report.make(\n"),
+            "{out}"
+        );
+        assert!(out.contains("t := count([1])"), "a built-in: {out}");
+        let out = rewrite_with(test, names.get("p"), Some(&names));
+        assert!(out.contains("with data.host.report.make as mock"), "{out}");
+        let without = package_names([policy]);
+        assert!(
+            rewrite_with(policy, None, Some(&without)).contains("r := host.report.make("),
+            "no stand-in, no rewrite"
         );
     }
 

@@ -406,30 +406,30 @@ fn run_program(
                 Module::new(&f.path, text.as_str()).with_version(options.rego_version)
             })
             .collect();
-        let compiled =
-            crate::isolate::catch_panic(|| Program::compile(&modules, options.eval_timeout))
-                .unwrap_or_else(|panic| {
-                    Err(PolicyError::Compile {
-                        file: files[0].path.clone(),
-                        message: format!("the Rego engine panicked: {panic}"),
-                    })
-                });
+        let compiled = crate::isolate::catch_panic(|| {
+            Program::compile_naming(&modules, options.eval_timeout)
+        })
+        .unwrap_or_else(|panic| {
+            Err(super::rego::Refused {
+                error: PolicyError::Compile {
+                    file: files[0].path.clone(),
+                    message: format!("the Rego engine panicked: {panic}"),
+                },
+                files: Vec::new(),
+            })
+        });
         match compiled {
             Ok(program) => break (program, numbered),
-            Err(e) => {
-                let message = e.to_string();
-                // The file the error names (its location comes first), else the whole group.
-                let at = files.iter().position(|f| {
-                    message.starts_with(&format!("{}:", f.path))
-                        || message.contains(&format!(": {}:", f.path))
-                });
-                report.errors.push(message);
-                match at {
-                    Some(at) => {
-                        files.remove(at);
-                    }
-                    None => return,
+            // Every file an error names is left out at once, with its own errors.
+            Err(refused) if !refused.files.is_empty() => {
+                for (file, message) in refused.files {
+                    report.errors.push(message);
+                    files.retain(|f| f.path != file);
                 }
+            }
+            Err(refused) => {
+                report.errors.push(refused.error.to_string());
+                return;
             }
         }
     };
