@@ -28,12 +28,22 @@
 //!   `container = containers[container]`): OPA binds `x` through the reference; regorus
 //!   reads `x` as defined by the right side and refuses it as unsafe. The statement is
 //!   written `r[x] == x`, which binds `x` the same way and means the same where it is bound.
+//! - **An import after rules**: OPA reads imports anywhere at the top level of a module;
+//!   regorus only before the first rule. A later import is moved to the end of the last line
+//!   of the module's head (its package or last leading import), so no line moves.
+//! - **`some i` after a statement that iterates** (`[n | parts := cmds[n]; some i; parts[i]
+//!   == "apt"]`): regorus declares `i` again on the second iteration and fails ("duplicated
+//!   definition of local variable"). A `some` declaration (without `in`) on a line of its own
+//!   is moved to the start of its query, where OPA's meaning is the same (it scopes the
+//!   variable to the whole query).
 //! - **Stand-ins for a host's built-ins**: a library written for a host that adds built-ins
 //!   to OPA (`result.new(msg, cause)`) is tested with a small Rego file, passed as one more
 //!   path, that defines each as a function of that name (`package result` with
 //!   `new(msg, cause) := ...`). A call of such a name (or `with` naming it) that is neither a
 //!   built-in nor an import alias of the module, where OPA would refuse the program, calls the
-//!   stand-in: `data.result.new(msg, cause)`.
+//!   stand-in: `data.result.new(msg, cause)`. A built-in without a namespace (`isManaged(x)`)
+//!   is stood in for by a function of `package host`, where the module's package does not
+//!   define that name itself.
 
 use std::sync::LazyLock;
 
@@ -106,17 +116,125 @@ pub fn rewrite_with(
 ) -> String {
     let text = apply(text, deprecated_builtin_edits(text));
     let text = apply(&text, import_edits(&text));
+    let text = apply(&text, late_import_edits(&text));
     let text = match all {
-        Some(all) => apply(&text, stand_in_edits(&text, all)),
+        Some(all) => apply(&text, stand_in_edits(&text, package, all)),
         None => text,
     };
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
     let text = apply(&text, self_index_edits(&text));
+    let text = apply(&text, some_declaration_edits(&text));
     let text = apply(&text, with_rule_edits(&text, package));
     let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
     apply(&text, metadata_edits(&text))
+}
+
+/// Imports after the first rule, moved to the end of the head's last line (see the module
+/// documentation); the import's own line is left empty.
+fn late_import_edits(text: &str) -> Vec<(usize, usize, String)> {
+    if !text.contains("import") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let mut head_end: Option<usize> = None; // the end of the head's last line
+    let mut in_rules = false;
+    let mut moved = String::new();
+    let mut edits = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim();
+        if trimmed.is_empty() || !mask.get(start).copied().unwrap_or(false) {
+            continue; // blank, a comment, or inside a raw string
+        }
+        let first_word = trimmed.split_whitespace().next().unwrap_or("");
+        let at_column_0 = !body.starts_with([' ', '\t']);
+        match first_word {
+            "package" | "import" if !in_rules && at_column_0 => {
+                head_end = Some(start + body.len());
+            }
+            "import" if in_rules && at_column_0 => {
+                moved.push(' ');
+                moved.push_str(trimmed.split('#').next().unwrap_or("").trim_end());
+                edits.push((start, start + body.len(), String::new()));
+            }
+            _ => in_rules = true,
+        }
+    }
+    match head_end {
+        Some(end) if !moved.is_empty() => {
+            edits.push((end, end, moved));
+            edits
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `some a, b` on a line of its own, after another statement of its query, moved to the start
+/// of the query (see the module documentation): the line is left empty and `some a, b; ` is
+/// written before the query's first statement.
+fn some_declaration_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static SOME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^[ \t]+some[ \t]+([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*,[ \t]*[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(?:#[^\n]*)?$")
+            .expect("a valid regex")
+    });
+    if !text.contains("some") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let mut edits = Vec::new();
+    for c in SOME.captures_iter(text) {
+        let whole = c.get(0).expect("group 0");
+        let keyword = whole.start() + whole.as_str().find("some").expect("the keyword");
+        if !mask[keyword] {
+            continue;
+        }
+        // The start of the enclosing query: after an unmatched `{`, or after the `|` of a
+        // comprehension at the same depth.
+        let mut depth = 0i32;
+        let mut start = None;
+        let mut i = keyword;
+        while i > 0 {
+            i -= 1;
+            if !mask[i] {
+                continue;
+            }
+            match bytes[i] {
+                b')' | b']' | b'}' => depth += 1,
+                b'(' | b'[' if depth == 0 => break,
+                b'(' | b'[' => depth -= 1,
+                b'{' if depth == 0 => {
+                    start = Some(i + 1);
+                    break;
+                }
+                b'{' => depth -= 1,
+                b'|' if depth == 0 => {
+                    start = Some(i + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(start) = start else {
+            continue;
+        };
+        // The query's first statement: the first code that is not blank.
+        let Some(first) = (start..keyword)
+            .find(|&i| mask[i] && !bytes[i].is_ascii_whitespace())
+        else {
+            continue; // the declaration is already first
+        };
+        let vars = c[1].to_string();
+        edits.push((first, first, format!("some {vars}; ")));
+        let line_end = whole.end();
+        edits.push((whole.start(), line_end, String::new()));
+    }
+    edits
 }
 
 /// `x = r[x]` on a line of its own in a body → `r[x] == x` (see the module documentation).
@@ -851,14 +969,13 @@ fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
 /// the module imports: there OPA refuses the program, so no program OPA runs changes meaning.
 fn stand_in_edits(
     text: &str,
+    own: Option<&Names>,
     all: &std::collections::HashMap<String, Names>,
 ) -> Vec<(usize, usize, String)> {
-    static DOTTED: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(^|[^A-Za-z0-9_.])([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+)([ \t]*\(|[ \t]+as\b)")
+    static NAME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(^|[^A-Za-z0-9_.])([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)([ \t]*\(|[ \t]+as\b)")
             .expect("a valid regex")
     });
-    static WITH_BEFORE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\bwith[ \t]+$").expect("a valid regex"));
     if all.is_empty() {
         return Vec::new();
     }
@@ -870,16 +987,32 @@ fn stand_in_edits(
                 .unwrap_or_else(|| c[1].rsplit('.').next().unwrap_or(&c[1]).to_string())
         })
         .collect();
+    let here = package_name(text)
+        .and_then(|p| package_names([text]).remove(&p))
+        .unwrap_or_default();
     let mut mask: Option<Vec<bool>> = None;
     let mut edits = Vec::new();
-    for c in DOTTED.captures_iter(text) {
+    for c in NAME.captures_iter(text) {
         let name = c.get(2).expect("group 2");
         let n = name.as_str();
-        let (head, _) = n.split_once('.').expect("a dotted name");
-        if matches!(head, "data" | "input") || aliases.contains(head) {
-            continue;
-        }
-        let (package, function) = n.rsplit_once('.').expect("a dotted name");
+        let (package, function) = match n.rsplit_once('.') {
+            Some((package, function)) => {
+                let head = n.split('.').next().unwrap_or(n);
+                if matches!(head, "data" | "input") || aliases.contains(head) {
+                    continue;
+                }
+                (package, function)
+            }
+            // A built-in without a namespace: a function of `package host`, where the
+            // module's package does not define that name itself.
+            None => {
+                let defined = |names: &Names| names.functions.contains(n) || names.rules.contains(n);
+                if aliases.contains(n) || defined(&here) || own.is_some_and(defined) {
+                    continue;
+                }
+                (STAND_IN_PACKAGE, n)
+            }
+        };
         if !all.get(package).is_some_and(|p| p.functions.contains(function)) {
             continue;
         }
@@ -889,17 +1022,37 @@ fn stand_in_edits(
             continue;
         }
         // A call, or the target of `with`.
-        if c[3].trim_start().starts_with("as") && !WITH_BEFORE.is_match(&text[..name.start()]) {
+        let before = &text[name.start().saturating_sub(16)..name.start()];
+        let with_target = before.trim_end().ends_with("with")
+            && before.ends_with([' ', '\t'])
+            && !before.trim_end().ends_with("_with");
+        if c[3].trim_start().starts_with("as") && !with_target {
             continue;
         }
         let mask = mask.get_or_insert_with(|| code_mask(text));
         if !mask[name.start()] {
             continue;
         }
-        edits.push((name.start(), name.end(), format!("data.{n}")));
+        let line_start = text[..name.start()].rfind('\n').map_or(0, |p| p + 1);
+        if c[3].ends_with('(')
+            && text[line_start..name.start()].trim().is_empty()
+            && defines_at(text, name.end() + c[3].len())
+        {
+            continue; // a definition of that name
+        }
+        let path = if n.contains('.') {
+            format!("data.{n}")
+        } else {
+            format!("data.{STAND_IN_PACKAGE}.{n}")
+        };
+        edits.push((name.start(), name.end(), path));
     }
     edits
 }
+
+/// The package of stand-ins for a host's built-ins that have no namespace (`isManaged(x)`
+/// is stood in for by `isManaged` of `package host`).
+pub const STAND_IN_PACKAGE: &str = "host";
 
 /// OPA's deprecated built-in names that regorus does not know, each with the name OPA made of
 /// it (same arguments, same result).
@@ -1180,6 +1333,35 @@ mod tests {
     }
 
     #[test]
+    fn some_declarations_move_to_the_start_of_their_query() {
+        let src = "package a\nf(cmds) := [n |\n\tparts := cmds[n]\n\tsome i, j # local\n\tparts[i] == parts[j]\n]\nr contains x if {\n  # first\n  x := input.a[_]\n  some k\n  x[k]\n}\ns if {\n  some q\n  q := 1\n}\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("[n |\n\tsome i, j; parts := cmds[n]\n\n\tparts[i]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  # first\n  some k; x := input.a[_]\n\n  x[k]"),
+            "{out}"
+        );
+        assert!(out.contains("s if {\n  some q\n  q := 1"), "already first: {out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn imports_after_rules_join_the_head() {
+        let src = "package a\nimport rego.v1\n\nx := 1\n\nimport data.lib.b # the lib\nimport data.lib.c\ny := b.z\n";
+        let out = rewrite(src);
+        assert!(
+            out.starts_with("package a\nimport rego.v1 import data.lib.b import data.lib.c\n\nx := 1\n\n\n\ny := data.lib.b.z\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), src.lines().count());
+        let head_only = "package a\nimport data.x\n";
+        assert_eq!(rewrite(head_only), head_only);
+    }
+
+    #[test]
     fn a_variable_unified_with_the_reference_it_indexes() {
         let src = "package a\napi[c] {\n  c = containers[c]\n  d = m[k] # k is bound\n  e = m[e].x\n}\n";
         let out = rewrite(src);
@@ -1208,6 +1390,15 @@ mod tests {
         assert!(out.contains("t := count([1])"), "a built-in: {out}");
         let out = rewrite_with(test, names.get("p"), Some(&names));
         assert!(out.contains("with data.host.report.make as mock"), "{out}");
+        let bare_host = "package host\nmanaged(x) := true\n";
+        let bare = "package q\nd { managed(input) }\ne { f(1) with managed as g }\n";
+        let mine = "package r\nmanaged(x) := false\nd { managed(input) }\n";
+        let names = package_names([bare_host, bare, mine]);
+        let out = rewrite_with(bare, names.get("q"), Some(&names));
+        assert!(out.contains("d { data.host.managed(input) }"), "{out}");
+        assert!(out.contains("with data.host.managed as g"), "{out}");
+        let out = rewrite_with(mine, names.get("r"), Some(&names));
+        assert_eq!(out, mine, "a package's own function");
         let without = package_names([policy]);
         assert!(
             rewrite_with(policy, None, Some(&without)).contains("r := host.report.make("),
