@@ -575,3 +575,22 @@ fn broken_files_are_each_reported_and_the_rest_of_a_whole_tree_runs() {
     }
     assert!(err.contains("syntax/policy.rego:"), "{err}");
 }
+
+/// One package whose parts sit in directories apart (`policy/lib` and `policy/release/lib`),
+/// defining different names, is one program as `opa test` merges it, not the gatekeeper-library
+/// layout: a test of one part reads the other's rule.
+#[test]
+fn parts_of_one_package_in_directories_apart_are_one_program() {
+    let dir = library(&[
+        ("policy/lib/strings.rego", "package lib\nimport rego.v1\nquoted(s) := sprintf(\"%q\", [s])\n"),
+        ("policy/release/lib/att.rego", "package lib\nimport rego.v1\nkinds := {\"a\"}\n"),
+        (
+            "policy/lib/lib_test.rego",
+            "package lib_test\nimport rego.v1\nimport data.lib\ntest_both if { lib.quoted(\"a\") == `\"a\"`; lib.kinds == {\"a\"} }\n",
+        ),
+    ]);
+    let (code, out, err) = test(&[], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS: 1/1"), "{out}");
+    assert!(!out.contains("note: policy directories"), "{out}");
+}

@@ -36,6 +36,11 @@
 //!   definition of local variable"). A `some` declaration (without `in`) on a line of its own
 //!   is moved to the start of its query, where OPA's meaning is the same (it scopes the
 //!   variable to the whole query).
+//! - **A `with` value that calls a function** (`deny with input as build({"t": f(1)})`):
+//!   regorus evaluates the value where `input` is read, inside the rules it replaces it for,
+//!   and a function called there that is already being evaluated is undefined; OPA's compiler
+//!   evaluates such a value first, into a local. So does this rewrite: `__ggw1 := build({"t":
+//!   f(1)}); deny with input as __ggw1`, on the statement's own lines.
 //! - **Stand-ins for a host's built-ins**: a library written for a host that adds built-ins
 //!   to OPA (`result.new(msg, cause)`) is tested with a small Rego file, passed as one more
 //!   path, that defines each as a function of that name (`package result` with
@@ -128,7 +133,8 @@ pub fn rewrite_with(
     let text = apply(&text, with_rule_edits(&text, package));
     let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
-    apply(&text, metadata_edits(&text))
+    let text = apply(&text, metadata_edits(&text));
+    apply(&text, with_value_edits(&text))
 }
 
 /// Imports after the first rule, moved to the end of the head's last line (see the module
@@ -233,6 +239,89 @@ fn some_declaration_edits(text: &str) -> Vec<(usize, usize, String)> {
         edits.push((first, first, format!("some {vars}; ")));
         let line_end = whole.end();
         edits.push((whole.start(), line_end, String::new()));
+    }
+    edits
+}
+
+/// `with target as value` where the value calls a function: the value is bound to a local
+/// before the statement (see the module documentation).
+fn with_value_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static WITH: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bwith[ \t]+[A-Za-z_][A-Za-z0-9_.\[\]\x22]*[ \t]+as[ \t]+").expect("a valid regex")
+    });
+    if !text.contains("with") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut n = 0;
+    let mut done_until = 0;
+    for m in WITH.find_iter(text) {
+        if m.start() < done_until || !mask[m.start()] {
+            continue;
+        }
+        // The value: up to a newline, `;`, `#`, ` with ` or a closing bracket at depth 0.
+        let start = m.end();
+        let (mut depth, mut i) = (0i32, start);
+        while i < bytes.len() {
+            if mask[i] {
+                match bytes[i] {
+                    b'(' | b'[' | b'{' => depth += 1,
+                    b')' | b']' | b'}' if depth == 0 => break,
+                    b')' | b']' | b'}' => depth -= 1,
+                    b'\n' | b';' | b'#' if depth == 0 => break,
+                    b'w' if depth == 0
+                        && text[i..].starts_with("with")
+                        && i > 0
+                        && bytes[i - 1].is_ascii_whitespace() =>
+                    {
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let value = text[start..i].trim_end();
+        let end = start + value.len();
+        if value.is_empty() || !(start..end).any(|j| mask[j] && bytes[j] == b'(') {
+            continue;
+        }
+        // The statement's start: back to a newline, `;`, `{` or `|` at depth 0.
+        let (mut depth, mut j) = (0i32, m.start());
+        let mut stmt = None;
+        while j > 0 {
+            j -= 1;
+            if !mask[j] {
+                continue;
+            }
+            match bytes[j] {
+                b')' | b']' | b'}' => depth += 1,
+                b'(' | b'[' if depth == 0 => break,
+                b'(' | b'[' => depth -= 1,
+                b'{' if depth > 0 => depth -= 1,
+                b'{' | b'|' | b';' | b'\n' if depth == 0 => {
+                    stmt = Some(j + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(stmt) = stmt else {
+            continue;
+        };
+        let Some(first) = (stmt..m.start()).find(|&k| !bytes[k].is_ascii_whitespace()) else {
+            continue;
+        };
+        if edits.iter().any(|(s, _, _)| *s == first) {
+            continue; // one value per statement; a second `with` stays as it is
+        }
+        n += 1;
+        let local = format!("__ggw{n}");
+        edits.push((first, first, format!("{local} := {value}; ")));
+        edits.push((start, end, local));
+        done_until = end;
     }
     edits
 }
@@ -1345,6 +1434,22 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("s if {\n  some q\n  q := 1"), "already first: {out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn with_values_that_call_functions_are_bound_first() {
+        let src = "package a\ntest_x if {\n  r := deny with input as build({\n    \"t\": f(1),\n  }) with data.x as 1\n  count(r) == 1\n}\ntest_y if { not deny with input as {\"a\": 1} }\ntest_z if { deny with input as g(2); true }\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("  __ggw1 := build({\n    \"t\": f(1),\n  }); r := deny with input as __ggw1 with data.x as 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("not deny with input as {\"a\": 1}"), "no call: {out}");
+        assert!(
+            out.contains("test_z if { __ggw2 := g(2); deny with input as __ggw2; true }"),
+            "{out}"
+        );
         assert_eq!(out.lines().count(), src.lines().count());
     }
 
