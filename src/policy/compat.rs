@@ -330,7 +330,7 @@ fn with_value_edits(text: &str) -> Vec<(usize, usize, String)> {
 fn self_index_edits(text: &str) -> Vec<(usize, usize, String)> {
     static UNIFY: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r"(?m)^[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*([A-Za-z_][A-Za-z0-9_.]*\[[^\n#]*\])[ \t]*(?:#[^\n]*)?$",
+            r"(?m)^[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*([A-Za-z_][A-Za-z0-9_.]*\[[^\n#]*\][A-Za-z0-9_.]*)[ \t]*(?:#[^\n]*)?$",
         )
         .expect("a valid regex")
     });
@@ -1458,7 +1458,7 @@ mod tests {
         let src = "package a\nimport rego.v1\n\nx := 1\n\nimport data.lib.b # the lib\nimport data.lib.c\ny := b.z\n";
         let out = rewrite(src);
         assert!(
-            out.starts_with("package a\nimport rego.v1 import data.lib.b import data.lib.c\n\nx := 1\n\n\n\ny := data.lib.b.z\n"),
+            out.starts_with("package a\nimport rego.v1 import data.lib.b import data.lib.c\n\nx := 1\n\n\n\ny := b.z\n"),
             "{out}"
         );
         assert_eq!(out.lines().count(), src.lines().count());
