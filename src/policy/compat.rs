@@ -1081,8 +1081,11 @@ fn stand_in_edits(
         .unwrap_or_default();
     let mut mask: Option<Vec<bool>> = None;
     let mut edits = Vec::new();
-    for c in NAME.captures_iter(text) {
+    // Searched on from each name's end, so that `f(g.h(x))` finds `g.h` after `f(`.
+    let mut from = 0;
+    while let Some(c) = NAME.captures_at(text, from) {
         let name = c.get(2).expect("group 2");
+        from = name.end();
         let n = name.as_str();
         let (package, function) = match n.rsplit_once('.') {
             Some((package, function)) => {
@@ -1479,12 +1482,12 @@ mod tests {
     #[test]
     fn host_built_ins_call_their_stand_ins() {
         let stand_in = "package host.report\nmake(msg, at) := {\"msg\": msg, \"at\": at}\n";
-        let policy = "package p\nimport data.lib.x as report\ndeny[r] {\n  r := host.report.make(\"m\", input)\n}\nq := report.make(1, 2)\ns := \"host.report.make(1)\" # host.report.make(\nt := count([1])\n";
+        let policy = "package p\nimport data.lib.x as report\ndeny[r] {\n  r := json.unmarshal(host.report.make(\"m\", input))\n}\nq := report.make(1, 2)\ns := \"host.report.make(1)\" # host.report.make(\nt := count([1])\n";
         let test = "package p\ntest_d { deny with host.report.make as mock }\n";
         let names = package_names([stand_in, policy, test]);
         let out = rewrite_with(policy, names.get("p"), Some(&names));
         assert!(
-            out.contains("r := data.host.report.make(\"m\", input)"),
+            out.contains("r := json.unmarshal(data.host.report.make(\"m\", input))"),
             "{out}"
         );
         assert!(out.contains("q := data.lib.x.make(1, 2)"), "an alias: {out}");
@@ -1506,7 +1509,7 @@ mod tests {
         assert_eq!(out, mine, "a package's own function");
         let without = package_names([policy]);
         assert!(
-            rewrite_with(policy, None, Some(&without)).contains("r := host.report.make("),
+            rewrite_with(policy, None, Some(&without)).contains("r := json.unmarshal(host.report.make("),
             "no stand-in, no rewrite"
         );
     }
