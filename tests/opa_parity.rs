@@ -530,7 +530,10 @@ fn a_host_built_in_takes_a_stand_in_given_as_a_path() {
         dir.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("test_ssh: PASS") && out.contains("test_mocked: PASS"), "{out}");
+    assert!(
+        out.contains("test_ssh: PASS") && out.contains("test_mocked: PASS"),
+        "{out}"
+    );
     let (code, out, err) = test(&[], dir.path());
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("undefined function host.report.make"), "{err}");
@@ -557,7 +560,10 @@ fn broken_files_are_each_reported_and_the_rest_of_a_whole_tree_runs() {
             format!("package broken{i}\n\ntest_never {{\n  not_a_function_{i}(1)\n}}\n"),
         ));
     }
-    files.push(("syntax/policy.rego".into(), "package syntax\n\nx := {\n".into()));
+    files.push((
+        "syntax/policy.rego".into(),
+        "package syntax\n\nx := {\n".into(),
+    ));
     let borrowed: Vec<(&str, &str)> = files
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -568,7 +574,8 @@ fn broken_files_are_each_reported_and_the_rest_of_a_whole_tree_runs() {
     assert!(out.contains("PASS: 12/"), "{out}{err}");
     for i in 0..5 {
         assert_eq!(
-            err.matches(&format!("undefined function not_a_function_{i}")).count(),
+            err.matches(&format!("undefined function not_a_function_{i}"))
+                .count(),
             1,
             "{err}"
         );
@@ -582,8 +589,14 @@ fn broken_files_are_each_reported_and_the_rest_of_a_whole_tree_runs() {
 #[test]
 fn parts_of_one_package_in_directories_apart_are_one_program() {
     let dir = library(&[
-        ("policy/lib/strings.rego", "package lib\nimport rego.v1\nquoted(s) := sprintf(\"%q\", [s])\n"),
-        ("policy/release/lib/att.rego", "package lib\nimport rego.v1\nkinds := {\"a\"}\n"),
+        (
+            "policy/lib/strings.rego",
+            "package lib\nimport rego.v1\nquoted(s) := sprintf(\"%q\", [s])\n",
+        ),
+        (
+            "policy/release/lib/att.rego",
+            "package lib\nimport rego.v1\nkinds := {\"a\"}\n",
+        ),
         (
             "policy/lib/lib_test.rego",
             "package lib_test\nimport rego.v1\nimport data.lib\ntest_both if { lib.quoted(\"a\") == `\"a\"`; lib.kinds == {\"a\"} }\n",

@@ -230,8 +230,7 @@ fn some_declaration_edits(text: &str) -> Vec<(usize, usize, String)> {
             continue;
         };
         // The query's first statement: the first code that is not blank.
-        let Some(first) = (start..keyword)
-            .find(|&i| mask[i] && !bytes[i].is_ascii_whitespace())
+        let Some(first) = (start..keyword).find(|&i| mask[i] && !bytes[i].is_ascii_whitespace())
         else {
             continue; // the declaration is already first
         };
@@ -247,7 +246,8 @@ fn some_declaration_edits(text: &str) -> Vec<(usize, usize, String)> {
 /// before the statement (see the module documentation).
 fn with_value_edits(text: &str) -> Vec<(usize, usize, String)> {
     static WITH: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\bwith[ \t]+[A-Za-z_][A-Za-z0-9_.\[\]\x22]*[ \t]+as[ \t]+").expect("a valid regex")
+        Regex::new(r"\bwith[ \t]+[A-Za-z_][A-Za-z0-9_.\[\]\x22]*[ \t]+as[ \t]+")
+            .expect("a valid regex")
     });
     if !text.contains("with") {
         return Vec::new();
@@ -1098,14 +1098,18 @@ fn stand_in_edits(
             // A built-in without a namespace: a function of `package host`, where the
             // module's package does not define that name itself.
             None => {
-                let defined = |names: &Names| names.functions.contains(n) || names.rules.contains(n);
+                let defined =
+                    |names: &Names| names.functions.contains(n) || names.rules.contains(n);
                 if aliases.contains(n) || defined(&here) || own.is_some_and(defined) {
                     continue;
                 }
                 (STAND_IN_PACKAGE, n)
             }
         };
-        if !all.get(package).is_some_and(|p| p.functions.contains(function)) {
+        if !all
+            .get(package)
+            .is_some_and(|p| p.functions.contains(function))
+        {
             continue;
         }
         if regorus::unstable::BUILTINS.contains_key(n)
@@ -1436,7 +1440,10 @@ mod tests {
             out.contains("  # first\n  some k; x := input.a[_]\n\n  x[k]"),
             "{out}"
         );
-        assert!(out.contains("s if {\n  some q\n  q := 1"), "already first: {out}");
+        assert!(
+            out.contains("s if {\n  some q\n  q := 1"),
+            "already first: {out}"
+        );
         assert_eq!(out.lines().count(), src.lines().count());
     }
 
@@ -1448,7 +1455,10 @@ mod tests {
             out.contains("  __ggw1 := build({\n    \"t\": f(1),\n  }); r := deny with input as __ggw1 with data.x as 1\n"),
             "{out}"
         );
-        assert!(out.contains("not deny with input as {\"a\": 1}"), "no call: {out}");
+        assert!(
+            out.contains("not deny with input as {\"a\": 1}"),
+            "no call: {out}"
+        );
         assert!(
             out.contains("test_z if { __ggw2 := g(2); deny with input as __ggw2; true }"),
             "{out}"
@@ -1471,7 +1481,8 @@ mod tests {
 
     #[test]
     fn a_variable_unified_with_the_reference_it_indexes() {
-        let src = "package a\napi[c] {\n  c = containers[c]\n  d = m[k] # k is bound\n  e = m[e].x\n}\n";
+        let src =
+            "package a\napi[c] {\n  c = containers[c]\n  d = m[k] # k is bound\n  e = m[e].x\n}\n";
         let out = rewrite(src);
         assert!(out.contains("  containers[c] == c\n"), "{out}");
         assert!(out.contains("  d = m[k] # k is bound\n"), "{out}");
@@ -1490,7 +1501,10 @@ mod tests {
             out.contains("r := json.unmarshal(data.host.report.make(\"m\", input))"),
             "{out}"
         );
-        assert!(out.contains("q := data.lib.x.make(1, 2)"), "an alias: {out}");
+        assert!(
+            out.contains("q := data.lib.x.make(1, 2)"),
+            "an alias: {out}"
+        );
         assert!(
             out.contains("s := \"host.report.make(1)\" # host.report.make(\n"),
             "{out}"
@@ -1509,7 +1523,8 @@ mod tests {
         assert_eq!(out, mine, "a package's own function");
         let without = package_names([policy]);
         assert!(
-            rewrite_with(policy, None, Some(&without)).contains("r := json.unmarshal(host.report.make("),
+            rewrite_with(policy, None, Some(&without))
+                .contains("r := json.unmarshal(host.report.make("),
             "no stand-in, no rewrite"
         );
     }

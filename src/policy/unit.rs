@@ -276,10 +276,7 @@ pub fn programs(files: &[SourceFile]) -> (Mode, Vec<Vec<&SourceFile>>) {
     let apart = dirs_of_package.values().any(|dirs| {
         dirs.iter().any(|(a, names_a)| {
             dirs.iter().any(|(b, names_b)| {
-                a != b
-                    && !a.starts_with(b)
-                    && !b.starts_with(a)
-                    && !names_a.is_disjoint(names_b)
+                a != b && !a.starts_with(b) && !b.starts_with(a) && !names_a.is_disjoint(names_b)
             })
         })
     });
@@ -424,18 +421,17 @@ fn run_program(
                 Module::new(&f.path, text.as_str()).with_version(options.rego_version)
             })
             .collect();
-        let compiled = crate::isolate::catch_panic(|| {
-            Program::compile_naming(&modules, options.eval_timeout)
-        })
-        .unwrap_or_else(|panic| {
-            Err(super::rego::Refused {
-                error: PolicyError::Compile {
-                    file: files[0].path.clone(),
-                    message: format!("the Rego engine panicked: {panic}"),
-                },
-                files: Vec::new(),
-            })
-        });
+        let compiled =
+            crate::isolate::catch_panic(|| Program::compile_naming(&modules, options.eval_timeout))
+                .unwrap_or_else(|panic| {
+                    Err(super::rego::Refused {
+                        error: PolicyError::Compile {
+                            file: files[0].path.clone(),
+                            message: format!("the Rego engine panicked: {panic}"),
+                        },
+                        files: Vec::new(),
+                    })
+                });
         match compiled {
             Ok(program) => break (program, numbered),
             // Every file an error names is left out at once, with its own errors.
