@@ -501,3 +501,109 @@ fn opa_test_flags_are_accepted() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("below the threshold"), "{err}");
 }
+
+/// A library written for a host that adds a built-in (`host.report.make`) is tested with a
+/// stand-in passed as one more path, as `opa test` is run with the host's built-ins; the
+/// tests mock it with `with` too. Without the stand-in, the policy is reported as calling an
+/// undefined function (nothing passes in silence).
+#[test]
+fn a_host_built_in_takes_a_stand_in_given_as_a_path() {
+    let dir = library(&[
+        (
+            "lib/policy.rego",
+            "package checks.ports\nimport rego.v1\n\ndeny contains r if {\n  some p in input.ports\n  p.number == 22\n  r := host.report.make(\"ssh is open\", p)\n}\n",
+        ),
+        (
+            "lib/tests/policy_test.rego",
+            "package checks.ports\nimport rego.v1\n\ntest_ssh if {\n  r := deny with input as {\"ports\": [{\"number\": 22, \"line\": 4}]}\n  r == {{\"msg\": \"ssh is open\", \"line\": 4}}\n}\n\ntest_mocked if {\n  r := deny with input as {\"ports\": [{\"number\": 22}]} with host.report.make as mock\n  r == {\"mocked\"}\n}\n\nmock(_, _) := \"mocked\"\n",
+        ),
+    ]);
+    let stand_ins = library(&[(
+        "host.rego",
+        "package host.report\nimport rego.v1\n\nmake(msg, at) := {\"msg\": msg, \"line\": object.get(at, \"line\", 0)}\n",
+    )]);
+    let stand_in = stand_ins.path().join("host.rego");
+    let (code, out, err) = gitgate(&[
+        "test",
+        "-v",
+        stand_in.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("test_ssh: PASS") && out.contains("test_mocked: PASS"),
+        "{out}"
+    );
+    let (code, out, err) = test(&[], dir.path());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("undefined function host.report.make"), "{err}");
+}
+
+/// Among many files, each that does not compile is reported once, with its own error, and
+/// every other file's tests run; OPA binds `x` in `x = r[x]` through the reference.
+#[test]
+fn broken_files_are_each_reported_and_the_rest_of_a_whole_tree_runs() {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for i in 0..12 {
+        files.push((
+            format!("p{i}/policy.rego"),
+            format!("package p{i}\n\nitems[x] {{\n  x := input.items[_]\n}}\n\nself[x] {{\n  x = items[x]\n}}\n"),
+        ));
+        files.push((
+            format!("p{i}/tests/policy_test.rego"),
+            format!("package p{i}\n\ntest_self {{\n  self == {{\"a\"}} with input as {{\"items\": [\"a\"]}}\n}}\n"),
+        ));
+    }
+    for i in 0..5 {
+        files.push((
+            format!("broken{i}/policy.rego"),
+            format!("package broken{i}\n\ntest_never {{\n  not_a_function_{i}(1)\n}}\n"),
+        ));
+    }
+    files.push((
+        "syntax/policy.rego".into(),
+        "package syntax\n\nx := {\n".into(),
+    ));
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = library(&borrowed);
+    let (code, out, err) = test(&[], dir.path());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("PASS: 12/"), "{out}{err}");
+    for i in 0..5 {
+        assert_eq!(
+            err.matches(&format!("undefined function not_a_function_{i}"))
+                .count(),
+            1,
+            "{err}"
+        );
+    }
+    assert!(err.contains("syntax/policy.rego:"), "{err}");
+}
+
+/// One package whose parts sit in directories apart (`policy/lib` and `policy/release/lib`),
+/// defining different names, is one program as `opa test` merges it, not the gatekeeper-library
+/// layout: a test of one part reads the other's rule.
+#[test]
+fn parts_of_one_package_in_directories_apart_are_one_program() {
+    let dir = library(&[
+        (
+            "policy/lib/strings.rego",
+            "package lib\nimport rego.v1\nquoted(s) := sprintf(\"%q\", [s])\n",
+        ),
+        (
+            "policy/release/lib/att.rego",
+            "package lib\nimport rego.v1\nkinds := {\"a\"}\n",
+        ),
+        (
+            "policy/lib/lib_test.rego",
+            "package lib_test\nimport rego.v1\nimport data.lib\ntest_both if { lib.quoted(\"a\") == `\"a\"`; lib.kinds == {\"a\"} }\n",
+        ),
+    ]);
+    let (code, out, err) = test(&[], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("PASS: 1/1"), "{out}");
+    assert!(!out.contains("note: policy directories"), "{out}");
+}

@@ -35,6 +35,31 @@
 //!   input[i]]; b := {y | y := m[i]}`): the rule never binds `i`, so for OPA each comprehension
 //!   binds its own; regorus fails at run time ("duplicated definition of local variable").
 //!   Each comprehension gets its own name for it.
+//! - **`x = r[x]`** (a variable unified with a reference that the same variable indexes,
+//!   `container = containers[container]`): OPA binds `x` through the reference; regorus
+//!   reads `x` as defined by the right side and refuses it as unsafe. The statement is
+//!   written `r[x] == x`, which binds `x` the same way and means the same where it is bound.
+//! - **An import after rules**: OPA reads imports anywhere at the top level of a module;
+//!   regorus only before the first rule. A later import is moved to the end of the last line
+//!   of the module's head (its package or last leading import), so no line moves.
+//! - **`some i` after a statement that iterates** (`[n | parts := cmds[n]; some i; parts[i]
+//!   == "apt"]`): regorus declares `i` again on the second iteration and fails ("duplicated
+//!   definition of local variable"). A `some` declaration (without `in`) on a line of its own
+//!   is moved to the start of its query, where OPA's meaning is the same (it scopes the
+//!   variable to the whole query).
+//! - **A `with` value that calls a function** (`deny with input as build({"t": f(1)})`):
+//!   regorus evaluates the value where `input` is read, inside the rules it replaces it for,
+//!   and a function called there that is already being evaluated is undefined; OPA's compiler
+//!   evaluates such a value first, into a local. So does this rewrite: `__ggw1 := build({"t":
+//!   f(1)}); deny with input as __ggw1`, on the statement's own lines.
+//! - **Stand-ins for a host's built-ins**: a library written for a host that adds built-ins
+//!   to OPA (`result.new(msg, cause)`) is tested with a small Rego file, passed as one more
+//!   path, that defines each as a function of that name (`package result` with
+//!   `new(msg, cause) := ...`). A call of such a name (or `with` naming it) that is neither a
+//!   built-in nor an import alias of the module, where OPA would refuse the program, calls the
+//!   stand-in: `data.result.new(msg, cause)`. A built-in without a namespace (`isManaged(x)`)
+//!   is stood in for by a function of `package host`, where the module's package does not
+//!   define that name itself.
 
 use std::sync::LazyLock;
 
@@ -96,16 +121,254 @@ pub fn rewrite(text: &str) -> String {
 
 /// [`rewrite`], knowing the names `text`'s package defines in the program's other modules.
 pub fn rewrite_in(text: &str, package: Option<&Names>) -> String {
+    rewrite_with(text, package, None)
+}
+
+/// [`rewrite_in`], also knowing every package's names in the program (for stand-ins).
+pub fn rewrite_with(
+    text: &str,
+    package: Option<&Names>,
+    all: Option<&std::collections::HashMap<String, Names>>,
+) -> String {
     let text = apply(text, deprecated_builtin_edits(text));
     let text = apply(&text, import_edits(&text));
+    let text = apply(&text, late_import_edits(&text));
+    let text = match all {
+        Some(all) => apply(&text, stand_in_edits(&text, package, all)),
+        None => text,
+    };
     let text = apply(&text, structural_edits(&text));
     let text = apply(&text, braceless_not_index_edits(&text));
+    let text = apply(&text, self_index_edits(&text));
+    let text = apply(&text, some_declaration_edits(&text));
     let text = apply(&text, with_rule_edits(&text, package));
     let text = apply(&text, else_value_edits(&text));
     let text = apply(&text, sprintf_edits(&text));
     let text = apply(&text, comprehension_outer_some_edits(&text));
     let text = apply(&text, comprehension_shadow_edits(&text));
-    apply(&text, metadata_edits(&text))
+    let text = apply(&text, metadata_edits(&text));
+    apply(&text, with_value_edits(&text))
+}
+
+/// Imports after the first rule, moved to the end of the head's last line (see the module
+/// documentation); the import's own line is left empty.
+fn late_import_edits(text: &str) -> Vec<(usize, usize, String)> {
+    if !text.contains("import") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let mut head_end: Option<usize> = None; // the end of the head's last line
+    let mut in_rules = false;
+    let mut moved = String::new();
+    let mut edits = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim();
+        if trimmed.is_empty() || !mask.get(start).copied().unwrap_or(false) {
+            continue; // blank, a comment, or inside a raw string
+        }
+        let first_word = trimmed.split_whitespace().next().unwrap_or("");
+        let at_column_0 = !body.starts_with([' ', '\t']);
+        match first_word {
+            "package" | "import" if !in_rules && at_column_0 => {
+                head_end = Some(start + body.len());
+            }
+            "import" if in_rules && at_column_0 => {
+                moved.push(' ');
+                moved.push_str(trimmed.split('#').next().unwrap_or("").trim_end());
+                edits.push((start, start + body.len(), String::new()));
+            }
+            _ => in_rules = true,
+        }
+    }
+    match head_end {
+        Some(end) if !moved.is_empty() => {
+            edits.push((end, end, moved));
+            edits
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `some a, b` on a line of its own, after another statement of its query, moved to the start
+/// of the query (see the module documentation): the line is left empty and `some a, b; ` is
+/// written before the query's first statement.
+fn some_declaration_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static SOME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^[ \t]+some[ \t]+([A-Za-z_][A-Za-z0-9_]*(?:[ \t]*,[ \t]*[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*(?:#[^\n]*)?$")
+            .expect("a valid regex")
+    });
+    if !text.contains("some") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let mut edits = Vec::new();
+    for c in SOME.captures_iter(text) {
+        let whole = c.get(0).expect("group 0");
+        let keyword = whole.start() + whole.as_str().find("some").expect("the keyword");
+        if !mask[keyword] {
+            continue;
+        }
+        // The start of the enclosing query: after an unmatched `{`, or after the `|` of a
+        // comprehension at the same depth.
+        let mut depth = 0i32;
+        let mut start = None;
+        let mut i = keyword;
+        while i > 0 {
+            i -= 1;
+            if !mask[i] {
+                continue;
+            }
+            match bytes[i] {
+                b')' | b']' | b'}' => depth += 1,
+                b'(' | b'[' if depth == 0 => break,
+                b'(' | b'[' => depth -= 1,
+                b'{' if depth == 0 => {
+                    start = Some(i + 1);
+                    break;
+                }
+                b'{' => depth -= 1,
+                b'|' if depth == 0 => {
+                    start = Some(i + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(start) = start else {
+            continue;
+        };
+        // The query's first statement: the first code that is not blank.
+        let Some(first) = (start..keyword).find(|&i| mask[i] && !bytes[i].is_ascii_whitespace())
+        else {
+            continue; // the declaration is already first
+        };
+        let vars = c[1].to_string();
+        edits.push((first, first, format!("some {vars}; ")));
+        let line_end = whole.end();
+        edits.push((whole.start(), line_end, String::new()));
+    }
+    edits
+}
+
+/// `with target as value` where the value calls a function: the value is bound to a local
+/// before the statement (see the module documentation).
+fn with_value_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static WITH: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bwith[ \t]+[A-Za-z_][A-Za-z0-9_.\[\]\x22]*[ \t]+as[ \t]+")
+            .expect("a valid regex")
+    });
+    if !text.contains("with") {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let bytes = text.as_bytes();
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut n = 0;
+    let mut done_until = 0;
+    for m in WITH.find_iter(text) {
+        if m.start() < done_until || !mask[m.start()] {
+            continue;
+        }
+        // The value: up to a newline, `;`, `#`, ` with ` or a closing bracket at depth 0.
+        let start = m.end();
+        let (mut depth, mut i) = (0i32, start);
+        while i < bytes.len() {
+            if mask[i] {
+                match bytes[i] {
+                    b'(' | b'[' | b'{' => depth += 1,
+                    b')' | b']' | b'}' if depth == 0 => break,
+                    b')' | b']' | b'}' => depth -= 1,
+                    b'\n' | b';' | b'#' if depth == 0 => break,
+                    b'w' if depth == 0
+                        && text[i..].starts_with("with")
+                        && i > 0
+                        && bytes[i - 1].is_ascii_whitespace() =>
+                    {
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let value = text[start..i].trim_end();
+        let end = start + value.len();
+        if value.is_empty() || !(start..end).any(|j| mask[j] && bytes[j] == b'(') {
+            continue;
+        }
+        // The statement's start: back to a newline, `;`, `{` or `|` at depth 0.
+        let (mut depth, mut j) = (0i32, m.start());
+        let mut stmt = None;
+        while j > 0 {
+            j -= 1;
+            if !mask[j] {
+                continue;
+            }
+            match bytes[j] {
+                b')' | b']' | b'}' => depth += 1,
+                b'(' | b'[' if depth == 0 => break,
+                b'(' | b'[' => depth -= 1,
+                b'{' if depth > 0 => depth -= 1,
+                b'{' | b'|' | b';' | b'\n' if depth == 0 => {
+                    stmt = Some(j + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(stmt) = stmt else {
+            continue;
+        };
+        let Some(first) = (stmt..m.start()).find(|&k| !bytes[k].is_ascii_whitespace()) else {
+            continue;
+        };
+        if edits.iter().any(|(s, _, _)| *s == first) {
+            continue; // one value per statement; a second `with` stays as it is
+        }
+        n += 1;
+        let local = format!("__ggw{n}");
+        edits.push((first, first, format!("{local} := {value}; ")));
+        edits.push((start, end, local));
+        done_until = end;
+    }
+    edits
+}
+
+/// `x = r[x]` on a line of its own in a body → `r[x] == x` (see the module documentation).
+fn self_index_edits(text: &str) -> Vec<(usize, usize, String)> {
+    static UNIFY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?m)^[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*([A-Za-z_][A-Za-z0-9_.]*\[[^\n#]*\][A-Za-z0-9_.]*)[ \t]*(?:#[^\n]*)?$",
+        )
+        .expect("a valid regex")
+    });
+    if !text.contains('=') {
+        return Vec::new();
+    }
+    let mask = code_mask(text);
+    let mut edits = Vec::new();
+    for c in UNIFY.captures_iter(text) {
+        let (var, rhs) = (c.get(1).expect("group 1"), c.get(2).expect("group 2"));
+        if !mask[var.start()] || !mask[rhs.end() - 1] || var.as_str() == "_" {
+            continue;
+        }
+        // The variable must index the reference: `[x]`, `[x]...`, `[_][x]`.
+        let index = format!("[{}]", var.as_str());
+        if !rhs.as_str().contains(&index) {
+            continue;
+        }
+        edits.push((
+            var.start(),
+            rhs.end(),
+            format!("{} == {}", rhs.as_str(), var.as_str()),
+        ));
+    }
+    edits
 }
 
 /// A comprehension's `NAME :=` after a use of `NAME` in the same comprehension body (the
@@ -1020,6 +1283,104 @@ fn import_edits(text: &str) -> Vec<(usize, usize, String)> {
     edits
 }
 
+/// Calls of a host's built-in (`result.new(`, `with ec.oci.blob as`) that a Rego function of
+/// the program stands in for (`data.result.new`), written by the function's full path. Only
+/// where the name is not a built-in (nor a host function) and its first part is not a name
+/// the module imports: there OPA refuses the program, so no program OPA runs changes meaning.
+fn stand_in_edits(
+    text: &str,
+    own: Option<&Names>,
+    all: &std::collections::HashMap<String, Names>,
+) -> Vec<(usize, usize, String)> {
+    static NAME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(^|[^A-Za-z0-9_.])([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)([ \t]*\(|[ \t]+as\b)")
+            .expect("a valid regex")
+    });
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let aliases: std::collections::HashSet<String> = IMPORT
+        .captures_iter(text)
+        .map(|c| {
+            c.get(2)
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| c[1].rsplit('.').next().unwrap_or(&c[1]).to_string())
+        })
+        .collect();
+    let here = package_name(text)
+        .and_then(|p| package_names([text]).remove(&p))
+        .unwrap_or_default();
+    let mut mask: Option<Vec<bool>> = None;
+    let mut edits = Vec::new();
+    // Searched on from each name's end, so that `f(g.h(x))` finds `g.h` after `f(`.
+    let mut from = 0;
+    while let Some(c) = NAME.captures_at(text, from) {
+        let name = c.get(2).expect("group 2");
+        from = name.end();
+        let n = name.as_str();
+        let (package, function) = match n.rsplit_once('.') {
+            Some((package, function)) => {
+                let head = n.split('.').next().unwrap_or(n);
+                if matches!(head, "data" | "input") || aliases.contains(head) {
+                    continue;
+                }
+                (package, function)
+            }
+            // A built-in without a namespace: a function of `package host`, where the
+            // module's package does not define that name itself.
+            None => {
+                let defined =
+                    |names: &Names| names.functions.contains(n) || names.rules.contains(n);
+                if aliases.contains(n) || defined(&here) || own.is_some_and(defined) {
+                    continue;
+                }
+                (STAND_IN_PACKAGE, n)
+            }
+        };
+        if !all
+            .get(package)
+            .is_some_and(|p| p.functions.contains(function))
+        {
+            continue;
+        }
+        if regorus::unstable::BUILTINS.contains_key(n)
+            || super::host::FUNCTIONS.iter().any(|(f, _)| *f == n)
+        {
+            continue;
+        }
+        // A call, or the target of `with`.
+        let before = &text[name.start().saturating_sub(16)..name.start()];
+        let with_target = before.trim_end().ends_with("with")
+            && before.ends_with([' ', '\t'])
+            && !before.trim_end().ends_with("_with");
+        if c[3].trim_start().starts_with("as") && !with_target {
+            continue;
+        }
+        let mask = mask.get_or_insert_with(|| code_mask(text));
+        if !mask[name.start()] {
+            continue;
+        }
+        let line_start = text[..name.start()].rfind('\n').map_or(0, |p| p + 1);
+        if c[3].ends_with('(')
+            && text[line_start..name.start()].trim().is_empty()
+            && defines_at(text, name.end() + c[3].len())
+        {
+            continue; // a definition of that name
+        }
+        let path = if n.contains('.') {
+            format!("data.{n}")
+        } else {
+            format!("data.{STAND_IN_PACKAGE}.{n}")
+        };
+        edits.push((name.start(), name.end(), path));
+    }
+    edits
+}
+
+/// The package of stand-ins for a host's built-ins that have no namespace (`isManaged(x)`
+/// is stood in for by `isManaged` of `package host`).
+pub const STAND_IN_PACKAGE: &str = "host";
+
 /// OPA's deprecated built-in names that regorus does not know, each with the name OPA made of
 /// it (same arguments, same result).
 /// (`all` and `any` have no one-call equivalent in regorus: they are host functions,
@@ -1383,6 +1744,107 @@ mod tests {
         assert!(
             out.contains("  data.lib.v.x\n"),
             "package aliases are written out: {out}"
+        );
+    }
+
+    #[test]
+    fn some_declarations_move_to_the_start_of_their_query() {
+        let src = "package a\nf(cmds) := [n |\n\tparts := cmds[n]\n\tsome i, j # local\n\tparts[i] == parts[j]\n]\nr contains x if {\n  # first\n  x := input.a[_]\n  some k\n  x[k]\n}\ns if {\n  some q\n  q := 1\n}\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("[n |\n\tsome i, j; parts := cmds[n]\n\n\tparts[i]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  # first\n  some k; x := input.a[_]\n\n  x[k]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("s if {\n  some q\n  q := 1"),
+            "already first: {out}"
+        );
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn with_values_that_call_functions_are_bound_first() {
+        let src = "package a\ntest_x if {\n  r := deny with input as build({\n    \"t\": f(1),\n  }) with data.x as 1\n  count(r) == 1\n}\ntest_y if { not deny with input as {\"a\": 1} }\ntest_z if { deny with input as g(2); true }\n";
+        let out = rewrite(src);
+        assert!(
+            out.contains("  __ggw1 := build({\n    \"t\": f(1),\n  }); r := deny with input as __ggw1 with data.x as 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("not deny with input as {\"a\": 1}"),
+            "no call: {out}"
+        );
+        assert!(
+            out.contains("test_z if { __ggw2 := g(2); deny with input as __ggw2; true }"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn imports_after_rules_join_the_head() {
+        let src = "package a\nimport rego.v1\n\nx := 1\n\nimport data.lib.b # the lib\nimport data.lib.c\ny := b.z\n";
+        let out = rewrite(src);
+        assert!(
+            out.starts_with("package a\nimport rego.v1 import data.lib.b import data.lib.c\n\nx := 1\n\n\n\ny := b.z\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), src.lines().count());
+        let head_only = "package a\nimport data.x\n";
+        assert_eq!(rewrite(head_only), head_only);
+    }
+
+    #[test]
+    fn a_variable_unified_with_the_reference_it_indexes() {
+        let src =
+            "package a\napi[c] {\n  c = containers[c]\n  d = m[k] # k is bound\n  e = m[e].x\n}\n";
+        let out = rewrite(src);
+        assert!(out.contains("  containers[c] == c\n"), "{out}");
+        assert!(out.contains("  d = m[k] # k is bound\n"), "{out}");
+        assert!(out.contains("  m[e].x == e\n"), "{out}");
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn host_built_ins_call_their_stand_ins() {
+        let stand_in = "package host.report\nmake(msg, at) := {\"msg\": msg, \"at\": at}\n";
+        let policy = "package p\nimport data.lib.x as report\ndeny[r] {\n  r := json.unmarshal(host.report.make(\"m\", input))\n}\nq := report.make(1, 2)\ns := \"host.report.make(1)\" # host.report.make(\nt := count([1])\n";
+        let test = "package p\ntest_d { deny with host.report.make as mock }\n";
+        let names = package_names([stand_in, policy, test]);
+        let out = rewrite_with(policy, names.get("p"), Some(&names));
+        assert!(
+            out.contains("r := json.unmarshal(data.host.report.make(\"m\", input))"),
+            "{out}"
+        );
+        assert!(
+            out.contains("q := data.lib.x.make(1, 2)"),
+            "an alias: {out}"
+        );
+        assert!(
+            out.contains("s := \"host.report.make(1)\" # host.report.make(\n"),
+            "{out}"
+        );
+        assert!(out.contains("t := count([1])"), "a built-in: {out}");
+        let out = rewrite_with(test, names.get("p"), Some(&names));
+        assert!(out.contains("with data.host.report.make as mock"), "{out}");
+        let bare_host = "package host\nmanaged(x) := true\n";
+        let bare = "package q\nd { managed(input) }\ne { f(1) with managed as g }\n";
+        let mine = "package r\nmanaged(x) := false\nd { managed(input) }\n";
+        let names = package_names([bare_host, bare, mine]);
+        let out = rewrite_with(bare, names.get("q"), Some(&names));
+        assert!(out.contains("d { data.host.managed(input) }"), "{out}");
+        assert!(out.contains("with data.host.managed as g"), "{out}");
+        let out = rewrite_with(mine, names.get("r"), Some(&names));
+        assert_eq!(out, mine, "a package's own function");
+        let without = package_names([policy]);
+        assert!(
+            rewrite_with(policy, None, Some(&without))
+                .contains("r := json.unmarshal(host.report.make("),
+            "no stand-in, no rewrite"
         );
     }
 

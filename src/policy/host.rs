@@ -10,6 +10,9 @@
 //!   which for an ASCII haystack is the same match; against other text it stays undefined.
 //!   Compiled patterns are kept in a small cache, as regorus does.
 //! - **`regex.is_valid`** by the same limits, so that a pattern `regex.match` takes is valid.
+//! - **`object.subset`** as OPA has it: regorus panics on an empty array as the subset (a
+//!   library helper that walks to a path `[]` loses the test); an empty array is a subset of
+//!   every array, as in OPA.
 //! - **`all` and `any`**, OPA's deprecated built-ins over a collection of booleans, which v0
 //!   policies still call and regorus does not have.
 
@@ -41,12 +44,14 @@ pub const FUNCTIONS: &[(&str, u8)] = &[
     ("regex.is_valid", 1),
     ("all", 1),
     ("any", 1),
+    ("object.subset", 2),
 ];
 
 /// Registers the host functions on `engine`.
 pub fn register(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     engine.add_extension("regex.match".to_string(), 2, Box::new(regex_match))?;
     engine.add_extension("regex.is_valid".to_string(), 1, Box::new(regex_is_valid))?;
+    engine.add_extension("object.subset".to_string(), 2, Box::new(object_subset))?;
     engine.add_extension(
         "all".to_string(),
         1,
@@ -73,6 +78,34 @@ fn every(args: Vec<Value>, want_all: bool) -> anyhow::Result<Value> {
     } else {
         items.iter().any(|v| **v == t)
     }))
+}
+
+/// `object.subset(super, sub)`: objects key by key (recursively), sets by members, an array
+/// as a contiguous run of another (the empty array is one of every array), an array and a set
+/// by the array's members; undefined (OPA's type error) unless both are collections.
+fn object_subset(args: Vec<Value>) -> anyhow::Result<Value> {
+    let collection = |v: &Value| matches!(v, Value::Object(_) | Value::Set(_) | Value::Array(_));
+    match (args.first(), args.get(1)) {
+        (Some(sup), Some(sub)) if collection(sup) && collection(sub) => {
+            Ok(Value::Bool(is_subset(sup, sub)))
+        }
+        _ => Ok(Value::Undefined),
+    }
+}
+
+fn is_subset(sup: &Value, sub: &Value) -> bool {
+    match (sup, sub) {
+        (Value::Object(sup), Value::Object(sub)) => sub
+            .iter()
+            .all(|(k, v)| sup.get(k).is_some_and(|s| is_subset(s, v))),
+        (Value::Set(sup), Value::Set(sub)) => sub.iter().all(|v| sup.contains(v)),
+        (Value::Array(sup), Value::Array(sub)) => {
+            let (sup, sub) = (sup.as_slice(), sub.as_slice());
+            sub.is_empty() || sup.windows(sub.len()).any(|w| w == sub)
+        }
+        (Value::Array(sup), Value::Set(sub)) => sub.iter().all(|v| sup.as_slice().contains(v)),
+        (sup, sub) => sup == sub,
+    }
 }
 
 fn compiled(pattern: &str) -> Compiled {
@@ -125,6 +158,23 @@ fn regex_is_valid(args: Vec<Value>) -> anyhow::Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_subset_as_opa() {
+        let v = |s: &str| Value::from_json_str(s).unwrap();
+        let subset = |a: &str, b: &str| object_subset(vec![v(a), v(b)]).unwrap();
+        assert_eq!(subset("[1, 2]", "[]"), Value::Bool(true), "the empty array");
+        assert_eq!(subset("[]", "[]"), Value::Bool(true));
+        assert_eq!(subset("[1, 2, 3]", "[2, 3]"), Value::Bool(true));
+        assert_eq!(subset("[1, 2, 3]", "[1, 3]"), Value::Bool(false));
+        assert_eq!(subset("[1]", "[1, 2]"), Value::Bool(false));
+        assert_eq!(
+            subset(r#"{"a": {"b": 1, "c": 2}}"#, r#"{"a": {"b": 1}}"#),
+            Value::Bool(true)
+        );
+        assert_eq!(subset(r#"{"a": 1}"#, r#"{"a": 2}"#), Value::Bool(false));
+        assert_eq!(subset("[1, 2]", "1"), Value::Undefined, "not a collection");
+    }
 
     #[test]
     fn all_and_any() {

@@ -97,6 +97,23 @@ const IDLE_MACHINES: usize = 64;
 /// evaluation on both engines, so this is only a backstop far above any real policy.
 const MAX_INSTRUCTIONS: usize = 1 << 40;
 
+/// Why [`Program::compile_naming`] refused a program: the error, and each file an error names
+/// with its own errors (empty when the error names none).
+#[derive(Debug)]
+pub struct Refused {
+    pub error: PolicyError,
+    pub files: Vec<(String, String)>,
+}
+
+impl Refused {
+    fn whole(error: PolicyError) -> Self {
+        Refused {
+            error,
+            files: Vec::new(),
+        }
+    }
+}
+
 /// A prepared Rego program.
 #[derive(Clone)]
 pub struct Program {
@@ -137,17 +154,29 @@ impl Program {
 
     /// Parses and prepares `modules`, with `timeout` as the limit of each evaluation.
     pub fn compile(modules: &[Module], timeout: Duration) -> Result<Program, PolicyError> {
+        Self::compile_naming(modules, timeout).map_err(|refused| refused.error)
+    }
+
+    /// [`Program::compile`], telling on refusal every file an error names, with that file's
+    /// errors, so that a caller can leave them all out at once and compile the rest (a
+    /// library of a thousand files with a hundred broken ones compiles in a few rounds, not
+    /// a hundred): every file's syntax errors, every file's undefined functions; the engine's
+    /// analysis stops at its first error, which names one file.
+    pub fn compile_naming(modules: &[Module], timeout: Duration) -> Result<Program, Refused> {
+        let first_file = modules
+            .first()
+            .map_or("<policy>", |m| m.file.as_str())
+            .to_string();
         let mut engine = regorus::Engine::new();
         // OPA's default: a built-in function error makes its expression undefined.
         engine.set_strict_builtin_errors(false);
         // print() output is gathered and written attributed to what was evaluated.
         engine.set_gather_prints(true);
-        super::host::register(&mut engine).map_err(|e| PolicyError::Compile {
-            file: modules
-                .first()
-                .map_or("<policy>", |m| m.file.as_str())
-                .to_string(),
-            message: format!("registering host functions: {e}"),
+        super::host::register(&mut engine).map_err(|e| {
+            Refused::whole(PolicyError::Compile {
+                file: first_file.clone(),
+                message: format!("registering host functions: {e}"),
+            })
         })?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: timeout,
@@ -162,48 +191,89 @@ impl Program {
         engine.set_policy_length_config(limits);
         let mut packages = Vec::with_capacity(modules.len());
         let names = super::compat::package_names(modules.iter().map(|m| m.text.as_str()));
+        let mut unparsed: Vec<(String, PolicyError)> = Vec::new();
         for module in modules {
-            packages.push(add_module(&mut engine, module, &names)?);
+            match add_module(&mut engine, module, &names) {
+                Ok(p) => packages.push(p),
+                Err(e) => unparsed.push((module.file.clone(), e)),
+            }
+        }
+        if !unparsed.is_empty() {
+            let files = unparsed
+                .iter()
+                .map(|(f, e)| (f.clone(), e.to_string()))
+                .collect();
+            let (_, error) = unparsed.swap_remove(0);
+            return Err(Refused { error, files });
         }
         // Analysis (unsafe variables, conflicts) happens on first use: do it now so that a
         // broken policy fails at load time, not on the request path.
-        let file = modules
-            .first()
-            .map(|m| m.file.as_str())
-            .unwrap_or("<policy>");
+        let file = first_file.as_str();
         if let Err(e) = engine.eval_query("true".to_string(), false) {
-            return Err(PolicyError::Compile {
-                file: file.to_string(),
-                message: format_error(&e.to_string(), modules),
-            });
+            let message = format_error(&e.to_string(), modules);
+            // The file the error names (its location comes first).
+            let named = modules
+                .iter()
+                .find(|m| {
+                    message.starts_with(&format!("{}:", m.file))
+                        || message.contains(&format!(": {}:", m.file))
+                })
+                .map(|m| m.file.clone());
+            let error = PolicyError::Compile {
+                file: named.clone().unwrap_or_else(|| file.to_string()),
+                message,
+            };
+            let files = named
+                .map(|f| vec![(f, error.to_string())])
+                .unwrap_or_default();
+            return Err(Refused { error, files });
         }
         // What regorus leaves to run time: undefined functions, wrong numbers of arguments.
         let problems = super::lint::check(engine.get_modules());
         if !problems.is_empty() {
-            let shown: Vec<String> = problems
+            let located = |p: &super::lint::Problem| {
+                let offset = modules
+                    .iter()
+                    .find(|m| m.file == p.file)
+                    .map_or(0, |m| m.line_offset);
+                super::lint::Problem {
+                    line: p.line + offset as u32,
+                    ..p.clone()
+                }
+                .to_string()
+            };
+            let listed = |problems: &[&super::lint::Problem]| {
+                let shown: Vec<String> = problems.iter().take(10).map(|p| located(p)).collect();
+                let more = problems.len().saturating_sub(shown.len());
+                let mut message = shown.join("; ");
+                if more > 0 {
+                    message.push_str(&format!("; and {more} more"));
+                }
+                message
+            };
+            let mut by_file: Vec<(String, Vec<&super::lint::Problem>)> = Vec::new();
+            for p in &problems {
+                match by_file.iter_mut().find(|(f, _)| *f == p.file) {
+                    Some((_, list)) => list.push(p),
+                    None => by_file.push((p.file.clone(), vec![p])),
+                }
+            }
+            let files = by_file
                 .iter()
-                .take(10)
-                .map(|p| {
-                    let offset = modules
-                        .iter()
-                        .find(|m| m.file == p.file)
-                        .map_or(0, |m| m.line_offset);
-                    super::lint::Problem {
-                        line: p.line + offset as u32,
-                        ..p.clone()
-                    }
-                    .to_string()
+                .map(|(f, list)| {
+                    let e = PolicyError::Compile {
+                        file: f.clone(),
+                        message: listed(list),
+                    };
+                    (f.clone(), e.to_string())
                 })
                 .collect();
-            let more = problems.len().saturating_sub(shown.len());
-            let mut message = shown.join("; ");
-            if more > 0 {
-                message.push_str(&format!("; and {more} more"));
-            }
-            return Err(PolicyError::Compile {
+            let all: Vec<&super::lint::Problem> = problems.iter().collect();
+            let error = PolicyError::Compile {
                 file: file.to_string(),
-                message,
-            });
+                message: listed(&all),
+            };
+            return Err(Refused { error, files });
         }
         Ok(Program {
             engine,
@@ -739,7 +809,7 @@ fn add_module(
     let package = package
         .as_deref()
         .and_then(|p| names.get(p.trim_start_matches("data.")));
-    let text = super::compat::rewrite_in(&module.text, package);
+    let text = super::compat::rewrite_with(&module.text, package, Some(names));
     let attempt = |engine: &mut regorus::Engine, v0: bool| {
         engine.set_rego_v0(v0);
         engine.add_policy(module.file.clone(), text.clone())

@@ -5,8 +5,9 @@
 //! { some name, tc in cases; ... }`, or `contains`) is reported per sub-case, as OPA does.
 //!
 //! One exception to "one program": the gatekeeper-library layout, where policy directories
-//! that are not inside one another define the same package (each carries its own copy of its
-//! libs, and is tested with `opa test DIR`). Each top-most directory holding Rego files is then
+//! that are not inside one another define the same package and the same names in it (each
+//! carries its own copy of its libs, and is tested with `opa test DIR`); parts of one package
+//! in such directories that define different names are one package, as OPA merges them. Each top-most directory holding Rego files is then
 //! a program with its subdirectories ([`Mode::PerDirectory`], said in the output), so a policy
 //! whose tests sit in `tests/` below it stays one program and no test runs twice.
 //!
@@ -252,17 +253,31 @@ pub fn programs(files: &[SourceFile]) -> (Mode, Vec<Vec<&SourceFile>>) {
             .map(|p| p.to_path_buf())
             .unwrap_or_default()
     };
-    let mut dirs_of_package: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
+    // Per package, per directory, the names its files there define.
+    let mut dirs_of_package: BTreeMap<String, BTreeMap<PathBuf, BTreeSet<String>>> =
+        BTreeMap::new();
     for f in &rego {
         if let Some(p) = package_of(&f.text) {
-            dirs_of_package.entry(p).or_default().insert(dir_of(f));
+            let names = super::compat::package_names([f.text.as_str()])
+                .into_values()
+                .flat_map(|n| n.rules.into_iter().chain(n.functions))
+                .collect::<Vec<_>>();
+            dirs_of_package
+                .entry(p)
+                .or_default()
+                .entry(dir_of(f))
+                .or_default()
+                .extend(names);
         }
     }
-    // Copies of one package in directories that are not inside one another.
+    // Copies of one package in directories that are not inside one another: both define a
+    // name (a copied lib, a test of the same name). A package whose parts in such directories
+    // define different names is one package, as OPA merges it.
     let apart = dirs_of_package.values().any(|dirs| {
-        dirs.iter().any(|a| {
-            dirs.iter()
-                .any(|b| a != b && !a.starts_with(b) && !b.starts_with(a))
+        dirs.iter().any(|(a, names_a)| {
+            dirs.iter().any(|(b, names_b)| {
+                a != b && !a.starts_with(b) && !b.starts_with(a) && !names_a.is_disjoint(names_b)
+            })
         })
     });
     if !apart {
@@ -407,29 +422,28 @@ fn run_program(
             })
             .collect();
         let compiled =
-            crate::isolate::catch_panic(|| Program::compile(&modules, options.eval_timeout))
+            crate::isolate::catch_panic(|| Program::compile_naming(&modules, options.eval_timeout))
                 .unwrap_or_else(|panic| {
-                    Err(PolicyError::Compile {
-                        file: files[0].path.clone(),
-                        message: format!("the Rego engine panicked: {panic}"),
+                    Err(super::rego::Refused {
+                        error: PolicyError::Compile {
+                            file: files[0].path.clone(),
+                            message: format!("the Rego engine panicked: {panic}"),
+                        },
+                        files: Vec::new(),
                     })
                 });
         match compiled {
             Ok(program) => break (program, numbered),
-            Err(e) => {
-                let message = e.to_string();
-                // The file the error names (its location comes first), else the whole group.
-                let at = files.iter().position(|f| {
-                    message.starts_with(&format!("{}:", f.path))
-                        || message.contains(&format!(": {}:", f.path))
-                });
-                report.errors.push(message);
-                match at {
-                    Some(at) => {
-                        files.remove(at);
-                    }
-                    None => return,
+            // Every file an error names is left out at once, with its own errors.
+            Err(refused) if !refused.files.is_empty() => {
+                for (file, message) in refused.files {
+                    report.errors.push(message);
+                    files.retain(|f| f.path != file);
                 }
+            }
+            Err(refused) => {
+                report.errors.push(refused.error.to_string());
+                return;
             }
         }
     };
