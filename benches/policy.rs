@@ -101,8 +101,8 @@ fn status_fast_path(c: &mut Criterion) {
     }
 }
 
-/// What the webhook's hand-off to tokio's blocking pool costs (`decision::guard::Limited`, a
-/// permit, `spawn_blocking` and a timeout), beside the same work run inline in the async task:
+/// What the webhook's hand-off to a decision thread costs (`decision::guard::Limited`, a
+/// permit, a channel to the guard's threads and a timeout), beside the same work run inline in the async task:
 /// for no work at all (the hand-off alone), and for a decision of fixture 004.
 fn hand_off(c: &mut Criterion) {
     use std::sync::Arc;
@@ -114,7 +114,7 @@ fn hand_off(c: &mut Criterion) {
     let limited = decision::guard::Limited::new(8);
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     c.bench_function(
-        "hand-off: nothing, on the blocking pool (Limited::decide)",
+        "hand-off: nothing, on a decision thread (Limited::decide)",
         |b| b.iter(|| runtime.block_on(limited.decide(deadline(), || ()))),
     );
     c.bench_function("hand-off: nothing, inline", |b| {
@@ -124,7 +124,7 @@ fn hand_off(c: &mut Criterion) {
     let body = fixture_004();
     let (_, review) = parse_admission_review("004", &body).expect("fixture parses");
     let doc = Arc::new(Document::from_review(review));
-    c.bench_function("hand-off: decide fixture 004 on the blocking pool", |b| {
+    c.bench_function("hand-off: decide fixture 004 on a decision thread", |b| {
         b.iter(|| {
             let (set, doc) = (set.clone(), doc.clone());
             runtime.block_on(limited.decide(deadline(), move || {

@@ -14,7 +14,7 @@ use std::sync::Once;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The stack of the threads gitgate decides on (the webhook's runtime and blocking pool, the
+/// The stack of the threads gitgate decides on (the webhook's runtime and decision threads, the
 /// mirror's, `check`'s, and [`within`]'s): objects may nest up to
 /// [`input::MAX_DEPTH`](crate::input::MAX_DEPTH) levels, and matching, the Rego conversion
 /// and a policy walking the object each recurse once per level; 8 MiB leaves room for that

@@ -3,7 +3,7 @@
 //!   answered with HTTP 400;
 //! - objects nested up to the limits gitgate accepts (a JSON request near serde_json's 128
 //!   levels, a YAML manifest in Git at the parser's 64) overflow no thread's stack: the
-//!   runtime's threads, the blocking pool's and the mirror's have room, and manifest parsing
+//!   runtime's threads, the decision threads and the mirror's have room, and manifest parsing
 //!   fits a 2 MiB thread;
 //! - a routine apply sent while a huge object is being decided is answered meanwhile.
 

@@ -5,7 +5,8 @@
 //!   pass.
 //! - [`Limited`]: the same guard on an async runtime, for the webhook: at most a number of
 //!   decisions in flight (abandoned ones included: a permit is held until the work really
-//!   ends), each on the blocking pool, answered by a deadline whatever the work does.
+//!   ends), each on a decision thread of its own pool, answered by a deadline whatever the
+//!   work does.
 //! - [`fan_out`]: work over many documents on as many threads as asked, in order, **never
 //!   losing a result**: a document whose work panics (outside a policy, where the Rego guard
 //!   does not reach: building its input, matching it against Git) gets `lost`'s result, and
@@ -39,21 +40,83 @@ pub enum Unanswered {
     Failed(String),
 }
 
-/// At most `permits` decisions at once, on tokio's blocking pool, each answered by its
-/// deadline (the webhook's guard: `server.maxDecisions`, `server.timeout`).
+/// At most `permits` decisions at once, each on a decision thread of the guard's own, each
+/// answered by its deadline (the webhook's guard: `server.maxDecisions`, `server.timeout`).
+///
+/// The threads are fed by a channel and started as needed, never more than `permits` (each
+/// running decision holds a permit, and a thread is started only when none is idle), so a
+/// decision stuck in a built-in holds its thread and its permit, never another decision's.
+/// They end when the guard is dropped (its last clone) and their work is done. This replaces
+/// tokio's `spawn_blocking`, whose bookkeeping cost ~20 µs a decision (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct Limited {
     permits: std::sync::Arc<tokio::sync::Semaphore>,
+    pool: std::sync::Arc<Pool>,
+}
+
+/// A decision handed to a decision thread, with the permit it holds until it ends: the work
+/// returns what delivers its result, called once the thread counts itself idle again.
+type Job = (
+    Box<dyn FnOnce() -> Box<dyn FnOnce() + Send> + Send>,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// The decision threads: a channel of jobs, and how many threads are idle less the jobs
+/// queued for them (below zero, a job waits for a thread that is being started).
+#[derive(Debug)]
+struct Pool {
+    jobs: crossbeam_channel::Sender<Job>,
+    queue: crossbeam_channel::Receiver<Job>,
+    slack: std::sync::Arc<std::sync::atomic::AtomicIsize>,
+}
+
+impl Pool {
+    /// Queues `job`, starting a thread for it when no idle thread can take it.
+    fn submit(&self, job: Job) -> Result<(), String> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.slack.fetch_sub(1, SeqCst) <= 0 {
+            // The new thread takes this job (or another queued one: either way one thread
+            // more for one job more).
+            let (queue, slack) = (self.queue.clone(), self.slack.clone());
+            let started = std::thread::Builder::new()
+                .name("gitgate-decide".into())
+                .stack_size(THREAD_STACK)
+                .spawn(move || {
+                    while let Ok((work, permit)) = queue.recv() {
+                        let deliver = work();
+                        // Idle before the permit is free and the result is delivered: the
+                        // next decision finds this thread instead of starting another.
+                        slack.fetch_add(1, SeqCst);
+                        drop(permit);
+                        deliver();
+                    }
+                });
+            if let Err(e) = started {
+                self.slack.fetch_add(1, SeqCst);
+                return Err(format!("cannot start a decision thread: {e}"));
+            }
+            self.slack.fetch_add(1, SeqCst);
+        }
+        self.jobs
+            .send(job)
+            .map_err(|_| "the decision threads are gone".to_string())
+    }
 }
 
 impl Limited {
     pub fn new(permits: usize) -> Limited {
+        let (jobs, queue) = crossbeam_channel::unbounded();
         Limited {
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
+            pool: std::sync::Arc::new(Pool {
+                jobs,
+                queue,
+                slack: Default::default(),
+            }),
         }
     }
 
-    /// Runs `work` on the blocking pool once a permit is free, and waits for it until
+    /// Runs `work` on a decision thread once a permit is free, and waits for it until
     /// `deadline`; the permit is held by the work until it ends, answered or not.
     pub async fn decide<T: Send + 'static>(
         &self,
@@ -65,15 +128,23 @@ impl Limited {
                 Ok(Ok(permit)) => permit,
                 _ => return Err(Unanswered::Saturated),
             };
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        });
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if e.is_panic() => Err(Unanswered::Failed(format!(
-                "internal error (panic): {}",
-                crate::isolate::message(&*e.into_panic())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = move || {
+            // Not `isolate::catch_panic`: a panic here is outside every policy, and the
+            // process's hook logs it with its location.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .map_err(|payload| crate::isolate::message(payload.as_ref()));
+            Box::new(move || {
+                let _ = tx.send(result);
+            }) as Box<dyn FnOnce() + Send>
+        };
+        if let Err(why) = self.pool.submit((Box::new(job), permit)) {
+            return Err(Unanswered::Failed(why));
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(panic))) => Err(Unanswered::Failed(format!(
+                "internal error (panic): {panic}"
             ))),
             Ok(Err(_)) => Err(Unanswered::Failed("the decision was cancelled".into())),
             Err(_) => Err(Unanswered::Deadline),
@@ -188,5 +259,79 @@ mod tests {
         assert_eq!(out.len(), 10);
         assert_eq!(out[4], "lost 4: boom at 4");
         assert_eq!(out[9], "ok 9");
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn after(ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_stuck_decision_holds_its_own_thread_and_permit_only() {
+        runtime().block_on(async {
+            let limited = Limited::new(3);
+            let (release, stuck) = std::sync::mpsc::channel::<()>();
+            let abandoned = limited.decide(after(50), move || {
+                let _ = stuck.recv_timeout(Duration::from_secs(10));
+                "late"
+            });
+            assert_eq!(abandoned.await, Err(Unanswered::Deadline));
+            // The stuck work keeps its permit and thread; the others still decide at once.
+            for i in 0..20 {
+                assert_eq!(limited.decide(after(2_000), move || i * 2).await, Ok(i * 2));
+            }
+            // Two permits left: a third stuck decision leaves none, and the next waits for a
+            // permit until its deadline.
+            let (release2, stuck2) = std::sync::mpsc::channel::<()>();
+            let (release3, stuck3) = std::sync::mpsc::channel::<()>();
+            for stuck in [stuck2, stuck3] {
+                let r = limited.decide(after(30), move || {
+                    let _ = stuck.recv_timeout(Duration::from_secs(10));
+                });
+                assert_eq!(r.await, Err(Unanswered::Deadline));
+            }
+            assert_eq!(
+                limited.decide(after(30), || ()).await,
+                Err(Unanswered::Saturated)
+            );
+            for r in [release, release2, release3] {
+                r.send(()).unwrap();
+            }
+            assert_eq!(limited.decide(after(2_000), || 7).await, Ok(7));
+        });
+    }
+
+    #[test]
+    fn decisions_run_on_reused_decision_threads_with_panics_caught() {
+        runtime().block_on(async {
+            let limited = Limited::new(8);
+            let mut threads = std::collections::HashSet::new();
+            for _ in 0..50 {
+                let (id, name) = limited
+                    .decide(after(2_000), || {
+                        let t = std::thread::current();
+                        (t.id(), t.name().map(str::to_string))
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(name.as_deref(), Some("gitgate-decide"));
+                threads.insert(id);
+            }
+            // One request at a time: one thread, taken again each time.
+            assert_eq!(threads.len(), 1, "{threads:?}");
+            let r: Result<(), _> = limited.decide(after(2_000), || panic!("boom")).await;
+            assert_eq!(
+                r,
+                Err(Unanswered::Failed("internal error (panic): boom".into()))
+            );
+            assert_eq!(limited.decide(after(2_000), || 1).await, Ok(1));
+        });
     }
 }

@@ -658,8 +658,8 @@ fn unreadable_object(
     }
 }
 
-/// Decides off the async workers and answers by the deadline: the decision runs on the
-/// blocking pool, and when the deadline (`server.timeout`, counted from the request's arrival)
+/// Decides off the async workers and answers by the deadline: the decision runs on a
+/// decision thread ([`crate::decision::guard::Limited`]), and when the deadline (`server.timeout`, counted from the request's arrival)
 /// passes first, or the decision panics, the answer is the failure mode. A decision still
 /// running then is abandoned; the Rego time limit, no higher than the deadline, ends it.
 ///

@@ -37,7 +37,7 @@ pub fn serve(
     kubeconfig: Option<&Path>,
 ) -> Result<(), SetupError> {
     let state = state(config, config_dir, rego_version)?;
-    // Workers and the blocking pool (where decisions run) get room for deep objects.
+    // Workers get room for deep objects (the decision threads have theirs: decision::guard).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(crate::isolate::THREAD_STACK)
         .enable_all()
@@ -61,8 +61,8 @@ pub fn serve(
         .await
     });
     // In-flight requests have had their answers (`run` waits for them); a decision abandoned
-    // at its deadline may still run on the blocking pool, and dropping the runtime would wait
-    // for it: nobody waits for its result.
+    // at its deadline may still run on a decision thread, which nobody waits for; the
+    // runtime's blocking pool (a token read by /refresh) is not waited for either.
     runtime.shutdown_background();
     Ok(result?)
 }
