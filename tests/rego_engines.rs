@@ -308,3 +308,37 @@ deny[msg] {
         "{engine:?}"
     );
 }
+
+/// The host functions (`regex.match` without regorus's size limit, `object.subset` of an
+/// empty array, ...) are the interpreter's: the VM compiles a call of the same name to
+/// regorus's own built-in. A policy calling one decided otherwise on the VM than under
+/// `gitgate test` (here: the name pattern undefined, so every name was refused; the subset
+/// a panic): it stays on the interpreter, and decides as its tests do.
+#[test]
+fn a_policy_calling_a_host_function_stays_on_the_interpreter() {
+    let text = r#"package team.names
+import rego.v1
+deny contains "the name is not a DNS subdomain" if {
+  not regex.match(`^[\w.-]{1,253}$`, input.review.object.metadata.name)
+}
+deny contains "an empty list is not a subset" if {
+  not object.subset(input.review.object.spec.containers, [])
+}
+"#;
+    let set = load(&[file("names.rego", text)], &vm()).unwrap();
+    let engine = set.policies()[0].engine();
+    assert!(
+        matches!(engine, Engine::Interpreter(ref why) if why.contains("regex.match")),
+        "{engine:?}"
+    );
+    let d = decide(&set, pod("web", "nginx:1.27", "y"));
+    assert!(d.allowed && d.errors.is_empty(), "{d:?}");
+    let d = decide(&set, pod("web/evil", "nginx:1.27", "y"));
+    let messages: Vec<&str> = d.violations.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages, vec!["the name is not a DNS subdomain"], "{d:?}");
+    let interpreted = load(&[file("names.rego", text)], &interpreter()).unwrap();
+    for name in ["web", "web/evil"] {
+        let obj = pod(name, "nginx:1.27", "y");
+        assert_eq!(decide(&set, obj.clone()), decide(&interpreted, obj));
+    }
+}
