@@ -265,6 +265,15 @@ impl ReviewVersion {
             ReviewVersion::V1beta1 => "admission.k8s.io/v1beta1",
         }
     }
+
+    /// The version of a body of this `kind` and `apiVersion`, if it is an AdmissionReview.
+    fn of(kind: &str, api_version: &str) -> Option<ReviewVersion> {
+        match (kind, api_version) {
+            ("AdmissionReview", "admission.k8s.io/v1") => Some(ReviewVersion::V1),
+            ("AdmissionReview", "admission.k8s.io/v1beta1") => Some(ReviewVersion::V1beta1),
+            _ => None,
+        }
+    }
 }
 
 /// Parses an AdmissionReview body (`input` names it in errors) into its version and request.
@@ -382,11 +391,7 @@ fn typed_admission_review(body: &[u8]) -> Option<(ReviewVersion, Review)> {
         return None;
     }
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    let version = match (envelope.kind.as_str(), envelope.api_version.as_str()) {
-        ("AdmissionReview", "admission.k8s.io/v1") => ReviewVersion::V1,
-        ("AdmissionReview", "admission.k8s.io/v1beta1") => ReviewVersion::V1beta1,
-        _ => return None,
-    };
+    let version = ReviewVersion::of(&envelope.kind, &envelope.api_version)?;
     let r = envelope.request;
     if r.uid.is_empty() {
         return None;
@@ -473,11 +478,7 @@ fn shallow_admission_review(body: &[u8]) -> Option<(ReviewVersion, Review)> {
         return None;
     }
     let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    let version = match (envelope.kind.as_str(), envelope.api_version.as_str()) {
-        ("AdmissionReview", "admission.k8s.io/v1") => ReviewVersion::V1,
-        ("AdmissionReview", "admission.k8s.io/v1beta1") => ReviewVersion::V1beta1,
-        _ => return None,
-    };
+    let version = ReviewVersion::of(&envelope.kind, &envelope.api_version)?;
     let r = envelope.request;
     if r.uid.is_empty() {
         return None;
@@ -514,10 +515,9 @@ pub fn admission_review_from_value(
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let version = match (kind, api_version) {
-        ("AdmissionReview", "admission.k8s.io/v1") => ReviewVersion::V1,
-        ("AdmissionReview", "admission.k8s.io/v1beta1") => ReviewVersion::V1beta1,
-        _ => {
+    let version = match ReviewVersion::of(kind, api_version) {
+        Some(version) => version,
+        None => {
             return Err(InputError::WrongType {
                 input: input.to_string(),
                 kind: kind.to_string(),
