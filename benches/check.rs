@@ -3,28 +3,14 @@
 //!
 //! `cargo bench --bench check`; results are recorded in BENCHMARKS.md.
 
-use std::path::Path;
-use std::process::Command;
+mod support;
+
+use support::git;
 
 use criterion::{Criterion, criterion_group};
 use gitgate::check::{Target, run};
 use gitgate::config::Config;
 use gitgate::policy::Options;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "b")
-        .env("GIT_AUTHOR_EMAIL", "b@example.com")
-        .env("GIT_COMMITTER_NAME", "b")
-        .env("GIT_COMMITTER_EMAIL", "b@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 fn manifest(i: usize) -> String {
     match i % 3 {

@@ -11,6 +11,10 @@
 //! repository instead (its `manifests/` folder, `GITGATE_HISTORY_SOURCE` to change that),
 //! never committed. Results are recorded in BENCHMARKS.md.
 
+mod support;
+
+use support::git;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -19,21 +23,6 @@ use std::time::{Duration, Instant};
 use gitgate::git::Repo;
 use gitgate::provenance::approval::{Window, window};
 use gitgate::provenance::index::Index;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "b")
-        .env("GIT_AUTHOR_EMAIL", "b@example.com")
-        .env("GIT_COMMITTER_NAME", "b")
-        .env("GIT_COMMITTER_EMAIL", "b@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 /// A deterministic number in 0..n from (a, b).
 fn pick(a: usize, b: usize, n: usize) -> usize {

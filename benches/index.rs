@@ -5,28 +5,15 @@
 //! `cargo bench --bench index`; results are recorded in BENCHMARKS.md (peak RSS from
 //! /proc/self/status).
 
-use std::path::Path;
-use std::process::Command;
+mod support;
+
+use support::git;
+
 use std::time::{Duration, Instant};
 
 use gitgate::git::Repo;
 use gitgate::provenance::approval::{Window, window};
 use gitgate::provenance::index::Index;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "b")
-        .env("GIT_AUTHOR_EMAIL", "b@example.com")
-        .env("GIT_COMMITTER_NAME", "b")
-        .env("GIT_COMMITTER_EMAIL", "b@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 fn file(f: usize, revision: usize) -> String {
     (0..50)

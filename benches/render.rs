@@ -9,6 +9,10 @@
 //! is `helm` on PATH or the stand-in of the tests (Python with helm-python-sdk); the chart is
 //! left out, saying so, without one. Results are recorded in BENCHMARKS.md.
 
+mod support;
+
+use support::git;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,21 +25,6 @@ use gitgate::render::{Kind, Renderer, Settings, SourceSpec};
 const OVERLAYS: usize = 50;
 const BASES: usize = 10;
 const COMMITS: usize = 200;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "b")
-        .env("GIT_AUTHOR_EMAIL", "b@example.com")
-        .env("GIT_COMMITTER_NAME", "b")
-        .env("GIT_COMMITTER_EMAIL", "b@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git runs")
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 fn write(dir: &Path, path: &str, text: &str) {
     let path = dir.join(path);
