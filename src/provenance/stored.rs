@@ -14,7 +14,8 @@
 //! as it wrote them. A floating-point number might come back one unit in the last place off
 //! (serde_json's fast float reader; its exact one, `float_roundtrip`, would rebuild every
 //! crate that uses serde_json), so a manifest holding one (rare in Kubernetes manifests) is
-//! kept parsed.
+//! kept parsed; so is one nested deeper than serde_json reads back ([`READ_BACK_DEPTH`]),
+//! which a rendered object could be.
 //!
 //! A manifest parsed again is shared while anything holds it (a weak reference in its
 //! compact form), and the few parsed last are held ([`RECENT`]), so that the requests of a
@@ -24,6 +25,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
+
+/// Nesting below serde_json's recursion limit (128), so that a compact form always reads back.
+const READ_BACK_DEPTH: usize = 100;
 
 /// How many manifests parsed again from their compact form are kept parsed.
 const RECENT: usize = 4;
@@ -78,7 +82,7 @@ impl Stored {
     /// Keeps it compact from now on.
     pub fn compact(&mut self) {
         if let Form::Parsed(value) = &self.0
-            && !holds_float(value)
+            && !keep_parsed(value, 0)
         {
             let json = serde_json::to_vec(&**value).expect("a JSON value is written as JSON");
             self.0 = Form::Compact(Arc::new(Compact {
@@ -89,12 +93,14 @@ impl Stored {
     }
 }
 
-/// Whether a floating-point number is anywhere in `value`.
-fn holds_float(value: &Value) -> bool {
+/// Whether `value` (at `depth`) must stay parsed: a floating-point number is in it, or it
+/// nests deeper than its JSON reads back.
+fn keep_parsed(value: &Value, depth: usize) -> bool {
     match value {
         Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(holds_float),
-        Value::Object(map) => map.values().any(holds_float),
+        Value::Array(_) | Value::Object(_) if depth >= READ_BACK_DEPTH => true,
+        Value::Array(items) => items.iter().any(|v| keep_parsed(v, depth + 1)),
+        Value::Object(map) => map.values().any(|v| keep_parsed(v, depth + 1)),
         _ => false,
     }
 }
@@ -105,7 +111,8 @@ impl Compact {
         if let Some(value) = parsed.upgrade() {
             return value;
         }
-        // Both steps read what `Stored::compact` wrote in this process: they cannot fail.
+        // Both steps read what `Stored::compact` wrote in this process, never deeper than
+        // serde_json reads (`keep_parsed`): they cannot fail.
         let json = lz4_flex::block::decompress_size_prepended(&self.bytes)
             .expect("the index's own compact form decompresses");
         let value: Arc<Value> =
@@ -157,5 +164,19 @@ mod tests {
         stored.compact();
         assert!(stored.is_parsed(), "a float could come back one unit off");
         assert_eq!(*stored.get(), manifest);
+    }
+
+    #[test]
+    fn a_manifest_nested_deeper_than_json_reads_back_stays_parsed() {
+        let deep =
+            |levels: usize| (0..levels).fold(json!("leaf"), |inner, _| json!({ "a": [inner] }));
+        // 2 × 70 levels: past serde_json's limit of 128, which reading it back would hit.
+        let mut stored = Stored::parsed(Arc::new(deep(70)));
+        stored.compact();
+        assert!(stored.is_parsed());
+        let mut shallow = Stored::parsed(Arc::new(deep(20)));
+        shallow.compact();
+        assert!(!shallow.is_parsed());
+        assert_eq!(*shallow.get(), deep(20));
     }
 }

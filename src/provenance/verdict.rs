@@ -191,7 +191,7 @@ pub fn judge_in(
     let options = &rules.options;
     let crd = super::crd::lookup(index, review).or_else(cluster_crd);
     let automount = service_account_automount(index, review, object);
-    let others = WindowVersions(versions);
+    let others = WindowVersions::new(versions);
     let writer = writer_of(review, &rules);
     let replicas = index.autoscaled(
         identity.namespace.as_deref(),
@@ -199,7 +199,7 @@ pub fn judge_in(
         &identity.name,
     );
     let mut closest = None;
-    for version in versions {
+    for (i, version) in versions.iter().enumerate() {
         let flux = index.flux_kustomization(&version.source, &version.path);
         // A Kustomization's `serviceAccountName` (Flux's multi-tenancy) is the identity its
         // objects are applied as: the GitOps controller for those objects only.
@@ -233,10 +233,10 @@ pub fn judge_in(
                 .as_deref()
                 .and_then(|ns| index.limit_defaults(ns)),
         };
-        let manifest = version.manifest();
-        let in_scope = in_request_scope(&manifest, &identity);
+        let manifest = others.manifest(i);
+        let in_scope = in_request_scope(manifest, &identity);
         let outcome = matching::compare_in(
-            in_scope.as_ref().unwrap_or(&manifest),
+            in_scope.as_ref().unwrap_or(manifest),
             object,
             review.old_object.as_ref(),
             options,
@@ -281,12 +281,33 @@ pub fn judge_in(
 }
 
 /// The versions of the window a comparison may read besides its own: parsed only when read
-/// (an older version is kept compact by the index).
-struct WindowVersions<'a>(&'a [super::index::Version]);
+/// (an older version is kept compact by the index), and then once for the whole request (a
+/// comparison that ends `modified` reads every other version for each removed value).
+struct WindowVersions<'a> {
+    versions: &'a [super::index::Version],
+    parsed: Vec<std::cell::OnceCell<Arc<Value>>>,
+}
+
+impl<'a> WindowVersions<'a> {
+    fn new(versions: &'a [super::index::Version]) -> Self {
+        WindowVersions {
+            versions,
+            parsed: versions
+                .iter()
+                .map(|_| std::cell::OnceCell::new())
+                .collect(),
+        }
+    }
+
+    /// Version `i`'s manifest, parsed at most once.
+    fn manifest(&self, i: usize) -> &Value {
+        self.parsed[i].get_or_init(|| self.versions[i].manifest())
+    }
+}
 
 impl matching::Others for WindowVersions<'_> {
     fn any(&self, sets: &mut dyn FnMut(&Value) -> bool) -> bool {
-        self.0.iter().any(|v| sets(&v.manifest()))
+        (0..self.versions.len()).any(|i| sets(self.manifest(i)))
     }
 }
 

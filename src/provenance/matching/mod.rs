@@ -95,12 +95,6 @@ pub trait Others {
     fn any(&self, sets: &mut dyn FnMut(&Value) -> bool) -> bool;
 }
 
-impl Others for [&Value] {
-    fn any(&self, sets: &mut dyn FnMut(&Value) -> bool) -> bool {
-        self.iter().any(|v| sets(v))
-    }
-}
-
 /// No other version.
 struct NoOthers;
 
