@@ -1349,10 +1349,13 @@ fn stand_in_edits(
             continue;
         }
         // A call, or the target of `with`.
-        let before = &text[name.start().saturating_sub(16)..name.start()];
-        let with_target = before.trim_end().ends_with("with")
-            && before.ends_with([' ', '\t'])
-            && !before.trim_end().ends_with("_with");
+        // (Not a window of bytes before it: one could begin inside a character.)
+        let before = &text[..name.start()];
+        let with_target = before.ends_with([' ', '\t'])
+            && before
+                .trim_end()
+                .strip_suffix("with")
+                .is_some_and(|rest| !rest.ends_with(|c: char| c.is_alphanumeric() || c == '_'));
         if c[3].trim_start().starts_with("as") && !with_target {
             continue;
         }
@@ -1416,7 +1419,7 @@ fn deprecated_builtin_edits(text: &str) -> Vec<(usize, usize, String)> {
 }
 
 /// For each byte of `text`, whether it is code (not inside a string, raw string or comment).
-fn code_mask(text: &str) -> Vec<bool> {
+pub(crate) fn code_mask(text: &str) -> Vec<bool> {
     let bytes = text.as_bytes();
     let mut mask = vec![true; bytes.len()];
     let mut i = 0;
@@ -1846,6 +1849,11 @@ mod tests {
                 .contains("r := json.unmarshal(host.report.make("),
             "no stand-in, no rewrite"
         );
+        // Text of several bytes per character just before a name: no panic.
+        let accented = "package q\n# Überprüfung → managed(x)\nd { ééé managed(input) }\n";
+        let names = package_names([bare_host, accented]);
+        let out = rewrite_with(accented, names.get("q"), Some(&names));
+        assert!(out.contains("# Überprüfung → managed(x)\n"), "{out}");
     }
 
     #[test]

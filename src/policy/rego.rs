@@ -771,8 +771,8 @@ fn vm_decides_differently(
     None
 }
 
-/// The first call of a host function in a module's text (outside comments): its line and
-/// name.
+/// The first call of a host function in a module's code (not in a string or a comment): its
+/// line and name.
 fn host_call(text: &str) -> Option<(usize, &'static str)> {
     static CALL: LazyLock<regex::Regex> = LazyLock::new(|| {
         let names: Vec<String> = super::host::FUNCTIONS
@@ -782,13 +782,17 @@ fn host_call(text: &str) -> Option<(usize, &'static str)> {
         regex::Regex::new(&format!(r"(?:^|[^\w.])({})\s*\(", names.join("|")))
             .expect("a valid regex")
     });
-    text.lines().enumerate().find_map(|(i, line)| {
-        let code = line.split('#').next().unwrap_or("");
-        let found = CALL.captures(code)?.get(1)?.as_str();
+    let mask = super::compat::code_mask(text);
+    CALL.captures_iter(text).find_map(|c| {
+        let name = c.get(1)?;
+        if !mask.get(name.start()).copied().unwrap_or(false) {
+            return None;
+        }
+        let line = text[..name.start()].matches('\n').count() + 1;
         super::host::FUNCTIONS
             .iter()
-            .find(|(name, _)| *name == found)
-            .map(|(name, _)| (i + 1, *name))
+            .find(|(f, _)| *f == name.as_str())
+            .map(|(f, _)| (line, *f))
     })
 }
 
@@ -934,6 +938,24 @@ mod tests {
 
     fn compile(text: &str) -> Result<Program, PolicyError> {
         Program::compile(&[Module::new("p.rego", text)], Duration::from_secs(1))
+    }
+
+    #[test]
+    fn host_calls_are_found_in_code_only() {
+        assert_eq!(
+            host_call("package p\nx if { startswith(input.a, \"#\"); regex.match(`a`, \"b\") }\n"),
+            Some((2, "regex.match"))
+        );
+        assert_eq!(
+            host_call(
+                "package p\n# regex.match(a)\nm := \"object.subset(x)\"\nn := myregex.match(1)\n"
+            ),
+            None
+        );
+        assert_eq!(
+            host_call("package p\ny if {\n  not object.subset(a, b)\n}\n"),
+            Some((3, "object.subset"))
+        );
     }
 
     #[test]
