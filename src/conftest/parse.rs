@@ -177,7 +177,8 @@ fn cyclonedx_xml(text: &str) -> Result<Value, String> {
     use cyclonedx_bom::models::bom::{Bom, SpecVersion};
     let text = text.trim_start_matches('\u{feff}');
     let version = match text.find("http://cyclonedx.org/schema/bom/") {
-        Some(at) => match &text[at + 32..(at + 35).min(text.len())] {
+        // (Three bytes may end inside a character: `get` is then no version.)
+        Some(at) => match text.get(at + 32..(at + 35).min(text.len())).unwrap_or("") {
             "1.3" => SpecVersion::V1_3,
             "1.4" => SpecVersion::V1_4,
             "1.5" => SpecVersion::V1_5,

@@ -312,9 +312,8 @@ pub fn targets(
 }
 
 /// Where a Flux source reference leads in this repository: the path prefix mapping
-/// (artifact path → repository path), or why it is not this repository.
-/// Where a Flux object's source puts this repository's folders, and the source's own
-/// exclusions (`spec.ignore`).
+/// (artifact path → repository path) and the source's own exclusions (`spec.ignore`), or why
+/// it is not this repository.
 fn flux_source(
     source: &Value,
     own_namespace: &str,
@@ -481,7 +480,7 @@ impl Mapping {
 
 /// What a GitRepository Git holds puts in its artifact beyond the repository's own files:
 /// `spec.include` (another source's files copied in, over this repository's), which Git does
-/// not hold. (`spec.ignore`, patterns added to `.sourceignore`, is not read yet: a known gap.)
+/// not hold. (`spec.ignore` is read: the target's [`Exclusions`].)
 fn artifact_caveat(source: &Value, own_namespace: &str, pool: &[Found<'_>]) -> Option<String> {
     if text(source, "/kind") != Some("GitRepository") {
         return None;

@@ -222,10 +222,10 @@ impl Default for Renderer {
     }
 }
 
-/// Entries used by the current or the previous commit are kept.
 /// A folder's tree, its path and the fingerprint of the exclusions it was read with.
 type ScanKey = (ObjectId, String, u64);
 
+/// Entries used by the current or the previous commit are kept.
 #[derive(Default)]
 struct Cache {
     generation: u64,
@@ -698,7 +698,12 @@ impl Renderer {
                     reference: f.clone(),
                 }));
             };
-            match at.entry(&path)? {
+            // A file the controller leaves out is not there for it.
+            let entry = match at.ignored.ignores(&path) {
+                true => None,
+                false => at.entry(&path)?,
+            };
+            match entry {
                 Some((blob, false)) => blobs.push((path, blob)),
                 None if helm.ignore_missing_values_files => {}
                 _ => {
@@ -1074,8 +1079,12 @@ impl Renderer {
         let moved = sandbox.path("chart-values.yaml");
         if unit.helm.replace_chart_values {
             let on_disk = sandbox.repo().join(&own_values);
-            let held = std::fs::read(&on_disk).unwrap_or_default();
-            std::fs::write(&moved, held)
+            // A chart need not have a values.yaml: then there is nothing to move.
+            let held = match std::fs::read(&on_disk) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                read => read,
+            };
+            held.and_then(|held| std::fs::write(&moved, held))
                 .and_then(|()| std::fs::write(&on_disk, b"{}\n"))
                 .map_err(|e| RenderError::Io {
                     unit: name.clone(),
@@ -1089,7 +1098,13 @@ impl Renderer {
                 } else {
                     sandbox.repo().join(&path)
                 };
-                if on_disk.is_file() {
+                // What the unit's inputs hold (a file left out, missing or excluded, only
+                // with ignoreMissingValuesFiles, is not there for the controller either).
+                let held = unit
+                    .inputs
+                    .as_ref()
+                    .is_ok_and(|i| i.blobs.iter().any(|(p, _)| *p == path));
+                if held {
                     cmd.arg("--values").arg(on_disk);
                 }
             }
