@@ -635,3 +635,42 @@ fn check_honours_a_git_repositorys_own_ignore_patterns() {
     );
     assert_eq!(code, 1, "{out}{err}");
 }
+
+/// source-controller leaves its default exclusions (CI files, `.sops.yaml`, images, ...) out
+/// only where the repository has no `.sourceignore` of its own, and filters file by file, so
+/// a negation re-includes a file under an excluded folder. A pull request that added any
+/// `.sourceignore` and a manifest named like a CI file, or re-included one, had it applied
+/// by Flux and skipped by gitgate.
+#[test]
+fn check_reads_what_source_controller_puts_in_the_artifact() {
+    let evil = privileged();
+    type Files<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: [(&str, Files); 2] = [
+        (
+            "a default exclusion once a .sourceignore exists",
+            &[
+                (".sourceignore", b"*.md\n"),
+                ("apps/cloudbuild.yaml", evil.as_bytes()),
+            ],
+        ),
+        (
+            "a file re-included under an excluded folder",
+            &[
+                (".sourceignore", b"apps/extra/\n!apps/extra/evil.yaml\n"),
+                ("apps/extra/evil.yaml", evil.as_bytes()),
+            ],
+        ),
+    ];
+    for (what, pr) in cases {
+        let (code, out, err) = check_pr(
+            &[
+                ("gitgate.yaml", b"repository:\n  sources: [{path: apps}]\n"),
+                ("apps/deploy.yaml", DEPLOYMENT.as_bytes()),
+            ],
+            pr,
+            "text",
+        );
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        assert!(out.contains("privileged"), "{what}: {out}");
+    }
+}
