@@ -20,10 +20,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gitgate::git::Repo;
-use gitgate::provenance::approval::{Window, window};
-use gitgate::provenance::index::Index;
-
 /// A deterministic number in 0..n from (a, b).
 fn pick(a: usize, b: usize, n: usize) -> usize {
     let mut x = (a as u64)
@@ -239,20 +235,43 @@ fn per_run(n: u32, mut f: impl FnMut()) -> Duration {
 /// time and the peak RSS; with `judge`, then the verdicts on the largest CRD.
 fn child(repo: &Path, source: &str, commits: usize, verdicts: bool) {
     let rss_before = peak_rss_mib();
-    let repo = Repo::open(repo).unwrap();
-    let w = Window {
-        commits,
-        max_age: Duration::from_secs(100 * 365 * 86_400),
-    };
-    let tip = repo.resolve("HEAD").unwrap();
+    // As `serve` syncs at a first start: ready when the first snapshot is stored (the
+    // newest approved commit), whole when the window is.
+    let config = gitgate::config::Config::parse(
+        "bench",
+        &format!(
+            "repository:\n  url: {}\n  paths: [{source}]\napproval:\n  window: {{commits: {commits}, maxAge: 876000h}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let mirror = std::sync::Arc::new(gitgate::provenance::mirror::Mirror::default());
+    let sync = gitgate::provenance::mirror::Source::from_config(&config)
+        .unwrap()
+        .unwrap();
     let t = Instant::now();
-    let commits = window(&repo, tip, w, None).unwrap();
-    let index = Index::build(&repo, &commits, &[source.to_string()], "default").unwrap();
+    let syncing = {
+        let mirror = mirror.clone();
+        std::thread::spawn(move || mirror.sync(&sync).unwrap())
+    };
+    let mut ready = None;
+    while !syncing.is_finished() {
+        if ready.is_none() && mirror.snapshot().is_some() {
+            ready = Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    syncing.join().unwrap();
     let build = t.elapsed();
+    let ready = ready.unwrap_or(build);
+    let snapshot = mirror.snapshot().unwrap();
+    assert!(snapshot.complete);
+    let index = &snapshot.index;
     println!(
-        "| build: {}-commit window ({} versions) | {:.2} s | peak RSS {:.0} MiB (at start {:.0} MiB) |",
-        commits.len(),
+        "| first sync: {}-commit window ({} versions) | ready {:.3} s, whole window {:.2} s | peak RSS {:.0} MiB (at start {:.0} MiB) |",
+        index.commits().count(),
         index.len(),
+        ready.as_secs_f64(),
         build.as_secs_f64(),
         peak_rss_mib(),
         rss_before,

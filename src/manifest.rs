@@ -7,7 +7,9 @@
 //! overflow a 2 MiB thread (tokio's and std's default). So a document is read on the caller's
 //! thread only while it stays shallow (most manifests are under a dozen levels); when it
 //! nests deeper than [`INLINE_DEPTH`], the file is read again on a thread of its own with
-//! [`PARSE_STACK`] bytes of stack.
+//! [`PARSE_STACK`] bytes of stack. A large file goes to that thread at once (most are deep
+//! CustomResourceDefinitions), and a thread made for reading many files ([`deep_reader`])
+//! reads at any depth itself.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -191,19 +193,81 @@ impl<'de> serde::Deserialize<'de> for Tree {
     }
 }
 
-/// Turns a tree into JSON, without the line of each field.
-fn unlined(tree: Spanned<Tree>) -> Value {
-    match tree.value {
-        Tree::Leaf(v) => v,
-        Tree::Seq(items) => Value::Array(items.into_iter().map(unlined).collect()),
-        Tree::Map(entries) => {
-            let mut map = serde_json::Map::with_capacity(entries.len());
-            for (key, item) in entries {
-                // As `flatten`: a merge key (`<<`) may repeat a key, the last one wins.
-                map.insert(key, unlined(item));
+/// A YAML node read straight into JSON, without the position of each field: what
+/// [`parse_bytes_with`] reads when no line per field is wanted (the provenance index, which
+/// reads every version of every file of its window). It reads as [`Tree`] and `unlined` do.
+struct Plain(Value);
+
+impl<'de> serde::Deserialize<'de> for Plain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Plain, D::Error> {
+        let Some(_level) = Level::enter() else {
+            return Err(serde::de::Error::custom(
+                "nested too deep to read on this thread",
+            ));
+        };
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Plain;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a YAML value")
             }
-            Value::Object(map)
+            fn visit_bool<E>(self, v: bool) -> Result<Plain, E> {
+                Ok(Plain(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Plain, E> {
+                Ok(Plain(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Plain, E> {
+                Ok(Plain(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Plain, E> {
+                Ok(Plain(
+                    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+                ))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Plain, E> {
+                Ok(Plain(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Plain, E> {
+                Ok(Plain(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Plain, E> {
+                Ok(Plain(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Plain, E> {
+                Ok(Plain(Value::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Plain, D::Error> {
+                <Plain as serde::Deserialize>::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Plain, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(Plain(item)) = seq.next_element::<Plain>()? {
+                    items.push(item);
+                }
+                Ok(Plain(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Plain, A::Error> {
+                let mut entries = serde_json::Map::new();
+                while let Some(key) = map.next_key::<Value>()? {
+                    let key = match key {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    // As `flatten`: a merge key (`<<`) may repeat a key, the last one wins.
+                    let Plain(value) = map.next_value::<Plain>()?;
+                    entries.insert(key, value);
+                }
+                Ok(Plain(Value::Object(entries)))
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
@@ -378,7 +442,7 @@ fn parse_str_with(
     if file.ends_with(".json") {
         return parse_json(file, text);
     }
-    let docs = read_yaml(text).map_err(|e| match e {
+    let error = |e| match e {
         Read::Yaml(e) => ManifestError::Yaml {
             file: file.to_string(),
             line: e.location().map(|l| l.line() as usize).unwrap_or(0),
@@ -389,24 +453,33 @@ fn parse_str_with(
             line: 0,
             message: format!("nested deeply, and no thread to read it on: {e}"),
         },
-    })?;
+    };
+    let document = |index, line: usize, value, lines| Document {
+        line: line.max(1),
+        value,
+        index,
+        lines,
+    };
+    if !with_lines {
+        let docs = read_yaml::<Spanned<Plain>>(text).map_err(error)?;
+        return Ok(docs
+            .into_iter()
+            .enumerate()
+            .map(|(index, d)| {
+                let line = d.referenced.line() as usize;
+                document(index, line, d.value.0, Lines::default())
+            })
+            .collect());
+    }
+    let docs = read_yaml::<Spanned<Tree>>(text).map_err(error)?;
     Ok(docs
         .into_iter()
         .enumerate()
         .map(|(index, d)| {
-            let line = (d.referenced.line() as usize).max(1);
+            let line = d.referenced.line() as usize;
             let mut lines = Lines::default();
-            let value = if with_lines {
-                flatten(d, &mut String::new(), &mut lines)
-            } else {
-                unlined(d)
-            };
-            Document {
-                line,
-                value,
-                index,
-                lines,
-            }
+            let value = flatten(d, &mut String::new(), &mut lines);
+            document(index, line, value, lines)
         })
         .collect())
 }
@@ -417,26 +490,59 @@ enum Read {
     NoThread(std::io::Error),
 }
 
+/// The size from which a YAML text is read on a thread with [`PARSE_STACK`] at once rather
+/// than first on the caller's: large files are mostly CustomResourceDefinitions, which nest
+/// deeper than [`INLINE_DEPTH`], and the thread costs nothing beside their parse.
+const THREAD_FROM_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// Set on a thread started with [`PARSE_STACK`] bytes of stack ([`deep_reader`]): YAML is
+    /// read on it at any depth.
+    static DEEP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `read` on a new scoped thread with [`PARSE_STACK`] bytes of stack, on which YAML of
+/// any depth is read without another thread (what reads many files at once: the provenance
+/// index's parse-ahead).
+pub fn deep_reader<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    read: impl FnOnce() -> T + Send + 'scope,
+) -> std::io::Result<std::thread::ScopedJoinHandle<'scope, T>> {
+    std::thread::Builder::new()
+        .name("gitgate-yaml".into())
+        .stack_size(PARSE_STACK)
+        .spawn_scoped(scope, move || {
+            DEEP.with(|d| d.set(true));
+            read()
+        })
+}
+
 /// Reads YAML documents on this thread while they stay within [`INLINE_DEPTH`], and on a
-/// thread with [`PARSE_STACK`] when one nests deeper.
-fn read_yaml(text: &str) -> Result<Vec<Spanned<Tree>>, Read> {
-    let outer = NESTING.with(|n| n.replace((0, INLINE_DEPTH)));
-    STOPPED.with(|s| s.set(false));
-    let inline = serde_saphyr::from_multiple_with_options(text, options());
-    NESTING.with(|n| n.set(outer));
-    let stopped = STOPPED.with(|s| s.replace(false));
-    match inline {
-        Err(_) if stopped => {}
-        other => return other.map_err(Read::Yaml),
+/// thread with [`PARSE_STACK`] when one nests deeper (or the text is large, or at any depth
+/// where this thread is a [`deep_reader`]).
+fn read_yaml<T: serde::de::DeserializeOwned + Send>(text: &str) -> Result<Vec<T>, Read> {
+    if DEEP.with(Cell::get) {
+        let outer = NESTING.with(|n| n.replace((0, usize::MAX)));
+        let read = serde_saphyr::from_multiple_with_options(text, options());
+        NESTING.with(|n| n.set(outer));
+        return read.map_err(Read::Yaml);
+    }
+    if text.len() < THREAD_FROM_BYTES {
+        let outer = NESTING.with(|n| n.replace((0, INLINE_DEPTH)));
+        STOPPED.with(|s| s.set(false));
+        let inline = serde_saphyr::from_multiple_with_options(text, options());
+        NESTING.with(|n| n.set(outer));
+        let stopped = STOPPED.with(|s| s.replace(false));
+        match inline {
+            Err(_) if stopped => {}
+            other => return other.map_err(Read::Yaml),
+        }
     }
     std::thread::scope(|scope| {
-        let reader = std::thread::Builder::new()
-            .name("gitgate-yaml".into())
-            .stack_size(PARSE_STACK)
-            .spawn_scoped(scope, || {
-                serde_saphyr::from_multiple_with_options(text, options()).map_err(Read::Yaml)
-            })
-            .map_err(Read::NoThread)?;
+        let reader = deep_reader(scope, || {
+            serde_saphyr::from_multiple_with_options(text, options()).map_err(Read::Yaml)
+        })
+        .map_err(Read::NoThread)?;
         reader
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -542,20 +648,47 @@ pub fn disputed(text: &str) -> Option<(usize, String)> {
     None
 }
 
-/// Whether a `!` of `text` may start a tag: one at the start of a node, after a space, a
-/// line break or a flow indicator (`[`, `{`, `,`, or `:` right after a JSON-like key). A `!`
-/// inside a scalar (`'!has(self.x)'`, `code!="200"`) is not one: a CRD's validation rules
-/// and Prometheus rules hold many, and their files need no second parse.
+/// Whether a `!` of `text` may start a tag: only where a node may start, that is at the
+/// start of the text or of a line (after its indentation), right after a flow indicator
+/// (`[`, `{`, `,`) or a `:` (a JSON-like key), or after blanks that follow an indicator (`:`,
+/// `-`, `?`, `[`, `{`, `,`: `a: !t`, `- !t`, `--- !t`) or an anchor (`&a !t`). A `!` inside
+/// a scalar (`'!has(self.x)'`, `code!="200"`, `a != b`) is not one: a CRD's validation rules,
+/// Prometheus rules and dashboards hold many, and their files need no second parse. The
+/// answer errs on the side of a second parse, never the other way.
 fn may_hold_a_tag(text: &str) -> bool {
     let bytes = text.as_bytes();
     bytes.iter().enumerate().any(|(i, b)| {
-        *b == b'!'
-            && (i == 0
-                // The last byte of a byte-order mark, conservatively any 0xBF.
-                || matches!(
-                    bytes[i - 1],
-                    b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':' | 0xBF
-                ))
+        if *b != b'!' {
+            return false;
+        }
+        // The last byte of a byte-order mark, conservatively any 0xBF.
+        if i == 0
+            || matches!(
+                bytes[i - 1],
+                b'\n' | b'\r' | b'[' | b'{' | b',' | b':' | 0xBF
+            )
+        {
+            return true;
+        }
+        if !matches!(bytes[i - 1], b' ' | b'\t') {
+            return false;
+        }
+        // After blanks: what ends the token before them, on this line.
+        let line = &bytes[..i];
+        let Some(end) = line.iter().rposition(|c| !matches!(c, b' ' | b'\t')) else {
+            return true;
+        };
+        if matches!(
+            line[end],
+            b'\n' | b'\r' | 0xBF | b':' | b'-' | b'?' | b'[' | b'{' | b','
+        ) {
+            return true;
+        }
+        let start = line[..end]
+            .iter()
+            .rposition(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .map_or(0, |p| p + 1);
+        line[start] == b'&'
     })
 }
 
@@ -741,6 +874,14 @@ mod tests {
             "a: {b:  !thing c}",
             "a: ! true",
             "--- !thing\na: b",
+            "---  !thing\na: b",
+            "a: &x !thing b",
+            "a:\t!thing b",
+            "- - !thing b",
+            "? !thing a\n: b",
+            "a: [x, !thing b]",
+            "a: {b: c,  !thing d: e}",
+            "a:\n  - x\n  -   !thing b",
         ] {
             assert!(super::may_hold_a_tag(text), "{text:?}");
             assert!(super::disputed(text).is_some(), "{text:?}");
@@ -750,6 +891,9 @@ mod tests {
             "expr: sum(rate(x{code!=\"200\"}[5m]))",
             "a: \"!x\"",
             "a: b!c",
+            "expr: up{job=\"a\"} != 1",
+            "expr: |\n  sum(x) != 0 and y !~ \"z\"",
+            "a: 'it is ! here'",
         ] {
             assert!(!super::may_hold_a_tag(text), "{text:?}");
             assert!(super::disputed(text).is_none(), "{text:?}");
@@ -773,6 +917,57 @@ mod tests {
             assert_eq!(duration_text(d), text);
             assert_eq!(humantime::parse_duration(text).unwrap(), d, "{text}");
         }
+    }
+
+    #[test]
+    fn without_lines_the_documents_read_the_same() {
+        let deep = (0..40)
+            .map(|i| format!("{}a{i}:\n", "  ".repeat(i)))
+            .collect::<String>()
+            + &"  ".repeat(40)
+            + "x: 1\n";
+        let big = (0..4000)
+            .map(|i| format!("k{i}: v{i}\n"))
+            .collect::<String>();
+        for text in [
+            "a: 1\nb: yes\nc: 0644\nd: ~\ne: 1.5\nf: [1, two, {g: h}]\n",
+            "---\na: 1\n---\n\n---\nb: [x]\n",
+            "base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n",
+            "1: one\ntrue: t\nnull: n\n",
+            "a: |\n  text\n  more\nb: >-\n  folded\n",
+            deep.as_str(),
+            big.as_str(),
+        ] {
+            let lined = parse_str("t.yaml", text).unwrap();
+            let plain = parse_str_with("t.yaml", text, false).unwrap();
+            assert_eq!(lined.len(), plain.len(), "{text:?}");
+            for (l, p) in lined.iter().zip(&plain) {
+                assert_eq!(
+                    (&l.value, l.line, l.index),
+                    (&p.value, p.line, p.index),
+                    "{text:?}"
+                );
+                assert!(p.lines.is_empty());
+            }
+        }
+        // And on a reader's own thread, at any depth.
+        let on_reader = std::thread::scope(|s| {
+            deep_reader(s, || parse_str_with("t.yaml", &deep, false).unwrap())
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        assert_eq!(
+            on_reader,
+            parse_str("t.yaml", &deep)
+                .unwrap()
+                .into_iter()
+                .map(|mut d| {
+                    d.lines = Lines::default();
+                    d
+                })
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -761,3 +761,138 @@ fn a_tag_named_like_the_branch_does_not_shadow_it() {
     );
     assert_eq!(repo.resolve_ref("refs/heads/nope").unwrap(), None);
 }
+
+/// The real binary at a first start on a long history of large manifests: ready once the
+/// newest approved commit is indexed (`/readyz` says the whole window is not in yet), and a
+/// request that only an older commit of the window traces waits for it and is admitted,
+/// while one Git never held stays refused.
+#[test]
+fn a_first_start_decides_on_the_newest_commit_while_the_window_is_read() {
+    if !tools_here() {
+        return;
+    }
+    use support::binary::{Served, free_port};
+    use support::pki::Pki;
+    let r = SignedRepo::new();
+    let t = now() - DAY;
+    let web = |v: usize| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: web-config, namespace: demo}}\ndata: {{v: \"{v}\"}}\n"
+        )
+    };
+    // A large manifest changing in every commit: what makes the window slow to read.
+    let big = |c: usize| {
+        let mut text = String::from(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big, namespace: demo}\ndata:\n",
+        );
+        for k in 0..3000 {
+            text.push_str(&format!("  key-{k}: value {k} of revision {c}\n"));
+        }
+        text
+    };
+    r.commit(&[("web.yaml", &web(0)), ("big.yaml", &big(0))], None, t);
+    for c in 1..80 {
+        r.commit(&[("big.yaml", &big(c))], None, t + c as i64);
+    }
+    r.commit(&[("web.yaml", &web(1))], None, t + 100);
+    let config_file = r.beside("gitgate.yaml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "repository:\n  url: {}\n  refresh: 1h\napproval:\n  window: {{commits: 200, maxAge: 720h}}\nserver:\n  timeout: 60s\n",
+            r.path().display(),
+        ),
+    )
+    .unwrap();
+    let pki = Pki::new();
+    pki.issue("server", "gitgate");
+    let port = free_port();
+    let served = Served::start(
+        &[
+            "serve",
+            "-c",
+            config_file.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            pki.path("server.crt").to_str().unwrap(),
+            "--tls-key",
+            pki.path("server.key").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = pki.client(None);
+    let base = format!("https://localhost:{port}");
+    let create = |v: usize| {
+        serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": format!("create-{v}"), "operation": "CREATE", "name": "web-config", "namespace": "demo",
+                "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+                "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+                "userInfo": {"username": "system:serviceaccount:flux-system:kustomize-controller",
+                             "groups": ["system:serviceaccounts", "system:authenticated"]},
+                "object": {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "web-config", "namespace": "demo"}, "data": {"v": v.to_string()}},
+                "oldObject": null, "dryRun": false
+            }
+        })
+    };
+    runtime.block_on(async {
+        // Ready as soon as the newest approved commit is indexed: the window is still read.
+        let mut first = None;
+        for _ in 0..2000 {
+            if let Ok(resp) = client.get(format!("{base}/readyz")).send().await
+                && resp.status().as_u16() == 200
+            {
+                first = Some(resp.json::<serde_json::Value>().await.unwrap());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let first = first.expect("/readyz never answered 200");
+        assert_eq!(first["provenance"]["wholeWindow"], false, "{first}");
+        let answer = |v: usize| {
+            let client = client.clone();
+            let url = format!("{base}/validate");
+            let body = create(v);
+            async move {
+                client
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        // The newest commit's version, at once; the older one once the window is in.
+        let newest = answer(1).await;
+        assert_eq!(newest["response"]["allowed"], true, "{newest}");
+        let older = answer(0).await;
+        assert_eq!(older["response"]["allowed"], true, "{older}");
+        let never = answer(7).await;
+        assert_eq!(never["response"]["allowed"], false, "{never}");
+        let body: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["provenance"]["wholeWindow"], true, "{body}");
+        assert_eq!(body["provenance"]["approvedCommits"], 81, "{body}");
+    });
+    let (_, logs) = served.stop();
+    assert!(
+        logs.contains("the newest approved commits are indexed and decide"),
+        "{logs}"
+    );
+}

@@ -526,9 +526,10 @@ impl Index {
             .max(1);
         let queue = std::sync::Mutex::new(jobs.into_iter());
         let ahead = std::thread::scope(|s| {
+            // Threads with a YAML reader's stack: deep files are read on them at once.
             let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
+                .filter_map(|_| {
+                    crate::manifest::deep_reader(s, || {
                         let mut out = Vec::new();
                         loop {
                             let next = queue
@@ -541,6 +542,7 @@ impl Index {
                         }
                         out
                     })
+                    .ok()
                 })
                 .collect();
             // A worker that panicked parsed nothing the fold needs: it parses those itself.

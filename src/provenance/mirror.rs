@@ -3,6 +3,14 @@
 //! and never touches Git. Until the first sync the webhook is not ready; when a sync fails,
 //! the last good index keeps deciding and its age is reported.
 //!
+//! **A first sync is ready on the newest approved commit.** It indexes that commit first and
+//! stores it (the webhook is ready and decides), then the newest 16 approved commits, then
+//! the whole window, which on a long history of large manifests takes seconds. Meanwhile a
+//! request that what is stored does not trace may be an older version of the window: it is
+//! judged again on each stage stored, for half the request deadline at most (then it stays
+//! refused), and the periodic audit waits for the whole window. A later sync folds new
+//! commits into the whole window as before.
+//!
 //! The repository is either a local path (a clone kept fresh by something else) or a remote
 //! that [`super::fetch`] fetches into a bare mirror under `repository.mirrorDir` before each
 //! sync.
@@ -55,6 +63,11 @@ use crate::git::Repo;
 pub struct Snapshot {
     pub index: Index,
     pub synced_at: Instant,
+    /// Whether the index holds the whole window. At a first start the newest approved
+    /// commit is indexed first and decides while the older commits are read
+    /// ([`Mirror::sync`]); until the whole window is in, what that index does not trace may
+    /// still be an older version: [`Mirror::whole_window`] waits for it.
+    pub complete: bool,
 }
 
 /// The shared, swappable state.
@@ -75,6 +88,8 @@ pub struct Mirror {
     /// The depth the rewind check once needed to tell whether the branch moved forward: kept,
     /// since a shallower fetch would only need it again.
     history: Mutex<Option<Option<NonZeroU32>>>,
+    /// Notified whenever a snapshot is stored ([`Mirror::whole_window`] waits on it).
+    stored: (Mutex<()>, Condvar),
 }
 
 /// What a sync needs from the configuration.
@@ -112,6 +127,36 @@ impl Mirror {
     /// The current snapshot, if a sync has succeeded.
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// A snapshot other than `seen`, waited for until `until` while `seen` is still the
+    /// current one; `None` when none came by then. While a first sync reads the window
+    /// ([`Snapshot::complete`] false), each of its stages is stored in turn.
+    pub fn newer_than(&self, seen: &Arc<Snapshot>, until: Instant) -> Option<Arc<Snapshot>> {
+        let (lock, stored) = &self.stored;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(s) = self.snapshot().filter(|s| !Arc::ptr_eq(s, seen)) {
+                return Some(s);
+            }
+            let left = until.checked_duration_since(Instant::now())?;
+            guard = stored
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Stores a snapshot and wakes whoever waits for the whole window.
+    fn store(&self, index: Index, complete: bool) {
+        let (lock, stored) = &self.stored;
+        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.current.store(Some(Arc::new(Snapshot {
+            index,
+            synced_at: Instant::now(),
+            complete,
+        })));
+        stored.notify_all();
     }
 
     pub fn last_error(&self) -> Option<Arc<String>> {
@@ -195,13 +240,37 @@ impl Mirror {
                 tracing::warn!(error = %e, "cannot save when commits were first seen");
             }
             let index = match self.snapshot() {
-                Some(previous) => previous.index.advance(&repo, &walk.commits),
-                None => Index::build_with(
-                    &repo,
-                    &walk.commits,
-                    source.renderer.clone(),
-                    &source.default_namespace,
-                ),
+                Some(previous) if previous.complete => previous.index.advance(&repo, &walk.commits),
+                _ => {
+                    // A first build decides early: the newest approved commit is indexed
+                    // first (the webhook is ready), then the newest [`FIRST_STAGE`] approved
+                    // commits, while the rest of the window is read (a long window of large
+                    // manifests takes seconds).
+                    for stage in stages(&walk.commits) {
+                        let started = Instant::now();
+                        let first = Index::build_with(
+                            &repo,
+                            stage,
+                            source.renderer.clone(),
+                            &source.default_namespace,
+                        )?;
+                        if first.empty_window_reason().is_some() {
+                            break;
+                        }
+                        tracing::info!(branch = %source.branch,
+                            newest_approved = %first.last_approved().map_or_else(String::new, |c| c.to_string()),
+                            approved_commits = first.commits().count(),
+                            duration_ms = started.elapsed().as_millis() as u64,
+                            "the newest approved commits are indexed and decide while the rest of the window is read (what they do not trace waits for it)");
+                        self.store(first, false);
+                    }
+                    Index::build_with(
+                        &repo,
+                        &walk.commits,
+                        source.renderer.clone(),
+                        &source.default_namespace,
+                    )
+                }
             }?;
             for e in index.render_errors() {
                 tracing::error!(branch = %source.branch, error = %e,
@@ -221,10 +290,7 @@ impl Mirror {
                     approved_commits = index.commits().count(),
                     "the Git sync is done: the window is at the newest approved commit"
                 );
-                self.current.store(Some(Arc::new(Snapshot {
-                    index: *index,
-                    synced_at: Instant::now(),
-                })));
+                self.store(*index, true);
                 self.last_error.store(None);
                 self.rewound.store(None);
                 metrics::gauge!("gitgate_window_rewound").set(0.0);
@@ -363,6 +429,26 @@ impl Mirror {
     }
 }
 
+/// How many approved commits the second stage of a first sync holds ([`stages`]).
+const FIRST_STAGE: usize = 16;
+
+/// The prefixes of `window` a first sync indexes before the whole of it: down to its newest
+/// approved commit, then down to its [`FIRST_STAGE`]th, each only where older approved
+/// commits follow.
+fn stages(window: &[approval::WindowCommit]) -> Vec<&[approval::WindowCommit]> {
+    let approved: Vec<usize> = window
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.approved())
+        .map(|(i, _)| i)
+        .collect();
+    [1, FIRST_STAGE]
+        .into_iter()
+        .filter(|n| *n < approved.len())
+        .map(|n| &window[..=approved[n - 1]])
+        .collect()
+}
+
 /// What a sync made: a new index, or nothing because the branch was rewound.
 enum Synced {
     Index(Box<Index>),
@@ -422,4 +508,68 @@ fn branch_tip(repo: &Repo, branch: &str, local: bool) -> Result<gix::ObjectId, P
         branch: name.to_string(),
         looked_for: candidates.join(" and "),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provenance::approval::WindowCommit;
+    use crate::provenance::signers::SignatureProblem;
+
+    fn commit(n: u8, approved: bool) -> WindowCommit {
+        WindowCommit {
+            id: gix::ObjectId::from_bytes_or_panic(&[n; 20]),
+            time: 0,
+            first_seen: 0,
+            parent: None,
+            approval: if approved {
+                Ok("unsigned (signatures not required)".into())
+            } else {
+                Err(SignatureProblem::Unsigned)
+            },
+        }
+    }
+
+    #[test]
+    fn a_first_sync_indexes_the_newest_approved_commits_first() {
+        // Newest first: an unapproved commit on top, then 20 approved ones.
+        let mut window = vec![commit(0, false)];
+        window.extend((1..=20).map(|n| commit(n, true)));
+        let two = stages(&window);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0].len(), 2, "down to the newest approved commit");
+        assert_eq!(two[1].len(), 1 + FIRST_STAGE);
+        // A window no longer than a stage has no stage before it.
+        assert!(stages(&window[..2]).is_empty());
+        assert_eq!(stages(&window[..1 + FIRST_STAGE]).len(), 1);
+        assert!(stages(&[commit(0, false)]).is_empty());
+    }
+
+    #[test]
+    fn a_request_waits_for_the_next_stage_and_no_longer_than_it_may() {
+        let mirror = Arc::new(Mirror::default());
+        mirror.store(Index::default(), false);
+        let first = mirror.snapshot().unwrap();
+        // Nothing newer: `None` once the time is up.
+        let started = Instant::now();
+        assert!(
+            mirror
+                .newer_than(&first, started + Duration::from_millis(50))
+                .is_none()
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // Stored while it waits: woken with it.
+        let storing = {
+            let mirror = mirror.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                mirror.store(Index::default(), true);
+            })
+        };
+        let next = mirror
+            .newer_than(&first, Instant::now() + Duration::from_secs(60))
+            .expect("the stage stored meanwhile");
+        assert!(next.complete);
+        storing.join().unwrap();
+    }
 }

@@ -349,6 +349,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 body["provenance"] = serde_json::json!({
                     "indexAgeSeconds": s.synced_at.elapsed().as_secs_f64(),
                     "approvedCommits": s.index.commits().count(),
+                    // false while a first start reads the window's older commits (the
+                    // newest approved commit decides meanwhile).
+                    "wholeWindow": s.complete,
                     "lastError": error,
                 });
                 if let Some(rewound) = &rewound {
@@ -739,13 +742,35 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             crate::cluster::Cluster::Watching(watch) => Some(watch.picks()),
             _ => None,
         };
-        let verdict = crate::provenance::verdict::judge_in(
-            &doc.review,
-            &snapshot.index,
-            &state.rules,
-            cluster_crd,
-            cluster_picks.as_deref(),
-        );
+        let judge = |index: &crate::provenance::index::Index| {
+            crate::provenance::verdict::judge_in(
+                &doc.review,
+                index,
+                &state.rules,
+                cluster_crd,
+                cluster_picks.as_deref(),
+            )
+        };
+        let mut verdict = judge(&snapshot.index);
+        // At a first start the newest approved commits decide while the window's older
+        // commits are read: what they do not trace may be an older version, and is judged
+        // again on each stage stored (for half the deadline at most; then it stays refused).
+        let (waited, mut seen) = (Instant::now(), snapshot);
+        while !seen.complete
+            && matches!(
+                verdict.status,
+                input::Status::Untraceable | input::Status::Modified
+            )
+        {
+            let Some(next) = mirror.newer_than(&seen, waited + state.deadline / 2) else {
+                tracing::warn!(uid = %uid, kind = %doc.review.kind.kind, name = %doc.review.name,
+                    approved_commits = seen.index.commits().count(),
+                    "the window's older commits are still being read: judged on the newest approved commits alone");
+                break;
+            };
+            seen = next;
+            verdict = judge(&seen.index);
+        }
         if let Some(bg) = &verdict.break_glass {
             metrics::counter!("gitgate_break_glass_total").increment(1);
             // Who and why, never the object's data.
