@@ -589,10 +589,12 @@ fn a_git_repository_that_includes_another_source_is_unverifiable() {
     );
 }
 
-/// NOT FIXED. `spec.ignore` of a GitRepository adds `.sourceignore` patterns for its
-/// artifact; gitgate honours the commit's `.sourceignore` files only. Ignoring a folder's
-/// `kustomization.yaml` there makes Flux apply the folder's files raw (the unpatched base,
-/// files the kustomization does not name) while gitgate builds the kustomization.
+/// `spec.ignore` of a GitRepository adds `.sourceignore` patterns for its artifact; gitgate
+/// honoured the commit's `.sourceignore` files only. Ignoring a folder's `kustomization.yaml`
+/// there makes Flux apply the folder's files raw (the unpatched base, files the kustomization
+/// does not name) while gitgate built the kustomization. (Once the new GitRepository is
+/// applied: before, the cluster's packages the commit with the kustomization, which is read
+/// too.)
 #[test]
 fn check_honours_a_git_repositorys_own_ignore_patterns() {
     if !support::engines::kustomize() {
