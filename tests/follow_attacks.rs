@@ -864,3 +864,33 @@ fn a_kustomization_one_artifact_leaves_out_is_read_both_ways() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("privileged"), "{out}");
 }
+
+/// Flux's bootstrap GitRepository need not be in Git: a reference to it is read without a
+/// `spec.ignore`, and so is what the cluster holds of it. A pull request that writes it with
+/// an ignore line and the file it leaves out is read as the cluster packages it first.
+#[test]
+fn a_bootstrap_source_git_did_not_hold_packages_without_an_ignore_first() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let web = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./apps/web\n";
+    let sync = sync_ignoring("/apps/web/evil.yaml");
+    let (code, out, err) = check_pr(
+        &[
+            (
+                "gitgate.yaml",
+                b"repository:\n  sources: [{path: clusters/production, follow: flux}]\n",
+            ),
+            ("clusters/production/web.yaml", web.as_bytes()),
+            ("apps/web/deploy.yaml", DEPLOYMENT.as_bytes()),
+        ],
+        &[
+            ("clusters/production/gotk-sync.yaml", sync.as_bytes()),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+        "text",
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("privileged"), "{out}");
+}

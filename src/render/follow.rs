@@ -1414,6 +1414,62 @@ mod tests {
     }
 
     #[test]
+    fn the_git_repositories_a_commit_holds_and_where_targets_come_from() {
+        let objects = vec![
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                   "metadata": {"name": "fleet", "namespace": "apps"},
+                   "spec": {"url": "https://github.com/acme/fleet", "ref": {"branch": "main"}, "ignore": "/x\n"}}),
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                   "metadata": {"name": "other"},
+                   "spec": {"url": "https://github.com/acme/fleet", "ref": {"branch": "main"}}}),
+            json!({"apiVersion": "source.extensions.fluxcd.io/v1beta1", "kind": "ArtifactGenerator",
+                   "metadata": {"name": "gen", "namespace": "flux-system"},
+                   "spec": {"sources": [{"alias": "a", "kind": "GitRepository", "name": "other"},
+                                        {"alias": "b", "kind": "GitRepository", "name": "flux-system"}],
+                            "artifacts": [{"name": "apps", "copy": [
+                                {"from": "@a/apps/**", "to": "@artifact/apps/"},
+                                {"from": "@b/infra/**", "to": "@artifact/infra/"}]}]}}),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "web", "namespace": "apps"},
+                   "spec": {"sourceRef": {"kind": "GitRepository", "name": "fleet"}, "path": "./web"}}),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "apps", "namespace": "flux-system"},
+                   "spec": {"sourceRef": {"kind": "ExternalArtifact", "name": "apps"}, "path": "./apps"}}),
+        ];
+        let f = found(&objects);
+        let mut held = GitRepositories::new();
+        git_repositories(&f, &mut held);
+        bootstrap_source(&mut held);
+        assert_eq!(
+            held,
+            GitRepositories::from([
+                ("apps/fleet".into(), BTreeSet::from([Some("/x\n".into())])),
+                ("flux-system/other".into(), BTreeSet::from([None])),
+                ("flux-system/flux-system".into(), BTreeSet::from([None])),
+            ])
+        );
+        let (targets, said) = targets(&f, &f, Controllers::Flux, &this());
+        assert!(said.is_empty(), "{said:?}");
+        let exclusions: Vec<&Exclusions> = targets.iter().map(|t| &t.exclusions).collect();
+        assert_eq!(
+            exclusions,
+            vec![
+                &Exclusions::Flux {
+                    repositories: vec!["apps/fleet".into()],
+                    ignore: Some("/x\n".into())
+                },
+                &Exclusions::Flux {
+                    repositories: vec![
+                        "flux-system/flux-system".into(),
+                        "flux-system/other".into()
+                    ],
+                    ignore: None
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn helm_releases_and_applications() {
         let objects = vec![
             json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
