@@ -894,3 +894,31 @@ fn a_bootstrap_source_git_did_not_hold_packages_without_an_ignore_first() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("privileged"), "{out}");
 }
+
+/// Where both artifacts hold a controller object that is not followed, it is said once.
+#[test]
+fn what_both_artifacts_hold_is_said_once() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let theirs = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: theirs, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: nowhere}\n  path: ./x\n";
+    let kustomization: &[u8] = b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml, theirs.yaml]\n";
+    let (code, out) = check_fleet_pr(
+        &sync_ignoring("/apps/web/kustomization.yaml"),
+        &[
+            ("apps/web/kustomization.yaml", kustomization),
+            ("apps/web/theirs.yaml", theirs.as_bytes()),
+        ],
+        &[(
+            "clusters/production/flux-system/gotk-sync.yaml",
+            sync_ignoring("/docs/").as_bytes(),
+        )],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.matches("Kustomization flux-system/theirs: not followed")
+            .count(),
+        1,
+        "{out}"
+    );
+}

@@ -239,7 +239,13 @@ impl Renderer {
                 )?;
                 continue;
             }
-            layout.said.extend(said);
+            // Two artifacts of one commit (a GitRepository's spec.ignore changing) may hold the
+            // same object: said once.
+            for s in said {
+                if !layout.said.contains(&s) {
+                    layout.said.push(s);
+                }
+            }
             new_plain = Vec::new();
             new_units = Vec::new();
             for target in targets {
