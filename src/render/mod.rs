@@ -1229,15 +1229,30 @@ impl<'a> At<'a> {
     /// with its GitRepository's `spec.ignore`, or Argo CD, which leaves nothing out). `None`
     /// where they are this commit's own.
     fn excluding(&self, exclusions: &follow::Exclusions) -> Option<At<'a>> {
-        let (ignored, salt) = match exclusions {
-            follow::Exclusions::Flux { ignore: None, .. } => return None,
+        match exclusions {
+            follow::Exclusions::Flux { ignore: None, .. } => None,
             follow::Exclusions::Flux {
                 ignore: Some(patterns),
                 ..
-            } => (self.ignored.with_patterns(patterns), patterns.clone()),
-            follow::Exclusions::None => (ignore::Ignored::nothing(), "\0argocd".to_string()),
-        };
-        Some(self.with_ignored(ignored, &salt))
+            } => Some(self.with_spec_ignore(Some(patterns))),
+            follow::Exclusions::None => {
+                Some(self.with_ignored(ignore::Ignored::nothing(), "\0argocd"))
+            }
+        }
+    }
+
+    /// The same commit as a GitRepository with `patterns` for `spec.ignore` packages it
+    /// (none: the commit's own exclusions).
+    fn with_spec_ignore(&self, patterns: Option<&str>) -> At<'a> {
+        match patterns {
+            Some(p) => self.with_ignored(self.ignored.with_patterns(p), p),
+            None => At {
+                ignored: self.ignored.clone(),
+                cluster: self.cluster,
+                seen: self.seen.clone(),
+                ..*self
+            },
+        }
     }
 
     /// The same commit with `ignored` for exclusions (`salt` tells them from the commit's
@@ -1282,20 +1297,12 @@ impl<'a> At<'a> {
         }
         held.into_iter()
             .map(|(repository, patterns)| {
-                let (ignored, salt, what) = match patterns {
-                    Some(p) => (
-                        self.ignored.with_patterns(p),
-                        p.clone(),
-                        format!("its spec.ignore {:?}", p.trim_end()),
-                    ),
-                    None => (
-                        self.ignored.clone(),
-                        String::new(),
-                        "no spec.ignore".to_string(),
-                    ),
+                let what = match patterns {
+                    Some(p) => format!("its spec.ignore {:?}", p.trim_end()),
+                    None => "no spec.ignore".to_string(),
                 };
                 (
-                    self.with_ignored(ignored, &format!("\0cluster\0{salt}")),
+                    self.with_spec_ignore(patterns.as_deref()),
                     format!("GitRepository {repository} as the cluster holds it ({what})"),
                 )
             })
