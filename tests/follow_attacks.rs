@@ -922,3 +922,60 @@ fn what_both_artifacts_hold_is_said_once() {
         "{out}"
     );
 }
+
+/// What cannot be rendered from Git is said once, whichever artifact it would be read from;
+/// a target whose variables a later build holds is read again from both artifacts.
+#[test]
+fn a_target_read_again_is_read_from_both_artifacts() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let web = |kind: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: web, namespace: flux-system}}\nspec:\n  sourceRef: {{kind: GitRepository, name: flux-system}}\n  path: ./apps/web\n  postBuild:\n    substituteFrom:\n    - {{kind: {kind}, name: vars}}\n"
+        )
+    };
+    let config = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: config, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./config\n";
+    let vars = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: vars, namespace: flux-system}\ndata: {env: prod}\n";
+    let kustomization: &[u8] =
+        b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n";
+    let sync = sync_ignoring("/apps/web/kustomization.yaml");
+    let pr_sync = sync_ignoring("/docs/");
+    // The ConfigMap comes from a later build: the cluster's artifact (no kustomization)
+    // applies evil.yaml.
+    let from_config = web("ConfigMap");
+    let (code, out) = check_fleet_pr(
+        &sync,
+        &[
+            ("apps/web/kustomization.yaml", kustomization),
+            ("clusters/production/web.yaml", from_config.as_bytes()),
+            ("clusters/production/config.yaml", config.as_bytes()),
+            ("config/vars.yaml", vars.as_bytes()),
+        ],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                pr_sync.as_bytes(),
+            ),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("privileged"), "{out}");
+    // From a Secret: not renderable, said once.
+    let from_secret = web("Secret");
+    let (code, out) = check_fleet_pr(
+        &sync,
+        &[("apps/web/kustomization.yaml", kustomization)],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                pr_sync.as_bytes(),
+            ),
+            ("clusters/production/web.yaml", from_secret.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out.matches("cannot be known from Git").count(), 1, "{out}");
+}

@@ -27,11 +27,12 @@ impl Renderer {
     }
 
     /// What the sources hold at `commit` applied over `before` (the layout of the commit the
-    /// cluster holds, as a pull request's head over its base): a file a GitRepository's
-    /// `spec.ignore` leaves out, where `before` holds that GitRepository with another
-    /// `spec.ignore`, is left out only where that one leaves it out too. (source-controller
-    /// packages the new commit with the `spec.ignore` the cluster holds, and Flux applies that
-    /// artifact before it applies the new GitRepository: both artifacts are applied.)
+    /// cluster holds, as a pull request's head over its base): where `before` holds a
+    /// GitRepository with another `spec.ignore`, what a target of it applies is read from
+    /// both artifacts, so a file counts as left out only where both leave it out, and a
+    /// folder that builds otherwise in the cluster's artifact is rendered that way too.
+    /// (source-controller packages the new commit with the `spec.ignore` the cluster holds,
+    /// and Flux applies that artifact before it applies the new GitRepository.)
     pub fn layout_after(
         &self,
         repo: &Repo,
@@ -302,8 +303,15 @@ impl Renderer {
                 &mut added,
                 (&mut Vec::new(), &mut Vec::new()),
             )?;
-            if let Some(replacement) = added.units.into_iter().next() {
+            let mut added = added.units.into_iter();
+            if let Some(replacement) = added.next() {
                 layout.units[unit] = replacement;
+            }
+            // The build of another artifact (the cluster's GitRepository's spec.ignore).
+            for more in added {
+                if !layout.units.iter().any(|u| u.key == more.key) {
+                    layout.units.push(more);
+                }
             }
         }
         Ok(())
@@ -322,7 +330,11 @@ impl Renderer {
         layout: &mut Layout,
         (new_plain, new_units): (&mut Vec<String>, &mut Vec<usize>),
     ) -> Result<(), GitError> {
-        let cluster = at.cluster_artifacts(&target.exclusions);
+        // What cannot be rendered cannot be from any artifact: said once.
+        let cluster = match target.build {
+            Build::Unverifiable(_) => Vec::new(),
+            _ => at.cluster_artifacts(&target.exclusions),
+        };
         // What the target's controller leaves out of the files, where not the commit's own.
         let excluding = at.excluding(&target.exclusions);
         let own = excluding.as_ref().unwrap_or(at);
