@@ -589,10 +589,12 @@ fn a_git_repository_that_includes_another_source_is_unverifiable() {
     );
 }
 
-/// NOT FIXED. `spec.ignore` of a GitRepository adds `.sourceignore` patterns for its
-/// artifact; gitgate honours the commit's `.sourceignore` files only. Ignoring a folder's
-/// `kustomization.yaml` there makes Flux apply the folder's files raw (the unpatched base,
-/// files the kustomization does not name) while gitgate builds the kustomization.
+/// `spec.ignore` of a GitRepository adds `.sourceignore` patterns for its artifact; gitgate
+/// honoured the commit's `.sourceignore` files only. Ignoring a folder's `kustomization.yaml`
+/// there makes Flux apply the folder's files raw (the unpatched base, files the kustomization
+/// does not name) while gitgate built the kustomization. (Once the new GitRepository is
+/// applied: before, the cluster's packages the commit with the kustomization, which is read
+/// too.)
 #[test]
 fn check_honours_a_git_repositorys_own_ignore_patterns() {
     if !support::engines::kustomize() {
@@ -673,4 +675,307 @@ fn check_reads_what_source_controller_puts_in_the_artifact() {
         assert_eq!(code, 1, "{what}: {out}{err}");
         assert!(out.contains("privileged"), "{what}: {out}");
     }
+}
+
+// --- spec.ignore while it changes ---------------------------------------------------------
+
+/// The bootstrap GitRepository (`gotk-sync.yaml`) with `ignore` as its `spec.ignore`.
+fn sync_ignoring(ignore: &str) -> String {
+    let ignore: String = ignore.lines().map(|l| format!("    {l}\n")).collect();
+    GOTK_SYNC.replace(
+        "  ref: {branch: main}\n",
+        &format!("  ref: {{branch: main}}\n  ignore: |\n{ignore}"),
+    )
+}
+
+/// A fleet whose bootstrap GitRepository holds `sync`, whose Kustomization `web` applies
+/// `apps/web` as it is (plain files, no kustomize needed), with `more` files; `check` of a
+/// pull request committing `pr` on top.
+fn check_fleet_pr(sync: &str, more: &[(&str, &[u8])], pr: &[(&str, &[u8])]) -> (i32, String) {
+    let web = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./apps/web\n";
+    let mut base: Vec<(&str, &[u8])> = vec![
+        (
+            "gitgate.yaml",
+            b"repository:\n  sources: [{path: clusters/production, follow: flux}]\n",
+        ),
+        (
+            "clusters/production/flux-system/kustomization.yaml",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [gotk-sync.yaml]\n",
+        ),
+        ("clusters/production/flux-system/gotk-sync.yaml", sync.as_bytes()),
+        ("clusters/production/web.yaml", web.as_bytes()),
+        ("apps/web/deploy.yaml", DEPLOYMENT.as_bytes()),
+    ];
+    base.extend_from_slice(more);
+    let (code, out, err) = check_pr(&base, pr, "text");
+    (code, format!("{out}{err}"))
+}
+
+/// source-controller packages the merged commit with the `spec.ignore` the cluster holds
+/// (the base's GitRepository), and Flux applies that artifact before the flux-system
+/// Kustomization applies the new GitRepository. A pull request that added
+/// `ignore: /apps/web/evil.yaml` with that file passed `check`, which read the head's
+/// `spec.ignore` only, while Flux's first reconcile applied the file.
+#[test]
+fn check_reads_what_the_clusters_git_repository_still_packages() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let (code, out) = check_fleet_pr(
+        GOTK_SYNC,
+        &[],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                sync_ignoring("/apps/web/evil.yaml").as_bytes(),
+            ),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("privileged"), "{out}");
+}
+
+/// A regression guard: a `spec.ignore` the pull request leaves as it is still leaves its
+/// files out (the cluster's artifact leaves them out too): no refusal for a file neither
+/// artifact holds.
+#[test]
+fn an_unchanged_spec_ignore_still_leaves_its_files_out() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let sync = sync_ignoring("/apps/web/evil.yaml");
+    let evil = privileged();
+    // The GitRepository itself changed elsewhere, and not at all.
+    let moved = sync.replace("ref: {branch: main}", "interval: 5m\n  ref: {branch: main}");
+    for (what, pr) in [
+        (
+            "the GitRepository untouched",
+            vec![("apps/web/evil.yaml", evil.as_bytes())],
+        ),
+        (
+            "the GitRepository changed, not its ignore",
+            vec![
+                ("apps/web/evil.yaml", evil.as_bytes()),
+                (
+                    "clusters/production/flux-system/gotk-sync.yaml",
+                    moved.as_bytes(),
+                ),
+            ],
+        ),
+    ] {
+        let (code, out) = check_fleet_pr(&sync, &[], &pr);
+        assert_eq!(code, 0, "{what}: {out}");
+    }
+}
+
+/// A GitRepository the pull request adds is new to the cluster too: its own `spec.ignore`
+/// is the only one that packages the commit.
+#[test]
+fn a_new_git_repository_packages_with_its_own_ignore() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let source = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: extra, namespace: flux-system}\nspec:\n  url: https://github.com/acme/fleet\n  ref: {branch: main}\n  ignore: |\n    /apps/extra/evil.yaml\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: extra, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: extra}\n  path: ./apps/extra\n";
+    let ok = DEPLOYMENT.replace("name: web\nspec", "name: extra\nspec");
+    let (code, out) = check_fleet_pr(
+        GOTK_SYNC,
+        &[],
+        &[
+            ("clusters/production/extra.yaml", source.as_bytes()),
+            ("apps/extra/deploy.yaml", ok.as_bytes()),
+            ("apps/extra/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    // The same files without the ignore line: the file is read.
+    let bare = source.replace("  ignore: |\n    /apps/extra/evil.yaml\n", "");
+    let (code, out) = check_fleet_pr(
+        GOTK_SYNC,
+        &[],
+        &[
+            ("clusters/production/extra.yaml", bare.as_bytes()),
+            ("apps/extra/deploy.yaml", ok.as_bytes()),
+            ("apps/extra/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+}
+
+/// A pull request that removes an ignore line puts the file in the new artifact: it is read,
+/// whether the pull request adds the file or it was already in the repository, left out.
+#[test]
+fn a_removed_ignore_line_puts_its_file_in_the_artifact() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let sync = sync_ignoring("/apps/web/evil.yaml\n/docs/");
+    let removed = sync_ignoring("/docs/");
+    let (code, out) = check_fleet_pr(
+        &sync,
+        &[],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                removed.as_bytes(),
+            ),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 1, "added with the line removed: {out}");
+    assert!(out.contains("privileged"), "{out}");
+    let (code, out) = check_fleet_pr(
+        &sync,
+        &[("apps/web/evil.yaml", evil.as_bytes())],
+        &[(
+            "clusters/production/flux-system/gotk-sync.yaml",
+            removed.as_bytes(),
+        )],
+    );
+    assert_eq!(code, 1, "already there, left out until now: {out}");
+    assert!(out.contains("privileged"), "{out}");
+}
+
+/// The cluster's `spec.ignore` leaves a folder's `kustomization.yaml` out and the pull
+/// request's no longer does: Flux applies the folder as plain files first (every manifest
+/// in it, named by the kustomization or not), then built. Both are read.
+#[test]
+fn a_kustomization_one_artifact_leaves_out_is_read_both_ways() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let kustomization: &[u8] =
+        b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n";
+    let (code, out) = check_fleet_pr(
+        &sync_ignoring("/apps/web/kustomization.yaml"),
+        &[("apps/web/kustomization.yaml", kustomization)],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                sync_ignoring("/docs/").as_bytes(),
+            ),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("privileged"), "{out}");
+}
+
+/// Flux's bootstrap GitRepository need not be in Git: a reference to it is read without a
+/// `spec.ignore`, and so is what the cluster holds of it. A pull request that writes it with
+/// an ignore line and the file it leaves out is read as the cluster packages it first.
+#[test]
+fn a_bootstrap_source_git_did_not_hold_packages_without_an_ignore_first() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let web = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./apps/web\n";
+    let sync = sync_ignoring("/apps/web/evil.yaml");
+    let (code, out, err) = check_pr(
+        &[
+            (
+                "gitgate.yaml",
+                b"repository:\n  sources: [{path: clusters/production, follow: flux}]\n",
+            ),
+            ("clusters/production/web.yaml", web.as_bytes()),
+            ("apps/web/deploy.yaml", DEPLOYMENT.as_bytes()),
+        ],
+        &[
+            ("clusters/production/gotk-sync.yaml", sync.as_bytes()),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+        "text",
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("privileged"), "{out}");
+}
+
+/// Where both artifacts hold a controller object that is not followed, it is said once.
+#[test]
+fn what_both_artifacts_hold_is_said_once() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let theirs = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: theirs, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: nowhere}\n  path: ./x\n";
+    let kustomization: &[u8] = b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml, theirs.yaml]\n";
+    let (code, out) = check_fleet_pr(
+        &sync_ignoring("/apps/web/kustomization.yaml"),
+        &[
+            ("apps/web/kustomization.yaml", kustomization),
+            ("apps/web/theirs.yaml", theirs.as_bytes()),
+        ],
+        &[(
+            "clusters/production/flux-system/gotk-sync.yaml",
+            sync_ignoring("/docs/").as_bytes(),
+        )],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.matches("Kustomization flux-system/theirs: not followed")
+            .count(),
+        1,
+        "{out}"
+    );
+}
+
+/// What cannot be rendered from Git is said once, whichever artifact it would be read from;
+/// a target whose variables a later build holds is read again from both artifacts.
+#[test]
+fn a_target_read_again_is_read_from_both_artifacts() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let evil = privileged();
+    let web = |kind: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: web, namespace: flux-system}}\nspec:\n  sourceRef: {{kind: GitRepository, name: flux-system}}\n  path: ./apps/web\n  postBuild:\n    substituteFrom:\n    - {{kind: {kind}, name: vars}}\n"
+        )
+    };
+    let config = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: config, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./config\n";
+    let vars = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: vars, namespace: flux-system}\ndata: {env: prod}\n";
+    let kustomization: &[u8] =
+        b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n";
+    let sync = sync_ignoring("/apps/web/kustomization.yaml");
+    let pr_sync = sync_ignoring("/docs/");
+    // The ConfigMap comes from a later build: the cluster's artifact (no kustomization)
+    // applies evil.yaml.
+    let from_config = web("ConfigMap");
+    let (code, out) = check_fleet_pr(
+        &sync,
+        &[
+            ("apps/web/kustomization.yaml", kustomization),
+            ("clusters/production/web.yaml", from_config.as_bytes()),
+            ("clusters/production/config.yaml", config.as_bytes()),
+            ("config/vars.yaml", vars.as_bytes()),
+        ],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                pr_sync.as_bytes(),
+            ),
+            ("apps/web/evil.yaml", evil.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("privileged"), "{out}");
+    // From a Secret: not renderable, said once.
+    let from_secret = web("Secret");
+    let (code, out) = check_fleet_pr(
+        &sync,
+        &[("apps/web/kustomization.yaml", kustomization)],
+        &[
+            (
+                "clusters/production/flux-system/gotk-sync.yaml",
+                pr_sync.as_bytes(),
+            ),
+            ("clusters/production/web.yaml", from_secret.as_bytes()),
+        ],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out.matches("cannot be known from Git").count(), 1, "{out}");
 }

@@ -594,7 +594,9 @@ fn read_range(
     let (base_id, head_id, head_rev) = resolve_range(&repo, &ends, &config.repository.branch)?;
     let renderer = crate::render::Renderer::from_config(config);
     let base_layout = renderer.layout(&repo, base_id)?;
-    let head_layout = renderer.layout(&repo, head_id)?;
+    // What Flux applies from the head while the cluster still holds the base's
+    // GitRepositories (their spec.ignore) counts as well.
+    let head_layout = renderer.layout_after(&repo, head_id, &base_layout)?;
     sources_match(
         config,
         (base_id, &base_layout),

@@ -103,7 +103,14 @@ pub struct Target {
 pub enum Exclusions {
     /// Flux's source-controller: its defaults, the commit's `.sourceignore` files, then the
     /// GitRepository's own `spec.ignore` (patterns from the root, last, so they can re-include).
-    Flux(Option<String>),
+    Flux {
+        /// The GitRepositories the files come from (`namespace/name`): one the cluster already
+        /// holds packages this commit with its `spec.ignore` there before Flux applies the
+        /// one written here.
+        repositories: Vec<String>,
+        /// Their `spec.ignore` as written here.
+        ignore: Option<String>,
+    },
     /// Argo CD reads the repository's files as they are.
     None,
 }
@@ -319,16 +326,22 @@ fn flux_source(
     own_namespace: &str,
     pool: &[Found<'_>],
     this: &ThisRepository,
-) -> Result<(Mapping, Option<String>), String> {
+) -> Result<(Mapping, Exclusions), String> {
     let kind = text(source, "/kind").unwrap_or("");
     let name = text(source, "/name").unwrap_or("");
     let namespace = text(source, "/namespace")
         .filter(|s| !s.is_empty())
         .unwrap_or(own_namespace);
     match kind {
-        "GitRepository" => {
-            git_repository(name, namespace, pool, this).map(|ignore| (Mapping::Same, ignore))
-        }
+        "GitRepository" => git_repository(name, namespace, pool, this).map(|ignore| {
+            (
+                Mapping::Same,
+                Exclusions::Flux {
+                    repositories: vec![format!("{namespace}/{name}")],
+                    ignore,
+                },
+            )
+        }),
         "ExternalArtifact" => {
             let generator = pool.iter().find(|g| {
                 group_kind(g.object) == ("source.extensions.fluxcd.io", "ArtifactGenerator")
@@ -362,6 +375,7 @@ fn flux_source(
                 .unwrap_or_default();
             let mut copies = Vec::new();
             let mut ignores = BTreeSet::new();
+            let mut repositories = BTreeSet::new();
             for copy in artifact
                 .get("copy")
                 .and_then(Value::as_array)
@@ -384,14 +398,19 @@ fn flux_source(
                         "ArtifactGenerator source {alias} is not a GitRepository"
                     ));
                 }
-                ignores.insert(git_repository(
+                let (repository, repository_namespace) = (
                     text(source, "/name").unwrap_or(""),
                     text(source, "/namespace")
                         .filter(|s| !s.is_empty())
                         .unwrap_or(namespace),
+                );
+                ignores.insert(git_repository(
+                    repository,
+                    repository_namespace,
                     pool,
                     this,
                 )?);
+                repositories.insert(format!("{repository_namespace}/{repository}"));
                 let Some(src) = path.strip_suffix("/**").or(path.strip_suffix("/*")) else {
                     return Err(format!(
                         "ArtifactGenerator copy from {from:?}: gitgate reads copies of a folder's content (@source/dir/**) only"
@@ -410,7 +429,13 @@ fn flux_source(
                     "ExternalArtifact {namespace}/{name} copies from GitRepositories that leave out different files (spec.ignore): what it holds is not read"
                 ));
             }
-            Ok((Mapping::Copies(copies), ignores.pop_first().flatten()))
+            Ok((
+                Mapping::Copies(copies),
+                Exclusions::Flux {
+                    repositories: repositories.into_iter().collect(),
+                    ignore: ignores.pop_first().flatten(),
+                },
+            ))
         }
         "" => Err("it has no sourceRef".into()),
         other => Err(format!(
@@ -568,6 +593,33 @@ fn git_repository(
     }
 }
 
+/// The GitRepositories a commit holds, by `namespace/name`, with their `spec.ignore` (each one
+/// written, should two folders hold different ones).
+pub type GitRepositories = BTreeMap<String, BTreeSet<Option<String>>>;
+
+/// Adds the GitRepositories among `found` to `into`.
+pub fn git_repositories(found: &[Found<'_>], into: &mut GitRepositories) {
+    for g in found {
+        if group_kind(g.object) == ("source.toolkit.fluxcd.io", "GitRepository") {
+            let key = format!(
+                "{}/{}",
+                namespace_or(g.object, "flux-system"),
+                name_of(g.object)
+            );
+            into.entry(key)
+                .or_default()
+                .insert(text(g.object, "/spec/ignore").map(str::to_string));
+        }
+    }
+}
+
+/// Adds Flux's bootstrap source to `into` where Git does not hold it: without a
+/// `spec.ignore`, as a reference to it reads it.
+pub fn bootstrap_source(into: &mut GitRepositories) {
+    into.entry("flux-system/flux-system".to_string())
+        .or_insert_with(|| BTreeSet::from([None]));
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
@@ -595,7 +647,7 @@ fn flux_kustomization(
     let namespace = namespace_or(k, "flux-system");
     let by = format!("Kustomization {namespace}/{name}");
     let source = k.pointer("/spec/sourceRef").cloned().unwrap_or(Value::Null);
-    let (mapping, ignore) = flux_source(&source, namespace, pool, this)
+    let (mapping, exclusions) = flux_source(&source, namespace, pool, this)
         .map_err(|m| format!("{by}: not followed: {m}"))?;
     let path = text(k, "/spec/path").unwrap_or("./");
     let Some(dir) = paths::join("", path).and_then(|p| mapping.map(&p)) else {
@@ -657,7 +709,7 @@ fn flux_kustomization(
             patched_at(f, "/spec/patchesJson6902"),
         ]
         .concat(),
-        exclusions: Exclusions::Flux(ignore.clone()),
+        exclusions: exclusions.clone(),
     };
     if let Some(why) = rearranged {
         return Ok(target(Build::Unverifiable(format!(
@@ -845,7 +897,7 @@ fn helm_release(
             text(&source, "/name").unwrap_or("")
         ));
     }
-    let (mapping, ignore) = flux_source(&source, namespace, pool, this)
+    let (mapping, exclusions) = flux_source(&source, namespace, pool, this)
         .map_err(|m| format!("{by}: not followed: {m}"))?;
     let Some(dir) = paths::join("", chart).and_then(|p| mapping.map(&p)) else {
         return Err(format!(
@@ -874,7 +926,7 @@ fn helm_release(
         path: f.path.to_string(),
         line: f.line,
         patched: Vec::new(),
-        exclusions: Exclusions::Flux(ignore.clone()),
+        exclusions: exclusions.clone(),
     };
     if let Some(why) = caveat {
         return Ok(target(Build::Unverifiable(format!(
@@ -1359,6 +1411,62 @@ mod tests {
         assert!(said.is_empty(), "{said:?}");
         let dirs: Vec<&str> = targets.iter().map(|t| t.dir.as_str()).collect();
         assert_eq!(dirs, vec!["apps/production", "infrastructure/configs"]);
+    }
+
+    #[test]
+    fn the_git_repositories_a_commit_holds_and_where_targets_come_from() {
+        let objects = vec![
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                   "metadata": {"name": "fleet", "namespace": "apps"},
+                   "spec": {"url": "https://github.com/acme/fleet", "ref": {"branch": "main"}, "ignore": "/x\n"}}),
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                   "metadata": {"name": "other"},
+                   "spec": {"url": "https://github.com/acme/fleet", "ref": {"branch": "main"}}}),
+            json!({"apiVersion": "source.extensions.fluxcd.io/v1beta1", "kind": "ArtifactGenerator",
+                   "metadata": {"name": "gen", "namespace": "flux-system"},
+                   "spec": {"sources": [{"alias": "a", "kind": "GitRepository", "name": "other"},
+                                        {"alias": "b", "kind": "GitRepository", "name": "flux-system"}],
+                            "artifacts": [{"name": "apps", "copy": [
+                                {"from": "@a/apps/**", "to": "@artifact/apps/"},
+                                {"from": "@b/infra/**", "to": "@artifact/infra/"}]}]}}),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "web", "namespace": "apps"},
+                   "spec": {"sourceRef": {"kind": "GitRepository", "name": "fleet"}, "path": "./web"}}),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "apps", "namespace": "flux-system"},
+                   "spec": {"sourceRef": {"kind": "ExternalArtifact", "name": "apps"}, "path": "./apps"}}),
+        ];
+        let f = found(&objects);
+        let mut held = GitRepositories::new();
+        git_repositories(&f, &mut held);
+        bootstrap_source(&mut held);
+        assert_eq!(
+            held,
+            GitRepositories::from([
+                ("apps/fleet".into(), BTreeSet::from([Some("/x\n".into())])),
+                ("flux-system/other".into(), BTreeSet::from([None])),
+                ("flux-system/flux-system".into(), BTreeSet::from([None])),
+            ])
+        );
+        let (targets, said) = targets(&f, &f, Controllers::Flux, &this());
+        assert!(said.is_empty(), "{said:?}");
+        let exclusions: Vec<&Exclusions> = targets.iter().map(|t| &t.exclusions).collect();
+        assert_eq!(
+            exclusions,
+            vec![
+                &Exclusions::Flux {
+                    repositories: vec!["apps/fleet".into()],
+                    ignore: Some("/x\n".into())
+                },
+                &Exclusions::Flux {
+                    repositories: vec![
+                        "flux-system/flux-system".into(),
+                        "flux-system/other".into()
+                    ],
+                    ignore: None
+                },
+            ]
+        );
     }
 
     #[test]

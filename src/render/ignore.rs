@@ -68,6 +68,7 @@ fn add(search: &mut Search, bytes: &[u8], path: &str) {
 }
 
 /// The exclusions of one commit.
+#[derive(Clone)]
 pub struct Ignored {
     search: Search,
     /// The version-control patterns and the `.sourceignore` files' (no defaults): what

@@ -23,8 +23,33 @@ impl Renderer {
     /// its error, which [`Renderer::render`] returns. A source with `follow` renders its
     /// folder here, to read the controller objects it applies.
     pub fn layout(&self, repo: &Repo, commit: ObjectId) -> Result<Layout, GitError> {
+        self.layout_in(repo, commit, None)
+    }
+
+    /// What the sources hold at `commit` applied over `before` (the layout of the commit the
+    /// cluster holds, as a pull request's head over its base): where `before` holds a
+    /// GitRepository with another `spec.ignore`, what a target of it applies is read from
+    /// both artifacts, so a file counts as left out only where both leave it out, and a
+    /// folder that builds otherwise in the cluster's artifact is rendered that way too.
+    /// (source-controller packages the new commit with the `spec.ignore` the cluster holds,
+    /// and Flux applies that artifact before it applies the new GitRepository.)
+    pub fn layout_after(
+        &self,
+        repo: &Repo,
+        commit: ObjectId,
+        before: &Layout,
+    ) -> Result<Layout, GitError> {
+        self.layout_in(repo, commit, Some(&before.git_repositories))
+    }
+
+    fn layout_in(
+        &self,
+        repo: &Repo,
+        commit: ObjectId,
+        cluster: Option<&follow::GitRepositories>,
+    ) -> Result<Layout, GitError> {
         // What source-controller leaves out of the artifact is not there for the controller.
-        let at = At::new(repo, commit)?;
+        let at = At::new(repo, commit, cluster)?;
         let at = &at;
         let mut layout = Layout::default();
         for (i, spec) in self.sources.iter().enumerate() {
@@ -65,6 +90,9 @@ impl Renderer {
             if let Some(mode) = spec.follow {
                 let new_units = (first_unit..layout.units.len()).collect();
                 self.follow(at, (i, spec), mode, &mut layout, (new_plain, new_units))?;
+                if mode != Follow::Argocd {
+                    follow::bootstrap_source(&mut layout.git_repositories);
+                }
             }
         }
         Ok(layout)
@@ -212,7 +240,13 @@ impl Renderer {
                 )?;
                 continue;
             }
-            layout.said.extend(said);
+            // Two artifacts of one commit (a GitRepository's spec.ignore changing) may hold the
+            // same object: said once.
+            for s in said {
+                if !layout.said.contains(&s) {
+                    layout.said.push(s);
+                }
+            }
             new_plain = Vec::new();
             new_units = Vec::new();
             for target in targets {
@@ -252,6 +286,7 @@ impl Renderer {
                 lines: Some(lines),
             })
             .collect();
+        follow::git_repositories(&all, &mut layout.git_repositories);
         for (object, unit) in unresolved {
             let (targets, _) = follow::targets(&all[object..=object], &all, controllers, &this);
             let Some(target) = targets.into_iter().next() else {
@@ -268,14 +303,25 @@ impl Renderer {
                 &mut added,
                 (&mut Vec::new(), &mut Vec::new()),
             )?;
-            if let Some(replacement) = added.units.into_iter().next() {
+            let mut added = added.units.into_iter();
+            if let Some(replacement) = added.next() {
                 layout.units[unit] = replacement;
+            }
+            // The build of another artifact (the cluster's GitRepository's spec.ignore).
+            for more in added {
+                if !layout.units.iter().any(|u| u.key == more.key) {
+                    layout.units.push(more);
+                }
             }
         }
         Ok(())
     }
 
-    /// Adds what one followed controller object applies.
+    /// Adds what one followed controller object applies: the artifact its source holds as
+    /// written here and, where the cluster holds that GitRepository with another
+    /// `spec.ignore`, the artifact packaged with that one too (Flux applies both in turn).
+    /// What both hold is one plain file or one unit; a render only the cluster's artifact
+    /// makes is a unit of its own, named after the GitRepository that packages it.
     fn add_target(
         &self,
         at: &At<'_>,
@@ -284,9 +330,43 @@ impl Renderer {
         layout: &mut Layout,
         (new_plain, new_units): (&mut Vec<String>, &mut Vec<usize>),
     ) -> Result<(), GitError> {
+        // What cannot be rendered cannot be from any artifact: said once.
+        let cluster = match target.build {
+            Build::Unverifiable(_) => Vec::new(),
+            _ => at.cluster_artifacts(&target.exclusions),
+        };
         // What the target's controller leaves out of the files, where not the commit's own.
         let excluding = at.excluding(&target.exclusions);
-        let at = excluding.as_ref().unwrap_or(at);
+        let own = excluding.as_ref().unwrap_or(at);
+        let others: Vec<follow::Target> = cluster
+            .iter()
+            .map(|(_, which)| follow::Target {
+                by: format!("{}, packaged by {which}", target.by),
+                ..target.clone()
+            })
+            .collect();
+        self.add_artifact(own, (index, spec), target, layout, (new_plain, new_units))?;
+        for ((at, _), target) in cluster.iter().zip(others) {
+            // A folder that artifact does not hold fails Flux's build: nothing is applied from
+            // it (and the one written here says what is missing).
+            let held = matches!(at.entry(&target.dir)?, Some((_, true)))
+                && (target.dir.is_empty() || !at.ignored.ignores(&target.dir));
+            if held {
+                self.add_artifact(at, (index, spec), target, layout, (new_plain, new_units))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds what one followed controller object applies from the commit as `at` holds it.
+    fn add_artifact(
+        &self,
+        at: &At<'_>,
+        (index, spec): (usize, &SourceSpec),
+        target: follow::Target,
+        layout: &mut Layout,
+        (new_plain, new_units): (&mut Vec<String>, &mut Vec<usize>),
+    ) -> Result<(), GitError> {
         let by = target.by.clone();
         let id = format!("{} ({by})", paths::display(&target.dir));
         let failed = |message: String| Unit {

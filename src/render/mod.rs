@@ -159,6 +159,9 @@ pub struct Layout {
     /// What `follow` says of controller objects it does not follow (another repository, a
     /// chart from a chart repository, ...).
     pub said: Vec<Said>,
+    /// The GitRepositories the followed sources hold, with their `spec.ignore`: what the
+    /// cluster still holds while the next commit is applied ([`Renderer::layout_after`]).
+    pub git_repositories: follow::GitRepositories,
 }
 
 impl Layout {
@@ -1193,11 +1196,18 @@ struct At<'a> {
     ignored: ignore::Ignored,
     /// A digest of the `.sourceignore` files (what the exclusions depend on).
     ignored_fingerprint: u64,
+    /// The GitRepositories the cluster holds while this commit is applied, where known (the
+    /// layout before it): their `spec.ignore` leaves files out of an artifact too.
+    cluster: Option<&'a follow::GitRepositories>,
     seen: std::cell::RefCell<HashMap<String, Option<(ObjectId, bool)>>>,
 }
 
 impl<'a> At<'a> {
-    fn new(repo: &'a Repo, commit: ObjectId) -> Result<At<'a>, GitError> {
+    fn new(
+        repo: &'a Repo,
+        commit: ObjectId,
+        cluster: Option<&'a follow::GitRepositories>,
+    ) -> Result<At<'a>, GitError> {
         let ignored = ignore::Ignored::of(repo, commit)?;
         let ignored_fingerprint = {
             use std::hash::{Hash, Hasher};
@@ -1210,6 +1220,7 @@ impl<'a> At<'a> {
             root: repo.root_tree(commit)?,
             ignored,
             ignored_fingerprint,
+            cluster,
             seen: Default::default(),
         })
     }
@@ -1218,23 +1229,84 @@ impl<'a> At<'a> {
     /// with its GitRepository's `spec.ignore`, or Argo CD, which leaves nothing out). `None`
     /// where they are this commit's own.
     fn excluding(&self, exclusions: &follow::Exclusions) -> Option<At<'a>> {
-        use std::hash::{Hash, Hasher};
-        let (ignored, salt) = match exclusions {
-            follow::Exclusions::Flux(None) => return None,
-            follow::Exclusions::Flux(Some(patterns)) => {
-                (self.ignored.with_patterns(patterns), patterns.as_str())
+        match exclusions {
+            follow::Exclusions::Flux { ignore: None, .. } => None,
+            follow::Exclusions::Flux {
+                ignore: Some(patterns),
+                ..
+            } => Some(self.with_spec_ignore(Some(patterns))),
+            follow::Exclusions::None => {
+                Some(self.with_ignored(ignore::Ignored::nothing(), "\0argocd"))
             }
-            follow::Exclusions::None => (ignore::Ignored::nothing(), "\0argocd"),
-        };
+        }
+    }
+
+    /// The same commit as a GitRepository with `patterns` for `spec.ignore` packages it
+    /// (none: the commit's own exclusions).
+    fn with_spec_ignore(&self, patterns: Option<&str>) -> At<'a> {
+        match patterns {
+            Some(p) => self.with_ignored(self.ignored.with_patterns(p), p),
+            None => At {
+                ignored: self.ignored.clone(),
+                cluster: self.cluster,
+                seen: self.seen.clone(),
+                ..*self
+            },
+        }
+    }
+
+    /// The same commit with `ignored` for exclusions (`salt` tells them from the commit's
+    /// own in the caches' keys).
+    fn with_ignored(&self, ignored: ignore::Ignored, salt: &str) -> At<'a> {
+        use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (self.ignored_fingerprint, salt).hash(&mut h);
-        Some(At {
+        At {
             repo: self.repo,
             root: self.root,
             ignored,
             ignored_fingerprint: h.finish(),
+            cluster: self.cluster,
             seen: self.seen.clone(),
-        })
+        }
+    }
+
+    /// The other artifacts Flux applies of this commit for a target with `exclusions`: a
+    /// GitRepository the cluster holds (see [`At::cluster`]) with another `spec.ignore` than
+    /// the one written here packages the commit with the cluster's first, and Flux applies
+    /// that artifact before the GitRepository written here replaces it. Each with the
+    /// GitRepository and its `spec.ignore`, for messages.
+    fn cluster_artifacts(&self, exclusions: &follow::Exclusions) -> Vec<(At<'a>, String)> {
+        let follow::Exclusions::Flux {
+            repositories,
+            ignore,
+        } = exclusions
+        else {
+            return Vec::new();
+        };
+        let Some(cluster) = self.cluster else {
+            return Vec::new();
+        };
+        let mut held: Vec<(&String, &Option<String>)> = Vec::new();
+        for r in repositories {
+            for i in cluster.get(r).into_iter().flatten() {
+                if i != ignore && !held.iter().any(|(_, h)| *h == i) {
+                    held.push((r, i));
+                }
+            }
+        }
+        held.into_iter()
+            .map(|(repository, patterns)| {
+                let what = match patterns {
+                    Some(p) => format!("its spec.ignore {:?}", p.trim_end()),
+                    None => "no spec.ignore".to_string(),
+                };
+                (
+                    self.with_spec_ignore(patterns.as_deref()),
+                    format!("GitRepository {repository} as the cluster holds it ({what})"),
+                )
+            })
+            .collect()
     }
 
     /// What `path` names (see [`Repo::entry_in`]).
