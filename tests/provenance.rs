@@ -742,3 +742,97 @@ fn a_job_as_the_api_server_stores_it_is_traceable() {
         "not the API server's: a hand-written label"
     );
 }
+
+/// A cold build reads each new blob ahead on reader threads while it folds commits in; the
+/// index it makes is the one folding the same commits in one at a time makes, over renames,
+/// a blob at two paths, a file that leaves and comes back and more blobs than are read ahead
+/// at once.
+#[test]
+fn a_cold_build_makes_the_index_that_folding_commit_by_commit_makes() {
+    use gitgate::input::Identity;
+    let f = SignedRepo::new();
+    let t0 = support::signed::now() - DAY;
+    let cm = |name: &str, rev: usize, size: usize| {
+        let mut text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: demo}}\ndata:\n  rev: \"{rev}\"\n"
+        );
+        for k in 0..size {
+            text.push_str(&format!("  key-{k}: value {k} of {rev}\n"));
+        }
+        text
+    };
+    for c in 0..30usize {
+        let mut files: Vec<(String, String)> = vec![
+            // ~250 kB changing in every commit: 7 MB in all, more than is read ahead at once.
+            ("big.yaml".into(), cm("big", c, 6000)),
+            // Changes one commit in three.
+            ("apps/web.yaml".into(), cm("web", c / 3, 3)),
+        ];
+        if c % 5 == 0 {
+            // The same blob at a second path, then renamed.
+            files.push((format!("copies/copy-{c}.yaml"), cm("web", c / 3, 3)));
+        }
+        match c % 7 {
+            0..=2 => files.push(("away.yaml".into(), cm("away", 0, 2))),
+            _ => {
+                let _ = std::fs::remove_file(f.path().join("away.yaml"));
+            }
+        }
+        let _ = std::fs::remove_dir_all(f.path().join("copies"));
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        f.commit(&files, None, t0 + c as i64);
+    }
+    let repo = Repo::open(&f.path()).unwrap();
+    let tip = repo.resolve("main").unwrap();
+    let w = |commits| {
+        window(
+            &repo,
+            tip,
+            Window {
+                commits,
+                max_age: Duration::from_secs(DAY as u64 * 2),
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let whole = w(40);
+    let cold = gitgate::provenance::index::Index::build(&repo, &whole, &[], "default").unwrap();
+    let mut folded =
+        gitgate::provenance::index::Index::build(&repo, &whole[whole.len() - 1..], &[], "default")
+            .unwrap();
+    for n in (1..whole.len()).rev() {
+        folded = folded.advance(&repo, &whole[n - 1..]).unwrap();
+    }
+    assert_eq!(cold.len(), folded.len());
+    for name in ["big", "web", "away"] {
+        let id = Identity {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("demo".into()),
+            name: name.into(),
+        };
+        let read = |index: &gitgate::provenance::index::Index| {
+            index
+                .lookup(&id)
+                .iter()
+                .map(|v| {
+                    (
+                        v.commit,
+                        v.since,
+                        v.path.to_string(),
+                        v.line,
+                        (*v.manifest()).clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (read(&cold), read(&folded));
+        assert!(!a.is_empty(), "{name}");
+        assert!(a == b, "{name}: the cold build and the fold differ");
+    }
+}

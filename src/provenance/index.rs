@@ -430,39 +430,43 @@ impl Index {
             let rendered = self.renderer.render(repo, &units);
             prefetched = units.iter().map(|u| u.key.clone()).zip(rendered).collect();
         }
-        // Fold in the new commits, oldest first; with several, the new blobs of the next
-        // commits (up to [`AHEAD_BYTES`]) are parsed first, as many at a time as there are
-        // cores.
-        let mut ahead = Ahead::new();
-        let (mut position, mut parsed_until) = (0, 0);
-        for c in window.iter().rev() {
-            if known.contains(&c.id) || refused_before.contains(&c.id) {
-                continue;
-            }
-            match &c.approval {
-                Ok(_) => {
-                    if position == parsed_until && !layouts.is_empty() {
-                        let next = new[position..].iter().filter_map(|id| layouts.get(id));
-                        let commits;
-                        (ahead, commits) = self.parse_ahead(repo, next)?;
-                        parsed_until = position + commits.max(1);
-                    }
-                    position += 1;
-                    let layout = match layouts.remove(&c.id) {
-                        Some(layout) => layout,
-                        None => self.renderer.layout(repo, c.id)?,
-                    };
-                    // What `follow` does not follow, said once, for the newest commit.
-                    if window.first().is_some_and(|n| n.id == c.id) {
-                        for said in &layout.said {
-                            tracing::info!(commit = %c.id, file = %said.path, line = said.line, "{}", said.message);
-                        }
-                    }
-                    self.push(repo, c.id, layout, &prefetched, &mut ahead)?
+        // Fold in the new commits, oldest first; with several, the new blobs of the commits
+        // ahead (up to [`AHEAD_BYTES`] at a time) are parsed meanwhile on reader threads, as
+        // many as there are cores, while this one folds.
+        let readers = if layouts.is_empty() {
+            0
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        std::thread::scope(|scope| -> Result<(), GitError> {
+            let mut ahead = Ahead::start(scope, readers);
+            let mut position = 0;
+            for c in window.iter().rev() {
+                if known.contains(&c.id) || refused_before.contains(&c.id) {
+                    continue;
                 }
-                Err(e) => self.refused.push((c.id, e.to_string())),
+                match &c.approval {
+                    Ok(_) => {
+                        let upcoming = new[position..].iter().filter_map(|id| layouts.get(id));
+                        ahead.read_ahead(repo, &self.blobs, upcoming)?;
+                        position += 1;
+                        let layout = match layouts.remove(&c.id) {
+                            Some(layout) => layout,
+                            None => self.renderer.layout(repo, c.id)?,
+                        };
+                        // What `follow` does not follow, said once, for the newest commit.
+                        if window.first().is_some_and(|n| n.id == c.id) {
+                            for said in &layout.said {
+                                tracing::info!(commit = %c.id, file = %said.path, line = said.line, "{}", said.message);
+                            }
+                        }
+                        self.push(repo, c.id, layout, &prefetched, &mut ahead)?
+                    }
+                    Err(e) => self.refused.push((c.id, e.to_string())),
+                }
             }
-        }
+            Ok(())
+        })?;
         // Drop what left the window.
         let in_window: HashSet<ObjectId> = window.iter().map(|c| c.id).collect();
         self.refused.retain(|(id, _)| in_window.contains(id));
@@ -495,65 +499,6 @@ impl Index {
         Ok(())
     }
 
-    /// The objects of the blobs of the next commits' `layouts` that the index has not
-    /// parsed, parsed on as many threads as there are cores (the blobs are read on this one),
-    /// for as many commits as hold [`AHEAD_BYTES`] of them; with how many commits that is.
-    fn parse_ahead<'l>(
-        &self,
-        repo: &Repo,
-        layouts: impl Iterator<Item = &'l crate::render::Layout>,
-    ) -> Result<(Ahead, usize), GitError> {
-        let parsed: HashSet<ObjectId> = self.blobs.keys().map(|(id, _)| *id).collect();
-        let mut jobs: Vec<((ObjectId, String), Vec<u8>)> = Vec::new();
-        let mut seen = HashSet::new();
-        let (mut bytes_read, mut commits) = (0, 0);
-        for layout in layouts {
-            if bytes_read >= AHEAD_BYTES {
-                break;
-            }
-            commits += 1;
-            for (path, file) in &layout.plain {
-                if !parsed.contains(&file.blob) && seen.insert((file.blob, path.as_str())) {
-                    let bytes = repo.read_blob(file.blob, path)?;
-                    bytes_read += bytes.len();
-                    jobs.push(((file.blob, path.clone()), bytes));
-                }
-            }
-        }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len())
-            .max(1);
-        let queue = std::sync::Mutex::new(jobs.into_iter());
-        let ahead = std::thread::scope(|s| {
-            // Threads with a YAML reader's stack: deep files are read on them at once.
-            let workers: Vec<_> = (0..threads)
-                .filter_map(|_| {
-                    crate::manifest::deep_reader(s, || {
-                        let mut out = Vec::new();
-                        loop {
-                            let next = queue
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .next();
-                            let Some((blob, bytes)) = next else { break };
-                            let objects = read_blob_objects(&blob.1, &bytes);
-                            out.push((blob, objects));
-                        }
-                        out
-                    })
-                    .ok()
-                })
-                .collect();
-            // A worker that panicked parsed nothing the fold needs: it parses those itself.
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-        Ok((ahead, commits))
-    }
-
     /// Drops the namespaces of `unscoped` that neither the window nor the newest approved
     /// commit holds any more.
     fn prune_unscoped(&mut self) {
@@ -577,7 +522,7 @@ impl Index {
         commit: ObjectId,
         layout: crate::render::Layout,
         prefetched: &HashMap<String, crate::render::Rendered>,
-        ahead: &mut Ahead,
+        ahead: &mut Ahead<'_>,
     ) -> Result<(), GitError> {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -587,8 +532,10 @@ impl Index {
         let mut fresh: Vec<(BlobKey, Vec<FileObject>)> = Vec::new();
         for (path, file) in &layout.plain {
             let blob = (file.blob, file.namespace.clone());
-            if !self.blobs.contains_key(&blob) && !fresh.iter().any(|(b, _)| *b == blob) {
-                let objects = match ahead.remove(&(file.blob, path.clone())) {
+            if self.blobs.contains_key(&blob) || fresh.iter().any(|(b, _)| *b == blob) {
+                ahead.forget(&(file.blob, path.clone()));
+            } else {
+                let objects = match ahead.take(&(file.blob, path.clone())) {
                     Some(objects) => objects,
                     None => read_blob_objects(path, &repo.read_blob(file.blob, path)?),
                 };
@@ -1043,8 +990,120 @@ impl Index {
 /// few enough that their parsed trees (several times their text) do not add up.
 const AHEAD_BYTES: usize = 4 << 20;
 
-/// Blobs parsed ahead of the fold, by id and path (a path ending in `.json` is read as JSON).
-type Ahead = HashMap<(ObjectId, String), Vec<FileObject>>;
+/// A blob by id and path (a path ending in `.json` is read as JSON).
+type BlobAt = (ObjectId, String);
+
+/// Blobs parsed ahead of the fold on reader threads (a YAML reader's stack each, so deep
+/// files are read at once): the fold reads each commit's blobs from Git and hands them over
+/// up to [`AHEAD_BYTES`] ahead of the commit it folds, and takes each one's objects when it
+/// folds the commit that holds it.
+struct Ahead<'scope> {
+    /// Handed over and not taken yet, with its size.
+    pending: HashMap<BlobAt, usize>,
+    /// Those of `pending` parsed (`None`: its reader panicked, the fold parses it).
+    done: HashMap<BlobAt, Option<Vec<FileObject>>>,
+    /// Every blob handed over (a blob is parsed ahead once).
+    handed: HashSet<BlobAt>,
+    /// The bytes of `pending`.
+    in_flight: usize,
+    jobs: Option<crossbeam_channel::Sender<(BlobAt, Vec<u8>)>>,
+    results: crossbeam_channel::Receiver<(BlobAt, Option<Vec<FileObject>>)>,
+    _readers: std::marker::PhantomData<&'scope ()>,
+}
+
+impl<'scope> Ahead<'scope> {
+    /// `readers` reader threads in `scope` (none: nothing is parsed ahead, the fold parses
+    /// each blob itself). They end when this is dropped.
+    fn start(scope: &'scope std::thread::Scope<'scope, '_>, readers: usize) -> Ahead<'scope> {
+        let (jobs, queue) = crossbeam_channel::unbounded::<(BlobAt, Vec<u8>)>();
+        let (done, results) = crossbeam_channel::unbounded();
+        let mut started = 0;
+        for _ in 0..readers {
+            let (queue, done) = (queue.clone(), done.clone());
+            let reader = crate::manifest::deep_reader(scope, move || {
+                for (blob, bytes) in queue {
+                    let objects = std::panic::catch_unwind(|| read_blob_objects(&blob.1, &bytes));
+                    if done.send((blob, objects.ok())).is_err() {
+                        break;
+                    }
+                }
+            });
+            started += usize::from(reader.is_ok());
+        }
+        Ahead {
+            pending: HashMap::new(),
+            done: HashMap::new(),
+            handed: HashSet::new(),
+            in_flight: 0,
+            // No reader: nothing is handed over.
+            jobs: (started > 0).then_some(jobs),
+            results,
+            _readers: std::marker::PhantomData,
+        }
+    }
+
+    /// Hands over the blobs of the `upcoming` commits' layouts (the one folded next first)
+    /// that the index has not parsed, until [`AHEAD_BYTES`] are in flight.
+    fn read_ahead<'l>(
+        &mut self,
+        repo: &Repo,
+        parsed: &HashMap<BlobKey, Parsed>,
+        upcoming: impl Iterator<Item = &'l crate::render::Layout>,
+    ) -> Result<(), GitError> {
+        let Some(jobs) = &self.jobs else {
+            return Ok(());
+        };
+        for layout in upcoming {
+            if self.in_flight >= AHEAD_BYTES {
+                break;
+            }
+            for (path, file) in &layout.plain {
+                let blob = (file.blob, path.clone());
+                if self.handed.contains(&blob)
+                    || parsed.contains_key(&(file.blob, file.namespace.clone()))
+                {
+                    continue;
+                }
+                let bytes = repo.read_blob(file.blob, path)?;
+                let size = bytes.len();
+                self.handed.insert(blob.clone());
+                if jobs.send((blob.clone(), bytes)).is_ok() {
+                    self.in_flight += size;
+                    self.pending.insert(blob, size);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The objects of `blob`, parsed ahead: waited for while a reader has it; `None` when it
+    /// was not handed over or its reader failed, for the fold to parse it.
+    fn take(&mut self, blob: &BlobAt) -> Option<Vec<FileObject>> {
+        let size = self.pending.remove(blob)?;
+        self.in_flight -= size;
+        if let Some(objects) = self.done.remove(blob) {
+            return objects;
+        }
+        while let Ok((got, objects)) = self.results.recv() {
+            if got == *blob {
+                return objects;
+            }
+            // Kept only while the fold still wants it.
+            if self.pending.contains_key(&got) {
+                self.done.insert(got, objects);
+            }
+        }
+        None
+    }
+
+    /// Forgets `blob`: the fold has its objects already (the same blob at another path).
+    fn forget(&mut self, blob: &BlobAt) {
+        if let Some(size) = self.pending.remove(blob) {
+            self.in_flight -= size;
+        }
+        self.done.remove(blob);
+    }
+}
 
 /// The objects of a blob at `path`. The index keeps a document's line, not each field's.
 fn read_blob_objects(path: &str, bytes: &[u8]) -> Vec<FileObject> {
