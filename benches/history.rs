@@ -321,10 +321,10 @@ fn child(repo: &Path, source: &str, commits: usize, verdicts: bool) {
         ),
     ] {
         let review = review(object);
-        assert_eq!(judge(&review, &index, &config).status, status);
+        assert_eq!(judge(&review, index, &config).status, status);
         let mut sink = 0;
         let judged = per_run(20, || {
-            sink += judge(&review, &index, &config).differing.len();
+            sink += judge(&review, index, &config).differing.len();
         });
         std::hint::black_box(sink);
         println!(
