@@ -5,7 +5,9 @@
 //! (denied hostPath pod).
 //!
 //! `cargo bench --bench serve` (uses ../shared/fixtures; `GITGATE_LOAD_SECONDS` and
-//! `GITGATE_LOAD_CONNECTIONS` tune the run). Results are recorded in BENCHMARKS.md.
+//! `GITGATE_LOAD_CONNECTIONS` tune the run; `GITGATE_LOAD_ONLY=004` loads one fixture, on
+//! gitgate alone with `GITGATE_LOAD_SERVER=gitgate`, to profile). Results are recorded in
+//! BENCHMARKS.md.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,9 +146,17 @@ fn main() {
         println!("load: {connections} keep-alive TLS connections (HTTP/1.1), {seconds} s per row, on loopback");
         println!("| server | fixture | p50 | p99 | req/s | errors |");
         println!("|---|---|---|---|---|---|");
+        let only = std::env::var("GITGATE_LOAD_ONLY").unwrap_or_default();
+        let server = std::env::var("GITGATE_LOAD_SERVER").unwrap_or_default();
         for fixture in ["004-create-deployments-web.json", "016-update-deployments-web.json", "027-create-pods-debug.json"] {
+            if !fixture.starts_with(&only) {
+                continue;
+            }
             let body = std::fs::read(fixtures.join(fixture)).unwrap();
             for (name, addr) in [("baseline (fixed allow)", baseline.addr), ("gitgate, built-in library", gitgate.addr)] {
+                if !name.starts_with(&server) {
+                    continue;
+                }
                 let url = format!("https://localhost:{}/validate", addr.port());
                 let r = load(url, body.clone(), client.clone(), connections, seconds).await;
                 println!(

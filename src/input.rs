@@ -708,11 +708,15 @@ pub fn json_to_rego(json: &Value) -> regorus::Value {
         Value::Array(items) => {
             regorus::Value::from(items.iter().map(json_to_rego).collect::<Vec<_>>())
         }
-        Value::Object(map) => regorus::Value::from(
-            map.iter()
-                .map(|(k, v)| (regorus::Value::from(k.as_str()), json_to_rego(v)))
-                .collect::<std::collections::BTreeMap<_, _>>(),
-        ),
+        Value::Object(map) => {
+            // Inserted one by one: a manifest's maps are small, and collecting sorts a vector
+            // of them first.
+            let mut object = std::collections::BTreeMap::new();
+            for (k, v) in map {
+                object.insert(regorus::Value::from(k.as_str()), json_to_rego(v));
+            }
+            regorus::Value::from(object)
+        }
     }
 }
 
