@@ -250,7 +250,17 @@ pub fn xml(text: &str) -> Result<Value, String> {
             in_run = false;
         }
         match event {
-            Event::Start(e) => stack.push(open(&e)?),
+            Event::Start(e) => {
+                // The tree is converted and dropped recursively: a deep one would overflow.
+                if stack.len() > super::parse::MAX_NESTING {
+                    return Err(format!(
+                        "at byte {}: elements nested deeper than {} levels",
+                        reader.buffer_position(),
+                        super::parse::MAX_NESTING
+                    ));
+                }
+                stack.push(open(&e)?)
+            }
             Event::Empty(e) => {
                 let (name, node) = open(&e)?;
                 if let Some((_, parent)) = stack.last_mut() {

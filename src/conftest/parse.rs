@@ -99,6 +99,30 @@ fn canonical(name: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// How deep the documents of readers without a limit of their own may nest: serde_json's
+/// limit, where a JSON document stops.
+pub const MAX_NESTING: usize = 128;
+
+/// Where `text`'s brackets (`{`, `[`, `(`) first nest deeper than [`MAX_NESTING`], counted
+/// everywhere (a bracket in a string or a comment too, so a document may be refused that a
+/// reader would have read within the limit, never the other way).
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (at, b) in text.bytes().enumerate() {
+        match b {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(at);
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parses `text` (named `name` in errors) with `parser`, or the one its name implies.
 pub fn parse_text(
     name: &str,
@@ -134,6 +158,16 @@ pub fn parse_text(
         p => p,
     };
     let invalid = |e: String| ConftestError::new(format!("{name}: invalid {parser}: {e}"));
+    // Readers that recurse once per level and set no limit of their own: a hostile file
+    // nested deep enough would overflow the stack (the process aborts); refused at the depth
+    // serde_json stops at.
+    if matches!(parser, "edn" | "jsonnet" | "textproto" | "vcl")
+        && let Some(at) = too_deep(text)
+    {
+        return Err(invalid(format!(
+            "nested deeper than {MAX_NESTING} levels (brackets) at byte {at}"
+        )));
+    }
     match parser {
         "yaml" => yaml(name, text),
         "json" => {
@@ -397,6 +431,46 @@ pub fn inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_nested_too_deep_is_an_error_not_an_abort() {
+        let deep = 100_000;
+        for (parser, text) in [
+            ("edn", format!("{}{}", "[".repeat(deep), "]".repeat(deep))),
+            (
+                "jsonnet",
+                format!("{}{}", "[".repeat(deep), "]".repeat(deep)),
+            ),
+            (
+                "vcl",
+                format!("sub x {}{}", "{".repeat(deep), "}".repeat(deep)),
+            ),
+            (
+                "xml",
+                format!("{}{}", "<a>".repeat(deep), "</a>".repeat(deep)),
+            ),
+        ] {
+            let e = super::parse_text("deep", &text, Some(parser)).unwrap_err();
+            assert!(
+                e.to_string().contains("nested deeper than 128"),
+                "{parser}: {e}"
+            );
+        }
+        // Within the limit, read as before.
+        let v = super::parse_text(
+            "ok.edn",
+            &format!("{}1{}", "[".repeat(100), "]".repeat(100)),
+            None,
+        )
+        .unwrap();
+        let mut at = &v[0];
+        for _ in 0..100 {
+            at = &at[0];
+        }
+        assert_eq!(at, &serde_json::json!("1"));
+        let xml = format!("{}x{}", "<a>".repeat(100), "</a>".repeat(100));
+        assert!(super::parse_text("ok.xml", &xml, None).is_ok());
+    }
 
     #[test]
     fn yaml_documents_split_as_conftest_splits_them() {
