@@ -36,9 +36,12 @@
 //! unchanged subtrees: a `Value` owns its children, and a shared tree would need its own value
 //! type through the whole match. A cold build keeps only each document's line (not each
 //! field's, which only `check`'s findings use), skips the second YAML parse that looks for
-//! tags when no `!` can start one, and parses the new blobs of the next commits on all cores,
-//! 4 MB of YAML at a time so that their parsed trees do not add up. BENCHMARKS.md has the
-//! numbers, before and after each of these.
+//! tags when no `!` can start one, reads YAML straight into JSON (no position per field),
+//! and parses the new blobs of the commits ahead on reader threads, as many as there are
+//! cores, while it folds the commits in (a pipeline, at most 2 MB of YAML in flight so that
+//! their parsed trees do not add up). A first start is ready sooner still: the webhook's
+//! mirror indexes the newest approved commits first ([`super::mirror`]). BENCHMARKS.md has
+//! the numbers, before and after each of these.
 //!
 //! **What is indexed is what the controller applies**: each configured source rendered at each
 //! approved commit ([`crate::render`]): plain manifests as written, kustomizations built,
@@ -988,7 +991,7 @@ impl Index {
 
 /// How many bytes of new blobs a cold build parses at once: enough to keep the cores busy,
 /// few enough that their parsed trees (several times their text) do not add up.
-const AHEAD_BYTES: usize = 4 << 20;
+const AHEAD_BYTES: usize = 2 << 20;
 
 /// A blob by id and path (a path ending in `.json` is read as JSON).
 type BlobAt = (ObjectId, String);

@@ -432,9 +432,10 @@ impl Mirror {
 /// How many approved commits the second stage of a first sync holds ([`stages`]).
 const FIRST_STAGE: usize = 16;
 
-/// The prefixes of `window` a first sync indexes before the whole of it: down to its newest
-/// approved commit, then down to its [`FIRST_STAGE`]th, each only where older approved
-/// commits follow.
+/// The prefixes of `window` a first sync indexes before the whole of it, where the window is
+/// long enough for it to take a while: down to its newest approved commit (a window of more
+/// than [`FIRST_STAGE`] approved commits), then down to its [`FIRST_STAGE`]th (of more than
+/// four times that).
 fn stages(window: &[approval::WindowCommit]) -> Vec<&[approval::WindowCommit]> {
     let approved: Vec<usize> = window
         .iter()
@@ -442,10 +443,10 @@ fn stages(window: &[approval::WindowCommit]) -> Vec<&[approval::WindowCommit]> {
         .filter(|(_, c)| c.approved())
         .map(|(i, _)| i)
         .collect();
-    [1, FIRST_STAGE]
+    [(1, FIRST_STAGE), (FIRST_STAGE, 4 * FIRST_STAGE)]
         .into_iter()
-        .filter(|n| *n < approved.len())
-        .map(|n| &window[..=approved[n - 1]])
+        .filter(|(_, longer)| approved.len() > *longer)
+        .map(|(n, _)| &window[..=approved[n - 1]])
         .collect()
 }
 
@@ -532,16 +533,17 @@ mod tests {
 
     #[test]
     fn a_first_sync_indexes_the_newest_approved_commits_first() {
-        // Newest first: an unapproved commit on top, then 20 approved ones.
+        // Newest first: an unapproved commit on top, then 100 approved ones.
         let mut window = vec![commit(0, false)];
-        window.extend((1..=20).map(|n| commit(n, true)));
+        window.extend((1..=100).map(|n| commit(n, true)));
         let two = stages(&window);
         assert_eq!(two.len(), 2);
         assert_eq!(two[0].len(), 2, "down to the newest approved commit");
         assert_eq!(two[1].len(), 1 + FIRST_STAGE);
-        // A window no longer than a stage has no stage before it.
-        assert!(stages(&window[..2]).is_empty());
-        assert_eq!(stages(&window[..1 + FIRST_STAGE]).len(), 1);
+        // A short window is built at once; one of 17 to 64 approved commits in two steps.
+        assert!(stages(&window[..=FIRST_STAGE]).is_empty());
+        assert_eq!(stages(&window[..FIRST_STAGE + 2]).len(), 1);
+        assert_eq!(stages(&window[..=4 * FIRST_STAGE]).len(), 1);
         assert!(stages(&[commit(0, false)]).is_empty());
     }
 
