@@ -771,8 +771,7 @@ fn a_first_start_decides_on_the_newest_commit_while_the_window_is_read() {
     if !tools_here() {
         return;
     }
-    use support::binary::{Served, free_port};
-    use support::pki::Pki;
+    use support::gate::{CONFIGMAP, Gate, allowed, request};
     let r = SignedRepo::new();
     let t = now() - DAY;
     let web = |v: usize| {
@@ -795,102 +794,39 @@ fn a_first_start_decides_on_the_newest_commit_while_the_window_is_read() {
         r.commit(&[("big.yaml", &big(c))], None, t + c as i64);
     }
     r.commit(&[("web.yaml", &web(1))], None, t + 100);
-    let config_file = r.beside("gitgate.yaml");
-    std::fs::write(
-        &config_file,
-        format!(
+    let gate = Gate::start(
+        r.dir.path(),
+        &format!(
             "repository:\n  url: {}\n  refresh: 1h\napproval:\n  window: {{commits: 200, maxAge: 720h}}\nserver:\n  timeout: 60s\n",
             r.path().display(),
         ),
-    )
-    .unwrap();
-    let pki = Pki::new();
-    pki.issue("server", "gitgate");
-    let port = free_port();
-    let served = Served::start(
-        &[
-            "serve",
-            "-c",
-            config_file.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--tls-cert",
-            pki.path("server.crt").to_str().unwrap(),
-            "--tls-key",
-            pki.path("server.key").to_str().unwrap(),
-        ],
-        &[],
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = pki.client(None);
-    let base = format!("https://localhost:{port}");
+    // Ready as soon as the newest approved commit is indexed: the window is still read.
+    let first = gate.wait_ready();
+    assert_eq!(first["provenance"]["wholeWindow"], false, "{first}");
     let create = |v: usize| {
-        serde_json::json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": format!("create-{v}"), "operation": "CREATE", "name": "web-config", "namespace": "demo",
-                "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-                "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-                "userInfo": {"username": "system:serviceaccount:flux-system:kustomize-controller",
-                             "groups": ["system:serviceaccounts", "system:authenticated"]},
-                "object": {"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": "web-config", "namespace": "demo"}, "data": {"v": v.to_string()}},
-                "oldObject": null, "dryRun": false
-            }
-        })
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "web-config", "namespace": "demo"}, "data": {"v": v.to_string()}});
+        gate.review(request(
+            "CREATE",
+            CONFIGMAP,
+            None,
+            "system:serviceaccount:flux-system:kustomize-controller",
+            &object,
+            None,
+        ))
     };
-    runtime.block_on(async {
-        // Ready as soon as the newest approved commit is indexed: the window is still read.
-        let mut first = None;
-        for _ in 0..2000 {
-            if let Ok(resp) = client.get(format!("{base}/readyz")).send().await
-                && resp.status().as_u16() == 200
-            {
-                first = Some(resp.json::<serde_json::Value>().await.unwrap());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let first = first.expect("/readyz never answered 200");
-        assert_eq!(first["provenance"]["wholeWindow"], false, "{first}");
-        let answer = |v: usize| {
-            let client = client.clone();
-            let url = format!("{base}/validate");
-            let body = create(v);
-            async move {
-                client
-                    .post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<serde_json::Value>()
-                    .await
-                    .unwrap()
-            }
-        };
-        // The newest commit's version, at once; the older one once the window is in.
-        let newest = answer(1).await;
-        assert_eq!(newest["response"]["allowed"], true, "{newest}");
-        let older = answer(0).await;
-        assert_eq!(older["response"]["allowed"], true, "{older}");
-        let never = answer(7).await;
-        assert_eq!(never["response"]["allowed"], false, "{never}");
-        let body: serde_json::Value = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(body["provenance"]["wholeWindow"], true, "{body}");
-        assert_eq!(body["provenance"]["approvedCommits"], 81, "{body}");
-    });
-    let (_, logs) = served.stop();
+    // The newest commit's version at once; the older one once the window is in.
+    let newest = create(1);
+    assert!(allowed(&newest), "{newest}");
+    let older = create(0);
+    assert!(allowed(&older), "{older}");
+    let never = create(7);
+    assert!(!allowed(&never), "{never}");
+    let body = gate.wait_ready();
+    assert_eq!(body["provenance"]["wholeWindow"], true, "{body}");
+    assert_eq!(body["provenance"]["approvedCommits"], 81, "{body}");
+    let logs = gate.stop();
     assert!(
         logs.contains("the newest approved commits are indexed and decide"),
         "{logs}"

@@ -42,28 +42,14 @@ pub fn selected(namespace: &str, patterns: &[String]) -> bool {
     patterns.iter().any(|p| glob_match(p, namespace))
 }
 
-/// `*` any run of characters (dots included), `?` one character, `[...]` a class.
+/// `*` any run of characters (dots included), `?` one character, `[...]` a class; a pattern
+/// that is not a glob selects nothing.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let mut re = String::from("^");
-    let mut class = false;
-    for c in pattern.chars() {
-        match c {
-            '[' if !class => {
-                class = true;
-                re.push('[');
-            }
-            ']' if class => {
-                class = false;
-                re.push(']');
-            }
-            _ if class => re.push_str(&regex::escape(&c.to_string())),
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).is_ok_and(|r| r.is_match(text))
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
+        .is_ok_and(|glob| glob.compile_matcher().is_match(text))
 }
 
 /// The namespaces to evaluate, in the engine's order.

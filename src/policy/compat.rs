@@ -416,11 +416,18 @@ fn comprehension_shadow_edits(text: &str) -> Vec<(usize, usize, String)> {
                 && (m.start() == 0 || bytes[m.start() - 1] != b'.')
         })
     };
-    for (start, bar, end) in comprehensions {
+    for &(start, bar, end) in &comprehensions {
         // Nested comprehensions already renamed are left to their own pass.
         if comprehensions_overlap(&edits, start, end) {
             continue;
         }
+        // A declaration inside a comprehension nested in this one is that one's own (`{v |
+        // a := {r | r := x[_]}; ...}`: its head's `r` is no use before the declaration).
+        let nested = |at: usize| {
+            comprehensions
+                .iter()
+                .any(|&(s, _, e)| s > bar && e < end && (s..e).contains(&at))
+        };
         let body = &text[bar + 1..end];
         // (name, where its own declaration starts)
         let mut own: Vec<(String, usize)> = Vec::new();
@@ -428,7 +435,7 @@ fn comprehension_shadow_edits(text: &str) -> Vec<(usize, usize, String)> {
             let name = c.get(1).expect("group 1");
             let at = bar + 1 + name.start();
             let n = name.as_str();
-            if !mask[at] || (at > 0 && bytes[at - 1] == b'.') || n == "_" {
+            if !mask[at] || (at > 0 && bytes[at - 1] == b'.') || n == "_" || nested(at) {
                 continue;
             }
             // Used before its declaration in this body: OPA's outer variable.
@@ -442,6 +449,9 @@ fn comprehension_shadow_edits(text: &str) -> Vec<(usize, usize, String)> {
                 continue;
             }
             let at = bar + 1 + whole.start();
+            if nested(at) {
+                continue;
+            }
             for n in c[1].split(',').map(str::trim) {
                 if n != "_" && declared_before(n, start) && !own.iter().any(|(o, _)| o == n) {
                     own.push((n.to_string(), at));
@@ -641,7 +651,7 @@ fn else_value_edits(text: &str) -> Vec<(usize, usize, String)> {
             continue;
         }
         let open = whole.end() - 1;
-        let Some(close) = matching_brace(text, open) else {
+        let Some(close) = matching_close(text, open, text.len()) else {
             continue;
         };
         if !text[close + 1..].trim_start().starts_with("else") {
@@ -663,29 +673,6 @@ fn else_value_edits(text: &str) -> Vec<(usize, usize, String)> {
         ));
     }
     edits
-}
-
-/// The `}` matching the `{` at `open`, skipping strings, raw strings and comments.
-fn matching_brace(text: &str, open: usize) -> Option<usize> {
-    let mask = code_mask(text);
-    let bytes = text.as_bytes();
-    let mut depth = 0i32;
-    for i in open..bytes.len() {
-        if !mask[i] {
-            continue;
-        }
-        match bytes[i] {
-            b'{' | b'[' | b'(' => depth += 1,
-            b'}' | b']' | b')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return (bytes[i] == b'}').then_some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// `rego.metadata.rule()` and `rego.metadata.chain()`, which regorus does not have, written
@@ -999,7 +986,7 @@ fn hoist_not_arguments(
         return None;
     }
     let open = at + (line.len() - rest.len()) + name_len;
-    let close = matching_paren(text, open, line_end)?;
+    let close = matching_close(text, open, line_end)?;
     if !ends_expression(&text[close + 1..line_end]) {
         return None;
     }
@@ -1041,7 +1028,7 @@ fn hoist_not_index(
 ) -> Option<(usize, usize, String)> {
     let line = &text[at..line_end];
     let open = at + (line.len() - rest.len()) + name_len;
-    let close = matching_bracket(text, open)?;
+    let close = matching_close(text, open, text.len())?;
     if close >= line_end || !ends_expression(&text[close + 1..line_end]) {
         return None;
     }
@@ -1071,27 +1058,44 @@ fn is_ref_or_call(operand: &str) -> bool {
         && !operand.starts_with("__gg")
 }
 
-/// The `)` matching the `(` at `open`, before `limit`, skipping strings and nesting.
-fn matching_paren(text: &str, open: usize, limit: usize) -> Option<usize> {
+/// The bracket that closes the one at `open` (`(`, `[` or `{`) before `limit`, nesting
+/// counted in code only (strings, raw strings and comments are skipped, as [`code_mask`]
+/// reads them); `None` when a bracket of another kind closes it, or none does.
+fn matching_close(text: &str, open: usize, limit: usize) -> Option<usize> {
     let bytes = text.as_bytes();
-    let mut depth = 0i32;
+    let limit = limit.min(bytes.len());
+    let want = match bytes.get(open)? {
+        b'(' => b')',
+        b'[' => b']',
+        b'{' => b'}',
+        _ => return None,
+    };
+    let mut depth = 0usize;
     let mut i = open;
     while i < limit {
         match bytes[i] {
             b'"' => {
                 i += 1;
-                while i < limit && bytes[i] != b'"' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
+                while i < limit && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < limit && bytes[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < limit && bytes[i] != b'\n' {
                     i += 1;
                 }
             }
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => {
-                depth -= 1;
+                depth = depth.checked_sub(1)?;
                 if depth == 0 {
-                    return (bytes[i] == b')').then_some(i);
+                    return (bytes[i] == want).then_some(i);
                 }
             }
             _ => {}
@@ -1150,7 +1154,7 @@ fn sprintf_edits(text: &str) -> Vec<(usize, usize, String)> {
             continue;
         }
         let list_at = text.len() - list.len();
-        let Some(list_end) = matching_bracket(text, list_at) else {
+        let Some(list_end) = matching_close(text, list_at, text.len()) else {
             continue;
         };
         let given = split_top_level(&text[list_at + 1..list_end]).len();
@@ -1173,28 +1177,6 @@ fn string_literal_len(s: &str) -> Option<usize> {
             b'\n' => return None,
             _ => i += 1,
         }
-    }
-    None
-}
-
-/// The `]` matching the `[` at `open`, skipping strings and nesting.
-fn matching_bracket(text: &str, open: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut depth = 0i32;
-    let mut i = open;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => i += string_literal_len(&text[i..])?.saturating_sub(1),
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return (bytes[i] == b']').then_some(i);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
     }
     None
 }
@@ -1559,6 +1541,13 @@ mod tests {
         );
         let v = engine.eval_rule("data.main.deny".to_string()).unwrap();
         assert_eq!(serde_json::to_value(&v).unwrap(), serde_json::json!(["x"]));
+    }
+
+    #[test]
+    fn a_nested_comprehensions_own_declaration_is_not_the_outer_ones() {
+        // raspbernetes/k8s-security-policies' CIS 5.1.2: each inner set binds its own `r`.
+        let text = "package p\nverbs := { v |\n    a := { r | r := input.rules[i].apiGroups[_] }\n    count(a) > 0\n    b := { r | r := input.rules[i].resources[_] }\n    v := input.rules[i].verbs[_]\n}\n";
+        assert_eq!(rewrite(text), text);
     }
 
     #[test]
