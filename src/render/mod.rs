@@ -1422,11 +1422,14 @@ impl Job {
                 Failure::Exit(message) => RenderError::Engine {
                     unit: unit.clone(),
                     engine: engine.clone(),
-                    message: relative(if self.unit.kind == Kind::Kustomize {
-                        kustomize::message(&message)
-                    } else {
-                        message.trim_start_matches("Error: ").to_string()
-                    }),
+                    message: said_left_out(
+                        relative(if self.unit.kind == Kind::Kustomize {
+                            kustomize::message(&message)
+                        } else {
+                            message.trim_start_matches("Error: ").to_string()
+                        }),
+                        &self.unit,
+                    ),
                 },
                 Failure::Timeout => RenderError::Timeout {
                     unit: unit.clone(),
@@ -1447,6 +1450,46 @@ impl Job {
         })?;
         objects(&self.unit, &engine, &text, &self)
     }
+}
+
+/// An engine's message, saying which of the files it names the artifact leaves out: they are
+/// in Git, but not in what the controller builds from (nor in the sandbox).
+fn said_left_out(message: String, unit: &Unit) -> String {
+    let named: Vec<&str> = match &unit.inputs {
+        Ok(i) => i
+            .left_out
+            .iter()
+            .filter(|path| mentions(&message, path))
+            .map(String::as_str)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if named.is_empty() {
+        return message;
+    }
+    format!(
+        "{message} ({} left out of the artifact by .sourceignore, spec.ignore or \
+         source-controller's default exclusions)",
+        named.join(", ")
+    )
+}
+
+/// Whether `text` names the repository path `path` whole (not as a part of a longer path; a
+/// full stop may end the sentence).
+fn mentions(text: &str, path: &str) -> bool {
+    let in_path = |c: char| c.is_alphanumeric() || "_-/".contains(c);
+    text.match_indices(path).any(|(at, _)| {
+        let rest = &text[at + path.len()..];
+        let longer = rest.starts_with(in_path)
+            || rest
+                .strip_prefix('.')
+                .is_some_and(|r| r.starts_with(in_path));
+        let within = text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| in_path(c) || c == '.');
+        !longer && !within
+    })
 }
 
 /// The objects of an engine's output, each with the file it came from.
@@ -1622,4 +1665,21 @@ fn generator_line(text: &str, generator: &str) -> Option<usize> {
     text.lines()
         .position(|l| l.trim_start().starts_with(&format!("{field}:")))
         .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn a_message_mentions_a_path_only_whole() {
+        let message =
+            "accumulating resources from 'extra.yaml': lstat apps/web/extra.yaml: no such file";
+        assert!(mentions(message, "apps/web/extra.yaml"));
+        assert!(!mentions(message, "web/extra.yaml"));
+        assert!(!mentions(message, "apps/web/extra.y"));
+        assert!(mentions("cannot read apps/a.yaml.", "apps/a.yaml"));
+        assert!(!mentions("cannot read apps/a.yaml.bak", "apps/a.yaml"));
+        assert!(!mentions("cannot read xapps/a.yaml", "apps/a.yaml"));
+    }
 }
