@@ -983,8 +983,11 @@ fn variables_from_a_config_map_another_kustomization_applies_are_read() {
 
 // --- What source-controller's artifact holds ------------------------------------------------
 
+/// Files to commit: (path, content).
+type Files<'a> = &'a [(&'a str, &'a [u8])];
+
 /// A kustomization in `apps/web` that names `extra.yaml`, which `.sourceignore` leaves out.
-const LEFT_OUT: &[(&str, &[u8])] = &[
+const LEFT_OUT: Files = &[
     (
         "apps/web/kustomization.yaml",
         b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml, extra.yaml]\n",
@@ -1010,7 +1013,7 @@ fn a_file_the_artifact_leaves_out_fails_fluxs_build_but_not_argo_cds() {
         .replace("${version}", "1.27");
     let flux = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./apps/web\n  targetNamespace: web\n";
     let argo = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  source:\n    repoURL: https://github.com/acme/fleet\n    targetRevision: HEAD\n    path: apps/web\n  destination: {namespace: web}\n";
-    let entries: [(&str, &[(&str, &[u8])]); 2] = [
+    let entries: [(&str, Files); 2] = [
         (
             "flux",
             &[
