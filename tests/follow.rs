@@ -1075,7 +1075,8 @@ fn a_file_the_artifact_leaves_out_fails_fluxs_build_but_not_argo_cds() {
 }
 
 /// helm-controller templates the chart source-controller packages from its artifact: a
-/// template `.sourceignore` leaves out is not in it, and its objects are never applied.
+/// template `.sourceignore` leaves out is not in it, its objects are never applied, and its
+/// call of `lookup` does not make the release depend on the cluster.
 #[test]
 fn a_chart_template_the_artifact_leaves_out_is_not_rendered() {
     let Some(helm) = support::engines::helm() else {
@@ -1083,8 +1084,13 @@ fn a_chart_template_the_artifact_leaves_out_is_not_rendered() {
     };
     let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: web, namespace: flux-system}\nspec:\n  targetNamespace: prod\n  chart:\n    spec:\n      chart: ./charts/web\n      sourceRef: {kind: GitRepository, name: flux-system}\n";
     let pod = |name: &str, privileged: bool| {
+        let lookup = if privileged {
+            "{{- $held := lookup \"v1\" \"Pod\" .Release.Namespace \"evil\" }}\n"
+        } else {
+            ""
+        };
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {{{{ .Release.Namespace }}}}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext: {{privileged: {privileged}}}\n"
+            "{lookup}apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {{{{ .Release.Namespace }}}}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext: {{privileged: {privileged}}}\n"
         )
     };
     let config = format!(
@@ -1125,9 +1131,10 @@ fn a_chart_template_the_artifact_leaves_out_is_not_rendered() {
         if ignore.is_none() {
             assert_eq!(code, 1, "{out}{err}");
             assert!(out.contains("Pod prod/evil"), "{out}");
+            assert!(out.contains("calls lookup"), "{out}");
         } else {
             assert_eq!(code, 0, "{out}{err}");
-            assert!(!out.contains("evil"), "{out}");
+            assert!(!out.contains("evil") && !out.contains("lookup"), "{out}");
         }
     }
 }
