@@ -980,3 +980,161 @@ fn variables_from_a_config_map_another_kustomization_applies_are_read() {
         "{out}"
     );
 }
+
+// --- What source-controller's artifact holds ------------------------------------------------
+
+/// Files to commit: (path, content).
+type Files<'a> = &'a [(&'a str, &'a [u8])];
+
+/// A kustomization in `apps/web` that names `extra.yaml`, which `.sourceignore` leaves out.
+const LEFT_OUT: Files = &[
+    (
+        "apps/web/kustomization.yaml",
+        b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml, extra.yaml]\n",
+    ),
+    (
+        "apps/web/extra.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\ndata: {a: b}\n",
+    ),
+    (".sourceignore", b"apps/web/extra.yaml\n"),
+];
+
+/// Flux's kustomize-controller builds from source-controller's artifact, which does not hold
+/// what `.sourceignore` leaves out: a kustomization that names such a file fails to build and
+/// nothing is applied, while gitgate built it from the commit and judged its output. Argo CD
+/// reads the repository as it is and builds it.
+#[test]
+fn a_file_the_artifact_leaves_out_fails_fluxs_build_but_not_argo_cds() {
+    if !support::engines::kustomize() {
+        return;
+    }
+    let deployment = WEB
+        .replace("  replicas: ${replicas}\n", "")
+        .replace("${version}", "1.27");
+    let flux = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: web, namespace: flux-system}\nspec:\n  sourceRef: {kind: GitRepository, name: flux-system}\n  path: ./apps/web\n  targetNamespace: web\n";
+    let argo = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web, namespace: argocd}\nspec:\n  source:\n    repoURL: https://github.com/acme/fleet\n    targetRevision: HEAD\n    path: apps/web\n  destination: {namespace: web}\n";
+    let entries: [(&str, Files); 2] = [
+        (
+            "flux",
+            &[
+                (
+                    "clusters/production/flux-system/gotk-sync.yaml",
+                    GOTK_SYNC.as_bytes(),
+                ),
+                ("clusters/production/web.yaml", flux.as_bytes()),
+            ],
+        ),
+        (
+            "argocd",
+            &[("clusters/production/web.yaml", argo.as_bytes())],
+        ),
+    ];
+    for (controller, entry) in entries {
+        let config = format!(
+            "repository:\n  url: git@github.com:acme/fleet.git\n  sources: [{{path: clusters/production, follow: {controller}}}]\n"
+        );
+        let mut base: Vec<(&str, &[u8])> = vec![
+            ("gitgate.yaml", config.as_bytes()),
+            (
+                "apps/web/kustomization.yaml",
+                b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deploy.yaml]\n",
+            ),
+            ("apps/web/deploy.yaml", deployment.as_bytes()),
+        ];
+        base.extend_from_slice(entry);
+        let repo = support::repo_with(&base);
+        let dir = repo.path();
+        support::git(dir, "a@example.com", 0, &["checkout", "-q", "-b", "pr"]);
+        support::commit_files(dir, LEFT_OUT, "a resource the artifact leaves out");
+        let (code, out, err) = support::gitgate(
+            dir,
+            &["check", "--base", "main", "--head", "pr", "-o", "json"],
+        );
+        let report: Value = serde_json::from_str(&out).unwrap_or_default();
+        let created = report["checked"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["object"] == "ConfigMap web/extra" && c["operation"] == "CREATE");
+        if controller == "flux" {
+            // The build fails, naming the source and the file it lacks.
+            assert_eq!(code, 2, "{out}{err}");
+            let (_, text, _) = support::gitgate(dir, &["check", "--base", "main", "--head", "pr"]);
+            assert!(
+                text.contains("apps/web (Kustomization flux-system/web)")
+                    && text
+                        .contains("(apps/web/extra.yaml left out of the artifact by .sourceignore"),
+                "{text}"
+            );
+            assert!(!created, "{out}");
+        } else {
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(created, "Argo CD applies the file: {out}");
+        }
+    }
+}
+
+/// helm-controller templates the chart source-controller packages from its artifact: a
+/// template `.sourceignore` leaves out is not in it, its objects are never applied, and its
+/// call of `lookup` does not make the release depend on the cluster.
+#[test]
+fn a_chart_template_the_artifact_leaves_out_is_not_rendered() {
+    let Some(helm) = support::engines::helm() else {
+        return;
+    };
+    let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: web, namespace: flux-system}\nspec:\n  targetNamespace: prod\n  chart:\n    spec:\n      chart: ./charts/web\n      sourceRef: {kind: GitRepository, name: flux-system}\n";
+    let pod = |name: &str, privileged: bool| {
+        let lookup = if privileged {
+            "{{- $held := lookup \"v1\" \"Pod\" .Release.Namespace \"evil\" }}\n"
+        } else {
+            ""
+        };
+        format!(
+            "{lookup}apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {{{{ .Release.Namespace }}}}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext: {{privileged: {privileged}}}\n"
+        )
+    };
+    let config = format!(
+        "repository:\n  sources: [{{path: clusters/production, follow: flux}}]\nrender:\n  helmBinary: {}\n",
+        helm.display()
+    );
+    let repo = support::repo_with(&[
+        ("gitgate.yaml", config.as_bytes()),
+        ("clusters/production/web.yaml", release.as_bytes()),
+        (
+            "charts/web/Chart.yaml",
+            b"apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        (
+            "charts/web/templates/pod.yaml",
+            pod("web", false).as_bytes(),
+        ),
+    ]);
+    let dir = repo.path();
+    let evil = pod("evil", true);
+    for (branch, ignore) in [
+        ("held", None),
+        ("left-out", Some("charts/web/templates/evil.yaml\n")),
+    ] {
+        support::git(
+            dir,
+            "a@example.com",
+            0,
+            &["checkout", "-q", "-B", branch, "main"],
+        );
+        let mut pr: Vec<(&str, &[u8])> = vec![("charts/web/templates/evil.yaml", evil.as_bytes())];
+        if let Some(ignore) = ignore {
+            pr.push((".sourceignore", ignore.as_bytes()));
+        }
+        support::commit_files(dir, &pr, "a privileged template");
+        let (code, out, err) =
+            support::gitgate(dir, &["check", "--base", "main", "--head", branch]);
+        if ignore.is_none() {
+            assert_eq!(code, 1, "{out}{err}");
+            assert!(out.contains("Pod prod/evil"), "{out}");
+            assert!(out.contains("calls lookup"), "{out}");
+        } else {
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(!out.contains("evil") && !out.contains("lookup"), "{out}");
+        }
+    }
+}

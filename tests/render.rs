@@ -1408,6 +1408,70 @@ fn a_commit_that_does_not_touch_a_source_does_not_render_it_again() {
     assert_eq!(v.source.as_deref(), Some("apps/prod"));
 }
 
+/// A render's key holds what the artifact leaves out of the folders it reads, and only that:
+/// a `.sourceignore` that leaves out nothing there renders nothing again, one that leaves out
+/// a file the kustomization names renders it again, and the build fails as Flux's does.
+#[test]
+fn what_the_artifact_leaves_out_of_a_folder_is_in_its_key_and_nothing_else() {
+    let bin = tempfile::tempdir().unwrap();
+    let Some((wrapper, counter)) = counting_kustomize(bin.path()) else {
+        return;
+    };
+    let gate = format!(
+        "repository:\n  sources: [{{path: apps/prod}}, {{path: other}}]\nrender: {{kustomizeBinary: {}}}\n",
+        wrapper.display()
+    );
+    let dir = repo_of(&[
+        ("gitgate.yaml".into(), gate),
+        (
+            "apps/base/kustomization.yaml".into(),
+            kustomization("resources: [deployment.yaml]\n"),
+        ),
+        ("apps/base/deployment.yaml".into(), ECHO_DEPLOYMENT.into()),
+        (
+            "apps/prod/kustomization.yaml".into(),
+            kustomization("namespace: prod\nresources: [../base]\n"),
+        ),
+        ("other/settings.yaml".into(), CONFIG_MAP.into()),
+    ]);
+    commit_files(
+        dir.path(),
+        &[(".sourceignore", b"other/\n")],
+        "leave out another folder",
+    );
+    let config = config_of(dir.path());
+    let index = index_of(dir.path(), &config);
+    assert!(
+        index.render_errors().is_empty(),
+        "{:?}",
+        index.render_errors()
+    );
+    assert_eq!(
+        runs(&counter),
+        1,
+        "nothing of apps/ is left out: one render"
+    );
+    commit_files(
+        dir.path(),
+        &[(".sourceignore", b"other/\napps/base/deployment.yaml\n")],
+        "leave out the base's deployment",
+    );
+    let repo = Repo::open(dir.path()).unwrap();
+    let index = index.advance(&repo, &window_of(&repo)).unwrap();
+    assert_eq!(runs(&counter), 2, "the overlay is rendered again");
+    let errors: Vec<String> = index
+        .render_errors()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.len() == 1
+            && errors[0].starts_with("apps/prod: ")
+            && errors[0].contains("apps/base/deployment.yaml"),
+        "{errors:?}"
+    );
+}
+
 /// A Flux Kustomization of the followed entry, applying `./apps/NAME`.
 fn flux_app(name: &str) -> String {
     format!(

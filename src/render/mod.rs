@@ -29,9 +29,11 @@
 //!
 //! **The cache.** A unit's key is a digest of what the render can read: the trees of its
 //! folder and of every folder its kustomizations refer to (bases, components), or the chart's
-//! tree and its values files; the sandbox holds exactly those, so a key that did not change
-//! cannot render differently, and a commit that does not touch a source does not render it
-//! again. The cache keeps what the last commit used ([`Renderer::end_commit`]).
+//! tree and its values files, and the files of those folders that the controller's artifact
+//! leaves out (`.sourceignore`, a GitRepository's `spec.ignore`: what the unit was laid out
+//! with); the sandbox holds exactly those trees without those files, so a key that did not
+//! change cannot render differently, and a commit that does not touch a source does not render
+//! it again. The cache keeps what the last commit used ([`Renderer::end_commit`]).
 //!
 //! This module knows nothing of policies nor of provenance: `provenance::index` and `check`
 //! call it and decide what the objects mean.
@@ -48,7 +50,7 @@ pub mod paths;
 pub mod sandbox;
 pub mod spec;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -138,6 +140,23 @@ struct Inputs {
     blobs: Vec<(String, ObjectId)>,
     /// What Flux's generated kustomization of the folder lists, when it has none.
     generated: Option<Vec<String>>,
+    /// The files of those folders that the controller's artifact leaves out (repository
+    /// paths): never written to the sandbox, so the engine builds what the controller does.
+    left_out: BTreeSet<String>,
+}
+
+/// The folders of `trees` under none of the others: written whole, with what is under them.
+fn outermost(
+    trees: &[(String, ObjectId, Option<Arc<Scanned>>)],
+) -> impl Iterator<Item = (&str, ObjectId)> {
+    trees
+        .iter()
+        .filter(|(dir, _, _)| {
+            !trees
+                .iter()
+                .any(|(other, _, _)| other != dir && paths::under(dir, other))
+        })
+        .map(|(dir, tree, _)| (dir.as_str(), *tree))
 }
 
 /// A kustomization file and what it refers to.
@@ -236,8 +255,10 @@ struct Cache {
     discovered: HashMap<(usize, ObjectId, u64), (u64, Arc<Discovery>)>,
     /// (a folder's tree, its path, the exclusions) → its kustomization, read.
     scans: HashMap<ScanKey, (u64, Option<Arc<Scanned>>)>,
-    /// A chart's tree → what in its templates reads the cluster.
-    cluster_reads: HashMap<ObjectId, (u64, Option<String>)>,
+    /// (a folder's tree, its path, the exclusions) → the files the artifact leaves out of it.
+    left_out: HashMap<ScanKey, (u64, Arc<[String]>)>,
+    /// (a chart's tree, its path, the exclusions) → what in its templates reads the cluster.
+    cluster_reads: HashMap<ScanKey, (u64, Option<String>)>,
     outputs: HashMap<String, (u64, Rendered)>,
 }
 
@@ -326,6 +347,7 @@ impl Renderer {
         let keep = cache.generation.saturating_sub(1);
         cache.discovered.retain(|_, (g, _)| *g >= keep);
         cache.scans.retain(|_, (g, _)| *g >= keep);
+        cache.left_out.retain(|_, (g, _)| *g >= keep);
         cache.cluster_reads.retain(|_, (g, _)| *g >= keep);
         cache.outputs.retain(|_, (g, _)| *g >= keep);
     }
@@ -405,11 +427,14 @@ impl Renderer {
                 if let Some(g) = &i.generated {
                     digest.update(format!("generated {g:?}\n"));
                 }
+                for path in &i.left_out {
+                    digest.update(format!("left out {path}\n"));
+                }
             }
             Err(e) => digest.update(format!("error {e}\n")),
         }
         let reads_cluster = match (kind, &inputs) {
-            (Kind::Helm, Ok(i)) => self.chart_reads_cluster(at, &i.trees)?,
+            (Kind::Helm, Ok(i)) => self.chart_reads_cluster(at, i)?,
             _ => None,
         };
         let id = match by {
@@ -432,18 +457,20 @@ impl Renderer {
         })
     }
 
-    /// Whether a chart's templates (its own and its vendored subcharts') make its output
-    /// depend on the cluster ([`helm::reads_cluster`]); memoized by the chart's tree.
+    /// Whether a chart's templates (its own and its vendored subcharts', but those the artifact
+    /// leaves out) make its output depend on the cluster ([`helm::reads_cluster`]); memoized
+    /// by the chart's tree, its path and the exclusions.
     fn chart_reads_cluster(
         &self,
         at: &At<'_>,
-        trees: &[(String, ObjectId, Option<Arc<Scanned>>)],
+        inputs: &Inputs,
     ) -> Result<Option<String>, GitError> {
-        for (dir, tree, _) in trees {
+        for (dir, tree, _) in &inputs.trees {
+            let key = (*tree, dir.clone(), at.ignored_fingerprint);
             {
                 let mut cache = self.cache();
                 let generation = cache.generation;
-                if let Some((g, found)) = cache.cluster_reads.get_mut(tree) {
+                if let Some((g, found)) = cache.cluster_reads.get_mut(&key) {
                     *g = generation;
                     if found.is_some() {
                         return Ok(found.clone());
@@ -458,6 +485,9 @@ impl Renderer {
                     continue;
                 }
                 let full = paths::child(dir, &path);
+                if inputs.left_out.contains(&full) {
+                    continue;
+                }
                 let text = String::from_utf8_lossy(&at.repo.read_blob(blob, &full)?).into_owned();
                 if let Some(what) = helm::reads_cluster(&text) {
                     found = Some(format!("{what} ({full})"));
@@ -466,9 +496,7 @@ impl Renderer {
             }
             let mut cache = self.cache();
             let generation = cache.generation;
-            cache
-                .cluster_reads
-                .insert(*tree, (generation, found.clone()));
+            cache.cluster_reads.insert(key, (generation, found.clone()));
             if found.is_some() {
                 return Ok(found);
             }
@@ -662,10 +690,12 @@ impl Renderer {
             let top = trees.remove(i);
             trees.insert(0, top);
         }
+        let left_out = self.left_out(at, &trees)?;
         Ok(Ok(Inputs {
             trees,
             blobs: Vec::new(),
             generated,
+            left_out,
         }))
     }
 
@@ -719,11 +749,53 @@ impl Renderer {
                 }
             }
         }
+        let trees = vec![(dir.to_string(), tree, None)];
+        let left_out = self.left_out(at, &trees)?;
         Ok(Ok(Inputs {
-            trees: vec![(dir.to_string(), tree, None)],
+            trees,
             blobs,
             generated: None,
+            left_out,
         }))
+    }
+
+    /// The files of the folders `trees` writes that the artifact `at` reads leaves out
+    /// (memoized by each folder's tree, its path and the exclusions).
+    fn left_out(
+        &self,
+        at: &At<'_>,
+        trees: &[(String, ObjectId, Option<Arc<Scanned>>)],
+    ) -> Result<BTreeSet<String>, GitError> {
+        let mut all = BTreeSet::new();
+        for (dir, tree) in outermost(trees) {
+            let key = (tree, dir.to_string(), at.ignored_fingerprint);
+            let cached = {
+                let mut cache = self.cache();
+                let generation = cache.generation;
+                cache.left_out.get_mut(&key).map(|(g, found)| {
+                    *g = generation;
+                    found.clone()
+                })
+            };
+            let found = match cached {
+                Some(found) => found,
+                None => {
+                    let found: Arc<[String]> = at
+                        .repo
+                        .tree_files(tree)?
+                        .into_keys()
+                        .map(|rel| paths::child(dir, &rel))
+                        .filter(|path| at.ignored.ignores(path))
+                        .collect();
+                    let mut cache = self.cache();
+                    let generation = cache.generation;
+                    cache.left_out.insert(key, (generation, found.clone()));
+                    found
+                }
+            };
+            all.extend(found.iter().cloned());
+        }
+        Ok(all)
     }
 
     /// Renders `units` (from [`Renderer::layout`] of the same repository), from the cache
@@ -821,17 +893,12 @@ impl Renderer {
             message,
         };
         let sandbox = Sandbox::new().map_err(|e| io(format!("cannot make a sandbox: {e}")))?;
-        // Nested folders are written once, with their parent.
-        for (dir, tree, _) in &inputs.trees {
-            let covered = inputs
-                .trees
-                .iter()
-                .any(|(other, _, _)| other != dir && paths::under(dir, other));
-            if !covered {
-                sandbox
-                    .write_tree(repo, dir, *tree)
-                    .map_err(|e| io(e.to_string()))?;
-            }
+        // Nested folders are written once, with their parent; what the artifact leaves out,
+        // never.
+        for (dir, tree) in outermost(&inputs.trees) {
+            sandbox
+                .write_tree(repo, dir, tree, &inputs.left_out)
+                .map_err(|e| io(e.to_string()))?;
         }
         for (path, blob) in &inputs.blobs {
             sandbox
@@ -1355,11 +1422,14 @@ impl Job {
                 Failure::Exit(message) => RenderError::Engine {
                     unit: unit.clone(),
                     engine: engine.clone(),
-                    message: relative(if self.unit.kind == Kind::Kustomize {
-                        kustomize::message(&message)
-                    } else {
-                        message.trim_start_matches("Error: ").to_string()
-                    }),
+                    message: said_left_out(
+                        relative(if self.unit.kind == Kind::Kustomize {
+                            kustomize::message(&message)
+                        } else {
+                            message.trim_start_matches("Error: ").to_string()
+                        }),
+                        &self.unit,
+                    ),
                 },
                 Failure::Timeout => RenderError::Timeout {
                     unit: unit.clone(),
@@ -1380,6 +1450,46 @@ impl Job {
         })?;
         objects(&self.unit, &engine, &text, &self)
     }
+}
+
+/// An engine's message, saying which of the files it names the artifact leaves out: they are
+/// in Git, but not in what the controller builds from (nor in the sandbox).
+fn said_left_out(message: String, unit: &Unit) -> String {
+    let named: Vec<&str> = match &unit.inputs {
+        Ok(i) => i
+            .left_out
+            .iter()
+            .filter(|path| mentions(&message, path))
+            .map(String::as_str)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if named.is_empty() {
+        return message;
+    }
+    format!(
+        "{message} ({} left out of the artifact by .sourceignore, spec.ignore or \
+         source-controller's default exclusions)",
+        named.join(", ")
+    )
+}
+
+/// Whether `text` names the repository path `path` whole (not as a part of a longer path; a
+/// full stop may end the sentence).
+fn mentions(text: &str, path: &str) -> bool {
+    let in_path = |c: char| c.is_alphanumeric() || "_-/".contains(c);
+    text.match_indices(path).any(|(at, _)| {
+        let rest = &text[at + path.len()..];
+        let longer = rest.starts_with(in_path)
+            || rest
+                .strip_prefix('.')
+                .is_some_and(|r| r.starts_with(in_path));
+        let within = text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| in_path(c) || c == '.');
+        !longer && !within
+    })
 }
 
 /// The objects of an engine's output, each with the file it came from.
@@ -1555,4 +1665,21 @@ fn generator_line(text: &str, generator: &str) -> Option<usize> {
     text.lines()
         .position(|l| l.trim_start().starts_with(&format!("{field}:")))
         .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn a_message_mentions_a_path_only_whole() {
+        let message =
+            "accumulating resources from 'extra.yaml': lstat apps/web/extra.yaml: no such file";
+        assert!(mentions(message, "apps/web/extra.yaml"));
+        assert!(!mentions(message, "web/extra.yaml"));
+        assert!(!mentions(message, "apps/web/extra.y"));
+        assert!(mentions("cannot read apps/a.yaml.", "apps/a.yaml"));
+        assert!(!mentions("cannot read apps/a.yaml.bak", "apps/a.yaml"));
+        assert!(!mentions("cannot read xapps/a.yaml", "apps/a.yaml"));
+    }
 }

@@ -3,7 +3,9 @@
 //! no network, and limits on time and output.
 //!
 //! - **The tree.** Only blobs are written: a symbolic link in Git is not a link here (and so
-//!   can never point out of the checkout), nor is a submodule.
+//!   can never point out of the checkout), nor is a submodule. Nor is a file the controller's
+//!   artifact leaves out (the caller names them): the engine sees what the controller builds
+//!   from, so a kustomization naming such a file fails here as it fails in the cluster.
 //! - **No network.** The environment is cleared; proxies point at a closed port on loopback,
 //!   Helm's and kustomize's homes, caches and plugin folders are empty folders in the
 //!   temporary directory, and the engines' own flags keep them local (see [`super::kustomize`]
@@ -12,6 +14,7 @@
 //!   it has written `render.maxOutputBytes`, the whole group is killed with SIGKILL and the
 //!   render is an error; a render never hangs a sync or a check.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -84,12 +87,21 @@ impl Sandbox {
         self.dir.path().join(rel)
     }
 
-    /// Writes every blob of `tree` under the checkout's `dir`.
-    pub fn write_tree(&self, repo: &Repo, dir: &str, tree: ObjectId) -> Result<(), SandboxError> {
+    /// Writes every blob of `tree` under the checkout's `dir`, except those whose repository
+    /// path is in `left_out` (what the controller's artifact does not hold).
+    pub fn write_tree(
+        &self,
+        repo: &Repo,
+        dir: &str,
+        tree: ObjectId,
+        left_out: &BTreeSet<String>,
+    ) -> Result<(), SandboxError> {
         let files = repo.tree_files(tree)?;
         for (rel, blob) in files {
             let path = super::paths::child(dir, &rel);
-            self.write_blob(repo, &path, blob)?;
+            if !left_out.contains(&path) {
+                self.write_blob(repo, &path, blob)?;
+            }
         }
         Ok(())
     }
