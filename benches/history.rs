@@ -245,7 +245,7 @@ fn child(repo: &Path, source: &str, commits: usize, verdicts: bool) {
         ),
     )
     .unwrap();
-    let mirror = std::sync::Arc::new(gitgate::provenance::mirror::Mirror::default());
+    let mirror = std::sync::Arc::new(gitgate::provenance::mirror::Mirror::deciding());
     let sync = gitgate::provenance::mirror::Source::from_config(&config)
         .unwrap()
         .unwrap();

@@ -684,11 +684,12 @@ fn may_hold_a_tag(text: &str) -> bool {
         ) {
             return true;
         }
+        // An anchor before it (`&a !t`, `[&a !t`, `{"k":&a !t`): any `&` in that token.
         let start = line[..end]
             .iter()
             .rposition(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
             .map_or(0, |p| p + 1);
-        line[start] == b'&'
+        line[start..=end].contains(&b'&')
     })
 }
 
@@ -876,6 +877,10 @@ mod tests {
             "--- !thing\na: b",
             "---  !thing\na: b",
             "a: &x !thing b",
+            "a: [&x !thing b]",
+            "a: [x,&y ! true]",
+            "a: {\"k\":&x !thing v}",
+            "[&x !t b]",
             "a:\t!thing b",
             "- - !thing b",
             "? !thing a\n: b",

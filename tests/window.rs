@@ -789,11 +789,32 @@ fn a_first_start_decides_on_the_newest_commit_while_the_window_is_read() {
         }
         text
     };
-    r.commit(&[("web.yaml", &web(0)), ("big.yaml", &big(0))], None, t);
+    // A kustomization that renders at the older commits and fails at the newest: Git is
+    // taken to still hold what it rendered last (a DELETE of it is refused).
+    let rendered = support::engines::kustomize();
+    let app = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config, namespace: demo}\ndata: {a: b}\n";
+    let mut first = vec![("web.yaml", web(0)), ("big.yaml", big(0))];
+    if rendered {
+        first.push((
+            "app/kustomization.yaml",
+            "resources: [config.yaml]\n".into(),
+        ));
+        first.push(("app/config.yaml", app.into()));
+    }
+    let first: Vec<(&str, &str)> = first.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    r.commit(&first, None, t);
     for c in 1..80 {
         r.commit(&[("big.yaml", &big(c))], None, t + c as i64);
     }
-    r.commit(&[("web.yaml", &web(1))], None, t + 100);
+    let mut last = vec![("web.yaml", web(1))];
+    if rendered {
+        last.push((
+            "app/kustomization.yaml",
+            "resources: [missing.yaml]\n".into(),
+        ));
+    }
+    let last: Vec<(&str, &str)> = last.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    r.commit(&last, None, t + 100);
     let gate = Gate::start(
         r.dir.path(),
         &format!(
@@ -816,6 +837,21 @@ fn a_first_start_decides_on_the_newest_commit_while_the_window_is_read() {
             None,
         ))
     };
+    // A DELETE of what the broken kustomization rendered before: the newest commit alone
+    // does not hold it, the window does (its last good render): refused.
+    if rendered {
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "app-config", "namespace": "demo"}, "data": {"a": "b"}});
+        let delete = gate.review(request(
+            "DELETE",
+            CONFIGMAP,
+            None,
+            "system:serviceaccount:flux-system:kustomize-controller",
+            &object,
+            None,
+        ));
+        assert!(!allowed(&delete), "{delete}");
+    }
     // The newest commit's version at once; the older one once the window is in.
     let newest = create(1);
     assert!(allowed(&newest), "{newest}");

@@ -103,22 +103,63 @@ fn canonical(name: &str) -> Option<&'static str> {
 /// limit, where a JSON document stops.
 pub const MAX_NESTING: usize = 128;
 
-/// Where `text`'s brackets (`{`, `[`, `(`) first nest deeper than [`MAX_NESTING`], counted
-/// everywhere (a bracket in a string or a comment too, so a document may be refused that a
-/// reader would have read within the limit, never the other way).
-fn too_deep(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    for (at, b) in text.bytes().enumerate() {
-        match b {
-            b'{' | b'[' | b'(' => {
+/// Where `text`'s brackets (`{`, `[`, `(`) first nest deeper than [`MAX_NESTING`], as
+/// `parser` (`edn`, `jsonnet`, `textproto`, `vcl`) reads strings and comments: an opening
+/// bracket counts everywhere, a closing one only in code (one in a string or a comment does
+/// not close anything). The count can only be too high, never too low: a document may be
+/// refused that the reader would have read within the limit, never the other way.
+fn too_deep(parser: &str, text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (hash_comments, slash_comments, single_quotes, escapes) = match parser {
+        "edn" => (false, false, false, true),
+        "jsonnet" => (true, true, true, true),
+        "textproto" => (true, false, true, true),
+        // VCL strings have no escapes (`%22` is a quote).
+        _ => (true, true, false, false),
+    };
+    // The end of the string, comment or block starting at `i`, if one does.
+    let skipped = |i: usize| -> Option<usize> {
+        let rest = &bytes[i..];
+        let to = |pat: &[u8], from: usize| {
+            rest[from..]
+                .windows(pat.len())
+                .position(|w| w == pat)
+                .map_or(bytes.len(), |p| i + from + p + pat.len())
+        };
+        match rest[0] {
+            quote @ (b'"' | b'\'') if quote == b'"' || single_quotes => {
+                let mut j = 1;
+                while j < rest.len() && rest[j] != quote {
+                    j += if escapes && rest[j] == b'\\' { 2 } else { 1 };
+                }
+                Some((i + j + 1).min(bytes.len()))
+            }
+            b';' if parser == "edn" => Some(to(b"\n", 0)),
+            // A character literal (`\]`).
+            b'\\' if parser == "edn" => Some((i + 2).min(bytes.len())),
+            b'#' if hash_comments => Some(to(b"\n", 0)),
+            b'/' if slash_comments && rest.get(1) == Some(&b'/') => Some(to(b"\n", 0)),
+            b'/' if slash_comments && rest.get(1) == Some(&b'*') => Some(to(b"*/", 2)),
+            b'|' if parser == "jsonnet" && rest.starts_with(b"|||") => Some(to(b"|||", 3)),
+            _ => None,
+        }
+    };
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        // Inside a string or a comment only the opening brackets count.
+        let end = skipped(i).unwrap_or(i + 1);
+        for (at, b) in bytes[i..end].iter().enumerate() {
+            if matches!(b, b'{' | b'[' | b'(') {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Some(at);
+                    return Some(i + at);
                 }
             }
-            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
-            _ => {}
         }
+        if end == i + 1 && matches!(bytes[i], b'}' | b']' | b')') {
+            depth = depth.saturating_sub(1);
+        }
+        i = end;
     }
     None
 }
@@ -162,7 +203,7 @@ pub fn parse_text(
     // nested deep enough would overflow the stack (the process aborts); refused at the depth
     // serde_json stops at.
     if matches!(parser, "edn" | "jsonnet" | "textproto" | "vcl")
-        && let Some(at) = too_deep(text)
+        && let Some(at) = too_deep(parser, text)
     {
         return Err(invalid(format!(
             "nested deeper than {MAX_NESTING} levels (brackets) at byte {at}"
@@ -448,6 +489,31 @@ mod tests {
             (
                 "xml",
                 format!("{}{}", "<a>".repeat(deep), "</a>".repeat(deep)),
+            ),
+            // Closing brackets in strings, comments and character literals close nothing.
+            (
+                "edn",
+                format!("{}{}", "[\"]\" ".repeat(deep), "]".repeat(deep)),
+            ),
+            (
+                "edn",
+                format!("{}{}", "[\\] ".repeat(deep), "]".repeat(deep)),
+            ),
+            (
+                "edn",
+                format!("{}{}", "[;]\n".repeat(deep), "]".repeat(deep)),
+            ),
+            (
+                "jsonnet",
+                format!("{}0{}", "['}', ".repeat(deep), "]".repeat(deep)),
+            ),
+            (
+                "jsonnet",
+                format!("{}0{}", "[/* ] */ ".repeat(deep), "]".repeat(deep)),
+            ),
+            (
+                "vcl",
+                format!("sub x {}{}", "{ # }\n".repeat(deep), "}".repeat(deep)),
             ),
         ] {
             let e = super::parse_text("deep", &text, Some(parser)).unwrap_err();

@@ -1057,10 +1057,10 @@ impl<'scope> Ahead<'scope> {
             return Ok(());
         };
         for layout in upcoming {
-            if self.in_flight >= AHEAD_BYTES {
-                break;
-            }
             for (path, file) in &layout.plain {
+                if self.in_flight >= AHEAD_BYTES {
+                    return Ok(());
+                }
                 let blob = (file.blob, path.clone());
                 if self.handed.contains(&blob)
                     || parsed.contains_key(&(file.blob, file.namespace.clone()))

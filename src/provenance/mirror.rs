@@ -88,8 +88,21 @@ pub struct Mirror {
     /// The depth the rewind check once needed to tell whether the branch moved forward: kept,
     /// since a shallower fetch would only need it again.
     history: Mutex<Option<Option<NonZeroU32>>>,
-    /// Notified whenever a snapshot is stored ([`Mirror::whole_window`] waits on it).
+    /// Notified whenever a snapshot is stored ([`Mirror::newer_than`] waits on it).
     stored: (Mutex<()>, Condvar),
+    /// Requests waiting for the next stage of a first sync ([`Mirror::wait_slot`]).
+    waiting: std::sync::atomic::AtomicUsize,
+    /// Whether a first sync stores its stages ([`Mirror::deciding`]).
+    staged: bool,
+}
+
+/// A place among the requests that wait for the next stage of a first sync.
+pub struct WaitSlot<'m>(&'m std::sync::atomic::AtomicUsize);
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// What a sync needs from the configuration.
@@ -124,6 +137,16 @@ impl Source {
 }
 
 impl Mirror {
+    /// A mirror that decides while it syncs (the webhook's): a first sync of a long window
+    /// stores the index of its newest approved commits first ([`stages`]). A default one
+    /// (`gitgate audit`, which reads the index once synced) stores the whole window only.
+    pub fn deciding() -> Mirror {
+        Mirror {
+            staged: true,
+            ..Mirror::default()
+        }
+    }
+
     /// The current snapshot, if a sync has succeeded.
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
@@ -147,7 +170,19 @@ impl Mirror {
         }
     }
 
-    /// Stores a snapshot and wakes whoever waits for the whole window.
+    /// A place to wait for the next stage, while fewer than `most` requests wait: each one
+    /// waiting holds a decision permit, and those must stay for the others.
+    pub fn wait_slot(&self, most: usize) -> Option<WaitSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < most).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| WaitSlot(&self.waiting))
+    }
+
+    /// Stores a snapshot and wakes whoever waits for the next stage.
     fn store(&self, index: Index, complete: bool) {
         let (lock, stored) = &self.stored;
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -241,12 +276,19 @@ impl Mirror {
             }
             let index = match self.snapshot() {
                 Some(previous) if previous.complete => previous.index.advance(&repo, &walk.commits),
-                _ => {
+                previous => {
                     // A first build decides early: the newest approved commit is indexed
                     // first (the webhook is ready), then the newest [`FIRST_STAGE`] approved
                     // commits, while the rest of the window is read (a long window of large
                     // manifests takes seconds).
-                    for stage in stages(&walk.commits) {
+                    // (A stage already decides when the last whole-window build failed: it
+                    // is not built again, the whole window is.)
+                    let staged = if previous.is_some() || !self.staged {
+                        Vec::new()
+                    } else {
+                        stages(&walk.commits)
+                    };
+                    for stage in staged {
                         let started = Instant::now();
                         let first = Index::build_with(
                             &repo,
@@ -420,8 +462,13 @@ impl Mirror {
             .spawn(move || {
                 loop {
                     // Errors are logged and counted by `sync`; the age gauge is set when
-                    // /metrics is scraped.
-                    let _ = mirror.sync(&source);
+                    // /metrics is scraped. A panic is an error of this sync, not the end of
+                    // syncing.
+                    if let Err(what) = crate::isolate::catch_panic(|| mirror.sync(&source)) {
+                        tracing::error!(error = %what, "the Git sync panicked; the last good index keeps deciding");
+                        metrics::counter!("gitgate_git_syncs_total", "result" => "error").increment(1);
+                        mirror.last_error.store(Some(Arc::new(format!("the Git sync panicked: {what}"))));
+                    }
                     mirror.wait_for_next(source.refresh.max(Duration::from_millis(100)));
                 }
             })

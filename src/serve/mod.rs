@@ -362,6 +362,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                     body["provenance"]["reason"] = serde_json::json!(reason);
                     return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
                 }
+                // A first start whose whole window could not be read: the stage that decides
+                // is no window (the next sync reads it again).
+                if !s.complete
+                    && let Some(error) = &error
+                {
+                    body["ready"] = serde_json::json!(false);
+                    body["provenance"]["reason"] = serde_json::json!(format!(
+                        "the approved window could not be read whole: {error}"
+                    ));
+                    return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+                }
             }
             None => {
                 body["ready"] = serde_json::json!(false);
@@ -686,7 +697,9 @@ async fn decide_with_deadline(
     let worker_state = state.clone();
     match state
         .decisions
-        .decide(deadline, move || decide(&worker_state, version, review))
+        .decide(deadline, move || {
+            decide(&worker_state, version, review, arrived)
+        })
         .await
     {
         Ok(decided) => decided,
@@ -713,7 +726,12 @@ async fn decide_with_deadline(
 
 /// Decides one request (provenance, then the policies) and applies the failure mode when a
 /// policy fails.
-fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review) -> Decided {
+fn decide(
+    state: &AppState,
+    version: input::ReviewVersion,
+    review: input::Review,
+    arrived: Instant,
+) -> Decided {
     let uid = review.uid.clone();
     let allow_on_error = state.failure_mode == FailureMode::Allow;
     let mut doc = Document::from_review(review);
@@ -731,11 +749,16 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             return Decided::without_policies(answer);
         };
         // A custom resource whose CRD Git does not hold: the cluster's CRD gives its defaults.
-        let cluster_crd = || match &state.cluster {
-            crate::cluster::Cluster::Watching(watch) => watch
-                .crds()
-                .manifest(&doc.review.kind.group, &doc.review.kind.kind),
-            _ => None,
+        // (Noted: a stage of a first sync may lack an older commit's CRD that the window holds.)
+        let read_cluster_crd = std::cell::Cell::new(false);
+        let cluster_crd = || {
+            read_cluster_crd.set(true);
+            match &state.cluster {
+                crate::cluster::Cluster::Watching(watch) => watch
+                    .crds()
+                    .manifest(&doc.review.kind.group, &doc.review.kind.kind),
+                _ => None,
+            }
         };
         // The classes the watched cluster holds: what its admission plugins pick.
         let cluster_picks = match &state.cluster {
@@ -743,6 +766,7 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
             _ => None,
         };
         let judge = |index: &crate::provenance::index::Index| {
+            read_cluster_crd.set(false);
             crate::provenance::verdict::judge_in(
                 &doc.review,
                 index,
@@ -753,23 +777,60 @@ fn decide(state: &AppState, version: input::ReviewVersion, review: input::Review
         };
         let mut verdict = judge(&snapshot.index);
         // At a first start the newest approved commits decide while the window's older
-        // commits are read: what they do not trace may be an older version, and is judged
-        // again on each stage stored (for half the deadline at most; then it stays refused).
-        let (waited, mut seen) = (Instant::now(), snapshot);
-        while !seen.complete
-            && matches!(
-                verdict.status,
-                input::Status::Untraceable | input::Status::Modified
-            )
-        {
-            let Some(next) = mirror.newer_than(&seen, waited + state.deadline / 2) else {
+        // commits are read (a stage: `complete` false). What a stage traces, the window
+        // traces too, except where the window's other commits count: what the stage does not
+        // trace (an older version), a DELETE (what an older commit rendered that the newest
+        // failed to render is still held), and a custom resource judged by the cluster's CRD
+        // (an older commit's CRD). Those are judged again as each stage is stored, waiting
+        // until half the deadline from the request's arrival at most, a few requests at once
+        // (the others, and any still unsettled then, are refused: never admitted on a stage).
+        let (unsettled, mut seen) = (
+            |v: &input::Verdict, cluster_crd: bool| {
+                v.break_glass.is_none()
+                    && (matches!(
+                        v.status,
+                        input::Status::Untraceable | input::Status::Modified
+                    ) || (!matches!(
+                        v.status,
+                        input::Status::Exempt | input::Status::Delegated
+                    ) && (doc.review.operation
+                        == kube_core::admission::Operation::Delete
+                        || cluster_crd)))
+            },
+            snapshot,
+        );
+        if !seen.complete && unsettled(&verdict, read_cluster_crd.get()) {
+            let most = (decision_permits(state.config.server.max_decisions) / 2).max(1);
+            let slot = mirror.wait_slot(most);
+            while slot.is_some() && !seen.complete {
+                let Some(next) = mirror.newer_than(&seen, arrived + state.deadline / 2) else {
+                    break;
+                };
+                seen = next;
+                verdict = judge(&seen.index);
+                if !unsettled(&verdict, read_cluster_crd.get()) {
+                    break;
+                }
+            }
+            if !seen.complete && unsettled(&verdict, read_cluster_crd.get()) {
                 tracing::warn!(uid = %uid, kind = %doc.review.kind.kind, name = %doc.review.name,
                     approved_commits = seen.index.commits().count(),
-                    "the window's older commits are still being read: judged on the newest approved commits alone");
-                break;
-            };
-            seen = next;
-            verdict = judge(&seen.index);
+                    "the window's older commits are still being read: refused until they are");
+                if verdict.status == input::Status::Traceable {
+                    verdict = input::Verdict::simple(
+                        input::Status::Untraceable,
+                        format!(
+                            "gitgate is still reading the approved window's older commits (a first start; {} of them read): a {} is judged on the whole window, retry in a moment",
+                            seen.index.commits().count(),
+                            if doc.review.operation == kube_core::admission::Operation::Delete {
+                                "DELETE"
+                            } else {
+                                "custom resource the cluster's CRD defaults"
+                            }
+                        ),
+                    );
+                }
+            }
         }
         if let Some(bg) = &verdict.break_glass {
             metrics::counter!("gitgate_break_glass_total").increment(1);

@@ -87,7 +87,7 @@ pub fn state(
     let mut state = AppState::new(set, config);
     match Source::from_config(config)? {
         Some(source) => {
-            let mirror = Arc::new(Mirror::default());
+            let mirror = Arc::new(Mirror::deciding());
             mirror.spawn(source);
             state = state.with_mirror(mirror);
         }
