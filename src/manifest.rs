@@ -130,144 +130,131 @@ enum Tree {
 
 impl<'de> serde::Deserialize<'de> for Tree {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tree, D::Error> {
-        let Some(_level) = Level::enter() else {
-            return Err(serde::de::Error::custom(
-                "nested too deep to read on this thread",
-            ));
-        };
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Tree;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a YAML value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
-                Ok(Tree::Leaf(
-                    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-                ))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::String(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::String(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::Null))
-            }
-            fn visit_none<E>(self) -> Result<Tree, E> {
-                Ok(Tree::Leaf(Value::Null))
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Tree, D::Error> {
-                <Tree as serde::Deserialize>::deserialize(d)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<Tree>>()? {
-                    items.push(item);
-                }
-                Ok(Tree::Seq(items))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<Value>()? {
-                    let key = match key {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    entries.push((key, map.next_value::<Spanned<Tree>>()?));
-                }
-                Ok(Tree::Map(entries))
-            }
-        }
-        d.deserialize_any(V)
+        read_node(d)
+    }
+}
+
+impl Build for Tree {
+    type Child = Spanned<Tree>;
+    fn leaf(value: Value) -> Tree {
+        Tree::Leaf(value)
+    }
+    fn seq(items: Vec<Spanned<Tree>>) -> Tree {
+        Tree::Seq(items)
+    }
+    fn map(entries: Vec<(String, Spanned<Tree>)>) -> Tree {
+        Tree::Map(entries)
     }
 }
 
 /// A YAML node read straight into JSON, without the position of each field: what
 /// [`parse_bytes_with`] reads when no line per field is wanted (the provenance index, which
-/// reads every version of every file of its window). It reads as [`Tree`] and `unlined` do.
+/// reads every version of every file of its window). It reads as [`Tree`] does.
 struct Plain(Value);
 
 impl<'de> serde::Deserialize<'de> for Plain {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Plain, D::Error> {
-        let Some(_level) = Level::enter() else {
-            return Err(serde::de::Error::custom(
-                "nested too deep to read on this thread",
-            ));
-        };
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Plain;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a YAML value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Plain, E> {
-                Ok(Plain(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Plain, E> {
-                Ok(Plain(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Plain, E> {
-                Ok(Plain(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Plain, E> {
-                Ok(Plain(
-                    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-                ))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Plain, E> {
-                Ok(Plain(Value::String(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Plain, E> {
-                Ok(Plain(Value::String(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Plain, E> {
-                Ok(Plain(Value::Null))
-            }
-            fn visit_none<E>(self) -> Result<Plain, E> {
-                Ok(Plain(Value::Null))
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Plain, D::Error> {
-                <Plain as serde::Deserialize>::deserialize(d)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Plain, A::Error> {
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(Plain(item)) = seq.next_element::<Plain>()? {
-                    items.push(item);
-                }
-                Ok(Plain(Value::Array(items)))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Plain, A::Error> {
-                let mut entries = serde_json::Map::new();
-                while let Some(key) = map.next_key::<Value>()? {
-                    let key = match key {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    // As `flatten`: a merge key (`<<`) may repeat a key, the last one wins.
-                    let Plain(value) = map.next_value::<Plain>()?;
-                    entries.insert(key, value);
-                }
-                Ok(Plain(Value::Object(entries)))
-            }
+        read_node(d)
+    }
+}
+
+impl Build for Plain {
+    type Child = Plain;
+    fn leaf(value: Value) -> Plain {
+        Plain(value)
+    }
+    fn seq(items: Vec<Plain>) -> Plain {
+        Plain(Value::Array(items.into_iter().map(|p| p.0).collect()))
+    }
+    fn map(entries: Vec<(String, Plain)>) -> Plain {
+        let mut map = serde_json::Map::with_capacity(entries.len());
+        for (key, item) in entries {
+            // As `flatten`: a merge key (`<<`) may repeat a key, the last one wins.
+            map.insert(key, item.0);
         }
-        d.deserialize_any(V)
+        Plain(Value::Object(map))
+    }
+}
+
+/// What a YAML node is read into ([`Tree`], with the position of each node, or [`Plain`]
+/// JSON): both read scalars, keys and nesting the same way, through [`read_node`].
+trait Build: Sized {
+    /// A child node as it is read (a spanned tree, or plain JSON).
+    type Child: for<'de> serde::Deserialize<'de>;
+    fn leaf(value: Value) -> Self;
+    fn seq(items: Vec<Self::Child>) -> Self;
+    /// The entries in order (a merge key may repeat one: the last wins).
+    fn map(entries: Vec<(String, Self::Child)>) -> Self;
+}
+
+/// Reads one node one level deeper, or refuses it past this thread's limit ([`Level`]).
+fn read_node<'de, N, D>(d: D) -> Result<N, D::Error>
+where
+    N: Build + serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    let Some(_level) = Level::enter() else {
+        return Err(serde::de::Error::custom(
+            "nested too deep to read on this thread",
+        ));
+    };
+    d.deserialize_any(Visit(std::marker::PhantomData))
+}
+
+/// The visitor of [`read_node`]: YAML's scalars as JSON, keys as text.
+struct Visit<N>(std::marker::PhantomData<N>);
+
+impl<'de, N: Build + serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<N> {
+    type Value = N;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<N, E> {
+        Ok(N::leaf(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<N, E> {
+        Ok(N::leaf(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<N, E> {
+        Ok(N::leaf(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<N, E> {
+        Ok(N::leaf(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<N, E> {
+        Ok(N::leaf(Value::String(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<N, E> {
+        Ok(N::leaf(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<N, E> {
+        Ok(N::leaf(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<N, E> {
+        Ok(N::leaf(Value::Null))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<N, D::Error> {
+        N::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<N, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<N::Child>()? {
+            items.push(item);
+        }
+        Ok(N::seq(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<N, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Value>()? {
+            let key = match key {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            entries.push((key, map.next_value::<N::Child>()?));
+        }
+        Ok(N::map(entries))
     }
 }
 
