@@ -1046,7 +1046,8 @@ impl<'scope> Ahead<'scope> {
     }
 
     /// Hands over the blobs of the `upcoming` commits' layouts (the one folded next first)
-    /// that the index has not parsed, until [`AHEAD_BYTES`] are in flight.
+    /// that the index has not parsed: the next one's all, the others' until [`AHEAD_BYTES`]
+    /// are in flight.
     fn read_ahead<'l>(
         &mut self,
         repo: &Repo,
@@ -1056,9 +1057,12 @@ impl<'scope> Ahead<'scope> {
         let Some(jobs) = &self.jobs else {
             return Ok(());
         };
-        for layout in upcoming {
+        // The commit folded next is handed over whole (its objects are all held once it is
+        // folded, and the readers share its parse); the commits after it while fewer than
+        // [`AHEAD_BYTES`] are in flight.
+        for (n, layout) in upcoming.enumerate() {
             for (path, file) in &layout.plain {
-                if self.in_flight >= AHEAD_BYTES {
+                if n > 0 && self.in_flight >= AHEAD_BYTES {
                     return Ok(());
                 }
                 let blob = (file.blob, path.clone());
