@@ -58,6 +58,7 @@ use super::approval::{
 use super::index::Index;
 use super::seen::{self, FirstSeen};
 use crate::git::Repo;
+use crate::input::{Status, Verdict};
 
 /// A good index and when it was made.
 pub struct Snapshot {
@@ -167,6 +168,68 @@ impl Mirror {
                 .wait_timeout(guard, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// The verdict of `judge` on `first`, settled for the window. What a stage of a first
+    /// sync (`complete` false) traces, the window traces too, except where the window's other
+    /// commits count: what the stage does not trace (an older version), a DELETE (`delete`:
+    /// an older commit's last good render of a source the newest commit fails to render is
+    /// still held) and a verdict that read the cluster's CRD (`judge`'s second value: an older
+    /// commit's CRD may be in the window). Those are judged again on each stage stored,
+    /// until `until`, while fewer than `most` requests wait (each holds a decision permit);
+    /// one still unsettled then is refused, never admitted on a stage.
+    pub fn judge_settled(
+        &self,
+        first: Arc<Snapshot>,
+        until: Instant,
+        most: usize,
+        delete: bool,
+        mut judge: impl FnMut(&Index) -> (Verdict, bool),
+    ) -> Verdict {
+        let unsettled = |(v, read_cluster_crd): &(Verdict, bool)| {
+            v.break_glass.is_none()
+                && (matches!(v.status, Status::Untraceable | Status::Modified)
+                    || (!matches!(v.status, Status::Exempt | Status::Delegated)
+                        && (delete || *read_cluster_crd)))
+        };
+        let mut seen = first;
+        let mut judged = judge(&seen.index);
+        if seen.complete || !unsettled(&judged) {
+            return judged.0;
+        }
+        let slot = self.wait_slot(most);
+        while slot.is_some() && !seen.complete {
+            let Some(next) = self.newer_than(&seen, until) else {
+                break;
+            };
+            seen = next;
+            judged = judge(&seen.index);
+            if !unsettled(&judged) {
+                return judged.0;
+            }
+        }
+        if seen.complete || !unsettled(&judged) {
+            return judged.0;
+        }
+        tracing::warn!(
+            approved_commits = seen.index.commits().count(),
+            "the window's older commits are still being read: a request they may explain is refused until they are"
+        );
+        match judged.0.status {
+            Status::Traceable => Verdict::simple(
+                Status::Untraceable,
+                format!(
+                    "gitgate is still reading the approved window's older commits (a first start; {} read): {} is judged on the whole window, retry in a moment",
+                    seen.index.commits().count(),
+                    if delete {
+                        "a DELETE"
+                    } else {
+                        "a custom resource the cluster's CRD defaults"
+                    }
+                ),
+            ),
+            _ => judged.0,
         }
     }
 
@@ -592,6 +655,57 @@ mod tests {
         assert_eq!(stages(&window[..FIRST_STAGE + 2]).len(), 1);
         assert_eq!(stages(&window[..=4 * FIRST_STAGE]).len(), 1);
         assert!(stages(&[commit(0, false)]).is_empty());
+    }
+
+    #[test]
+    fn a_stage_admits_only_what_the_window_would() {
+        use crate::input::{Status, Verdict};
+        let traceable = || Verdict::simple(Status::Traceable, "as Git holds it");
+        let staged = Mirror::default();
+        staged.store(Index::default(), false);
+        let stage = staged.snapshot().unwrap();
+        let soon = || Instant::now() + Duration::from_millis(30);
+        // Traced by the stage: as the window would.
+        let v = staged.judge_settled(stage.clone(), soon(), 4, false, |_| (traceable(), false));
+        assert_eq!(v.status, Status::Traceable);
+        // A DELETE, or a verdict read from the cluster's CRD: not settled by a stage; refused
+        // when the window is not in by then.
+        for (delete, crd) in [(true, false), (false, true)] {
+            let v = staged.judge_settled(stage.clone(), soon(), 4, delete, |_| (traceable(), crd));
+            assert_eq!(v.status, Status::Untraceable, "{}", v.reason);
+            assert!(v.reason.contains("still reading"), "{}", v.reason);
+        }
+        // No place to wait: refused at once.
+        let v = staged.judge_settled(
+            stage.clone(),
+            soon() + Duration::from_secs(60),
+            0,
+            true,
+            |_| (traceable(), false),
+        );
+        assert_eq!(v.status, Status::Untraceable);
+        // Judged again on the whole window when it is stored meanwhile.
+        let staged = Arc::new(staged);
+        let storing = {
+            let staged = staged.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                staged.store(Index::default(), true);
+            })
+        };
+        let mut judged = 0;
+        let v = staged.judge_settled(
+            stage,
+            Instant::now() + Duration::from_secs(60),
+            4,
+            true,
+            |_| {
+                judged += 1;
+                (traceable(), false)
+            },
+        );
+        storing.join().unwrap();
+        assert_eq!((v.status, judged), (Status::Traceable, 2));
     }
 
     #[test]

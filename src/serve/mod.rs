@@ -749,7 +749,7 @@ fn decide(
             return Decided::without_policies(answer);
         };
         // A custom resource whose CRD Git does not hold: the cluster's CRD gives its defaults.
-        // (Noted: a stage of a first sync may lack an older commit's CRD that the window holds.)
+        // (Noted: a stage of a first sync may lack an older commit's CRD the window holds.)
         let read_cluster_crd = std::cell::Cell::new(false);
         let cluster_crd = || {
             read_cluster_crd.set(true);
@@ -775,63 +775,20 @@ fn decide(
                 cluster_picks.as_deref(),
             )
         };
-        let mut verdict = judge(&snapshot.index);
-        // At a first start the newest approved commits decide while the window's older
-        // commits are read (a stage: `complete` false). What a stage traces, the window
-        // traces too, except where the window's other commits count: what the stage does not
-        // trace (an older version), a DELETE (what an older commit rendered that the newest
-        // failed to render is still held), and a custom resource judged by the cluster's CRD
-        // (an older commit's CRD). Those are judged again as each stage is stored, waiting
-        // until half the deadline from the request's arrival at most, a few requests at once
-        // (the others, and any still unsettled then, are refused: never admitted on a stage).
-        let (unsettled, mut seen) = (
-            |v: &input::Verdict, cluster_crd: bool| {
-                v.break_glass.is_none()
-                    && (matches!(
-                        v.status,
-                        input::Status::Untraceable | input::Status::Modified
-                    ) || (!matches!(
-                        v.status,
-                        input::Status::Exempt | input::Status::Delegated
-                    ) && (doc.review.operation
-                        == kube_core::admission::Operation::Delete
-                        || cluster_crd)))
-            },
+        // At a first start a stage of the window may decide: what it cannot settle waits for
+        // the next one, until half the deadline after the request arrived, a few at once.
+        let most = (decision_permits(state.config.server.max_decisions) / 2).max(1);
+        let delete = doc.review.operation == kube_core::admission::Operation::Delete;
+        let verdict = mirror.judge_settled(
             snapshot,
+            arrived + state.deadline / 2,
+            most,
+            delete,
+            |index| {
+                let verdict = judge(index);
+                (verdict, read_cluster_crd.get())
+            },
         );
-        if !seen.complete && unsettled(&verdict, read_cluster_crd.get()) {
-            let most = (decision_permits(state.config.server.max_decisions) / 2).max(1);
-            let slot = mirror.wait_slot(most);
-            while slot.is_some() && !seen.complete {
-                let Some(next) = mirror.newer_than(&seen, arrived + state.deadline / 2) else {
-                    break;
-                };
-                seen = next;
-                verdict = judge(&seen.index);
-                if !unsettled(&verdict, read_cluster_crd.get()) {
-                    break;
-                }
-            }
-            if !seen.complete && unsettled(&verdict, read_cluster_crd.get()) {
-                tracing::warn!(uid = %uid, kind = %doc.review.kind.kind, name = %doc.review.name,
-                    approved_commits = seen.index.commits().count(),
-                    "the window's older commits are still being read: refused until they are");
-                if verdict.status == input::Status::Traceable {
-                    verdict = input::Verdict::simple(
-                        input::Status::Untraceable,
-                        format!(
-                            "gitgate is still reading the approved window's older commits (a first start; {} of them read): a {} is judged on the whole window, retry in a moment",
-                            seen.index.commits().count(),
-                            if doc.review.operation == kube_core::admission::Operation::Delete {
-                                "DELETE"
-                            } else {
-                                "custom resource the cluster's CRD defaults"
-                            }
-                        ),
-                    );
-                }
-            }
-        }
         if let Some(bg) = &verdict.break_glass {
             metrics::counter!("gitgate_break_glass_total").increment(1);
             // Who and why, never the object's data.
