@@ -13,7 +13,7 @@
 
 mod support;
 
-use support::git;
+use support::{git, peak_rss_mib, per_run};
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -207,28 +207,6 @@ fn write_commit(root: &Path, c: usize) {
             .unwrap();
         }
     }
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|k| k.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// Mean time of `f` over `n` runs.
-fn per_run(n: u32, mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    t.elapsed() / n
 }
 
 /// In the child: builds the index of the `commits`-commit window of `repo` and prints the

@@ -11,7 +11,7 @@
 
 mod support;
 
-use support::git;
+use support::{git, peak_rss_mib};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,19 +83,6 @@ fn helm() -> Option<PathBuf> {
         .output()
         .is_ok_and(|o| o.status.success());
     sdk.then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/helm_stand_in.py"))
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|k| k.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn main() {
