@@ -51,6 +51,8 @@ pub enum Unanswered {
 #[derive(Debug, Clone)]
 pub struct Limited {
     permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// How many permits there are.
+    size: usize,
     pool: std::sync::Arc<Pool>,
 }
 
@@ -108,12 +110,18 @@ impl Limited {
         let (jobs, queue) = crossbeam_channel::unbounded();
         Limited {
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
+            size: permits,
             pool: std::sync::Arc::new(Pool {
                 jobs,
                 queue,
                 slack: Default::default(),
             }),
         }
+    }
+
+    /// How many decisions may run at once.
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     /// Runs `work` on a decision thread once a permit is free, and waits for it until

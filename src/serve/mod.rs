@@ -777,7 +777,7 @@ fn decide(
         };
         // At a first start a stage of the window may decide: what it cannot settle waits for
         // the next one, until half the deadline after the request arrived, a few at once.
-        let most = (decision_permits(state.config.server.max_decisions) / 2).max(1);
+        let most = (state.decisions.size() / 2).max(1);
         let delete = doc.review.operation == kube_core::admission::Operation::Delete;
         let verdict = mirror.judge_settled(
             snapshot,
