@@ -103,7 +103,8 @@ fn canonical(name: &str) -> Option<&'static str> {
 /// limit, where a JSON document stops.
 pub const MAX_NESTING: usize = 128;
 
-/// Where `text`'s brackets (`{`, `[`, `(`) first nest deeper than [`MAX_NESTING`], as
+/// Where `text`'s brackets (`{`, `[`, `(`, a text proto's `<`) first nest deeper than
+/// [`MAX_NESTING`], as
 /// `parser` (`edn`, `jsonnet`, `textproto`, `vcl`) reads strings and comments: an opening
 /// bracket counts everywhere, a closing one only in code (one in a string or a comment does
 /// not close anything). The count can only be too high, never too low: a document may be
@@ -144,19 +145,22 @@ fn too_deep(parser: &str, text: &str) -> Option<usize> {
             _ => None,
         }
     };
+    // A text proto's message may be written `field < ... >` too.
+    let angles = parser == "textproto";
     let (mut depth, mut i) = (0usize, 0usize);
     while i < bytes.len() {
         // Inside a string or a comment only the opening brackets count.
         let end = skipped(i).unwrap_or(i + 1);
         for (at, b) in bytes[i..end].iter().enumerate() {
-            if matches!(b, b'{' | b'[' | b'(') {
+            if matches!(b, b'{' | b'[' | b'(') || (angles && *b == b'<') {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Some(i + at);
                 }
             }
         }
-        if end == i + 1 && matches!(bytes[i], b'}' | b']' | b')') {
+        if end == i + 1 && (matches!(bytes[i], b'}' | b']' | b')') || (angles && bytes[i] == b'>'))
+        {
             depth = depth.saturating_sub(1);
         }
         i = end;
@@ -514,6 +518,10 @@ mod tests {
             (
                 "vcl",
                 format!("sub x {}{}", "{ # }\n".repeat(deep), "}".repeat(deep)),
+            ),
+            (
+                "textproto",
+                format!("{}{}", "a < ".repeat(deep), ">".repeat(deep)),
             ),
         ] {
             let e = super::parse_text("deep", &text, Some(parser)).unwrap_err();
