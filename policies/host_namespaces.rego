@@ -15,12 +15,10 @@ import rego.v1
 
 import data.gitgate.lib.workloads
 
-host_namespace_fields := ["hostNetwork", "hostPID", "hostIPC"]
-
 violation contains {"msg": msg, "details": {"field": field, "path": workloads.pod_spec_path}} if {
 	spec := workloads.pod_spec
-	some field in host_namespace_fields
-	object.get(spec, field, false) == true
+	some field in ["hostNetwork", "hostPID", "hostIPC"]
+	spec[field] == true
 	msg := sprintf(
 		"host-namespaces: the pod spec (%s) sets %s: true; remove %s or set it to false",
 		[workloads.pod_spec_path, field, field],

@@ -17,25 +17,24 @@ import data.gitgate.lib.workloads
 
 violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "image"]), "image": img}} if {
 	some e in workloads.containers
-	img := workloads.image_of(e.container)
+	img := e.container.image
+	is_string(img)
+	img != ""
 	not has_digest(img)
-	tag_of(img) == ""
-	msg := sprintf(
-		"latest-tag: %s %q (%s) uses image %q without a tag, which means latest; pin a version tag (%s:1.2.3) or a digest (%s@sha256:...)",
-		[e.label, e.name, e.path, img, img, img],
-	)
+	tag := tag_of(img)
+	tag in {"", "latest"}
+	msg := message(e, img, tag)
 }
 
-violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [e.path, "image"]), "image": img}} if {
-	some e in workloads.containers
-	img := workloads.image_of(e.container)
-	not has_digest(img)
-	tag_of(img) == "latest"
-	msg := sprintf(
-		"latest-tag: %s %q (%s) uses image %q with the mutable tag latest; pin a version tag or a digest (@sha256:...) instead",
-		[e.label, e.name, e.path, img],
-	)
-}
+message(e, img, "") := sprintf(
+	"latest-tag: %s %q (%s) uses image %q without a tag, which means latest; pin a version tag (%s:1.2.3) or a digest (%s@sha256:...)",
+	[e.label, e.name, e.path, img, img, img],
+)
+
+message(e, img, "latest") := sprintf(
+	"latest-tag: %s %q (%s) uses image %q with the mutable tag latest; pin a version tag or a digest (@sha256:...) instead",
+	[e.label, e.name, e.path, img],
+)
 
 # An image reference pinned by digest: name@sha256:... or name:tag@sha256:...
 has_digest(img) := contains(img, "@")

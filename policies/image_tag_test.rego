@@ -189,3 +189,14 @@ test_tag_of if {
 	image_tag.tag_of("nginx:latest@sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31") == "latest"
 	image_tag.tag_of("registry:5000/app@sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31") == ""
 }
+
+test_an_empty_or_non_string_image_is_skipped if {
+	allowed("")
+	allowed(5)
+	allowed(null)
+}
+
+test_denied_latest_after_several_colons if {
+	denied("app:x:latest")
+	allowed("registry:5000/app:x:1")
+}

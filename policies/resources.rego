@@ -15,12 +15,10 @@ import rego.v1
 
 import data.gitgate.lib.workloads
 
-checked_fields := {"containers", "initContainers"}
-
 violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "missing": "limits.memory"}} if {
 	some e in workloads.containers
-	e.field in checked_fields
-	resource(e.container, "limits", "memory") == null
+	e.field != "ephemeralContainers"
+	object.get(e.container, ["resources", "limits", "memory"], null) in {null, ""}
 	msg := sprintf(
 		"container-resources: %s %q (%s) has no memory limit; set resources.limits.memory",
 		[e.label, e.name, e.path],
@@ -29,22 +27,11 @@ violation contains {"msg": msg, "details": {"container": e.name, "path": e.path,
 
 violation contains {"msg": msg, "details": {"container": e.name, "path": e.path, "missing": "requests.cpu"}} if {
 	some e in workloads.containers
-	e.field in checked_fields
-	resource(e.container, "requests", "cpu") == null
-	resource(e.container, "limits", "cpu") == null
+	e.field != "ephemeralContainers"
+	object.get(e.container, ["resources", "requests", "cpu"], null) in {null, ""}
+	object.get(e.container, ["resources", "limits", "cpu"], null) in {null, ""}
 	msg := sprintf(
 		"container-resources: %s %q (%s) has no CPU request or limit; set resources.requests.cpu (or resources.limits.cpu)",
 		[e.label, e.name, e.path],
 	)
 }
-
-# resources.<section>.<name> of a container; null when unset, null or "".
-resource(c, section, name) := v if {
-	resources := object.get(c, "resources", {})
-	is_object(resources)
-	values := object.get(resources, section, {})
-	is_object(values)
-	v := object.get(values, name, null)
-	v != null
-	v != ""
-} else := null

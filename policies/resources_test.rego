@@ -161,3 +161,15 @@ test_warned_in_podtemplate if {
 test_warned_in_cronjob if {
 	msgs(workload("CronJob", {"containers": [{"name": "app", "resources": no_memory_limit}]})) == {memory_msg_at("spec.jobTemplate.spec.template.spec.containers[0]")}
 }
+
+# --- malformed shapes (read as unset, never as an error) ---------------------
+
+test_warned_resources_or_sections_not_objects if {
+	missing("none") == {"limits.memory", "requests.cpu"}
+	missing({"limits": "1Gi", "requests": ["cpu"]}) == {"limits.memory", "requests.cpu"}
+	missing({"limits": {"memory": "1Gi"}, "requests": "1"}) == {"requests.cpu"}
+}
+
+test_zero_quantities_are_set if {
+	missing({"limits": {"memory": 0, "cpu": 0}}) == set()
+}

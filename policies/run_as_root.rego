@@ -26,8 +26,8 @@ violation contains {"msg": msg, "details": {"container": e.name, "path": concat(
 }
 
 violation contains {"msg": msg, "details": {"container": e.name, "path": concat(".", [workloads.pod_spec_path, "securityContext.runAsUser"]), "runAsUser": 0}} if {
-	some e in workloads.containers
 	workloads.pod_spec.securityContext.runAsUser == 0
+	some e in workloads.containers
 	not sets_run_as_user(e.container)
 	msg := sprintf(
 		"run-as-root: %s %q (%s) runs as root (pod %s.securityContext.runAsUser: 0); set the pod's runAsUser to a non-zero UID and runAsNonRoot: true, or override runAsUser in the container",
