@@ -4,8 +4,12 @@
 //! requests per second for fixtures 004 (allowed Deployment), 016 (denied image swap) and 027
 //! (denied hostPath pod).
 //!
-//! `cargo bench --bench serve` (uses ../shared/fixtures; `GITGATE_LOAD_SECONDS` and
-//! `GITGATE_LOAD_CONNECTIONS` tune the run; `GITGATE_LOAD_ONLY=004` loads one fixture, on
+//! The two servers take turns (`GITGATE_LOAD_ROUNDS` rounds of `GITGATE_LOAD_SECONDS` each,
+//! 5 of 2 s by default): the VM is shared and its load drifts, and a drift between one long
+//! run of each would show as a difference between the servers.
+//!
+//! `cargo bench --bench serve` (uses ../shared/fixtures; `GITGATE_LOAD_SECONDS`,
+//! `GITGATE_LOAD_ROUNDS` and `GITGATE_LOAD_CONNECTIONS` tune the run; `GITGATE_LOAD_ONLY=004` loads one fixture, on
 //! gitgate alone with `GITGATE_LOAD_SERVER=gitgate`, to profile). Results are recorded in
 //! BENCHMARKS.md.
 
@@ -93,7 +97,8 @@ fn main() {
         eprintln!("skipping: {} is absent", fixtures.display());
         return;
     }
-    let seconds = env_or("GITGATE_LOAD_SECONDS", 5);
+    let seconds = env_or("GITGATE_LOAD_SECONDS", 2);
+    let rounds = env_or("GITGATE_LOAD_ROUNDS", 5).max(1);
     let connections = env_or("GITGATE_LOAD_CONNECTIONS", 8) as usize;
 
     // A CA and a server certificate for localhost.
@@ -143,29 +148,49 @@ fn main() {
             .pool_max_idle_per_host(connections)
             .build()
             .unwrap();
-        println!("load: {connections} keep-alive TLS connections (HTTP/1.1), {seconds} s per row, on loopback");
-        println!("| server | fixture | p50 | p99 | req/s | errors |");
-        println!("|---|---|---|---|---|---|");
+        println!("load: {connections} keep-alive TLS connections (HTTP/1.1), {rounds} rounds of {seconds} s per server and fixture, the servers taking turns, on loopback");
+        println!("| server | fixture | p50 | p99 | req/s | errors | share of the baseline |");
+        println!("|---|---|---|---|---|---|---|");
         let only = std::env::var("GITGATE_LOAD_ONLY").unwrap_or_default();
         let server = std::env::var("GITGATE_LOAD_SERVER").unwrap_or_default();
+        let servers = [("baseline (fixed allow)", baseline.addr), ("gitgate, built-in library", gitgate.addr)];
         for fixture in ["004-create-deployments-web.json", "016-update-deployments-web.json", "027-create-pods-debug.json"] {
             if !fixture.starts_with(&only) {
                 continue;
             }
             let body = std::fs::read(fixtures.join(fixture)).unwrap();
-            for (name, addr) in [("baseline (fixed allow)", baseline.addr), ("gitgate, built-in library", gitgate.addr)] {
-                if !name.starts_with(&server) {
+            // The servers take turns, so that a change in the shared VM's load falls on both;
+            // each row is the median round, and the share is the median of each round's.
+            let mut runs: Vec<Vec<Result>> = vec![Vec::new(), Vec::new()];
+            for _ in 0..rounds {
+                for (i, (name, addr)) in servers.iter().enumerate() {
+                    if !name.starts_with(&server) {
+                        continue;
+                    }
+                    let url = format!("https://localhost:{}/validate", addr.port());
+                    runs[i].push(load(url, body.clone(), client.clone(), connections, seconds).await);
+                }
+            }
+            let mut shares: Vec<f64> = runs[0].iter().zip(&runs[1]).map(|(b, g)| g.rps / b.rps).collect();
+            shares.sort_by(f64::total_cmp);
+            for (i, (name, _)) in servers.iter().enumerate() {
+                let mut rows: Vec<&Result> = runs[i].iter().collect();
+                if rows.is_empty() {
                     continue;
                 }
-                let url = format!("https://localhost:{}/validate", addr.port());
-                let r = load(url, body.clone(), client.clone(), connections, seconds).await;
+                rows.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+                let r = rows[rows.len() / 2];
+                let share = match (i, shares.get(shares.len() / 2)) {
+                    (1, Some(share)) => format!("{:.1}% (rounds: {})", share * 100.0, shares.iter().map(|s| format!("{:.1}%", s * 100.0)).collect::<Vec<_>>().join(", ")),
+                    _ => String::new(),
+                };
                 println!(
-                    "| {name} | {} | {:.0} µs | {:.0} µs | {:.0} | {} |",
+                    "| {name} | {} | {:.0} µs | {:.0} µs | {:.0} | {} | {share} |",
                     &fixture[..3],
                     r.p50.as_secs_f64() * 1e6,
                     r.p99.as_secs_f64() * 1e6,
                     r.rps,
-                    r.errors
+                    rows.iter().map(|r| r.errors).sum::<usize>()
                 );
             }
         }

@@ -8,8 +8,7 @@
 #     kinds:
 #     - apiGroups: ["", "apps", "batch"]
 #       kinds: ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController", "PodTemplate"]
-#   parameters:
-#     registries: []
+#   parameters: {}
 package gitgate.allowed_registries
 
 import rego.v1
