@@ -692,6 +692,40 @@ mod tests {
         assert!(v.get("provenance").is_none());
     }
 
+    /// `input` is the document's JSON for a manifest's document too: parameters, every field
+    /// of `source`, an UPDATE's two objects, numbers of each kind.
+    #[test]
+    fn the_rego_input_is_the_documents_json() {
+        let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "namespace": "n", "labels": {}}, "data": {}, "binaryData": null});
+        let new = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "namespace": "n", "annotations": {"a": "1"}}, "data": {"k": "v"},
+            "n": [0, -1, 18446744073709551615u64, 0.5, 1e300, [], [{}]]});
+        let mut source = Source::premerge(Some("apps/c.yaml".into()), Some(7));
+        source.repository = Some("https://git.example/r".into());
+        source.commit = Some("0123".into());
+        source.rendered = Some(Rendered {
+            source: "apps".into(),
+            engine: "kustomize".into(),
+            file: "apps/kustomization.yaml".into(),
+        });
+        let mut doc = Document::from_manifest(
+            "apps/c.yaml",
+            Operation::Update,
+            Some(new),
+            Some(old),
+            source,
+        )
+        .unwrap();
+        doc.parameters = Some(json!({"registries": ["ghcr.io/"], "empty": {}}));
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(doc.to_rego(), json_to_rego(&json));
+        assert_eq!(
+            doc.to_rego(),
+            regorus::Value::from_json_str(&json.to_string()).unwrap()
+        );
+    }
+
     /// The one-pass reading gives what the reading through a JSON value gives, or leaves the
     /// body to it: on every fixture, and on requests that leave out what the other path fills
     /// in, or hold what it refuses.
