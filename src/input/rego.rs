@@ -241,49 +241,29 @@ impl Seq {
     }
 }
 
-impl ser::SerializeSeq for Seq {
-    type Ok = Value;
-    type Error = ToRegoError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ToRegoError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, ToRegoError> {
-        Ok(self.finish())
-    }
+/// The four sequence traits of serde, one body: an element or field is pushed, the end is the
+/// array.
+macro_rules! sequence {
+    ($($trait:ident :: $method:ident),+) => {$(
+        impl ser::$trait for Seq {
+            type Ok = Value;
+            type Error = ToRegoError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ToRegoError> {
+                self.push(value)
+            }
+            fn end(self) -> Result<Value, ToRegoError> {
+                Ok(self.finish())
+            }
+        }
+    )+};
 }
 
-impl ser::SerializeTuple for Seq {
-    type Ok = Value;
-    type Error = ToRegoError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ToRegoError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, ToRegoError> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq {
-    type Ok = Value;
-    type Error = ToRegoError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ToRegoError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, ToRegoError> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq {
-    type Ok = Value;
-    type Error = ToRegoError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ToRegoError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, ToRegoError> {
-        Ok(self.finish())
-    }
-}
+sequence!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// An object (or a struct variant's, inside its one-key object). A key given twice keeps
 /// its last value, as serde_json's map does.
@@ -371,6 +351,15 @@ fn key_error() -> ToRegoError {
     ToRegoError("a map key must be a string, a number or a boolean".into())
 }
 
+/// Key methods that write a scalar as its text.
+macro_rules! key_as_text {
+    ($($method:ident: $t:ty),+) => {$(
+        fn $method(self, v: $t) -> Result<Value, ToRegoError> {
+            Ok(Value::from(v.to_string()))
+        }
+    )+};
+}
+
 impl ser::Serializer for KeySerializer {
     type Ok = Value;
     type Error = ToRegoError;
@@ -385,39 +374,19 @@ impl ser::Serializer for KeySerializer {
     fn serialize_str(self, v: &str) -> Result<Value, ToRegoError> {
         Ok(Value::from(v))
     }
-    fn serialize_bool(self, v: bool) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_i8(self, v: i8) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_i16(self, v: i16) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_i32(self, v: i32) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_i64(self, v: i64) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_i128(self, v: i128) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_u8(self, v: u8) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_u16(self, v: u16) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_u32(self, v: u32) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_u64(self, v: u64) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
-    fn serialize_u128(self, v: u128) -> Result<Value, ToRegoError> {
-        Ok(Value::from(v.to_string()))
-    }
+    key_as_text!(
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
     fn serialize_f32(self, _: f32) -> Result<Value, ToRegoError> {
         Err(key_error())
     }
