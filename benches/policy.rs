@@ -34,7 +34,7 @@ fn decide_builtin(c: &mut Criterion) {
         b.iter(|| decision::decide(&set, &doc, &ctx))
     });
     c.bench_function("input: Document::to_rego, fixture 004", |b| {
-        b.iter(|| doc.to_rego())
+        b.iter(|| doc.to_rego().unwrap())
     });
     let interpreted = gitgate::builtin::policy_set(&Options {
         vm: false,

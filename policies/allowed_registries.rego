@@ -8,7 +8,7 @@
 #     kinds:
 #     - apiGroups: ["", "apps", "batch"]
 #       kinds: ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController", "PodTemplate"]
-#   parameters: {}
+#   parameters: {} # registries: a list of image prefixes (none by default: nothing is denied)
 package gitgate.allowed_registries
 
 import rego.v1

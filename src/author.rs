@@ -212,9 +212,13 @@ pub fn input(req: &InputRequest<'_>) -> Result<Vec<Value>, AuthorError> {
         .iter()
         .find(|p| p.name == name)
         .ok_or_else(|| AuthorError::NoPolicy(name.to_string()))?;
-    Ok(docs
-        .iter()
-        .filter_map(|d| policy.input_for(d, &d.to_rego()))
+    let mut inputs = Vec::new();
+    for d in &docs {
+        let input = d.to_rego().map_err(|e| AuthorError::Eval(e.to_string()))?;
+        inputs.extend(policy.input_for(d, &input));
+    }
+    Ok(inputs
+        .into_iter()
         .map(|v| {
             v.to_json_str()
                 .ok()

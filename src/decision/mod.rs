@@ -154,7 +154,25 @@ fn evaluate(
     if pending.is_empty() {
         return; // nothing to write the input for (a third of a decision on fixture 004)
     }
-    let input = doc.to_rego();
+    let input = match doc.to_rego() {
+        Ok(input) => input,
+        Err(e) => {
+            // Cannot happen with the document's types (only what JSON cannot hold fails), but
+            // a policy never decides on anything but the document: each fails, closed.
+            for policy in pending {
+                let message = format!("the input document cannot be written as Rego: {e}");
+                record(
+                    decision,
+                    policy,
+                    Err(PolicyError::Runtime {
+                        policy: policy.name.clone(),
+                        message,
+                    }),
+                );
+            }
+            return;
+        }
+    };
     while !pending.is_empty() {
         let first = pending[0];
         let (batch, rest): (Vec<&Policy>, Vec<&Policy>) = pending

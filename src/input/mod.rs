@@ -648,10 +648,10 @@ impl Document {
     }
 
     /// The document as the Rego value bound to `input`: its JSON, written straight into Rego
-    /// values in one walk ([`rego`]), with no JSON value built in between.
-    pub fn to_rego(&self) -> regorus::Value {
-        // Typed data and JSON values: whatever serde_json can write, this can.
-        rego::to_rego(self).unwrap_or(regorus::Value::Null)
+    /// values in one walk ([`rego`]), with no JSON value built in between. An error only for
+    /// what JSON could not hold either; a caller fails closed on it, never decides on a null.
+    pub fn to_rego(&self) -> Result<regorus::Value, rego::ToRegoError> {
+        rego::to_rego(self)
     }
 }
 
@@ -719,9 +719,9 @@ mod tests {
         .unwrap();
         doc.parameters = Some(json!({"registries": ["ghcr.io/"], "empty": {}}));
         let json = serde_json::to_value(&doc).unwrap();
-        assert_eq!(doc.to_rego(), json_to_rego(&json));
+        assert_eq!(doc.to_rego().unwrap(), json_to_rego(&json));
         assert_eq!(
-            doc.to_rego(),
+            doc.to_rego().unwrap(),
             regorus::Value::from_json_str(&json.to_string()).unwrap()
         );
     }

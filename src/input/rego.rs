@@ -344,11 +344,12 @@ impl ser::SerializeStructVariant for Map {
     }
 }
 
-/// A map key: a string, or a number or boolean written as its text (serde_json's rule).
+/// A map key: a string, or a number, boolean or character written as its text (serde_json's
+/// rule).
 struct KeySerializer;
 
 fn key_error() -> ToRegoError {
-    ToRegoError("a map key must be a string, a number or a boolean".into())
+    ToRegoError("a map key must be a string, a finite number or a boolean".into())
 }
 
 /// Key methods that write a scalar as its text.
@@ -387,11 +388,18 @@ impl ser::Serializer for KeySerializer {
         serialize_u64: u64,
         serialize_u128: u128
     );
-    fn serialize_f32(self, _: f32) -> Result<Value, ToRegoError> {
-        Err(key_error())
+    fn serialize_f32(self, v: f32) -> Result<Value, ToRegoError> {
+        self.serialize_f64(f64::from(v))
     }
-    fn serialize_f64(self, _: f64) -> Result<Value, ToRegoError> {
-        Err(key_error())
+    fn serialize_f64(self, v: f64) -> Result<Value, ToRegoError> {
+        // serde_json writes a finite float key as its JSON text.
+        if v.is_finite() {
+            serde_json::to_string(&v)
+                .map(Value::from)
+                .map_err(|e| ToRegoError(e.to_string()))
+        } else {
+            Err(key_error())
+        }
     }
     fn serialize_char(self, v: char) -> Result<Value, ToRegoError> {
         Ok(Value::from(v.to_string()))
@@ -402,8 +410,8 @@ impl ser::Serializer for KeySerializer {
     fn serialize_none(self) -> Result<Value, ToRegoError> {
         Err(key_error())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<Value, ToRegoError> {
-        Err(key_error())
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, ToRegoError> {
+        value.serialize(self)
     }
     fn serialize_unit(self) -> Result<Value, ToRegoError> {
         Err(key_error())
@@ -542,6 +550,30 @@ mod tests {
         let json = json!({"a": [], "b": {}, "c": [{}, [[]], null, true, -1, 18446744073709551615u64,
             1.0e300, "s", {"d": {"e": []}}], "": 0});
         assert_eq!(to_rego(&json).unwrap(), through_json(&json));
+    }
+
+    /// A map keyed by floats (serde_json writes a finite one as its text).
+    struct FloatKeys(Vec<(f64, i32)>);
+
+    impl Serialize for FloatKeys {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap;
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+
+    #[test]
+    fn float_and_optional_keys_are_written_as_serde_json_writes_them() {
+        let floats = FloatKeys(vec![(1.5, 1), (-2.0, 2), (1e300, 3)]);
+        assert_eq!(to_rego(&floats).unwrap(), through_json(&floats));
+        let optional = BTreeMap::from([(Some("k"), 1)]);
+        assert_eq!(to_rego(&optional).unwrap(), through_json(&optional));
+        let err = to_rego(&FloatKeys(vec![(f64::NAN, 1)])).unwrap_err();
+        assert!(err.to_string().contains("map key"), "{err}");
     }
 
     #[test]
