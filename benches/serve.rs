@@ -1,15 +1,18 @@
 //! Load on the webhook: a load generator on loopback (keep-alive TLS, HTTP/1.1, concurrent
 //! connections) against `gitgate serve` with the built-in library, and in the same run against
-//! a baseline server on the same TLS stack that answers a fixed allow. Prints p50, p99 and
-//! requests per second for fixtures 004 (allowed Deployment), 016 (denied image swap) and 027
-//! (denied hostPath pod).
+//! a baseline server on the same TLS stack that answers a fixed allow. Prints p50, p99,
+//! requests per second and the process's CPU time per request for fixtures 004 (allowed
+//! Deployment), 016 (denied image swap) and 027 (denied hostPath pod).
+//!
+//! The load generator runs on a runtime of its own (`GITGATE_LOAD_THREADS` threads, 1 by
+//! default, like `wrk -t1`), as a separate process would, not among the servers' workers.
 //!
 //! The two servers take turns (`GITGATE_LOAD_ROUNDS` rounds of `GITGATE_LOAD_SECONDS` each,
 //! 5 of 2 s by default): the VM is shared and its load drifts, and a drift between one long
 //! run of each would show as a difference between the servers.
 //!
 //! `cargo bench --bench serve` (uses ../shared/fixtures; `GITGATE_LOAD_SECONDS`,
-//! `GITGATE_LOAD_ROUNDS` and `GITGATE_LOAD_CONNECTIONS` tune the run; `GITGATE_LOAD_ONLY=004` loads one fixture, on
+//! `GITGATE_LOAD_ROUNDS`, `GITGATE_LOAD_CONNECTIONS` and `GITGATE_LOAD_THREADS` tune the run; `GITGATE_LOAD_ONLY=004` loads one fixture, on
 //! gitgate alone with `GITGATE_LOAD_SERVER=gitgate`, to profile). Results are recorded in
 //! BENCHMARKS.md.
 
@@ -35,6 +38,20 @@ struct Result {
     p99: Duration,
     rps: f64,
     errors: usize,
+    /// CPU time of the whole process (servers and load generator) per answered request: what a
+    /// request costs, which throughput alone does not tell apart from the VM's other guests.
+    cpu_per_request: Duration,
+}
+
+/// The CPU time this process has used, all threads, from `/proc/self/stat` (user + system,
+/// in clock ticks of 10 ms). `None` where there is no /proc.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command (which may hold spaces), from the third: state, ppid, ...
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 async fn load(
@@ -46,6 +63,7 @@ async fn load(
 ) -> Result {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let (url, body, client) = (url.clone(), body.clone(), client.clone());
@@ -73,6 +91,10 @@ async fn load(
         errors += e;
     }
     let elapsed = started.elapsed();
+    let cpu = match (cpu_before, process_cpu()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
     all.sort();
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
     Result {
@@ -80,6 +102,7 @@ async fn load(
         p99: at(0.99),
         rps: all.len() as f64 / elapsed.as_secs_f64(),
         errors,
+        cpu_per_request: cpu / all.len().max(1) as u32,
     }
 }
 
@@ -129,7 +152,16 @@ fn main() {
     .with_root_certificates(roots)
     .with_no_client_auth();
 
+    // The servers on a runtime as `gitgate serve` builds it (a worker per core), the load
+    // generator on one of its own with `GITGATE_LOAD_THREADS` threads (1 by default, as
+    // `wrk -t1`): sharing the servers' workers, its tasks would wait behind a decision, and a
+    // server's scheduling would be measured with the client's.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let load_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(env_or("GITGATE_LOAD_THREADS", 1).max(1) as usize)
         .enable_all()
         .build()
         .unwrap();
@@ -149,8 +181,8 @@ fn main() {
             .build()
             .unwrap();
         println!("load: {connections} keep-alive TLS connections (HTTP/1.1), {rounds} rounds of {seconds} s per server and fixture, the servers taking turns, on loopback");
-        println!("| server | fixture | p50 | p99 | req/s | errors | share of the baseline |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| server | fixture | p50 | p99 | req/s | errors | share of the baseline | CPU per request |");
+        println!("|---|---|---|---|---|---|---|---|");
         let only = std::env::var("GITGATE_LOAD_ONLY").unwrap_or_default();
         let server = std::env::var("GITGATE_LOAD_SERVER").unwrap_or_default();
         let servers = [("baseline (fixed allow)", baseline.addr), ("gitgate, built-in library", gitgate.addr)];
@@ -168,7 +200,8 @@ fn main() {
                         continue;
                     }
                     let url = format!("https://localhost:{}/validate", addr.port());
-                    runs[i].push(load(url, body.clone(), client.clone(), connections, seconds).await);
+                    let run = load_runtime.spawn(load(url, body.clone(), client.clone(), connections, seconds));
+                    runs[i].push(run.await.unwrap());
                 }
             }
             let mut shares: Vec<f64> = runs[0].iter().zip(&runs[1]).map(|(b, g)| g.rps / b.rps).collect();
@@ -184,13 +217,16 @@ fn main() {
                     (1, Some(share)) => format!("{:.1}% (rounds: {})", share * 100.0, shares.iter().map(|s| format!("{:.1}%", s * 100.0)).collect::<Vec<_>>().join(", ")),
                     _ => String::new(),
                 };
+                let mut costs: Vec<Duration> = runs[i].iter().map(|r| r.cpu_per_request).collect();
+                costs.sort();
                 println!(
-                    "| {name} | {} | {:.0} µs | {:.0} µs | {:.0} | {} | {share} |",
+                    "| {name} | {} | {:.0} µs | {:.0} µs | {:.0} | {} | {share} | {:.0} µs |",
                     &fixture[..3],
                     r.p50.as_secs_f64() * 1e6,
                     r.p99.as_secs_f64() * 1e6,
                     r.rps,
-                    rows.iter().map(|r| r.errors).sum::<usize>()
+                    rows.iter().map(|r| r.errors).sum::<usize>(),
+                    costs[costs.len() / 2].as_secs_f64() * 1e6,
                 );
             }
         }
