@@ -35,7 +35,7 @@ RUN set -eu; \
     install -D -m 0755 "linux-${TARGETARCH}/helm" /out/helm
 
 # ---- build ----------------------------------------------------------------------------
-# The `dist` profile (Cargo.toml): the release build without debug info.
+# The `dist` profile (Cargo.toml): the release build without debug info, with fat LTO.
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
