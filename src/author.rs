@@ -219,12 +219,7 @@ pub fn input(req: &InputRequest<'_>) -> Result<Vec<Value>, AuthorError> {
     }
     Ok(inputs
         .into_iter()
-        .map(|v| {
-            v.to_json_str()
-                .ok()
-                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-                .unwrap_or(Value::Null)
-        })
+        .map(|v| crate::input::rego::to_json(&v))
         .collect())
 }
 

@@ -1186,3 +1186,38 @@ fn jsonnet_is_evaluated() {
     assert_eq!(code, 1);
     assert!(err.contains("bad.jsonnet: invalid jsonnet"), "{err}");
 }
+
+#[test]
+fn a_number_json_cannot_hold_never_turns_a_failure_into_a_pass() {
+    // The file's author chooses the quantity; the policy reports it parsed. Read as one JSON
+    // value, a 400-digit number made the rule's value unreadable, and unreadable read as a
+    // pass (OPA, whose numbers have no such limit, fails both).
+    let huge = "9".repeat(400);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "policy/memory.rego",
+                "package main\nimport rego.v1\n\ndeny contains {\"msg\": msg, \"bytes\": b} if {\n  some c in input.spec.containers\n  b := units.parse_bytes(c.memory)\n  b > 1073741824\n  msg := sprintf(\"%s asks for more than 1Gi\", [c.name])\n}\n",
+            ),
+            (
+                "pod.yaml",
+                &format!(
+                    "kind: Pod\nspec:\n  containers:\n  - {{name: greedy, memory: \"{huge}\"}}\n  - {{name: big, memory: 2Gi}}\n"
+                ),
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "pod.yaml"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL - pod.yaml - main - big asks for more than 1Gi"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL - pod.yaml - main - greedy asks for more than 1Gi"),
+        "{out}"
+    );
+    assert!(out.contains("2 failures"), "{out}");
+}

@@ -483,3 +483,54 @@ fn a_failing_advisory_policy_is_reported_at_its_level_and_a_deny_one_fails_close
     let (code, out, err) = gitgate(dir.path(), &["check", "-p", "deny", "d.yaml"]);
     assert_eq!(code, 2, "{out}{err}");
 }
+
+#[test]
+fn a_number_json_cannot_hold_costs_a_finding_its_details_never_the_rules_findings() {
+    // A manifest's author chooses the quantity; a policy reports it parsed in `details`. A
+    // number beyond JSON's range made the whole rule's value unreadable, and every finding of
+    // the rule (the 2Gi container's too) was dropped: "passed".
+    let huge = "9".repeat(400);
+    let deployment = format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - {{name: greedy, image: \"nginx:1.25\", resources: {{limits: {{memory: \"{huge}\"}}}}}}
+      - {{name: big, image: \"nginx:1.25\", resources: {{limits: {{memory: 2Gi}}}}}}
+"
+    );
+    let policy = "# METADATA
+# custom:
+#   name: memory-ceiling
+#   enforcement: deny
+package memory
+
+import rego.v1
+
+violation contains {\"msg\": msg, \"details\": {\"container\": c.name, \"bytes\": b}} if {
+	some c in input.review.object.spec.template.spec.containers
+	b := units.parse_bytes(c.resources.limits.memory)
+	b > 1073741824
+	msg := sprintf(\"container %s asks for more than 1Gi of memory\", [c.name])
+}
+";
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[("d.yaml", &deployment), ("policy/memory.rego", policy)],
+    );
+    let (code, out, err) = gitgate(dir.path(), &["check", "-p", "policy", "d.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    for container in ["greedy", "big"] {
+        assert!(
+            out.contains(&format!("container {container} asks for more than 1Gi")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("2 errors"), "{out}");
+}

@@ -391,7 +391,8 @@ impl Engine {
         }
         match result {
             Ok(regorus::Value::Undefined) => Ok(None),
-            Ok(v) => Ok(Some(serde_json::to_value(&v).unwrap_or(Value::Null))),
+            // Never unreadable: a null here read as a pass (`crate::input::rego::to_json`).
+            Ok(v) => Ok(Some(crate::input::rego::to_json(&v))),
             Err(e) => {
                 let message = crate::policy::rego::format_error(&e.to_string(), &[]);
                 if self.builtin_errors {

@@ -10,6 +10,9 @@
 //!
 //! Empty objects and arrays are one shared value each: a managed-fields tree is mostly `{}`,
 //! and a shared value costs a reference count where a new one costs an allocation.
+//!
+//! And back: [`to_json`], what a policy's result becomes when gitgate reads it, which never
+//! fails (a Rego number can be larger than any JSON number serde_json holds).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -64,6 +67,40 @@ fn variant_of(variant: &str, value: Value) -> Value {
     let mut map = BTreeMap::new();
     map.insert(Value::from(variant), value);
     Value::from(map)
+}
+
+/// A Rego value as JSON, as regorus writes it (a set is its sorted array, a key that is not
+/// a string is its JSON text), except that it never fails: a number beyond what serde_json
+/// holds (a policy's `units.parse_bytes` of a 400-digit quantity) is written as a string of
+/// its decimal digits, and only the part that holds it differs. A reader that dropped the
+/// whole value there would drop what a policy reported with it.
+pub fn to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    if let Ok(json) = serde_json::to_value(value) {
+        return json;
+    }
+    match value {
+        Value::Number(n) => Json::String(n.format_decimal()),
+        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Set(items) => Json::Array(items.iter_sorted().map(to_json).collect()),
+        Value::Object(fields) => Json::Object(
+            fields
+                .iter_sorted()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => s.to_string(),
+                        other => to_json(other).to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        // What regorus writes for these cannot fail; for completeness.
+        Value::Undefined => Json::String("<undefined>".into()),
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::String(s) => Json::String(s.to_string()),
+    }
 }
 
 /// The serializer (see the module's documentation).
@@ -581,6 +618,26 @@ mod tests {
         let map = BTreeMap::from([(vec![1u8], 1)]);
         let err = to_rego(&map).unwrap_err();
         assert!(err.to_string().contains("map key"), "{err}");
+    }
+
+    #[test]
+    fn a_number_json_cannot_hold_is_its_digits_and_the_rest_is_kept() {
+        let digits = "9".repeat(400);
+        let mut engine = regorus::Engine::new();
+        let query = format!(
+            "x := {{\"n\": units.parse_bytes(\"{digits}\"), \"s\": {{2, 1}}, \"k\": {{[1]: \"a\"}}}}"
+        );
+        let x = engine.eval_query(query, false).unwrap().result[0].bindings["x"].clone();
+        assert!(
+            serde_json::to_value(&x).is_err(),
+            "regorus's own writing fails"
+        );
+        assert_eq!(
+            to_json(&x),
+            json!({"n": digits, "s": [1, 2], "k": {"[1]": "a"}})
+        );
+        let fine = to_rego(&json!({"a": [1, "b", null]})).unwrap();
+        assert_eq!(to_json(&fine), json!({"a": [1, "b", null]}));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::input::rego::to_json;
 use crate::input::{Document, json_to_rego};
 use crate::manifest::ManifestError;
 use matcher::{Match, NamespaceLabels};
@@ -377,7 +378,7 @@ impl Policy {
         }
         let json = self
             .eval("exception", input, data)?
-            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+            .map(|v| to_json(&v))
             .unwrap_or(Value::Null);
         let mut out = Vec::new();
         for entry in json.as_array().into_iter().flatten() {
@@ -392,39 +393,44 @@ impl Policy {
         Ok(out)
     }
 
+    /// The findings of one rule's value: each member of a set or array (a message, or an
+    /// object with `msg` and `details`), or the value of a complete rule. Read from the Rego
+    /// value one finding at a time, through [`to_json`], which never fails: a number JSON
+    /// cannot hold once made the whole value unreadable, and the rule's findings were lost.
     fn collect(&self, rule: &str, value: &regorus::Value, out: &mut Vec<Finding>) {
+        use regorus::Value as Rego;
         let action = match (self.enforcement, rule.starts_with("warn")) {
             (Enforcement::Dryrun, _) => Enforcement::Dryrun,
             (_, true) => Enforcement::Warn,
             (e, false) => e,
         };
-        let json = serde_json::to_value(value).unwrap_or(Value::Null);
-        let items: Vec<Value> = match json {
-            Value::Array(items) => items,
-            Value::Bool(false) | Value::Null => Vec::new(),
-            // A complete rule (`deny = true`, `deny := "msg"`) is one finding.
-            other => vec![other],
-        };
-        for item in items {
-            let (message, details) = match &item {
-                Value::String(s) => (s.clone(), None),
-                Value::Object(o) => (
-                    o.get("msg")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| item.to_string()),
-                    o.get("details").cloned(),
+        let one = |item: &Rego| {
+            let (message, details) = match item {
+                Rego::String(s) => (s.to_string(), None),
+                Rego::Object(o) => (
+                    match o.get(&Rego::from("msg")) {
+                        Some(Rego::String(msg)) => msg.to_string(),
+                        _ => to_json(item).to_string(),
+                    },
+                    o.get(&Rego::from("details")).map(to_json),
                 ),
-                Value::Bool(true) => (format!("{} is true", rule), None),
-                other => (other.to_string(), None),
+                Rego::Bool(true) => (format!("{rule} is true"), None),
+                other => (to_json(other).to_string(), None),
             };
-            out.push(Finding {
+            Finding {
                 policy: self.name.clone(),
                 rule: rule.to_string(),
                 message,
                 details,
                 action,
-            });
+            }
+        };
+        match value {
+            Rego::Array(items) => out.extend(items.iter().map(one)),
+            Rego::Set(items) => out.extend(items.iter_sorted().map(one)),
+            Rego::Bool(false) | Rego::Null | Rego::Undefined => {}
+            // A complete rule (`deny = true`, `deny := "msg"`) is one finding.
+            other => out.push(one(other)),
         }
     }
 }
