@@ -1,4 +1,5 @@
-//! Policy benchmarks (criterion): one decision of all built-in policies against fixture 004,
+//! Policy benchmarks (criterion): one decision of all built-in policies against fixture 004
+//! (and the denials 016 and 027 when ../shared is there),
 //! a status write answered on the fast path (an exempt controller's, and anyone's that changes
 //! status only) beside it, and `gitgate verify` over the whole gatekeeper-library when `GITGATE_GK_LIBRARY` is set.
 //!
@@ -51,6 +52,32 @@ fn decide_builtin(c: &mut Criterion) {
             decision::decide(&set, &Document::from_review(review), &ctx)
         })
     });
+    // The denials `benches/serve.rs` loads: an UPDATE (two objects, one finding) and a Pod
+    // with three findings.
+    for (name, file) in [
+        ("016", "016-update-deployments-web.json"),
+        ("027", "027-create-pods-debug.json"),
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/admission-v1")
+            .join(file);
+        let Ok(body) = std::fs::read(&path) else {
+            eprintln!("{} is absent: no denial benchmark", path.display());
+            continue;
+        };
+        let (_, review) = parse_admission_review(name, &body).expect("fixture parses");
+        let doc = Document::from_review(review);
+        assert!(
+            !decision::decide(&set, &doc, &ctx).allowed,
+            "{name} is denied"
+        );
+        c.bench_function(&format!("decide: built-in library, fixture {name}"), |b| {
+            b.iter(|| decision::decide(&set, &doc, &ctx))
+        });
+        c.bench_function(&format!("input: Document::to_rego, fixture {name}"), |b| {
+            b.iter(|| doc.to_rego().unwrap())
+        });
+    }
 }
 
 /// Fixture 004's Deployment written through `deployments/status` by `user`: the old object is
