@@ -110,6 +110,7 @@ impl Stamps {
     ///   (a `key=value` entry; Argo CD's instance label is the application its tracking id
     ///   names; the tracking id names this object; Flux's labels name the Kustomization that
     ///   applies it, [`ExpectedStamps`]);
+    /// - a value known not to be the controller's is never explained;
     /// - at UPDATE an unchanged stamp stays explained; a stamp added or changed is explained
     ///   only when the GitOps controller's identity writes it ([`Writer::Controller`]);
     /// - at CREATE anyone else may only carry a stamp whose value is known to be the
@@ -128,12 +129,15 @@ impl Stamps {
         let Some((map, key)) = self.stamp_key(path) else {
             return false;
         };
-        if update && old.is_some_and(|o| o == value) {
-            return true;
-        }
+        // A value known not to be the controller's is never explained, unchanged or not: a
+        // wrong stamp that got on once (break-glass, before gitgate) would otherwise pass
+        // every later UPDATE and the audit.
         let known = self.known(map, key, value, root, expected);
         if matches!(known, Known::Value(false)) {
             return false;
+        }
+        if update && old.is_some_and(|o| o == value) {
+            return true;
         }
         match writer {
             Writer::Controller | Writer::Unknown => true,
@@ -409,6 +413,21 @@ mod tests {
             Writer::Other,
             Some(&expected)
         ));
+    }
+
+    #[test]
+    fn a_wrong_stamp_is_not_explained_by_being_unchanged() {
+        let stamps = Stamps::from(&crate::config::ControllerStamps::default());
+        let root = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c"}});
+        let path = label("app.kubernetes.io/managed-by");
+        let evil = json!("Evil");
+        assert!(!stamps.explains(&path, &evil, None, false, &root, Writer::Other, None));
+        // The same value, unchanged by an UPDATE: still not the controller's.
+        for writer in [Writer::Other, Writer::Controller, Writer::Unknown] {
+            assert!(!stamps.explains(&path, &evil, Some(&evil), true, &root, writer, None));
+        }
+        let helm = json!("Helm");
+        assert!(stamps.explains(&path, &helm, Some(&helm), true, &root, Writer::Other, None));
     }
 
     #[test]

@@ -168,10 +168,14 @@ pub fn never_defaulted(kind: &str, path: &[Seg]) -> bool {
 ///
 /// Go's JSON encoder leaves out the zero value of an `omitempty` field, so `hostNetwork: false`
 /// or `subPath: ""` in Git comes back absent. The exceptions are pointer fields whose absence
-/// means something other than zero (absent `automountServiceAccountToken` and
-/// `allowPrivilegeEscalation` mean true, absent `hostUsers` means true, absent
-/// `storageClassName` means the default class, absent `replicas` means 1): there the object
-/// must hold Git's zero.
+/// means something other than zero and that no default fills in (absent
+/// `automountServiceAccountToken`, `allowPrivilegeEscalation` and `hostUsers` mean true,
+/// absent `storageClassName` the default class, absent `replicas` 1, a PodDisruptionBudget
+/// without `maxUnavailable`/`minAvailable` lets every eviction through, a pod template without
+/// `enableServiceLinks` gets service links, a Job without `ttlSecondsAfterFinished` is never
+/// cleaned up, absent `runAsUser`/`runAsGroup`/`fsGroup` are the image's): there the object
+/// must hold Git's zero. (A defaulted pointer field, `backoffLimit`, arrives defaulted, not
+/// absent; a custom resource, and at UPDATE a zero the old object held, are the walker's.)
 pub fn zero_is_absence(path: &[Seg], git: &Value) -> bool {
     let zero = match git {
         Value::Bool(b) => !b,
@@ -187,6 +191,15 @@ pub fn zero_is_absence(path: &[Seg], git: &Value) -> bool {
                 | "hostUsers"
                 | "storageClassName"
                 | "replicas"
+                | "maxUnavailable"
+                | "minAvailable"
+                | "enableServiceLinks"
+                | "ttlSecondsAfterFinished"
+                | "startingDeadlineSeconds"
+                | "activeDeadlineSeconds"
+                | "runAsUser"
+                | "runAsGroup"
+                | "fsGroup"
         )
     )
 }

@@ -390,6 +390,7 @@ pub fn compare_in(
         stamps: &options.stamps,
         mutations,
         defaults: !scale,
+        custom: context.crd.is_some() || !builtin_group(object),
         context,
     });
     let (mut differing, mut unattested) = walker.run();
@@ -475,6 +476,26 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Whether an object's API group is one of Kubernetes' own built-in groups (whose objects
+/// the API server decodes into Go types, dropping `omitempty` zeros): the core group, the
+/// unsuffixed ones, and `*.k8s.io` except the groups of CRD-defined APIs (Gateway API,
+/// volume snapshots). Anything else is a custom resource, stored as sent.
+fn builtin_group(object: &Value) -> bool {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    matches!(
+        group,
+        "" | "apps" | "batch" | "policy" | "autoscaling" | "extensions"
+    ) || (group.ends_with(".k8s.io")
+        && !matches!(
+            group,
+            "gateway.networking.k8s.io" | "snapshot.storage.k8s.io"
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,6 +542,83 @@ mod tests {
         let obj = json!({"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "x:1"}]}});
         let out = compare(&git, &obj, None, &none());
         assert_eq!(out.differing, vec!["spec.automountServiceAccountToken"]);
+    }
+
+    #[test]
+    fn a_zero_that_means_something_must_stay() {
+        // A PodDisruptionBudget without maxUnavailable lets every eviction through.
+        let pdb = |spec: Value| {
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                   "metadata": {"name": "web", "namespace": "demo"}, "spec": spec})
+        };
+        let git = pdb(json!({"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}));
+        let removed = pdb(json!({"selector": {"matchLabels": {"app": "web"}}}));
+        assert_eq!(compare(&git, &git, None, &none()).status, Status::Traceable);
+        let out = compare(&git, &removed, None, &none());
+        assert_eq!(out.differing, vec!["spec.maxUnavailable"], "at CREATE");
+        let out = compare(&git, &removed, Some(&git), &none());
+        assert_eq!(out.differing, vec!["spec.maxUnavailable"], "at UPDATE");
+        // A pod template without enableServiceLinks gets service links in every Pod.
+        let deployment = |pod: Value| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "demo"},
+                   "spec": {"template": {"spec": pod}}})
+        };
+        let git = deployment(json!({"enableServiceLinks": false, "hostNetwork": false}));
+        let out = compare(&git, &deployment(json!({})), None, &none());
+        assert_eq!(
+            out.differing,
+            vec!["spec.template.spec.enableServiceLinks"],
+            "hostNetwork: false comes back absent (a plain field), enableServiceLinks does not"
+        );
+    }
+
+    #[test]
+    fn a_zero_the_old_object_held_is_removed_by_an_update() {
+        // A field this crate knows nothing of: the old object shows the API server keeps it.
+        let job = |spec: Value| {
+            json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                   "metadata": {"name": "n", "namespace": "demo"}, "spec": spec})
+        };
+        let git = job(json!({"schedule": "@daily", "suspend": false, "concurrencyWeight": 0}));
+        let kept = job(json!({"schedule": "@daily", "suspend": false, "concurrencyWeight": 0}));
+        let dropped = job(json!({"schedule": "@daily", "suspend": false}));
+        let out = compare(&git, &dropped, Some(&kept), &none());
+        assert_eq!(out.differing, vec!["spec.concurrencyWeight"]);
+        // Where the old object lacked it too, it is a plain field the server drops.
+        let out = compare(&git, &dropped, Some(&dropped), &none());
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+        // A plain field brought back to Git's zero from a drift is Git's value again.
+        let git = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                         "spec": {"hostNetwork": false}});
+        let drifted = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                             "spec": {"hostNetwork": true}});
+        let back = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                          "spec": {}});
+        let out = compare(&git, &back, Some(&drifted), &none());
+        assert_eq!(out.status, Status::Traceable, "{out:?}");
+    }
+
+    #[test]
+    fn a_custom_resource_keeps_its_zeros() {
+        let widget = |spec: Value| {
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                   "metadata": {"name": "w", "namespace": "demo"}, "spec": spec})
+        };
+        let git = widget(json!({"enabled": false, "size": 0, "note": ""}));
+        assert_eq!(compare(&git, &git, None, &none()).status, Status::Traceable);
+        let out = compare(&git, &widget(json!({"size": 0, "note": ""})), None, &none());
+        assert_eq!(out.differing, vec!["spec.enabled"]);
+        assert!(builtin_group(
+            &json!({"apiVersion": "rbac.authorization.k8s.io/v1"})
+        ));
+        assert!(builtin_group(&json!({"apiVersion": "v1"})));
+        assert!(!builtin_group(
+            &json!({"apiVersion": "gateway.networking.k8s.io/v1"})
+        ));
+        assert!(!builtin_group(
+            &json!({"apiVersion": "cluster.x-k8s.io/v1beta1"})
+        ));
     }
 
     #[test]

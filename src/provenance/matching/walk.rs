@@ -60,6 +60,8 @@ pub(super) struct Setup<'a> {
     pub mutations: Vec<&'a Pattern>,
     /// Off for a Scale.
     pub defaults: bool,
+    /// A custom resource: the API server stores its JSON as sent, so an explicit zero stays.
+    pub custom: bool,
     /// Who writes, what the admission plugins would pick, the stamps' expected values.
     pub context: super::Context<'a>,
 }
@@ -82,6 +84,7 @@ pub(super) struct Walker<'a> {
     mutations: Vec<&'a Pattern>,
     update: bool,
     defaults: bool,
+    custom: bool,
     context: super::Context<'a>,
     path: Vec<Seg<'a>>,
     /// `frames[i]` holds the nodes at `path[..i]`: the last is the current value's parent.
@@ -102,6 +105,7 @@ impl<'a> Walker<'a> {
             mutations: setup.mutations,
             update: setup.old_object.is_some_and(|o| !o.is_null()),
             defaults: setup.defaults,
+            custom: setup.custom,
             context: setup.context,
             path: Vec::new(),
             frames: Vec::new(),
@@ -406,7 +410,13 @@ impl<'a> Walker<'a> {
                 }
             }
             (scalar, None) => {
-                if !schema::zero_is_absence(&self.path, scalar) {
+                // Git's zero is the field's absence only where the API server drops it (Go's
+                // `omitempty` on a plain field of a built-in kind). A custom resource keeps
+                // it, and where the old object holds it the server kept it (a pointer field):
+                // its removal at UPDATE is a change (a PodDisruptionBudget's
+                // `maxUnavailable: 0` taken away lets every eviction through).
+                let kept_before = old.is_some_and(|o| o == scalar);
+                if self.custom || kept_before || !schema::zero_is_absence(&self.path, scalar) {
                     self.differ();
                 }
             }
