@@ -48,8 +48,7 @@ fn check_1000(c: &mut Criterion) {
     git(dir.path(), &["commit", "-q", "-m", "1000 manifests"]);
 
     let config = Config::default();
-    let set =
-        gitgate::setup::from_config(&config.policies, dir.path(), &[], Default::default()).unwrap();
+    let set = gitgate::setup::from_config(&config, dir.path(), &[], Default::default()).unwrap();
     let target = Target::Range {
         repo: dir.path().to_path_buf(),
         base: None,

@@ -34,3 +34,13 @@ fn collect(dir: &Dir<'static>, out: &mut Vec<SourceFile>) {
 pub fn policy_set(options: &Options) -> Result<PolicySet, PolicyError> {
     load(&files(), options)
 }
+
+/// The built-in `provenance` policy alone (loaded with provenance on even when
+/// `policies.builtin` is false: `crate::setup::from_config`).
+pub fn provenance_policy(options: &Options) -> Result<PolicySet, PolicyError> {
+    let files: Vec<SourceFile> = files()
+        .into_iter()
+        .filter(|f| f.path == "policies/provenance.rego")
+        .collect();
+    load(&files, options)
+}

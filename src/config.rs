@@ -202,7 +202,8 @@ pub fn memory_limit(text: &str) -> Result<Option<u64>, String> {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Policies {
-    /// The embedded `policies/` library.
+    /// The embedded `policies/` library. With provenance on, its `provenance` policy is
+    /// loaded even when this is false (weaken it with `enforcement: {provenance: warn}`).
     pub builtin: bool,
     /// Rego directories, ConstraintTemplates + constraints, conftest-style policies.
     pub paths: Vec<PathBuf>,

@@ -50,12 +50,10 @@ impl crate::provenance::mirror::Source {
     pub fn from_config(
         config: &Config,
     ) -> Result<Option<Source>, crate::provenance::ProvenanceError> {
-        let Some(url) = config.repository.url.clone() else {
-            return Ok(None);
+        let url = match &config.repository.url {
+            Some(url) if provenance_on(config) => url.clone(),
+            _ => return Ok(None),
         };
-        if config.provenance.enabled == Some(false) {
-            return Ok(None);
-        }
         let remote =
             crate::provenance::fetch::is_remote(&url).then(|| crate::provenance::fetch::Remote {
                 url: url.clone(),
@@ -232,12 +230,18 @@ impl crate::cluster::Cluster {
 /// when `replace` is not empty, only the policies under those paths (`--policy`, as
 /// conftest's). Enforcement overrides are applied; one that names no policy is an error.
 pub fn from_config(
-    policies: &crate::config::Policies,
+    config: &Config,
     base_dir: &Path,
     replace: &[PathBuf],
     rego_version: crate::policy::rego::RegoVersion,
 ) -> Result<PolicySet, PolicyError> {
-    from_config_read(policies, base_dir, replace, rego_version, read_paths)
+    from_config_read(config, base_dir, replace, rego_version, read_paths)
+}
+
+/// Whether provenance is on: a repository is configured, and `provenance.enabled` is not
+/// `false`.
+pub fn provenance_on(config: &Config) -> bool {
+    config.repository.url.is_some() && config.provenance.enabled != Some(false)
 }
 
 /// Caps the heap Rego evaluations may grow the process to (`policies.memoryLimit`, validated
@@ -257,12 +261,13 @@ fn set_memory_limit(text: &str) {
 /// [`from_config`] with the configured paths read by `read` (the files of a commit, for
 /// `check`, which takes its gate from the protected branch); `replace` is read by `read` too.
 pub fn from_config_read(
-    policies: &crate::config::Policies,
+    config: &Config,
     base_dir: &Path,
     replace: &[PathBuf],
     rego_version: crate::policy::rego::RegoVersion,
     read: impl Fn(&[PathBuf]) -> Result<Vec<SourceFile>, PolicyError>,
 ) -> Result<PolicySet, PolicyError> {
+    let policies = &config.policies;
     set_memory_limit(&policies.memory_limit);
     let options = Options {
         eval_timeout: policies.timeout,
@@ -277,6 +282,15 @@ pub fn from_config_read(
         let paths: Vec<PathBuf> = policies.paths.iter().map(|p| base_dir.join(p)).collect();
         if !paths.is_empty() {
             set.extend(load(&read(&paths)?, &options)?);
+        }
+        // The provenance policy is what refuses the untraceable: with provenance on, it is
+        // loaded whatever `builtin` says (only `policies.enforcement.provenance` weakens it).
+        // Without it, `builtin: false` left every verdict an audit annotation.
+        if !policies.builtin
+            && provenance_on(config)
+            && !set.policies().iter().any(|p| p.name == "provenance")
+        {
+            set.extend(crate::builtin::provenance_policy(&options)?);
         }
     } else {
         set.extend(load(&read(replace)?, &options)?);
@@ -337,4 +351,51 @@ fn display_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(config: &str, dir: &Path) -> Vec<String> {
+        let config = Config::parse("gitgate.yaml", config).unwrap();
+        let set = from_config(&config, dir, &[], Default::default()).unwrap();
+        set.policies().iter().map(|p| p.name.clone()).collect()
+    }
+
+    #[test]
+    fn the_provenance_policy_stays_when_the_builtin_library_is_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pol")).unwrap();
+        std::fs::write(
+            dir.path().join("pol/mine.rego"),
+            "# METADATA\n# custom:\n#   name: mine\npackage mine\nimport rego.v1\nviolation contains {\"msg\": \"x\"} if false\n",
+        )
+        .unwrap();
+        let off = "policies: {builtin: false, paths: [pol]}\n";
+        assert_eq!(
+            names(off, dir.path()),
+            ["mine"],
+            "no repository: no provenance"
+        );
+        let with_repo = format!("repository: {{url: /srv/gitops}}\n{off}");
+        let mut loaded = names(&with_repo, dir.path());
+        loaded.sort();
+        assert_eq!(
+            loaded,
+            ["mine", "provenance"],
+            "a repository: untraceable objects are still refused"
+        );
+        let weakened = "repository: {url: /srv/gitops}\npolicies: {builtin: false, paths: [pol], enforcement: {provenance: warn}}\n";
+        let config = Config::parse("gitgate.yaml", weakened).unwrap();
+        let set = from_config(&config, dir.path(), &[], Default::default()).unwrap();
+        let provenance = set
+            .policies()
+            .iter()
+            .find(|p| p.name == "provenance")
+            .unwrap();
+        assert_eq!(provenance.enforcement, crate::policy::Enforcement::Warn);
+        let off_too = format!("{with_repo}provenance: {{enabled: false}}\n");
+        assert_eq!(names(&off_too, dir.path()), ["mine"]);
+    }
 }

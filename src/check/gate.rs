@@ -358,13 +358,7 @@ fn load_policies(
         Location::OnDisk(_) => cwd.join(config_dir),
         Location::InRepo(_) => config_dir.to_path_buf(),
     };
-    from_config_read(
-        &config.policies,
-        &base_dir,
-        &overrides,
-        options.rego_version,
-        read,
-    )
+    from_config_read(config, &base_dir, &overrides, options.rego_version, read)
 }
 
 /// `/a/./b/../c` → `/a/c`, lexically (a path the pull request made a symlink is then looked
@@ -498,7 +492,7 @@ fn changes_to_gate(
         // The head's policies must load, so that merging does not break every later check.
         if let Some(c) = &head_config {
             let loaded = from_config_read(
-                &c.policies,
+                c,
                 config_dir,
                 options.policy_override,
                 options.rego_version,

@@ -71,12 +71,7 @@ pub fn check(args: CheckArgs) -> ExitCode {
             Ok(c) => c,
             Err(code) => return code,
         };
-        let set = match crate::setup::from_config(
-            &config.policies,
-            &dir,
-            &args.policy,
-            args.rego_version,
-        ) {
+        let set = match crate::setup::from_config(&config, &dir, &args.policy, args.rego_version) {
             Ok(set) => set,
             Err(e @ policy::PolicyError::Config { .. }) => {
                 let name = file.map_or_else(|| "gitgate.yaml".into(), |f| f.display().to_string());
@@ -176,7 +171,7 @@ pub fn audit(
         color,
     }: Printed,
 ) -> ExitCode {
-    let set = match crate::setup::from_config(&config.policies, dir, policy, rego_version) {
+    let set = match crate::setup::from_config(config, dir, policy, rego_version) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("gitgate audit: {e}");

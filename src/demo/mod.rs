@@ -204,7 +204,7 @@ fn check_pull_requests(
     p: &mut Printer,
 ) -> Result<()> {
     p.heading(2, "Before merge: `gitgate check` on each pull request")?;
-    let set = crate::setup::from_config(&config.policies, dir, &[], rego_version)
+    let set = crate::setup::from_config(config, dir, &[], rego_version)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let repo_dir = world.repo.dir().to_path_buf();
     for (branch, expect_rejected) in [("pr/1-add-cache", true), ("pr/2-web-6.5.1", false)] {

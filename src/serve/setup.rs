@@ -75,9 +75,9 @@ pub fn state(
     rego_version: RegoVersion,
 ) -> Result<AppState, SetupError> {
     // No evaluation may outlast the request deadline (decisions are abandoned at the deadline, and this limit ends them).
-    let mut policies = config.policies.clone();
-    policies.timeout = policies.timeout.min(config.server.timeout);
-    let set = crate::setup::from_config(&policies, config_dir, &[], rego_version)?;
+    let mut limited = config.clone();
+    limited.policies.timeout = config.policies.timeout.min(config.server.timeout);
+    let set = crate::setup::from_config(&limited, config_dir, &[], rego_version)?;
     set.log_skipped();
     tracing::info!(policies = set.len(), "policies loaded");
     // The refresh token is read on every POST /refresh; a file that cannot serve is an error now.
