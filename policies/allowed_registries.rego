@@ -52,35 +52,24 @@ allowed(img) if {
 #   index.docker.io/x/y    -> docker.io/x/y
 #   ghcr.io/org/app, registry:5000/app, localhost/app -> unchanged
 # The first path component is a registry when it contains "." or ":" or is "localhost".
+# One definition with else branches: a function defined several times could conflict, which
+# regorus's compiled VM would not report, so gitgate would evaluate this on the interpreter.
 normalized(img) := concat("", ["docker.io/library/", img]) if {
 	not contains(img, "/")
-}
-
-normalized(img) := n if {
-	contains(img, "/")
+} else := n if {
 	parts := split(img, "/")
 	not is_registry(parts[0])
 	n := docker_io(img)
-}
-
-normalized(img) := n if {
-	contains(img, "/")
+} else := n if {
 	parts := split(img, "/")
 	parts[0] in {"docker.io", "index.docker.io"}
 	n := docker_io(concat("/", array.slice(parts, 1, count(parts))))
-}
-
-normalized(img) := img if {
-	contains(img, "/")
-	parts := split(img, "/")
-	is_registry(parts[0])
-	not parts[0] in {"docker.io", "index.docker.io"}
-}
+} else := img
 
 # A repository path on Docker Hub; single names are under library/.
-docker_io(path) := concat("", ["docker.io/library/", path]) if not contains(path, "/")
-
-docker_io(path) := concat("", ["docker.io/", path]) if contains(path, "/")
+docker_io(path) := concat("", ["docker.io/library/", path]) if {
+	not contains(path, "/")
+} else := concat("", ["docker.io/", path])
 
 is_registry(component) := true if {
 	contains(component, ".")

@@ -1221,3 +1221,32 @@ fn a_number_json_cannot_hold_never_turns_a_failure_into_a_pass() {
     );
     assert!(out.contains("2 failures"), "{out}");
 }
+
+#[test]
+fn an_indented_rule_is_queried_as_conftest_queries_it() {
+    // conftest lists a module's rules from its parsed heads; indentation is not Rego's concern.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "policy/deny.rego",
+                "package main\n\ndeny[msg] {\n  input.kind == \"Pod\"\n  msg := \"pods are checked\"\n}\n\n  deny_latest[msg] {\n    endswith(input.spec.containers[_].image, \":latest\")\n    msg := \"indented rule fires\"\n  }\n",
+            ),
+            (
+                "pod.yaml",
+                "kind: Pod\nspec:\n  containers:\n  - {name: a, image: \"nginx:latest\"}\n",
+            ),
+        ],
+    );
+    let (code, out, err) = run(dir.path(), &["check", "-p", "policy", "pod.yaml"], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL - pod.yaml - main - indented rule fires"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 tests, 0 passed, 0 warnings, 2 failures"),
+        "{out}"
+    );
+}

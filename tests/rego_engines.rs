@@ -361,3 +361,63 @@ deny contains "an empty list is not a subset" if {
         assert_eq!(decide(&set, obj.clone()), decide(&interpreted, obj));
     }
 }
+
+/// Rules that could produce two values: OPA fails the evaluation ("complete rules must not
+/// produce multiple outputs"), regorus's VM kept the last value, so the verdict hung on the
+/// order of the containers and a pod with a bad image first passed.
+#[test]
+fn a_rule_that_could_conflict_runs_on_the_interpreter_and_a_conflict_is_an_error() {
+    let cases = [
+        // A complete rule whose body iterates.
+        (
+            "iterating",
+            "package c.iterating\nimport rego.v1\nviolation contains {\"msg\": \"bad registry\"} if { not startswith(image, \"registry.example.com/\") }\nimage := img if { img := input.review.object.spec.containers[_].image }\n",
+            "",
+        ),
+        // A function whose body iterates.
+        (
+            "function",
+            "package c.function\nimport rego.v1\nviolation contains {\"msg\": \"bad registry\"} if { not startswith(first(input.review.object), \"registry.example.com/\") }\nfirst(o) := img if { some c in o.spec.containers; img := c.image }\n",
+            "",
+        ),
+        // One complete rule defined in two modules of the package.
+        (
+            "two_modules",
+            "package c.two_modules\nimport rego.v1\nviolation contains {\"msg\": \"level 2\"} if { level == 2 }\nlevel := 1 if { input.review.object.kind == \"Pod\" }\n",
+            "package c.two_modules\nimport rego.v1\nlevel := 2 if { input.review.object.metadata.name == \"bad\" }\n",
+        ),
+        // A function defined twice for the same arguments.
+        (
+            "two_definitions",
+            "package c.two_definitions\nimport rego.v1\nviolation contains {\"msg\": \"two\"} if { f(1) == 2 }\nf(x) := 1 if { x == 1 }\nf(x) := 2 if { x == 1 }\n",
+            "",
+        ),
+    ];
+    let obj = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bad", "namespace": "demo"},
+        "spec": {"containers": [{"name": "evil", "image": "docker.io/evil:1"},
+                                {"name": "ok", "image": "registry.example.com/ok:1"}]}});
+    for (name, text, second) in cases {
+        let mut files = vec![file(&format!("{name}.rego"), text)];
+        if !second.is_empty() {
+            files.push(file(&format!("{name}_more.rego"), second));
+        }
+        let set = load(&files, &vm()).unwrap();
+        let engine = set.policies()[0].engine();
+        assert!(
+            matches!(engine, Engine::Interpreter(ref why) if why.contains(&format!("{name}.rego")) || why.contains("_more.rego")),
+            "{name}: {engine:?}"
+        );
+        let d = decide(&set, obj.clone());
+        assert!(!d.allowed, "{name}: a conflict never passes: {d:?}");
+        assert!(
+            !d.errors.is_empty(),
+            "{name}: the conflict is the policy's error, as in OPA: {d:?}"
+        );
+    }
+    // Several definitions a constant argument keeps apart, and rules that read one value,
+    // stay on the VM.
+    let apart = "package c.apart\nimport rego.v1\nviolation contains {\"msg\": message(\"latest\")} if { input.review.object.kind == \"Pod\" }\nmessage(\"\") := \"no tag\"\nmessage(\"latest\") := \"latest tag\"\nkind := k if { k := input.review.object.kind }\n";
+    let set = load(&[file("apart.rego", apart)], &vm()).unwrap();
+    assert_eq!(set.policies()[0].engine(), Engine::Vm);
+}

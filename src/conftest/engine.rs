@@ -130,13 +130,18 @@ fn module_info(file: &str, text: &str) -> Option<ModuleInfo> {
         has_exception: false,
         tests: Vec::new(),
     };
-    // A rule head starts a line; the lines of a multi-line value (`denylist := [\n "apk",`)
-    // do not match the pattern.
-    for c in RULE_HEAD.captures_iter(text) {
-        let name = &c[1];
-        if name == "package" || name == "import" || name == "default" {
-            continue;
-        }
+    // The parsed rule heads (an indented `deny` is a rule too); where the module does not
+    // parse on its own, the heads that start a line (the lines of a multi-line value,
+    // `denylist := [\n "apk",`, do not match the pattern).
+    let heads: Vec<String> = crate::policy::load::rule_heads(text).unwrap_or_else(|| {
+        RULE_HEAD
+            .captures_iter(text)
+            .map(|c| c[1].to_string())
+            .filter(|name| !matches!(name.as_str(), "package" | "import" | "default"))
+            .collect()
+    });
+    for name in &heads {
+        let name = name.as_str();
         if is_failure(name) || is_warning(name) {
             info.rules.push(name.to_string());
         } else if name == "exception" {
@@ -445,9 +450,8 @@ impl Engine {
             let query = format!("data.{namespace}.exception[_][_] == {suffix:?}");
             let hits = exceptions_value
                 .iter()
-                .flat_map(|v| v.as_array().into_iter().flatten())
-                .flat_map(|names| names.as_array().into_iter().flatten())
-                .filter(|n| n.as_str() == Some(suffix))
+                .flat_map(crate::policy::exception_names)
+                .filter(|n| n == suffix)
                 .count();
             let exceptions: Vec<Outcome> = (0..hits)
                 .map(|_| Outcome {

@@ -269,15 +269,76 @@ static PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^\s*package\s+([A-Za-z0-9_.\[\]\x22]+)").expect("valid regex")
 });
 
-/// The decision rules (and `exception`) a module defines, by their heads at line start.
+/// The decision rules (and `exception`) a module defines: from its parsed rule heads
+/// ([`rule_heads`]; Rego does not care where a line starts, so an indented `deny` is a rule
+/// too), or, where the module does not parse on its own, by their heads at line start.
 pub fn decision_rules(text: &str) -> Vec<String> {
-    let mut rules: Vec<String> = RULE_HEAD
-        .captures_iter(text)
-        .map(|c| c[1].to_string())
-        .collect();
+    let mut rules: Vec<String> = match rule_heads(text) {
+        Some(heads) => heads
+            .into_iter()
+            .filter(|name| is_decision_rule(name))
+            .collect(),
+        None => RULE_HEAD
+            .captures_iter(text)
+            .map(|c| c[1].to_string())
+            .collect(),
+    };
     rules.sort();
     rules.dedup();
     rules
+}
+
+/// `violation`, `deny`, `warn`, their `_suffix` forms, and `exception`.
+fn is_decision_rule(name: &str) -> bool {
+    name == "exception"
+        || ["violation", "deny", "warn"].iter().any(|base| {
+            name.strip_prefix(base).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest.strip_prefix('_').is_some_and(|s| {
+                        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+        })
+}
+
+/// The name of every rule a module defines, in order, one per definition (`deny[msg]`,
+/// `deny contains msg`, `deny := ...` → `deny`; `default` rules left out), read by regorus's
+/// parser (Rego v0 syntax, then v1), or `None` when the module does not parse either way.
+pub fn rule_heads(text: &str) -> Option<Vec<String>> {
+    use regorus::unstable::{Parser, Rule, RuleHead, Source};
+    let parse = |v1: bool| {
+        let source = Source::from_contents("module.rego".into(), text.to_string()).ok()?;
+        let mut parser = Parser::new(&source).ok()?;
+        if v1 {
+            parser.enable_rego_v1().ok()?;
+        }
+        parser.parse().ok()
+    };
+    let module = parse(false).or_else(|| parse(true))?;
+    Some(
+        module
+            .policy
+            .iter()
+            .filter_map(|rule| match rule.as_ref() {
+                Rule::Spec { head, .. } => {
+                    let refr = match head {
+                        RuleHead::Compr { refr, .. }
+                        | RuleHead::Set { refr, .. }
+                        | RuleHead::Func { refr, .. } => refr,
+                    };
+                    let text = refr.span().text();
+                    Some(
+                        text.split(['[', '.'])
+                            .next()
+                            .unwrap_or(text)
+                            .trim()
+                            .to_string(),
+                    )
+                }
+                Rule::Default { .. } => None,
+            })
+            .collect(),
+    )
 }
 
 /// Whether a module follows gitgate's own convention: a METADATA block with `custom:` (name,
@@ -528,6 +589,22 @@ mod tests {
         assert_eq!(
             package_of("# c\npackage a.b\n").as_deref(),
             Some("data.a.b")
+        );
+    }
+
+    #[test]
+    fn an_indented_rule_is_a_rule() {
+        // Rego does not care where a line starts: an indented `violation` was left out, and
+        // its package read as a library that decides nothing.
+        let v1 = "package indent\nimport rego.v1\n  violation contains {\"msg\": \"x\"} if {\n    input.review.object.kind == \"Pod\"\n  }\n\tdeny_latest contains \"y\" if true\nhelper := 1\n";
+        assert_eq!(decision_rules(v1), vec!["deny_latest", "violation"]);
+        let v0 = "package main\n  deny[msg] { msg := \"a\" }\ndefault warn_x = false\n";
+        assert_eq!(decision_rules(v0), vec!["deny"]);
+        assert_eq!(
+            rule_heads(
+                "package p\nimport rego.v1\nm[k] := 1 if { k := \"a\" }\nf(x) := x\ndeny contains 1 if true\ndeny contains 2 if true\n"
+            ),
+            Some(vec!["m".into(), "f".into(), "deny".into(), "deny".into()])
         );
     }
 }

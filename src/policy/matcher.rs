@@ -9,7 +9,11 @@
 //!   matches nothing.
 //!   Names accept one `*` at the front or end (`kube-*`, `*-system`).
 //! - `labelSelector`: the object's own labels (the old object's for a DELETE).
-//! - `scope`: `*`, `Cluster` or `Namespaced`. `name`: the object's name, same globs.
+//! - An UPDATE is matched when its object or its old object matches (Gatekeeper's
+//!   `matchAny`): taking the matching label away in the same change is no way out.
+//! - `scope`: `*`, `Cluster` or `Namespaced`; a Namespace is cluster-scoped whatever
+//!   namespace the request names (the API server writes its own name there). `name`: the
+//!   object's name, same globs.
 //! - `source`: `Original`, `Generated` (made by an ExpansionTemplate) or `All`.
 
 use std::collections::BTreeMap;
@@ -124,7 +128,6 @@ impl Match {
         Some(keys)
     }
 
-    /// Whether the policy applies to this document.
     /// Whether this match takes resources of this origin: `generated` when an
     /// ExpansionTemplate made the resource (`source: Generated` takes only those, `Original`
     /// none of them).
@@ -136,12 +139,34 @@ impl Match {
         }
     }
 
+    /// Whether the policy applies to this document: as Gatekeeper's matcher, when the object
+    /// or the old object matches (an UPDATE that takes the matching label away, or moves a
+    /// Namespace out of a `namespaceSelector`, is still judged).
     pub fn matches(&self, doc: &Document, namespaces: &dyn NamespaceLabels) -> bool {
         let kind = &doc.review.kind;
         if !self.kinds_match(&kind.group, &kind.kind) {
             return false;
         }
-        let subject = doc.subject();
+        fn present(o: &Option<Value>) -> Option<&Value> {
+            o.as_ref().filter(|v| !v.is_null())
+        }
+        match (present(&doc.review.object), present(&doc.review.old_object)) {
+            (None, None) => self.matches_object(doc, None, namespaces),
+            (object, old) => [object, old]
+                .into_iter()
+                .flatten()
+                .any(|o| self.matches_object(doc, Some(o), namespaces)),
+        }
+    }
+
+    /// The criteria past `kinds` for one of the request's objects.
+    fn matches_object(
+        &self,
+        doc: &Document,
+        subject: Option<&Value>,
+        namespaces: &dyn NamespaceLabels,
+    ) -> bool {
+        let kind = &doc.review.kind;
         let is_namespace = kind.group.is_empty() && kind.kind == "Namespace";
         let namespace = doc.review.namespace.as_deref().filter(|n| !n.is_empty());
         let name = if doc.review.name.is_empty() {
@@ -152,9 +177,11 @@ impl Match {
         } else {
             doc.review.name.as_str()
         };
+        // Gatekeeper's scopeMatch: a Namespace is cluster-scoped, whatever namespace the API
+        // server writes in its request (its own name).
         match self.scope.as_deref() {
-            Some("Cluster") if namespace.is_some() => return false,
-            Some("Namespaced") if namespace.is_none() => return false,
+            Some("Cluster") if !(is_namespace || namespace.is_none()) => return false,
+            Some("Namespaced") if is_namespace || namespace.is_none() => return false,
             _ => {}
         }
         if let Some(pattern) = &self.name
@@ -349,6 +376,50 @@ mod tests {
         // Policies without a namespaceSelector are not affected.
         let plain = m(json!({"namespaces": ["dev"]}));
         assert!(plain.matches(&doc(pod("dev", json!({}))), &Off));
+    }
+
+    #[test]
+    fn an_update_matches_when_the_object_or_the_old_object_does() {
+        let sel = m(json!({"labelSelector": {"matchLabels": {"regulated": "true"}}}));
+        let update = |old: Value, new: Value| {
+            Document::from_manifest(
+                "t",
+                Operation::Update,
+                Some(new),
+                Some(old),
+                Source::admission(),
+            )
+            .unwrap()
+        };
+        let labelled = pod("a", json!({"regulated": "true"}));
+        let bare = pod("a", json!({}));
+        // The label taken away in the change that is judged: still judged.
+        assert!(sel.matches(&update(labelled.clone(), bare.clone()), &NoNamespaces));
+        assert!(sel.matches(&update(bare.clone(), labelled), &NoNamespaces));
+        assert!(!sel.matches(&update(bare.clone(), bare), &NoNamespaces));
+        // A Namespace leaving a namespaceSelector's set.
+        let nssel = m(json!({"namespaceSelector": {"matchLabels": {"env": "prod"}}}));
+        let ns = |labels: Value| {
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": "shop", "labels": labels}})
+        };
+        assert!(nssel.matches(
+            &update(ns(json!({"env": "prod"})), ns(json!({}))),
+            &NoNamespaces
+        ));
+    }
+
+    #[test]
+    fn a_namespace_is_cluster_scoped_whatever_namespace_the_request_names() {
+        // The API server writes a Namespace's own name as the request's namespace.
+        let mut doc = doc(json!({"apiVersion": "v1", "kind": "Namespace",
+                                 "metadata": {"name": "team-a"}}));
+        doc.review.namespace = Some("team-a".into());
+        assert!(m(json!({"scope": "Cluster"})).matches(&doc, &NoNamespaces));
+        assert!(!m(json!({"scope": "Namespaced"})).matches(&doc, &NoNamespaces));
+        assert!(m(json!({"scope": "*"})).matches(&doc, &NoNamespaces));
+        let pod_doc = super::tests::doc(pod("a", json!({})));
+        assert!(m(json!({"scope": "Namespaced"})).matches(&pod_doc, &NoNamespaces));
     }
 
     #[test]

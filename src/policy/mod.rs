@@ -5,6 +5,7 @@
 //! can share one set between all its workers.
 
 pub mod compat;
+mod conflicts;
 pub mod expansion;
 pub mod host;
 pub mod lint;
@@ -380,17 +381,7 @@ impl Policy {
             .eval("exception", input, data)?
             .map(|v| to_json(&v))
             .unwrap_or(Value::Null);
-        let mut out = Vec::new();
-        for entry in json.as_array().into_iter().flatten() {
-            match entry {
-                Value::Array(names) => {
-                    out.extend(names.iter().filter_map(Value::as_str).map(str::to_string))
-                }
-                Value::String(s) => out.push(s.clone()),
-                _ => {}
-            }
-        }
-        Ok(out)
+        Ok(exception_names(&json))
     }
 
     /// The findings of one rule's value: each member of a set or array (a message, or an
@@ -433,6 +424,25 @@ impl Policy {
             other => out.push(one(other)),
         }
     }
+}
+
+/// The rule suffixes a conftest `exception` rule's value names, as conftest reads them: the
+/// strings of `exception[_][_]` (members of members; a string member is not a collection, so
+/// `exception contains "latest"` names nothing, as in conftest). One entry per time named.
+pub(crate) fn exception_names(value: &Value) -> Vec<String> {
+    fn members(v: &Value) -> Vec<&Value> {
+        match v {
+            Value::Array(items) => items.iter().collect(),
+            Value::Object(fields) => fields.values().collect(),
+            _ => Vec::new(),
+        }
+    }
+    members(value)
+        .into_iter()
+        .flat_map(members)
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// `deny_latest` → `latest`; `deny` → ``.
@@ -607,6 +617,20 @@ mod tests {
         assert_eq!(Enforcement::parse("dryrun"), Some(Enforcement::Dryrun));
         assert_eq!(Enforcement::parse("Warn"), Some(Enforcement::Warn));
         assert_eq!(Enforcement::parse("block"), None);
+    }
+
+    #[test]
+    fn exception_names_are_members_of_members_as_conftest_queries_them() {
+        use serde_json::json;
+        // `exception contains rules if { rules := ["latest"] }`, also as an object's values.
+        assert_eq!(
+            exception_names(&json!([["latest", "root"]])),
+            ["latest", "root"]
+        );
+        assert_eq!(exception_names(&json!({"a": ["latest"]})), ["latest"]);
+        // `exception contains "latest"`: a string is no collection, it names nothing.
+        assert!(exception_names(&json!(["latest"])).is_empty());
+        assert!(exception_names(&json!("latest")).is_empty());
     }
 
     #[test]

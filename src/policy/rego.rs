@@ -709,6 +709,11 @@ fn vm_decides_differently(
         text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .any(|token| token == "_")
     };
+    // A complete rule, function or partial object that could produce two values: OPA and
+    // the interpreter report the conflict, the VM keeps the last value.
+    if let Some(why) = super::conflicts::first(modules) {
+        return Some(why);
+    }
     for module in modules {
         // The host functions (`super::host`) are the interpreter's extensions; the VM
         // compiles a call of the same name to regorus's own built-in, which is what the host
@@ -720,36 +725,6 @@ fn vm_decides_differently(
                 "{}:{line}: calls {name}, which gitgate provides to the interpreter only (regorus's VM has its own, which differs)",
                 source.file()
             ));
-        }
-        // A complete rule defined more than once (`value := 1 if ...`, `value := 2 if ...`):
-        // the interpreter reports a conflict when the definitions disagree, the VM does not.
-        let mut complete: HashMap<&str, usize> = HashMap::new();
-        for rule in &module.policy {
-            // (`x if ...` twice is `true` both times: no conflict is possible.)
-            if let Rule::Spec {
-                head:
-                    RuleHead::Compr {
-                        refr,
-                        assign: Some(_),
-                        ..
-                    },
-                ..
-            } = rule.as_ref()
-            {
-                let name = refr.span().text();
-                if !name.contains('[') {
-                    let seen = complete.entry(name).or_default();
-                    *seen += 1;
-                    if *seen > 1 {
-                        let span = refr.span();
-                        return Some(format!(
-                            "{}:{}: rule {name} has several definitions, whose conflicts regorus's VM does not report",
-                            span.source.file(),
-                            span.line
-                        ));
-                    }
-                }
-            }
         }
         for rule in &module.policy {
             if let Rule::Spec {
@@ -811,9 +786,23 @@ fn first_line(message: &str) -> String {
 fn data_roots(modules: &[Module]) -> Option<Vec<String>> {
     let mut roots: Vec<String> = Vec::new();
     let word = |c: char| c.is_alphanumeric() || c == '_';
-    for line in modules.iter().flat_map(|m| m.text.lines()) {
-        // Comments often say "data"; strings with a `#` are rare, and only cost a re-prepare.
-        let code = line.split('#').next().unwrap_or("");
+    // Only code: comments often say "data", and a `#` inside a string is no comment (cutting
+    // lines at the first `#` lost `data.inventory` after `tag := "#";`, and with it the
+    // inventory a policy reads).
+    let code_only: Vec<String> = modules
+        .iter()
+        .map(|m| {
+            let mask = super::compat::code_mask(&m.text);
+            let bytes: Vec<u8> = m
+                .text
+                .bytes()
+                .zip(mask)
+                .map(|(b, code)| if code || b == b'\n' { b } else { b' ' })
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect();
+    for code in code_only.iter().flat_map(|text| text.lines()) {
         for (at, _) in code.match_indices("data") {
             let before = code[..at].chars().next_back();
             let rest = &code[at + 4..];
@@ -968,6 +957,15 @@ mod tests {
             Some(vec!["lib".to_string()])
         );
         assert_eq!(roots("package a\nx := data[\"inventory\"]\n"), None);
+        // A `#` in a string is no comment; `data` in a string or a comment is no read.
+        assert_eq!(
+            roots("package a\nx if { t := \"#\"; o := data.inventory.cluster[_] }\n"),
+            Some(vec!["inventory".to_string()])
+        );
+        assert_eq!(
+            roots("package a\nx := \"data.secrets\" # data.other\ny := `data.raw`\n"),
+            Some(vec![])
+        );
         let p = compile("package a\nx := 1\n").unwrap();
         assert!(!p.reads_data("inventory"));
         let p = compile("package a\nx := count(data.inventory)\n").unwrap();
