@@ -88,10 +88,6 @@ static WARNING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^warn(_[a-zA-Z0-9]+)*$").expect("valid regex"));
 static FAILURE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(deny|violation)(_[a-zA-Z0-9]+)*$").expect("valid regex"));
-static RULE_HEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[|contains\b|if\b|=|:=|\{)")
-        .expect("valid regex")
-});
 
 /// The host function `trace()` calls are sent to.
 const NOTE: &str = "gitgate_conftest_note";
@@ -130,17 +126,7 @@ fn module_info(file: &str, text: &str) -> Option<ModuleInfo> {
         has_exception: false,
         tests: Vec::new(),
     };
-    // The parsed rule heads (an indented `deny` is a rule too); where the module does not
-    // parse on its own, the heads that start a line (the lines of a multi-line value,
-    // `denylist := [\n "apk",`, do not match the pattern).
-    let heads: Vec<String> = crate::policy::load::rule_heads(text).unwrap_or_else(|| {
-        RULE_HEAD
-            .captures_iter(text)
-            .map(|c| c[1].to_string())
-            .filter(|name| !matches!(name.as_str(), "package" | "import" | "default"))
-            .collect()
-    });
-    for name in &heads {
+    for name in &crate::policy::load::rule_heads(text) {
         let name = name.as_str();
         if is_failure(name) || is_warning(name) {
             info.rules.push(name.to_string());

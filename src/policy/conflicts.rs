@@ -28,9 +28,7 @@ pub fn first(modules: &[Ref<Module>]) -> Option<String> {
     for module in modules {
         let names = rules_of.entry(package(module)).or_default();
         for rule in &module.policy {
-            if let Some(name) = head_name(rule) {
-                names.insert(root_name(&name).to_string());
-            }
+            names.insert(super::load::head_root(rule).to_string());
         }
         for import in &module.imports {
             let alias = match &import.r#as {
@@ -111,28 +109,6 @@ pub fn first(modules: &[Ref<Module>]) -> Option<String> {
 
 fn package(module: &Module) -> String {
     module.package.refr.span().text().to_string()
-}
-
-/// The head's reference as written (`x`, `m[k]`, `f`, `a.b`), or `None` for a default rule.
-fn head_name(rule: &Ref<Rule>) -> Option<String> {
-    match rule.as_ref() {
-        Rule::Spec { head, .. } => Some(
-            match head {
-                RuleHead::Compr { refr, .. }
-                | RuleHead::Set { refr, .. }
-                | RuleHead::Func { refr, .. } => refr,
-            }
-            .span()
-            .text()
-            .to_string(),
-        ),
-        Rule::Default { refr, .. } => Some(refr.span().text().to_string()),
-    }
-}
-
-/// `m[k]` → `m`, `a.b` → `a`.
-fn root_name(name: &str) -> &str {
-    name.split(['[', '.']).next().unwrap_or(name)
 }
 
 fn last_segment(path: &str) -> &str {

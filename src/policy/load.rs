@@ -260,8 +260,10 @@ fn bind_constraints(
     Ok(out)
 }
 
+/// A rule head at the start of a line (the fallback of [`rule_heads`]); the lines of a
+/// multi-line value (`denylist := [\n "apk",`) do not match it.
 static RULE_HEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^((?:violation|deny|warn)(?:_[A-Za-z0-9_]+)?|exception)\s*(?:\[|contains\b|if\b|=|:=|\{)")
+    Regex::new(r"(?m)^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[|contains\b|if\b|=|:=|\{)")
         .expect("valid regex")
 });
 
@@ -269,20 +271,12 @@ static PACKAGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^\s*package\s+([A-Za-z0-9_.\[\]\x22]+)").expect("valid regex")
 });
 
-/// The decision rules (and `exception`) a module defines: from its parsed rule heads
-/// ([`rule_heads`]; Rego does not care where a line starts, so an indented `deny` is a rule
-/// too), or, where the module does not parse on its own, by their heads at line start.
+/// The decision rules (and `exception`) a module defines ([`rule_heads`]).
 pub fn decision_rules(text: &str) -> Vec<String> {
-    let mut rules: Vec<String> = match rule_heads(text) {
-        Some(heads) => heads
-            .into_iter()
-            .filter(|name| is_decision_rule(name))
-            .collect(),
-        None => RULE_HEAD
-            .captures_iter(text)
-            .map(|c| c[1].to_string())
-            .collect(),
-    };
+    let mut rules: Vec<String> = rule_heads(text)
+        .into_iter()
+        .filter(|name| is_decision_rule(name))
+        .collect();
     rules.sort();
     rules.dedup();
     rules
@@ -302,10 +296,12 @@ fn is_decision_rule(name: &str) -> bool {
 }
 
 /// The name of every rule a module defines, in order, one per definition (`deny[msg]`,
-/// `deny contains msg`, `deny := ...` → `deny`; `default` rules left out), read by regorus's
-/// parser (Rego v0 syntax, then v1), or `None` when the module does not parse either way.
-pub fn rule_heads(text: &str) -> Option<Vec<String>> {
-    use regorus::unstable::{Parser, Rule, RuleHead, Source};
+/// `deny contains msg`, `deny := ...` → `deny`; `default` rules left out). Read by regorus's
+/// parser (Rego v0 syntax, then v1): Rego does not care where a line starts, so an indented
+/// `deny` is a rule too. Where the module does not parse on its own, the heads that start a
+/// line.
+pub fn rule_heads(text: &str) -> Vec<String> {
+    use regorus::unstable::{Parser, Rule, Source};
     let parse = |v1: bool| {
         let source = Source::from_contents("module.rego".into(), text.to_string()).ok()?;
         let mut parser = Parser::new(&source).ok()?;
@@ -314,31 +310,35 @@ pub fn rule_heads(text: &str) -> Option<Vec<String>> {
         }
         parser.parse().ok()
     };
-    let module = parse(false).or_else(|| parse(true))?;
-    Some(
-        module
+    match parse(false).or_else(|| parse(true)) {
+        Some(module) => module
             .policy
             .iter()
-            .filter_map(|rule| match rule.as_ref() {
-                Rule::Spec { head, .. } => {
-                    let refr = match head {
-                        RuleHead::Compr { refr, .. }
-                        | RuleHead::Set { refr, .. }
-                        | RuleHead::Func { refr, .. } => refr,
-                    };
-                    let text = refr.span().text();
-                    Some(
-                        text.split(['[', '.'])
-                            .next()
-                            .unwrap_or(text)
-                            .trim()
-                            .to_string(),
-                    )
-                }
-                Rule::Default { .. } => None,
-            })
+            .filter(|rule| matches!(rule.as_ref(), Rule::Spec { .. }))
+            .map(|rule| head_root(rule).to_string())
             .collect(),
-    )
+        None => RULE_HEAD
+            .captures_iter(text)
+            .map(|c| c[1].to_string())
+            .filter(|name| !matches!(name.as_str(), "package" | "import" | "default"))
+            .collect(),
+    }
+}
+
+/// The name a rule defines, its head's first segment: `deny[msg]`, `deny contains msg`,
+/// `m[k] := v`, `a.b := v`, `f(x)` → `deny`, `m`, `a`, `f`.
+pub(crate) fn head_root(rule: &regorus::unstable::Rule) -> &str {
+    use regorus::unstable::{Rule, RuleHead};
+    let refr = match rule {
+        Rule::Spec {
+            head:
+                RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. },
+            ..
+        }
+        | Rule::Default { refr, .. } => refr,
+    };
+    let text = refr.span().text();
+    text.split(['[', '.']).next().unwrap_or(text).trim()
 }
 
 /// Whether a module follows gitgate's own convention: a METADATA block with `custom:` (name,
@@ -604,7 +604,12 @@ mod tests {
             rule_heads(
                 "package p\nimport rego.v1\nm[k] := 1 if { k := \"a\" }\nf(x) := x\ndeny contains 1 if true\ndeny contains 2 if true\n"
             ),
-            Some(vec!["m".into(), "f".into(), "deny".into(), "deny".into()])
+            ["m", "f", "deny", "deny"]
+        );
+        // What does not parse alone: the heads that start a line.
+        assert_eq!(
+            rule_heads("package p\ndeny[msg] { msg := \ndefault x = 1\nwarn_y { true }\n"),
+            ["deny", "warn_y"]
         );
     }
 }

@@ -694,8 +694,8 @@ fn packages_of(paths: &[String]) -> String {
 }
 
 /// Why regorus 0.14's VM would decide a program differently from the interpreter, if it
-/// would: a complete rule with several definitions (a conflict between them is an error on
-/// the interpreter, not on the VM: tests/policy_engine.rs), or a function with a `_` parameter (`accept("RunAsAny", _, _)`, as the
+/// would: a rule that could produce two values (a conflict is an error on the interpreter, as
+/// in OPA, not on the VM: `super::conflicts`), a call of a host function, or a function with a `_` parameter (`accept("RunAsAny", _, _)`, as the
 /// gatekeeper-library's `K8sPSPAllowedUsers` has). The VM takes such a call as undefined when
 /// every argument is defined, and as defined when the argument under `_` is undefined, the
 /// opposite of the interpreter (and of OPA) both times; tests/rego_engines.rs found it on the
@@ -786,26 +786,17 @@ fn first_line(message: &str) -> String {
 fn data_roots(modules: &[Module]) -> Option<Vec<String>> {
     let mut roots: Vec<String> = Vec::new();
     let word = |c: char| c.is_alphanumeric() || c == '_';
-    // Only code: comments often say "data", and a `#` inside a string is no comment (cutting
-    // lines at the first `#` lost `data.inventory` after `tag := "#";`, and with it the
-    // inventory a policy reads).
-    let code_only: Vec<String> = modules
-        .iter()
-        .map(|m| {
-            let mask = super::compat::code_mask(&m.text);
-            let bytes: Vec<u8> = m
-                .text
-                .bytes()
-                .zip(mask)
-                .map(|(b, code)| if code || b == b'\n' { b } else { b' ' })
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-        .collect();
-    for code in code_only.iter().flat_map(|text| text.lines()) {
-        for (at, _) in code.match_indices("data") {
-            let before = code[..at].chars().next_back();
-            let rest = &code[at + 4..];
+    for text in modules.iter().map(|m| m.text.as_str()) {
+        // Only code: comments often say "data", and a `#` inside a string is no comment
+        // (cutting lines at the first `#` lost `data.inventory` after `tag := "#";`, and
+        // with it the inventory a policy reads).
+        let mask = super::compat::code_mask(text);
+        for (at, _) in text.match_indices("data") {
+            if !mask.get(at).copied().unwrap_or(false) {
+                continue;
+            }
+            let before = text[..at].chars().next_back();
+            let rest = &text[at + 4..];
             if before.is_some_and(|c| word(c) || c == '.') || rest.starts_with(word) {
                 continue; // metadata, input.data, dataset
             }

@@ -479,7 +479,8 @@ fn base64(bytes: &[u8]) -> String {
 /// Whether an object's API group is one of Kubernetes' own built-in groups (whose objects
 /// the API server decodes into Go types, dropping `omitempty` zeros): the core group, the
 /// unsuffixed ones, and `*.k8s.io` except the groups of CRD-defined APIs (Gateway API,
-/// volume snapshots). Anything else is a custom resource, stored as sent.
+/// admin network policies, volume snapshots). Anything else is a custom resource, stored as
+/// sent; a CRD-defined group taken for a built-in one only gets the built-in kinds' reading.
 fn builtin_group(object: &Value) -> bool {
     let api_version = object
         .get("apiVersion")
@@ -492,7 +493,10 @@ fn builtin_group(object: &Value) -> bool {
     ) || (group.ends_with(".k8s.io")
         && !matches!(
             group,
-            "gateway.networking.k8s.io" | "snapshot.storage.k8s.io"
+            "gateway.networking.k8s.io"
+                | "policy.networking.k8s.io"
+                | "snapshot.storage.k8s.io"
+                | "groupsnapshot.storage.k8s.io"
         ))
 }
 
